@@ -130,3 +130,8 @@ def capset(effective: int, permitted: int, inheritable: int = 0) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2): flush the file system holding `fd` (cheaper than fsync of every file)."""
+    _check(_libc.syncfs(fd), "syncfs")

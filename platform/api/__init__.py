@@ -1,0 +1,1 @@
+"""Shared REST plumbing: error format, pagination, base viewset that calls the gate, URLs."""

@@ -1,0 +1,1 @@
+"""Containers: models, the dangerous-option policy, services and API."""

@@ -1,0 +1,1 @@
+"""Hosts that run a Berth agent, each with its own Celery queue."""

@@ -1,0 +1,1 @@
+"""Images known on each host."""

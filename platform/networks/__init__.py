@@ -1,0 +1,1 @@
+"""Networks owned by teams."""

@@ -1,0 +1,1 @@
+"""Operations: the durable record of every change sent to a host agent."""

@@ -1,0 +1,1 @@
+"""Roles, role bindings and the single authorization gate."""

@@ -1,0 +1,1 @@
+"""Named volumes owned by teams."""

@@ -1,0 +1,301 @@
+"""/api/v1/users/, /teams/ and /tokens/."""
+
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.models import ApiToken, Membership, Team, User
+from api.base import (
+    GatedCreateMixin,
+    GatedDestroyMixin,
+    GatedListMixin,
+    GatedRetrieveMixin,
+    GatedUpdateMixin,
+    GatedViewSet,
+)
+from api.fields import StrictBooleanField, StrictIntegerField, StrictSerializer
+from config.errors import InvalidRequest
+from rbac import gate
+from rbac.grants import forget, grants_for
+from rbac.models import RoleBinding
+
+PRIVILEGED_USER_FIELDS = ("is_staff", "is_superuser", "is_active")
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user; the password is write-only and stored hashed."""
+
+    password = serializers.CharField(
+        write_only=True, required=False, min_length=8, style={"input_type": "password"}
+    )
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "password",
+            "date_joined",
+            "last_login",
+        ]
+        read_only_fields = ["date_joined", "last_login"]
+
+    def create(self, validated_data):
+        password = validated_data.pop("password", None)
+        user = User(**validated_data)
+        user.set_password(password) if password else user.set_unusable_password()
+        user.save()
+        return user
+
+    def update(self, instance, validated_data):
+        password = validated_data.pop("password", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        if password:
+            instance.set_password(password)
+        instance.save()
+        return instance
+
+
+class UserViewSet(
+    GatedListMixin,
+    GatedRetrieveMixin,
+    GatedCreateMixin,
+    GatedUpdateMixin,
+    GatedDestroyMixin,
+    GatedViewSet,
+):
+    """Users. Staff, superuser and active flags are never writable by the user they describe."""
+
+    resource = "user"
+    gate_actions = {
+        "list": "user.view",
+        "retrieve": "user.view",
+        "create": "user.create",
+        "update": "user.change",
+        "partial_update": "user.change",
+        "destroy": "user.delete",
+    }
+    queryset = User.objects.all()
+    serializer_class = UserSerializer
+    filterset_fields = ["is_active", "is_staff", "username"]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    ordering_fields = ["username", "date_joined"]
+
+    def _escalation_options(self, target):
+        """Changing a user means acting as them: you must hold all they hold (or rbac.escalate).
+
+        Their staff, superuser and active flags are never writable by themselves.
+        """
+        data = self.request.data if isinstance(self.request.data, dict) else {}
+        options = {
+            "grants": [
+                {
+                    "permissions": sorted(grant.codes),
+                    "bind_paths": list(grant.bind_paths),
+                    "team_id": grant.team_id,
+                    "host_id": grant.host_id,
+                }
+                for grant in grants_for(target)
+            ]
+        }
+        if data.get("is_superuser"):
+            options["permissions"] = ["*"]
+        if any(name in data for name in PRIVILEGED_USER_FIELDS):
+            options["subject_user_id"] = target.pk
+            options["self_message"] = "you cannot change your own staff, superuser or active flags"
+        return options
+
+    def create(self, request, *args, **kwargs):
+        if isinstance(request.data, dict) and request.data.get("is_superuser"):
+            gate.require(request.user, "rbac.escalate", resource="user", summary=self.summary())
+        return super().create(request, *args, **kwargs)
+
+    def update(self, request, *args, **kwargs):
+        target = self.get_object()
+        options = self._escalation_options(target)
+        gate.require(request.user, "user.change", target, resource="user", options=options, summary=self.summary())
+        return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        target = self.get_object()
+        options = self._escalation_options(target)
+        gate.require(request.user, "user.delete", target, resource="user", options=options, summary=self.summary())
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, obj):
+        if obj.pk == self.request.user.pk:
+            raise InvalidRequest("you cannot delete yourself")
+        obj.delete()
+
+
+class MemberSerializer(StrictSerializer):
+    """A user to add to a team."""
+
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    """A team and its member ids."""
+
+    members = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "description", "members", "created_at"]
+        read_only_fields = ["members", "created_at"]
+
+
+class TeamViewSet(
+    GatedListMixin,
+    GatedRetrieveMixin,
+    GatedCreateMixin,
+    GatedUpdateMixin,
+    GatedDestroyMixin,
+    GatedViewSet,
+):
+    """Teams; adding a member grants them the team's roles, so the escalation rule applies."""
+
+    resource = "team"
+    gate_actions = {
+        "list": "team.view",
+        "retrieve": "team.view",
+        "create": "team.create",
+        "update": "team.change",
+        "partial_update": "team.change",
+        "destroy": "team.delete",
+        "add_member": "team.change",
+        "remove_member": "team.change",
+    }
+    queryset = Team.objects.prefetch_related("members")
+    serializer_class = TeamSerializer
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
+
+    def _member_options(self, team, user_id):
+        """A new member receives every binding of the team, each in its own scope."""
+        grants = [
+            {
+                "permissions": binding.role.permissions,
+                "bind_paths": binding.role.bind_paths,
+                "team_id": binding.scope_team_id,
+                "host_id": binding.scope_host_id,
+            }
+            for binding in RoleBinding.objects.filter(team=team).select_related("role")
+        ]
+        return {
+            "subject_user_id": user_id,
+            "self_message": "you cannot change your own team memberships",
+            "grants": grants,
+        }
+
+    @extend_schema(request=MemberSerializer, responses={201: TeamSerializer})
+    @action(detail=True, methods=["post"], url_path="members")
+    def add_member(self, request, pk=None):
+        """Add a user to the team."""
+        team = self.get_object()
+        body = MemberSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        member = body.validated_data["user"]
+        decision = self.require(team, options=self._member_options(team, member.pk))
+        with transaction.atomic():
+            Membership.objects.get_or_create(team=team, user=member)
+            gate.record(decision, summary=self.summary() | {"user": member.pk})
+        forget(member)
+        return Response(
+            TeamSerializer(Team.objects.get(pk=team.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
+    def remove_member(self, request, pk=None, user_id=None):
+        """Remove a user from the team."""
+        team = self.get_object()
+        decision = self.require(
+            team, options=self._member_options(team, int(user_id)) | {"grants": []}
+        )
+        with transaction.atomic():
+            Membership.objects.filter(team=team, user_id=int(user_id)).delete()
+            gate.record(decision, summary=self.summary() | {"user": int(user_id)})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    """An API token (never its secret, except once in the create answer)."""
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "read_only",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+
+class TokenCreateSerializer(StrictSerializer):
+    """A name per client, a lifetime and an optional read-only flag."""
+
+    name = serializers.CharField(max_length=64)
+    days = StrictIntegerField(required=False, default=90, min_value=1, max_value=365)
+    read_only = StrictBooleanField(required=False, default=False)
+
+
+class TokenViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
+    """Your own API tokens; DELETE revokes one."""
+
+    resource = "token"
+    gate_actions = {
+        "list": "token.view",
+        "retrieve": "token.view",
+        "create": "token.create",
+        "destroy": "token.delete",
+    }
+    queryset = ApiToken.objects.all()
+    serializer_class = TokenSerializer
+    ordering_fields = ["created_at", "name"]
+
+    @extend_schema(request=TokenCreateSerializer, responses={201: TokenSerializer})
+    def create(self, request):
+        """Issue a token; the answer holds its secret, shown this once."""
+        body = TokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if ApiToken.objects.filter(user=request.user, name=data["name"]).exists():
+            raise InvalidRequest(f"you already have a token named {data['name']!r}")
+        decision = self.require(ApiToken(user=request.user, name=data["name"]))
+        with transaction.atomic():
+            token, secret = ApiToken.issue(
+                request.user, data["name"], days=data["days"], read_only=data["read_only"]
+            )
+            gate.record(
+                decision,
+                summary=self.summary() | {"name": token.name, "read_only": token.read_only},
+            )
+        return Response(
+            TokenSerializer(token).data | {"token": secret}, status=status.HTTP_201_CREATED
+        )
+
+    def destroy(self, request, pk=None):
+        """Revoke the token (kept, for the audit trail)."""
+        token = self.get_object()
+        decision = self.require(token)
+        with transaction.atomic():
+            ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            gate.record(decision, summary=self.summary())
+        return Response(status=status.HTTP_204_NO_CONTENT)

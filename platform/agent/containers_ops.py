@@ -1,0 +1,212 @@
+"""Container operations: each maps one Operation kind onto runtime verbs, idempotently.
+
+Every handler first asks the runtime what exists (by the container's label), then does only
+what is missing, so running a handler twice (a redelivered task, a recovered operation)
+converges on the same single container.
+"""
+
+import base64
+import dataclasses
+import itertools
+
+from agent import lookup, observe
+from agent.policy_gate import checked_spec
+from containers.models import Container
+from runtime.errors import InvalidSpec, NotFound
+
+Observed = Container.Observed
+MAX_LOG_LINES = 10_000
+MAX_OUTPUT_BYTES = 1024 * 1024
+
+
+def runtime_spec(container):
+    """The spec the runtime gets: the checked stored spec, named and labelled for lookup."""
+    spec = checked_spec(container)
+    labels = dict(spec.labels)
+    labels[lookup.LABEL] = lookup.label_value(container)
+    return dataclasses.replace(spec, name=container.name, labels=labels)
+
+
+def _ensure_created(rt, container) -> dict:
+    state = lookup.find(rt, container)
+    if state is None:
+        state = rt.create(runtime_spec(container))
+    return state
+
+
+def _must_exist(rt, container) -> dict:
+    state = lookup.find(rt, container)
+    if state is None:
+        observe.record_missing(container, Observed.GHOST)
+        raise NotFound(f"container {container.name} does not exist on host {container.host.name}")
+    return state
+
+
+def _refresh(rt, container, state) -> dict:
+    state = rt.state(state["id"])
+    observe.record(container, state)
+    return observe.snapshot(state)
+
+
+def create(rt, op, container):
+    """Create the container (and start it when params.start is true)."""
+    state = _ensure_created(rt, container)
+    observe.record(container, state)
+    if op.params.get("start"):
+        return start(rt, op, container)
+    return observe.snapshot(state)
+
+
+def start(rt, op, container):
+    """Start it; a container the host lost is created again from its spec first."""
+    state = _ensure_created(rt, container)
+    if state.get("status") not in ("running", "paused"):
+        rt.start(state["id"])
+    return _refresh(rt, container, state)
+
+
+def stop(rt, op, container):
+    """Stop with the stop signal, then SIGKILL after the timeout; nothing to do if it is gone."""
+    state = lookup.find(rt, container)
+    if state is None:
+        observe.record_missing(container, Observed.GHOST)
+        return {"status": "missing"}
+    if state.get("status") in ("running", "paused"):
+        rt.stop(state["id"], timeout=op.params.get("timeout"))
+    return _refresh(rt, container, state)
+
+
+def restart(rt, op, container):
+    """Stop (if running) and start again; creates it if the host lost it."""
+    state = _ensure_created(rt, container)
+    if state.get("status") == "created":
+        rt.start(state["id"])
+    else:
+        rt.restart(state["id"], timeout=op.params.get("timeout"))
+    return _refresh(rt, container, state)
+
+
+def kill(rt, op, container):
+    """Send a signal (default KILL)."""
+    state = _must_exist(rt, container)
+    rt.kill(state["id"], op.params.get("signal") or "KILL")
+    return _refresh(rt, container, state)
+
+
+def pause(rt, op, container):
+    """Freeze every process of the container."""
+    state = _must_exist(rt, container)
+    if state.get("status") != "paused":
+        rt.pause(state["id"])
+    return _refresh(rt, container, state)
+
+
+def unpause(rt, op, container):
+    """Thaw it."""
+    state = _must_exist(rt, container)
+    if state.get("status") == "paused":
+        rt.unpause(state["id"])
+    return _refresh(rt, container, state)
+
+
+def rename(rt, op, container):
+    """Rename: the row holds the name; the runtime follows when it can rename.
+
+    The runtime has no rename verb yet, so its name stays the old one; the agent finds the
+    container by the runtime id and label, never by that name alone.
+    """
+    new_name = op.params.get("new") or op.params.get("name")
+    if not new_name:
+        raise InvalidSpec("rename needs a new name")
+    state = lookup.find(rt, container)
+    if state is not None and hasattr(rt, "rename") and state.get("name") != new_name:
+        rt.rename(state["id"], new_name)
+    if container.name != new_name:
+        Container.objects.filter(id=container.id).update(name=new_name)
+    return {"name": new_name}
+
+
+def remove(rt, op, container):
+    """Delete it from the host (force kills a running one); gone already counts as done."""
+    state = lookup.find(rt, container)
+    if state is not None:
+        rt.delete(state["id"], force=bool(op.params.get("force")))
+    observe.record_missing(container, Observed.REMOVED)
+    return {"removed": True}
+
+
+def logs(rt, container, params):
+    """The last lines of stdout/stderr: {"lines": [[stream, iso_ts, text], ...]} (never follows)."""
+    state = _must_exist(rt, container)
+    entries = rt.logs(
+        state["id"],
+        follow=False,
+        tail=params.get("tail"),
+        since=params.get("since"),
+        timestamps=bool(params.get("timestamps")),
+    )
+    lines, size = [], 0
+    for stream, ts, data in itertools.islice(entries, MAX_LOG_LINES):
+        size += len(data)
+        if size > MAX_OUTPUT_BYTES:
+            break
+        lines.append([stream, ts, data.decode("utf-8", "replace")])
+    return {"lines": lines}
+
+
+def stats(rt, container, params):
+    """One sample of CPU, memory, pids and block IO counters."""
+    return rt.stats(_must_exist(rt, container)["id"])
+
+
+def top(rt, container, params):
+    """The processes of the container: {"titles": [...], "processes": [[...], ...]}."""
+    return rt.top(_must_exist(rt, container)["id"])
+
+
+def exec_(rt, container, params):
+    """Run a command inside (non-interactive): {"exit_code": int, "output": str}."""
+    state = _must_exist(rt, container)
+    argv = params.get("cmd") or params.get("argv") or params.get("command")
+    if not argv or not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise InvalidSpec("exec needs a command: a non-empty list of strings")
+    code, output = rt.exec(
+        state["id"],
+        argv,
+        env=tuple(params.get("env") or ()),
+        user=params.get("user"),
+        workdir=params.get("workdir") or params.get("working_dir"),
+    )
+    output = output[-MAX_OUTPUT_BYTES:]
+    try:
+        return {"exit_code": code, "output": output.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            "exit_code": code,
+            "output": output.decode("utf-8", "replace"),
+            "output_base64": base64.b64encode(output).decode(),
+        }
+
+
+# Read-style calls: the web waits for their answer (agent.container_<name> tasks).
+QUERIES = {"logs": logs, "stats": stats, "top": top, "exec": exec_}
+
+
+def _as_operation(query):
+    return lambda rt, op, container: query(rt, container, op.params)
+
+
+HANDLERS = {
+    "create": create,
+    "run": lambda rt, op, c: start(rt, op, c),
+    "start": start,
+    "stop": stop,
+    "restart": restart,
+    "kill": kill,
+    "pause": pause,
+    "unpause": unpause,
+    "rename": rename,
+    "remove": remove,
+    "delete": remove,
+    **{name: _as_operation(query) for name, query in QUERIES.items()},
+}

@@ -1,0 +1,135 @@
+"""Level-triggered repair: compare what the database wants with what this host runs.
+
+Choices (docs/agent.md):
+- A container the database believes exists that the host does not know is marked `ghost`,
+  then repaired by its desired state: desired running or paused -> re-created from its stored
+  spec and started, through a recorded `container.start` Operation (its writable layer is lost,
+  as after `docker rm` + `docker run`); desired created or stopped -> observed `stopped` (a later
+  start re-creates it). Containers with an operation in flight are left to that operation.
+- Exits, OOM kills and restarts done by the runtime reach the row on every pass.
+- A labelled runtime container whose row wants it removed is deleted; one without any row is
+  reported, never touched (it may belong to another installation sharing the host).
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from agent import executor, lookup, observe
+from agent.runtime_handle import get_runtime
+from containers.models import Container
+from operations.models import Operation
+
+log = logging.getLogger(__name__)
+Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.State
+# A pending operation this old lost its message (Redis restarted empty): run it from the row.
+LOST_MESSAGE_AFTER = timedelta(seconds=60)
+
+
+def recover_operations(host_name: str, *, startup: bool, rt=None) -> list[int]:
+    """Run operations of this host that no live task will run; returns their ids.
+
+    At agent start, 'running' ones were cut off by the death of the previous agent; pending
+    ones may have been prefetched by it. Later, only pending ones whose message got lost.
+    """
+    ops = Operation.objects.filter(host__name=host_name)
+    if startup:
+        ops = ops.filter(state__in=(OpState.PENDING, OpState.RUNNING))
+    else:
+        ops = ops.filter(state=OpState.PENDING, created_at__lt=timezone.now() - LOST_MESSAGE_AFTER)
+    done = []
+    for op_id in ops.order_by("created_at", "id").values_list("id", flat=True):
+        log.info("recovering operation %s on host %s", op_id, host_name)
+        executor.execute(op_id, host_name=host_name, recovering=startup, rt=rt)
+        done.append(op_id)
+    return done
+
+
+def reconcile_host(host_name: str, *, startup: bool = False, rt=None) -> dict:
+    """One pass over this host's containers; returns counts for the log and the tests."""
+    rt = rt or get_runtime()
+    if startup and hasattr(rt, "reconcile"):
+        rt.reconcile()  # shims gone after a reboot: the runtime marks those containers stopped
+    recovered = recover_operations(host_name, startup=startup, rt=rt)
+    busy = set(
+        Operation.objects.filter(
+            host__name=host_name,
+            target_type="container",
+            state__in=(OpState.PENDING, OpState.RUNNING),
+        ).values_list("target_id", flat=True)
+    )
+    present = lookup.index(rt)
+    counts = {
+        "recovered": len(recovered),
+        "updated": 0,
+        "ghosts": 0,
+        "repaired": 0,
+        "orphans": 0,
+        "removed": 0,
+    }
+    rows = Container.objects.filter(host__name=host_name).select_related("host", "created_by")
+    wanted = set()
+    for container in rows:
+        key = lookup.label_value(container)
+        wanted.add(key)
+        if str(container.id) in busy:
+            continue
+        state = present.get(key)
+        if container.desired_state == Desired.REMOVED:
+            if state is not None:
+                rt.delete(state["id"], force=True)
+                counts["removed"] += 1
+            if container.observed_state != Observed.REMOVED:
+                observe.record_missing(container, Observed.REMOVED)
+            continue
+        if state is not None:
+            if _changed(container, state):
+                observe.record(container, state)
+                counts["updated"] += 1
+            continue
+        if container.observed_state == Observed.PENDING:
+            continue  # never created: its create operation failed or has not run
+        counts["ghosts"] += 1
+        _repair_ghost(container, host_name, rt)
+        counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)
+    prefix = f"{host_name}/"
+    counts["orphans"] = sum(1 for key in present if key.startswith(prefix) and key not in wanted)
+    if any(counts.values()):
+        log.info("reconciled host %s: %s", host_name, counts)
+    return counts
+
+
+def _changed(container, state) -> bool:
+    status = observe.STATUS_MAP.get(state.get("status"), Observed.ERROR)
+    exit_code = state.get("exit_code") if status == Observed.STOPPED else None
+    pid = state.get("pid") if status in (Observed.RUNNING, Observed.PAUSED) else None
+    return (container.observed_state, container.exit_code, container.pid, container.runtime_id) != (
+        status,
+        exit_code,
+        pid,
+        state.get("id"),
+    )
+
+
+def _repair_ghost(container, host_name, rt) -> None:
+    log.warning("container %s (%s) is a ghost on host %s", container.name, container.id, host_name)
+    observe.record_missing(container, Observed.GHOST)
+    if container.desired_state not in (Desired.RUNNING, Desired.PAUSED):
+        observe.record_missing(container, Observed.STOPPED)
+        return
+    op = Operation.objects.create(
+        kind="container.start",
+        target_type="container",
+        target_id=str(container.id),
+        host=container.host,
+        team=container.team,
+        params={"reason": "reconcile: ghost re-created from its spec"},
+    )
+    executor.execute(op.id, host_name=host_name, rt=rt)
+
+
+def ghosts_q() -> Q:
+    """Containers the dashboard counts as ghosts."""
+    return Q(observed_state=Observed.GHOST)

@@ -1,0 +1,32 @@
+"""/api/v1/ routes: one router, one viewset per resource."""
+
+from django.urls import re_path
+from rest_framework.routers import DefaultRouter
+
+from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
+from api.views import api_not_found
+from audit.api.views import AuditEventViewSet
+from containers.api.views import ContainerViewSet
+from hosts.api.views import HostViewSet
+from images.api.views import ImageViewSet
+from networks.api.views import NetworkViewSet
+from operations.api.views import OperationViewSet
+from rbac.api.views import BindingViewSet, RoleViewSet
+from volumes.api.views import VolumeViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("containers", ContainerViewSet, basename="container")
+router.register("images", ImageViewSet, basename="image")
+router.register("networks", NetworkViewSet, basename="network")
+router.register("volumes", VolumeViewSet, basename="volume")
+router.register("hosts", HostViewSet, basename="host")
+router.register("users", UserViewSet, basename="user")
+router.register("teams", TeamViewSet, basename="team")
+router.register("tokens", TokenViewSet, basename="token")
+router.register("roles", RoleViewSet, basename="role")
+router.register("bindings", BindingViewSet, basename="binding")
+router.register("operations", OperationViewSet, basename="operation")
+router.register("audit", AuditEventViewSet, basename="audit")
+
+urlpatterns = [*router.urls, re_path(r"^.*$", api_not_found)]

@@ -1,0 +1,70 @@
+"""Read settings and secrets from the environment: the one place that touches os.environ."""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def secret(name: str, default: str | None = None) -> str | None:
+    """Return env var `name`, or the content of the file named by `name`_FILE (Docker secrets)."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        return Path(file_name).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def required(name: str) -> str:
+    """Return a secret that production cannot run without."""
+    value = secret(name)
+    if not value:
+        raise ImproperlyConfigured(f"set the environment variable {name} (or {name}_FILE)")
+    return value
+
+
+def flag(name: str, default: bool = False) -> bool:
+    """Parse an on/off environment variable."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def database_from_url(url: str) -> dict:
+    """Turn postgres://user:pass@host:port/name?sslmode=... into a DATABASES entry."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: unsupported scheme {parsed.scheme!r} (use postgres://)"
+        )
+    name = unquote(parsed.path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured("DATABASE_URL needs a database name: postgres://user@host/NAME")
+    options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = unquote(parsed.hostname or "") if parsed.hostname else ""
+    # A unix socket directory may be given as ?host=/run/postgresql.
+    host = options.pop("host", host)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 60,
+        "TEST": {"NAME": f"test_{name}"},
+    }
+
+
+def sqlite_database(path: Path) -> dict:
+    """The default database: one SQLite file, writes serialised by BEGIN IMMEDIATE."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        # IMMEDIATE takes the write lock when a transaction starts, so the audit chain head
+        # is read and advanced by one writer at a time.
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+    }

@@ -1,0 +1,12 @@
+"""Root URLs: the REST API under /api/v1/, its OpenAPI schema and docs, the Django admin."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("api/v1/", include("api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The browser dashboard owns every other path.
+    path("", include("dashboard.urls")),
+]

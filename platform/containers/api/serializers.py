@@ -1,0 +1,92 @@
+"""Serializers of the container API."""
+
+from rest_framework import serializers
+
+from api.fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    string_list,
+)
+from containers.api.spec import NAME_RE, ContainerSpecSerializer
+from containers.models import Container
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    """A container as the API shows it (changes go through actions, never through this)."""
+
+    team_name = serializers.CharField(source="team.name", read_only=True)
+    host_name = serializers.CharField(source="host.name", read_only=True)
+
+    class Meta:
+        model = Container
+        fields = [
+            "id",
+            "name",
+            "team",
+            "team_name",
+            "host",
+            "host_name",
+            "image",
+            "labels",
+            "desired_state",
+            "observed_state",
+            "exit_code",
+            "runtime_id",
+            "pid",
+            "network_info",
+            "error",
+            "spec",
+            "created_at",
+            "updated_at",
+            "observed_at",
+        ]
+        read_only_fields = fields
+
+
+class ContainerCreateSerializer(StrictSerializer):
+    """POST body: which team and host, the spec, and whether to start it right away."""
+
+    team = serializers.CharField(
+        required=False, help_text="team id or name; default: your only team"
+    )
+    host = serializers.CharField(
+        required=False, help_text="host id or name; default: the only host"
+    )
+    start = StrictBooleanField(required=False, default=True)
+    spec = ContainerSpecSerializer()
+
+
+class RenameSerializer(StrictSerializer):
+    """New name of a container."""
+
+    name = serializers.RegexField(NAME_RE)
+
+
+class StopSerializer(StrictSerializer):
+    """Stop/restart/kill options."""
+
+    timeout = StrictIntegerField(required=False, min_value=0, max_value=3600)
+    signal = StrictCharField(required=False)
+    force = StrictBooleanField(required=False)
+
+
+class ExecSerializer(StrictSerializer):
+    """A non-interactive command to run in the container."""
+
+    command = string_list(min_length=1)
+    user = serializers.RegexField(
+        r"^[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)?$", required=False, default=None, allow_null=True
+    )
+    env = string_list(required=False, default=list)
+    workdir = StrictCharField(required=False, default=None, allow_null=True)
+    timeout = StrictIntegerField(required=False, default=10, min_value=1, max_value=60)
+
+
+class LogsQuerySerializer(StrictSerializer):
+    """?tail=N&since=ISO&timestamps=1."""
+
+    tail = serializers.IntegerField(required=False, min_value=0, max_value=10000, default=200)
+    since = serializers.DateTimeField(required=False, default=None)
+    timestamps = serializers.BooleanField(required=False, default=False)

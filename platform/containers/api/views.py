@@ -1,0 +1,176 @@
+"""/api/v1/containers/: create, list, read, lifecycle actions, logs, stats, top, exec."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
+from api.lookups import pick_host, pick_team
+from api.waiting import operation_response, wait_seconds
+from containers import services
+from containers.api.filters import ContainerFilter
+from containers.api.serializers import (
+    ContainerCreateSerializer,
+    ContainerSerializer,
+    ExecSerializer,
+    LogsQuerySerializer,
+    RenameSerializer,
+    StopSerializer,
+)
+from containers.models import Container
+from operations import dispatch
+
+VERBS = ("start", "stop", "restart", "kill", "pause", "unpause")
+
+
+class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
+    """Containers of the teams you may see."""
+
+    resource = "container"
+    gate_actions = {
+        "list": "container.view",
+        "retrieve": "container.view",
+        "create": "container.create",
+        "destroy": "container.delete",
+        "rename": "container.change",
+        "logs": "container.logs",
+        "stats": "container.stats",
+        "top": "container.top",
+        "exec": "container.exec",
+        **{verb: f"container.{verb}" for verb in VERBS},
+    }
+    queryset = Container.objects.select_related("team", "host")
+    serializer_class = ContainerSerializer
+    filterset_class = ContainerFilter
+    search_fields = ["name", "image", "runtime_id"]
+    ordering_fields = ["name", "created_at", "observed_state", "desired_state", "image", "id"]
+    ordering = ["name"]
+
+    @extend_schema(request=ContainerCreateSerializer, responses={202: ContainerSerializer})
+    def create(self, request):
+        """Create a container from a spec (202 with the Operation)."""
+        wait_seconds(request)
+        # Refuse (and audit) before the body names a team the caller may not even see.
+        self.require()
+        body = ContainerCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        team = pick_team(request.user, data.get("team"))
+        host = pick_host(request.user, data.get("host"))
+        container, op = services.do_create_container(
+            team=team,
+            host=host,
+            spec=data["spec"],
+            start=data["start"],
+            acting_user=request.user,
+            summary=self.summary() | {"spec": data["spec"]},
+        )
+        return operation_response(request, op, {"container": ContainerSerializer(container).data})
+
+    def destroy(self, request, pk=None):
+        """Remove the container (202 with the Operation)."""
+        wait_seconds(request)
+        container = self.get_object()
+        params = {"force": request.query_params.get("force") in ("1", "true")}
+        op = services.do_container_verb(
+            container, "remove", acting_user=request.user, params=params, summary=self.summary()
+        )
+        return operation_response(request, op)
+
+    def _verb(self, request, verb):
+        wait_seconds(request)
+        container = self.get_object()
+        params = {}
+        if verb in ("stop", "restart", "kill"):
+            body = StopSerializer(data=request.data or {})
+            body.is_valid(raise_exception=True)
+            params = dict(body.validated_data)
+        op = services.do_container_verb(
+            container, verb, acting_user=request.user, params=params, summary=self.summary()
+        )
+        return operation_response(request, op)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        """Start the container."""
+        return self._verb(request, "start")
+
+    @extend_schema(request=StopSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        """Stop it: its stop signal, then SIGKILL after the timeout."""
+        return self._verb(request, "stop")
+
+    @extend_schema(request=StopSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request, pk=None):
+        """Stop and start it again."""
+        return self._verb(request, "restart")
+
+    @extend_schema(request=StopSerializer)
+    @action(detail=True, methods=["post"])
+    def kill(self, request, pk=None):
+        """Send a signal (default SIGKILL)."""
+        return self._verb(request, "kill")
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Freeze every process."""
+        return self._verb(request, "pause")
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def unpause(self, request, pk=None):
+        """Thaw it."""
+        return self._verb(request, "unpause")
+
+    @extend_schema(request=RenameSerializer)
+    @action(detail=True, methods=["post"])
+    def rename(self, request, pk=None):
+        """Give it a new name."""
+        wait_seconds(request)
+        container = self.get_object()
+        body = RenameSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        op = services.do_rename_container(
+            container, body.validated_data["name"], acting_user=request.user, summary=self.summary()
+        )
+        return operation_response(request, op, {"container": ContainerSerializer(container).data})
+
+    def _ask_host(self, request, task, params, options=None, timeout=None):
+        container = self.get_object()
+        self.authorize(container, options=options)
+        return Response(dispatch.call_host(container.host, task, [container.pk, params], timeout=timeout))
+
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        """The last lines of its output (?tail=&since=&timestamps=)."""
+        query = LogsQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        params["since"] = params["since"].isoformat() if params["since"] else None
+        return self._ask_host(request, "agent.container_logs", params)
+
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        """CPU, memory, pids and block IO counters."""
+        return self._ask_host(request, "agent.container_stats", {})
+
+    @action(detail=True, methods=["get"])
+    def top(self, request, pk=None):
+        """Its processes."""
+        return self._ask_host(request, "agent.container_top", {})
+
+    @extend_schema(request=ExecSerializer)
+    @action(detail=True, methods=["post"])
+    def exec(self, request, pk=None):
+        """Run a command to completion; returns its exit code and output."""
+        body = ExecSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        params = dict(body.validated_data)
+        # The host needs the command's own time plus a margin to answer.
+        timeout = params["timeout"] + settings.BERTH_EXEC_MARGIN_SECONDS
+        return self._ask_host(request, "agent.container_exec", params, options=params, timeout=timeout)

@@ -1,0 +1,65 @@
+"""Containers: what the database wants (desired state) and what the host reported (observed)."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Container(models.Model):
+    """One container on one host, owned by a team; `spec` is runtime ContainerSpec.to_dict()."""
+
+    class Desired(models.TextChoices):
+        CREATED = "created"
+        RUNNING = "running"
+        PAUSED = "paused"
+        STOPPED = "stopped"
+        REMOVED = "removed"
+
+    class Observed(models.TextChoices):
+        PENDING = "pending"  # no agent has reported it yet
+        CREATED = "created"
+        RUNNING = "running"
+        PAUSED = "paused"
+        STOPPED = "stopped"
+        REMOVED = "removed"
+        GHOST = "ghost"  # the database believes it exists; the host does not know it
+        ERROR = "error"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="containers")
+    host = models.ForeignKey("hosts.Host", on_delete=models.PROTECT, related_name="containers")
+    name = models.CharField(max_length=128)
+    image = models.CharField(max_length=255)  # the reference as requested; spec["image"]
+    spec = models.JSONField()
+    labels = models.JSONField(default=dict, blank=True)  # copy of spec["labels"], for filtering
+    desired_state = models.CharField(
+        max_length=16, choices=Desired.choices, default=Desired.CREATED
+    )
+    observed_state = models.CharField(
+        max_length=16, choices=Observed.choices, default=Observed.PENDING
+    )
+    exit_code = models.IntegerField(null=True, blank=True)
+    runtime_id = models.CharField(max_length=64, blank=True, db_index=True)
+    pid = models.IntegerField(null=True, blank=True)
+    network_info = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    observed_at = models.DateTimeField(null=True, blank=True)
+
+    rbac_team_field = "team"
+    rbac_host_field = "host"
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "name"], name="unique_container_name_per_host")
+        ]
+        indexes = [
+            models.Index(fields=["team", "observed_state"]),
+            models.Index(fields=["host", "desired_state"]),
+        ]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,128 @@
+"""State changes of containers: decide, write rows and the audit event in one transaction, then send.
+
+Every `do_*` function takes the acting user keyword-only, goes through the gate, and returns the
+Operation the host agent will perform (sent by name after the transaction commits).
+"""
+
+import secrets
+
+from django.db import IntegrityError, transaction
+
+from audit import context
+from config.errors import Conflict, InvalidRequest, Unavailable
+from containers import policy
+from containers.models import Container
+from operations import dispatch
+from rbac import gate
+from rbac.grants import in_scope
+
+# verb -> desired state after it (None: unchanged)
+LIFECYCLE = {
+    "start": Container.Desired.RUNNING,
+    "stop": Container.Desired.STOPPED,
+    "restart": Container.Desired.RUNNING,
+    "kill": Container.Desired.STOPPED,
+    "pause": Container.Desired.PAUSED,
+    "unpause": Container.Desired.RUNNING,
+    "remove": Container.Desired.REMOVED,
+}
+ACTION_OF = {verb: f"container.{verb}" for verb in LIFECYCLE} | {"remove": "container.delete"}
+
+
+def _new_name(spec: dict) -> str:
+    base = spec["image"].rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0] or "container"
+    base = (
+        "".join(c if c.isalnum() or c in "_.-" else "-" for c in base).strip("-._") or "container"
+    )
+    return f"{base[:40]}-{secrets.token_hex(3)}"
+
+
+def check_broker(decision, summary=None) -> None:
+    """503 before anything is written when Redis is down; the refusal is audited as failed."""
+    try:
+        dispatch.check_broker()
+    except Unavailable as exc:
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=exc.message)
+        raise
+
+
+def _operation(container, kind, user, params=None):
+    return dispatch.new_operation(
+        kind=kind,
+        target_type="container",
+        target_id=container.pk,
+        host=container.host,
+        team=container.team,
+        params=params or {},
+        user=user,
+        request_id=context.current().request_id,
+    )
+
+
+def do_create_container(*, team, host, spec: dict, start: bool, acting_user, summary=None):
+    """Create a container row (and start it if asked); returns (container, operation)."""
+    scope = in_scope(acting_user, team_id=team.pk, host_id=host.pk)
+    policy.apply_default_limits(spec, scope.default_limits)
+    if not spec.get("name"):
+        spec["name"] = _new_name(spec)
+    container = Container(
+        team=team,
+        host=host,
+        name=spec["name"],
+        image=spec["image"],
+        spec=spec,
+        labels=dict(spec.get("labels") or {}),
+        desired_state=Container.Desired.RUNNING if start else Container.Desired.CREATED,
+        created_by=acting_user,
+    )
+    decision = gate.require(
+        acting_user, "container.create", container, options=spec, summary=summary
+    )
+    check_broker(decision, summary)
+    try:
+        with transaction.atomic():
+            container.save(force_insert=True)
+            op = _operation(container, "container.create", acting_user, {"start": start})
+            gate.record(decision, summary=summary, operation=op)
+            dispatch.send_after_commit(op)
+    except IntegrityError:
+        raise Conflict(
+            f"a container named {container.name!r} already exists on host {host.name}"
+        ) from None
+    return container, op
+
+
+def do_container_verb(container, verb: str, *, acting_user, params=None, summary=None):
+    """start, stop, restart, kill, pause, unpause or remove; returns the Operation."""
+    if verb not in LIFECYCLE:
+        raise InvalidRequest(f"unknown container action {verb!r}")
+    decision = gate.require(acting_user, ACTION_OF[verb], container, summary=summary)
+    check_broker(decision, summary)
+    with transaction.atomic():
+        Container.objects.filter(pk=container.pk).update(desired_state=LIFECYCLE[verb])
+        container.desired_state = LIFECYCLE[verb]
+        op = _operation(container, f"container.{verb}", acting_user, params)
+        gate.record(decision, summary=summary, operation=op)
+        dispatch.send_after_commit(op)
+    return op
+
+
+def do_rename_container(container, new_name: str, *, acting_user, summary=None):
+    """Rename in the database and tell the host; returns the Operation."""
+    decision = gate.require(acting_user, "container.change", container, summary=summary)
+    check_broker(decision, summary)
+    old = container.name
+    try:
+        with transaction.atomic():
+            container.name = new_name
+            container.spec = {**container.spec, "name": new_name}
+            container.save(update_fields=["name", "spec", "updated_at"])
+            op = _operation(
+                container, "container.rename", acting_user, {"old": old, "new": new_name}
+            )
+            gate.record(decision, summary=summary, operation=op)
+            dispatch.send_after_commit(op)
+    except IntegrityError:
+        container.name = old
+        raise Conflict(f"a container named {new_name!r} already exists on this host") from None
+    return op

@@ -1,0 +1,1 @@
+"""The browser dashboard: HTML views, live updates and the web terminal."""

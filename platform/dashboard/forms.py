@@ -1,0 +1,193 @@
+"""The container create form: plain HTML fields turned into the API's request body.
+
+The form only reshapes text (lines, `8080:80`, `vol:/data:ro`) into the JSON shape the REST
+API accepts; validation of that shape and every permission check happen in the core's parser,
+policy and gate, exactly as for an API request.
+"""
+
+import re
+import shlex
+
+from django import forms
+
+# Dangerous options: each form field and the permission that makes it appear.
+DANGEROUS_FIELDS = {
+    "privileged": "container.privileged",
+    "cap_add": "container.cap_add",
+    "devices": "container.devices",
+    "host_namespaces": "container.host_namespaces",
+    "unconfined": "container.unconfined",
+}
+RESTART_CHOICES = [
+    ("no", "no"),
+    ("on-failure", "on-failure"),
+    ("always", "always"),
+    ("unless-stopped", "unless-stopped"),
+]
+PORT_RE = re.compile(
+    r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d{1,5}):)?(?P<container>\d{1,5})(?:/(?P<proto>tcp|udp))?$"
+)
+NAMESPACE_CHOICES = [("pid", "pid"), ("ipc", "ipc"), ("uts", "uts")]
+
+
+def _lines(text: str) -> list[str]:
+    return [
+        line.strip()
+        for line in (text or "").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+class ContainerForm(forms.Form):
+    """Everything a person usually sets when they create a container."""
+
+    name = forms.CharField(max_length=128, required=False)
+    image = forms.CharField(max_length=255, widget=forms.TextInput(attrs={"list": "image-tags"}))
+    command = forms.CharField(required=False, help_text="e.g. sleep 1000 (split like a shell)")
+    team = forms.TypedChoiceField(coerce=int, choices=())
+    host = forms.TypedChoiceField(coerce=int, choices=())
+    env = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="KEY=value, one a line"
+    )
+    labels = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="key=value, one a line"
+    )
+    ports = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="[ip:]host:container[/udp], one a line",
+    )
+    volumes = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="volume:/path[:ro], tmpfs:/path, or /host/path:/path[:ro] (bind, if allowed)",
+    )
+    memory = forms.CharField(required=False, max_length=16, help_text="e.g. 256m")
+    cpus = forms.DecimalField(required=False, min_value=0.01, max_value=256, decimal_places=2)
+    pids = forms.IntegerField(required=False, min_value=-1)
+    network = forms.CharField(
+        required=False, max_length=128, help_text="bridge (default), none, or a network name"
+    )
+    restart = forms.ChoiceField(choices=RESTART_CHOICES, initial="no")
+    tty = forms.BooleanField(required=False, label="Allocate a TTY (for attach)")
+    start = forms.BooleanField(required=False, initial=True, label="Start after creating")
+    # Dangerous options; rendered only for users who may use them.
+    privileged = forms.BooleanField(required=False)
+    cap_add = forms.CharField(required=False, help_text="capabilities, space separated")
+    devices = forms.CharField(
+        required=False, help_text="/dev/host[:/dev/inside[:rwm]], space separated"
+    )
+    host_namespaces = forms.MultipleChoiceField(
+        required=False, choices=NAMESPACE_CHOICES, widget=forms.CheckboxSelectMultiple
+    )
+    unconfined = forms.BooleanField(required=False, label="Turn seccomp and no_new_privileges off")
+
+    def __init__(self, *args, teams=(), hosts=(), allowed_dangerous=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [(t.id, t.name) for t in teams]
+        self.fields["host"].choices = [(h.id, h.name) for h in hosts]
+        # Only the options the user may use are rendered; a forged one still reaches the
+        # request body, where the gate refuses it and audits the attempt.
+        self.dangerous = [self[name] for name in DANGEROUS_FIELDS if name in allowed_dangerous]
+
+    def clean_command(self):
+        text = self.cleaned_data["command"]
+        try:
+            return shlex.split(text) if text.strip() else None
+        except ValueError as err:
+            raise forms.ValidationError(f"cannot split the command: {err}") from None
+
+    def clean_labels(self):
+        out = {}
+        for line in _lines(self.cleaned_data["labels"]):
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"invalid label {line!r} (use key=value)")
+            out[key.strip()] = value.strip()
+        return out
+
+    def clean_ports(self):
+        out = []
+        for line in _lines(self.cleaned_data["ports"]):
+            match = PORT_RE.match(line)
+            if not match:
+                raise forms.ValidationError(f"invalid port mapping {line!r}")
+            port = {"container_port": int(match["container"]), "protocol": match["proto"] or "tcp"}
+            if match["host"]:
+                port["host_port"] = int(match["host"])
+            if match["ip"]:
+                port["host_ip"] = match["ip"].strip("[]")
+            out.append(port)
+        return out
+
+    def clean_volumes(self):
+        out = []
+        for line in _lines(self.cleaned_data["volumes"]):
+            parts = line.split(":")
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+                raise forms.ValidationError(f"invalid volume {line!r} (use source:/path[:ro])")
+            source, target = parts[0], parts[1]
+            read_only = len(parts) == 3 and parts[2] == "ro"
+            if source == "tmpfs":
+                out.append({"type": "tmpfs", "target": target})
+            elif source.startswith("/"):
+                out.append(
+                    {"type": "bind", "source": source, "target": target, "read_only": read_only}
+                )
+            else:
+                out.append(
+                    {"type": "volume", "source": source, "target": target, "read_only": read_only}
+                )
+        return out
+
+    def spec_body(self) -> dict:
+        """The API request body (runtime ContainerSpec shape) for the cleaned form."""
+        data = self.cleaned_data
+        body = {
+            "image": data["image"].strip(),
+            "env": _lines(data["env"]),
+            "labels": data["labels"],
+        }
+        if data["name"]:
+            body["name"] = data["name"].strip()
+        if data["command"]:
+            body["command"] = data["command"]
+        if data["volumes"]:
+            body["mounts"] = data["volumes"]
+        limits = {}
+        if data["memory"]:
+            limits["memory"] = data["memory"].strip()
+        if data["cpus"]:
+            limits["cpu_period"] = 100000
+            limits["cpu_quota"] = int(data["cpus"] * 100000)
+        if data["pids"] is not None:
+            limits["pids"] = data["pids"]
+        if limits:
+            body["limits"] = limits
+        if data["restart"] != "no":
+            body["restart"] = {"name": data["restart"]}
+        network = {}
+        mode = (data["network"] or "bridge").strip()
+        if mode in ("none", "host") or mode.startswith("container:"):
+            network["mode"] = mode
+        elif mode != "bridge":
+            network["networks"] = [mode]
+        if data["ports"]:
+            network["ports"] = data["ports"]
+        if network:
+            body["network"] = network
+        if data["tty"]:
+            body["tty"] = True
+            body["stdin_open"] = True
+        if data.get("privileged"):
+            body["privileged"] = True
+        if data.get("cap_add"):
+            body["cap_add"] = data["cap_add"].split()
+        if data.get("devices"):
+            body["devices"] = data["devices"].split()
+        if data.get("host_namespaces"):
+            body["namespaces"] = {kind: "host" for kind in data["host_namespaces"]}
+        if data.get("unconfined"):
+            body["seccomp"] = False
+            body["no_new_privileges"] = False
+        return body

@@ -1,0 +1,42 @@
+"""The navigation: one entry per area, shown only when the gate lets the user use it."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from dashboard.permissions import may
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A link of the side navigation and the permission that makes it visible."""
+
+    label: str
+    url_name: str
+    action: str | None  # None: every signed-in user
+    group: str = ""
+
+
+ITEMS = (
+    NavItem("Dashboard", "dashboard:home", None),
+    NavItem("Containers", "dashboard:containers", "container.view"),
+    NavItem("Images", "dashboard:images", "image.view"),
+    NavItem("Networks", "dashboard:networks", "network.view"),
+    NavItem("Volumes", "dashboard:volumes", "volume.view"),
+    NavItem("Hosts", "dashboard:hosts", "host.view"),
+    NavItem("Users", "dashboard:users", "user.view", "Administration"),
+    NavItem("Teams", "dashboard:teams", "team.view", "Administration"),
+    NavItem("Roles", "dashboard:roles", "role.view", "Administration"),
+    NavItem("Bindings", "dashboard:bindings", "role.view", "Administration"),
+    NavItem("API tokens", "dashboard:tokens", "token.view", "Administration"),
+    NavItem("Audit log", "dashboard:audit", "audit.read", "Administration"),
+)
+
+
+def visible_items(user) -> list[dict]:
+    """The entries this user may use, with their URLs, in display order."""
+    out = []
+    for item in ITEMS:
+        if item.action is None or may(user, item.action):
+            out.append({"label": item.label, "url": reverse(item.url_name), "group": item.group})
+    return out

@@ -1,0 +1,84 @@
+"""Opening a terminal session: decide and audit through the gate, record an Operation, send it."""
+
+import shlex
+
+from django.db import transaction
+
+from audit import context
+from config.celery import app as celery_app
+from config.errors import Conflict, InvalidRequest
+from containers.models import Container
+from dashboard import terminal_protocol as proto
+from operations import dispatch
+from rbac import gate
+
+
+def parse_command(text: str) -> list[str]:
+    """The exec command as argv (split like a shell); refuses an empty or unparsable one."""
+    try:
+        argv = shlex.split(text or "")
+    except ValueError as err:
+        raise InvalidRequest(f"cannot split the command: {err}") from None
+    if not argv:
+        raise InvalidRequest("the terminal needs a command")
+    return argv
+
+
+def open_session(
+    user, container_id, *, session: str, mode: str, command: str, cols: int, rows: int
+) -> int:
+    """Check, audit and queue one terminal session; returns the Operation id.
+
+    The caller listens on the session's group before calling, so it cannot miss the agent's
+    first message.
+    Raises NotVisible (another team's or a missing container), AccessDenied (audited),
+    InvalidRequest or Conflict (not running, no TTY), Unavailable (Redis down).
+    """
+    if mode not in proto.MODES:
+        raise InvalidRequest(f"mode must be one of {', '.join(proto.MODES)}")
+    container = (
+        gate.restrict(Container.objects.select_related("host", "team"), user, "container.view")
+        .filter(pk=container_id)
+        .first()
+    )
+    action = f"container.{mode}"
+    if container is None:
+        gate.not_visible(user, action, "container", container_id)
+    cols, rows = proto.clamp_size(cols, rows)
+    argv = parse_command(command) if mode == "exec" else []
+    proto.group_name(session)  # refuses a malformed session id
+    summary = {"via": "dashboard terminal", "mode": mode, "command": argv}
+    # The same options as the REST exec, so exec as root into another team's container needs
+    # container.exec_root here too.
+    options = {"command": argv, "user": None} if mode == "exec" else None
+    decision = gate.require(
+        user, action, container, resource="container", options=options, summary=summary
+    )
+    if mode == "attach" and not container.spec.get("tty"):
+        raise Conflict(f"container {container.name} has no TTY to attach to; use exec")
+    if container.observed_state != Container.Observed.RUNNING:
+        raise Conflict(f"container {container.name} is {container.observed_state}, not running")
+    try:
+        dispatch.check_broker()
+    except Exception as exc:
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=str(exc))
+        raise
+    with transaction.atomic():
+        op = dispatch.new_operation(
+            kind=proto.OPERATION_KIND,
+            target_type="container",
+            target_id=container.pk,
+            host=container.host,
+            team=container.team,
+            params={"session": session, "mode": mode, "command": argv, "cols": cols, "rows": rows},
+            user=user,
+            request_id=context.current().request_id,
+        )
+        gate.record(decision, summary=summary, operation=op)
+        queue, op_id, task_id = container.host.queue, op.pk, op.task_id
+        transaction.on_commit(
+            lambda: celery_app.send_task(
+                proto.TASK_NAME, args=[op_id], queue=queue, task_id=task_id
+            )
+        )
+    return op_id

@@ -1,0 +1,60 @@
+"""URLs of the dashboard (namespace `dashboard`), mounted at the site root."""
+
+from django.urls import path
+
+from dashboard.views import (
+    admin,
+    audit,
+    auth,
+    container_detail,
+    containers,
+    create,
+    home,
+    images,
+    resources,
+    terminal,
+)
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    # Containers
+    path("containers/", containers.container_list, name="containers"),
+    path("containers/bulk/", containers.bulk_action, name="containers_bulk"),
+    path("containers/new/", create.container_create, name="container_create"),
+    path("containers/<int:pk>/", container_detail.detail, name="container_detail"),
+    path("containers/<int:pk>/state/", container_detail.state_fragment, name="container_state"),
+    path("containers/<int:pk>/action/", container_detail.action, name="container_action"),
+    path("containers/<int:pk>/logs/", container_detail.logs, name="container_logs"),
+    path(
+        "containers/<int:pk>/logs/download/",
+        container_detail.logs_download,
+        name="container_logs_download",
+    ),
+    path("containers/<int:pk>/stats/", container_detail.stats, name="container_stats"),
+    path("containers/<int:pk>/top/", container_detail.top, name="container_top"),
+    path("containers/<int:pk>/terminal/", terminal.terminal_page, name="container_terminal"),
+    # Other resources
+    path("images/", resources.images, name="images"),
+    path("images/import/", images.image_import, name="image_import"),
+    path("images/<int:pk>/", resources.image_detail, name="image_detail"),
+    path("images/<int:pk>/tag/", images.image_tag, name="image_tag"),
+    path("images/<int:pk>/delete/", images.image_delete, name="image_delete"),
+    path("networks/", resources.networks, name="networks"),
+    path("volumes/", resources.volumes, name="volumes"),
+    path("hosts/", resources.hosts, name="hosts"),
+    # Administration
+    path("manage/users/", admin.users, name="users"),
+    path("manage/teams/", admin.teams, name="teams"),
+    path("manage/roles/", admin.roles, name="roles"),
+    path("manage/roles/new/", admin.role_create, name="role_create"),
+    path("manage/bindings/", admin.bindings, name="bindings"),
+    path("manage/bindings/<int:pk>/delete/", admin.binding_delete, name="binding_delete"),
+    path("manage/tokens/", admin.tokens, name="tokens"),
+    path("manage/tokens/<int:pk>/revoke/", admin.token_revoke, name="token_revoke"),
+    path("manage/audit/", audit.audit_log, name="audit"),
+    path("manage/audit/export/", audit.audit_export, name="audit_export"),
+]

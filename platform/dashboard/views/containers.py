@@ -1,0 +1,147 @@
+"""The container list: server-side search, filters and pagination, live rows, bulk actions."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts.models import Team
+from config.errors import InvalidRequest, PlatformError
+from containers import services
+from containers.models import Container
+from dashboard.decorators import back_url, gated
+from dashboard.permissions import may, visible
+from hosts.models import Host
+
+PAGE_SIZE = 50
+STATES = [choice for choice, _ in Container.Observed.choices if choice != "removed"]
+# Per-row buttons; a button shows only when the gate allows its action on some container.
+ROW_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "delete")
+
+
+def parse_label(text: str) -> tuple[str, str | None] | None:
+    """'key=value' or 'key' -> (key, value or None); None for what is not a label filter."""
+    key, sep, value = text.strip().partition("=")
+    key = key.strip()
+    # "__" would turn the key into a Django lookup path: refuse it.
+    if not key or "__" in key or len(key) > 128:
+        return None
+    return key, (value.strip() if sep else None)
+
+
+def filtered(request):
+    """The containers the user may view, narrowed by the query string; returns (qs, filters)."""
+    params = request.GET
+    filters = {
+        k: params.get(k, "").strip() for k in ("q", "state", "team", "host", "image", "label")
+    }
+    qs = visible(
+        Container.objects.exclude(observed_state="removed"), request.user, "container.view"
+    )
+    if filters["q"]:
+        qs = qs.filter(Q(name__icontains=filters["q"]) | Q(image__icontains=filters["q"]))
+    if filters["state"] in STATES:
+        qs = qs.filter(observed_state=filters["state"])
+    if filters["team"].isdigit():
+        qs = qs.filter(team_id=int(filters["team"]))
+    if filters["host"].isdigit():
+        qs = qs.filter(host_id=int(filters["host"]))
+    if filters["image"]:
+        qs = qs.filter(image=filters["image"])
+    label = parse_label(filters["label"]) if filters["label"] else None
+    if label:
+        key, value = label
+        qs = (
+            qs.filter(labels__has_key=key)
+            if value is None
+            else qs.filter(**{f"labels__{key}": value})
+        )
+    return qs, filters
+
+
+@gated("container.view")
+def container_list(request):
+    """All containers the user may view, 50 a page; htmx polls the table body for live states."""
+    qs, filters = filtered(request)
+    qs = (
+        qs.select_related("team", "host")
+        .only(
+            "id",
+            "name",
+            "image",
+            "observed_state",
+            "desired_state",
+            "created_at",
+            "team__name",
+            "host__name",
+        )
+        .order_by("name", "id")
+    )
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    user = request.user
+    allowed = [a for a in ROW_ACTIONS if may(user, f"container.{a}")]
+    context = {
+        "page": page,
+        "filters": filters,
+        "states": STATES,
+        "allowed": allowed,
+        "can_create": may(user, "container.create"),
+        "query": _query_without_page(request),
+    }
+    if request.headers.get("HX-Request") and request.GET.get("partial") == "rows":
+        return render(request, "dashboard/containers/_rows.html", context)
+    # The filter choices are the teams and hosts of containers the user may view (subqueries).
+    mine = visible(Container.objects.all(), user, "container.view").values("team_id")
+    context["teams"] = Team.objects.filter(id__in=mine).only("id", "name")
+    mine_hosts = visible(Container.objects.all(), user, "container.view").values("host_id")
+    context["hosts"] = Host.objects.filter(id__in=mine_hosts).only("id", "name")
+    return render(request, "dashboard/containers/list.html", context)
+
+
+def _query_without_page(request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("partial", None)
+    return query.urlencode()
+
+
+BULK_VERBS = ("start", "stop", "remove")
+MAX_BULK = 500
+
+
+@require_POST
+@gated("container.view")
+def bulk_action(request):
+    """Start, stop or remove the selected containers, each through the service and the gate."""
+    verb = request.POST.get("action", "")
+    if verb not in BULK_VERBS:
+        raise InvalidRequest(f"unknown bulk action {verb!r}")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:MAX_BULK]
+    if not ids:
+        messages.error(request, "select at least one container")
+        return redirect(back_url(request, reverse("dashboard:containers")))
+    chosen = visible(
+        Container.objects.select_related("host", "team"), request.user, "container.view"
+    ).filter(id__in=ids)
+    done, refused = 0, []
+    params = {"force": True} if verb == "remove" else {}
+    summary = {"method": "POST", "path": request.path, "via": "dashboard bulk", "ids": ids}
+    for container in chosen:
+        try:
+            services.do_container_verb(
+                container, verb, acting_user=request.user, params=params, summary=summary
+            )
+            done += 1
+        except PlatformError as err:
+            # Each refusal is audited by the gate; one failure does not stop the others.
+            refused.append(f"{container.name}: {err.message}")
+    missing = len(set(ids)) - done - len(refused)
+    if done:
+        messages.success(request, f"{verb} queued for {done} container(s)")
+    for line in refused[:10]:
+        messages.error(request, line)
+    if missing > 0:
+        messages.error(request, f"{missing} selected container(s) not found")
+    return redirect(back_url(request, reverse("dashboard:containers")))

@@ -1,0 +1,89 @@
+"""Images, networks, volumes and hosts: lists and details, filtered by the gate."""
+
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.shortcuts import render
+
+from containers.models import Container
+from dashboard.decorators import gated
+from dashboard.permissions import get_visible, may, visible
+from hosts.models import Host
+from images.models import Image
+from networks.models import Network
+from volumes.models import Volume
+
+PAGE_SIZE = 50
+
+
+def _page(request, qs):
+    return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+@gated("image.view")
+def images(request):
+    """Images on every host the user may see, with import, tag and remove where allowed."""
+    user = request.user
+    qs = visible(Image.objects.select_related("host", "team"), user, "image.view").order_by(
+        "host__name", "-created_at"
+    )
+    context = {
+        "page": _page(request, qs),
+        "can_import": may(user, "image.import"),
+        "can_tag": may(user, "image.tag"),
+        "can_delete": may(user, "image.delete"),
+        "hosts": visible(Host.objects.all(), user, "host.view")
+        if may(user, "image.import")
+        else [],
+    }
+    return render(request, "dashboard/images.html", context)
+
+
+@gated("image.view")
+def image_detail(request, pk):
+    """One image: tags, layers and the history of its config."""
+    image = get_visible(
+        Image.objects.select_related("host", "team"), request.user, pk, "image.view", "image"
+    )
+    config = image.config or {}
+    context = {
+        "image": image,
+        "config": config.get("config", {}),
+        "history": config.get("history", []),
+        "layers": (config.get("rootfs") or {}).get("diff_ids", []),
+        "can_tag": may(request.user, "image.tag", image),
+        "can_delete": may(request.user, "image.delete", image),
+    }
+    return render(request, "dashboard/image_detail.html", context)
+
+
+@gated("network.view")
+def networks(request):
+    """Networks of the teams the user may see."""
+    qs = visible(Network.objects.select_related("host", "team"), request.user, "network.view")
+    context = {"page": _page(request, qs), "can_create": may(request.user, "network.create")}
+    return render(request, "dashboard/networks.html", context)
+
+
+@gated("volume.view")
+def volumes(request):
+    """Volumes of the teams the user may see."""
+    qs = visible(Volume.objects.select_related("host", "team"), request.user, "volume.view")
+    context = {"page": _page(request, qs), "can_create": may(request.user, "volume.create")}
+    return render(request, "dashboard/volumes.html", context)
+
+
+@gated("host.view")
+def hosts(request):
+    """Hosts, their agent state and how many visible containers each runs."""
+    user = request.user
+    rows = list(visible(Host.objects.all(), user, "host.view"))
+    counts = dict(
+        visible(Container.objects.filter(observed_state="running"), user, "container.view")
+        .order_by()
+        .values("host_id")
+        .annotate(n=Count("id"))
+        .values_list("host_id", "n")
+    )
+    for host in rows:
+        host.running = counts.get(host.id, 0)
+    return render(request, "dashboard/hosts.html", {"hosts": rows})

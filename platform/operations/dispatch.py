@@ -1,0 +1,97 @@
+"""Send work to host agents by task NAME (the web never imports the agent or the runtime).
+
+Task names the host agent implements (queue `host.<name>`):
+  agent.execute_operation(operation_id)          -- performs an Operation row, updates it
+  agent.container_logs(container_id, params)     -- {"lines": [[stream, iso_ts, text], ...]}
+  agent.container_stats(container_id, params)    -- the runtime's stats dict
+  agent.container_top(container_id, params)      -- {"titles": [...], "processes": [[...], ...]}
+  agent.container_exec(container_id, params)     -- {"exit_code": int, "output": str}
+"""
+
+import time
+import uuid
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from config.celery import app as celery_app
+from config.errors import HostTimeout, Unavailable
+from operations.models import Operation
+
+EXECUTE_OPERATION = "agent.execute_operation"
+BROKER_DOWN = "the message broker (Redis) is unreachable; nothing was changed, try again later"
+
+
+def check_broker() -> None:
+    """Raise Unavailable (503) unless the broker answers: checked before anything is written."""
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    except Exception as exc:  # kombu raises many kinds; all mean "cannot reach it"
+        raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
+
+
+def new_operation(
+    *, kind, target_type, target_id, host, team=None, params=None, user=None, request_id=""
+):
+    """Create a pending Operation with its task id chosen up front (so the audit event names it)."""
+    return Operation.objects.create(
+        kind=kind,
+        target_type=target_type,
+        target_id=str(target_id),
+        host=host,
+        team=team,
+        params=params or {},
+        task_id=uuid.uuid4().hex,
+        created_by=user,
+        request_id=request_id,
+    )
+
+
+def send_after_commit(operation: Operation) -> None:
+    """Queue agent.execute_operation for this Operation once the transaction commits."""
+    queue = operation.host.queue
+    op_id, task_id = operation.pk, operation.task_id
+
+    def send():
+        try:
+            celery_app.send_task(EXECUTE_OPERATION, args=[op_id], queue=queue, task_id=task_id)
+        except Exception as exc:
+            # The broker died between the check and the commit: the row says so, the agent's
+            # reconciliation may still pick the pending work up later.
+            Operation.objects.filter(pk=op_id, state=Operation.State.PENDING).update(
+                state=Operation.State.FAILED, error=f"could not queue the task: {exc}"[:500]
+            )
+
+    transaction.on_commit(send)
+
+
+def wait_for(operation: Operation, seconds: float) -> Operation:
+    """Poll the Operation row until it is done or `seconds` have passed; returns it fresh."""
+    deadline = time.monotonic() + max(0.0, min(seconds, settings.BERTH_MAX_WAIT_SECONDS))
+    operation.refresh_from_db()
+    while not operation.is_done and time.monotonic() < deadline:
+        time.sleep(0.1)
+        operation.refresh_from_db()
+    return operation
+
+
+def call_host(host, task_name: str, args: list, timeout: float | None = None):
+    """Run a read-style task on a host agent and wait for its result (503 / 504 on failure)."""
+    timeout = timeout or settings.BERTH_RPC_TIMEOUT_SECONDS
+    check_broker()
+    try:
+        result = celery_app.send_task(task_name, args=args, queue=host.queue)
+    except KombuOperationalError as exc:
+        raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
+    try:
+        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        raise HostTimeout(f"host {host.name} did not answer within {timeout:g} s") from None
+    except KombuOperationalError as exc:
+        raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
+    except Exception as exc:
+        # The task itself raised on the host: pass its message on.
+        raise Unavailable(f"host {host.name} failed: {exc}"[:500], code="host_error") from None

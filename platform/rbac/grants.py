@@ -1,0 +1,116 @@
+"""What a user holds: their role bindings, flattened into grants, loaded in one query."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from rbac import catalog
+
+GLOBAL, TEAM, HOST = "global", "team", "host"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One binding as the gate sees it: a role's permissions in one scope."""
+
+    role: str
+    codes: frozenset[str]
+    scope: str  # global | team | host
+    team_id: int | None = None
+    host_id: int | None = None
+    bind_paths: tuple[str, ...] = ()
+    default_limits: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def holds(self, action: str) -> bool:
+        """Whether the role includes the permission (wildcards honoured)."""
+        return catalog.holds(self.codes, action)
+
+    def covers(self, team_id, host_id) -> bool:
+        """Whether an object owned by team_id on host_id lies inside this grant's scope."""
+        if self.scope == GLOBAL:
+            return True
+        if self.scope == TEAM:
+            return team_id is not None and team_id == self.team_id
+        return host_id is not None and host_id == self.host_id
+
+
+SUPERUSER_GRANT = Grant(
+    role="superuser", codes=frozenset({catalog.WILDCARD}), scope=GLOBAL, bind_paths=("/",)
+)
+
+_CACHE_ATTR = "_berth_grants"
+
+
+def grants_for(user) -> list[Grant]:
+    """Every grant of the user, direct or through a team; cached on the user object."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return []
+    cached = getattr(user, _CACHE_ATTR, None)
+    if cached is not None:
+        return cached
+    from rbac.models import RoleBinding
+
+    rows = (
+        RoleBinding.objects.filter(Q(user_id=user.pk) | Q(team__memberships__user_id=user.pk))
+        .values_list(
+            "role__name",
+            "role__permissions",
+            "role__bind_paths",
+            "role__default_limits",
+            "scope_team_id",
+            "scope_host_id",
+        )
+        .distinct()
+    )
+    grants = [SUPERUSER_GRANT] if user.is_superuser else []
+    for name, codes, bind_paths, limits, team_id, host_id in rows:
+        scope = TEAM if team_id else HOST if host_id else GLOBAL
+        grants.append(
+            Grant(
+                role=name,
+                codes=frozenset(codes or ()),
+                scope=scope,
+                team_id=team_id,
+                host_id=host_id,
+                bind_paths=tuple(bind_paths or ()),
+                default_limits=dict(limits or {}),
+            )
+        )
+    setattr(user, _CACHE_ATTR, grants)
+    return grants
+
+
+def forget(user) -> None:
+    """Drop the cached grants (after the user's bindings or memberships changed)."""
+    if user is not None and hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+@dataclass(frozen=True)
+class ScopeGrants:
+    """The permissions a user holds on one object: what option checks and escalation need."""
+
+    codes: frozenset[str]
+    bind_paths: tuple[str, ...]
+    default_limits: dict
+
+
+def in_scope(user, team_id=None, host_id=None) -> ScopeGrants:
+    """Concrete permissions held on an object owned by team_id on host_id."""
+    codes: set[str] = set()
+    paths: list[str] = []
+    limits: dict = {}
+    for grant in grants_for(user):
+        if grant.covers(team_id, host_id):
+            codes |= catalog.expand(grant.codes)
+            if grant.holds("container.bind_mount"):
+                paths += grant.bind_paths
+            if grant.holds("container.create") and grant.default_limits and not limits:
+                limits = dict(grant.default_limits)
+    # A holder of any create grant without default limits (e.g. admin) gets none imposed.
+    if any(
+        g.covers(team_id, host_id) and g.holds("container.create") and not g.default_limits
+        for g in grants_for(user)
+    ):
+        limits = {}
+    return ScopeGrants(frozenset(codes), tuple(dict.fromkeys(paths)), limits)

@@ -1,0 +1,425 @@
+"""The runtime's public API: the verbs the host agent and the CLI call (see docs/contracts.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+from pathlib import Path
+
+from runtime.config import RuntimeConfig
+from runtime.container import inspect, launch, plan
+from runtime.container import status as sm
+from runtime.container.fsutil import read_json, write_json
+from runtime.container.store import ContainerStore
+from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, KernelError, NotFound
+from runtime.signals import parse_signal
+from runtime.spec import ContainerSpec
+
+
+class Runtime:
+    """Create, run and manage containers on this host; every verb is idempotent by id or name."""
+
+    def __init__(self, config: RuntimeConfig | None = None, *, images=None, networks=None, cgroups=None):
+        self.config = config or RuntimeConfig.from_env()
+        self.store = ContainerStore(self.config)
+        self._images, self._networks, self._cgroups = images, networks, cgroups
+
+    # -- collaborators, loaded on first use (importing pyroute2 costs time) -------------
+    @property
+    def images(self):
+        """The image store (runtime.images.ImageStore)."""
+        if self._images is None:
+            from runtime.images import ImageStore
+
+            self._images = ImageStore(self.config)
+        return self._images
+
+    @property
+    def networks(self):
+        """The network manager (runtime.network.NetworkManager)."""
+        if self._networks is None:
+            from runtime.network import NetworkManager
+
+            self._networks = NetworkManager(self.config)
+        return self._networks
+
+    @property
+    def cgroups(self):
+        """The cgroup driver for this host's layout."""
+        if self._cgroups is None:
+            from runtime.cgroups import driver_for
+
+            self._cgroups = driver_for(self.config)
+        return self._cgroups
+
+    # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def spec_of(rec: dict) -> ContainerSpec:
+        """The record's spec as a typed ContainerSpec."""
+        return ContainerSpec.from_dict(rec["spec"])
+
+    def _frozen(self, cid: str):
+        def check() -> bool:
+            try:
+                return self.cgroups.is_frozen(cid)
+            except (OSError, BerthError):
+                return False
+
+        return check
+
+    def _observe(self, cid: str) -> tuple[dict, dict]:
+        rec = self.store.read_record(cid)
+        obs = sm.observe(self.store.paths(cid), self._frozen(cid))
+        if obs["status"] == sm.STOPPED and not self.store.read_state(cid).get("started_at"):
+            obs["status"] = sm.CREATED  # created, never started, no process waiting
+        return rec, obs
+
+    def running_pid(self, ref: str) -> int:
+        """Host pid of a running container's init (for joining its namespaces)."""
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        if obs["status"] not in (sm.RUNNING, sm.PAUSED) or not obs["pid"]:
+            raise InvalidState(f"cannot join container {rec['name']}: it is {obs['status']}")
+        return obs["pid"]
+
+    # -- create / start / run -------------------------------------------------------------
+    def _prepare(self, spec) -> dict:
+        spec = spec if isinstance(spec, ContainerSpec) else ContainerSpec.from_dict(spec)
+        spec.validate()
+        plan.check_supported(spec)
+        plan.mounts(spec, self.config)  # refuses missing bind sources and forbidden targets early
+        rules = plan.device_rules(spec)
+        image = self.images.resolve(spec.image)
+        cid = self.store.new_id()
+        rec = {
+            "id": cid,
+            "name": spec.name or f"{self.config.prefix}_{cid[:10]}",
+            "created": self.store.now(),
+            "image": spec.image,
+            "image_id": image.id,
+            "image_config": image.config,
+            "lower": [str(p) for p in self.images.layer_dirs(image)],
+            "hostname": spec.hostname or cid[:12],
+            "spec": spec.to_dict(),
+            "device_rules": rules,
+        }
+        mode = spec.network.mode
+        if mode.startswith("container:"):
+            rec["network_container"] = self.store.resolve(mode.partition(":")[2])
+            self.running_pid(rec["network_container"])
+        return rec
+
+    def _create(self, spec, start_now: bool) -> dict:
+        rec = self._prepare(spec)
+        cid, paths = rec["id"], self.store.paths(rec["id"])
+        self.store.reserve_name(rec["name"], cid)
+        try:
+            for d in (paths.dir, paths.upper, paths.work, paths.merged):
+                d.mkdir(parents=True, exist_ok=True, mode=0o700 if d == paths.dir else 0o755)
+            self.store.write_record(rec)
+            self.store.write_state(cid, {"started_at": None})
+            spec_obj = self.spec_of(rec)
+            self.cgroups.create(
+                cid, spec_obj.limits, self.config.default_pids_limit,
+                devices=rec["device_rules"], privileged=spec_obj.privileged,
+            )
+            with self.store.locked(cid):
+                launch.launch(self, rec, start_now)
+                if start_now:
+                    self.store.write_state(cid, {"started_at": self.store.now()})
+        except BaseException:
+            self._teardown(cid, rec["name"])
+            raise
+        return self.state(cid)
+
+    def create(self, spec) -> dict:
+        """Create a container; its process waits before exec until start()."""
+        return self._create(spec, start_now=False)
+
+    def run(self, spec) -> dict:
+        """Create and start in one step (the process execs as soon as it is set up)."""
+        return self._create(spec, start_now=True)
+
+    def start(self, ref: str) -> dict:
+        """Start a created or stopped container; a running one is left alone."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("start", rec["name"], obs["status"])
+            if obs["status"] == sm.RUNNING:
+                return self.state(cid)
+            paths = self.store.paths(cid)
+            if obs["status"] == sm.CREATED and obs["process"]:
+                self._release(paths, obs["pid"])
+            else:
+                paths.exit_file.unlink(missing_ok=True)
+                rec["restart_count"] = 0
+                launch.launch(self, rec, start_now=True)
+            state = self.store.read_state(cid)
+            state.update(started_at=self.store.now(), user_stopped=False)
+            self.store.write_state(cid, state)
+        return self.state(cid)
+
+    def _release(self, paths, pid: int) -> None:
+        # Opening the FIFO's read end unblocks the child's open for writing; its byte says
+        # it has passed the point of no return and is about to exec.
+        fd = os.open(paths.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if select.select([fd], [], [], 0.05)[0] and os.read(fd, 1):
+                    paths.fifo.unlink(missing_ok=True)
+                    return
+                if not os.path.exists(f"/proc/{pid}"):
+                    break
+            raise KernelError("the container's process exited before it could start")
+        finally:
+            os.close(fd)
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self, ref: str) -> dict:
+        """The container's state dict (see docs/contracts.md)."""
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        paths = self.store.paths(cid)
+        state = self.store.read_state(cid)
+        exit_info = read_json(paths.exit_file, {}) or {}
+        stopped = obs["status"] in (sm.STOPPED, sm.CREATED, sm.RESTARTING)
+        return {
+            "id": cid,
+            "name": rec["name"],
+            "status": obs["status"],
+            "pid": obs["pid"],
+            "exit_code": exit_info.get("exit_code") if stopped else None,
+            "oom_killed": bool(exit_info) and stopped and self._oom_killed(cid),
+            "created": rec["created"],
+            "started_at": state.get("started_at"),
+            "finished_at": exit_info.get("finished_at"),
+            "restart_count": exit_info.get("restart_count", 0) if obs["status"] != sm.RESTARTING else exit_info.get("restart_count", 0) + 1,
+            "image": rec["image"],
+            "image_id": rec["image_id"],
+            "hostname": rec["hostname"],
+            "spec": rec["spec"],
+            "network": read_json(paths.network_file, {}) or {},
+            "log_path": str(paths.log_file),
+        }
+
+    def _oom_killed(self, cid: str) -> bool:
+        try:
+            return bool(self.cgroups.oom_killed(cid))
+        except (OSError, BerthError):
+            return False
+
+    def list(self) -> list[dict]:
+        """Every container of this runtime's root, oldest first."""
+        result = []
+        for cid in self.store.ids():
+            with contextlib.suppress(NotFound):
+                result.append(self.state(cid))
+        return sorted(result, key=lambda s: s["created"])
+
+    # -- signals, stop, pause ------------------------------------------------------------
+    def kill(self, ref: str, sig="KILL") -> None:
+        """Send a signal to the container's init (Docker: only while it runs)."""
+        number = parse_signal(sig)
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("kill", rec["name"], obs["status"])
+            if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+                # A deliberate kill is a user stop: no restart, as in Docker.
+                self.store.paths(cid).stop_flag.touch()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(obs["pid"], number)
+        if number == signal.SIGKILL:
+            self._wait_stopped(cid, 10)
+
+    def stop(self, ref: str, timeout: int | None = None) -> dict:
+        """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            if obs["process"]:
+                spec = self.spec_of(rec)
+                grace = spec.stop_timeout if timeout is None else timeout
+                paths = self.store.paths(cid)
+                paths.stop_flag.touch()
+                state = self.store.read_state(cid)
+                state["user_stopped"] = True
+                self.store.write_state(cid, state)
+                if obs["status"] == sm.RUNNING and obs["pid"]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(obs["pid"], parse_signal(spec.stop_signal))
+                    self._wait_stopped(cid, grace)
+                self._kill_and_wait(cid, obs)
+            self._detach_network(cid)
+        return self.state(cid)
+
+    def _kill_and_wait(self, cid: str, obs: dict) -> None:
+        with contextlib.suppress(OSError, BerthError):
+            self.cgroups.kill_all(cid, signal.SIGKILL)
+        with contextlib.suppress(OSError, BerthError):
+            self.cgroups.thaw(cid)  # frozen tasks do not die until thawed
+        launch.wait_gone(obs.get("pid"), 10)
+        launch.wait_gone(obs.get("shim_pid"), 10)
+
+    def _wait_stopped(self, cid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            obs = sm.observe(self.store.paths(cid), lambda: False)
+            if not obs["pid"]:
+                launch.wait_gone(obs["shim_pid"], max(0.0, deadline - time.monotonic()))
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            launch.wait_gone(obs["pid"], min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _detach_network(self, cid: str) -> None:
+        if self.store.paths(cid).network_file.exists() or self._networks is not None:
+            with contextlib.suppress(OSError, BerthError):
+                self.networks.detach(cid)
+            self.store.paths(cid).network_file.unlink(missing_ok=True)
+
+    def restart(self, ref: str, timeout: int | None = None) -> dict:
+        """Stop (if running) and start again."""
+        self.stop(ref, timeout)
+        return self.start(ref)
+
+    def pause(self, ref: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("pause", rec["name"], obs["status"])
+            self.cgroups.freeze(cid)
+
+    def unpause(self, ref: str) -> None:
+        """Thaw a paused container."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("unpause", rec["name"], obs["status"])
+            self.cgroups.thaw(cid)
+
+    # -- delete / reconcile --------------------------------------------------------------
+    def delete(self, ref: str, force: bool = False) -> None:
+        """Remove the container: cgroup, network, upper layer and state (force: kill first)."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            if obs["process"]:
+                if not force:
+                    raise Conflict(
+                        f"cannot remove container {rec['name']}: it is {obs['status']}; "
+                        "stop it first or force the removal"
+                    )
+                self.store.paths(cid).stop_flag.touch()
+                self._kill_and_wait(cid, obs)
+            self._teardown(cid, rec["name"])
+
+    def _teardown(self, cid: str, name: str | None) -> None:
+        paths = self.store.paths(cid)
+        with contextlib.suppress(OSError):
+            paths.stop_flag.touch()
+        obs = sm.observe(paths, lambda: False)
+        with contextlib.suppress(OSError, BerthError):
+            self.cgroups.destroy(cid)
+        launch.wait_gone(obs["shim_pid"], 10)
+        self._detach_network(cid)
+        self.store.remove(cid, name)
+
+    def reconcile(self) -> list[str]:
+        """Mark containers whose shim is gone (reboot, kill) stopped and clean what they left."""
+        gone = []
+        for cid in self.store.ids():
+            paths = self.store.paths(cid)
+            try:
+                rec, obs = self._observe(cid)
+            except NotFound:
+                continue
+            state = self.store.read_state(cid)
+            if obs["monitored"] or not (state.get("started_at") or paths.shim_file.exists()):
+                continue
+            if not state.get("started_at") and not obs["process"] and not paths.shim_file.exists():
+                continue
+            with contextlib.suppress(OSError, BerthError):
+                self.cgroups.kill_all(cid, signal.SIGKILL)
+                self.cgroups.thaw(cid)
+            launch.wait_gone(obs["pid"], 5)
+            self._detach_network(cid)
+            if read_json(paths.exit_file) is None or paths.shim_file.exists():
+                exit_info = read_json(paths.exit_file, {}) or {}
+                if paths.shim_file.exists():
+                    exit_info.setdefault("exit_code", 255)
+                    exit_info.setdefault("finished_at", self.store.now())
+                    write_json(paths.exit_file, exit_info)
+            with contextlib.suppress(FileNotFoundError):
+                paths.shim_file.unlink()
+            paths.fifo.unlink(missing_ok=True)
+            if not state.get("started_at"):
+                state["started_at"] = rec["created"]
+                self.store.write_state(cid, state)
+            gone.append(cid)
+        return gone
+
+    # -- observation ---------------------------------------------------------------------
+    def wait(self, ref: str) -> int:
+        """Block until the container is not running; return its exit code."""
+        cid = self.store.resolve(ref)
+        paths = self.store.paths(cid)
+        before = read_json(paths.exit_file)
+        while True:
+            rec, obs = self._observe(cid)
+            now = read_json(paths.exit_file)
+            if obs["status"] == sm.STOPPED or (now is not None and now != before):
+                return (now or {}).get("exit_code", 0)
+            if obs["shim_pid"]:
+                launch.wait_gone(obs["pid"] or obs["shim_pid"], 0.2)
+            else:
+                time.sleep(0.05)
+
+    def stats(self, ref: str) -> dict:
+        """Resource usage from the container's cgroup."""
+        cid = self.store.resolve(ref)
+        return inspect.stats(self, cid)
+
+    def top(self, ref: str) -> dict:
+        """The container's processes: {"titles": [...], "processes": [[...], ...]}."""
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        if obs["status"] not in (sm.RUNNING, sm.PAUSED):
+            raise InvalidState(f"cannot list processes of container {rec['name']}: it is {obs['status']}")
+        return inspect.top(self.cgroups.pids(cid))
+
+    def logs(self, ref: str, follow: bool = False, tail=None, since=None, timestamps: bool = False):
+        """Iterator of (stream, iso_ts, bytes) from the container's log."""
+        from runtime.container import logs
+
+        cid = self.store.resolve(ref)
+        return logs.read_logs(self, cid, follow=follow, tail=tail, since=since)
+
+    def exec(self, ref: str, argv, env=(), user=None, workdir=None, tty=False) -> tuple[int, bytes]:
+        """Run `argv` inside the running container; return (exit code, combined output)."""
+        from runtime.container import execute
+
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        sm.check("exec", rec["name"], obs["status"])
+        return execute.run(self, rec, obs["pid"], list(argv), env=list(env), user=user, workdir=workdir, tty=tty)
+
+    def attach_socket(self, ref: str) -> str:
+        """Path of the shim's attach socket."""
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        if not obs["monitored"]:
+            raise InvalidState(f"cannot attach to container {rec['name']}: it is {obs['status']}")
+        return str(self.store.paths(cid).attach_socket)
+
+    def volume_path(self, name: str) -> Path:
+        """Host directory of a named volume's data."""
+        if not name or "/" in name:
+            raise InvalidSpec(f"invalid volume name {name!r}")
+        return self.config.volumes_dir / name / "_data"

@@ -1,0 +1,1 @@
+"""Container lifecycle: state store, launch, in-child setup, shim, exec, logs."""

@@ -1,0 +1,137 @@
+"""The container's first process before exec: runs in the forked child, never returns.
+
+It joins the cgroup (so limits hold from the first instruction), enters its namespaces,
+waits while the parent wires the network, builds the root filesystem, waits for `start`
+on the exec FIFO, drops privileges and execs the program. Errors go back to the parent
+as one JSON line on the message pipe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import termios
+import traceback
+
+from runtime import linux
+from runtime.container import hardening, rootfs
+from runtime.container.users import resolve_user
+from runtime.errors import BerthError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class _ExecError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _send(fd: int, **msg) -> None:
+    os.write(fd, (json.dumps(msg) + "\n").encode())
+
+
+def find_executable(name: str, path: str) -> str:
+    """Resolve argv[0] like execvp, with Docker's messages and exit codes (127 / 126)."""
+    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
+    denied = None
+    for candidate in candidates:
+        if not os.path.exists(candidate):
+            continue
+        if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
+            denied = candidate
+            continue
+        return candidate
+    if denied:
+        raise _ExecError(f'exec: "{name}": permission denied', 126)
+    if "/" in name:
+        raise _ExecError(f'exec: "{name}": stat {name}: no such file or directory', 127)
+    raise _ExecError(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _stdio(plan: dict) -> None:
+    os.setsid()
+    for target, fd in enumerate(plan["stdio"]):
+        os.dup2(fd, target)
+    if plan["tty"]:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _namespaces(plan: dict) -> None:
+    for path in plan["procs_files"]:
+        with open(path, "w") as f:
+            f.write("0")
+    for fd, flag in plan["join_fds"]:
+        linux.setns(fd, flag)
+    linux.unshare(plan["unshare"])
+
+
+def _env_path(env: list[str]) -> str:
+    for item in env:
+        if item.startswith("PATH="):
+            return item[5:]
+    return DEFAULT_PATH
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    # The O_PATH descriptor was taken before pivot_root; reopening it for writing blocks
+    # until `start` opens the FIFO for reading, exactly like runc's exec.fifo.
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+
+
+def child_main(plan: dict) -> None:
+    """Run the container's setup in the forked child, then exec; exits on any error."""
+    msg = plan["msg_fd"]
+    code = 125
+    try:
+        _stdio(plan)
+        _namespaces(plan)
+        _send(msg, ns=True)
+        if os.read(plan["go_fd"], 1) != b"1":
+            os._exit(125)
+        if plan["hostname"] and plan["unshare"] & linux.CLONE_NEWUTS:
+            linux.sethostname(plan["hostname"])
+        fifo_fd = os.open(plan["fifo"], os.O_PATH | os.O_CLOEXEC) if plan["fifo"] else None
+        rootfs.setup_rootfs(plan)
+        uid, gid, groups, home = resolve_user(plan["user"])
+        env = list(plan["env"])
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={home}")
+        workdir = plan["workdir"] or "/"
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+        argv = plan["argv"]
+        if not argv:
+            raise _ExecError("no command specified", 125)
+        exe = find_executable(argv[0], _env_path(env))
+        _send(msg, ready=True)
+        if fifo_fd is not None:
+            _wait_for_start(fifo_fd)
+        code = 126
+        hardening.drop_privileges(uid, gid, groups, plan["caps"], plan["no_new_privs"], plan["last_cap"])
+        hardening.close_inherited_fds()
+        os.execve(exe, argv, dict(e.split("=", 1) for e in env))
+    except _ExecError as err:
+        _report(msg, str(err), err.code)
+    except BerthError as err:
+        _report(msg, str(err), code, type(err).__name__)
+    except OSError as err:
+        _report(msg, f"{err.strerror}: {err.filename or ''}".rstrip(": "), code)
+    except BaseException:
+        _report(msg, traceback.format_exc(), code)
+    os._exit(code)
+
+
+def _report(msg: int, text: str, code: int, kind: str = "KernelError") -> None:
+    try:
+        _send(msg, error=text, code=code, kind=kind)
+    except OSError:
+        pass
+    try:
+        os.write(2, f"berth: {text}\n".encode())
+    except OSError:
+        pass
+    os._exit(code)

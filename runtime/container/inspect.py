@@ -1,0 +1,45 @@
+"""stats and top: read from the container's cgroup and /proc, never by exec'ing tools."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import time
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def stats(rt, cid: str) -> dict:
+    """The cgroup counters as a dict (bytes, nanoseconds, counts)."""
+    sample = rt.cgroups.stats(cid)
+    data = dataclasses.asdict(sample) if dataclasses.is_dataclass(sample) else dict(sample)
+    data["id"] = cid
+    data["read_at"] = time.time()
+    return data
+
+
+def _proc_row(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+    comm = raw[raw.index(b"(") + 1 : raw.rindex(b")")].decode(errors="replace")
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    ppid = int(fields[1])
+    cpu = (int(fields[11]) + int(fields[12])) // _HZ
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return [user, str(pid), str(ppid), f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmdline or f"[{comm}]"]
+
+
+def top(pids: list[int]) -> dict:
+    """Process table in Docker's shape: titles and rows (host pids, like `docker top`)."""
+    rows = [row for row in (_proc_row(pid) for pid in sorted(pids)) if row]
+    return {"titles": ["UID", "PID", "PPID", "TIME", "CMD"], "processes": rows}

@@ -1,0 +1,350 @@
+"""Start a container's process tree: caller -> (setsid) -> shim-to-be -> container init.
+
+The caller double-forks so the shim is detached from it (killing the caller stops no
+container). The second fork makes the PID namespace, forks the container's init and then
+execs the small shim program, which is thereby the init's parent. A message pipe carries
+the init's host pid and progress back to the caller, which wires the network once the
+namespaces exist and then releases the child on a second pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from runtime import linux
+from runtime.container import init, plan
+from runtime.container.fsutil import proc_start_time, socket_path, write_json
+from runtime.container.paths import ContainerPaths
+from runtime.errors import BerthError, CommandNotExecutable, CommandNotFound, InvalidSpec, KernelError
+
+SHIM = str(Path(__file__).with_name("shim.py"))
+PROJECT = str(Path(__file__).resolve().parents[2])
+HANDSHAKE_TIMEOUT = 30.0
+_ERRORS = {127: CommandNotFound, 126: CommandNotExecutable}
+
+
+def default_hosts(hostname: str) -> str:
+    """A hosts file for a container with loopback only."""
+    return (
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"127.0.1.1\t{hostname}\n"
+    )
+
+
+def etc_files(rt, rec: dict, paths: ContainerPaths) -> dict[str, str]:
+    """Create the run dir's hosts, resolv.conf and hostname; the network step may rewrite them."""
+    paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = {"hostname": paths.etc_file("hostname")}
+    files["hostname"].write_text(rec["hostname"] + "\n")
+    mode = rec["spec"]["network"]["mode"]
+    if mode.startswith("container:"):
+        other = ContainerPaths(rt.config, rec["network_container"])
+        files["hosts"], files["resolv.conf"] = other.etc_file("hosts"), other.etc_file("resolv.conf")
+    else:
+        files["hosts"] = paths.etc_file("hosts")
+        files["resolv.conf"] = paths.etc_file("resolv.conf")
+        files["hosts"].write_text(default_hosts(rec["hostname"]))
+        files["resolv.conf"].write_text("")
+    return {name: str(path) for name, path in files.items()}
+
+
+def make_stdio(spec: dict) -> dict:
+    """Pipes (or a pty) that outlive each container process: the shim keeps both ends."""
+    fds = {}
+    if spec["tty"]:
+        fds["master"], fds["slave"] = os.openpty()
+    else:
+        fds["out_r"], fds["out_w"] = os.pipe()
+        fds["err_r"], fds["err_w"] = os.pipe()
+    if spec["stdin_open"] and not spec["tty"]:
+        fds["in_r"], fds["in_w"] = os.pipe()
+    return fds
+
+
+def child_stdio(fds: dict) -> list[int]:
+    """The three descriptors the container's init gets as 0, 1 and 2."""
+    if "slave" in fds:
+        return [fds["slave"]] * 3
+    stdin = fds.get("in_r")
+    if stdin is None:
+        stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    return [stdin, fds["out_w"], fds["err_w"]]
+
+
+def listen_socket(path: Path) -> int:
+    """The attach socket, bound before the shim exists so early clients simply queue."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with socket_path(path) as address:
+        sock.bind(address)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    return sock.detach()
+
+
+def _namespace_fds(rt, rec: dict) -> tuple[list[tuple[int, int]], int | None]:
+    """Descriptors of other containers' namespaces to join (opened now, before any fork)."""
+    spec = rec["spec"]
+    joins, pid_fd = [], None
+    wanted = [(kind, value) for kind, value in spec["namespaces"].items() if value.startswith("container:")]
+    if spec["network"]["mode"].startswith("container:"):
+        wanted.append(("net", spec["network"]["mode"]))
+    for kind, value in wanted:
+        pid = rt.running_pid(value.partition(":")[2])
+        flag = linux.NAMESPACE_FLAGS["mnt" if kind == "mnt" else kind]
+        fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        if kind == "pid":
+            pid_fd = fd
+        else:
+            joins.append((fd, flag))
+    return joins, pid_fd
+
+
+def _reset_pid_namespace() -> None:
+    # A process that already made a PID namespace forks into it; point its children back at
+    # its own namespace first (needed when the shim respawns a container in its process).
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(fd, linux.CLONE_NEWPID)
+    finally:
+        os.close(fd)
+
+
+def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
+    _reset_pid_namespace()
+    if pid_fd is not None:
+        linux.setns(pid_fd, linux.CLONE_NEWPID)
+    elif pid_mode == "private":
+        linux.unshare(linux.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        init.child_main(child_plan)  # never returns
+    return pid
+
+
+def exec_shim(shim_args: dict) -> None:
+    """Replace this process with the shim, handing over the stdio and socket descriptors."""
+    for key in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w", "listen"):
+        if shim_args.get(key) is not None:
+            os.set_inheritable(shim_args[key], True)
+    os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM, json.dumps(shim_args)])
+
+
+def _send(fd: int, **msg) -> None:
+    os.write(fd, (json.dumps(msg) + "\n").encode())
+
+
+class Handshake:
+    """The caller's side of the message pipe: collect pids, run the network step, release."""
+
+    def __init__(self, msg_r: int, go_w: int):
+        self.msg_r, self.go_w = msg_r, go_w
+        self.buf = b""
+        self.info: dict = {}
+
+    def next(self, deadline: float) -> dict:
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.msg_r], [], [], left)[0]:
+                raise KernelError("timed out waiting for the container's process to set up")
+            chunk = os.read(self.msg_r, 4096)
+            if not chunk:
+                raise KernelError("the container's process exited during setup")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+    def run(self, network_step) -> dict:
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        released = False
+        while True:
+            msg = self.next(deadline)
+            if "error" in msg:
+                kind = InvalidSpec if msg.get("kind") == "InvalidSpec" else KernelError
+                raise _ERRORS.get(msg.get("code"), kind)(msg["error"])
+            self.info.update(msg)
+            if not released and "ns" in self.info and "pid" in self.info:
+                self.info["network"] = network_step(self.info["pid"])
+                os.write(self.go_w, b"1")
+                released = True
+            if msg.get("ready"):
+                return self.info
+
+    def close(self) -> None:
+        for fd in (self.msg_r, self.go_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def network_step(rt, rec: dict, files: dict):
+    """The callable that wires the network once the container's netns exists."""
+
+    def step(pid: int) -> dict:
+        spec = rt.spec_of(rec)
+        exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
+        files_paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
+        return rt.networks.attach(rec["id"], rec["name"], pid, spec.network, rec["hostname"], exposed, files_paths)
+
+    return step
+
+
+def _kill_quietly(pid: int | None) -> None:
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_gone(pid: int | None, timeout: float = 10.0) -> None:
+    """Wait until `pid` (not our child) has exited."""
+    if not pid:
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
+def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> dict:
+    """What the shim needs: descriptors, files, restart policy and how to respawn."""
+    spec = rec["spec"]
+    cfg = rt.config
+    return {
+        "cid": rec["id"],
+        "log": str(paths.log_file),
+        "exit_file": str(paths.exit_file),
+        "stop_flag": str(paths.stop_flag),
+        "tty": spec["tty"],
+        "listen": listen,
+        **fds,
+        "restart": spec["restart"],
+        "restart_count": rec.get("restart_count", 0),
+        "project": PROJECT,
+        "config": {
+            "root": str(cfg.root),
+            "run_root": str(cfg.run_root),
+            "prefix": cfg.prefix,
+            "cgroup_root": str(cfg.cgroup_root),
+            "default_pids_limit": cfg.default_pids_limit,
+        },
+    }
+
+
+def _child_plan(rt, rec: dict, paths: ContainerPaths, files: dict, stdio: list[int], fifo: bool) -> dict:
+    spec = rt.spec_of(rec)
+    child = plan.build(
+        spec,
+        rec.get("image_config") or {},
+        rec["lower"],
+        paths,
+        rec["hostname"],
+        procs_files=rt.cgroups.procs_files(rec["id"]),
+        etc_files=files,
+    )
+    plan.ensure_volumes(child["mounts"])
+    child["stdio"] = stdio
+    child["fifo"] = str(paths.fifo) if fifo else None
+    return child
+
+
+def launch(rt, rec: dict, start_now: bool) -> dict:
+    """Make the container's process wait before exec (or exec at once with start_now)."""
+    paths = ContainerPaths(rt.config, rec["id"])
+    files = etc_files(rt, rec, paths)
+    paths.stop_flag.unlink(missing_ok=True)
+    paths.fifo.unlink(missing_ok=True)
+    if not start_now:
+        os.mkfifo(paths.fifo, 0o622)
+    joins, pid_fd = _namespace_fds(rt, rec)
+    fds = make_stdio(rec["spec"])
+    stdio = child_stdio(fds)
+    listen = listen_socket(paths.attach_socket)
+    msg_r, msg_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now)
+    child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
+    args = shim_args(rt, rec, paths, fds, listen)
+    pid_mode = rec["spec"]["namespaces"].get("pid", "private")
+    pid0 = os.fork()
+    if pid0 == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                cpid = _fork_init(child, pid_mode, pid_fd)
+                me = os.getpid()
+                _send(msg_w, pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid))
+                args["pid"] = cpid
+                exec_shim(args)
+        finally:
+            os._exit(0)
+    os.waitpid(pid0, 0)
+    for fd in {*fds.values(), *stdio, listen, msg_w, go_r, *(j[0] for j in joins), *([pid_fd] if pid_fd else [])}:
+        os.close(fd)
+    shake = Handshake(msg_r, go_w)
+    try:
+        info = shake.run(network_step(rt, rec, files))
+    except BaseException:
+        _kill_quietly(shake.info.get("pid"))
+        wait_gone(shake.info.get("shim"))
+        raise
+    finally:
+        shake.close()
+    record_shim(paths, info)
+    return info
+
+
+def record_shim(paths: ContainerPaths, info: dict) -> None:
+    """Remember the shim's and the init's pids (with start times against pid reuse)."""
+    write_json(
+        paths.shim_file,
+        {k: info.get(k) for k in ("pid", "pid_start", "shim", "shim_start")},
+    )
+    if info.get("network") is not None:
+        write_json(paths.network_file, info["network"])
+
+
+def respawn(rt, rec: dict, args: dict) -> None:
+    """Run again in the shim's own process (restart policy), then exec the shim again."""
+    paths = ContainerPaths(rt.config, rec["id"])
+    files = etc_files(rt, rec, paths)
+    joins, pid_fd = _namespace_fds(rt, rec)
+    fds = {k: args.get(k) for k in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w") if args.get(k) is not None}
+    stdio = child_stdio(fds)
+    msg_r, msg_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = _child_plan(rt, rec, paths, files, stdio, fifo=False)
+    child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
+    cpid = _fork_init(child, rec["spec"]["namespaces"].get("pid", "private"), pid_fd)
+    os.close(msg_w)
+    os.close(go_r)
+    shake = Handshake(msg_r, go_w)
+    me = os.getpid()
+    shake.info.update(pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid))
+    try:
+        info = shake.run(network_step(rt, rec, files))
+    except BerthError:
+        _kill_quietly(cpid)
+        info = None
+    finally:
+        shake.close()
+    if info is not None:
+        record_shim(paths, info)
+        state = rt.store.read_state(rec["id"])
+        state["started_at"] = rt.store.now()
+        rt.store.write_state(rec["id"], state)
+    args["pid"] = cpid
+    exec_shim(args)

@@ -1,0 +1,80 @@
+"""Where one container's files live: persistent under config.root, runtime under config.run_root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.config import RuntimeConfig
+
+
+@dataclass(frozen=True)
+class ContainerPaths:
+    """All paths of one container, derived from the config and its id."""
+
+    config: RuntimeConfig
+    cid: str
+
+    @property
+    def dir(self) -> Path:
+        return self.config.containers_dir / self.cid
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.run_containers_dir / self.cid
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.dir / "exit.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / f"{self.cid}-json.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / "lock"
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / "merged"
+
+    @property
+    def shim_file(self) -> Path:
+        return self.run_dir / "shim.json"
+
+    @property
+    def fifo(self) -> Path:
+        return self.run_dir / "exec.fifo"
+
+    @property
+    def attach_socket(self) -> Path:
+        return self.run_dir / "attach.sock"
+
+    @property
+    def stop_flag(self) -> Path:
+        return self.run_dir / "stop-requested"
+
+    @property
+    def network_file(self) -> Path:
+        return self.run_dir / "network.json"
+
+    def etc_file(self, name: str) -> Path:
+        """hosts, resolv.conf or hostname: bind-mounted into the container's /etc."""
+        return self.run_dir / name

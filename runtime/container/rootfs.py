@@ -1,0 +1,189 @@
+"""Build the container's root filesystem inside its new mount namespace (child side).
+
+Order follows the kernel's needs: make `/` private so nothing propagates back to the host,
+mount the overlay, then /proc, /dev, /sys, /etc files and user mounts (targets resolved
+inside the root), mask and lock /proc and /sys, then pivot_root and detach the old root.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from runtime import linux
+from runtime.container.safepath import fd_path, open_in_root
+from runtime.errors import InvalidSpec, KernelError
+
+# Docker's masked and read-only paths (moby daemon/pkg/oci/defaults.go).
+MASKED_PATHS = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# (name, major, minor): the standard device set on a fresh /dev tmpfs.
+STANDARD_DEVICES = (
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+)
+_NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+
+
+def _mount_at(root_fd: int, target: str, source, fstype, flags: int, data=None, create: str = "dir") -> None:
+    fd = open_in_root(root_fd, target, create=create)
+    try:
+        linux.mount(source, fd_path(fd), fstype, flags, data)
+    except KernelError as err:
+        raise KernelError(f"mount {fstype or 'bind'} on {target}: {err.__cause__.strerror}") from err
+    finally:
+        os.close(fd)
+
+
+def _remount_ro(root_fd: int, target: str, extra: int = 0) -> None:
+    fd = open_in_root(root_fd, target)
+    try:
+        linux.mount(fd_path(fd), fd_path(fd), None, linux.MS_BIND | linux.MS_REC)
+    finally:
+        os.close(fd)
+    _remount(root_fd, target, linux.MS_RDONLY | extra)
+
+
+def _remount(root_fd: int, target: str, flags: int) -> None:
+    # A descriptor taken before a mount still points below it: open the path again so the
+    # remount reaches the new mount on top.
+    fd = open_in_root(root_fd, target)
+    try:
+        linux.mount(None, fd_path(fd), None, linux.MS_BIND | linux.MS_REMOUNT | flags)
+    finally:
+        os.close(fd)
+
+
+def _mount_dev(root_fd: int, plan: dict) -> None:
+    _mount_at(root_fd, "/dev", "tmpfs", "tmpfs", linux.MS_NOSUID | linux.MS_STRICTATIME, "mode=755,size=65536k")
+    dev_fd = open_in_root(root_fd, "/dev")
+    dev = os.open(fd_path(dev_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.close(dev_fd)
+    try:
+        for name, major, minor in STANDARD_DEVICES + tuple(plan["devices"]):
+            os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
+            os.chmod(name, 0o666, dir_fd=dev)
+        for link, target in (
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+            ("core", "/proc/kcore"),
+        ):
+            os.symlink(target, link, dir_fd=dev)
+        for sub in ("pts", "shm", "mqueue"):
+            os.mkdir(sub, 0o755, dir_fd=dev)
+        if plan["tty"]:
+            os.close(os.open("console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o620, dir_fd=dev))
+    finally:
+        os.close(dev)
+    _mount_at(root_fd, "/dev/pts", "devpts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
+    if plan["tty"]:
+        _mount_at(root_fd, "/dev/console", "/proc/self/fd/0", None, linux.MS_BIND, create="file")
+
+
+def _mount_sys(root_fd: int, plan: dict) -> None:
+    flags = _NOSUID_NODEV_NOEXEC | (0 if plan["privileged"] else linux.MS_RDONLY)
+    try:
+        _mount_at(root_fd, "/sys", "sysfs", "sysfs", flags)
+    except KernelError:
+        # sysfs belongs to the network namespace: sharing the host's, bind the host's /sys.
+        _mount_at(root_fd, "/sys", "/sys", None, linux.MS_BIND | linux.MS_REC)
+        if not plan["privileged"]:
+            _remount_ro(root_fd, "/sys", _NOSUID_NODEV_NOEXEC)
+
+
+def _mask(root_fd: int) -> None:
+    for path in MASKED_PATHS:
+        try:
+            fd = open_in_root(root_fd, path)
+        except InvalidSpec:
+            continue  # not present on this kernel
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                linux.mount("tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0")
+            else:
+                null = open_in_root(root_fd, "/dev/null")
+                try:
+                    # Bind only what is truly our char device, never a planted symlink or file.
+                    if not stat.S_ISCHR(os.fstat(null).st_mode):
+                        raise KernelError("/dev/null in the container is not a character device")
+                    linux.mount(fd_path(null), fd_path(fd), None, linux.MS_BIND)
+                finally:
+                    os.close(null)
+        finally:
+            os.close(fd)
+    for path in READONLY_PATHS:
+        try:
+            _remount_ro(root_fd, path, _NOSUID_NODEV_NOEXEC)
+        except InvalidSpec:
+            continue
+
+
+def _user_mount(root_fd: int, m: dict) -> None:
+    flags = linux.MS_RDONLY if m["read_only"] else 0
+    if m["type"] == "tmpfs":
+        _mount_at(root_fd, m["target"], "tmpfs", "tmpfs", flags | linux.MS_NOSUID | linux.MS_NODEV, m["data"] or None)
+        return
+    create = "dir" if os.path.isdir(m["source"]) else "file"
+    fd = open_in_root(root_fd, m["target"], create=create)
+    try:
+        linux.mount(m["source"], fd_path(fd), None, linux.MS_BIND | linux.MS_REC)
+    finally:
+        os.close(fd)
+    if m["read_only"]:
+        _remount(root_fd, m["target"], linux.MS_RDONLY)
+
+
+def setup_rootfs(plan: dict) -> None:
+    """Mount everything the container sees and pivot into it (runs in the child)."""
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    rootfs = plan["rootfs"]
+    merged = rootfs["merged"]
+    data = f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}"
+    linux.mount("overlay", merged, "overlay", 0, data)
+    root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _mount_at(root_fd, "/proc", "proc", "proc", _NOSUID_NODEV_NOEXEC)
+        if plan["privileged"]:
+            _mount_at(root_fd, "/dev", "/dev", None, linux.MS_BIND | linux.MS_REC)
+        else:
+            _mount_dev(root_fd, plan)
+        _mount_sys(root_fd, plan)
+        for name, source in plan["etc_files"].items():
+            _mount_at(root_fd, f"/etc/{name}", source, None, linux.MS_BIND, create="file")
+        for m in plan["mounts"]:
+            _user_mount(root_fd, m)
+        if not plan["privileged"]:
+            _mask(root_fd)
+        if rootfs["read_only"]:
+            linux.mount(None, merged, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    finally:
+        os.close(root_fd)
+    os.chdir(merged)
+    # pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
+    # only the container's tree, with no path back to the host's.
+    linux.pivot_root(".", ".")
+    linux.umount(".", linux.MNT_DETACH)
+    os.chdir("/")

@@ -1,0 +1,209 @@
+"""The per-container monitor: parent of the container, owner of its stdio, logs and exit record.
+
+Started as `python -I -S shim.py ARGS_JSON` by the launcher (it replaces the launcher's
+forked process, so it is the container's parent without the launcher's memory). It uses
+the standard library only, to stay small. It writes every output line to a JSON-lines log
+with a timestamp, serves attach clients on a unix socket, records the exit atomically and,
+when the restart policy says so, execs the respawner in its own process (same pid).
+"""
+
+import errno
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+_CHUNK = 65536
+_MAX_LINE = 16384
+
+
+def now_iso() -> str:
+    """RFC 3339 UTC time with nanoseconds, like Docker's json-file driver."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def write_json(path: str, data: dict) -> None:
+    """Atomic write: tmp file + rename."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class Shim:
+    """One container's monitor loop."""
+
+    def __init__(self, args: dict):
+        self.args = args
+        self.pid = args["pid"]
+        self.log = open(args["log"], "ab", buffering=0)
+        self.partial = {"stdout": b"", "stderr": b""}
+        self.sources = {}  # fd -> stream name
+        if args["tty"]:
+            self.sources[args["master"]] = "stdout"
+        else:
+            self.sources[args["out_r"]] = "stdout"
+            self.sources[args["err_r"]] = "stderr"
+        for fd in self.sources:
+            os.set_blocking(fd, False)
+        self.input_fd = args["master"] if args["tty"] else args.get("in_w")
+        self.listen = socket.socket(fileno=args["listen"])
+        self.listen.setblocking(False)
+        self.clients: dict[int, socket.socket] = {}
+
+    def log_data(self, stream: str, data: bytes) -> None:
+        buf = self.partial[stream] + data
+        lines = buf.split(b"\n")
+        self.partial[stream] = lines.pop()
+        if len(self.partial[stream]) > _MAX_LINE:  # never hold an endless line in memory
+            lines.append(self.partial[stream])
+            self.partial[stream] = b""
+        else:
+            lines = [line + b"\n" for line in lines]
+        if lines:
+            self._write_lines(stream, lines)
+
+    def _write_lines(self, stream: str, lines: list[bytes]) -> None:
+        stamp = now_iso()
+        out = []
+        for line in lines:
+            text = line.decode("utf-8", "surrogateescape")
+            out.append(json.dumps({"log": text, "stream": stream, "time": stamp}) + "\n")
+        self.log.write("".join(out).encode())
+
+    def flush(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self._write_lines(stream, [rest])
+                self.partial[stream] = b""
+
+    def forward(self, data: bytes) -> None:
+        for fd, client in list(self.clients.items()):
+            try:
+                client.send(data)
+            except OSError:
+                # A slow or gone client is dropped: the container never waits for a reader.
+                self.drop(fd)
+
+    def drop(self, fd: int) -> None:
+        client = self.clients.pop(fd, None)
+        if client:
+            client.close()
+
+    def read_source(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return True
+        except OSError as err:
+            if err.errno == errno.EIO:  # pty with no slave left
+                return False
+            raise
+        if not data:
+            return False
+        self.log_data(self.sources[fd], data)
+        self.forward(data)
+        return True
+
+    def accept(self) -> None:
+        try:
+            client, _ = self.listen.accept()
+        except BlockingIOError:
+            return
+        client.setblocking(False)
+        self.clients[client.fileno()] = client
+
+    def client_input(self, fd: int) -> None:
+        try:
+            data = self.clients[fd].recv(_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(fd)
+            return
+        if self.input_fd is not None:
+            try:
+                os.write(self.input_fd, data)
+            except OSError:
+                pass
+
+    def run(self) -> int:
+        pidfd = os.pidfd_open(self.pid)
+        poller = select.poll()
+        for fd in (*self.sources, self.listen.fileno(), pidfd):
+            poller.register(fd, select.POLLIN)
+        open_sources = set(self.sources)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == pidfd:
+                    return self.finish(pidfd, open_sources)
+                if fd == self.listen.fileno():
+                    self.accept()
+                    for cfd in self.clients:
+                        poller.register(cfd, select.POLLIN)
+                elif fd in self.sources:
+                    if not self.read_source(fd):
+                        poller.unregister(fd)
+                        open_sources.discard(fd)
+                elif fd in self.clients:
+                    self.client_input(fd)
+                    if fd not in self.clients:
+                        poller.unregister(fd)
+                else:
+                    poller.unregister(fd)
+
+    def finish(self, pidfd: int, open_sources: set) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        os.close(pidfd)
+        # Every process of the PID namespace is gone once its init is reaped; what they
+        # wrote is still in the pipes: drain it without blocking.
+        for fd in open_sources:
+            while self.read_source(fd):
+                try:
+                    if not select.select([fd], [], [], 0)[0]:
+                        break
+                except OSError:
+                    break
+        self.flush()
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
+
+
+def should_restart(args: dict, code: int) -> bool:
+    """Docker's restart policies; a stop requested by the user always wins."""
+    if os.path.exists(args["stop_flag"]):
+        return False
+    name, limit, count = args["restart"]["name"], args["restart"]["max_retries"], args["restart_count"]
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        return code != 0 and (limit == 0 or count < limit)
+    return False
+
+
+def main() -> None:
+    """Entry point: monitor, record the exit, then exit or respawn."""
+    args = json.loads(sys.argv[1])
+    shim = Shim(args)
+    code = shim.run()
+    write_json(args["exit_file"], {"exit_code": code, "finished_at": now_iso(), "restart_count": args["restart_count"]})
+    for client in list(shim.clients.values()):
+        client.close()
+    if should_restart(args, code):
+        # Docker's back-off: 100 ms doubling, capped.
+        time.sleep(min(0.1 * (2 ** min(args["restart_count"], 6)), 5.0))
+        if not os.path.exists(args["stop_flag"]):
+            args["restart_count"] += 1
+            code_text = "import sys; sys.path.insert(0, sys.argv[2]); from runtime.container.respawn import main; main()"
+            # Not -S: the respawner needs the venv's site-packages (pyroute2).
+            os.execv(sys.executable, [sys.executable, "-I", "-c", code_text, json.dumps(args), args["project"]])
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Persistent container records: config, state and name reservations under config.root."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import time
+
+from runtime.config import RuntimeConfig
+from runtime.container.fsutil import read_json, write_json
+from runtime.container.paths import ContainerPaths
+from runtime.errors import Conflict, InvalidSpec, NotFound
+from runtime.spec import NAME_RE
+
+
+def now_iso() -> str:
+    """RFC 3339 UTC time with nanoseconds (the format logs and state use)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+class ContainerStore:
+    """Records on disk: containers/<id>/config.json (fixed) and state.json (changes)."""
+
+    def __init__(self, config: RuntimeConfig):
+        self.config = config
+        self.names_dir = config.root / "names"
+
+    now = staticmethod(now_iso)
+
+    def paths(self, cid: str) -> ContainerPaths:
+        return ContainerPaths(self.config, cid)
+
+    def new_id(self) -> str:
+        return secrets.token_hex(32)
+
+    def ids(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.config.containers_dir) if e.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def reserve_name(self, name: str, cid: str) -> None:
+        """Claim `name` for `cid` atomically; Conflict if another container holds it."""
+        if not NAME_RE.match(name):
+            raise InvalidSpec(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        self.names_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.names_dir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            owner = (self.names_dir / name).read_text().strip()
+            raise Conflict(
+                f'the container name "/{name}" is already in use by container "{owner}"; '
+                "remove (or rename) that container to be able to reuse that name"
+            ) from None
+        os.write(fd, cid.encode())
+        os.close(fd)
+
+    def release_name(self, name: str, cid: str) -> None:
+        path = self.names_dir / name
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text().strip() == cid:
+                path.unlink()
+
+    def resolve(self, ref: str) -> str:
+        """Full id, unique id prefix, or name -> id; NotFound or Conflict (ambiguous prefix)."""
+        if not isinstance(ref, str) or not ref or "/" in ref.strip("/") or ref in (".", ".."):
+            raise NotFound(f"no such container: {ref}")
+        ref = ref.lstrip("/")
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            cid = (self.names_dir / ref).read_text().strip()
+            if (self.config.containers_dir / cid / "config.json").exists():
+                return cid
+        if len(ref) == 64 and (self.config.containers_dir / ref / "config.json").exists():
+            return ref
+        matches = [cid for cid in self.ids() if cid.startswith(ref.lower())] if len(ref) >= 1 else []
+        if len(matches) == 1 and (self.config.containers_dir / matches[0] / "config.json").exists():
+            return matches[0]
+        if len(matches) > 1:
+            raise Conflict(f"multiple containers match the id prefix {ref!r}; use more characters")
+        raise NotFound(f"no such container: {ref}")
+
+    def read_record(self, cid: str) -> dict:
+        rec = read_json(self.paths(cid).config_file)
+        if rec is None:
+            raise NotFound(f"no such container: {cid}")
+        return rec
+
+    def write_record(self, rec: dict) -> None:
+        write_json(self.paths(rec["id"]).config_file, rec)
+
+    def read_state(self, cid: str) -> dict:
+        return read_json(self.paths(cid).state_file, {}) or {}
+
+    def write_state(self, cid: str, state: dict) -> None:
+        write_json(self.paths(cid).state_file, state)
+
+    @contextlib.contextmanager
+    def locked(self, cid: str):
+        """Serialize changes to one container across processes (agent retries, CLI)."""
+        path = self.paths(cid).lock_file
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise NotFound(f"no such container: {cid}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def remove(self, cid: str, name: str | None) -> None:
+        """Remove every file of the container (persistent and runtime) and its name."""
+        paths = self.paths(cid)
+        shutil.rmtree(paths.run_dir, ignore_errors=True)
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        if name:
+            self.release_name(name, cid)

@@ -1,0 +1,392 @@
+"""End-to-end fixtures: a real Redis, web server, host agent (Celery worker) and runtime.
+
+Each test module gets its own stack: a temporary data directory (SQLite file shared by the web
+process and the worker), a host name and queue of its own, and a runtime prefix and state root
+of its own, so a run never touches a running Berth. Everything is torn down by pid and by
+prefix, also when a test fails.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PY = Path(sys.executable)
+ADMIN_PASSWORD = "e2e-" + secrets.token_urlsafe(12)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers PING at redis://host:port/..."""
+    hostport = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = hostport.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail the test with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """REDIS_URL from scripts/test, else a private redis-server on a free port (stopped after)."""
+    url = os.environ.get("REDIS_URL")
+    if url and redis_answers(url):
+        yield url
+        return
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_until(lambda: redis_answers(url), 10, "redis-server to answer")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+class Stack:
+    """One Berth installation in a temporary directory: web, agent, database, runtime state."""
+
+    def __init__(self, base: Path, redis_url: str):
+        self.base = base
+        self.host = "e2e" + _random(6)
+        self.prefix = "e" + _random(5)
+        self.data_dir = base / "data"
+        self.root = base / "root"
+        self.run_root = base / "run"
+        self.db_path = self.data_dir / "berth.sqlite3"
+        self.web_port = free_port()
+        self.token = None
+        self.web = None
+        self.worker = None
+        self.logs = base / "logs"
+        self.logs.mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # always the SQLite file
+        env.update(
+            BERTH_DATA_DIR=str(self.data_dir),
+            REDIS_URL=redis_url,
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            BERTH_AGENT_HOST=self.host,
+            BERTH_PREFIX=self.prefix,
+            BERTH_ROOT=str(self.root),
+            BERTH_RUN_ROOT=str(self.run_root),
+            BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
+            PYTHONUNBUFFERED="1",
+        )
+        self.env = env
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def manage(self, *args, check=True) -> subprocess.CompletedProcess:
+        """Run `manage.py <args>` against this stack's database."""
+        result = subprocess.run(
+            [str(PY), "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def setup(self):
+        """Migrate, bootstrap (admin + this host), and issue an API token for the admin."""
+        self.manage("migrate", "--noinput", "--skip-checks")
+        self.bootstrap_output = self.manage("bootstrap", "--skip-checks", "--host-name", self.host).stdout
+        code = (
+            "from accounts.models import ApiToken, User; "
+            "print(ApiToken.issue(User.objects.get(username='admin'), 'e2e')[1])"
+        )
+        self.token = self.manage("shell", "-c", code).stdout.strip().splitlines()[-1]
+
+    def start_web(self):
+        """Django's threaded development server on a free port (a real WSGI server)."""
+        with open(self.logs / "web.log", "ab") as log:
+            self.web = subprocess.Popen(
+                [str(PY), "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.web_port}"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._web_answers, 30, "the web server to answer")
+
+    def _web_answers(self):
+        if self.web.poll() is not None:
+            pytest.fail(f"web server exited:\n{(self.logs / 'web.log').read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.web_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def start_worker(self, concurrency: int = 2):
+        """scripts/berth-agent for this stack's host queue; returns once the worker is ready."""
+        log_path = self.logs / "agent.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        env = dict(self.env, BERTH_AGENT_CONCURRENCY=str(concurrency))
+        with open(log_path, "ab") as log:
+            self.worker = subprocess.Popen(
+                [str(REPO / "scripts" / "berth-agent")],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready():
+            if self.worker.poll() is not None:
+                pytest.fail(f"agent exited:\n{log_path.read_text()[-3000:]}")
+            return " ready." in log_path.read_text()[offset:]
+
+        wait_until(ready, 60, "the agent to be ready")
+
+    def worker_pids(self) -> list[int]:
+        """The worker's main process and its pool processes (never the container shims)."""
+        if self.worker is None or self.worker.poll() is not None:
+            return []
+        pids = [self.worker.pid]
+        for task in Path(f"/proc/{self.worker.pid}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                try:
+                    cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"celery" in cmdline:
+                    pids.append(child)
+        return pids
+
+    def kill_worker(self, sig=signal.SIGKILL):
+        """Kill the agent (main and pool processes) by pid, as a crash would."""
+        for pid in self.worker_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if self.worker is not None:
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait(10)
+        self.worker = None
+
+    def stop_worker(self):
+        """Warm shutdown (SIGTERM), then SIGKILL if it hangs."""
+        if self.worker is None:
+            return
+        for pid in self.worker_pids()[:1]:
+            os.kill(pid, signal.SIGTERM)
+        try:
+            self.worker.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill_worker()
+        self.worker = None
+
+    def stop_web(self):
+        """Stop the web server by its pid."""
+        if self.web is not None and self.web.poll() is None:
+            self.web.terminate()
+            try:
+                self.web.wait(10)
+            except subprocess.TimeoutExpired:
+                self.web.kill()
+                self.web.wait(10)
+        self.web = None
+
+    # -- talking to it ------------------------------------------------------------------------
+
+    wait_until = staticmethod(wait_until)
+
+    def host_row(self) -> dict:
+        """This stack's Host row as the agent left it."""
+        rows = self.sql(
+            "SELECT state, last_heartbeat, info FROM hosts_host WHERE name = ?", self.host
+        )
+        state, beat, info = rows[0]
+        return {"state": state, "last_heartbeat": beat, "info": json.loads(info or "{}")}
+
+    def api(self, method: str, path: str, body=None, *, expect=None, timeout: float = 90):
+        """Call the REST API with the admin token; returns (status, parsed JSON or text)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}/api/v1/{path.lstrip('/')}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode(errors="replace")
+        if expect is not None:
+            assert status == expect, f"{method} {path}: {status} {payload}"
+        return status, payload
+
+    def sql(self, query: str, *args) -> list[tuple]:
+        """Read the shared SQLite database directly (what the web and the agent both see)."""
+        with sqlite3.connect(self.db_path, timeout=20) as conn:
+            return conn.execute(query, args).fetchall()
+
+    def runtime(self):
+        """A runtime.api.Runtime on this stack's prefix and state root (to look, and to clean)."""
+        from runtime.api import Runtime
+        from runtime.config import RuntimeConfig
+
+        return Runtime(RuntimeConfig(root=self.root, run_root=self.run_root, prefix=self.prefix))
+
+    # -- cleanup ------------------------------------------------------------------------------
+
+    def teardown(self):
+        """Stop every process this stack started, delete its containers and host resources."""
+        self.kill_worker()
+        self.stop_web()
+        try:
+            rt = self.runtime()
+            for state in rt.list():
+                try:
+                    rt.delete(state["id"], force=True)
+                except Exception as err:  # keep cleaning: a leak is reported by sweep below
+                    print(f"e2e cleanup: delete {state.get('name')}: {err}", file=sys.stderr)
+        except ImportError:
+            pass
+        sweep(self.prefix, self.base)
+
+
+def sweep(prefix: str, base: Path) -> None:
+    """Remove what a crashed test may have left: mounts under base, cgroups, links, nft tables."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(str(base) + "/"):
+            mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{prefix}"):
+        _remove_cgroup(parent)
+    for parent in Path("/sys/fs/cgroup").glob(f"{prefix}"):
+        _remove_cgroup(parent)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith(prefix):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+    for family in ("ip", "inet", "ip6"):
+        subprocess.run(["nft", "delete", "table", family, prefix], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _remove_cgroup(path: Path) -> None:
+    for child in sorted(
+        (p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
+        _kill_and_rmdir(child)
+    _kill_and_rmdir(path)
+
+
+def _kill_and_rmdir(path: Path) -> None:
+    try:
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    except OSError:
+        pass
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, tmp_path_factory):
+    """A migrated, bootstrapped Berth with its web server and host agent running."""
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests run as root")
+    base = Path(f"/tmp/berth-e2e-{_random(8)}")
+    base.mkdir(mode=0o755)
+    stack = Stack(base, redis_url)
+    try:
+        stack.setup()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.teardown()
+
+
+@pytest.fixture(scope="module")
+def web(stack):
+    """The stack with its web server (the REST API) running too."""
+    if stack.web is None:
+        stack.start_web()
+    return stack

@@ -1,0 +1,224 @@
+"""The agent's bookkeeping against an in-memory stand-in for the runtime (fast, no root).
+
+These check what the database sees (claims, outcomes, ghosts, heartbeats); the real runtime,
+Redis and worker are exercised by the e2e tests beside this file.
+"""
+
+import itertools
+import uuid
+from datetime import timedelta
+
+import pytest
+from agent import executor, heartbeat, lookup, reconcile
+from django.utils import timezone
+
+from accounts.models import Membership, Team, User
+from containers.models import Container
+from hosts.models import Host
+from operations.models import Operation
+from rbac.models import Role, RoleBinding
+from runtime.errors import InvalidState, NotFound
+
+BASE_SPEC = {"image": "busybox", "command": ["sleep", "1000"]}
+
+
+class FakeRuntime:
+    """Just enough of runtime.api.Runtime's verbs, kept in a dict, counting creates."""
+
+    def __init__(self):
+        self.containers = {}
+        self.creates = 0
+        self._ids = itertools.count(1)
+
+    def _get(self, ref):
+        for state in self.containers.values():
+            if ref in (state["id"], state["name"]):
+                return state
+        raise NotFound(f"no such container: {ref}")
+
+    def create(self, spec):
+        if any(s["name"] == spec.name for s in self.containers.values()):
+            raise InvalidState(f"name {spec.name} is taken")
+        self.creates += 1
+        cid = f"{next(self._ids):064x}"
+        self.containers[cid] = {
+            "id": cid,
+            "name": spec.name,
+            "status": "created",
+            "pid": None,
+            "exit_code": None,
+            "spec": spec.to_dict(),
+        }
+        return dict(self.containers[cid])
+
+    def state(self, ref):
+        return dict(self._get(ref))
+
+    def list(self):
+        return [dict(s) for s in self.containers.values()]
+
+    def start(self, ref):
+        self._get(ref).update(status="running", pid=4242)
+
+    def stop(self, ref, timeout=None):
+        self._get(ref).update(status="stopped", pid=None, exit_code=143)
+
+    def delete(self, ref, force=False):
+        state = self._get(ref)
+        if state["status"] == "running" and not force:
+            raise InvalidState("running")
+        del self.containers[state["id"]]
+
+
+@pytest.fixture
+def world(db):
+    """An admin who created one container on one host."""
+    host = Host.objects.create(name=f"u{uuid.uuid4().hex[:8]}")
+    team = Team.objects.create(name="alpha")
+    admin = User.objects.create_user("admin", password="x")
+    Membership.objects.create(team=team, user=admin)
+    RoleBinding.objects.create(user=admin, role=Role.objects.get(name="admin"))
+    container = Container.objects.create(
+        team=team, host=host, name="web", image="busybox", spec=dict(BASE_SPEC), created_by=admin
+    )
+    return {"host": host, "team": team, "admin": admin, "container": container, "rt": FakeRuntime()}
+
+
+def _op(world, kind, **params):
+    return Operation.objects.create(
+        kind=kind,
+        target_type="container",
+        target_id=str(world["container"].id),
+        host=world["host"],
+        team=world["team"],
+        params=params,
+    )
+
+
+def _run(world, op, **kw):
+    return executor.execute(op.id, host_name=world["host"].name, rt=world["rt"], **kw)
+
+
+def test_create_start_records_observed_state(world):
+    out = _run(world, _op(world, "container.create", start=True))
+    assert out["state"] == "succeeded", out
+    c = Container.objects.get(id=world["container"].id)
+    assert (c.observed_state, c.pid) == ("running", 4242)
+    assert c.runtime_id and world["rt"].state(c.runtime_id)["name"] == "web"
+    labels = world["rt"].state(c.runtime_id)["spec"]["labels"]
+    assert labels[lookup.LABEL] == lookup.label_value(c)
+
+
+def test_a_redelivered_task_does_nothing_twice(world):
+    op = _op(world, "container.create")
+    assert _run(world, op)["state"] == "succeeded"
+    assert _run(world, op)["state"] == "skipped"
+    assert world["rt"].creates == 1
+
+
+def test_recovered_running_operation_converges_on_one_container(world):
+    op = _op(world, "container.start")
+    # A previous agent claimed it, created the container and died before saving anything.
+    Operation.objects.filter(id=op.id).update(state="running")
+    from agent.containers_ops import runtime_spec
+
+    world["rt"].create(runtime_spec(world["container"]))
+    assert _run(world, op)["state"] == "skipped"  # a plain redelivery does not take it
+    out = _run(world, op, recovering=True)
+    assert out["state"] == "succeeded", out
+    assert world["rt"].creates == 1 and len(world["rt"].list()) == 1
+    assert Container.objects.get(id=world["container"].id).observed_state == "running"
+
+
+def test_operation_of_another_host_is_refused(world):
+    op = _op(world, "container.create")
+    out = executor.execute(op.id, host_name="elsewhere", rt=world["rt"])
+    assert out["state"] == "skipped"
+    assert Operation.objects.get(id=op.id).state == "pending"
+
+
+def test_policy_is_checked_again_in_the_agent(world):
+    developer = User.objects.create_user("dev", password="x")
+    Container.objects.filter(id=world["container"].id).update(
+        created_by=developer, spec={**BASE_SPEC, "privileged": True}
+    )
+    out = _run(world, _op(world, "container.create"))
+    assert out["state"] == "failed"
+    assert "container.privileged" in out["error"]
+    assert world["rt"].creates == 0
+
+
+def test_unknown_kind_fails_cleanly(world):
+    out = _run(world, _op(world, "container.teleport"))
+    assert out["state"] == "failed" and "teleport" in out["error"]
+
+
+def test_stop_and_remove(world):
+    _run(world, _op(world, "container.create", start=True))
+    assert _run(world, _op(world, "container.stop"))["state"] == "succeeded"
+    c = Container.objects.get(id=world["container"].id)
+    assert (c.observed_state, c.exit_code) == ("stopped", 143)
+    assert _run(world, _op(world, "container.remove"))["state"] == "succeeded"
+    assert world["rt"].list() == []
+    assert Container.objects.get(id=world["container"].id).observed_state == "removed"
+    # Removing again is no error: the verb is idempotent.
+    assert _run(world, _op(world, "container.remove"))["state"] == "succeeded"
+
+
+def test_ghost_is_marked_and_recreated_when_it_should_run(world):
+    _run(world, _op(world, "container.create", start=True))
+    Container.objects.filter(id=world["container"].id).update(desired_state="running")
+    world["rt"].containers.clear()  # the host lost it (reboot, manual rm)
+    counts = reconcile.reconcile_host(world["host"].name, rt=world["rt"])
+    assert counts["ghosts"] == 1 and counts["repaired"] == 1
+    c = Container.objects.get(id=world["container"].id)
+    assert c.observed_state == "running"
+    repair = Operation.objects.filter(
+        target_id=str(c.id), params__reason__startswith="reconcile"
+    ).get()
+    assert repair.state == "succeeded"
+
+
+def test_ghost_that_should_not_run_is_marked_stopped(world):
+    _run(world, _op(world, "container.create"))
+    Container.objects.filter(id=world["container"].id).update(desired_state="stopped")
+    world["rt"].containers.clear()
+    counts = reconcile.reconcile_host(world["host"].name, rt=world["rt"])
+    assert counts["ghosts"] == 1 and counts["repaired"] == 0
+    assert Container.objects.get(id=world["container"].id).observed_state == "stopped"
+    assert world["rt"].creates == 1
+
+
+def test_exit_reaches_the_database(world):
+    _run(world, _op(world, "container.create", start=True))
+    state = world["rt"].list()[0]
+    world["rt"].containers[state["id"]].update(status="stopped", exit_code=3, pid=None)
+    assert reconcile.reconcile_host(world["host"].name, rt=world["rt"])["updated"] == 1
+    c = Container.objects.get(id=world["container"].id)
+    assert (c.observed_state, c.exit_code) == ("stopped", 3)
+    # Nothing changed: nothing written.
+    assert reconcile.reconcile_host(world["host"].name, rt=world["rt"])["updated"] == 0
+
+
+def test_startup_recovers_pending_and_running_operations(world):
+    op1 = _op(world, "container.create")
+    Operation.objects.filter(id=op1.id).update(state="running")
+    op2 = _op(world, "container.start")
+    reconcile.reconcile_host(world["host"].name, startup=True, rt=world["rt"])
+    assert set(
+        Operation.objects.filter(id__in=[op1.id, op2.id]).values_list("state", flat=True)
+    ) == {"succeeded"}
+    assert world["rt"].creates == 1
+
+
+def test_heartbeat_marks_silent_hosts_down(world):
+    other = Host.objects.create(
+        name="silent",
+        state="up",
+        last_heartbeat=timezone.now() - heartbeat.DOWN_AFTER - timedelta(seconds=1),
+    )
+    assert heartbeat.beat(world["host"].name, info={"kernel": "x"}) == 1
+    world["host"].refresh_from_db()
+    other.refresh_from_db()
+    assert world["host"].state == "up" and world["host"].last_heartbeat is not None
+    assert other.state == "down"

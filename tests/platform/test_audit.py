@@ -1,0 +1,105 @@
+"""The audit log is append-only in the model and in the database, and its hash chain detects tampering."""
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from audit import context
+from audit.models import AppendOnlyError, AuditEvent
+from audit.services import record_event, verify_chain
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def events(users):
+    with context.bind(request_id="tp-req-1", source_ip="127.0.0.1"):
+        return [
+            record_event(
+                actor=users["admin"],
+                action="container.start",
+                outcome="allowed",
+                object_type="container",
+                object_id=i,
+            )
+            for i in range(3)
+        ]
+
+
+def test_events_chain_and_carry_context(events):
+    first, second, third = events
+    assert second.prev_hash == first.hash and third.prev_hash == second.hash
+    assert third.seq == first.seq + 2
+    assert first.request_id == "tp-req-1" and first.source_ip == "127.0.0.1"
+    assert verify_chain() == []
+
+
+def test_model_refuses_update_and_delete(events):
+    event = events[0]
+    event.reason = "changed"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).update(reason="x")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().delete()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET reason = 'forged' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ],
+)
+def test_database_triggers_refuse_raw_sql(events, sql):
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, [events[0].pk])
+    assert AuditEvent.objects.get(pk=events[0].pk).reason == ""
+
+
+def _disable_triggers(cursor):
+    # Only inside this test's transaction, which is rolled back afterwards.
+    if connection.vendor == "sqlite":
+        cursor.execute("DROP TRIGGER audit_no_update")
+        cursor.execute("DROP TRIGGER audit_no_delete")
+    else:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_no_update_delete")
+
+
+def test_chain_detects_altered_event(events):
+    with connection.cursor() as cursor:
+        _disable_triggers(cursor)
+        cursor.execute(
+            "UPDATE audit_auditevent SET outcome = 'denied' WHERE id = %s", [events[1].pk]
+        )
+    problems = verify_chain()
+    assert any(f"#{events[1].seq}" in p and "altered" in p for p in problems)
+    with pytest.raises(CommandError, match="audit chain broken"):
+        call_command("verify_audit_chain")
+
+
+def test_chain_detects_removed_event(events):
+    with connection.cursor() as cursor:
+        _disable_triggers(cursor)
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
+    assert any("gap" in p or "prev_hash" in p for p in verify_chain())
+
+
+def test_chain_detects_truncated_tail(events):
+    with connection.cursor() as cursor:
+        _disable_triggers(cursor)
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [events[-1].pk])
+    assert any("chain head" in p for p in verify_chain())
+
+
+def test_verify_command_ok(events, capsys):
+    call_command("verify_audit_chain")
+    assert "intact" in capsys.readouterr().out

@@ -1,0 +1,101 @@
+"""Operations are sent by name after commit to the host's queue; Redis down means 503 and no rows."""
+
+import base64
+import json
+
+import pytest
+import redis
+
+from audit.models import AuditEvent
+from containers.models import Container
+from operations.dispatch import wait_for
+from operations.models import Operation
+
+pytestmark = pytest.mark.django_db
+
+CREATE = {"team": "tp-alpha", "host": "tp-h1", "spec": {"image": "busybox", "name": "tp-c1"}}
+
+
+def _queued(redis_url, queue):
+    client = redis.Redis.from_url(redis_url)
+    return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+def test_create_sends_task_by_name_after_commit(
+    api, host, broker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = api("developer").post("/api/v1/containers/", CREATE, format="json")
+    assert response.status_code == 202, response.content
+    assert len(callbacks) == 1
+    op = Operation.objects.get(pk=response.json()["operation"]["id"])
+    assert op.kind == "container.create" and op.state == "pending" and op.host == host
+    event = AuditEvent.objects.get(action="container.create", outcome="allowed")
+    assert event.operation_id == op.pk and event.task_id == op.task_id
+    messages = _queued(broker, host.queue)
+    assert len(messages) == 1
+    headers = messages[0]["headers"]
+    assert headers["task"] == "agent.execute_operation" and headers["id"] == op.task_id
+    args = json.loads(base64.b64decode(messages[0]["body"]))[0]
+    assert args == [op.pk]
+    redis.Redis.from_url(broker).delete(host.queue)
+
+
+def test_nothing_is_sent_before_commit(api, host, broker):
+    # Without the commit (the test transaction never commits) no message may leave.
+    response = api("developer").post("/api/v1/containers/", CREATE, format="json")
+    assert response.status_code == 202
+    assert _queued(broker, host.queue) == []
+
+
+def test_redis_down_answers_503_and_leaves_no_row(api, host, containers, broker_down):
+    client = api("developer")
+    before = Container.objects.count()
+    response = client.post(
+        "/api/v1/containers/",
+        CREATE | {"spec": {"image": "busybox", "name": "tp-c2"}},
+        format="json",
+    )
+    assert response.status_code == 503, response.content
+    assert "Redis" in response.json()["error"]["message"]
+    assert Container.objects.count() == before and not Operation.objects.exists()
+    assert AuditEvent.objects.filter(action="container.create", outcome="failed").exists()
+    response = client.post(f"/api/v1/containers/{containers['alpha'].pk}/start/")
+    assert response.status_code == 503
+    containers["alpha"].refresh_from_db()
+    assert containers["alpha"].desired_state == "created" and not Operation.objects.exists()
+
+
+def test_denied_requests_stay_403_when_redis_is_down(api, containers, broker_down):
+    response = api("viewer").post(f"/api/v1/containers/{containers['alpha'].pk}/stop/")
+    assert response.status_code == 403
+
+
+def test_wait_parameter(api, containers):
+    response = api("admin").post(f"/api/v1/containers/{containers['alpha'].pk}/start/?wait=0.3")
+    assert response.status_code == 202  # no agent finished it in time
+    op = Operation.objects.get(pk=response.json()["operation"]["id"])
+    Operation.objects.filter(pk=op.pk).update(state="succeeded")
+    assert wait_for(op, 5).state == "succeeded"
+    response = api("admin").post(f"/api/v1/containers/{containers['alpha'].pk}/start/?wait=soon")
+    assert response.status_code == 400
+
+
+def test_host_reads_time_out_with_504(api, containers, settings):
+    settings.BERTH_RPC_TIMEOUT_SECONDS = 1
+    pk = containers["alpha"].pk
+    response = api("viewer").get(f"/api/v1/containers/{pk}/logs/?tail=5")
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
+    response = api("operator").post(
+        f"/api/v1/containers/{pk}/exec/", {"command": ["id"], "user": "1000", "timeout": 1}, format="json"
+    )
+    assert response.status_code == 504
+    assert AuditEvent.objects.filter(
+        actor="operator", action="container.exec", outcome="allowed"
+    ).exists()
+
+
+def test_host_reads_503_when_redis_down(api, containers, broker_down):
+    response = api("viewer").get(f"/api/v1/containers/{containers['alpha'].pk}/stats/")
+    assert response.status_code == 503
