@@ -31,12 +31,13 @@ from runtime.spec import NetworkSpec, PortMapping  # noqa: E402
 
 
 def _free_subnet() -> str:
+    """A /16 from 10.215-230.0.0 that no host route touches."""
     routes = ipam.host_routes()
-    for n in range(256):
-        net = ipaddress.IPv4Network(f"10.215.{n}.0/24")
+    for n in range(215, 231):
+        net = ipaddress.IPv4Network(f"10.{n}.0.0/16")
         if not any(net.overlaps(r) for r in routes):
             return str(net)
-    raise SystemExit("no free subnet in 10.215.0.0/16")
+    raise SystemExit("no free /16 in 10.215-230.0.0")
 
 
 def _spawn_netns_sleepers(count: int) -> list[subprocess.Popen]:
@@ -82,6 +83,18 @@ def _time_attaches(
     return times
 
 
+def _preload(nm: NetworkManager, tmp: Path, count: int) -> list[subprocess.Popen]:
+    """Attach `count` long-lived stand-ins with one published port each (scale test)."""
+    procs = _spawn_netns_sleepers(count)
+    for i, proc in enumerate(procs):
+        d = tmp / f"pre{i}"
+        d.mkdir()
+        files = {"hosts": d / "hosts", "resolv.conf": d / "resolv.conf"}
+        spec = NetworkSpec(ports=[PortMapping(container_port=80)])
+        nm.attach(f"pre{i:061d}", f"pre{i}", proc.pid, spec, None, None, files)
+    return procs
+
+
 def _time_rule_rewrite(prefix: str, subnet: str, count: int) -> float:
     """Median ms of one whole-table rewrite carrying `count` published ports."""
     net = ipaddress.IPv4Network(subnet)
@@ -115,7 +128,10 @@ def _docker(runs: int, publish: bool) -> list[float] | None:
         if publish:
             args += ["-p", "80"]
         start = time.perf_counter()
-        subprocess.run([*args, "busybox", "sleep", "1000"], check=True, capture_output=True)
+        done = subprocess.run([*args, "busybox", "sleep", "1000"], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"docker run failed: {done.stderr.strip()}")
+            return None
         times.append((time.perf_counter() - start) * 1000)
         subprocess.run(["docker", "rm", "-f", f"berthbench{i}"], capture_output=True)
     return times
@@ -133,6 +149,9 @@ def main() -> None:
     """Run both measurements and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument(
+        "--preload", type=int, default=0, help="containers with one -p each attached beforehand"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -149,6 +168,7 @@ def main() -> None:
     try:
         nm.ensure_default()
         _time_attaches(nm, tmp, 3, True, "w")  # warm-up: library loads, first bridge port
+        preloaded = _preload(nm, tmp, args.preload)
         detaches: list[float] = []
         plain = _time_attaches(nm, tmp, args.runs, False, "a", detaches)
         published = _time_attaches(nm, tmp, args.runs, True, "p", detaches)
@@ -156,11 +176,15 @@ def main() -> None:
             n: _time_rule_rewrite(prefix, config.extra["default_subnet"], n) for n in (1, 200)
         }
     finally:
+        for proc in locals().get("preloaded") or []:
+            proc.kill()
+            proc.wait()
         nm.purge()
         nm.close()
         shutil.rmtree(tmp, ignore_errors=True)
         _restore_ip_forward(forward_before)
     rows = [("berth attach", plain), ("berth attach -p", published), ("berth detach", detaches)]
+    print(f"(with {args.preload} containers already attached, one -p each)")
     print(f"{'what':<28}{'median ms':>10}{'p90 ms':>10}{'runs':>6}")
     for name, values in rows:
         p90 = sorted(values)[int(len(values) * 0.9) - 1]

@@ -7,6 +7,7 @@ unpack) and `skopeo copy docker://... dir:` (download and verify only), and prin
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -73,8 +74,13 @@ def make_image(work: Path, host: str, layers: int, layer_mb: int) -> str:
     )
     (ctx / "Dockerfile").write_text(f'FROM busybox\n{steps}CMD ["ls", "/"]\n')
     ref = f"{host}/bench/layers:1"
-    Builder(rt).build(ctx, tag=ref)
-    push(rt.images, ref)
+    try:
+        Builder(rt).build(ctx, tag=ref)
+        push(rt.images, ref)
+    finally:
+        for parent in rt.cgroups._parent_dirs():  # the empty <prefix>/ groups
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
     return ref
 
 

@@ -169,13 +169,19 @@ class Runtime:
         fd = os.open(paths.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             deadline = time.monotonic() + 10
+            got = b""
             while time.monotonic() < deadline:
-                if select.select([fd], [], [], 0.05)[0] and os.read(fd, 1):
-                    paths.fifo.unlink(missing_ok=True)
-                    return
-                if not os.path.exists(f"/proc/{pid}"):
+                if select.select([fd], [], [], 0.05)[0]:
+                    data = os.read(fd, 1)
+                    if data:
+                        got += data
+                        paths.fifo.unlink(missing_ok=True)
+                    elif got:
+                        return  # EOF after the byte: the child has exec'd (or died trying)
+                if not got and not os.path.exists(f"/proc/{pid}"):
                     break
-            raise KernelError("the container's process exited before it could start")
+            if not got:
+                raise KernelError("the container's process exited before it could start")
         finally:
             os.close(fd)
 

@@ -50,7 +50,14 @@ def _refresh(rt, container, state) -> dict:
 
 def create(rt, op, container):
     """Create the container (and start it when params.start is true)."""
-    state = _ensure_created(rt, container)
+    state = lookup.find(rt, container)
+    if state is None and op.params.get("start"):
+        # One step: the process execs as soon as it is set up (no second round trip).
+        state = rt.run(runtime_spec(container))
+        observe.record(container, state)
+        return observe.snapshot(state)
+    if state is None:
+        state = rt.create(runtime_spec(container))
     observe.record(container, state)
     if op.params.get("start"):
         return start(rt, op, container)

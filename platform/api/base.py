@@ -10,6 +10,7 @@ answers 404 and is audited. The guard test walks every URL and checks these decl
 """
 
 import copy
+import dataclasses
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -121,7 +122,8 @@ class GatedCreateMixin:
         decision = self.require(obj)
         with transaction.atomic():
             obj = self.save_instance(serializer, obj)
-            gate.record(decision, summary=self.summary())
+            # The audit event names the saved object (with its id), not the unsaved draft.
+            gate.record(dataclasses.replace(decision, obj=obj), summary=self.summary())
         return Response(self.get_serializer(obj).data, status=status.HTTP_201_CREATED)
 
     def build_instance(self, serializer):

@@ -45,7 +45,9 @@ def exception_handler(exc, context):
     if response is None:
         # A bug, not a refusal: log it with its traceback, answer in the one format.
         logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
-        return Response(error_body("server_error", "internal error; see the server log"), status=500)
+        return Response(
+            error_body("server_error", "internal error; see the server log"), status=500
+        )
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", _message_of(exc.detail), exc.detail)
     elif isinstance(exc, exceptions.APIException):

@@ -37,7 +37,9 @@ def check_create(spec, scope, *, user, obj) -> list[str]:
     )
     wanted = [n for n in (spec.get("network") or {}).get("networks") or [] if isinstance(n, str)]
     if wanted and obj is not None:
-        foreign = Network.objects.filter(host_id=obj.host_id, name__in=wanted).exclude(team_id=obj.team_id)
+        foreign = Network.objects.filter(host_id=obj.host_id, name__in=wanted).exclude(
+            team_id=obj.team_id
+        )
         for name in foreign.values_list("name", flat=True):
             problems.append(f"network {name!r} belongs to another team")
     joined = [

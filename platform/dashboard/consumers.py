@@ -58,6 +58,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 command=query.get("cmd", "/bin/sh"),
                 cols=query.get("cols", 80),
                 rows=query.get("rows", 24),
+                exec_user=query.get("user", ""),
             )
         except PlatformError as err:
             await self.fail(err.message, code=4000 + err.status)

@@ -1,5 +1,6 @@
 """Opening a terminal session: decide and audit through the gate, record an Operation, send it."""
 
+import re
 import shlex
 
 from django.db import transaction
@@ -11,6 +12,9 @@ from containers.models import Container
 from dashboard import terminal_protocol as proto
 from operations import dispatch
 from rbac import gate
+
+# The REST exec's user syntax (containers.api.serializers.ExecSerializer).
+USER_RE = re.compile(r"^[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)?$")
 
 
 def parse_command(text: str) -> list[str]:
@@ -25,7 +29,15 @@ def parse_command(text: str) -> list[str]:
 
 
 def open_session(
-    user, container_id, *, session: str, mode: str, command: str, cols: int, rows: int
+    user,
+    container_id,
+    *,
+    session: str,
+    mode: str,
+    command: str,
+    cols: int,
+    rows: int,
+    exec_user: str = "",
 ) -> int:
     """Check, audit and queue one terminal session; returns the Operation id.
 
@@ -47,10 +59,13 @@ def open_session(
     cols, rows = proto.clamp_size(cols, rows)
     argv = parse_command(command) if mode == "exec" else []
     proto.group_name(session)  # refuses a malformed session id
-    summary = {"via": "dashboard terminal", "mode": mode, "command": argv}
+    exec_user = (exec_user or "").strip() or None
+    if exec_user is not None and not USER_RE.match(exec_user):
+        raise InvalidRequest(f"invalid user {exec_user!r} (use name, uid or uid:gid)")
+    summary = {"via": "dashboard terminal", "mode": mode, "command": argv, "user": exec_user}
     # The same options as the REST exec, so exec as root into another team's container needs
     # container.exec_root here too.
-    options = {"command": argv, "user": None} if mode == "exec" else None
+    options = {"command": argv, "user": exec_user} if mode == "exec" else None
     decision = gate.require(
         user, action, container, resource="container", options=options, summary=summary
     )
@@ -70,7 +85,14 @@ def open_session(
             target_id=container.pk,
             host=container.host,
             team=container.team,
-            params={"session": session, "mode": mode, "command": argv, "cols": cols, "rows": rows},
+            params={
+                "session": session,
+                "mode": mode,
+                "command": argv,
+                "user": exec_user,
+                "cols": cols,
+                "rows": rows,
+            },
             user=user,
             request_id=context.current().request_id,
         )

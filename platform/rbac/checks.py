@@ -36,7 +36,10 @@ def check_grant(options, scope, *, user, obj) -> list[str]:
     subject_team = options.get("subject_team_id")
     if subject_user is not None and subject_user == user.pk:
         problems.append(options.get("self_message") or "you cannot change your own role bindings")
-    if subject_team is not None and Membership.objects.filter(team_id=subject_team, user_id=user.pk).exists():
+    if (
+        subject_team is not None
+        and Membership.objects.filter(team_id=subject_team, user_id=user.pk).exists()
+    ):
         problems.append("you cannot change the bindings of a team you belong to")
     role_name = options.get("role_name")
     if role_name and role_name in {g.role for g in grants_for(user)}:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import shutil
 import sys
 import tempfile
 
@@ -252,8 +254,6 @@ def _build_args(items) -> dict:
         if not key:
             raise InvalidSpec(f"invalid --build-arg {item!r} (use KEY=VALUE)")
         if not eq:
-            import os
-
             value = os.environ.get(key, "")
         out[key] = value
     return out
@@ -268,6 +268,10 @@ def _build(args) -> int:
             sys.stdout.flush()
 
     builder = Builder(_runtime(args))
+    dockerfile = args.file
+    if os.path.isfile(dockerfile) and not os.path.isabs(dockerfile):
+        # Like Docker, -f is relative to the current directory when the file is there.
+        dockerfile = os.path.abspath(dockerfile)
     options = {
         "build_args": _build_args(args.build_arg),
         "log": log,
@@ -277,13 +281,11 @@ def _build(args) -> int:
     }
     if args.context == "-":
         with tempfile.NamedTemporaryFile(prefix="berth-context-", suffix=".tar") as tmp:
-            import shutil
-
             shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
             tmp.flush()
             result = builder.build(tmp.name, args.file, args.tag, **options)
     else:
-        result = builder.build(args.context, args.file, args.tag, **options)
+        result = builder.build(args.context, dockerfile, args.tag, **options)
     if args.quiet:
         print(result.image.id)
     return 0

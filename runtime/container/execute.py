@@ -102,7 +102,7 @@ def spawn(rt, rec: dict, pid: int, argv, stdio: list[int], env=(), user=None, wo
             child = os.fork()
             if child == 0:
                 _program(p, stdio, tty)
-            for fd in stdio:
+            for fd in set(stdio):
                 os.close(fd)
             _, status = os.waitpid(child, 0)
             code = os.waitstatus_to_exitcode(status)

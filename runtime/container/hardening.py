@@ -55,6 +55,15 @@ def drop_privileges(uid: int, gid: int, groups: list[int], caps: int, no_new_pri
         linux.capset(caps, caps, 0)
 
 
-def close_inherited_fds(keep: int = 2) -> None:
-    """Close every descriptor above `keep` so no host file leaks in (CVE-2024-21626)."""
-    os.closerange(keep + 1, 1 << 20)
+def close_inherited_fds(cloexec=()) -> None:
+    """Close every descriptor above 2 so no host file leaks in (CVE-2024-21626).
+
+    `cloexec` descriptors (close-on-exec) stay open until the exec itself closes them:
+    their reader sees EOF exactly when the new program has replaced this one.
+    """
+    low = 3
+    for fd in sorted(cloexec):
+        os.closerange(low, fd)
+        os.set_inheritable(fd, False)
+        low = fd + 1
+    os.closerange(low, 1 << 20)

@@ -74,12 +74,13 @@ def _env_path(env: list[str]) -> str:
     return DEFAULT_PATH
 
 
-def _wait_for_start(fifo_fd: int) -> None:
+def _wait_for_start(fifo_fd: int) -> int:
     # The O_PATH descriptor was taken before pivot_root; reopening it for writing blocks
     # until `start` opens the FIFO for reading, exactly like runc's exec.fifo.
+    # The write end stays open until exec closes it: the reader's EOF then says "exec'd".
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
-    os.close(fd)
+    return fd
 
 
 def child_main(plan: dict) -> None:
@@ -108,11 +109,15 @@ def child_main(plan: dict) -> None:
             raise _ExecError("no command specified", 125)
         exe = find_executable(argv[0], _env_path(env))
         _send(msg, ready=True)
+        keep = [msg]
         if fifo_fd is not None:
-            _wait_for_start(fifo_fd)
+            keep.append(_wait_for_start(fifo_fd))
         code = 126
         hardening.drop_privileges(uid, gid, groups, plan["caps"], plan["no_new_privs"], plan["last_cap"])
-        hardening.close_inherited_fds()
+        if plan.get("init"):
+            hardening.close_inherited_fds()
+            _run_init(exe, argv, env)
+        hardening.close_inherited_fds(cloexec=keep)
         os.execve(exe, argv, dict(e.split("=", 1) for e in env))
     except _ExecError as err:
         _report(msg, str(err), err.code)
@@ -123,6 +128,31 @@ def child_main(plan: dict) -> None:
     except BaseException:
         _report(msg, traceback.format_exc(), code)
     os._exit(code)
+
+
+def _run_init(exe: str, argv: list[str], env: list[str]) -> None:
+    """A minimal PID 1: fork the program, forward signals to it, reap every zombie."""
+    import signal
+
+    child = os.fork()
+    if child == 0:
+        os.execve(exe, argv, dict(e.split("=", 1) for e in env))
+    forward = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+    for sig in forward:
+        try:
+            signal.signal(sig, lambda n, _f: os.kill(child, n))
+        except (OSError, ValueError):
+            pass
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
 
 
 def _report(msg: int, text: str, code: int, kind: str = "KernelError") -> None:

@@ -161,7 +161,8 @@ class Handshake:
         line, _, self.buf = self.buf.partition(b"\n")
         return json.loads(line)
 
-    def run(self, network_step) -> dict:
+    def run(self, network_step, wait_exec: bool = False) -> dict:
+        """Collect progress until the child is ready (or, with wait_exec, has exec'd)."""
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         released = False
         while True:
@@ -175,7 +176,20 @@ class Handshake:
                 os.write(self.go_w, b"1")
                 released = True
             if msg.get("ready"):
+                if wait_exec:
+                    self.wait_eof(deadline)
                 return self.info
+
+    def wait_eof(self, deadline: float) -> None:
+        # Every writer of the pipe closes it on exec (or exit): EOF means the program runs.
+        try:
+            while True:
+                msg = self.next(deadline)
+                if "error" in msg:
+                    raise _ERRORS.get(msg.get("code"), KernelError)(msg["error"])
+        except KernelError as err:
+            if "exited during setup" not in str(err):
+                raise
 
     def close(self) -> None:
         for fd in (self.msg_r, self.go_w):
@@ -296,7 +310,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
     try:
-        info = shake.run(network_step(rt, rec, files))
+        info = shake.run(network_step(rt, rec, files), wait_exec=start_now)
     except BaseException:
         _kill_quietly(shake.info.get("pid"))
         wait_gone(shake.info.get("shim"))

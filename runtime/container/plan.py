@@ -148,4 +148,5 @@ def build(
         "no_new_privs": spec.no_new_privileges and not spec.privileged,
         "last_cap": hardening.last_cap(),
         "fifo": None,
+        "init": spec.init,
     }

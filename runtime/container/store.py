@@ -107,7 +107,9 @@ class ContainerStore:
         except FileNotFoundError:
             raise NotFound(f"no such container: {cid}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # POSIX record locks belong to this process: a forked container process or
+            # shim never inherits (and so never keeps holding) them, unlike flock().
+            fcntl.lockf(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)

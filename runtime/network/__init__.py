@@ -8,6 +8,8 @@ in one transaction, never touching anyone else's tables):
 - from the host itself, 127.0.0.1:port included: output DNAT. A loopback source may leave
   through the bridge only because route_localnet=1 is set on the bridge (never on the host's
   outward interfaces or lo: CVE-2020-8558), and postrouting masquerades 127.0.0.0/8 there.
+  A raw-priority prerouting rule drops anything arriving from a bridge for 127.0.0.0/8, so
+  route_localnet does not open the host's loopback services to containers.
 - from a container (hairpin): DNAT, then masquerade of subnet-to-subnet DNATed traffic, and
   hairpin mode on each bridge port so a container can reach its own published port.
 - everything else aimed at a container address is dropped in forward; networks cannot reach

@@ -89,11 +89,12 @@ def allocate(net: IPv4Net, gateway: str, used: set[str], wanted: str | None = No
         if wanted == gateway or wanted in used:
             raise Conflict(f"address {wanted} is already in use on subnet {net}")
         return wanted
-    gw = ipaddress.IPv4Address(gateway)
-    for addr in net.hosts():
-        text = str(addr)
-        if addr != gw and text not in used:
-            return text
+    # Integers, not IPv4Address objects: this loop passes every address already in use.
+    taken = {int(ipaddress.IPv4Address(a)) for a in used} | {int(ipaddress.IPv4Address(gateway))}
+    first, last = int(net.network_address) + 1, int(net.broadcast_address)
+    for value in range(first, last):
+        if value not in taken:
+            return str(ipaddress.IPv4Address(value))
     raise Conflict(f"no free address left in subnet {net}")
 
 

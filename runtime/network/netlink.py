@@ -1,4 +1,4 @@
-"""Network devices over netlink (pyroute2): bridges, veth pairs born inside the container's netns."""
+"""Network devices: bridges (pyroute2), veth pairs born inside the container's netns (rtnl)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Links:
 
     @property
     def ipr(self):
+        """A pyroute2 IPRoute of the host's namespace, opened on first use."""
         if self._ipr is None:
             from pyroute2 import IPRoute
 

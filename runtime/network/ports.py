@@ -85,8 +85,10 @@ def _sock_type(protocol: str) -> int:
 def check_bindable(host_ip: str, port: int, protocol: str) -> None:
     """Raise Conflict when a host socket already holds `host_ip:port/protocol`."""
     with socket.socket(socket.AF_INET, _sock_type(protocol)) as sock:
-        # SO_REUSEADDR ignores TIME_WAIT leftovers, yet still collides with a listener.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if protocol == "tcp":
+            # Ignores TIME_WAIT leftovers, yet still collides with a listener. (For UDP it
+            # would let us share a port with a server that set it too: not wanted.)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host_ip or "0.0.0.0", port))
         except OSError as err:

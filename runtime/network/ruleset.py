@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 FAMILY = "ip"
+PROTOCOLS = ("tcp", "udp")
 
 
 def render(table: str, networks: list[dict], ports: list[dict]) -> str:
@@ -13,15 +14,24 @@ def render(table: str, networks: list[dict], ports: list[dict]) -> str:
     "delete table" safe when the table does not exist yet; all three run in one transaction,
     so packets see either the old rules or the new ones.
     """
-    publish = []
+    # Published ports live in four maps (protocol x any/one host address) rather than one
+    # rule each: nft parses map elements about three times faster than rules, and the
+    # publish chain stays four lines however many ports there are.
+    elements: dict[str, list[str]] = {
+        f"{proto}_{scope}": [] for proto in PROTOCOLS for scope in ("ip", "any")
+    }
     for p in sorted(ports, key=lambda p: (p["protocol"], p["host_port"], p.get("host_ip", ""))):
-        match = (
-            f"ip daddr {p['host_ip']} " if p.get("host_ip") and p["host_ip"] != "0.0.0.0" else ""
-        )
-        publish.append(
-            f"{match}{p['protocol']} dport {p['host_port']} dnat to {p['ip']}:{p['container_port']}"
-        )
-    post, forward, drops = [], [], []
+        target = f"{p['ip']} . {p['container_port']}"
+        if p.get("host_ip") and p["host_ip"] != "0.0.0.0":
+            elements[f"{p['protocol']}_ip"].append(f"{p['host_ip']} . {p['host_port']} : {target}")
+        else:
+            elements[f"{p['protocol']}_any"].append(f"{p['host_port']} : {target}")
+    maps = [_map(name, items) for name, items in elements.items()]
+    publish = []
+    for proto in PROTOCOLS:  # a specific host address wins over "any address"
+        publish.append(f"dnat ip to ip daddr . {proto} dport map @{proto}_ip")
+        publish.append(f"dnat ip to {proto} dport map @{proto}_any")
+    post, forward, drops, guard = [], [], [], []
     for net in networks:
         br, subnet = net["bridge"], net["subnet"]
         post += [
@@ -43,12 +53,17 @@ def render(table: str, networks: list[dict], ports: list[dict]) -> str:
         # container address directly) is dropped: only published ports come in. The drops
         # follow every network's accepts, so "outbound from A" can never accept "into B".
         drops.append(f'oifname "{br}" drop')
+        # route_localnet=1 on the bridge would also let a container send to the host's
+        # 127.0.0.1 services (CVE-2020-8558): nothing from a bridge may aim at 127.0.0.0/8.
+        guard.append(f'iifname "{br}" ip daddr 127.0.0.0/8 drop')
     forward += drops
     body = [
         f"add table {FAMILY} {table}",
         f"delete table {FAMILY} {table}",
         f"table {FAMILY} {table} {{",
+        *maps,
         _chain("publish", None, publish),
+        _chain("guard", "type filter hook prerouting priority raw; policy accept;", guard),
         _chain(
             "prerouting",
             "type nat hook prerouting priority dstnat; policy accept;",
@@ -64,6 +79,15 @@ def render(table: str, networks: list[dict], ports: list[dict]) -> str:
         "}",
     ]
     return "\n".join(body) + "\n"
+
+
+def _map(name: str, items: list[str]) -> str:
+    key = "ipv4_addr . inet_service" if name.endswith("_ip") else "inet_service"
+    lines = [f"  map {name} {{", f"    type {key} : ipv4_addr . inet_service"]
+    if items:  # nft refuses an empty element list
+        lines.append("    elements = { " + ", ".join(items) + " }")
+    lines.append("  }")
+    return "\n".join(lines)
 
 
 def _chain(name: str, hook: str | None, rules: list[str]) -> str:

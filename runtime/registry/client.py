@@ -76,6 +76,7 @@ class RegistryClient:
 
     def _fail(self, resp: Response, what: str) -> RegistryError:
         text = _error_text(resp)
+        resp.close()
         detail = f": {text}" if text else ""
         if resp.status == 403:
             return RegistryAuthError(f"registry {self.host} denied {what}{detail}")
@@ -122,6 +123,7 @@ class RegistryClient:
         """A small blob (an image config), its digest checked."""
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", self.scope(repo))
         if resp.status == 404:
+            resp.close()
             raise ManifestNotFound(f"{self.host}/{repo}: blob {digest} not found")
         if resp.status != 200:
             raise self._fail(resp, f"GET blob {digest}")
@@ -134,6 +136,7 @@ class RegistryClient:
         """Stream a blob into `dest`, checking its digest; nothing is left at `dest` on error."""
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", self.scope(repo))
         if resp.status == 404:
+            resp.close()
             raise ManifestNotFound(f"{self.host}/{repo}: blob {digest} not found")
         if resp.status != 200:
             raise self._fail(resp, f"GET blob {digest}")
@@ -184,6 +187,7 @@ class RegistryClient:
         while path:
             resp = self._request("GET", path, self.scope(repo))
             if resp.status == 404:
+                resp.close()
                 raise ManifestNotFound(f"repository {self.host}/{repo} not found")
             if resp.status != 200:
                 raise self._fail(resp, f"GET tags of {repo}")

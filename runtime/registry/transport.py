@@ -33,11 +33,12 @@ def is_loopback(host: str) -> bool:
 class Response:
     """A response whose body is read whole (`body`) or streamed (`read`)."""
 
-    def __init__(self, raw: http.client.HTTPResponse, url: str):
+    def __init__(self, raw: http.client.HTTPResponse, url: str, drop=None):
         self.raw = raw
         self.status = raw.status
         self.headers = raw.headers
         self.url = url
+        self._drop = drop
 
     def read(self, n: int = -1) -> bytes:
         """Read up to n bytes of the body (all of it when n < 0)."""
@@ -52,8 +53,20 @@ class Response:
         return data
 
     def close(self) -> None:
-        """Discard what is left of the body."""
+        """Finish with the response, keeping the connection usable when that is cheap."""
+        if self.raw.isclosed():
+            return
+        # Unread bytes would be taken for the next response on a kept-alive socket:
+        # read a small rest, or give the socket up.
+        if self.raw.length is not None and self.raw.length <= 64 * 1024:
+            try:
+                self.raw.read()
+                return
+            except (OSError, http.client.HTTPException):
+                pass
         self.raw.close()
+        if self._drop is not None:
+            self._drop()
 
 
 class Transport:
@@ -185,7 +198,7 @@ class Transport:
                 raise RegistryError(
                     f"registry {parts.netloc} cannot be reached: {_reason(exc)}"
                 ) from exc
-            return Response(raw, absolute)
+            return Response(raw, absolute, conn.close if foreign else self._drop_conn)
         raise AssertionError("unreachable")
 
 

@@ -13,7 +13,7 @@
   window.berthTerminal = term;  // for tests and the browser console
 
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = new URLSearchParams({mode: box.dataset.mode, cmd: box.dataset.cmd, cols: term.cols, rows: term.rows});
+  const query = new URLSearchParams({mode: box.dataset.mode, cmd: box.dataset.cmd, user: box.dataset.user, cols: term.cols, rows: term.rows});
   const ws = new WebSocket(scheme + "//" + location.host + box.dataset.ws + "?" + query.toString());
   ws.binaryType = "arraybuffer";
   const send = (msg) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); };

@@ -51,6 +51,11 @@ class FakeRuntime:
         }
         return dict(self.containers[cid])
 
+    def run(self, spec):
+        state = self.create(spec)
+        self.start(state["id"])
+        return self.state(state["id"])
+
     def state(self, ref):
         return dict(self._get(ref))
 

@@ -118,6 +118,23 @@ def manager(prefix, tmp_path, procs):
     assert not (config.networks_dir / "state.json").exists()
 
 
+def _wait_listening(proc: subprocess.Popen, port: int, proto: str) -> None:
+    """Wait until a socket is bound to `port` inside the process's netns (server ready)."""
+    needle = f":{port:04X} "
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/net/{proto}") as f:
+            # TCP wants state 0A (LISTEN); a bound UDP socket is enough.
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if needle in cols[1] + " " and (proto == "udp" or cols[3] == "0A"):
+                    return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on {proto}/{port} in process {proc.pid}")
+
+
 class Procs:
     """Processes started in fresh network namespaces (stand-ins for containers)."""
 
@@ -147,7 +164,9 @@ class Procs:
         www = self.tmp_path / f"www{len(self.started)}"
         www.mkdir()
         (www / "index.html").write_text(body + "\n")
-        return self.spawn([BUSYBOX, "httpd", "-f", "-p", "80", "-h", str(www)])
+        proc = self.spawn([BUSYBOX, "httpd", "-f", "-p", "80", "-h", str(www)])
+        _wait_listening(proc, 80, "tcp")
+        return proc
 
     def udp_echo(self, port: int = 5353) -> subprocess.Popen:
         """A UDP server that answers every datagram with b'echo:' + datagram."""
@@ -159,7 +178,9 @@ class Procs:
             "    data, peer = s.recvfrom(2048)\n"
             "    s.sendto(b'echo:' + data, peer)\n"
         )
-        return self.spawn([sys.executable, "-c", code])
+        proc = self.spawn([sys.executable, "-c", code])
+        _wait_listening(proc, port, "udp")
+        return proc
 
     def sleeper(self) -> subprocess.Popen:
         """A process that only holds its network namespace."""

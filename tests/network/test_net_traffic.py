@@ -3,6 +3,7 @@
 import os
 import socket
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -245,7 +246,7 @@ def test_failure_inside_netns_rolls_back(manager, procs, files, prefix):
     assert wait_gone_except(prefix, before) == before
     assert manager.store.load() == state_before
     assert "eth0" not in run_in(routed.pid, ["ip", "-o", "link"]).stdout
-    assert "dnat to" not in nft.run(f"list table ip {prefix}")
+    assert "elements" not in nft.run(f"list table ip {prefix}")
 
 
 def test_restore_after_flush_and_dead_containers(manager, procs, files, prefix):
@@ -291,3 +292,35 @@ def test_mode_none_has_loopback_only(manager, procs, files):
     assert "eth0" not in links
     assert "127.0.0.1\tlocalhost" in paths["hosts"].read_text()
     assert "nameserver" in paths["resolv.conf"].read_text()
+
+
+def test_containers_cannot_reach_host_loopback_services(manager, procs, files):
+    """route_localnet on the bridge must not open the host's 127.0.0.1 to containers."""
+    attacker = procs.sleeper()
+    result = manager.attach(
+        "n" * 64, "evil", attacker.pid, NetworkSpec(), None, None, files("evil")
+    )
+    gateway = result["networks"]["bridge"]["gateway"]
+    # Inside its own netns a root-ish container can route 127.0.0.0/8 out of eth0.
+    for cmd in (
+        ["sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1"],
+        ["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
+        ["ip", "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local"],
+        ["ip", "route", "del", "local", "127.0.0.1", "dev", "lo", "table", "local"],
+        ["ip", "route", "add", "127.0.0.1/32", "via", gateway, "dev", "eth0"],
+    ):
+        got = run_in(attacker.pid, cmd)
+        assert got.returncode == 0, (cmd, got.stderr)
+    # UDP shows whether a packet arrives at all (TCP would also need the answer to return).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        sender = f"import socket; socket.socket(2, 2).sendto(b'x', ('127.0.0.1', {port}))"
+        assert run_in(attacker.pid, [sys.executable, "-c", sender]).returncode == 0
+        listener.settimeout(1)
+        try:
+            listener.recv(10)
+            reached = True
+        except TimeoutError:
+            reached = False
+    assert not reached, "a container reached a service bound to the host's 127.0.0.1"

@@ -103,7 +103,9 @@ def test_ruleset_text():
         ],
     )
     assert text.startswith("add table ip tnx\ndelete table ip tnx\ntable ip tnx {")
-    assert "tcp dport 8080 dnat to 10.9.0.2:80" in text
-    assert "ip daddr 127.0.0.1 udp dport 53 dnat to 10.9.0.2:53" in text
+    assert "elements = { 8080 : 10.9.0.2 . 80 }" in text
+    assert "elements = { 127.0.0.1 . 53 : 10.9.0.2 . 53 }" in text
+    assert "dnat ip to ip daddr . udp dport map @udp_ip" in text
     assert 'ip saddr 10.9.0.0/24 oifname != "tnx0" masquerade' in text
     assert 'oifname "tnx0" drop' in text
+    assert 'iifname "tnx0" ip daddr 127.0.0.0/8 drop' in text

@@ -67,3 +67,33 @@ def test_openapi_schema_and_docs(api):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
     assert api().get("/api/schema/").status_code in (401, 403)
+
+
+def test_image_import_by_upload(api, host, settings, tmp_path):
+    import io
+
+    from images.models import Image
+    from operations.models import Operation
+
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(b"not really a tar, the agent checks it")
+    upload.name = "img.tar"
+    body = {"file": upload, "ref": "tp/app:1", "host": "tp-h1", "team": "tp-alpha"}
+    response = api("developer").post("/api/v1/images/import/", body, format="multipart")
+    assert response.status_code == 202, response.content
+    op = Operation.objects.get(pk=response.json()["operation"]["id"])
+    assert op.kind == "image.import" and op.params["ref"] == "tp/app:1"
+    assert (tmp_path / "uploads").iterdir().__next__().read_bytes().startswith(b"not really")
+    assert not Image.objects.exists()  # the agent creates the row once imported
+    upload.seek(0)
+    response = api("viewer").post("/api/v1/images/import/", {"file": upload, "host": "tp-h1"}, format="multipart")
+    assert response.status_code == 403
+
+
+def test_created_objects_are_named_in_the_audit(api):
+    from audit.models import AuditEvent
+
+    response = api("admin").post("/api/v1/teams/", {"name": "tp-gamma"}, format="json")
+    assert response.status_code == 201
+    event = AuditEvent.objects.get(action="team.create", outcome="allowed")
+    assert event.object_id == str(response.json()["id"]) and event.object_repr == "tp-gamma"

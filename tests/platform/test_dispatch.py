@@ -88,7 +88,9 @@ def test_host_reads_time_out_with_504(api, containers, settings):
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
     response = api("operator").post(
-        f"/api/v1/containers/{pk}/exec/", {"command": ["id"], "user": "1000", "timeout": 1}, format="json"
+        f"/api/v1/containers/{pk}/exec/",
+        {"command": ["id"], "user": "1000", "timeout": 1},
+        format="json",
     )
     assert response.status_code == 504
     assert AuditEvent.objects.filter(
@@ -99,3 +101,14 @@ def test_host_reads_time_out_with_504(api, containers, settings):
 def test_host_reads_503_when_redis_down(api, containers, broker_down):
     response = api("viewer").get(f"/api/v1/containers/{containers['alpha'].pk}/stats/")
     assert response.status_code == 503
+
+
+def test_celery_app_settings():
+    from config.celery import app, route_task
+
+    assert app.main == "berth"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+    assert route_task("agent.execute_operation", [1], {"host": "tp-h1"}, {}) == {"queue": "host.tp-h1"}
+    assert route_task("agent.execute_operation", [1], {}, {"queue": "host.x"}) is None
+    assert route_task("other.task", [], {"host": "tp-h1"}, {}) is None

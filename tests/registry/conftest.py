@@ -45,7 +45,7 @@ def free_port() -> int:
 class RegistryServer:
     """One `docker-registry serve` process with storage in a temporary directory."""
 
-    def __init__(self, workdir: Path, auth: dict | None = None):
+    def __init__(self, workdir: Path, auth: dict | None = None, auth_kind: str = "token"):
         self.workdir = workdir
         self.storage = workdir / "storage"
         self.port = free_port()
@@ -65,7 +65,7 @@ class RegistryServer:
             f"  addr: 127.0.0.1:{self.port}",
         ]
         if auth:
-            lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in auth.items()]
+            lines += ["auth:", f"  {auth_kind}:"] + [f"    {k}: {v}" for k, v in auth.items()]
         self.config = workdir / "config.yml"
         self.config.write_text("\n".join(lines) + "\n")
         self.log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
@@ -251,6 +251,25 @@ def token_registry(tmp_path_factory):
     tokens.stop()
 
 
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory):
+    """A registry with htpasswd (HTTP basic) authentication."""
+    htpasswd = shutil.which("htpasswd")
+    if REGISTRY_BIN is None or htpasswd is None:
+        pytest.skip("apt-get install docker-registry apache2-utils")
+    workdir = tmp_path_factory.mktemp("basic-registry")
+    users = workdir / "htpasswd"
+    line = subprocess.run(
+        [htpasswd, "-Bbn", TEST_USER, TEST_PASSWORD], capture_output=True, text=True, check=True
+    ).stdout
+    users.write_text(line.strip() + "\n")
+    server = RegistryServer(
+        workdir, auth={"realm": "berth-test", "path": str(users)}, auth_kind="htpasswd"
+    )
+    yield server
+    server.stop()
+
+
 # --- test images, made without Berth: an OCI layout directory that skopeo can push --------
 
 
@@ -347,3 +366,39 @@ def skopeo(*args: str) -> subprocess.CompletedProcess:
 def skopeo_push_layout(layout: Path, tag: str, target: str) -> None:
     """Push an OCI layout directory to docker://target with skopeo."""
     skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}", f"docker://{target}")
+
+
+def cleanup_runtime(rt) -> None:
+    """Delete every container of a test runtime, then its empty cgroup parents."""
+    import contextlib
+
+    from runtime.cgroups.base import remove_tree
+    from runtime.errors import BerthError
+
+    for container in rt.list():
+        with contextlib.suppress(BerthError):
+            rt.delete(container["id"], force=True)
+    for parent in rt.cgroups._parent_dirs():
+        with contextlib.suppress(OSError):
+            remove_tree(parent)
+
+
+@pytest.fixture
+def runtime_factory(tmp_path):
+    """Make runtimes under tmp_path with a given prefix, all cleaned up afterwards."""
+    from runtime.api import Runtime
+    from runtime.config import RuntimeConfig
+
+    made = []
+
+    def make(prefix: str, config=None):
+        config = config or RuntimeConfig(
+            root=tmp_path / "state", run_root=tmp_path / "run", prefix=prefix
+        )
+        rt = Runtime(config)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        cleanup_runtime(rt)

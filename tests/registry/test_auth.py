@@ -90,3 +90,16 @@ def test_catalog_needs_its_own_scope(token_registry, tmp_path):
     client = RegistryClient(token_registry.host, username=TEST_USER, password=TEST_PASSWORD)
     assert "auth/listed" in client.catalog()
     assert client.tags("auth/listed") == ["1"]
+
+
+def test_basic_auth_registry(basic_registry, store, tmp_path):
+    info = make_oci_layout(tmp_path / "l", [{"basic": b"behind basic auth"}])
+    _skopeo_push(tmp_path / "l", f"{basic_registry.host}/basic/img:1")
+    with pytest.raises(RegistryAuthError, match="requires a login"):
+        pull(store, f"{basic_registry.host}/basic/img:1")
+    with pytest.raises(RegistryAuthError, match="refused the credentials"):
+        pull(store, f"{basic_registry.host}/basic/img:1", credentials=(TEST_USER, "nope"))
+    result = pull(store, f"{basic_registry.host}/basic/img:1", credentials=CREDS)
+    assert result.image.id == info["config_digest"]
+    pushed = push(store, result.image.id, f"{basic_registry.host}/basic/copy:1", credentials=CREDS)
+    assert pushed.digest == info["manifest_digest"]

@@ -1,6 +1,5 @@
 """Dockerfile builds on the real runtime: cache reuse and invalidation, RUN in containers, errors."""
 
-import contextlib
 import io
 import json
 import os
@@ -10,25 +9,18 @@ import pytest
 
 from runtime.build import Builder, BuildError, ContextError, DockerfileError
 from runtime.build.commit import commit, history, prune
-from runtime.config import RuntimeConfig
-from runtime.errors import BerthError
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def rt(tmp_path):
+def rt(runtime_factory):
     """A runtime with its own prefix and state root, holding the busybox base image."""
-    from runtime.api import Runtime
     from runtime.images.busybox import build_image
 
-    config = RuntimeConfig(root=tmp_path / "state", run_root=tmp_path / "run", prefix="tbld")
-    runtime = Runtime(config)
+    runtime = runtime_factory("tbld")
     build_image(runtime.images)
-    yield runtime
-    for container in runtime.list():
-        with contextlib.suppress(BerthError):
-            runtime.delete(container["id"], force=True)
+    return runtime
 
 
 def _context(tmp_path, dockerfile: str, files: dict | None = None):
@@ -42,8 +34,10 @@ def _context(tmp_path, dockerfile: str, files: dict | None = None):
     return ctx
 
 
-def _run_output(rt, image_ref, command=None) -> str:
+def _run_output(rt, image_ref, command=None, entrypoint=None) -> str:
     spec = {"image": image_ref, "network": {"mode": "none"}}
+    if entrypoint is not None:
+        spec["entrypoint"] = entrypoint
     if command:
         spec["command"] = command
     cid = rt.run(spec)["id"]
@@ -170,12 +164,19 @@ def test_tar_context_and_add_extracts_archives(rt, tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     context = tmp_path / "context.tar"
-    dockerfile = b'FROM busybox\nADD payload.tar.gz /opt/\nCOPY ["notes.txt", "/opt/notes.txt"]\nUSER nobody\nENTRYPOINT ["cat"]\nCMD ["/opt/pkg/one.txt"]\n'
+    dockerfile = (
+        b"FROM busybox\nADD payload.tar.gz /opt/\n"
+        b'COPY --chown=7:8 --chmod=600 ["notes.txt", "/opt/notes.txt"]\n'
+        b'COPY logs/ /logs/\nUSER nobody\nENTRYPOINT ["cat"]\nCMD ["/opt/pkg/one.txt"]\n'
+    )
     with tarfile.open(context, "w") as tar:
         for name, data in (
             ("Dockerfile", dockerfile),
             ("notes.txt", b"n"),
             ("payload.tar.gz", payload.read_bytes()),
+            (".dockerignore", b"logs/*.log\n"),
+            ("logs/keep.txt", b"kept"),
+            ("logs/drop.log", b"ignored"),
         ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -184,6 +185,10 @@ def test_tar_context_and_add_extracts_archives(rt, tmp_path):
     assert _run_output(rt, "tbld/add:1") == "one"
     assert _run_output(rt, "tbld/add:1", ["/opt/pkg/sub/two.txt"]) == "two"
     assert result.image.config["config"]["User"] == "nobody"
+    listing = _run_output(
+        rt, "tbld/add:1", ["-c", "stat -c '%u:%g %a' /opt/notes.txt; ls /logs"], entrypoint=["sh"]
+    )
+    assert listing.split() == ["7:8", "600", "keep.txt"]
 
 
 def test_commit_history_and_prune(rt, tmp_path):

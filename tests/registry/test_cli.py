@@ -8,8 +8,8 @@ import stat
 import subprocess
 
 import pytest
-
 from conftest import TEST_PASSWORD, TEST_USER, make_oci_layout, needs_registry, skopeo
+
 from runtime.cli import images as images_cli
 from runtime.cli import registry as registry_cli
 from runtime.config import RuntimeConfig
@@ -93,6 +93,7 @@ def test_search_registry_and_unreachable_hub(cli, registry, tmp_path, monkeypatc
     # Docker Hub is not reachable here; point its index at a closed loopback port to prove the
     # error is a clear RegistryError and no traffic leaves the machine.
     from conftest import free_port
+
     search_mod = importlib.import_module("runtime.registry.search")
 
     monkeypatch.setattr(search_mod, "HUB_INDEX", f"127.0.0.1:{free_port()}")
@@ -124,11 +125,10 @@ def test_save_load_round_trip_and_skopeo_archive(cli, config, registry, tmp_path
         pytest.fail(exc.stderr)
 
 
-def test_build_and_commit_commands(cli, config, tmp_path):
-    from runtime.api import Runtime
+def test_build_and_commit_commands(cli, config, tmp_path, runtime_factory):
     from runtime.images.busybox import build_image
 
-    rt = Runtime(config)
+    rt = runtime_factory("tcli", config)
     build_image(rt.images)
     ctx = tmp_path / "ctx"
     ctx.mkdir()

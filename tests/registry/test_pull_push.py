@@ -203,3 +203,44 @@ def test_skopeo_copies_berth_export_to_registry(registry, store, tmp_path):
     store.remove(image.id, force=True)
     back = pull(store, f"{registry.host}/pp/fromarchive:1")
     assert back.image.id == image.id
+
+
+def test_docker_schema2_manifest_and_manifest_list(registry, store, tmp_path):
+    info = make_oci_layout(tmp_path / "l", [{"v2s2": b"docker schema 2"}, {"more": b"layer two"}])
+    skopeo(
+        "copy", "--dest-tls-verify=false", "--format", "v2s2",
+        f"oci:{tmp_path / 'l'}:latest", f"docker://{registry.host}/pp/v2s2:1",
+    )  # fmt: skip
+    client = RegistryClient(registry.host)
+    body, mtype, digest = client.get_manifest("pp/v2s2", "1")
+    assert mtype == media.DOCKER_MANIFEST
+    listing = {
+        "schemaVersion": 2,
+        "mediaType": media.DOCKER_LIST,
+        "manifests": [
+            {
+                "mediaType": mtype,
+                "digest": digest,
+                "size": len(body),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            }
+        ],
+    }
+    client.put_manifest("pp/v2s2", "list", json.dumps(listing).encode(), media.DOCKER_LIST)
+    result = pull(store, f"{registry.host}/pp/v2s2:list")
+    assert result.image.id == info["config_digest"] and result.digest == digest
+    # The stored manifest is the registry's, byte for byte: a push gives the same digest.
+    again = push(store, result.image.id, f"{registry.host}/pp/v2s2copy:1")
+    assert again.digest == digest
+
+
+def test_tampered_manifest_is_refused_when_pulled_by_digest(registry, store, tmp_path):
+    info = make_oci_layout(tmp_path / "l", [{"m": b"manifest tamper test"}])
+    skopeo_push_layout(tmp_path / "l", "latest", f"{registry.host}/pp/mtamper:1")
+    manifest = registry.blob_file(info["manifest_digest"])
+    doc = json.loads(manifest.read_bytes())
+    doc["annotations"] = {"evil": "yes"}
+    manifest.write_bytes(json.dumps(doc).encode())
+    with pytest.raises(DigestMismatch, match="manifest"):
+        pull(store, f"{registry.host}/pp/mtamper@{info['manifest_digest']}")
+    assert _store_is_clean(store)

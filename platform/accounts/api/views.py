@@ -123,13 +123,27 @@ class UserViewSet(
     def update(self, request, *args, **kwargs):
         target = self.get_object()
         options = self._escalation_options(target)
-        gate.require(request.user, "user.change", target, resource="user", options=options, summary=self.summary())
+        gate.require(
+            request.user,
+            "user.change",
+            target,
+            resource="user",
+            options=options,
+            summary=self.summary(),
+        )
         return super().update(request, *args, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
         target = self.get_object()
         options = self._escalation_options(target)
-        gate.require(request.user, "user.delete", target, resource="user", options=options, summary=self.summary())
+        gate.require(
+            request.user,
+            "user.delete",
+            target,
+            resource="user",
+            options=options,
+            summary=self.summary(),
+        )
         return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, obj):

@@ -163,7 +163,9 @@ SPECTACULAR_SETTINGS = {
 # Berth policy knobs.
 BERTH_MAX_WAIT_SECONDS = 60
 BERTH_RPC_TIMEOUT_SECONDS = 15
-BERTH_EXEC_MARGIN_SECONDS = 5  # an exec may run `timeout` seconds; the host gets this much more to answer
+BERTH_EXEC_MARGIN_SECONDS = (
+    5  # an exec may run `timeout` seconds; the host gets this much more to answer
+)
 BERTH_TOKEN_DEFAULT_DAYS = 90
 
 LOGGING = {

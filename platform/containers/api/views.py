@@ -143,7 +143,9 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     def _ask_host(self, request, task, params, options=None, timeout=None):
         container = self.get_object()
         self.authorize(container, options=options)
-        return Response(dispatch.call_host(container.host, task, [container.pk, params], timeout=timeout))
+        return Response(
+            dispatch.call_host(container.host, task, [container.pk, params], timeout=timeout)
+        )
 
     @action(detail=True, methods=["get"])
     def logs(self, request, pk=None):
@@ -173,4 +175,6 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         params = dict(body.validated_data)
         # The host needs the command's own time plus a margin to answer.
         timeout = params["timeout"] + settings.BERTH_EXEC_MARGIN_SECONDS
-        return self._ask_host(request, "agent.container_exec", params, options=params, timeout=timeout)
+        return self._ask_host(
+            request, "agent.container_exec", params, options=params, timeout=timeout
+        )

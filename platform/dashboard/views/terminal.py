@@ -29,6 +29,7 @@ def terminal_page(request, pk):
         "modes": modes,
         "mode": mode,
         "command": request.GET.get("cmd") or DEFAULT_COMMAND,
+        "exec_user": request.GET.get("user", ""),
     }
     return render(
         request, "dashboard/containers/terminal.html", context, status=200 if modes else 403

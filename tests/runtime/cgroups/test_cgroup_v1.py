@@ -84,7 +84,11 @@ def test_defaults_pids_unlimited_and_privileged(v1):
     assert _read(v1, "devices", "c2", "devices.list") == "a *:* rwm"
     v1.create("c3")
     assert _read(v1, "pids", "c3", "pids.max") == str(v1.config.default_pids_limit)
-    assert v1.list() == ["c1", "c2", "c3"]
+    v1.create("c4", Limits(memory=64 << 20, memory_swap=-1))
+    if os.path.exists(f"{v1.mounts['memory']}/{v1.prefix}/c4/memory.memsw.limit_in_bytes"):
+        unlimited = _read(v1, "memory", "", "memory.memsw.limit_in_bytes")
+        assert _read(v1, "memory", "c4", "memory.memsw.limit_in_bytes") == unlimited
+    assert v1.list() == ["c1", "c2", "c3", "c4"]
 
 
 def test_process_added_is_in_the_group(v1, procs):

@@ -1,0 +1,112 @@
+"""Hardening by default, checked from inside the container; privileged turns it off."""
+
+import os
+
+import pytest
+
+from runtime.container.hardening import cap_mask
+from runtime.spec import DEFAULT_CAPABILITIES
+
+from rt_helpers import output, run_output
+
+pytestmark = pytest.mark.root
+
+
+def _status_field(text: str, key: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in /proc/self/status")
+
+
+def test_default_capabilities_and_no_new_privs(rt, base_spec):
+    base_spec["command"] = ["cat", "/proc/self/status"]
+    code, text = run_output(rt, base_spec)
+    assert code == 0
+    want = cap_mask(DEFAULT_CAPABILITIES)
+    assert int(_status_field(text, "CapEff"), 16) == want
+    assert int(_status_field(text, "CapPrm"), 16) == want
+    assert int(_status_field(text, "CapBnd"), 16) == want
+    assert int(_status_field(text, "CapInh"), 16) == 0
+    assert int(_status_field(text, "CapAmb"), 16) == 0
+    assert _status_field(text, "NoNewPrivs") == "1"
+
+
+def test_cap_drop_and_non_root_user(rt, base_spec):
+    base_spec.update(command=["cat", "/proc/self/status"], cap_drop=["NET_RAW", "MKNOD"], user="1000:1000")
+    code, text = run_output(rt, base_spec)
+    assert code == 0
+    assert _status_field(text, "Uid").split()[0] == "1000"
+    assert int(_status_field(text, "CapEff"), 16) == 0
+    bnd = int(_status_field(text, "CapBnd"), 16)
+    assert bnd == cap_mask([c for c in DEFAULT_CAPABILITIES if c not in ("NET_RAW", "MKNOD")])
+
+
+def test_masked_and_read_only_proc_sys(rt, base_spec):
+    st = rt.run(base_spec)
+    assert output(rt, st["id"], "cat", "/proc/kcore") == ""
+    assert output(rt, st["id"], "ls", "/proc/acpi").strip() == ""
+    out = output(rt, st["id"], "sh", "-c", "echo 1 > /proc/sys/kernel/domainname", code=1)
+    assert "Read-only file system" in out
+    out = output(rt, st["id"], "sh", "-c", "echo x > /sys/kernel/uevent_helper", code=1)
+    assert "Read-only" in out or "Permission denied" in out
+
+
+def test_mount_refused_inside(rt, base_spec):
+    st = rt.run(base_spec)
+    code, out = rt.exec(st["id"], ["mount", "-t", "tmpfs", "tmpfs", "/mnt"])
+    assert code != 0
+    assert b"denied" in out or b"not permitted" in out
+
+
+def test_device_outside_allow_list_unusable_after_mknod(rt, base_spec):
+    st = rt.run(base_spec)
+    # /dev/sda-like block device 8:0 and /dev/mem 1:1: mknod is allowed (as in Docker), use is not.
+    output(rt, st["id"], "mknod", "/tmp/mem", "c", "1", "1")
+    code, out = rt.exec(st["id"], ["head", "-c", "1", "/tmp/mem"])
+    assert code != 0
+    assert b"not permitted" in out or b"denied" in out
+    assert output(rt, st["id"], "head", "-c", "4", "/dev/zero") == "\0\0\0\0"
+
+
+def test_dev_is_a_fresh_tmpfs_with_standard_devices(rt, base_spec):
+    st = rt.run(base_spec)
+    names = set(output(rt, st["id"], "ls", "/dev").split())
+    assert {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue"} <= names
+    assert "sda" not in names and "mem" not in names
+
+
+def test_inherited_fds_closed(rt, base_spec):
+    leak = os.open("/etc/hostname", os.O_RDONLY)  # inheritable on purpose
+    os.set_inheritable(leak, True)
+    try:
+        base_spec["command"] = ["ls", "/proc/self/fd"]
+        code, text = run_output(rt, base_spec)
+    finally:
+        os.close(leak)
+    assert code == 0
+    assert sorted(int(x) for x in text.split()) == [0, 1, 2, 3]  # 3: ls's own directory fd
+
+
+def test_exec_process_is_not_dumpable_before_exec(rt, base_spec):
+    st = rt.run(base_spec)
+    # After exec the new program is dumpable again; what we can check from inside is that
+    # the exec'd process runs with the container's hardening.
+    text = output(rt, st["id"], "cat", "/proc/self/status")
+    assert int(_status_field(text, "CapEff"), 16) == cap_mask(DEFAULT_CAPABILITIES)
+    assert _status_field(text, "NoNewPrivs") == "1"
+
+
+def test_default_pids_limit(rt, base_spec):
+    st = rt.run(base_spec)
+    stats = rt.stats(st["id"])
+    assert stats["pids_limit"] == rt.config.default_pids_limit
+
+
+def test_privileged_turns_hardening_off(rt, base_spec):
+    base_spec.update(command=["cat", "/proc/self/status"], privileged=True)
+    code, text = run_output(rt, base_spec)
+    assert code == 0
+    assert int(_status_field(text, "CapBnd"), 16) == int(_status_field(text, "CapEff"), 16)
+    assert bin(int(_status_field(text, "CapEff"), 16)).count("1") > 30
+    assert _status_field(text, "NoNewPrivs") == "0"
