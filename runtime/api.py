@@ -159,7 +159,7 @@ class Runtime:
                 rec["restart_count"] = 0
                 launch.launch(self, rec, start_now=True)
             state = self.store.read_state(cid)
-            state.update(started_at=self.store.now(), user_stopped=False)
+            state.update(started_at=self.store.now(), user_stopped=False, restart_count=0)
             self.store.write_state(cid, state)
         return self.state(cid)
 
@@ -204,7 +204,7 @@ class Runtime:
             "created": rec["created"],
             "started_at": state.get("started_at"),
             "finished_at": exit_info.get("finished_at"),
-            "restart_count": exit_info.get("restart_count", 0) if obs["status"] != sm.RESTARTING else exit_info.get("restart_count", 0) + 1,
+            "restart_count": state.get("restart_count", 0),
             "image": rec["image"],
             "image_id": rec["image_id"],
             "hostname": rec["hostname"],
@@ -341,35 +341,41 @@ class Runtime:
         """Mark containers whose shim is gone (reboot, kill) stopped and clean what they left."""
         gone = []
         for cid in self.store.ids():
-            paths = self.store.paths(cid)
-            try:
-                rec, obs = self._observe(cid)
-            except NotFound:
-                continue
+            with contextlib.suppress(NotFound):
+                if self._reconcile_one(cid):
+                    gone.append(cid)
+        return gone
+
+    def _reconcile_one(self, cid: str) -> bool:
+        paths = self.store.paths(cid)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            if obs["monitored"]:
+                return False
             state = self.store.read_state(cid)
-            if obs["monitored"] or not (state.get("started_at") or paths.shim_file.exists()):
-                continue
-            if not state.get("started_at") and not obs["process"] and not paths.shim_file.exists():
-                continue
+            exit_info = read_json(paths.exit_file)
+            # The shim removes shim.json when it ends normally; a leftover one, a process
+            # without a shim, or a start with no recorded exit (run_root wiped) is a ghost.
+            unfinished = bool(state.get("started_at")) and (
+                exit_info is None or exit_info.get("finished_at", "") < state["started_at"]
+            )
+            if not (obs["process"] or paths.shim_file.exists() or unfinished):
+                return False
             with contextlib.suppress(OSError, BerthError):
                 self.cgroups.kill_all(cid, signal.SIGKILL)
+            with contextlib.suppress(OSError, BerthError):
                 self.cgroups.thaw(cid)
             launch.wait_gone(obs["pid"], 5)
             self._detach_network(cid)
-            if read_json(paths.exit_file) is None or paths.shim_file.exists():
-                exit_info = read_json(paths.exit_file, {}) or {}
-                if paths.shim_file.exists():
-                    exit_info.setdefault("exit_code", 255)
-                    exit_info.setdefault("finished_at", self.store.now())
-                    write_json(paths.exit_file, exit_info)
-            with contextlib.suppress(FileNotFoundError):
-                paths.shim_file.unlink()
-            paths.fifo.unlink(missing_ok=True)
+            if unfinished or exit_info is None:
+                write_json(paths.exit_file, {"exit_code": 255, "finished_at": self.store.now(),
+                                             "restart_count": (exit_info or {}).get("restart_count", 0)})
             if not state.get("started_at"):
                 state["started_at"] = rec["created"]
                 self.store.write_state(cid, state)
-            gone.append(cid)
-        return gone
+            paths.shim_file.unlink(missing_ok=True)
+            paths.fifo.unlink(missing_ok=True)
+        return True
 
     # -- observation ---------------------------------------------------------------------
     def wait(self, ref: str) -> int:

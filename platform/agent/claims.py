@@ -26,7 +26,7 @@ def claim(
     mine = Operation.objects.filter(id=op_id, host__name=host_name)
     if mine.filter(state=State.PENDING).update(**fields) == 1:
         return Operation.objects.select_related("host").get(id=op_id)
-    if recovering and mine.filter(state=State.RUNNING).exists():
+    if recovering and mine.filter(state=State.RUNNING).update(**fields) == 1:
         return Operation.objects.select_related("host").get(id=op_id)
     op = Operation.objects.filter(id=op_id).values("state", "host__name").first()
     if op is None:

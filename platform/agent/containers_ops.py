@@ -9,10 +9,10 @@ import base64
 import dataclasses
 import itertools
 
-from agent import lookup, observe
+from agent import lookup, observe, runtime_repair
 from agent.policy_gate import checked_spec
 from containers.models import Container
-from runtime.errors import InvalidSpec, NotFound
+from runtime.errors import BerthError, Conflict, InvalidSpec, NotFound
 
 Observed = Container.Observed
 MAX_LOG_LINES = 10_000
@@ -27,11 +27,37 @@ def runtime_spec(container):
     return dataclasses.replace(spec, name=container.name, labels=labels)
 
 
+def _make(rt, container, *, start: bool) -> dict:
+    """Create (and with `start`, run) the container from its checked spec."""
+    spec = runtime_spec(container)
+    verb = rt.run if start else rt.create
+    try:
+        return verb(spec)
+    except Conflict:
+        if not runtime_repair.release_stale_name(rt, spec.name):
+            raise
+        return verb(spec)
+
+
 def _ensure_created(rt, container) -> dict:
     state = lookup.find(rt, container)
     if state is None:
-        state = rt.create(runtime_spec(container))
+        state = _make(rt, container, start=False)
     return state
+
+
+def _never_started(state) -> bool:
+    return state.get("status") == "created" and not state.get("started_at")
+
+
+def _replace(rt, container, state, *, start: bool) -> dict:
+    """Throw away a container that never ran and make it again from its spec.
+
+    An agent killed inside the runtime's create can leave a half-made container (a record
+    without its cgroup); it never ran, so nothing is lost by making it again.
+    """
+    rt.delete(state["id"], force=True)
+    return _make(rt, container, start=start)
 
 
 def _must_exist(rt, container) -> dict:
@@ -50,25 +76,31 @@ def _refresh(rt, container, state) -> dict:
 
 def create(rt, op, container):
     """Create the container (and start it when params.start is true)."""
+    start_now = bool(op.params.get("start"))
     state = lookup.find(rt, container)
-    if state is None and op.params.get("start"):
-        # One step: the process execs as soon as it is set up (no second round trip).
-        state = rt.run(runtime_spec(container))
-        observe.record(container, state)
-        return observe.snapshot(state)
     if state is None:
-        state = rt.create(runtime_spec(container))
-    observe.record(container, state)
-    if op.params.get("start"):
-        return start(rt, op, container)
-    return observe.snapshot(state)
+        # With start: one step, the process execs as soon as it is set up.
+        state = _make(rt, container, start=start_now)
+    elif _never_started(state):
+        # An earlier attempt of this operation made it and died: make it again, whole.
+        state = _replace(rt, container, state, start=start_now)
+    elif start_now and state.get("status") not in ("running", "paused"):
+        rt.start(state["id"])
+    return _refresh(rt, container, state)
 
 
 def start(rt, op, container):
     """Start it; a container the host lost is created again from its spec first."""
-    state = _ensure_created(rt, container)
-    if state.get("status") not in ("running", "paused"):
-        rt.start(state["id"])
+    state = lookup.find(rt, container)
+    if state is None:
+        state = _make(rt, container, start=True)
+    elif state.get("status") not in ("running", "paused"):
+        try:
+            rt.start(state["id"])
+        except BerthError:
+            if not _never_started(state):
+                raise
+            state = _replace(rt, container, state, start=True)
     return _refresh(rt, container, state)
 
 

@@ -28,31 +28,39 @@ Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.St
 LOST_MESSAGE_AFTER = timedelta(seconds=60)
 
 
-def recover_operations(host_name: str, *, startup: bool, rt=None) -> list[int]:
+def recover_operations(host_name: str, *, agent_started=None, rt=None) -> list[int]:
     """Run operations of this host that no live task will run; returns their ids.
 
-    At agent start, 'running' ones were cut off by the death of the previous agent; pending
-    ones may have been prefetched by it. Later, only pending ones whose message got lost.
+    With `agent_started` (the start-up pass): operations a previous agent claimed before this
+    one started were cut off by its death, and are run again (every step is idempotent); ones
+    claimed since belong to a live task of this agent and are left alone. Pending operations
+    are offered too: the claim lets exactly one of this pass and their own message run each.
+    Later passes only take pending operations whose message got lost.
     """
     ops = Operation.objects.filter(host__name=host_name)
-    if startup:
-        ops = ops.filter(state__in=(OpState.PENDING, OpState.RUNNING))
+    if agent_started is not None:
+        ops = ops.filter(
+            Q(state=OpState.PENDING) | Q(state=OpState.RUNNING, started_at__lt=agent_started)
+        )
     else:
         ops = ops.filter(state=OpState.PENDING, created_at__lt=timezone.now() - LOST_MESSAGE_AFTER)
     done = []
-    for op_id in ops.order_by("created_at", "id").values_list("id", flat=True):
-        log.info("recovering operation %s on host %s", op_id, host_name)
-        executor.execute(op_id, host_name=host_name, recovering=startup, rt=rt)
+    for op_id, state in ops.order_by("created_at", "id").values_list("id", "state"):
+        log.info("recovering %s operation %s on host %s", state, op_id, host_name)
+        executor.execute(op_id, host_name=host_name, recovering=state == OpState.RUNNING, rt=rt)
         done.append(op_id)
     return done
 
 
-def reconcile_host(host_name: str, *, startup: bool = False, rt=None) -> dict:
-    """One pass over this host's containers; returns counts for the log and the tests."""
+def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
+    """One pass over this host's containers; returns counts for the log and the tests.
+
+    `agent_started` (a datetime) marks the start-up pass of an agent that started then.
+    """
     rt = rt or get_runtime()
-    if startup and hasattr(rt, "reconcile"):
+    if agent_started is not None and hasattr(rt, "reconcile"):
         rt.reconcile()  # shims gone after a reboot: the runtime marks those containers stopped
-    recovered = recover_operations(host_name, startup=startup, rt=rt)
+    recovered = recover_operations(host_name, agent_started=agent_started, rt=rt)
     busy = set(
         Operation.objects.filter(
             host__name=host_name,

@@ -2,9 +2,11 @@
 
 import logging
 import threading
+from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.utils import timezone
 
 from agent import containers_ops, executor, reconcile
 from agent import heartbeat as hb
@@ -69,12 +71,13 @@ def container_exec(container_id, params=None):
 
 
 @shared_task(name="agent.reconcile_host", bind=True, acks_late=True, reject_on_worker_lost=True)
-def reconcile_host(self, host_name=None, startup=False):
+def reconcile_host(self, host_name=None, agent_started=None):
     """Compare this host's containers with the database and repair or report the differences."""
+    started = datetime.fromisoformat(agent_started) if agent_started else None
     try:
-        return reconcile.reconcile_host(host_name or this_host(), startup=startup)
+        return reconcile.reconcile_host(host_name or this_host(), agent_started=started)
     except Exception as err:
-        if not startup:
+        if started is None:
             raise  # the next tick tries again
         # The start-up pass recovers cut-off operations: it must happen, so it retries.
         log.warning("start-up reconciliation failed, retrying: %s", err)
@@ -97,23 +100,25 @@ class _Timer(threading.Thread):
     def __init__(self, host_name):
         super().__init__(name="berth-agent-timer", daemon=True)
         self.host_name = host_name
+        self.started = timezone.now()
         self.stopping = threading.Event()
 
     def run(self):
-        startup = True
+        queue = queue_for(self.host_name)
+        # Operations claimed before this moment belong to a dead agent (see recover_operations).
+        started = self.started.isoformat()
         while not self.stopping.is_set():
-            queue = queue_for(self.host_name)
             try:
                 heartbeat.apply_async(
                     args=[self.host_name], queue=queue, expires=hb.INTERVAL_SECONDS
                 )
                 reconcile_host.apply_async(
                     args=[self.host_name],
-                    kwargs={"startup": startup},
+                    kwargs={"agent_started": started},
                     queue=queue,
-                    expires=None if startup else RECONCILE_INTERVAL_SECONDS,
+                    expires=None if started else RECONCILE_INTERVAL_SECONDS,
                 )
-                startup = False
+                started = None
             except Exception as err:  # Redis down: the worker reconnects; try again next tick
                 log.warning("agent timer could not send tasks: %s", err)
             self.stopping.wait(min(hb.INTERVAL_SECONDS, RECONCILE_INTERVAL_SECONDS))

@@ -66,11 +66,13 @@ class _Build:
     # --- helpers ------------------------------------------------------------------------
 
     def vars(self, state: BuildState) -> dict:
+        """Variables visible to expansion: build args, overridden by the image env."""
         out = dict(self.args)
         out.update(state.env())
         return out
 
     def lower_dirs(self, state: BuildState) -> list[Path]:
+        """Unpacked layer directories of `state`, lowest first."""
         layout = self.b.store.layout
         if any(not layout.layer_path(d["diff_id"]).is_dir() for d in state.layers):
             # New layers are only tarballs until an image holds them: store one to look inside.
@@ -78,16 +80,19 @@ class _Build:
         return [self.b.store.layout.layer_path(d["diff_id"]) for d in state.layers]
 
     def image_of(self, state: BuildState, tag=None):
+        """The store image of `state` (made if needed; remembered for cleanup)."""
         image, created = materialize(self.b.store, state, self.scratch, self.pending, tag)
         if created:
             self.created.append(image.id)
         return image
 
     def new_tar(self) -> Path:
+        """A fresh path for a layer tar in this build's scratch dir."""
         self.counter += 1
         return self.scratch / f"layer-{self.counter}.tar"
 
     def add_layer(self, state: BuildState, tar: Path) -> None:
+        """Gzip a layer tar and append it to `state` as a pending blob."""
         blob = finish_layer(tar, self.scratch)
         tar.unlink(missing_ok=True)
         self.pending[blob.digest] = blob.path
@@ -96,6 +101,7 @@ class _Build:
     # --- steps --------------------------------------------------------------------------
 
     def step_from(self, ins: df.Instruction) -> tuple[BuildState, str]:
+        """FROM: the base state and the first cache key (the image id)."""
         words = df.split_words(df.expand(ins.args, self.args, ins.line), ins.line)
         if len(words) == 3 and words[1].lower() == "as":
             words = words[:1]
@@ -126,6 +132,7 @@ class _Build:
         return f"{ins.cmd} {expanded}", ""
 
     def copy_args(self, ins, state) -> tuple[list[str], str]:
+        """COPY/ADD sources and destination, variables expanded."""
         if ins.json_form:
             words = [df.expand(w, self.vars(state), ins.line) for w in ins.args]
         else:
@@ -137,12 +144,14 @@ class _Build:
         return words[:-1], words[-1]
 
     def run_step(self, ins: df.Instruction, state: BuildState) -> BuildState:
+        """Run one instruction on a copy of `state`; returns the new state."""
         new = state.copy()
         handler = getattr(self, f"do_{ins.cmd.lower()}")
         handler(ins, new)
         return new
 
     def do_arg(self, ins, state) -> None:
+        """ARG: declare build args (values from --build-arg, defaults, or pre-FROM ARGs)."""
         for word in df.split_words(ins.args, ins.line):
             name, eq, default = word.partition("=")
             if name in self.build_args:
@@ -154,12 +163,14 @@ class _Build:
             self.args[name] = value
 
     def do_env(self, ins, state) -> None:
+        """ENV: set variables in the image config."""
         text = df.expand(ins.args, self.vars(state), ins.line, keep_escapes=True)
         for key, value in df.key_values(text, ins.line, "ENV", legacy=True):
             state.set_env(key, value)
         state.add_history(ins.original, empty=True)
 
     def do_label(self, ins, state) -> None:
+        """LABEL: add labels."""
         text = df.expand(ins.args, self.vars(state), ins.line, keep_escapes=True)
         labels = state.inner.setdefault("Labels", {}) or {}
         for key, value in df.key_values(text, ins.line, "LABEL", legacy=False):
@@ -168,6 +179,7 @@ class _Build:
         state.add_history(ins.original, empty=True)
 
     def do_workdir(self, ins, state) -> None:
+        """WORKDIR: set (and create when missing) the working directory."""
         path = df.expand(ins.args, self.vars(state), ins.line)
         current = state.inner.get("WorkingDir") or "/"
         path = posixpath.normpath(posixpath.join(current, path))
@@ -189,10 +201,12 @@ class _Build:
             state.add_history(ins.original, empty=True)
 
     def do_user(self, ins, state) -> None:
+        """USER: set the user later steps and containers run as."""
         state.inner["User"] = df.expand(ins.args, self.vars(state), ins.line)
         state.add_history(ins.original, empty=True)
 
     def do_expose(self, ins, state) -> None:
+        """EXPOSE: record ports."""
         ports = state.inner.get("ExposedPorts") or {}
         for word in df.split_words(df.expand(ins.args, self.vars(state), ins.line), ins.line):
             port, _, proto = word.partition("/")
@@ -208,6 +222,7 @@ class _Build:
         state.add_history(ins.original, empty=True)
 
     def do_volume(self, ins, state) -> None:
+        """VOLUME: record volume mount points."""
         words = (
             ins.args
             if ins.json_form
@@ -229,11 +244,13 @@ class _Build:
         return ["/bin/sh", "-c", ins.args]
 
     def do_cmd(self, ins, state) -> None:
+        """CMD: the default command."""
         state.inner["Cmd"] = self._command(ins) or None
         self.cmd_seen = True
         state.add_history(ins.original, empty=True)
 
     def do_entrypoint(self, ins, state) -> None:
+        """ENTRYPOINT: the entrypoint."""
         state.inner["Entrypoint"] = self._command(ins) or None
         if not self.cmd_seen:
             # Docker: an ENTRYPOINT drops the Cmd inherited from the base image.
@@ -241,14 +258,17 @@ class _Build:
         state.add_history(ins.original, empty=True)
 
     def do_stopsignal(self, ins, state) -> None:
+        """STOPSIGNAL: the stop signal."""
         state.inner["StopSignal"] = df.expand(ins.args, self.vars(state), ins.line)
         state.add_history(ins.original, empty=True)
 
     def do_maintainer(self, ins, state) -> None:
+        """MAINTAINER: the image author."""
         state.config["author"] = ins.args
         state.add_history(ins.original, empty=True)
 
     def do_copy(self, ins, state, add=False) -> None:
+        """COPY (and ADD): context files as a new layer."""
         what = f"line {ins.line}: {ins.cmd}"
         srcs, dest = self.copy_args(ins, state)
         paths = []
@@ -273,9 +293,11 @@ class _Build:
         state.add_history(ins.original, empty=False)
 
     def do_add(self, ins, state) -> None:
+        """ADD: COPY that also unpacks local tar archives."""
         self.do_copy(ins, state, add=True)
 
     def do_run(self, ins, state) -> None:
+        """RUN: run the command in a Berth container; its upper dir becomes the layer."""
         image = self.image_of(state)
         argv = list(ins.args) if ins.json_form else ["/bin/sh", "-c", ins.args]
         env = [f"{k}={v}" for k, v in self.args.items() if k not in state.env()]
@@ -312,6 +334,7 @@ class _Build:
     # --- the whole build ----------------------------------------------------------------
 
     def run(self, instructions, tag) -> BuildResult:
+        """Run every instruction; returns the result with the final image tagged."""
         total = len(instructions)
         steps = []
         state, key = None, ""

@@ -61,6 +61,8 @@ def _info(tar: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo:
 
 
 def _add(tar: tarfile.TarFile, path: str, arcname: str) -> None:
+    if stat.S_ISSOCK(os.lstat(path).st_mode):
+        return  # sockets are not content; Docker leaves them out of layers too
     info = _info(tar, path, arcname)
     if info.isreg():
         with open(path, "rb") as src:

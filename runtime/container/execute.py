@@ -40,7 +40,7 @@ def _exec_plan(rt, rec: dict, argv, env, user, workdir) -> dict:
         "env": [f"{k}={v}" for k, v in merged.items()],
         "user": user or spec.user or cfg.get("User") or None,
         "workdir": workdir or spec.working_dir or cfg.get("WorkingDir") or "/",
-        "caps": hardening.cap_mask(spec.effective_capabilities),
+        "caps": hardening.container_caps(spec.effective_capabilities),
         "no_new_privs": spec.no_new_privileges and not spec.privileged,
         "last_cap": hardening.last_cap(),
         "procs_files": rt.cgroups.procs_files(rec["id"]),
@@ -115,6 +115,26 @@ def spawn(rt, rec: dict, pid: int, argv, stdio: list[int], env=(), user=None, wo
     return helper
 
 
+_TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431
+
+
+def open_pty_in(pid: int) -> tuple[int, int]:
+    """A pty pair from the container's own devpts, so `tty` inside names /dev/pts/N."""
+    import stat
+    import struct
+
+    base = f"/proc/{pid}/root/dev/pts"
+    master = os.open(f"{base}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(master)
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 5:
+        os.close(master)
+        raise BerthError("the container's /dev/pts/ptmx is not the pty multiplexer")
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+    slave = os.open(f"{base}/{number}", os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return master, slave
+
+
 def run(rt, rec: dict, pid: int, argv, env=(), user=None, workdir=None, tty=False) -> tuple[int, bytes]:
     """exec and collect the combined output; returns (exit code, output)."""
     if not argv:
@@ -122,7 +142,7 @@ def run(rt, rec: dict, pid: int, argv, env=(), user=None, workdir=None, tty=Fals
 
         raise InvalidSpec("exec needs a command")
     if tty:
-        read_fd, write_fd = os.openpty()
+        read_fd, write_fd = open_pty_in(pid)
         stdio = [write_fd] * 3
     else:
         read_fd, write_fd = os.pipe()

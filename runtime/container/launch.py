@@ -22,7 +22,13 @@ from runtime import linux
 from runtime.container import init, plan
 from runtime.container.fsutil import proc_start_time, socket_path, write_json
 from runtime.container.paths import ContainerPaths
-from runtime.errors import BerthError, CommandNotExecutable, CommandNotFound, InvalidSpec, KernelError
+from runtime.errors import (
+    BerthError,
+    CommandNotExecutable,
+    CommandNotFound,
+    InvalidSpec,
+    KernelError,
+)
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 PROJECT = str(Path(__file__).resolve().parents[2])
@@ -107,7 +113,8 @@ def _namespace_fds(rt, rec: dict) -> tuple[list[tuple[int, int]], int | None]:
     return joins, pid_fd
 
 
-def _reset_pid_namespace() -> None:
+def reset_pid_namespace() -> None:
+    """Make this process's future children live in its own PID namespace again."""
     # A process that already made a PID namespace forks into it; point its children back at
     # its own namespace first (needed when the shim respawns a container in its process).
     fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -118,7 +125,7 @@ def _reset_pid_namespace() -> None:
 
 
 def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
-    _reset_pid_namespace()
+    reset_pid_namespace()
     if pid_fd is not None:
         linux.setns(pid_fd, linux.CLONE_NEWPID)
     elif pid_mode == "private":
@@ -131,6 +138,14 @@ def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
 
 def exec_shim(shim_args: dict) -> None:
     """Replace this process with the shim, handing over the stdio and socket descriptors."""
+    # The shim's own stdio: nothing of the caller's terminal or pipes; errors to shim.log.
+    null = os.open("/dev/null", os.O_RDWR)
+    log = os.open(shim_args["shim_log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
     for key in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w", "listen"):
         if shim_args.get(key) is not None:
             os.set_inheritable(shim_args[key], True)
@@ -242,6 +257,8 @@ def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> d
         "log": str(paths.log_file),
         "exit_file": str(paths.exit_file),
         "stop_flag": str(paths.stop_flag),
+        "shim_file": str(paths.shim_file),
+        "shim_log": str(paths.dir / "shim.log"),
         "tty": spec["tty"],
         "listen": listen,
         **fds,
@@ -343,6 +360,8 @@ def respawn(rt, rec: dict, args: dict) -> None:
     child = _child_plan(rt, rec, paths, files, stdio, fifo=False)
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
     cpid = _fork_init(child, rec["spec"]["namespaces"].get("pid", "private"), pid_fd)
+    # Threads (the network step uses one) must live in this process's own PID namespace.
+    reset_pid_namespace()
     os.close(msg_w)
     os.close(go_r)
     shake = Handshake(msg_r, go_w)
@@ -358,7 +377,7 @@ def respawn(rt, rec: dict, args: dict) -> None:
     if info is not None:
         record_shim(paths, info)
         state = rt.store.read_state(rec["id"])
-        state["started_at"] = rt.store.now()
+        state.update(started_at=rt.store.now(), restart_count=args["restart_count"])
         rt.store.write_state(rec["id"], state)
     args["pid"] = cpid
     exec_shim(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from runtime.errors import InvalidSpec
 
@@ -26,7 +26,7 @@ def parse_since(since) -> str | None:
                 ts = float(text)
             else:
                 dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                ts = dt.replace(tzinfo=dt.tzinfo or timezone.utc).timestamp()
+                ts = dt.replace(tzinfo=dt.tzinfo or UTC).timestamp()
         except ValueError:
             raise InvalidSpec(f"invalid value for since: {since!r}") from None
     ns = int(ts * 1e9)

@@ -144,7 +144,7 @@ def build(
         "env": environment(spec, image_config, hostname),
         "workdir": spec.working_dir or cfg.get("WorkingDir") or "/",
         "user": spec.user or cfg.get("User") or None,
-        "caps": hardening.cap_mask(spec.effective_capabilities),
+        "caps": hardening.container_caps(spec.effective_capabilities),
         "no_new_privs": spec.no_new_privileges and not spec.privileged,
         "last_cap": hardening.last_cap(),
         "fifo": None,

@@ -11,8 +11,12 @@ from runtime.config import RuntimeConfig
 
 def main() -> None:
     """Rebuild the runtime from the shim's arguments and respawn the container."""
-    from runtime.api import Runtime
     from runtime.container import launch
+
+    # This process made a PID namespace whose init has died: until it points its children
+    # back at its own namespace, it cannot even start a thread.
+    launch.reset_pid_namespace()
+    from runtime.api import Runtime
 
     args = json.loads(sys.argv[1])
     cfg = args["config"]

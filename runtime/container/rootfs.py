@@ -100,7 +100,8 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
     if plan["tty"]:
-        _mount_at(root_fd, "/dev/console", "/proc/self/fd/0", None, linux.MS_BIND, create="file")
+        # By name: a bind of our inherited descriptor would cross mount namespaces (EINVAL).
+        _mount_at(root_fd, "/dev/console", os.ttyname(0), None, linux.MS_BIND, create="file")
 
 
 def _mount_sys(root_fd: int, plan: dict) -> None:

@@ -202,6 +202,11 @@ def main() -> None:
             code_text = "import sys; sys.path.insert(0, sys.argv[2]); from runtime.container.respawn import main; main()"
             # Not -S: the respawner needs the venv's site-packages (pyroute2).
             os.execv(sys.executable, [sys.executable, "-I", "-c", code_text, json.dumps(args), args["project"]])
+    # Gone for good: drop the runtime record so reconcile() knows this was a clean end.
+    try:
+        os.unlink(args["shim_file"])
+    except OSError:
+        pass
     sys.exit(0)
 
 

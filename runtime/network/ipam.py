@@ -80,8 +80,15 @@ def pick_subnet(taken: dict[str, IPv4Net], routes: list[IPv4Net], pool=DEFAULT_P
     raise Conflict("no free subnet left in the address pool; pass --subnet")
 
 
-def allocate(net: IPv4Net, gateway: str, used: set[str], wanted: str | None = None) -> str:
-    """An address of `net` that is not the gateway and not in `used` (or `wanted`, checked)."""
+def allocate(
+    net: IPv4Net, gateway: str, used: set[str], wanted: str | None = None, after: str | None = None
+) -> str:
+    """An address of `net` that is not the gateway and not in `used` (or `wanted`, checked).
+
+    The search starts after `after` (the last address handed out) and wraps around, so a
+    just-released address is not reused at once: the dying namespace of its previous owner
+    can keep a veth with that address (and MAC) on the bridge for some 30 ms.
+    """
     if wanted is not None:
         addr = ipaddress.IPv4Address(wanted)
         if addr not in net or addr in (net.network_address, net.broadcast_address):
@@ -92,7 +99,10 @@ def allocate(net: IPv4Net, gateway: str, used: set[str], wanted: str | None = No
     # Integers, not IPv4Address objects: this loop passes every address already in use.
     taken = {int(ipaddress.IPv4Address(a)) for a in used} | {int(ipaddress.IPv4Address(gateway))}
     first, last = int(net.network_address) + 1, int(net.broadcast_address)
-    for value in range(first, last):
+    start = first
+    if after is not None and first <= int(ipaddress.IPv4Address(after)) < last - 1:
+        start = int(ipaddress.IPv4Address(after)) + 1
+    for value in (*range(start, last), *range(first, start)):
         if value not in taken:
             return str(ipaddress.IPv4Address(value))
     raise Conflict(f"no free address left in subnet {net}")

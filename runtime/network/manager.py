@@ -8,7 +8,7 @@ import secrets
 import time
 
 from runtime.errors import Conflict, InvalidSpec, NotFound
-from runtime.network import dnsfiles, ipam, netlink, nft, ruleset
+from runtime.network import dnsfiles, ipam, names, netlink, nft, ruleset
 from runtime.network.ports import check_bindable, free_port, parse_exposed
 from runtime.network.state import StateStore
 from runtime.spec import NAME_RE, NetworkSpec, PortMapping
@@ -174,7 +174,9 @@ class NetworkManager:
         if spec.mode == "none":
             netlink.loopback_up(pid)
             dnsfiles.write_in_place(files.get("resolv.conf"), resolv)
-            dnsfiles.write_in_place(files.get("hosts"), dnsfiles.hosts_file([], _extra_hosts(spec)))
+            dnsfiles.write_in_place(
+                files.get("hosts"), dnsfiles.hosts_file([], names.extra_hosts(spec))
+            )
             return {"networks": {}, "ports": []}
         wanted = list(dict.fromkeys(spec.networks or [DEFAULT_NETWORK]))
         with self.store.locked() as state:
@@ -198,7 +200,7 @@ class NetworkManager:
             finally:
                 os.close(netns_fd)
             dnsfiles.write_in_place(files.get("resolv.conf"), resolv)
-            self._refresh_peers(state, endpoint, skip=cid)
+            names.refresh_peers(state, endpoint, skip=cid)
             return _result(endpoint)
 
     def _plan(self, state, cid, name, pid, inode, spec, hostname, exposed_ports, files) -> dict:
@@ -218,6 +220,7 @@ class NetworkManager:
                 net["gateway"],
                 {m["ip"] for m in members},
                 spec.ip_address if i == 0 else None,
+                after=net.get("last_ip"),
             )
             mac = (
                 spec.mac_address.lower() if i == 0 and spec.mac_address else None
@@ -242,25 +245,10 @@ class NetworkManager:
             "hostname": hostname,
             "files": {k: str(v) for k, v in files.items() if k in ("hosts", "resolv.conf")},
             "networks": networks,
-            "links": self._resolve_links(state, spec.links, networks),
-            "extra_hosts": _extra_hosts(spec),
+            "links": names.resolve_links(state, spec.links, networks),
+            "extra_hosts": names.extra_hosts(spec),
             "ports": self._plan_ports(state, spec, exposed_ports, primary["ip"]),
         }
-
-    def _resolve_links(self, state, links: list[str], networks: dict) -> list:
-        entries = []
-        for link in links:
-            target, _, alias = link.partition(":")
-            ep = _find_endpoint(state, target)
-            if ep is None:
-                raise NotFound(f"cannot link to {target}: no such running container")
-            shared = [n for n in networks if n in ep["networks"]]
-            if not shared:
-                raise InvalidSpec(
-                    f"cannot link to {target}: it is not on a network of this container"
-                )
-            entries.append([ep["networks"][shared[0]]["ip"], [alias or target, target]])
-        return entries
 
     def _plan_ports(self, state, spec: NetworkSpec, exposed_ports, container_ip: str) -> list[dict]:
         mappings = list(spec.ports)
@@ -325,8 +313,10 @@ class NetworkManager:
                 interfaces.append(ep_net)
             gateway = interfaces[0]["gateway"]
             netlink.in_netns(netns_fd, lambda: netlink.configure_inside(interfaces, gateway))
-            self._write_files(state, endpoint)
+            names.write_hosts(state, endpoint)
             state["endpoints"][endpoint["cid"]] = endpoint
+            for net_name, ep_net in endpoint["networks"].items():
+                state["networks"][net_name]["last_ip"] = ep_net["ip"]
             if rules_changed:
                 self._apply_rules(state)
             self.store.save(state)
@@ -352,7 +342,7 @@ class NetworkManager:
             if netlink.netns_inode(endpoint["pid"]) == endpoint.get("netns"):
                 for ep_net in endpoint["networks"].values():
                     self.links.delete(ep_net["veth"])
-            self._refresh_peers(state, endpoint, skip=cid)
+            names.refresh_peers(state, endpoint, skip=cid)
 
     def restore(self) -> list[str]:
         """Re-create bridges and the nft table after a reboot or agent restart.
@@ -378,7 +368,7 @@ class NetworkManager:
             if dropped:
                 self.store.save(state)
             for endpoint in dropped:
-                self._refresh_peers(state, endpoint, skip=endpoint["cid"])
+                names.refresh_peers(state, endpoint, skip=endpoint["cid"])
         return gone
 
     def endpoint(self, cid: str) -> dict | None:
@@ -400,59 +390,6 @@ class NetworkManager:
     def close(self) -> None:
         """Close the netlink socket."""
         self.links.close()
-
-    # ---- names ----------------------------------------------------------------------------
-
-    def _hosts_for(self, state: dict, ep: dict) -> str:
-        own_names = [ep["hostname"], ep.get("name") or ""]
-        own = []
-        for ep_net in ep["networks"].values():
-            own.append((ep_net["ip"], own_names + ep_net.get("aliases", [])))
-            own_names = [ep["hostname"]]
-        others = [(ip, names) for ip, names in ep.get("links", [])]
-        for net_name in ep["networks"]:
-            if state["networks"].get(net_name, {}).get("default", True):
-                continue  # the default network resolves names only through --link
-            for cid, peer in sorted(state["endpoints"].items()):
-                if cid != ep["cid"] and net_name in peer["networks"]:
-                    peer_net = peer["networks"][net_name]
-                    others.append(
-                        (
-                            peer_net["ip"],
-                            [peer.get("name") or "", *peer_net.get("aliases", []), cid[:12]],
-                        )
-                    )
-        others += [tuple(e) for e in ep.get("extra_hosts", [])]
-        return dnsfiles.hosts_file(own, others)
-
-    def _write_files(self, state: dict, ep: dict) -> None:
-        dnsfiles.write_in_place(ep["files"].get("hosts"), self._hosts_for(state, ep))
-
-    def _refresh_peers(self, state: dict, changed: dict, skip: str) -> None:
-        """Rewrite the hosts files of containers that share a user-defined network with `changed`."""
-        nets = {
-            n for n in changed["networks"] if not state["networks"].get(n, {}).get("default", True)
-        }
-        if not nets:
-            return
-        for cid, peer in state["endpoints"].items():
-            if cid != skip and nets & set(peer["networks"]):
-                self._write_files(state, peer)
-
-
-def _find_endpoint(state: dict, ref: str) -> dict | None:
-    for cid, ep in state["endpoints"].items():
-        if ep.get("name") == ref or cid == ref:
-            return ep
-    return None
-
-
-def _extra_hosts(spec: NetworkSpec) -> list:
-    entries = []
-    for item in spec.extra_hosts:
-        host, _, ip = item.partition(":")
-        entries.append([ip, [host]])
-    return entries
 
 
 def _result(ep: dict) -> dict:

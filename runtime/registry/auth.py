@@ -58,7 +58,7 @@ class Authenticator:
                 )
             with self._lock:
                 if self._scheme == "basic":
-                    raise self._refused()
+                    raise self.refused()
                 self._scheme = "basic"
             return
         if scheme != "bearer" or "realm" not in params:
@@ -72,7 +72,8 @@ class Authenticator:
             self._scheme = "bearer"
             self._headers[scope] = f"Bearer {token}"
 
-    def _refused(self) -> RegistryAuthError:
+    def refused(self) -> RegistryAuthError:
+        """The error for credentials the registry or its token server refused."""
         who = f" for user {self.username!r}" if self.username else ""
         return RegistryAuthError(
             f"registry {self.transport.host} refused the credentials{who} (wrong user name or password?)"
@@ -99,7 +100,7 @@ class Authenticator:
         resp = token_transport.request("GET", url, headers)
         body = resp.body(1024 * 1024)
         if resp.status in (401, 403):
-            raise self._refused()
+            raise self.refused()
         if resp.status != 200:
             raise RegistryError(f"token server {parts.netloc} answered {resp.status} for {scope}")
         try:

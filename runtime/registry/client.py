@@ -70,7 +70,7 @@ class RegistryClient:
                     raise RegistryAuthError(
                         f"registry {self.host} requires a login for {scope} (berth login {self.host})"
                     )
-                raise self.auth._refused()
+                raise self.auth.refused()
             self.auth.answer(challenge, scope)
         raise AssertionError("unreachable")
 

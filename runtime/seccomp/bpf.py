@@ -88,7 +88,4 @@ def decode(program: bytes) -> list[Insn]:
     """Parse a sock_filter byte string back into instructions (for checks and emulation)."""
     if len(program) % _SOCK_FILTER.size:
         raise ValueError("a BPF program is a whole number of 8-byte instructions")
-    return [
-        Insn(code, k, jt, jf)
-        for code, jt, jf, k in _SOCK_FILTER.iter_unpack(program)
-    ]
+    return [Insn(code, k, jt, jf) for code, jt, jf, k in _SOCK_FILTER.iter_unpack(program)]

@@ -107,6 +107,7 @@ class Stack:
     def __init__(self, base: Path, redis_url: str):
         self.base = base
         self.host = "e2e" + _random(6)
+        self.team = "e2e"
         self.prefix = "e" + _random(5)
         self.data_dir = base / "data"
         self.root = base / "root"
@@ -152,12 +153,23 @@ class Stack:
     def setup(self):
         """Migrate, bootstrap (admin + this host), and issue an API token for the admin."""
         self.manage("migrate", "--noinput", "--skip-checks")
-        self.bootstrap_output = self.manage("bootstrap", "--skip-checks", "--host-name", self.host).stdout
+        self.bootstrap_output = self.manage(
+            "bootstrap", "--skip-checks", "--host-name", self.host
+        ).stdout
         code = (
-            "from accounts.models import ApiToken, User; "
+            "from accounts.models import ApiToken, Team, User; "
+            f"Team.objects.get_or_create(name={self.team!r}); "
             "print(ApiToken.issue(User.objects.get(username='admin'), 'e2e')[1])"
         )
         self.token = self.manage("shell", "-c", code).stdout.strip().splitlines()[-1]
+        # The base image, built into this stack's image store as scripts/berth-up does.
+        subprocess.run(
+            [str(REPO / "scripts" / "build-busybox-image")],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def start_web(self):
         """Django's threaded development server on a free port (a real WSGI server)."""
@@ -308,6 +320,10 @@ class Stack:
         """Stop every process this stack started, delete its containers and host resources."""
         self.kill_worker()
         self.stop_web()
+        artifacts = os.environ.get("BERTH_ARTIFACTS")
+        if artifacts:
+            # The web and agent logs outlive the run: the first thing to read when a test fails.
+            shutil.copytree(self.logs, Path(artifacts) / f"e2e-{self.host}", dirs_exist_ok=True)
         try:
             rt = self.runtime()
             for state in rt.list():

@@ -206,14 +206,31 @@ def test_exit_reaches_the_database(world):
 
 
 def test_startup_recovers_pending_and_running_operations(world):
+    agent_started = timezone.now()
     op1 = _op(world, "container.create")
-    Operation.objects.filter(id=op1.id).update(state="running")
+    # Claimed by the previous agent, which died.
+    Operation.objects.filter(id=op1.id).update(
+        state="running", started_at=agent_started - timedelta(seconds=5)
+    )
     op2 = _op(world, "container.start")
-    reconcile.reconcile_host(world["host"].name, startup=True, rt=world["rt"])
+    reconcile.reconcile_host(world["host"].name, agent_started=agent_started, rt=world["rt"])
     assert set(
         Operation.objects.filter(id__in=[op1.id, op2.id]).values_list("state", flat=True)
     ) == {"succeeded"}
     assert world["rt"].creates == 1
+
+
+def test_startup_leaves_operations_of_the_live_agent_alone(world):
+    agent_started = timezone.now() - timedelta(seconds=5)
+    op = _op(world, "container.create")
+    # Claimed by a task of this very agent, still running.
+    Operation.objects.filter(id=op.id).update(state="running", started_at=timezone.now())
+    counts = reconcile.reconcile_host(
+        world["host"].name, agent_started=agent_started, rt=world["rt"]
+    )
+    assert counts["recovered"] == 0
+    assert Operation.objects.get(id=op.id).state == "running"
+    assert world["rt"].creates == 0
 
 
 def test_heartbeat_marks_silent_hosts_down(world):

@@ -123,12 +123,13 @@ def _wait_listening(proc: subprocess.Popen, port: int, proto: str) -> None:
     needle = f":{port:04X} "
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with open(f"/proc/{proc.pid}/net/{proto}") as f:
-            # TCP wants state 0A (LISTEN); a bound UDP socket is enough.
-            for line in f.readlines()[1:]:
-                cols = line.split()
-                if needle in cols[1] + " " and (proto == "udp" or cols[3] == "0A"):
-                    return
+        for table in (proto, proto + "6"):  # busybox httpd listens on [::]
+            with open(f"/proc/{proc.pid}/net/{table}") as f:
+                # TCP wants state 0A (LISTEN); a bound UDP socket is enough.
+                for line in f.readlines()[1:]:
+                    cols = line.split()
+                    if needle in cols[1] + " " and (proto == "udp" or cols[3] == "0A"):
+                        return
         if proc.poll() is not None:
             break
         time.sleep(0.01)

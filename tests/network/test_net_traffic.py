@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -12,7 +13,7 @@ from runtime.errors import Conflict, InvalidSpec, NotFound
 from runtime.network import nft, parse_publish
 from runtime.spec import NetworkSpec, PortMapping
 
-from .conftest import leftovers, run_in, wait_gone_except, wget_in, wget_outside
+from .conftest import BUSYBOX, leftovers, run_in, wait_gone_except, wget_in, wget_outside
 
 pytestmark = pytest.mark.root
 
@@ -324,3 +325,37 @@ def test_containers_cannot_reach_host_loopback_services(manager, procs, files):
         except TimeoutError:
             reached = False
     assert not reached, "a container reached a service bound to the host's 127.0.0.1"
+
+
+def test_outbound_traffic_is_masqueraded(manager, procs, files, outside, tmp_path):
+    """A container reaches another machine that has no route back to container subnets."""
+    www = tmp_path / "outside-www"
+    www.mkdir()
+    (www / "index.html").write_text("outside\n")
+    server = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            outside["netns"],
+            BUSYBOX,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            str(www),
+        ]
+    )
+    try:
+        client = procs.sleeper()
+        manager.attach("o" * 64, "out", client.pid, NetworkSpec(), None, None, files("out"))
+        for _ in range(50):  # the outside httpd may still be starting
+            got = wget_in(client.pid, f"http://{outside['ip']}/")
+            if got.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert got.stdout.strip() == "outside", got.stderr
+    finally:
+        server.kill()
+        server.wait()

@@ -78,6 +78,9 @@ def test_gateway_and_addresses():
         ipam.allocate(net, "10.9.0.1", used, wanted="10.9.0.3")
     with pytest.raises(Conflict, match="no free address"):
         ipam.allocate(net, "10.9.0.1", {f"10.9.0.{i}" for i in range(2, 7)})
+    # Round robin: after .4 comes .5 even though .2 is free again; then it wraps around.
+    assert ipam.allocate(net, "10.9.0.1", {"10.9.0.3"}, after="10.9.0.4") == "10.9.0.5"
+    assert ipam.allocate(net, "10.9.0.1", {"10.9.0.3"}, after="10.9.0.6") == "10.9.0.2"
     assert ipam.mac_for("10.9.0.2") == "02:42:0a:09:00:02"
 
 

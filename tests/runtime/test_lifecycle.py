@@ -5,7 +5,14 @@ import time
 
 import pytest
 
-from runtime.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidSpec, InvalidState, NotFound
+from runtime.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    Conflict,
+    InvalidSpec,
+    InvalidState,
+    NotFound,
+)
 
 pytestmark = pytest.mark.root
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import make_oci_layout, needs_registry, skopeo, skopeo_push_layout
+from registry_helpers import make_oci_layout, needs_registry, skopeo, skopeo_push_layout
 
 from runtime.config import RuntimeConfig
 from runtime.images.store import ImageStore
@@ -244,3 +244,32 @@ def test_tampered_manifest_is_refused_when_pulled_by_digest(registry, store, tmp
     with pytest.raises(DigestMismatch, match="manifest"):
         pull(store, f"{registry.host}/pp/mtamper@{info['manifest_digest']}")
     assert _store_is_clean(store)
+
+
+def test_tls_registry_on_loopback(tls_registry, store, tmp_path):
+    info = make_oci_layout(tmp_path / "l", [{"tls": b"over https"}])
+    skopeo_push_layout(tmp_path / "l", "latest", f"{tls_registry.host}/pp/tls:1")
+    client = RegistryClient(tls_registry.host)
+    assert client.transport.scheme == "https"  # TLS first; plain HTTP only as a loopback fallback
+    result = pull(store, f"{tls_registry.host}/pp/tls:1")
+    assert result.image.id == info["config_digest"]
+
+
+def test_push_gzips_layers_stored_uncompressed(registry, store, tmp_path):
+    # skopeo's docker-archive holds plain tar layers; the store keeps them that way.
+    info = make_oci_layout(tmp_path / "l", [{"plain": b"uncompressed layer " * 100}])
+    archive = tmp_path / "plain.tar"
+    skopeo("copy", f"oci:{tmp_path / 'l'}:latest", f"docker-archive:{archive}:plain/img:1")
+    image = store.load_archive(archive)[0]
+    stored = [layer["mediaType"] for layer in image.manifest["layers"]]
+    assert all(not t.endswith("gzip") for t in stored)
+
+    result = push(store, "plain/img:1", f"{registry.host}/pp/gzipped:1")
+    body, _, _ = RegistryClient(registry.host).get_manifest("pp/gzipped", "1")
+    assert [layer["mediaType"] for layer in json.loads(body)["layers"]] == [media.OCI_LAYER]
+    # A second push finds the same gzip blob (reproducible compression).
+    assert push(store, "plain/img:1", f"{registry.host}/pp/gzipped:2").uploaded == []
+
+    store.remove("plain/img:1")
+    back = pull(store, f"{registry.host}/pp/gzipped@{result.digest}")
+    assert back.image.id == info["config_digest"]

@@ -8,7 +8,7 @@ import stat
 import subprocess
 
 import pytest
-from conftest import TEST_PASSWORD, TEST_USER, make_oci_layout, needs_registry, skopeo
+from registry_helpers import TEST_PASSWORD, TEST_USER, make_oci_layout, needs_registry, skopeo
 
 from runtime.cli import images as images_cli
 from runtime.cli import registry as registry_cli
@@ -92,7 +92,7 @@ def test_search_registry_and_unreachable_hub(cli, registry, tmp_path, monkeypatc
     assert f"{registry.host}/clisearch/one" in out and "tags: 7" in out
     # Docker Hub is not reachable here; point its index at a closed loopback port to prove the
     # error is a clear RegistryError and no traffic leaves the machine.
-    from conftest import free_port
+    from registry_helpers import free_port
 
     search_mod = importlib.import_module("runtime.registry.search")
 

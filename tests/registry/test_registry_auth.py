@@ -4,7 +4,7 @@ import stat
 import subprocess
 
 import pytest
-from conftest import TEST_PASSWORD, TEST_USER, make_oci_layout, needs_registry, skopeo
+from registry_helpers import TEST_PASSWORD, TEST_USER, make_oci_layout, needs_registry, skopeo
 
 from runtime.config import RuntimeConfig
 from runtime.images.store import ImageStore

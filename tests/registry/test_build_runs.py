@@ -6,9 +6,11 @@ import os
 import tarfile
 
 import pytest
+from registry_helpers import needs_registry
 
 from runtime.build import Builder, BuildError, ContextError, DockerfileError
 from runtime.build.commit import commit, history, prune
+from runtime.registry import push
 
 pytestmark = pytest.mark.root
 
@@ -224,3 +226,45 @@ def test_commit_history_and_prune(rt, tmp_path):
     prune(rt, all_images=True)
     assert rt.images.list() == []
     assert json.dumps(result)
+
+
+@needs_registry
+def test_from_pulls_a_missing_base_image(rt, registry, tmp_path):
+    base = f"{registry.host}/bases/busybox:1"
+    push(rt.images, "busybox:latest", base)
+    ctx = _context(tmp_path, f"FROM {base}\nRUN echo on the pulled base > /note\n")
+    rt.images.remove("busybox:latest")
+    logs = []
+    result = Builder(rt).build(ctx, tag="tbld/pulled:1", log=logs.append)
+    assert f"Pulling {base}" in "".join(logs)
+    assert _run_output(rt, "tbld/pulled:1", ["cat", "/note"]) == "on the pulled base\n"
+    assert result.image.layers[0] == rt.images.resolve(base).layers[0]
+
+
+def test_upper_dir_to_layer_translates_overlay_markers(tmp_path):
+    import socket
+    import stat
+
+    from runtime.build.layers import diff_from_upper
+
+    upper = tmp_path / "upper"
+    (upper / "dir").mkdir(parents=True)
+    (upper / "dir" / "file").write_text("x")
+    os.link(upper / "dir" / "file", upper / "dir" / "hardlink")
+    os.symlink("file", upper / "dir" / "symlink")
+    os.mkfifo(upper / "dir" / "fifo")
+    os.mknod(upper / "deleted", 0o600 | stat.S_IFCHR, 0)  # overlayfs's whiteout
+    os.setxattr(upper / "dir", "trusted.overlay.opaque", b"y")  # overlayfs's opaque dir
+    (upper / "etc").mkdir()
+    (upper / "etc" / "hosts").touch()  # the runtime's bind-mount target
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(upper / "dir" / "socket"))
+        diff_from_upper(upper, tmp_path / "layer.tar")
+    with tarfile.open(tmp_path / "layer.tar") as tar:
+        members = {m.name: m for m in tar}
+    assert set(members) == {
+        ".wh.deleted", "dir", "dir/.wh..wh..opq", "dir/file", "dir/hardlink", "dir/symlink",
+        "dir/fifo", "etc",
+    }  # fmt: skip
+    assert members["dir/hardlink"].islnk() and members["dir/hardlink"].linkname == "dir/file"
+    assert members["dir/symlink"].linkname == "file" and members["dir/fifo"].isfifo()

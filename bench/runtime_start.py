@@ -1,0 +1,144 @@
+"""Start latency and `run /bin/true`: Berth vs crun vs runc, same busybox rootfs and limits, one run.
+
+Usage: .venv/bin/python bench/runtime_start.py [-n 20]
+Prints medians (ms) and ratios. Berth is measured through its API in-process (what the
+host agent calls) and through its command line (`python -m runtime run --rm`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.api import Runtime  # noqa: E402
+from runtime.config import RuntimeConfig  # noqa: E402
+from runtime.images import ImageStore  # noqa: E402
+from runtime.images.busybox import build_image, build_rootfs_tar  # noqa: E402
+from runtime.oci import write_bundle  # noqa: E402
+from runtime.spec import ContainerSpec  # noqa: E402
+
+LIMITS = {"memory": "64m", "cpu_quota": 50000, "cpu_period": 100000, "pids": 100}
+PREFIX = "bnchst"
+
+
+def spec(cmd: list[str]) -> ContainerSpec:
+    return ContainerSpec.from_dict({"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS})
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def bench_berth(rt: Runtime, n: int) -> dict:
+    start, true_run = [], []
+    for _ in range(n):
+        holder = {}
+        start.append(timed(lambda: holder.update(rt.run(spec(["sleep", "1000"])))))
+        rt.delete(holder["id"], force=True)
+
+        def run_true():
+            st = rt.run(spec(["/bin/true"]))
+            rt.wait(st["id"])
+            rt.delete(st["id"])
+
+        true_run.append(timed(run_true))
+    return {"start": start, "run_true": true_run}
+
+
+def bench_berth_cli(cfg: RuntimeConfig, n: int) -> list[float]:
+    env = dict(os.environ, BERTH_ROOT=str(cfg.root), BERTH_RUN_ROOT=str(cfg.run_root), BERTH_PREFIX=cfg.prefix)
+    cmd = [sys.executable, "-m", "runtime", "run", "--rm", "--network", "none", "-m", "64m", "--cpu-quota", "50000",
+           "--cpu-period", "100000", "--pids-limit", "100", "busybox", "/bin/true"]
+    cwd = str(Path(__file__).resolve().parents[1])
+    return [timed(lambda: subprocess.run(cmd, env=env, cwd=cwd, check=True)) for _ in range(n)]
+
+
+def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
+    """`run` of /bin/true and `create`+`start` of sleep, by runc or crun."""
+    def command(*args: str) -> list[str]:
+        base = [tool, "--root", str(state), *args]
+        if tool == "crun":  # crun refuses this host's hybrid cgroups unless the v2 mount is hidden
+            return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec " + " ".join(base)]
+        return base
+
+    true_bundle, sleep_bundle = bundle / "true", bundle / "sleep"
+    run_true, start = [], []
+    for i in range(n):
+        cid = f"{PREFIX}{tool}{i}"
+        run_true.append(timed(lambda: subprocess.run(command("run", "--bundle", str(true_bundle), cid), check=True,
+                                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)))
+        sid = cid + "s"
+        start.append(timed(lambda: (subprocess.run(command("create", "--bundle", str(sleep_bundle), sid), check=True,
+                                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL),
+                                    subprocess.run(command("start", sid), check=True))))
+        subprocess.run(command("delete", "-f", sid), check=False, stderr=subprocess.DEVNULL)
+    return {"start": start, "run_true": run_true}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20, help="iterations per tool")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
+    rt = Runtime(cfg)
+    try:
+        build_image(ImageStore(cfg))
+        tar = base / "rootfs.tar"
+        build_rootfs_tar(str(tar))
+        rootfs = (base / "rootfs").resolve()
+        rootfs.mkdir()
+        with tarfile.open(tar) as t:
+            t.extractall(rootfs)
+        for name, cmd in (("true", ["/bin/true"]), ("sleep", ["sleep", "1000"])):
+            write_bundle(base / "bundle" / name, spec(cmd), str(rootfs), hostname="bench",
+                         cgroups_path=f"/{PREFIX}oci/{name}", default_pids=100)
+        rt.run(spec(["/bin/true"]))  # warm caches (imports, page cache)
+        for st in rt.list():
+            rt.delete(st["id"], force=True)
+        results = {"berth": bench_berth(rt, args.n)}
+        cli = bench_berth_cli(cfg, max(5, args.n // 2))
+        for tool in ("crun", "runc"):
+            if shutil.which(tool):
+                results[tool] = bench_oci(tool, base / "bundle", base / f"{tool}-state", args.n)
+        print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}")
+        for name, r in results.items():
+            print(f"{name:14}{median(r['start']):12.1f}{median(r['run_true']):20.1f}")
+        print(f"{'berth CLI':14}{'':12}{median(cli):20.1f}   (python -m runtime run --rm, includes interpreter start)")
+        for peer in ("crun", "runc"):
+            if peer in results:
+                b, p = results["berth"], results[peer]
+                print(f"berth/{peer}: start {median(b['start']) / median(p['start']):.2f}x, "
+                      f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x")
+    finally:
+        for st in rt.list():
+            rt.delete(st["id"], force=True)
+        for d in rt.cgroups._parent_dirs():
+            for sub in (f"{d}oci/true", f"{d}oci/sleep", f"{d}oci", d):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Create, start, logs, stop and remove through the REST API with ?wait, on the real runtime."""
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
+
+LABEL = "io.berth.container"
+
+
+def runtime_copies(stack, container_id) -> list[dict]:
+    """The runtime containers that belong to platform container `container_id`."""
+    wanted = f"{stack.host}/{container_id}"
+    return [
+        s for s in stack.runtime().list() if (s["spec"].get("labels") or {}).get(LABEL) == wanted
+    ]
+
+
+def create(stack, name, command, *, start=True, wait=60):
+    body = {
+        "team": stack.team,
+        "host": stack.host,
+        "start": start,
+        "spec": {"image": "busybox", "name": name, "command": command, "network": {"mode": "none"}},
+    }
+    return stack.api("POST", f"containers/?wait={wait}", body)
+
+
+def test_create_start_logs_stop_remove(web):
+    status, body = create(web, "hello", ["sh", "-c", "echo hello-from-e2e; exec sleep 1000"])
+    assert status == 200, body
+    assert body["operation"]["state"] == "succeeded", body
+    cid = body["container"]["id"]
+
+    _, row = web.api("GET", f"containers/{cid}/", expect=200)
+    assert row["observed_state"] == "running"
+    copies = runtime_copies(web, cid)
+    assert len(copies) == 1 and copies[0]["status"] == "running"
+    assert row["runtime_id"] == copies[0]["id"]
+
+    def logged():
+        _, out = web.api("GET", f"containers/{cid}/logs/", expect=200)
+        return any("hello-from-e2e" in line[2] for line in out["lines"])
+
+    web.wait_until(logged, 15, "the container's output in its logs")
+
+    status, body = web.api("POST", f"containers/{cid}/stop/?wait=60", {"timeout": 1})
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    _, row = web.api("GET", f"containers/{cid}/", expect=200)
+    assert row["observed_state"] == "stopped" and row["exit_code"] is not None
+    assert runtime_copies(web, cid)[0]["status"] == "stopped"
+
+    status, body = web.api("DELETE", f"containers/{cid}/?wait=60")
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    assert runtime_copies(web, cid) == []
+
+
+def test_exit_code_reaches_the_database(web):
+    status, body = create(web, "quick", ["sh", "-c", "exit 7"])
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    cid = body["container"]["id"]
+
+    def exited():
+        _, row = web.api("GET", f"containers/{cid}/", expect=200)
+        return row["observed_state"] == "stopped" and row["exit_code"] == 7
+
+    # The agent's reconciliation (every 15 s) notices the exit without any request.
+    web.wait_until(exited, 45, "the exit code 7 in the container's row")
+    web.api("DELETE", f"containers/{cid}/?wait=60", expect=200)
+
+
+def test_bad_request_leaves_nothing(web):
+    status, body = web.api(
+        "POST",
+        "containers/?wait=5",
+        {"team": web.team, "host": web.host, "spec": {"image": "busybox", "bogus": 1}},
+    )
+    assert status == 400, body
+    assert web.sql("SELECT count(*) FROM containers_container WHERE spec LIKE '%bogus%'") == [(0,)]
+
+
+def test_ghost_is_marked_and_recreated(web):
+    status, body = create(web, "ghosty", ["sleep", "1000"])
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    cid = body["container"]["id"]
+    old = runtime_copies(web, cid)[0]["id"]
+    # The host loses the container behind the platform's back (as after `rm -rf` or a reboot).
+    web.runtime().delete(old, force=True)
+
+    def repaired():
+        copies = runtime_copies(web, cid)
+        return copies and copies[0]["status"] == "running" and copies[0]["id"] != old
+
+    web.wait_until(repaired, 45, "the reconciler to re-create the lost container")
+    _, row = web.api("GET", f"containers/{cid}/", expect=200)
+    assert row["observed_state"] == "running" and row["runtime_id"] != old
+    # The repair is on record: a container.start operation the reconciler made, succeeded.
+    assert web.sql(
+        "SELECT state FROM operations_operation WHERE target_id = ? AND kind = 'container.start'",
+        str(cid),
+    ) == [("succeeded",)]
+    web.api("DELETE", f"containers/{cid}/?wait=60&force=true", expect=200)

@@ -1,0 +1,80 @@
+"""The Docker-vocabulary command line, run as a real process against the test's roots."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def berth(rt):
+    env = dict(os.environ, BERTH_ROOT=str(rt.config.root), BERTH_RUN_ROOT=str(rt.config.run_root),
+               BERTH_PREFIX=rt.config.prefix, BERTH_CGROUP_ROOT=str(rt.config.cgroup_root))
+
+    def call(*args, input=None, check=True):
+        proc = subprocess.run([sys.executable, "-m", "runtime", *args], env=env, capture_output=True,
+                              input=input, timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        if check:
+            assert proc.returncode == 0, proc.stderr.decode()
+        return proc
+
+    return call
+
+
+def test_run_detached_ps_logs_exec_stop_rm(berth, rt):
+    cid = berth("run", "-d", "--name", "web", "-m", "64m", "--pids-limit", "100", "--network", "none",
+                "busybox", "sh", "-c", "echo started; exec sleep 1000").stdout.decode().strip()
+    assert len(cid) == 64
+    ps = berth("ps").stdout.decode()
+    assert "web" in ps and cid[:12] in ps and "Up" in ps
+    deadline = time.monotonic() + 10
+    while b"started" not in berth("logs", "web").stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert berth("logs", "-t", "web").stdout.decode().split(" ", 1)[1] == "started\n"
+    assert berth("exec", "web", "cat", "/etc/hostname").stdout.decode().strip() == cid[:12]
+    assert berth("exec", "web", "sh", "-c", "exit 3", check=False).returncode == 3
+    assert "sleep" in berth("top", "web").stdout.decode()
+    assert "MiB" in berth("stats", "--no-stream", "web").stdout.decode()
+    berth("pause", "web")
+    assert "Paused" in berth("ps").stdout.decode()
+    berth("unpause", "web")
+    berth("stop", "-t", "0", "web")
+    assert "Exited (137)" in berth("ps", "-a").stdout.decode()
+    assert berth("wait", "web").stdout.decode().strip() == "137"
+    berth("rm", "web")
+    assert "web" not in berth("ps", "-a").stdout.decode()
+
+
+def test_run_attached_exit_code_and_rm(berth, rt):
+    proc = berth("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
+    assert proc.returncode == 4
+    assert proc.stdout == b"out\n"
+    assert proc.stderr == b"err\n"
+    assert rt.list() == []
+
+
+def test_run_interactive_stdin(berth, rt):
+    proc = berth("run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c", "read x; echo got:$x",
+                 input=b"hello\n", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"got:hello\n"
+
+
+def test_errors_are_clear(berth, rt):
+    proc = berth("run", "--network", "none", "busybox", "nosuchcmd", check=False)
+    assert proc.returncode == 127
+    assert b'exec: "nosuchcmd": executable file not found in $PATH' in proc.stderr
+    proc = berth("run", "--network", "none", "--userns", "private", "busybox", "true", check=False)
+    assert proc.returncode == 125
+    assert b"user namespaces are not supported" in proc.stderr
+    proc = berth("run", "-d", "--rm", "--network", "none", "busybox", "true", check=False)
+    assert proc.returncode == 125 and b"conflicting options" in proc.stderr
+    proc = berth("stop", "nosuch", check=False)
+    assert proc.returncode == 125 and b"no such container: nosuch" in proc.stderr
+    proc = berth("run", "--network", "none", "--cpus", "1", "--cpu-quota", "50000", "busybox", "true", check=False)
+    assert b"conflicting options" in proc.stderr
+    assert rt.list() == []

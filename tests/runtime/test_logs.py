@@ -1,0 +1,44 @@
+"""Logs: stdout and stderr apart, tail, since, timestamps, follow; a silent reader never blocks."""
+
+import time
+
+import pytest
+from rt_helpers import wait_log
+
+pytestmark = pytest.mark.root
+
+
+def test_streams_tail_and_since(rt, base_spec):
+    base_spec["command"] = ["sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"]
+    st = rt.run(base_spec)
+    rt.wait(st["id"])
+    entries = list(rt.logs(st["id"]))
+    assert [b for s, _, b in entries if s == "stdout"] == [f"out{i}\n".encode() for i in range(1, 6)]
+    assert [b for s, _, b in entries if s == "stderr"] == [f"err{i}\n".encode() for i in range(1, 6)]
+    assert all(ts.endswith("Z") and "T" in ts for _, ts, _ in entries)
+    assert len(list(rt.logs(st["id"], tail=3))) == 3
+    assert list(rt.logs(st["id"], tail=0)) == []
+    assert list(rt.logs(st["id"], since=time.time() + 60)) == []
+    assert len(list(rt.logs(st["id"], since=entries[0][1]))) == 10
+
+
+def test_follow_until_exit(rt, base_spec):
+    base_spec["command"] = ["sh", "-c", "echo first; sleep 0.5; echo second"]
+    st = rt.run(base_spec)
+    lines = [b for _, _, b in rt.logs(st["id"], follow=True)]
+    assert lines == [b"first\n", b"second\n"]
+
+
+def test_partial_line_and_binary_kept(rt, base_spec):
+    base_spec["command"] = ["sh", "-c", "printf 'no newline\\377'"]
+    st = rt.run(base_spec)
+    rt.wait(st["id"])
+    assert [b for _, _, b in rt.logs(st["id"])] == [b"no newline\xff"]
+
+
+def test_container_never_blocks_on_output(rt, base_spec):
+    # 4 MB of output, far beyond a pipe's 64 KiB, with no reader attached.
+    base_spec["command"] = ["sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end"]
+    st = rt.run(base_spec)
+    assert rt.wait(st["id"]) == 0
+    wait_log(rt, st["id"], b"end\n")
