@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import contextlib
+
 from runtime.api import Runtime  # noqa: E402
 from runtime.config import RuntimeConfig  # noqa: E402
 from runtime.images import ImageStore  # noqa: E402
@@ -32,7 +34,9 @@ PREFIX = "bnchst"
 
 
 def spec(cmd: list[str]) -> ContainerSpec:
-    return ContainerSpec.from_dict({"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS})
+    return ContainerSpec.from_dict(
+        {"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS}
+    )
 
 
 def timed(fn) -> float:
@@ -49,7 +53,7 @@ def bench_berth(rt: Runtime, n: int) -> dict:
     start, true_run = [], []
     for _ in range(n):
         holder = {}
-        start.append(timed(lambda: holder.update(rt.run(spec(["sleep", "1000"])))))
+        start.append(timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"])))))
         rt.delete(holder["id"], force=True)
 
         def run_true():
@@ -62,32 +66,80 @@ def bench_berth(rt: Runtime, n: int) -> dict:
 
 
 def bench_berth_cli(cfg: RuntimeConfig, n: int) -> list[float]:
-    env = dict(os.environ, BERTH_ROOT=str(cfg.root), BERTH_RUN_ROOT=str(cfg.run_root), BERTH_PREFIX=cfg.prefix)
-    cmd = [sys.executable, "-m", "runtime", "run", "--rm", "--network", "none", "-m", "64m", "--cpu-quota", "50000",
-           "--cpu-period", "100000", "--pids-limit", "100", "busybox", "/bin/true"]
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(cfg.root),
+        BERTH_RUN_ROOT=str(cfg.run_root),
+        BERTH_PREFIX=cfg.prefix,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "runtime",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "--pids-limit",
+        "100",
+        "busybox",
+        "/bin/true",
+    ]
     cwd = str(Path(__file__).resolve().parents[1])
     return [timed(lambda: subprocess.run(cmd, env=env, cwd=cwd, check=True)) for _ in range(n)]
 
 
 def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
     """`run` of /bin/true and `create`+`start` of sleep, by runc or crun."""
+
     def command(*args: str) -> list[str]:
         base = [tool, "--root", str(state), *args]
         if tool == "crun":  # crun refuses this host's hybrid cgroups unless the v2 mount is hidden
-            return ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    "umount /sys/fs/cgroup/unified 2>/dev/null; exec " + " ".join(base)]
+            return [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "umount /sys/fs/cgroup/unified 2>/dev/null; exec " + " ".join(base),
+            ]
         return base
 
     true_bundle, sleep_bundle = bundle / "true", bundle / "sleep"
     run_true, start = [], []
     for i in range(n):
         cid = f"{PREFIX}{tool}{i}"
-        run_true.append(timed(lambda: subprocess.run(command("run", "--bundle", str(true_bundle), cid), check=True,
-                                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)))
+        run_true.append(
+            timed(
+                lambda cid=cid: subprocess.run(
+                    command("run", "--bundle", str(true_bundle), cid),
+                    check=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        )
         sid = cid + "s"
-        start.append(timed(lambda: (subprocess.run(command("create", "--bundle", str(sleep_bundle), sid), check=True,
-                                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL),
-                                    subprocess.run(command("start", sid), check=True))))
+        start.append(
+            timed(
+                lambda sid=sid: (
+                    subprocess.run(
+                        command("create", "--bundle", str(sleep_bundle), sid),
+                        check=True,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                    ),
+                    subprocess.run(command("start", sid), check=True),
+                )
+            )
+        )
         subprocess.run(command("delete", "-f", sid), check=False, stderr=subprocess.DEVNULL)
     return {"start": start, "run_true": run_true}
 
@@ -108,8 +160,14 @@ def main() -> int:
         with tarfile.open(tar) as t:
             t.extractall(rootfs)
         for name, cmd in (("true", ["/bin/true"]), ("sleep", ["sleep", "1000"])):
-            write_bundle(base / "bundle" / name, spec(cmd), str(rootfs), hostname="bench",
-                         cgroups_path=f"/{PREFIX}oci/{name}", default_pids=100)
+            write_bundle(
+                base / "bundle" / name,
+                spec(cmd),
+                str(rootfs),
+                hostname="bench",
+                cgroups_path=f"/{PREFIX}oci/{name}",
+                default_pids=100,
+            )
         rt.run(spec(["/bin/true"]))  # warm caches (imports, page cache)
         for st in rt.list():
             rt.delete(st["id"], force=True)
@@ -121,21 +179,24 @@ def main() -> int:
         print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}")
         for name, r in results.items():
             print(f"{name:14}{median(r['start']):12.1f}{median(r['run_true']):20.1f}")
-        print(f"{'berth CLI':14}{'':12}{median(cli):20.1f}   (python -m runtime run --rm, includes interpreter start)")
+        print(
+            f"{'berth CLI':14}{'':12}{median(cli):20.1f}   (python -m runtime run --rm, includes interpreter start)"
+        )
         for peer in ("crun", "runc"):
             if peer in results:
                 b, p = results["berth"], results[peer]
-                print(f"berth/{peer}: start {median(b['start']) / median(p['start']):.2f}x, "
-                      f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x")
+                print(
+                    f"berth/{peer}: start {median(b['start']) / median(p['start']):.2f}x, "
+                    f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x"
+                )
     finally:
         for st in rt.list():
             rt.delete(st["id"], force=True)
-        for d in rt.cgroups._parent_dirs():
-            for sub in (f"{d}oci/true", f"{d}oci/sleep", f"{d}oci", d):
-                try:
-                    os.rmdir(sub)
-                except OSError:
-                    pass
+        # runc and crun made /<prefix>oci/* in every hierarchy (named ones included).
+        for hierarchy in Path(cfg.cgroup_root).iterdir():
+            for sub in ("oci/true", "oci/sleep", "oci", ""):
+                with contextlib.suppress(OSError):
+                    os.rmdir(hierarchy / f"{PREFIX}{sub}")
         shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -22,7 +22,9 @@ from runtime.spec import ContainerSpec
 class Runtime:
     """Create, run and manage containers on this host; every verb is idempotent by id or name."""
 
-    def __init__(self, config: RuntimeConfig | None = None, *, images=None, networks=None, cgroups=None):
+    def __init__(
+        self, config: RuntimeConfig | None = None, *, images=None, networks=None, cgroups=None
+    ):
         self.config = config or RuntimeConfig.from_env()
         self.store = ContainerStore(self.config)
         self._images, self._networks, self._cgroups = images, networks, cgroups
@@ -123,8 +125,11 @@ class Runtime:
             self.store.write_state(cid, {"started_at": None})
             spec_obj = self.spec_of(rec)
             self.cgroups.create(
-                cid, spec_obj.limits, self.config.default_pids_limit,
-                devices=rec["device_rules"], privileged=spec_obj.privileged,
+                cid,
+                spec_obj.limits,
+                self.config.default_pids_limit,
+                devices=rec["device_rules"],
+                privileged=spec_obj.privileged,
             )
             with self.store.locked(cid):
                 launch.launch(self, rec, start_now)
@@ -238,8 +243,9 @@ class Runtime:
             if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
                 # A deliberate kill is a user stop: no restart, as in Docker.
                 self.store.paths(cid).stop_flag.touch()
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(obs["pid"], number)
+            if obs["pid"]:  # never 0: os.kill(0, ...) would signal our own process group
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(obs["pid"], number)
         if number == signal.SIGKILL:
             self._wait_stopped(cid, 10)
 
@@ -360,6 +366,8 @@ class Runtime:
                 exit_info is None or exit_info.get("finished_at", "") < state["started_at"]
             )
             if not (obs["process"] or paths.shim_file.exists() or unfinished):
+                if paths.network_file.exists():
+                    self._detach_network(cid)  # exited on its own: release address and ports
                 return False
             with contextlib.suppress(OSError, BerthError):
                 self.cgroups.kill_all(cid, signal.SIGKILL)
@@ -368,8 +376,14 @@ class Runtime:
             launch.wait_gone(obs["pid"], 5)
             self._detach_network(cid)
             if unfinished or exit_info is None:
-                write_json(paths.exit_file, {"exit_code": 255, "finished_at": self.store.now(),
-                                             "restart_count": (exit_info or {}).get("restart_count", 0)})
+                write_json(
+                    paths.exit_file,
+                    {
+                        "exit_code": 255,
+                        "finished_at": self.store.now(),
+                        "restart_count": (exit_info or {}).get("restart_count", 0),
+                    },
+                )
             if not state.get("started_at"):
                 state["started_at"] = rec["created"]
                 self.store.write_state(cid, state)
@@ -403,7 +417,9 @@ class Runtime:
         cid = self.store.resolve(ref)
         rec, obs = self._observe(cid)
         if obs["status"] not in (sm.RUNNING, sm.PAUSED):
-            raise InvalidState(f"cannot list processes of container {rec['name']}: it is {obs['status']}")
+            raise InvalidState(
+                f"cannot list processes of container {rec['name']}: it is {obs['status']}"
+            )
         return inspect.top(self.cgroups.pids(cid))
 
     def logs(self, ref: str, follow: bool = False, tail=None, since=None, timestamps: bool = False):
@@ -420,7 +436,9 @@ class Runtime:
         cid = self.store.resolve(ref)
         rec, obs = self._observe(cid)
         sm.check("exec", rec["name"], obs["status"])
-        return execute.run(self, rec, obs["pid"], list(argv), env=list(env), user=user, workdir=workdir, tty=tty)
+        return execute.run(
+            self, rec, obs["pid"], list(argv), env=list(env), user=user, workdir=workdir, tty=tty
+        )
 
     def attach_socket(self, ref: str) -> str:
         """Path of the shim's attach socket."""

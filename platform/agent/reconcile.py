@@ -58,8 +58,8 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
     `agent_started` (a datetime) marks the start-up pass of an agent that started then.
     """
     rt = rt or get_runtime()
-    if agent_started is not None and hasattr(rt, "reconcile"):
-        rt.reconcile()  # shims gone after a reboot: the runtime marks those containers stopped
+    if agent_started is not None:
+        _runtime_startup(rt)
     recovered = recover_operations(host_name, agent_started=agent_started, rt=rt)
     busy = set(
         Operation.objects.filter(
@@ -107,6 +107,16 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
     if any(counts.values()):
         log.info("reconciled host %s: %s", host_name, counts)
     return counts
+
+
+def _runtime_startup(rt) -> None:
+    """What the runtime needs after a reboot or an agent restart, before any repair."""
+    rt.reconcile()  # containers whose shim is gone are marked stopped
+    if rt.config.networks_dir.exists():
+        try:
+            rt.networks.restore()  # bridges, nft table and port maps of running containers
+        except Exception:  # containers without published ports still deserve their repair
+            log.exception("restoring the networks failed")
 
 
 def _changed(container, state) -> bool:

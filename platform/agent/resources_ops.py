@@ -3,6 +3,7 @@
 import contextlib
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
@@ -13,44 +14,49 @@ from runtime.errors import InvalidSpec, NotFound
 from volumes.models import Volume
 
 
-def _image_row(op, image) -> Image:
+def _image_row(op, image, team_id=None) -> Image:
+    """Create or refresh the row of a runtime image on this host."""
     created = getattr(image, "created", None)
     if isinstance(created, str):
         try:
             created = datetime.fromisoformat(created.replace("Z", "+00:00"))
         except ValueError:
             created = None
-    row, _ = Image.objects.update_or_create(
+    row, made = Image.objects.get_or_create(
         host=op.host,
         image_id=image.id,
-        defaults={
-            "repo_tags": list(image.repo_tags),
-            "size": image.size or 0,
-            "config": image.config or {},
-            "created": created,
-        },
+        defaults={"team_id": team_id, "imported_by_id": op.created_by_id},
     )
-    if row.team_id is None and op.team_id and op.params.get("private"):
-        Image.objects.filter(id=row.id).update(team_id=op.team_id)
-    if row.imported_by_id is None and op.created_by_id:
-        Image.objects.filter(id=row.id).update(imported_by_id=op.created_by_id)
+    Image.objects.filter(id=row.id).update(
+        repo_tags=list(image.repo_tags),
+        size=image.size or 0,
+        config=image.config or {},
+        created=created,
+    )
     return row
 
 
-def _upload_path(op):
+def _upload_path(op) -> Path:
     """The uploaded archive, which must lie inside the upload directory (the row is untrusted)."""
-    path = op.params.get("path") or op.params.get("upload")
+    path = op.params.get("path")
     if not path:
         raise InvalidSpec("image import needs the path of an uploaded archive")
-    from pathlib import Path
-
     resolved = Path(path).resolve()
-    root = Path(settings.UPLOAD_DIR).resolve()
-    if root not in resolved.parents:
-        raise InvalidSpec("image archive must be an upload of this installation")
+    if Path(settings.UPLOAD_DIR).resolve() not in resolved.parents:
+        raise InvalidSpec("the image archive must be an upload of this installation")
     if not resolved.is_file():
-        raise NotFound(f"uploaded archive {resolved.name} is gone")
+        raise NotFound(f"the uploaded archive {resolved.name} is gone")
     return resolved
+
+
+def _sync_tags(rt, op) -> None:
+    """Rows follow the store: tags moved by a tag or import, images gone after a remove."""
+    present = {image.id: image for image in rt.images.list()}
+    Image.objects.filter(host=op.host).exclude(image_id__in=list(present)).delete()
+    for row in Image.objects.filter(host=op.host):
+        tags = list(present[row.image_id].repo_tags)
+        if row.repo_tags != tags:
+            Image.objects.filter(id=row.id).update(repo_tags=tags)
 
 
 def image_import(rt, op):
@@ -59,50 +65,40 @@ def image_import(rt, op):
     try:
         image = rt.images.import_archive(str(path), ref=op.params.get("ref") or None)
     finally:
-        if op.params.get("delete_upload", True):
-            path.unlink(missing_ok=True)
-    row = _image_row(op, image)
-    return {"image_id": image.id, "repo_tags": list(image.repo_tags), "row": row.id}
+        path.unlink(missing_ok=True)  # the upload has served its purpose, imported or not
+    row = _image_row(op, image, team_id=op.params.get("team"))
+    _sync_tags(rt, op)
+    return {"image_id": image.id, "repo_tags": list(image.repo_tags), "image": row.id}
+
+
+def _target_image(op) -> Image:
+    try:
+        return Image.objects.get(id=op.target_id, host=op.host)
+    except (Image.DoesNotExist, ValueError):
+        raise NotFound(f"image {op.target_id} is not on host {op.host.name}") from None
 
 
 def image_tag(rt, op):
-    """Add a tag to an image."""
-    ref, new_ref = (
-        op.params.get("image") or op.target_id,
-        op.params.get("tag") or op.params.get("new_ref"),
-    )
+    """Add a name:tag to an image (a tag held by another image moves, as in Docker)."""
+    new_ref = op.params.get("tag")
     if not new_ref:
         raise InvalidSpec("tag needs the new reference")
-    rt.images.tag(ref, new_ref)
-    image = rt.images.resolve(new_ref)
-    _image_row(op, image)
-    return {"image_id": image.id, "repo_tags": list(image.repo_tags)}
+    row = _target_image(op)
+    rt.images.tag(row.image_id, new_ref)
+    _sync_tags(rt, op)
+    return {"image_id": row.image_id, "tag": new_ref}
 
 
 def image_remove(rt, op):
-    """Remove an image (or one tag of it); refused while a container uses it unless forced."""
-    ref = op.params.get("image") or op.target_id
-    users = [
-        s["id"] for s in rt.list() if s.get("image_id") and s.get("image_id") == _image_id(rt, ref)
-    ]
+    """Remove an image; refused while a container of this host uses it unless forced."""
+    row = _target_image(op)
+    users = [s["id"] for s in rt.list() if s.get("image_id") == row.image_id]
     try:
-        removed = rt.images.remove(ref, force=bool(op.params.get("force")), users=users)
+        removed = rt.images.remove(row.image_id, force=bool(op.params.get("force")), users=users)
     except NotFound:
         removed = []
-    still = {i.id for i in rt.images.list()}
-    Image.objects.filter(host=op.host).exclude(image_id__in=still).delete()
-    for image in rt.images.list():
-        Image.objects.filter(host=op.host, image_id=image.id).update(
-            repo_tags=list(image.repo_tags)
-        )
-    return {"removed": removed}
-
-
-def _image_id(rt, ref):
-    try:
-        return rt.images.resolve(ref).id
-    except NotFound:
-        return None
+    _sync_tags(rt, op)
+    return {"removed": list(removed or [])}
 
 
 def network_create(rt, op):

@@ -1,6 +1,7 @@
 """/api/v1/ routes: one router, one viewset per resource."""
 
 from django.urls import re_path
+from registries.api.views import ImageActionViewSet, OperationProgressViewSet, RegistryViewSet
 from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
@@ -17,6 +18,8 @@ from volumes.api.views import VolumeViewSet
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("containers", ContainerViewSet, basename="container")
+# Before "images": its detail route would take "pull" or "build" for an image id.
+router.register("images", ImageActionViewSet, basename="image-action")
 router.register("images", ImageViewSet, basename="image")
 router.register("networks", NetworkViewSet, basename="network")
 router.register("volumes", VolumeViewSet, basename="volume")
@@ -27,6 +30,8 @@ router.register("tokens", TokenViewSet, basename="token")
 router.register("roles", RoleViewSet, basename="role")
 router.register("bindings", BindingViewSet, basename="binding")
 router.register("operations", OperationViewSet, basename="operation")
+router.register("operations", OperationProgressViewSet, basename="operation-progress")
+router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
 
 urlpatterns = [*router.urls, re_path(r"^.*$", api_not_found)]

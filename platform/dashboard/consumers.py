@@ -104,6 +104,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 cols, rows = proto.clamp_size(msg.get("cols"), msg.get("rows"))
                 message = {"type": proto.RESIZE, "cols": cols, "rows": rows}
             elif kind == "detach":
+                # Tell the agent at once: the session ends even if the close handshake is lost.
+                if self.agent_channel:
+                    await self.channel_layer.send(self.agent_channel, {"type": proto.CLOSE})
+                    self.agent_channel = None
                 await self.status("detached")
                 await self.close(code=1000)
                 return

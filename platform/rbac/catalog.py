@@ -31,7 +31,9 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "low_ports",
         "exec_root",
     ),
-    "image": ("view", "import", "tag", "delete"),
+    "image": ("view", "import", "tag", "delete", "pull", "push", "build", "save", "prune"),
+    # Registries and their stored credentials: managed by admins, their use a permission.
+    "registry": ("view", "manage", "use"),
     "network": ("view", "create", "delete"),
     "volume": ("view", "create", "delete"),
     "host": ("view", "create", "change", "delete"),

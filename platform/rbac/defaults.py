@@ -30,6 +30,7 @@ DEFAULT_ROLES = {
         "permissions": _CONTAINER_LIFECYCLE
         + [
             "image.view",
+            "image.pull",
             "network.view",
             "volume.view",
             "host.view",
@@ -49,6 +50,8 @@ DEFAULT_ROLES = {
             "image.view",
             "image.import",
             "image.tag",
+            "image.pull",
+            "image.build",
             "network.view",
             "network.create",
             "network.delete",

@@ -15,7 +15,12 @@ from runtime.config import RuntimeConfig
 from runtime.errors import BerthError
 
 # Areas that register commands; a missing module (not built yet) is skipped.
-_AREAS = ("runtime.cli.containers", "runtime.cli.images", "runtime.cli.registry", "runtime.cli.networks")
+_AREAS = (
+    "runtime.cli.containers",
+    "runtime.cli.images",
+    "runtime.cli.registry",
+    "runtime.cli.networks",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,10 @@ def _rt(args):
 
 def register(subparsers) -> None:
     """Add the container commands."""
-    for verb, helptext in (("run", "create and start a container"), ("create", "create a container")):
+    for verb, helptext in (
+        ("run", "create and start a container"),
+        ("create", "create a container"),
+    ):
         p = subparsers.add_parser(verb, help=helptext, add_help=False)
         p.add_argument("--help", action="help")
         if verb == "run":
@@ -99,7 +102,9 @@ def _run(args) -> int:
     rt = _rt(args)
     if args.detach:
         if args.rm:
-            raise InvalidSpec("conflicting options: --rm and -d (a detached container is kept; remove it with rm)")
+            raise InvalidSpec(
+                "conflicting options: --rm and -d (a detached container is kept; remove it with rm)"
+            )
         st = rt.run(spec)
         print(st["id"])
         return 0
@@ -127,7 +132,6 @@ def _attached(rt, cid: str, tty: bool, interactive: bool, start: bool) -> int:
         if start:
             rt.start(cid)
         if tty:
-
             with terminal.raw_terminal(True):
                 how = terminal.relay(sock.fileno(), sock.fileno(), send_input=interactive)
             if how == "detached":
@@ -226,7 +230,11 @@ def _top(args) -> int:
 def _ago(iso: str | None) -> str:
     if not iso:
         return ""
-    then = datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00") if "." in iso else datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    then = (
+        datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
+        if "." in iso
+        else datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    )
     seconds = int((datetime.now(UTC) - then).total_seconds())
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds >= size:
@@ -259,7 +267,11 @@ def _table(titles, rows) -> None:
 
 
 def _ps(args) -> int:
-    states = [s for s in _rt(args).list() if args.all or s["status"] in ("running", "paused", "restarting")]
+    states = [
+        s
+        for s in _rt(args).list()
+        if args.all or s["status"] in ("running", "paused", "restarting")
+    ]
     if args.quiet:
         for st in states:
             print(st["id"] if args.no_trunc else st["id"][:12])
@@ -270,15 +282,26 @@ def _ps(args) -> int:
         cmd = " ".join((spec.get("entrypoint") or []) + (spec.get("command") or []))
         if not args.no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
-        rows.append([st["id"] if args.no_trunc else st["id"][:12], st["image"], json.dumps(cmd),
-                     f"{_ago(st['created'])} ago", _status_text(st), _ports(st), st["name"]])
+        rows.append(
+            [
+                st["id"] if args.no_trunc else st["id"][:12],
+                st["image"],
+                json.dumps(cmd),
+                f"{_ago(st['created'])} ago",
+                _status_text(st),
+                _ports(st),
+                st["name"],
+            ]
+        )
     _table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
     return 0
 
 
 def _logs(args) -> int:
     rt = _rt(args)
-    for stream, ts, data in rt.logs(args.container, follow=args.follow, tail=args.tail, since=args.since):
+    for stream, ts, data in rt.logs(
+        args.container, follow=args.follow, tail=args.tail, since=args.since
+    ):
         out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
         out.write((ts + " ").encode() + data if args.timestamps else data)
         out.flush()
@@ -302,8 +325,15 @@ def _stats(args) -> int:
             if last:
                 cpu = f"{100 * (s['cpu_usage_ns'] - last['cpu_usage_ns']) / ((s['read_at'] - last['read_at']) * 1e9):.2f}%"
             prev[st["id"]] = s
-            rows.append([st["id"][:12], st["name"], cpu or "--", f"{_mb(s['memory_usage'])} / {_mb(s['memory_limit'])}",
-                         f"{s['pids_current']}"])
+            rows.append(
+                [
+                    st["id"][:12],
+                    st["name"],
+                    cpu or "--",
+                    f"{_mb(s['memory_usage'])} / {_mb(s['memory_limit'])}",
+                    f"{s['pids_current']}",
+                ]
+            )
         _table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"], rows)
         if args.no_stream:
             return 0
@@ -324,8 +354,17 @@ def _exec(args) -> int:
     if args.tty:
         master, slave = execute.open_pty_in(obs["pid"])
         terminal.copy_window_size(master)
-        helper = execute.spawn(rt, rec, obs["pid"], args.cmd, [slave] * 3, env=args.env, user=args.user,
-                               workdir=args.workdir, tty=True)
+        helper = execute.spawn(
+            rt,
+            rec,
+            obs["pid"],
+            args.cmd,
+            [slave] * 3,
+            env=args.env,
+            user=args.user,
+            workdir=args.workdir,
+            tty=True,
+        )
         os.close(slave)
         if args.detach:
             return 0
@@ -333,8 +372,16 @@ def _exec(args) -> int:
             terminal.relay(master, master, send_input=args.interactive, detach_keys=False)
     else:
         stdin = 0 if args.interactive else os.open("/dev/null", os.O_RDONLY)
-        helper = execute.spawn(rt, rec, obs["pid"], args.cmd, [stdin, 1, 2], env=args.env, user=args.user,
-                               workdir=args.workdir)
+        helper = execute.spawn(
+            rt,
+            rec,
+            obs["pid"],
+            args.cmd,
+            [stdin, 1, 2],
+            env=args.env,
+            user=args.user,
+            workdir=args.workdir,
+        )
         if args.detach:
             return 0
     _, status = os.waitpid(helper, 0)
@@ -348,7 +395,9 @@ def _attach(args) -> int:
     sock = _connect(rt, st["id"])
     tty = st["spec"]["tty"]
     with terminal.raw_terminal(tty):
-        how = terminal.relay(sock.fileno(), sock.fileno(), send_input=not args.no_stdin, detach_keys=True)
+        how = terminal.relay(
+            sock.fileno(), sock.fileno(), send_input=not args.no_stdin, detach_keys=True
+        )
     if how == "detached":
         print("\r\nread escape sequence", file=sys.stderr)
         return 0

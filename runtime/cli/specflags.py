@@ -21,7 +21,12 @@ def add_spec_flags(p: argparse.ArgumentParser) -> None:
     a("-h", "--hostname")
     a("-l", "--label", action="append", default=[])
     a("-v", "--volume", action="append", default=[], help="name:/path[:ro], /host:/path[:ro]")
-    a("--mount", action="append", default=[], help="type=volume|bind|tmpfs,source=..,target=..[,readonly]")
+    a(
+        "--mount",
+        action="append",
+        default=[],
+        help="type=volume|bind|tmpfs,source=..,target=..[,readonly]",
+    )
     a("--tmpfs", action="append", default=[], help="/path[:options]")
     a("--read-only", action="store_true")
     a("-m", "--memory")
@@ -67,8 +72,12 @@ def _volume(text: str) -> dict:
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
         raise InvalidSpec(f"invalid volume {text!r} (use name:/path[:ro] or /host:/path[:ro])")
     source, target = parts[0], parts[1]
-    return {"type": "bind" if source.startswith("/") else "volume", "source": source, "target": target,
-            "read_only": len(parts) == 3 and parts[2] == "ro"}
+    return {
+        "type": "bind" if source.startswith("/") else "volume",
+        "source": source,
+        "target": target,
+        "read_only": len(parts) == 3 and parts[2] == "ro",
+    }
 
 
 def _mount(text: str) -> dict:
@@ -130,7 +139,9 @@ def spec_from_args(args) -> dict:
     if args.memory:
         limits["memory"] = parse_size(args.memory, "memory limit")
     if args.memory_swap:
-        limits["memory_swap"] = -1 if args.memory_swap == "-1" else parse_size(args.memory_swap, "memory+swap limit")
+        limits["memory_swap"] = (
+            -1 if args.memory_swap == "-1" else parse_size(args.memory_swap, "memory+swap limit")
+        )
     if args.cpus is not None:
         if args.cpu_quota is not None:
             raise InvalidSpec("conflicting options: --cpus and --cpu-quota cannot both be set")
@@ -144,7 +155,11 @@ def spec_from_args(args) -> dict:
     from runtime.network import parse_publish
 
     ports = [vars(m) for text in args.publish for m in parse_publish(text)]
-    mode = args.network if args.network in ("bridge", "none", "host") or args.network.startswith("container:") else "bridge"
+    mode = (
+        args.network
+        if args.network in ("bridge", "none", "host") or args.network.startswith("container:")
+        else "bridge"
+    )
     networks = [] if mode != "bridge" or args.network == "bridge" else [args.network]
     restart = RestartPolicy.parse(args.restart)
     labels = dict(item.partition("=")[::2] for item in args.label)
@@ -152,15 +167,24 @@ def spec_from_args(args) -> dict:
         "image": args.image,
         "name": args.name,
         "command": args.cmd or None,
-        "entrypoint": None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint else []),
+        "entrypoint": None
+        if args.entrypoint is None
+        else ([args.entrypoint] if args.entrypoint else []),
         "env": _env_files(args.env_file) + args.env,
         "working_dir": args.workdir,
         "user": args.user,
         "hostname": args.hostname,
         "labels": labels,
-        "mounts": [_volume(v) for v in args.volume] + [_mount(m) for m in args.mount]
-        + [{"type": "tmpfs", "target": t.partition(":")[0], "options": [o for o in t.partition(":")[2].split(",") if o]}
-           for t in args.tmpfs],
+        "mounts": [_volume(v) for v in args.volume]
+        + [_mount(m) for m in args.mount]
+        + [
+            {
+                "type": "tmpfs",
+                "target": t.partition(":")[0],
+                "options": [o for o in t.partition(":")[2].split(",") if o],
+            }
+            for t in args.tmpfs
+        ],
         "read_only_rootfs": args.read_only,
         "limits": limits,
         "restart": {"name": restart.name, "max_retries": restart.max_retries},
@@ -169,12 +193,28 @@ def spec_from_args(args) -> dict:
         "privileged": args.privileged,
         "devices": args.device,
         "network": {
-            "mode": mode, "networks": networks, "aliases": args.network_alias, "links": args.link,
-            "ports": ports, "publish_all": args.publish_all, "mac_address": args.mac_address,
-            "ip_address": args.ip, "dns": args.dns, "dns_search": args.dns_search, "extra_hosts": args.add_host,
+            "mode": mode,
+            "networks": networks,
+            "aliases": args.network_alias,
+            "links": args.link,
+            "ports": ports,
+            "publish_all": args.publish_all,
+            "mac_address": args.mac_address,
+            "ip_address": args.ip,
+            "dns": args.dns,
+            "dns_search": args.dns_search,
+            "extra_hosts": args.add_host,
         },
-        "namespaces": {k: v for k, v in (("ipc", _namespace(args.ipc, "ipc")), ("pid", _namespace(args.pid, "pid")),
-                                         ("uts", _namespace(args.uts, "uts")), ("cgroup", _namespace(args.cgroupns, "cgroupns"))) if v},
+        "namespaces": {
+            k: v
+            for k, v in (
+                ("ipc", _namespace(args.ipc, "ipc")),
+                ("pid", _namespace(args.pid, "pid")),
+                ("uts", _namespace(args.uts, "uts")),
+                ("cgroup", _namespace(args.cgroupns, "cgroupns")),
+            )
+            if v
+        },
         "tty": args.tty,
         "stdin_open": args.interactive,
         "init": args.init,

@@ -21,8 +21,14 @@ from runtime.container.users import resolve_user
 from runtime.errors import BerthError
 
 # Joined in this order; the mount namespace last, as it changes the root directory.
-_NS_ORDER = (("cgroup", linux.CLONE_NEWCGROUP), ("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS),
-             ("net", linux.CLONE_NEWNET), ("pid", linux.CLONE_NEWPID), ("mnt", linux.CLONE_NEWNS))
+_NS_ORDER = (
+    ("cgroup", linux.CLONE_NEWCGROUP),
+    ("ipc", linux.CLONE_NEWIPC),
+    ("uts", linux.CLONE_NEWUTS),
+    ("net", linux.CLONE_NEWNET),
+    ("pid", linux.CLONE_NEWPID),
+    ("mnt", linux.CLONE_NEWNS),
+)
 
 
 def _exec_plan(rt, rec: dict, argv, env, user, workdir) -> dict:
@@ -44,13 +50,17 @@ def _exec_plan(rt, rec: dict, argv, env, user, workdir) -> dict:
         "no_new_privs": spec.no_new_privileges and not spec.privileged,
         "last_cap": hardening.last_cap(),
         "procs_files": rt.cgroups.procs_files(rec["id"]),
+        "seccomp": plan.seccomp_program(spec),
     }
 
 
 def _open_namespaces(pid: int) -> list[tuple[int, int]]:
     fds = []
     for kind, flag in _NS_ORDER:
-        mine, theirs = os.stat(f"/proc/self/ns/{kind}").st_ino, os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+        mine, theirs = (
+            os.stat(f"/proc/self/ns/{kind}").st_ino,
+            os.stat(f"/proc/{pid}/ns/{kind}").st_ino,
+        )
         if mine != theirs:
             fds.append((os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag))
     return fds
@@ -67,7 +77,9 @@ def _program(p: dict, stdio: list[int], tty: bool) -> None:
         if tty:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         uid, gid, groups, home = resolve_user(p["user"])
-        env = p["env"] + ([f"HOME={home}"] if not any(e.startswith("HOME=") for e in p["env"]) else [])
+        env = p["env"] + (
+            [f"HOME={home}"] if not any(e.startswith("HOME=") for e in p["env"]) else []
+        )
         os.chdir(p["workdir"])
         path = next((e[5:] for e in env if e.startswith("PATH=")), plan.DEFAULT_PATH[5:])
         try:
@@ -75,7 +87,9 @@ def _program(p: dict, stdio: list[int], tty: bool) -> None:
         except Exception as err:  # _ExecError carries Docker's message and exit code
             os.write(2, f"berth: {err}\n".encode())
             os._exit(getattr(err, "code", 127))
-        hardening.drop_privileges(uid, gid, groups, p["caps"], p["no_new_privs"], p["last_cap"])
+        hardening.drop_privileges(
+            uid, gid, groups, p["caps"], p["no_new_privs"], p["last_cap"], p["seccomp"]
+        )
         hardening.close_inherited_fds()
         os.execve(exe, p["argv"], dict(e.split("=", 1) for e in env))
     except BerthError as err:
@@ -85,7 +99,9 @@ def _program(p: dict, stdio: list[int], tty: bool) -> None:
     os._exit(code)
 
 
-def spawn(rt, rec: dict, pid: int, argv, stdio: list[int], env=(), user=None, workdir=None, tty=False) -> int:
+def spawn(
+    rt, rec: dict, pid: int, argv, stdio: list[int], env=(), user=None, workdir=None, tty=False
+) -> int:
     """Fork the helper that execs `argv` in the container; returns the helper's pid."""
     p = _exec_plan(rt, rec, argv, env, user, workdir)
     ns_fds = _open_namespaces(pid)
@@ -135,7 +151,9 @@ def open_pty_in(pid: int) -> tuple[int, int]:
     return master, slave
 
 
-def run(rt, rec: dict, pid: int, argv, env=(), user=None, workdir=None, tty=False) -> tuple[int, bytes]:
+def run(
+    rt, rec: dict, pid: int, argv, env=(), user=None, workdir=None, tty=False
+) -> tuple[int, bytes]:
     """exec and collect the combined output; returns (exit code, output)."""
     if not argv:
         from runtime.errors import InvalidSpec

@@ -11,7 +11,49 @@ from runtime.spec import ALL_CAPABILITIES
 CAP_NUMBERS = {
     name: number
     for number, name in enumerate(
-        ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
+        [
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "DAC_READ_SEARCH",
+            "FOWNER",
+            "FSETID",
+            "KILL",
+            "SETGID",
+            "SETUID",
+            "SETPCAP",
+            "LINUX_IMMUTABLE",
+            "NET_BIND_SERVICE",
+            "NET_BROADCAST",
+            "NET_ADMIN",
+            "NET_RAW",
+            "IPC_LOCK",
+            "IPC_OWNER",
+            "SYS_MODULE",
+            "SYS_RAWIO",
+            "SYS_CHROOT",
+            "SYS_PTRACE",
+            "SYS_PACCT",
+            "SYS_ADMIN",
+            "SYS_BOOT",
+            "SYS_NICE",
+            "SYS_RESOURCE",
+            "SYS_TIME",
+            "SYS_TTY_CONFIG",
+            "MKNOD",
+            "LEASE",
+            "AUDIT_WRITE",
+            "AUDIT_CONTROL",
+            "SETFCAP",
+            "MAC_OVERRIDE",
+            "MAC_ADMIN",
+            "SYSLOG",
+            "WAKE_ALARM",
+            "BLOCK_SUSPEND",
+            "AUDIT_READ",
+            "PERFMON",
+            "BPF",
+            "CHECKPOINT_RESTORE",
+        ]
     )
 }
 assert set(CAP_NUMBERS) == set(ALL_CAPABILITIES)
@@ -48,14 +90,28 @@ def last_cap() -> int:
         return max(CAP_NUMBERS.values())
 
 
-def drop_privileges(uid: int, gid: int, groups: list[int], caps: int, no_new_privs: bool, top_cap: int) -> None:
-    """Bounding set, ambient set, no_new_privs, then user; root keeps exactly `caps`."""
+def drop_privileges(
+    uid: int,
+    gid: int,
+    groups: list[int],
+    caps: int,
+    no_new_privs: bool,
+    top_cap: int,
+    seccomp: bytes | None = None,
+) -> None:
+    """Bounding set, ambient set, no_new_privs, seccomp, then user; root keeps exactly `caps`."""
     for cap in range(top_cap + 1):
         if not caps & (1 << cap):
             linux.prctl(linux.PR_CAPBSET_DROP, cap)
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
     if no_new_privs:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp:
+        # Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter: we still
+        # hold it here. The filter allows the few calls left before execve.
+        from runtime.seccomp import install
+
+        install(seccomp)
     os.setgroups(groups)
     os.setgid(gid)
     # setuid to a non-root uid clears the permitted and effective sets, as Docker does.

@@ -8,6 +8,7 @@ as one JSON line on the message pipe.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -113,7 +114,9 @@ def child_main(plan: dict) -> None:
         if fifo_fd is not None:
             keep.append(_wait_for_start(fifo_fd))
         code = 126
-        hardening.drop_privileges(uid, gid, groups, plan["caps"], plan["no_new_privs"], plan["last_cap"])
+        hardening.drop_privileges(
+            uid, gid, groups, plan["caps"], plan["no_new_privs"], plan["last_cap"], plan["seccomp"]
+        )
         if plan.get("init"):
             hardening.close_inherited_fds()
             _run_init(exe, argv, env)
@@ -137,12 +140,12 @@ def _run_init(exe: str, argv: list[str], env: list[str]) -> None:
     child = os.fork()
     if child == 0:
         os.execve(exe, argv, dict(e.split("=", 1) for e in env))
-    forward = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+    forward = [
+        s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)
+    ]
     for sig in forward:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, lambda n, _f: os.kill(child, n))
-        except (OSError, ValueError):
-            pass
     while True:
         try:
             pid, status = os.wait()
@@ -156,12 +159,8 @@ def _run_init(exe: str, argv: list[str], env: list[str]) -> None:
 
 
 def _report(msg: int, text: str, code: int, kind: str = "KernelError") -> None:
-    try:
+    with contextlib.suppress(OSError):
         _send(msg, error=text, code=code, kind=kind)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         os.write(2, f"berth: {text}\n".encode())
-    except OSError:
-        pass
     os._exit(code)

@@ -36,7 +36,13 @@ def _proc_row(pid: int) -> list[str] | None:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
-    return [user, str(pid), str(ppid), f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmdline or f"[{comm}]"]
+    return [
+        user,
+        str(pid),
+        str(ppid),
+        f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}",
+        cmdline or f"[{comm}]",
+    ]
 
 
 def top(pids: list[int]) -> dict:

@@ -9,6 +9,7 @@ namespaces exist and then releases the child on a second pipe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from runtime import linux
-from runtime.container import init, plan
+from runtime.container import init, plan, shimbin
 from runtime.container.fsutil import proc_start_time, socket_path, write_json
 from runtime.container.paths import ContainerPaths
 from runtime.errors import (
@@ -39,8 +40,7 @@ _ERRORS = {127: CommandNotFound, 126: CommandNotExecutable}
 def default_hosts(hostname: str) -> str:
     """A hosts file for a container with loopback only."""
     return (
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        f"127.0.1.1\t{hostname}\n"
+        f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     )
 
 
@@ -52,7 +52,10 @@ def etc_files(rt, rec: dict, paths: ContainerPaths) -> dict[str, str]:
     mode = rec["spec"]["network"]["mode"]
     if mode.startswith("container:"):
         other = ContainerPaths(rt.config, rec["network_container"])
-        files["hosts"], files["resolv.conf"] = other.etc_file("hosts"), other.etc_file("resolv.conf")
+        files["hosts"], files["resolv.conf"] = (
+            other.etc_file("hosts"),
+            other.etc_file("resolv.conf"),
+        )
     else:
         files["hosts"] = paths.etc_file("hosts")
         files["resolv.conf"] = paths.etc_file("resolv.conf")
@@ -99,7 +102,11 @@ def _namespace_fds(rt, rec: dict) -> tuple[list[tuple[int, int]], int | None]:
     """Descriptors of other containers' namespaces to join (opened now, before any fork)."""
     spec = rec["spec"]
     joins, pid_fd = [], None
-    wanted = [(kind, value) for kind, value in spec["namespaces"].items() if value.startswith("container:")]
+    wanted = [
+        (kind, value)
+        for kind, value in spec["namespaces"].items()
+        if value.startswith("container:")
+    ]
     if spec["network"]["mode"].startswith("container:"):
         wanted.append(("net", spec["network"]["mode"]))
     for kind, value in wanted:
@@ -136,6 +143,9 @@ def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
     return pid
 
 
+RESPAWN_CODE = "import sys; sys.path.insert(0, sys.argv[2]); from runtime.container.respawn import main; main()"
+
+
 def exec_shim(shim_args: dict) -> None:
     """Replace this process with the shim, handing over the stdio and socket descriptors."""
     # The shim's own stdio: nothing of the caller's terminal or pipes; errors to shim.log.
@@ -149,6 +159,48 @@ def exec_shim(shim_args: dict) -> None:
     for key in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w", "listen"):
         if shim_args.get(key) is not None:
             os.set_inheritable(shim_args[key], True)
+    binary = shim_args.get("binary")
+    if binary:
+        a = shim_args
+        argv = [
+            binary,
+            "--pid",
+            str(a["pid"]),
+            "--log",
+            a["log"],
+            "--exit-file",
+            a["exit_file"],
+            "--stop-flag",
+            a["stop_flag"],
+            "--shim-file",
+            a["shim_file"],
+            "--tty",
+            "1" if a["tty"] else "0",
+            "--listen",
+            str(a["listen"]),
+            "--restart",
+            a["restart"]["name"],
+            "--max-retries",
+            str(a["restart"]["max_retries"]),
+            "--restart-count",
+            str(a["restart_count"]),
+            "--python",
+            sys.executable,
+            "--project",
+            a["project"],
+            "--respawn-code",
+            RESPAWN_CODE,
+            "--args",
+            json.dumps(a),
+        ]
+        if a["tty"]:
+            argv += ["--master", str(a["master"])]
+        else:
+            argv += ["--out", str(a["out_r"]), "--err", str(a["err_r"])]
+        stdin = a.get("master") if a["tty"] else a.get("in_w")
+        if stdin is not None:
+            argv += ["--input", str(stdin)]
+        os.execv(binary, argv)
     os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM, json.dumps(shim_args)])
 
 
@@ -208,10 +260,8 @@ class Handshake:
 
     def close(self) -> None:
         for fd in (self.msg_r, self.go_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def network_step(rt, rec: dict, files: dict):
@@ -221,17 +271,17 @@ def network_step(rt, rec: dict, files: dict):
         spec = rt.spec_of(rec)
         exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
         files_paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
-        return rt.networks.attach(rec["id"], rec["name"], pid, spec.network, rec["hostname"], exposed, files_paths)
+        return rt.networks.attach(
+            rec["id"], rec["name"], pid, spec.network, rec["hostname"], exposed, files_paths
+        )
 
     return step
 
 
 def _kill_quietly(pid: int | None) -> None:
     if pid:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_gone(pid: int | None, timeout: float = 10.0) -> None:
@@ -265,6 +315,7 @@ def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> d
         "restart": spec["restart"],
         "restart_count": rec.get("restart_count", 0),
         "project": PROJECT,
+        "binary": shimbin.ensure(rt.config.root),
         "config": {
             "root": str(cfg.root),
             "run_root": str(cfg.run_root),
@@ -275,7 +326,9 @@ def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> d
     }
 
 
-def _child_plan(rt, rec: dict, paths: ContainerPaths, files: dict, stdio: list[int], fifo: bool) -> dict:
+def _child_plan(
+    rt, rec: dict, paths: ContainerPaths, files: dict, stdio: list[int], fifo: bool
+) -> dict:
     spec = rt.spec_of(rec)
     child = plan.build(
         spec,
@@ -317,13 +370,27 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
             if os.fork() == 0:
                 cpid = _fork_init(child, pid_mode, pid_fd)
                 me = os.getpid()
-                _send(msg_w, pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid))
+                _send(
+                    msg_w,
+                    pid=cpid,
+                    shim=me,
+                    shim_start=proc_start_time(me),
+                    pid_start=proc_start_time(cpid),
+                )
                 args["pid"] = cpid
                 exec_shim(args)
         finally:
             os._exit(0)
     os.waitpid(pid0, 0)
-    for fd in {*fds.values(), *stdio, listen, msg_w, go_r, *(j[0] for j in joins), *([pid_fd] if pid_fd else [])}:
+    for fd in {
+        *fds.values(),
+        *stdio,
+        listen,
+        msg_w,
+        go_r,
+        *(j[0] for j in joins),
+        *([pid_fd] if pid_fd else []),
+    }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
     try:
@@ -353,7 +420,11 @@ def respawn(rt, rec: dict, args: dict) -> None:
     paths = ContainerPaths(rt.config, rec["id"])
     files = etc_files(rt, rec, paths)
     joins, pid_fd = _namespace_fds(rt, rec)
-    fds = {k: args.get(k) for k in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w") if args.get(k) is not None}
+    fds = {
+        k: args.get(k)
+        for k in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w")
+        if args.get(k) is not None
+    }
     stdio = child_stdio(fds)
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
@@ -366,7 +437,9 @@ def respawn(rt, rec: dict, args: dict) -> None:
     os.close(go_r)
     shake = Handshake(msg_r, go_w)
     me = os.getpid()
-    shake.info.update(pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid))
+    shake.info.update(
+        pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid)
+    )
     try:
         info = shake.run(network_step(rt, rec, files))
     except BerthError:

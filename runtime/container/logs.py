@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import deque
@@ -30,12 +31,16 @@ def parse_since(since) -> str | None:
         except ValueError:
             raise InvalidSpec(f"invalid value for since: {since!r}") from None
     ns = int(ts * 1e9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+        + f".{ns % 1_000_000_000:09d}Z"
+    )
 
 
 def _decode(line: bytes):
     try:
-        entry = json.loads(line)
+        # The C shim writes bytes above 0x7f as they came: decode them losslessly.
+        entry = json.loads(line.decode("utf-8", "surrogateescape"))
     except ValueError:
         return None
     return entry["stream"], entry["time"], entry["log"].encode("utf-8", "surrogateescape")
@@ -59,7 +64,7 @@ def read_logs(rt, cid: str, follow: bool = False, tail=None, since=None):
 
 def _iterate(rt, cid, path, follow, tail, since_ts):
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
     except FileNotFoundError:
         if not follow:
             return
@@ -70,7 +75,9 @@ def _iterate(rt, cid, path, follow, tail, since_ts):
             pending = b""
             if lines and not lines[-1].endswith(b"\n"):
                 pending = lines.pop()  # written half: finish it on the next read
-            entries = [e for e in map(_decode, lines) if e and (since_ts is None or e[1] >= since_ts)]
+            entries = [
+                e for e in map(_decode, lines) if e and (since_ts is None or e[1] >= since_ts)
+            ]
             if tail is not None:
                 entries = list(deque(entries, maxlen=tail)) if tail else []
             yield from entries
@@ -78,10 +85,8 @@ def _iterate(rt, cid, path, follow, tail, since_ts):
             pending = b""
         while follow:
             if f is None:
-                try:
-                    f = open(path, "rb")
-                except FileNotFoundError:
-                    pass
+                with contextlib.suppress(FileNotFoundError):
+                    f = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
             chunk = f.read() if f is not None else b""
             if chunk:
                 pending += chunk

@@ -53,11 +53,15 @@ def _device_nodes(spec: ContainerSpec) -> tuple[list[tuple[str, int, int]], list
         access = parts[2] if len(parts) > 2 else "rwm"
         name = inside[len("/dev/") :] if inside.startswith("/dev/") else ""
         if not name or "/" in name:
-            raise InvalidSpec(f"device path inside the container must be /dev/<name>, got {inside!r}")
+            raise InvalidSpec(
+                f"device path inside the container must be /dev/<name>, got {inside!r}"
+            )
         try:
             st = os.stat(host)
         except OSError as err:
-            raise InvalidSpec(f"error gathering device information while adding device {host!r}: {err.strerror}") from None
+            raise InvalidSpec(
+                f"error gathering device information while adding device {host!r}: {err.strerror}"
+            ) from None
         if not stat.S_ISCHR(st.st_mode):
             raise InvalidSpec(f"{host} is not a character device")
         nodes.append((name, os.major(st.st_rdev), os.minor(st.st_rdev)))
@@ -81,8 +85,18 @@ def mounts(spec: ContainerSpec, config) -> list[dict]:
         if m.type == "volume":
             source = str(config.volumes_dir / m.source / "_data")
         elif m.type == "bind" and not os.path.exists(m.source):
-            raise InvalidSpec(f"invalid mount config for type \"bind\": bind source path does not exist: {m.source}")
-        result.append({"type": m.type, "source": source, "target": target, "read_only": m.read_only, "data": data})
+            raise InvalidSpec(
+                f'invalid mount config for type "bind": bind source path does not exist: {m.source}'
+            )
+        result.append(
+            {
+                "type": m.type,
+                "source": source,
+                "target": target,
+                "read_only": m.read_only,
+                "data": data,
+            }
+        )
     return result
 
 
@@ -96,7 +110,11 @@ def ensure_volumes(plan_mounts: list[dict]) -> None:
 def unshare_flags(spec: ContainerSpec) -> int:
     """The namespaces the child creates itself (PID is made by its parent, before fork)."""
     flags = linux.CLONE_NEWNS
-    for kind, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC), ("cgroup", linux.CLONE_NEWCGROUP)):
+    for kind, flag in (
+        ("uts", linux.CLONE_NEWUTS),
+        ("ipc", linux.CLONE_NEWIPC),
+        ("cgroup", linux.CLONE_NEWCGROUP),
+    ):
         if spec.namespaces.get(kind, "private") == "private":
             flags |= flag
     if spec.network.mode in ("bridge", "none"):
@@ -149,4 +167,14 @@ def build(
         "last_cap": hardening.last_cap(),
         "fifo": None,
         "init": spec.init,
+        "seccomp": seccomp_program(spec),
     }
+
+
+def seccomp_program(spec: ContainerSpec) -> bytes | None:
+    """The default seccomp filter (Docker's allow-list) for the spec's capabilities, or None."""
+    if not spec.seccomp or spec.privileged:
+        return None
+    import runtime.seccomp  # local: compiling the profile is only needed when filtering
+
+    return runtime.seccomp.build_filter(spec.effective_capabilities)

@@ -19,6 +19,8 @@ def main() -> None:
     from runtime.api import Runtime
 
     args = json.loads(sys.argv[1])
+    if len(sys.argv) > 3:
+        args["restart_count"] = int(sys.argv[3])
     cfg = args["config"]
     config = RuntimeConfig(
         root=Path(cfg["root"]),

@@ -43,12 +43,16 @@ STANDARD_DEVICES = (
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
-def _mount_at(root_fd: int, target: str, source, fstype, flags: int, data=None, create: str = "dir") -> None:
+def _mount_at(
+    root_fd: int, target: str, source, fstype, flags: int, data=None, create: str = "dir"
+) -> None:
     fd = open_in_root(root_fd, target, create=create)
     try:
         linux.mount(source, fd_path(fd), fstype, flags, data)
     except KernelError as err:
-        raise KernelError(f"mount {fstype or 'bind'} on {target}: {err.__cause__.strerror}") from err
+        raise KernelError(
+            f"mount {fstype or 'bind'} on {target}: {err.__cause__.strerror}"
+        ) from err
     finally:
         os.close(fd)
 
@@ -73,7 +77,14 @@ def _remount(root_fd: int, target: str, flags: int) -> None:
 
 
 def _mount_dev(root_fd: int, plan: dict) -> None:
-    _mount_at(root_fd, "/dev", "tmpfs", "tmpfs", linux.MS_NOSUID | linux.MS_STRICTATIME, "mode=755,size=65536k")
+    _mount_at(
+        root_fd,
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        linux.MS_NOSUID | linux.MS_STRICTATIME,
+        "mode=755,size=65536k",
+    )
     dev_fd = open_in_root(root_fd, "/dev")
     dev = os.open(fd_path(dev_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     os.close(dev_fd)
@@ -96,7 +107,14 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
             os.close(os.open("console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o620, dir_fd=dev))
     finally:
         os.close(dev)
-    _mount_at(root_fd, "/dev/pts", "devpts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    _mount_at(
+        root_fd,
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        linux.MS_NOSUID | linux.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
     _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
     if plan["tty"]:
@@ -123,7 +141,9 @@ def _mask(root_fd: int) -> None:
             continue  # not present on this kernel
         try:
             if stat.S_ISDIR(os.fstat(fd).st_mode):
-                linux.mount("tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0")
+                linux.mount(
+                    "tmpfs", fd_path(fd), "tmpfs", linux.MS_RDONLY | _NOSUID_NODEV_NOEXEC, "size=0"
+                )
             else:
                 null = open_in_root(root_fd, "/dev/null")
                 try:
@@ -145,7 +165,14 @@ def _mask(root_fd: int) -> None:
 def _user_mount(root_fd: int, m: dict) -> None:
     flags = linux.MS_RDONLY if m["read_only"] else 0
     if m["type"] == "tmpfs":
-        _mount_at(root_fd, m["target"], "tmpfs", "tmpfs", flags | linux.MS_NOSUID | linux.MS_NODEV, m["data"] or None)
+        _mount_at(
+            root_fd,
+            m["target"],
+            "tmpfs",
+            "tmpfs",
+            flags | linux.MS_NOSUID | linux.MS_NODEV,
+            m["data"] or None,
+        )
         return
     create = "dir" if os.path.isdir(m["source"]) else "file"
     fd = open_in_root(root_fd, m["target"], create=create)
@@ -162,7 +189,9 @@ def setup_rootfs(plan: dict) -> None:
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     rootfs = plan["rootfs"]
     merged = rootfs["merged"]
-    data = f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}"
+    data = (
+        f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}"
+    )
     linux.mount("overlay", merged, "overlay", 0, data)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

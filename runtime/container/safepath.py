@@ -40,7 +40,14 @@ def open_in_root(root_fd: int, path: str, create: str | None = None, mode: int =
                 if parts or create == "dir":
                     os.mkdir(name, mode, dir_fd=cur)
                 else:
-                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=cur))
+                    os.close(
+                        os.open(
+                            name,
+                            os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            0o644,
+                            dir_fd=cur,
+                        )
+                    )
                 st = os.stat(name, dir_fd=cur, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 links += 1

@@ -22,7 +22,10 @@ _MAX_LINE = 16384
 def now_iso() -> str:
     """RFC 3339 UTC time with nanoseconds, like Docker's json-file driver."""
     ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+        + f".{ns % 1_000_000_000:09d}Z"
+    )
 
 
 def write_json(path: str, data: dict) -> None:
@@ -39,7 +42,7 @@ class Shim:
     def __init__(self, args: dict):
         self.args = args
         self.pid = args["pid"]
-        self.log = open(args["log"], "ab", buffering=0)
+        self.log = open(args["log"], "ab", buffering=0)  # noqa: SIM115 (lives as long as the shim)
         self.partial = {"stdout": b"", "stderr": b""}
         self.sources = {}  # fd -> stream name
         if args["tty"]:
@@ -127,7 +130,7 @@ class Shim:
             self.drop(fd)
             return
         if self.input_fd is not None:
-            try:
+            try:  # noqa: SIM105 (no contextlib: the shim imports as little as it can)
                 os.write(self.input_fd, data)
             except OSError:
                 pass
@@ -178,7 +181,11 @@ def should_restart(args: dict, code: int) -> bool:
     """Docker's restart policies; a stop requested by the user always wins."""
     if os.path.exists(args["stop_flag"]):
         return False
-    name, limit, count = args["restart"]["name"], args["restart"]["max_retries"], args["restart_count"]
+    name, limit, count = (
+        args["restart"]["name"],
+        args["restart"]["max_retries"],
+        args["restart_count"],
+    )
     if name in ("always", "unless-stopped"):
         return True
     if name == "on-failure":
@@ -191,19 +198,33 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     shim = Shim(args)
     code = shim.run()
-    write_json(args["exit_file"], {"exit_code": code, "finished_at": now_iso(), "restart_count": args["restart_count"]})
+    write_json(
+        args["exit_file"],
+        {"exit_code": code, "finished_at": now_iso(), "restart_count": args["restart_count"]},
+    )
     for client in list(shim.clients.values()):
         client.close()
     if should_restart(args, code):
         # Docker's back-off: 100 ms doubling, capped.
         time.sleep(min(0.1 * (2 ** min(args["restart_count"], 6)), 5.0))
         if not os.path.exists(args["stop_flag"]):
-            args["restart_count"] += 1
             code_text = "import sys; sys.path.insert(0, sys.argv[2]); from runtime.container.respawn import main; main()"
             # Not -S: the respawner needs the venv's site-packages (pyroute2).
-            os.execv(sys.executable, [sys.executable, "-I", "-c", code_text, json.dumps(args), args["project"]])
+            next_count = str(args["restart_count"] + 1)
+            os.execv(
+                sys.executable,
+                [
+                    sys.executable,
+                    "-I",
+                    "-c",
+                    code_text,
+                    json.dumps(args),
+                    args["project"],
+                    next_count,
+                ],
+            )
     # Gone for good: drop the runtime record so reconcile() knows this was a clean end.
-    try:
+    try:  # noqa: SIM105
         os.unlink(args["shim_file"])
     except OSError:
         pass

@@ -6,7 +6,13 @@ from runtime.container.fsutil import alive, read_json
 from runtime.container.paths import ContainerPaths
 from runtime.errors import InvalidState
 
-CREATED, RUNNING, PAUSED, STOPPED, RESTARTING = "created", "running", "paused", "stopped", "restarting"
+CREATED, RUNNING, PAUSED, STOPPED, RESTARTING = (
+    "created",
+    "running",
+    "paused",
+    "stopped",
+    "restarting",
+)
 
 # verb -> statuses it may start from (the others are refused with a clear message).
 ALLOWED = {
@@ -37,13 +43,22 @@ def observe(paths: ContainerPaths, frozen) -> dict:
         status = RUNNING  # a ghost: its monitor is gone; reconcile() cleans it up
     else:
         status = STOPPED
-    return {"status": status, "pid": shim.get("pid") if init_up else 0, "shim_pid": shim.get("shim") if shim_up else 0,
-            "process": shim_up or init_up, "monitored": shim_up}
+    return {
+        "status": status,
+        "pid": shim.get("pid") if init_up else 0,
+        "shim_pid": shim.get("shim") if shim_up else 0,
+        "process": shim_up or init_up,
+        "monitored": shim_up,
+    }
 
 
 def check(verb: str, name: str, status: str) -> None:
     """Raise InvalidState unless `verb` is legal from `status`."""
     if status in ALLOWED.get(verb, (status,)):
         return
-    hint = {PAUSED: "; unpause it first", STOPPED: "; start it first", CREATED: "; start it first"}.get(status, "")
+    hint = {
+        PAUSED: "; unpause it first",
+        STOPPED: "; start it first",
+        CREATED: "; start it first",
+    }.get(status, "")
     raise InvalidState(f"cannot {verb} container {name}: it is {status}{hint}")

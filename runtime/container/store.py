@@ -19,7 +19,10 @@ from runtime.spec import NAME_RE
 def now_iso() -> str:
     """RFC 3339 UTC time with nanoseconds (the format logs and state use)."""
     ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+        + f".{ns % 1_000_000_000:09d}Z"
+    )
 
 
 class ContainerStore:
@@ -46,7 +49,9 @@ class ContainerStore:
     def reserve_name(self, name: str, cid: str) -> None:
         """Claim `name` for `cid` atomically; Conflict if another container holds it."""
         if not NAME_RE.match(name):
-            raise InvalidSpec(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            raise InvalidSpec(
+                f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
         self.names_dir.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.names_dir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -76,7 +81,9 @@ class ContainerStore:
                 return cid
         if len(ref) == 64 and (self.config.containers_dir / ref / "config.json").exists():
             return ref
-        matches = [cid for cid in self.ids() if cid.startswith(ref.lower())] if len(ref) >= 1 else []
+        matches = (
+            [cid for cid in self.ids() if cid.startswith(ref.lower())] if len(ref) >= 1 else []
+        )
         if len(matches) == 1 and (self.config.containers_dir / matches[0] / "config.json").exists():
             return matches[0]
         if len(matches) > 1:

@@ -8,7 +8,11 @@ from runtime.errors import InvalidSpec
 def _entries(path: str) -> list[list[str]]:
     try:
         with open(path) as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+            return [
+                line.rstrip("\n").split(":")
+                for line in f
+                if line.strip() and not line.startswith("#")
+            ]
     except OSError:
         return []
 
@@ -21,7 +25,12 @@ def resolve_user(user: str | None, root: str = "/") -> tuple[int, int, list[int]
     groups = _entries(root.rstrip("/") + "/etc/group")
     entry = next((e for e in passwd if len(e) >= 4 and (e[0] == name or e[2] == name)), None)
     if entry is not None:
-        uid, gid, home, login = int(entry[2]), int(entry[3]), entry[5] if len(entry) > 5 else "/", entry[0]
+        uid, gid, home, login = (
+            int(entry[2]),
+            int(entry[3]),
+            entry[5] if len(entry) > 5 else "/",
+            entry[0],
+        )
     elif name.isdigit():
         uid, gid, home, login = int(name), 0, "/", None
     else:
@@ -32,9 +41,16 @@ def resolve_user(user: str | None, root: str = "/") -> tuple[int, int, list[int]
         else:
             match = next((g for g in groups if len(g) >= 3 and g[0] == group), None)
             if match is None:
-                raise InvalidSpec(f"unable to find group {group}: no matching entries in group file")
+                raise InvalidSpec(
+                    f"unable to find group {group}: no matching entries in group file"
+                )
             gid = int(match[2])
     extra = sorted(
-        {int(g[2]) for g in groups if login and len(g) >= 4 and login in g[3].split(",") and g[2].isdigit()} - {gid}
+        {
+            int(g[2])
+            for g in groups
+            if login and len(g) >= 4 and login in g[3].split(",") and g[2].isdigit()
+        }
+        - {gid}
     )
     return uid, gid, extra, home or "/"

@@ -400,6 +400,65 @@ def stack(redis_url, tmp_path_factory):
         stack.teardown()
 
 
+class PrivateRedis:
+    """A redis-server of one test, on a fixed free port, that the test may stop and restart."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: redis_answers(self.url), 10, "redis-server to answer")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def stack_with_own_redis(tmp_path):
+    """A full stack (web and agent) on a Redis of its own, which the test may stop."""
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests run as root")
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    base = Path(f"/tmp/berth-e2e-{_random(8)}")
+    base.mkdir(mode=0o755)
+    stack = Stack(base, redis.url)
+    stack.redis = redis
+    try:
+        stack.setup()
+        stack.start_worker()
+        stack.start_web()
+        yield stack
+    finally:
+        stack.teardown()
+        redis.stop()
+
+
 @pytest.fixture(scope="module")
 def web(stack):
     """The stack with its web server (the REST API) running too."""

@@ -32,3 +32,10 @@ def test_agent_restart_keeps_beating(stack):
         lambda: stack.host_row()["last_heartbeat"] != first, 30, "a heartbeat from the new agent"
     )
     assert stack.host_row()["state"] == "up"
+
+
+def test_agent_status_shows_the_host_up(stack):
+    stack.wait_until(lambda: stack.host_row()["last_heartbeat"], 30, "a heartbeat")
+    out = stack.manage("agent_status").stdout
+    line = next(line for line in out.splitlines() if line.startswith(stack.host))
+    assert f"host.{stack.host}" in line and " up " in line

@@ -7,6 +7,8 @@ Redis and worker are exercised by the e2e tests beside this file.
 import itertools
 import uuid
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from agent import executor, heartbeat, lookup, reconcile
@@ -26,6 +28,8 @@ class FakeRuntime:
     """Just enough of runtime.api.Runtime's verbs, kept in a dict, counting creates."""
 
     def __init__(self):
+        self.config = SimpleNamespace(networks_dir=Path("/nonexistent/berth-networks"))
+        self.reconciled = 0
         self.containers = {}
         self.creates = 0
         self._ids = itertools.count(1)
@@ -50,6 +54,10 @@ class FakeRuntime:
             "spec": spec.to_dict(),
         }
         return dict(self.containers[cid])
+
+    def reconcile(self):
+        self.reconciled += 1
+        return []
 
     def run(self, spec):
         state = self.create(spec)
@@ -218,6 +226,7 @@ def test_startup_recovers_pending_and_running_operations(world):
         Operation.objects.filter(id__in=[op1.id, op2.id]).values_list("state", flat=True)
     ) == {"succeeded"}
     assert world["rt"].creates == 1
+    assert world["rt"].reconciled == 1
 
 
 def test_startup_leaves_operations_of_the_live_agent_alone(world):

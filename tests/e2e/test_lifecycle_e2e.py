@@ -99,3 +99,32 @@ def test_ghost_is_marked_and_recreated(web):
         str(cid),
     ) == [("succeeded",)]
     web.api("DELETE", f"containers/{cid}/?wait=60&force=true", expect=200)
+
+
+def test_oom_kill_reaches_the_database(web):
+    limit = 16 * 1024 * 1024
+    body = {
+        "team": web.team,
+        "host": web.host,
+        "start": True,
+        "spec": {
+            "image": "busybox",
+            "name": "hog",
+            # dd allocates its 64 MiB block at once: over the limit before it reads a byte.
+            "command": ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+            "limits": {"memory": limit, "memory_swap": limit},
+            "network": {"mode": "none"},
+        },
+    }
+    status, out = web.api("POST", "containers/?wait=60", body)
+    assert status == 200 and out["operation"]["state"] == "succeeded", out
+    cid = out["container"]["id"]
+
+    def killed():
+        _, row = web.api("GET", f"containers/{cid}/", expect=200)
+        return row["observed_state"] == "stopped" and row
+
+    row = web.wait_until(killed, 45, "the OOM kill in the container's row")
+    assert row["exit_code"] == 137
+    assert row["error"] == "OOM killed"
+    web.api("DELETE", f"containers/{cid}/?wait=60", expect=200)

@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership, Team, User
 from config.celery import app as celery_app
-from containers.models import Container
 from hosts.models import Host
 from rbac.models import Role, RoleBinding
+from tests.platform.factories import make_container
 
 ROLE_OF = {
     "admin": "admin",
@@ -128,14 +128,6 @@ def api(users):
         return client
 
     return make
-
-
-def make_container(team, host, name, **extra):
-    """A container row as if created earlier (the spec in ContainerSpec.to_dict() shape)."""
-    spec = {"image": "busybox", "name": name, "labels": extra.pop("labels", {})}
-    return Container.objects.create(
-        team=team, host=host, name=name, image="busybox", spec=spec, labels=spec["labels"], **extra
-    )
 
 
 @pytest.fixture

@@ -46,10 +46,9 @@ def _remove_everything(config: RuntimeConfig) -> None:
     with contextlib.suppress(Exception):
         for cid in rt.cgroups.list():
             rt.cgroups.destroy(cid)
-    with contextlib.suppress(Exception):
-        for parent in rt.cgroups._parent_dirs():
-            with contextlib.suppress(OSError):
-                os.rmdir(parent)
+    for hierarchy in config.cgroup_root.iterdir():  # the prefix's parent group in every hierarchy
+        with contextlib.suppress(OSError):
+            os.rmdir(hierarchy / config.cgroup_parent)
     with contextlib.suppress(Exception):
         rt.networks.purge()
         rt.networks.close()

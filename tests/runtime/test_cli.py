@@ -12,12 +12,23 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def berth(rt):
-    env = dict(os.environ, BERTH_ROOT=str(rt.config.root), BERTH_RUN_ROOT=str(rt.config.run_root),
-               BERTH_PREFIX=rt.config.prefix, BERTH_CGROUP_ROOT=str(rt.config.cgroup_root))
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+        BERTH_CGROUP_ROOT=str(rt.config.cgroup_root),
+    )
 
     def call(*args, input=None, check=True):
-        proc = subprocess.run([sys.executable, "-m", "runtime", *args], env=env, capture_output=True,
-                              input=input, timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime", *args],
+            env=env,
+            capture_output=True,
+            input=input,
+            timeout=60,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
         if check:
             assert proc.returncode == 0, proc.stderr.decode()
         return proc
@@ -26,8 +37,26 @@ def berth(rt):
 
 
 def test_run_detached_ps_logs_exec_stop_rm(berth, rt):
-    cid = berth("run", "-d", "--name", "web", "-m", "64m", "--pids-limit", "100", "--network", "none",
-                "busybox", "sh", "-c", "echo started; exec sleep 1000").stdout.decode().strip()
+    cid = (
+        berth(
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "100",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; exec sleep 1000",
+        )
+        .stdout.decode()
+        .strip()
+    )
     assert len(cid) == 64
     ps = berth("ps").stdout.decode()
     assert "web" in ps and cid[:12] in ps and "Up" in ps
@@ -50,7 +79,17 @@ def test_run_detached_ps_logs_exec_stop_rm(berth, rt):
 
 
 def test_run_attached_exit_code_and_rm(berth, rt):
-    proc = berth("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
+    proc = berth(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+        check=False,
+    )
     assert proc.returncode == 4
     assert proc.stdout == b"out\n"
     assert proc.stderr == b"err\n"
@@ -58,8 +97,19 @@ def test_run_attached_exit_code_and_rm(berth, rt):
 
 
 def test_run_interactive_stdin(berth, rt):
-    proc = berth("run", "--rm", "-i", "--network", "none", "busybox", "sh", "-c", "read x; echo got:$x",
-                 input=b"hello\n", check=False)
+    proc = berth(
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got:$x",
+        input=b"hello\n",
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"got:hello\n"
 
@@ -75,6 +125,125 @@ def test_errors_are_clear(berth, rt):
     assert proc.returncode == 125 and b"conflicting options" in proc.stderr
     proc = berth("stop", "nosuch", check=False)
     assert proc.returncode == 125 and b"no such container: nosuch" in proc.stderr
-    proc = berth("run", "--network", "none", "--cpus", "1", "--cpu-quota", "50000", "busybox", "true", check=False)
+    proc = berth(
+        "run",
+        "--network",
+        "none",
+        "--cpus",
+        "1",
+        "--cpu-quota",
+        "50000",
+        "busybox",
+        "true",
+        check=False,
+    )
     assert b"conflicting options" in proc.stderr
     assert rt.list() == []
+
+
+def _read_until(fd, needle: bytes, timeout: float = 15.0) -> bytes:
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while needle not in data and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_run_it_then_detach_and_attach(rt):
+    import pty
+
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+    )
+    cwd = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    master, slave = pty.openpty()
+    cmd = [
+        sys.executable,
+        "-m",
+        "runtime",
+        "run",
+        "-it",
+        "--name",
+        "tty1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+    ]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd)
+    os.close(slave)
+    try:
+        assert b"# " in _read_until(master, b"# ")  # the shell's prompt: it reads input now
+        os.write(master, b"echo hel''lo\r")
+        assert b"hello" in _read_until(master, b"hello\r\n")
+        os.write(master, b"\x10\x11")  # ctrl-p ctrl-q: detach, the container keeps running
+        assert proc.wait(timeout=15) == 0
+        assert rt.state("tty1")["status"] == "running"
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "attach", "tty1"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=cwd,
+    )
+    os.close(slave)
+    try:
+        time.sleep(0.3)
+        os.write(master, b"exit 6\r")
+        assert proc.wait(timeout=15) == 6
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert rt.state("tty1")["exit_code"] == 6
+
+
+def test_exec_it(berth, rt):
+    import pty
+
+    berth("run", "-d", "--name", "ex1", "--network", "none", "busybox", "sleep", "1000")
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+    )
+    cwd = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime", "exec", "-it", "ex1", "sh"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=cwd,
+    )
+    os.close(slave)
+    try:
+        assert b"# " in _read_until(master, b"# ")
+        os.write(master, b"tty; exit 2\r")
+        out = _read_until(master, b"/dev/pts/")
+        assert b"/dev/pts/" in out
+        assert proc.wait(timeout=15) == 2
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()

@@ -14,12 +14,18 @@ pytestmark = pytest.mark.root
 
 def test_exec_env_user_workdir_and_exit_code(rt, base_spec):
     st = rt.run(base_spec)
-    code, out = rt.exec(st["id"], ["sh", "-c", "echo $A:$(id -u):$PWD; exit 4"], env=["A=b"], user="nobody", workdir="/tmp")
+    code, out = rt.exec(
+        st["id"],
+        ["sh", "-c", "echo $A:$(id -u):$PWD; exit 4"],
+        env=["A=b"],
+        user="nobody",
+        workdir="/tmp",
+    )
     assert code == 4
     assert out == b"b:65534:/tmp\n"
     code, out = rt.exec(st["id"], ["nosuch"])
     assert code == 127
-    assert b'executable file not found in $PATH' in out
+    assert b"executable file not found in $PATH" in out
 
 
 def test_exec_with_tty(rt, base_spec):

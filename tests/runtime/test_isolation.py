@@ -19,7 +19,9 @@ def test_namespaces_are_private(rt, base_spec):
     assert output(rt, cid, "ls", "/sys/class/net").split() == ["lo"]
     assert "127.0.0.1" in output(rt, cid, "ip", "addr", "show", "lo")
     for kind in ("mnt", "pid", "net", "ipc", "uts", "cgroup"):
-        assert os.readlink(f"/proc/{st['pid']}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}"), kind
+        assert os.readlink(f"/proc/{st['pid']}/ns/{kind}") != os.readlink(
+            f"/proc/self/ns/{kind}"
+        ), kind
     assert output(rt, cid, "cat", "/proc/self/cgroup").strip().endswith(":/")
     assert output(rt, cid, "cat", "/etc/hostname").strip() == "box1"
     assert "localhost" in output(rt, cid, "cat", "/etc/hosts")
@@ -38,7 +40,9 @@ def test_limits_hold_before_the_program_runs(rt, base_spec):
 def test_overlay_upper_layer_and_read_only_root(rt, base_spec):
     st = rt.run(base_spec)
     output(rt, st["id"], "sh", "-c", "echo data > /etc/newfile")
-    assert (rt.config.containers_dir / st["id"] / "upper" / "etc" / "newfile").read_text() == "data\n"
+    assert (
+        rt.config.containers_dir / st["id"] / "upper" / "etc" / "newfile"
+    ).read_text() == "data\n"
     base_spec["read_only_rootfs"] = True
     st = rt.run(base_spec)
     assert "Read-only" in output(rt, st["id"], "touch", "/etc/x", code=1)
@@ -90,8 +94,13 @@ def test_escaping_and_forbidden_mounts_refused(rt, base_spec):
 
 
 def test_image_config_env_workdir_user(rt, base_spec):
-    base_spec.update(command=["sh", "-c", "echo $FOO:$PWD:$(id -u):$HOSTNAME"], env=["FOO=bar"],
-                     working_dir="/tmp/wd", user="nobody", hostname="h1")
+    base_spec.update(
+        command=["sh", "-c", "echo $FOO:$PWD:$(id -u):$HOSTNAME"],
+        env=["FOO=bar"],
+        working_dir="/tmp/wd",
+        user="nobody",
+        hostname="h1",
+    )
     code, text = run_output(rt, base_spec)
     assert code == 0
     assert text.strip() == "bar:/tmp/wd:65534:h1"
@@ -101,3 +110,34 @@ def test_unknown_user_is_a_clear_error(rt, base_spec):
     base_spec["user"] = "nosuchuser"
     with pytest.raises(InvalidSpec, match="unable to find user nosuchuser"):
         rt.run(base_spec)
+
+
+def test_bridge_network_and_shared_netns(rt, base_spec):
+    import urllib.request
+
+    base_spec.update(
+        command=["httpd", "-f", "-p", "80", "-h", "/etc"], name="web", network={"mode": "bridge"}
+    )
+    st = rt.run(base_spec)
+    (net,) = st["network"]["networks"].values()
+    assert output(rt, "web", "cat", "/etc/hosts").count(net["ip"]) >= 1
+    # Traffic into the container's own network namespace, through its veth on the bridge.
+    body = b""
+    for _ in range(50):
+        try:
+            body = urllib.request.urlopen(f"http://{net['ip']}:80/hostname", timeout=2).read()
+            break
+        except OSError:
+            import time
+
+            time.sleep(0.1)
+    assert body == (st["id"][:12] + "\n").encode()
+    # A second container joins the first one's network namespace.
+    side = rt.run(
+        {"image": "busybox", "command": ["sleep", "1000"], "network": {"mode": "container:web"}}
+    )
+    assert (
+        output(rt, side["id"], "wget", "-qO-", "http://127.0.0.1:80/hostname")
+        == st["id"][:12] + "\n"
+    )
+    assert os.readlink(f"/proc/{side['pid']}/ns/net") == os.readlink(f"/proc/{st['pid']}/ns/net")

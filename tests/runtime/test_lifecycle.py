@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +129,11 @@ def test_state_machine_refuses_illegal_moves(rt, base_spec):
 
 def test_stop_uses_stop_signal_then_kill(rt, base_spec):
     # sh as PID 1 ignores SIGTERM unless it traps it: the trap proves the signal arrived.
-    base_spec["command"] = ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"]
+    base_spec["command"] = [
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]
     st = rt.run(base_spec)
     wait_log(rt, st["id"], b"ready\n")
     rt.stop(st["id"], timeout=10)
@@ -165,7 +170,9 @@ def test_force_delete_running(rt, base_spec):
     st = rt.run(base_spec)
     pid = st["pid"]
     rt.delete(st["name"], force=True)
-    assert not os.path.exists(f"/proc/{pid}/cmdline") or open(f"/proc/{pid}/cmdline").read() == ""
+    assert (
+        not os.path.exists(f"/proc/{pid}/cmdline") or Path(f"/proc/{pid}/cmdline").read_text() == ""
+    )
     assert st["id"] not in rt.cgroups.list()
 
 

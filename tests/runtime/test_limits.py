@@ -8,8 +8,10 @@ pytestmark = pytest.mark.root
 
 def test_memory_hog_is_oom_killed(rt, base_spec):
     # /dev/zero has no newline: tail must keep all 200 MB as one line, against a 32 MB limit.
-    base_spec.update(command=["sh", "-c", "head -c 200m /dev/zero | tail -n 1 >/dev/null"],
-                     limits={"memory": "32m"})
+    base_spec.update(
+        command=["sh", "-c", "head -c 200m /dev/zero | tail -n 1 >/dev/null"],
+        limits={"memory": "32m"},
+    )
     st = rt.run(base_spec)
     assert rt.wait(st["id"]) != 0
     st = rt.state(st["id"])
@@ -19,7 +21,11 @@ def test_memory_hog_is_oom_killed(rt, base_spec):
 def test_fork_bomb_stops_at_pids_limit(rt, base_spec):
     base_spec.update(
         # The inner shell gives up when fork fails; `exec` keeps PID 1 alive without a fork.
-        command=["sh", "-c", "sh -c 'for i in $(seq 60); do sleep 100 & done'; echo spawned; exec sleep 1000"],
+        command=[
+            "sh",
+            "-c",
+            "sh -c 'for i in $(seq 60); do sleep 100 & done'; echo spawned; exec sleep 1000",
+        ],
         limits={"pids": 20},
     )
     st = rt.run(base_spec)
@@ -36,7 +42,9 @@ def test_cpu_quota_and_memory_limit_visible(rt, base_spec):
     st = rt.run(base_spec)
     stats = rt.stats(st["id"])
     assert stats["memory_limit"] == 64 * 1024 * 1024
-    cpu_dir = next(p for p in rt.cgroups.procs_files(st["id"]) if "cpu" in p.split("/")[-4] or "cpu" in p)
+    cpu_dir = next(
+        p for p in rt.cgroups.procs_files(st["id"]) if "cpu" in p.split("/")[-4] or "cpu" in p
+    )
     import os
 
     quota_file = os.path.join(os.path.dirname(cpu_dir), "cpu.cfs_quota_us")

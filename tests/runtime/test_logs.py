@@ -13,8 +13,12 @@ def test_streams_tail_and_since(rt, base_spec):
     st = rt.run(base_spec)
     rt.wait(st["id"])
     entries = list(rt.logs(st["id"]))
-    assert [b for s, _, b in entries if s == "stdout"] == [f"out{i}\n".encode() for i in range(1, 6)]
-    assert [b for s, _, b in entries if s == "stderr"] == [f"err{i}\n".encode() for i in range(1, 6)]
+    assert [b for s, _, b in entries if s == "stdout"] == [
+        f"out{i}\n".encode() for i in range(1, 6)
+    ]
+    assert [b for s, _, b in entries if s == "stderr"] == [
+        f"err{i}\n".encode() for i in range(1, 6)
+    ]
     assert all(ts.endswith("Z") and "T" in ts for _, ts, _ in entries)
     assert len(list(rt.logs(st["id"], tail=3))) == 3
     assert list(rt.logs(st["id"], tail=0)) == []
@@ -38,7 +42,11 @@ def test_partial_line_and_binary_kept(rt, base_spec):
 
 def test_container_never_blocks_on_output(rt, base_spec):
     # 4 MB of output, far beyond a pipe's 64 KiB, with no reader attached.
-    base_spec["command"] = ["sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end"]
+    base_spec["command"] = [
+        "sh",
+        "-c",
+        "head -c 4000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo; echo end",
+    ]
     st = rt.run(base_spec)
     assert rt.wait(st["id"]) == 0
     wait_log(rt, st["id"], b"end\n")

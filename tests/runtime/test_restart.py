@@ -20,9 +20,15 @@ def _wait_for(predicate, timeout=15.0):
 
 
 def test_on_failure_with_max_retries(rt, base_spec):
-    base_spec.update(command=["sh", "-c", "echo run; exit 3"], restart={"name": "on-failure", "max_retries": 2})
+    base_spec.update(
+        command=["sh", "-c", "echo run; exit 3"], restart={"name": "on-failure", "max_retries": 2}
+    )
     st = rt.run(base_spec)
-    _wait_for(lambda: rt.state(st["id"])["status"] == "stopped" and rt.state(st["id"])["restart_count"] == 2)
+    _wait_for(
+        lambda: (
+            rt.state(st["id"])["status"] == "stopped" and rt.state(st["id"])["restart_count"] == 2
+        )
+    )
     st = rt.state(st["id"])
     assert st["exit_code"] == 3
     assert [b for _, _, b in rt.logs(st["id"])] == [b"run\n"] * 3
@@ -42,7 +48,9 @@ def test_always_restarts_after_crash_but_not_after_stop(rt, base_spec):
     st = rt.run(base_spec)
     first = st["pid"]
     os.kill(first, signal.SIGKILL)  # a crash, not a user stop
-    new = _wait_for(lambda: (s := rt.state(st["id"]))["status"] == "running" and s["pid"] != first and s)
+    new = _wait_for(
+        lambda: (s := rt.state(st["id"]))["status"] == "running" and s["pid"] != first and s
+    )
     assert new["restart_count"] == 1
     # The respawned container is fully set up again (namespaces, hardening).
     code, out = rt.exec(st["id"], ["cat", "/proc/1/cmdline"])

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "audit",
     "hosts",
     "images",
+    "registries",
     "containers",
     "networks",
     "volumes",

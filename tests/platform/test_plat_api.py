@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.platform.conftest import make_container
+from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,9 @@ def test_image_import_by_upload(api, host, settings, tmp_path):
     assert (tmp_path / "uploads").iterdir().__next__().read_bytes().startswith(b"not really")
     assert not Image.objects.exists()  # the agent creates the row once imported
     upload.seek(0)
-    response = api("viewer").post("/api/v1/images/import/", {"file": upload, "host": "tp-h1"}, format="multipart")
+    response = api("viewer").post(
+        "/api/v1/images/import/", {"file": upload, "host": "tp-h1"}, format="multipart"
+    )
     assert response.status_code == 403
 
 

@@ -109,6 +109,8 @@ def test_celery_app_settings():
     assert app.main == "berth"
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
-    assert route_task("agent.execute_operation", [1], {"host": "tp-h1"}, {}) == {"queue": "host.tp-h1"}
+    assert route_task("agent.execute_operation", [1], {"host": "tp-h1"}, {}) == {
+        "queue": "host.tp-h1"
+    }
     assert route_task("agent.execute_operation", [1], {}, {"queue": "host.x"}) is None
     assert route_task("other.task", [], {"host": "tp-h1"}, {}) is None

@@ -9,7 +9,7 @@ from images.models import Image
 from rbac import gate
 from rbac.grants import forget
 from rbac.models import Role, RoleBinding
-from tests.platform.conftest import make_container
+from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
 

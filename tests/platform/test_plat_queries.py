@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.platform.conftest import make_container
+from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,158 @@
+"""Image operations that use registries and the builder: pull, push, build, search, save, prune.
+
+The Operation row is untrusted input: the registry named by id is reloaded here and must own the
+reference (so stored credentials never go to another host), and uploaded contexts must lie in
+the upload directory.
+"""
+
+import os
+
+from registries.models import Registry
+from registries.progress import exports_dir
+from registries.recorder import ProgressRecorder
+
+from agent.resources_ops import _image_row, _upload_path
+from images.models import Image
+from runtime.errors import InvalidSpec, NotFound
+
+
+def _registry(op, ref: str | None):
+    """(credentials, insecure) of the operation's registry, checked against `ref`."""
+    registry_id = op.params.get("registry")
+    if not registry_id:
+        return None, False
+    registry = Registry.objects.filter(pk=registry_id).first()
+    if registry is None:
+        raise NotFound(f"registry {registry_id} no longer exists")
+    if ref is not None and not registry.owns(ref):
+        raise InvalidSpec(f"{ref} is not in registry {registry.address}")
+    return registry.credentials(), registry.insecure
+
+
+def image_pull(rt, op):
+    """Pull the reference into the store with live per-layer progress; record the image row."""
+    from runtime.registry import pull
+
+    ref = op.params.get("ref") or ""
+    credentials, insecure = _registry(op, ref)
+    with ProgressRecorder(op.pk) as rec:
+        result = pull(
+            rt.images, ref, credentials=credentials, insecure=insecure, progress=rec.progress
+        )
+    row = _image_row(op, result.image)
+    return {
+        "image_id": result.image.id,
+        "digest": result.digest,
+        "repo_tags": list(result.image.repo_tags),
+        "downloaded": result.downloaded,
+        "reused": result.reused,
+        "row": row.pk,
+    }
+
+
+def _image(op) -> Image:
+    image = Image.objects.filter(pk=op.target_id, host_id=op.host_id).first()
+    if image is None:
+        raise NotFound(f"image {op.target_id} is not on host {op.host.name}")
+    return image
+
+
+def image_push(rt, op):
+    """Push a stored image under the target reference."""
+    from runtime.registry import push
+
+    image = _image(op)
+    target = op.params.get("target") or ""
+    credentials, insecure = _registry(op, target)
+    with ProgressRecorder(op.pk) as rec:
+        result = push(
+            rt.images,
+            image.image_id,
+            target,
+            credentials=credentials,
+            insecure=insecure,
+            progress=rec.progress,
+        )
+    return {"digest": result.digest, "uploaded": result.uploaded, "skipped": result.skipped}
+
+
+def image_build(rt, op):
+    """Build the uploaded context; the log goes to the progress row while it runs."""
+    from runtime.build import Builder
+
+    context = _upload_path(op)
+    try:
+        with ProgressRecorder(op.pk) as rec:
+            result = Builder(rt).build(
+                str(context),
+                op.params.get("dockerfile") or "Dockerfile",
+                op.params.get("tag") or None,
+                build_args=op.params.get("build_args") or {},
+                log=rec.log,
+                no_cache=bool(op.params.get("no_cache")),
+            )
+    finally:
+        context.unlink(missing_ok=True)
+    row = _image_row(op, result.image)
+    return {
+        "image_id": result.image.id,
+        "repo_tags": list(result.image.repo_tags),
+        "steps": result.steps,
+        "cached_steps": result.cached_steps,
+        "row": row.pk,
+    }
+
+
+def image_search(rt, op):
+    """A configured registry's catalog (filtered by the term), or Docker Hub's search."""
+    from runtime.registry import RegistryClient
+    from runtime.registry.search import search_hub, search_registry
+
+    term = op.params.get("term") or ""
+    registry_id = op.params.get("registry")
+    if not registry_id:
+        return {"results": search_hub(term)}
+    registry = Registry.objects.filter(pk=registry_id).first()
+    if registry is None:
+        raise NotFound(f"registry {registry_id} no longer exists")
+    user, password = registry.credentials() or (None, None)
+    client = RegistryClient(
+        registry.address, username=user, password=password, insecure=registry.insecure
+    )
+    return {"results": search_registry(client, term, with_tags=bool(op.params.get("tags")))}
+
+
+def image_save(rt, op):
+    """Write a `docker save` archive of the image to the exports directory (op id as name)."""
+    image = _image(op)
+    folder = exports_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{op.pk}.tar"
+    partial = folder / f".{op.pk}.tar.part"
+    try:
+        rt.images.export_docker_archive(image.repo_tags[:1] or [image.image_id], partial)
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"size": final.stat().st_size, "image_id": image.image_id}
+
+
+def image_prune(rt, op):
+    """Remove dangling (or all unused) images and stale build cache; drop their rows."""
+    from runtime.build.cache import BuildCache
+    from runtime.build.commit import prune
+
+    result = prune(rt, all_images=bool(op.params.get("all")), cache=BuildCache(rt.config))
+    present = {image.id for image in rt.images.list()}
+    Image.objects.filter(host=op.host).exclude(image_id__in=present).delete()
+    return result
+
+
+HANDLERS = {
+    "image.pull": image_pull,
+    "image.push": image_push,
+    "image.build": image_build,
+    "image.search": image_search,
+    "image.save": image_save,
+    "image.prune": image_prune,
+}

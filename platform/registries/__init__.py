@@ -1,0 +1,1 @@
+"""Registries: stored registry credentials and the image actions that use them (pull, push, build)."""

@@ -1,0 +1,250 @@
+/* berth-shim: the per-container monitor, in C to keep it at a few hundred KB.
+ *
+ * Same job and arguments as shim.py (which is the fallback when no C compiler exists):
+ * parent of the container's init; writes stdout/stderr as JSON lines with timestamps
+ * (Docker's json-file format); serves attach clients on a unix socket; records the exit
+ * atomically; applies the restart policy by exec'ing the Python respawner in its own
+ * process. A slow attach client is dropped: the container never waits for a reader.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 16
+#define MAX_LINE 16384
+
+struct stream {
+    int fd;
+    const char *name;
+    char buf[MAX_LINE];
+    size_t len;
+    int open;
+};
+
+static int log_fd = -1, input_fd = -1, listen_fd = -1;
+static int clients[MAX_CLIENTS];
+static struct stream streams[2];
+static int nstreams;
+
+static const char *opt(int argc, char **argv, const char *name, const char *fallback) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return fallback;
+}
+
+static void now_iso(char *out, size_t size) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
+}
+
+/* Append `s` as a JSON string body: quotes, backslashes and control bytes escaped. Bytes
+ * above 0x7f pass through; the reader decodes them with surrogateescape, losslessly. */
+static size_t json_escape(char *out, const char *s, size_t len) {
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+static void write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static void log_line(const char *stream, const char *data, size_t len) {
+    static char out[MAX_LINE * 6 + 256];
+    char stamp[64];
+    now_iso(stamp, sizeof stamp);
+    size_t o = (size_t)sprintf(out, "{\"log\":\"");
+    o += json_escape(out + o, data, len);
+    o += (size_t)sprintf(out + o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, stamp);
+    write_all(log_fd, out, o);
+}
+
+static void log_data(struct stream *s, const char *data, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        s->buf[s->len++] = data[i];
+        if (data[i] == '\n' || s->len == MAX_LINE) {
+            log_line(s->name, s->buf, s->len);
+            s->len = 0;
+        }
+    }
+}
+
+static void drop_client(int i) {
+    close(clients[i]);
+    clients[i] = -1;
+}
+
+static void forward(const char *data, size_t len) {
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (clients[i] < 0) continue;
+        ssize_t n = send(clients[i], data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n != (ssize_t)len) drop_client(i);
+    }
+}
+
+/* Returns 0 at EOF (or EIO from a pty without slave), 1 otherwise. */
+static int read_stream(struct stream *s) {
+    char buf[65536];
+    ssize_t n = read(s->fd, buf, sizeof buf);
+    if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 1 : 0;
+    if (n == 0) return 0;
+    log_data(s, buf, (size_t)n);
+    forward(buf, (size_t)n);
+    return 2;
+}
+
+static void write_exit(const char *path, int code, int restart_count) {
+    char tmp[4096], stamp[64], body[256];
+    now_iso(stamp, sizeof stamp);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    int n = snprintf(body, sizeof body, "{\"exit_code\": %d, \"finished_at\": \"%s\", \"restart_count\": %d}", code,
+                     stamp, restart_count);
+    write_all(fd, body, (size_t)n);
+    close(fd);
+    rename(tmp, path);
+}
+
+static int monitor(pid_t pid) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd fds[3 + MAX_CLIENTS];
+    int status = 0;
+    for (;;) {
+        int n = 0;
+        fds[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
+        for (int i = 0; i < nstreams; i++)
+            fds[n++] = (struct pollfd){.fd = streams[i].open ? streams[i].fd : -1, .events = POLLIN};
+        for (int i = 0; i < MAX_CLIENTS; i++) fds[n++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
+        if (poll(fds, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int i = 0; i < nstreams; i++)
+            if (fds[2 + i].revents && read_stream(&streams[i]) == 0) streams[i].open = 0;
+        if (fds[1].revents & POLLIN) {
+            int c = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0) {
+                int slot = -1;
+                for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
+                    if (clients[i] < 0) slot = i;
+                if (slot < 0) close(c);
+                else clients[slot] = c;
+            }
+        }
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            struct pollfd *p = &fds[2 + nstreams + i];
+            if (clients[i] < 0 || p->fd != clients[i] || !p->revents) continue;
+            char buf[4096];
+            ssize_t got = recv(clients[i], buf, sizeof buf, MSG_DONTWAIT);
+            if (got > 0) {
+                if (input_fd >= 0) write_all(input_fd, buf, (size_t)got);
+            } else if (got == 0 || errno != EAGAIN) {
+                drop_client(i);
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+    }
+    /* Every process of the PID namespace is gone once its init is reaped; drain what they
+     * left in the pipes (we hold the write ends too, so stop when nothing is readable). */
+    for (int i = 0; i < nstreams; i++) {
+        struct pollfd p = {.fd = streams[i].fd, .events = POLLIN};
+        while (streams[i].open && poll(&p, 1, 0) > 0 && read_stream(&streams[i]) == 2) {
+        }
+        if (streams[i].len) log_line(streams[i].name, streams[i].buf, streams[i].len);
+    }
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+static int should_restart(const char *policy, int max, int count, int code, const char *stop_flag) {
+    if (access(stop_flag, F_OK) == 0) return 0;
+    if (strcmp(policy, "always") == 0 || strcmp(policy, "unless-stopped") == 0) return 1;
+    if (strcmp(policy, "on-failure") == 0) return code != 0 && (max == 0 || count < max);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    pid_t pid = (pid_t)atoi(opt(argc, argv, "--pid", "0"));
+    int tty = atoi(opt(argc, argv, "--tty", "0"));
+    listen_fd = atoi(opt(argc, argv, "--listen", "-1"));
+    input_fd = atoi(opt(argc, argv, "--input", "-1"));
+    int count = atoi(opt(argc, argv, "--restart-count", "0"));
+    const char *policy = opt(argc, argv, "--restart", "no");
+    int max = atoi(opt(argc, argv, "--max-retries", "0"));
+    const char *stop_flag = opt(argc, argv, "--stop-flag", "");
+    log_fd = open(opt(argc, argv, "--log", "/dev/null"), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    for (int i = 0; i < MAX_CLIENTS; i++) clients[i] = -1;
+    if (tty) {
+        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--master", "-1")), .name = "stdout", .open = 1};
+    } else {
+        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--out", "-1")), .name = "stdout", .open = 1};
+        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--err", "-1")), .name = "stderr", .open = 1};
+    }
+    for (int i = 0; i < nstreams; i++) fcntl(streams[i].fd, F_SETFL, fcntl(streams[i].fd, F_GETFL) | O_NONBLOCK);
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+
+    int code = monitor(pid);
+    write_exit(opt(argc, argv, "--exit-file", "/dev/null"), code, count);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i] >= 0) drop_client(i);
+    if (should_restart(policy, max, count, code, stop_flag)) {
+        int shift = count < 6 ? count : 6;
+        long ms = 100L << shift;
+        if (ms > 5000) ms = 5000;
+        struct timespec delay = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&delay, NULL);
+        if (access(stop_flag, F_OK) != 0) {
+            char next[32];
+            snprintf(next, sizeof next, "%d", count + 1);
+            const char *python = opt(argc, argv, "--python", "python3");
+            char *args[] = {(char *)python, "-I", "-c", (char *)opt(argc, argv, "--respawn-code", ""),
+                            (char *)opt(argc, argv, "--args", "{}"), (char *)opt(argc, argv, "--project", "."), next, NULL};
+            execv(python, args);
+        }
+    }
+    unlink(opt(argc, argv, "--shim-file", "/nonexistent"));
+    return 0;
+}

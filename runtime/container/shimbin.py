@@ -1,0 +1,39 @@
+"""Build (once) and find the C shim; without a C compiler the Python shim is used instead."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("shim.c")
+_cache: dict[str, str | None] = {}
+
+
+def ensure(root: Path) -> str | None:
+    """Path of the compiled shim for this source under root/bin, building it if needed."""
+    key = str(root)
+    if key in _cache:
+        return _cache[key]
+    if os.environ.get("BERTH_PYTHON_SHIM"):
+        _cache[key] = None
+        return None
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    target = root / "bin" / f"berth-shim-{digest}"
+    if not target.exists():
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            _cache[key] = None
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        result = subprocess.run([compiler, "-O2", "-o", str(tmp), str(SOURCE)], capture_output=True)
+        if result.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            _cache[key] = None
+            return None
+        os.replace(tmp, target)  # atomic: concurrent builders agree on one binary
+    _cache[key] = str(target)
+    return _cache[key]
