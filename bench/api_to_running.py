@@ -212,6 +212,9 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
+posted: list[float] = []  # milliseconds of each 202 answer (row-polled runs)
+
+
 def measure_berth(admin, runs: int, network: str, wait: bool) -> list[float]:
     """Milliseconds from the POST to the container running, `runs` times."""
     from django.test import Client
@@ -221,6 +224,7 @@ def measure_berth(admin, runs: int, network: str, wait: bool) -> list[float]:
     client = Client()
     client.force_login(admin)
     timings, ids = [], []
+    posted.clear()
     tag = "w" if wait else "p"
     for i in range(runs + 1):  # the first one warms the agent's pool up and is not counted
         body = {
@@ -243,6 +247,7 @@ def measure_berth(admin, runs: int, network: str, wait: bool) -> list[float]:
                 raise RuntimeError(f"create failed: {response.status_code} {data}")
             cid = data["container"]["id"]
         else:
+            posted.append((time.perf_counter() - start) * 1000)
             cid = response.json()["container"]["id"]
             while True:
                 state = (
@@ -363,6 +368,7 @@ def main() -> int:
             results["berth API, row polled"] = measure_berth(
                 admin, args.runs, args.network, wait=False
             )
+            results["  of which POST -> 202"] = posted[1:]
         finally:
             berth.stop()
         if not args.no_docker and shutil.which("dockerd"):

@@ -53,6 +53,7 @@ def pss(pid: int) -> int:
 
 
 def settle() -> int:
+    """Let the kernel settle, then read MemAvailable."""
     time.sleep(1.0)
     return mem_available()
 
@@ -168,6 +169,7 @@ def bench_docker(base: Path, n: int, berth_mb: float) -> None:
 
 
 def main() -> int:
+    """Start N idle containers, measure, clean up; then the Docker peer."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="number of idle containers")
     args = parser.parse_args()

@@ -34,38 +34,53 @@ PREFIX = "bnchst"
 
 
 def spec(cmd: list[str]) -> ContainerSpec:
+    """The benchmark's container spec running `cmd`."""
     return ContainerSpec.from_dict(
         {"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS}
     )
 
 
 def timed(fn) -> float:
+    """Milliseconds `fn` took."""
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1000
 
 
 def median(xs: list[float]) -> float:
+    """Median, NaN for no samples."""
     return statistics.median(xs) if xs else float("nan")
 
 
 def bench_berth(rt: Runtime, n: int) -> dict:
-    start, true_run = [], []
+    """Berth through its API: start latency and run of /bin/true."""
+    start, true_run, two_step = [], [], []
     for _ in range(n):
         holder = {}
         start.append(timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"])))))
         rt.delete(holder["id"], force=True)
+        # The contract's two verbs, as runc's create + start.
+        two_step.append(
+            timed(
+                lambda holder=holder: holder.update(
+                    rt.start(rt.create(spec(["sleep", "1000"]))["id"])
+                )
+            )
+        )
+        rt.delete(holder["id"], force=True)
 
         def run_true():
+            """run, wait and delete one /bin/true container."""
             st = rt.run(spec(["/bin/true"]))
             rt.wait(st["id"])
             rt.delete(st["id"])
 
         true_run.append(timed(run_true))
-    return {"start": start, "run_true": true_run}
+    return {"start": start, "run_true": true_run, "create_start": two_step}
 
 
 def bench_berth_cli(cfg: RuntimeConfig, n: int) -> list[float]:
+    """Berth through `python -m runtime run --rm`."""
     env = dict(
         os.environ,
         BERTH_ROOT=str(cfg.root),
@@ -99,6 +114,7 @@ def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
     """`run` of /bin/true and `create`+`start` of sleep, by runc or crun."""
 
     def command(*args: str) -> list[str]:
+        """The tool's command line (crun inside a private mount namespace)."""
         base = [tool, "--root", str(state), *args]
         if tool == "crun":  # crun refuses this host's hybrid cgroups unless the v2 mount is hidden
             return [
@@ -145,6 +161,7 @@ def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
 
 
 def main() -> int:
+    """Run every tool in one go and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="iterations per tool")
     args = parser.parse_args()
@@ -179,6 +196,8 @@ def main() -> int:
         print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}")
         for name, r in results.items():
             print(f"{name:14}{median(r['start']):12.1f}{median(r['run_true']):20.1f}")
+        two = median(results["berth"]["create_start"])
+        print(f"{'berth c+s':14}{two:12.1f}   (create() then start(), the contract's two verbs)")
         print(
             f"{'berth CLI':14}{'':12}{median(cli):20.1f}   (python -m runtime run --rm, includes interpreter start)"
         )

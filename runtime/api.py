@@ -65,6 +65,7 @@ class Runtime:
 
     def _frozen(self, cid: str):
         def check() -> bool:
+            """Whether the container's cgroup is frozen (False when unknown)."""
             try:
                 return self.cgroups.is_frozen(cid)
             except (OSError, BerthError):

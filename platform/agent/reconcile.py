@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from agent import executor, lookup, observe
+from agent import claims, executor, lookup, observe
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.State
 # A pending operation this old lost its message (Redis restarted empty): run it from the row.
 LOST_MESSAGE_AFTER = timedelta(seconds=60)
+# Operations that are live sessions run by their own task (agent/streams.py), never re-run.
+SESSION_KINDS = frozenset({"container.terminal"})
 
 
 def recover_operations(host_name: str, *, agent_started=None, rt=None) -> list[int]:
@@ -45,11 +47,26 @@ def recover_operations(host_name: str, *, agent_started=None, rt=None) -> list[i
     else:
         ops = ops.filter(state=OpState.PENDING, created_at__lt=timezone.now() - LOST_MESSAGE_AFTER)
     done = []
-    for op_id, state in ops.order_by("created_at", "id").values_list("id", "state"):
+    for op_id, state, kind in ops.order_by("created_at", "id").values_list("id", "state", "kind"):
+        if kind in SESSION_KINDS:
+            _end_session(op_id, state, host_name)
+            continue
         log.info("recovering %s operation %s on host %s", state, op_id, host_name)
         executor.execute(op_id, host_name=host_name, recovering=state == OpState.RUNNING, rt=rt)
         done.append(op_id)
     return done
+
+
+def _end_session(op_id, state, host_name) -> None:
+    """A live session (web terminal) cannot be re-run: its browser end is gone with the agent.
+
+    Pending ones belong to their own task (agent.relay_terminal); running ones of a dead agent
+    are closed as failed.
+    """
+    if state == OpState.RUNNING:
+        op = claims.claim(op_id, host_name=host_name, recovering=True)
+        if op is not None:
+            claims.finish(op, error="the session ended: the host agent restarted")
 
 
 def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
@@ -66,7 +83,9 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
             host__name=host_name,
             target_type="container",
             state__in=(OpState.PENDING, OpState.RUNNING),
-        ).values_list("target_id", flat=True)
+        )
+        .exclude(kind__in=SESSION_KINDS)  # a terminal session changes nothing the reconciler sees
+        .values_list("target_id", flat=True)
     )
     present = lookup.index(rt)
     counts = {

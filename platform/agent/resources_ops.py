@@ -6,11 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
 from images.models import Image
 from networks.models import Network
-from runtime.errors import InvalidSpec, NotFound
+from runtime.errors import Conflict, InvalidSpec, NotFound
 from volumes.models import Volume
 
 
@@ -118,53 +117,51 @@ def network_create(rt, op):
 
 
 def network_remove(rt, op):
-    """Remove a network; gone already counts as done."""
-    name = (
-        op.params.get("name")
-        or Network.objects.filter(id=op.target_id).values_list("name", flat=True).first()
-    )
-    if not name:
-        raise NotFound("network row is gone and the operation names no network")
+    """Remove a network (refused while containers use it); its row goes, freeing the name."""
+    net = Network.objects.filter(id=op.target_id, host=op.host).first()
+    if net is None:
+        return {"removed": None}  # a repeated removal: nothing left to do
     with contextlib.suppress(NotFound):
-        rt.networks.remove(name)
-    Network.objects.filter(id=op.target_id).update(state="removed")
-    return {"removed": name}
+        rt.networks.remove(net.name)
+    net.delete()
+    return {"removed": net.name}
 
 
-def _volume_dir(rt, name):
-    if "/" in name or name in ("", ".", ".."):
+def _volume_data(rt, name: str) -> Path:
+    """The host directory of a named volume's data (the runtime mounts <volumes>/<name>/_data)."""
+    if not name or "/" in name or name in (".", ".."):
         raise InvalidSpec(f"invalid volume name {name!r}")
-    return rt.config.volumes_dir / name
+    return rt.config.volumes_dir / name / "_data"
 
 
 def volume_create(rt, op):
-    """Create a named local volume (a directory the runtime mounts by name)."""
-    vol = Volume.objects.get(id=op.target_id)
+    """Create a named local volume: its data directory, owned by root, mode 0755."""
+    vol = Volume.objects.get(id=op.target_id, host=op.host)
     if vol.driver != "local":
         raise InvalidSpec(f"volume driver {vol.driver!r} is not supported (only local)")
-    if getattr(rt, "volumes", None) is not None:
-        rt.volumes.create(vol.name)
-    else:
-        _volume_dir(rt, vol.name).mkdir(parents=True, exist_ok=True)
+    _volume_data(rt, vol.name).mkdir(parents=True, exist_ok=True)
     Volume.objects.filter(id=vol.id).update(state="ready")
-    return {"name": vol.name}
+    return {"name": vol.name, "mountpoint": str(_volume_data(rt, vol.name))}
 
 
 def volume_remove(rt, op):
-    """Remove a named volume and its data."""
-    name = (
-        op.params.get("name")
-        or Volume.objects.filter(id=op.target_id).values_list("name", flat=True).first()
-    )
-    if not name:
-        raise NotFound("volume row is gone and the operation names no volume")
-    if getattr(rt, "volumes", None) is not None:
-        with contextlib.suppress(NotFound):
-            rt.volumes.remove(name)
-    else:
-        shutil.rmtree(_volume_dir(rt, name), ignore_errors=True)
-    Volume.objects.filter(id=op.target_id).update(state="removed")
-    return {"removed": name, "at": timezone.now().isoformat()}
+    """Remove a named volume and its data (refused while a container mounts it)."""
+    vol = Volume.objects.filter(id=op.target_id, host=op.host).first()
+    if vol is None:
+        return {"removed": None}
+    users = [
+        s["name"]
+        for s in rt.list()
+        if any(
+            m.get("type") == "volume" and m.get("source") == vol.name
+            for m in (s["spec"].get("mounts") or [])
+        )
+    ]
+    if users:
+        raise Conflict(f"volume {vol.name} is in use by container(s) {', '.join(users)}")
+    shutil.rmtree(_volume_data(rt, vol.name).parent, ignore_errors=True)
+    vol.delete()
+    return {"removed": vol.name}
 
 
 HANDLERS = {

@@ -33,7 +33,11 @@ def check_create(spec, scope, *, user, obj) -> list[str]:
             if team_id != obj.team_id:
                 problems.append(f"volume {name!r} belongs to another team")
     problems += policy.violations(
-        spec, scope.codes, bind_paths=scope.bind_paths, volume_options=volumes
+        spec,
+        scope.codes,
+        bind_paths=scope.bind_paths,
+        volume_options=volumes,
+        default_limits=scope.default_limits,
     )
     wanted = [n for n in (spec.get("network") or {}).get("networks") or [] if isinstance(n, str)]
     if wanted and obj is not None:

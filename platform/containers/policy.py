@@ -77,8 +77,13 @@ def _mount_binds(mount: dict, volume_options: dict) -> str | None:
     return None
 
 
-def violations(spec, granted, *, bind_paths=(), volume_options=None) -> list[str]:
-    """The dangerous options in `spec` that `granted` (permission codes) does not allow."""
+def violations(
+    spec, granted, *, bind_paths=(), volume_options=None, default_limits=None
+) -> list[str]:
+    """The dangerous options in `spec` that `granted` (permission codes) does not allow.
+
+    `default_limits` are the creator's role defaults: a role with defaults may not ask for no limit.
+    """
     if not isinstance(spec, dict):
         return ["the container spec must be an object"]
     granted = frozenset(granted)
@@ -137,6 +142,12 @@ def violations(spec, granted, *, bind_paths=(), volume_options=None) -> list[str
             need(
                 "container.low_ports",
                 f"publishing on the chosen host address {port.get('host_ip')}",
+            )
+    limits = spec.get("limits") if isinstance(spec.get("limits"), dict) else {}
+    for key in ("memory", "pids"):
+        if key in (default_limits or {}) and limits.get(key) in (None, -1):
+            problems.append(
+                f"{key} without a limit is not allowed for your role (its default is {default_limits[key]})"
             )
     return problems
 

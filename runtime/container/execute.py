@@ -17,6 +17,7 @@ import traceback
 from runtime import linux
 from runtime.container import hardening, plan
 from runtime.container.init import find_executable
+from runtime.container.rootfs import TIOCGPTN, TIOCSPTLCK
 from runtime.container.users import resolve_user
 from runtime.errors import BerthError
 
@@ -131,9 +132,6 @@ def spawn(
     return helper
 
 
-_TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431
-
-
 def open_pty_in(pid: int) -> tuple[int, int]:
     """A pty pair from the container's own devpts, so `tty` inside names /dev/pts/N."""
     import stat
@@ -145,8 +143,8 @@ def open_pty_in(pid: int) -> tuple[int, int]:
     if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 5:
         os.close(master)
         raise BerthError("the container's /dev/pts/ptmx is not the pty multiplexer")
-    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
-    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
     slave = os.open(f"{base}/{number}", os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
     return master, slave
 

@@ -9,10 +9,8 @@ as one JSON line on the message pipe.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import termios
 import traceback
 
 from runtime import linux
@@ -53,10 +51,9 @@ def find_executable(name: str, path: str) -> str:
 
 def _stdio(plan: dict) -> None:
     os.setsid()
+    # With a TTY these are /dev/null until the pty exists (made inside the container's devpts).
     for target, fd in enumerate(plan["stdio"]):
         os.dup2(fd, target)
-    if plan["tty"]:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _namespaces(plan: dict) -> None:

@@ -65,10 +65,13 @@ def etc_files(rt, rec: dict, paths: ContainerPaths) -> dict[str, str]:
 
 
 def make_stdio(spec: dict) -> dict:
-    """Pipes (or a pty) that outlive each container process: the shim keeps both ends."""
+    """Pipes that outlive each container process (the shim keeps both ends); for a TTY, a
+    socket pair on which the child hands the shim the master of a pty it makes inside the
+    container's own devpts (so `tty` in there names /dev/pts/0, as in Docker)."""
     fds = {}
     if spec["tty"]:
-        fds["master"], fds["slave"] = os.openpty()
+        shim_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds["pty_sock"], fds["pty_peer"] = shim_end.detach(), child_end.detach()
     else:
         fds["out_r"], fds["out_w"] = os.pipe()
         fds["err_r"], fds["err_w"] = os.pipe()
@@ -78,9 +81,10 @@ def make_stdio(spec: dict) -> dict:
 
 
 def child_stdio(fds: dict) -> list[int]:
-    """The three descriptors the container's init gets as 0, 1 and 2."""
-    if "slave" in fds:
-        return [fds["slave"]] * 3
+    """The three descriptors the container's init starts with as 0, 1 and 2."""
+    if "pty_peer" in fds:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        return [null] * 3  # replaced by the pty's slave once the child has made it
     stdin = fds.get("in_r")
     if stdin is None:
         stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -156,7 +160,7 @@ def exec_shim(shim_args: dict) -> None:
     os.dup2(log, 2)
     os.close(null)
     os.close(log)
-    for key in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w", "listen"):
+    for key in ("out_r", "out_w", "err_r", "err_w", "pty_sock", "in_r", "in_w", "listen"):
         if shim_args.get(key) is not None:
             os.set_inheritable(shim_args[key], True)
     binary = shim_args.get("binary")
@@ -194,12 +198,11 @@ def exec_shim(shim_args: dict) -> None:
             json.dumps(a),
         ]
         if a["tty"]:
-            argv += ["--master", str(a["master"])]
+            argv += ["--pty-socket", str(a["pty_sock"])]
         else:
             argv += ["--out", str(a["out_r"]), "--err", str(a["err_r"])]
-        stdin = a.get("master") if a["tty"] else a.get("in_w")
-        if stdin is not None:
-            argv += ["--input", str(stdin)]
+        if a.get("in_w") is not None:
+            argv += ["--input", str(a["in_w"])]
         os.execv(binary, argv)
     os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM, json.dumps(shim_args)])
 
@@ -217,6 +220,7 @@ class Handshake:
         self.info: dict = {}
 
     def next(self, deadline: float) -> dict:
+        """The next JSON message from the child (KernelError on timeout or EOF)."""
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.msg_r], [], [], left)[0]:
@@ -249,6 +253,7 @@ class Handshake:
 
     def wait_eof(self, deadline: float) -> None:
         # Every writer of the pipe closes it on exec (or exit): EOF means the program runs.
+        """Wait until every writer closed the pipe (the program has exec'd)."""
         try:
             while True:
                 msg = self.next(deadline)
@@ -259,6 +264,7 @@ class Handshake:
                 raise
 
     def close(self) -> None:
+        """Close both pipe ends held by the caller."""
         for fd in (self.msg_r, self.go_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -268,6 +274,7 @@ def network_step(rt, rec: dict, files: dict):
     """The callable that wires the network once the container's netns exists."""
 
     def step(pid: int) -> dict:
+        """Attach the container (init `pid`) to its network; returns the network dict."""
         spec = rt.spec_of(rec)
         exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
         files_paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
@@ -360,6 +367,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
     child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now)
+    child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
     args = shim_args(rt, rec, paths, fds, listen)
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
@@ -422,13 +430,17 @@ def respawn(rt, rec: dict, args: dict) -> None:
     joins, pid_fd = _namespace_fds(rt, rec)
     fds = {
         k: args.get(k)
-        for k in ("out_r", "out_w", "err_r", "err_w", "master", "slave", "in_r", "in_w")
+        for k in ("out_r", "out_w", "err_r", "err_w", "in_r", "in_w")
         if args.get(k) is not None
     }
+    if rec["spec"]["tty"]:  # a new devpts comes with the new mount namespace: a new pty
+        fds.update(make_stdio({"tty": True, "stdin_open": False}))
+        args["pty_sock"] = fds["pty_sock"]
     stdio = child_stdio(fds)
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
     child = _child_plan(rt, rec, paths, files, stdio, fifo=False)
+    child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
     cpid = _fork_init(child, rec["spec"]["namespaces"].get("pid", "private"), pid_fd)
     # Threads (the network step uses one) must live in this process's own PID namespace.

@@ -7,8 +7,12 @@ inside the root), mask and lock /proc and /sys, then pivot_root and detach the o
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import stat
+import struct
+import termios
 
 from runtime import linux
 from runtime.container.safepath import fd_path, open_in_root
@@ -40,6 +44,8 @@ STANDARD_DEVICES = (
     ("urandom", 1, 9),
     ("tty", 5, 0),
 )
+# ioctls of the pty multiplexer (asm-generic/ioctls.h), which the termios module lacks.
+TIOCGPTN, TIOCSPTLCK = 0x80045430, 0x40045431
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
@@ -118,8 +124,38 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
     if plan["tty"]:
-        # By name: a bind of our inherited descriptor would cross mount namespaces (EINVAL).
-        _mount_at(root_fd, "/dev/console", os.ttyname(0), None, linux.MS_BIND, create="file")
+        slave_path = _make_pty(root_fd, plan["pty_peer"])
+        _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
+
+
+def _make_pty(root_fd: int, peer: int) -> str:
+    """Open a pty in the container's devpts, hand its master to the shim, make the slave
+    our stdio and controlling terminal; returns the slave's path (for /dev/console)."""
+    ptmx = open_in_root(root_fd, "/dev/pts/ptmx")
+    try:
+        master = os.open(fd_path(ptmx), os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    finally:
+        os.close(ptmx)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    pts = open_in_root(root_fd, f"/dev/pts/{number}")
+    try:
+        slave_path = os.readlink(fd_path(pts))
+        slave = os.open(fd_path(pts), os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    finally:
+        os.close(pts)
+    sock = socket.socket(fileno=peer)
+    try:
+        socket.send_fds(sock, [b"m"], [master])
+    finally:
+        sock.detach()
+        os.close(peer)
+    os.close(master)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return slave_path
 
 
 def _mount_sys(root_fd: int, plan: dict) -> None:

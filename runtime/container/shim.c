@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -157,9 +158,8 @@ static int monitor(pid_t pid) {
             if (errno == EINTR) continue;
             break;
         }
-        for (int i = 0; i < nstreams; i++)
-            if (fds[2 + i].revents && read_stream(&streams[i]) == 0) streams[i].open = 0;
-        if (fds[1].revents & POLLIN) {
+        /* Accept first: a client that connected before start must see the first output. */
+        while (fds[1].revents & POLLIN) {
             int c = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c >= 0) {
                 int slot = -1;
@@ -167,8 +167,12 @@ static int monitor(pid_t pid) {
                     if (clients[i] < 0) slot = i;
                 if (slot < 0) close(c);
                 else clients[slot] = c;
+            } else {
+                break;
             }
         }
+        for (int i = 0; i < nstreams; i++)
+            if (fds[2 + i].revents && read_stream(&streams[i]) == 0) streams[i].open = 0;
         for (int i = 0; i < MAX_CLIENTS; i++) {
             struct pollfd *p = &fds[2 + nstreams + i];
             if (clients[i] < 0 || p->fd != clients[i] || !p->revents) continue;
@@ -198,6 +202,25 @@ static int monitor(pid_t pid) {
     return WEXITSTATUS(status);
 }
 
+static int recv_fd(int sock) {
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    int fd = -1;
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    close(sock);
+    return fd;
+}
+
 static int should_restart(const char *policy, int max, int count, int code, const char *stop_flag) {
     if (access(stop_flag, F_OK) == 0) return 0;
     if (strcmp(policy, "always") == 0 || strcmp(policy, "unless-stopped") == 0) return 1;
@@ -218,7 +241,12 @@ int main(int argc, char **argv) {
     log_fd = open(opt(argc, argv, "--log", "/dev/null"), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     for (int i = 0; i < MAX_CLIENTS; i++) clients[i] = -1;
     if (tty) {
-        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--master", "-1")), .name = "stdout", .open = 1};
+        /* The container's init makes its pty inside its own devpts and sends us the master. */
+        int master = recv_fd(atoi(opt(argc, argv, "--pty-socket", "-1")));
+        if (master >= 0) {
+            streams[nstreams++] = (struct stream){.fd = master, .name = "stdout", .open = 1};
+            input_fd = master;
+        }
     } else {
         streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--out", "-1")), .name = "stdout", .open = 1};
         streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--err", "-1")), .name = "stderr", .open = 1};

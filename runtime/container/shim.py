@@ -45,19 +45,27 @@ class Shim:
         self.log = open(args["log"], "ab", buffering=0)  # noqa: SIM115 (lives as long as the shim)
         self.partial = {"stdout": b"", "stderr": b""}
         self.sources = {}  # fd -> stream name
+        self.master = None
         if args["tty"]:
-            self.sources[args["master"]] = "stdout"
+            # The container's init makes its pty inside its own devpts and sends the master.
+            sock = socket.socket(fileno=args["pty_sock"])
+            _, fds, _, _ = socket.recv_fds(sock, 1, 1, socket.MSG_CMSG_CLOEXEC)
+            sock.close()
+            if fds:
+                self.master = fds[0]
+                self.sources[self.master] = "stdout"
         else:
             self.sources[args["out_r"]] = "stdout"
             self.sources[args["err_r"]] = "stderr"
         for fd in self.sources:
             os.set_blocking(fd, False)
-        self.input_fd = args["master"] if args["tty"] else args.get("in_w")
+        self.input_fd = self.master if args["tty"] else args.get("in_w")
         self.listen = socket.socket(fileno=args["listen"])
         self.listen.setblocking(False)
         self.clients: dict[int, socket.socket] = {}
 
     def log_data(self, stream: str, data: bytes) -> None:
+        """Split output into lines and log each with a timestamp."""
         buf = self.partial[stream] + data
         lines = buf.split(b"\n")
         self.partial[stream] = lines.pop()
@@ -78,12 +86,14 @@ class Shim:
         self.log.write("".join(out).encode())
 
     def flush(self) -> None:
+        """Log what is left of unfinished lines."""
         for stream, rest in self.partial.items():
             if rest:
                 self._write_lines(stream, [rest])
                 self.partial[stream] = b""
 
     def forward(self, data: bytes) -> None:
+        """Send output to every attached client, dropping slow ones."""
         for fd, client in list(self.clients.items()):
             try:
                 client.send(data)
@@ -92,11 +102,13 @@ class Shim:
                 self.drop(fd)
 
     def drop(self, fd: int) -> None:
+        """Forget and close one attach client."""
         client = self.clients.pop(fd, None)
         if client:
             client.close()
 
     def read_source(self, fd: int) -> bool:
+        """Read one chunk of output; False at EOF."""
         try:
             data = os.read(fd, _CHUNK)
         except BlockingIOError:
@@ -112,6 +124,7 @@ class Shim:
         return True
 
     def accept(self) -> None:
+        """Accept a new attach client."""
         try:
             client, _ = self.listen.accept()
         except BlockingIOError:
@@ -120,6 +133,7 @@ class Shim:
         self.clients[client.fileno()] = client
 
     def client_input(self, fd: int) -> None:
+        """Copy a client's input to the container's stdin or pty."""
         try:
             data = self.clients[fd].recv(_CHUNK)
         except BlockingIOError:
@@ -136,13 +150,15 @@ class Shim:
                 pass
 
     def run(self) -> int:
+        """Serve until the container's init exits; return its exit code."""
         pidfd = os.pidfd_open(self.pid)
         poller = select.poll()
         for fd in (*self.sources, self.listen.fileno(), pidfd):
             poller.register(fd, select.POLLIN)
         open_sources = set(self.sources)
         while True:
-            for fd, _ in poller.poll():
+            # Accept first: a client that connected before start must see the first output.
+            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != self.listen.fileno()):
                 if fd == pidfd:
                     return self.finish(pidfd, open_sources)
                 if fd == self.listen.fileno():
@@ -161,6 +177,7 @@ class Shim:
                     poller.unregister(fd)
 
     def finish(self, pidfd: int, open_sources: set) -> int:
+        """Reap the init, drain the pipes, return the exit code (128+signal if killed)."""
         _, status = os.waitpid(self.pid, 0)
         os.close(pidfd)
         # Every process of the PID namespace is gone once its init is reaped; what they

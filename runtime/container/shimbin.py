@@ -22,18 +22,25 @@ def ensure(root: Path) -> str | None:
         return None
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
     target = root / "bin" / f"berth-shim-{digest}"
-    if not target.exists():
-        compiler = shutil.which("cc") or shutil.which("gcc")
-        if compiler is None:
-            _cache[key] = None
-            return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        result = subprocess.run([compiler, "-O2", "-o", str(tmp), str(SOURCE)], capture_output=True)
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            _cache[key] = None
-            return None
-        os.replace(tmp, target)  # atomic: concurrent builders agree on one binary
-    _cache[key] = str(target)
+    _cache[key] = str(target) if target.exists() or _build(target) else None
     return _cache[key]
+
+
+def _build(target: Path) -> bool:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return False
+    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [compiler, "-O2", "-o", str(tmp), str(SOURCE)], capture_output=True, timeout=120
+        )
+        if result.returncode != 0:
+            return False
+        os.replace(tmp, target)  # atomic: concurrent builders agree on one binary
+        return True
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -35,12 +35,15 @@ class ContainerStore:
     now = staticmethod(now_iso)
 
     def paths(self, cid: str) -> ContainerPaths:
+        """The paths of container `cid`."""
         return ContainerPaths(self.config, cid)
 
     def new_id(self) -> str:
+        """A fresh 64-hex-digit container id."""
         return secrets.token_hex(32)
 
     def ids(self) -> list[str]:
+        """Ids of every container on disk."""
         try:
             return sorted(e.name for e in os.scandir(self.config.containers_dir) if e.is_dir())
         except FileNotFoundError:
@@ -65,6 +68,7 @@ class ContainerStore:
         os.close(fd)
 
     def release_name(self, name: str, cid: str) -> None:
+        """Free `name` if `cid` holds it."""
         path = self.names_dir / name
         with contextlib.suppress(FileNotFoundError):
             if path.read_text().strip() == cid:
@@ -91,18 +95,22 @@ class ContainerStore:
         raise NotFound(f"no such container: {ref}")
 
     def read_record(self, cid: str) -> dict:
+        """The container's fixed record (config.json); NotFound if missing."""
         rec = read_json(self.paths(cid).config_file)
         if rec is None:
             raise NotFound(f"no such container: {cid}")
         return rec
 
     def write_record(self, rec: dict) -> None:
+        """Write the container's fixed record atomically."""
         write_json(self.paths(rec["id"]).config_file, rec)
 
     def read_state(self, cid: str) -> dict:
+        """The container's changing state (state.json), {} if none."""
         return read_json(self.paths(cid).state_file, {}) or {}
 
     def write_state(self, cid: str, state: dict) -> None:
+        """Write the container's changing state atomically."""
         write_json(self.paths(cid).state_file, state)
 
     @contextlib.contextmanager

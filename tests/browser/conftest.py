@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from browser_helpers import artifacts
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -153,13 +154,6 @@ def stack(redis_url):
         stack.teardown()
 
 
-def artifacts() -> Path:
-    """$BERTH_ARTIFACTS/browser (default artifacts/browser under the checkout)."""
-    path = Path(os.environ.get("BERTH_ARTIFACTS") or REPO / "artifacts") / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
@@ -199,8 +193,3 @@ def page_for(browser, stack):
     yield make
     for context in contexts:
         context.close()
-
-
-def shot(page, name: str) -> None:
-    """Save a full-page screenshot as a test artifact."""
-    page.screenshot(path=str(artifacts() / f"{name}.png"), full_page=True)

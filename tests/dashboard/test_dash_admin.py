@@ -148,3 +148,50 @@ def test_users_and_teams_pages(login, users, teams):
     page = login("developer").get("/manage/teams/").content.decode()
     assert "td-alpha" in page and "td-beta" not in page
     assert User.objects.count() == 6
+
+
+def test_admin_creates_a_user_who_can_log_in(login):
+    response = login("admin").post(
+        "/manage/users/new/", {"username": "td-new", "password": "a-long-password-1"}
+    )
+    assert response.status_code == 302
+    assert (
+        Client()
+        .post("/login/", {"username": "td-new", "password": "a-long-password-1"})
+        .status_code
+        == 302
+    )
+    assert (
+        login("developer")
+        .post("/manage/users/new/", {"username": "td-x", "password": "a-long-password-1"})
+        .status_code
+        == 403
+    )
+    assert not User.objects.filter(username="td-x").exists()
+    # Bad input is refused with a message and nothing created.
+    login("admin").post("/manage/users/new/", {"username": "td-short", "password": "x"})
+    assert not User.objects.filter(username="td-short").exists()
+
+
+def test_team_members_change_through_the_gate(login, users, teams):
+    admin = login("admin")
+    response = admin.post(
+        f"/manage/teams/{teams['beta'].pk}/members/", {"user": users["viewer"].pk, "op": "add"}
+    )
+    assert response.status_code == 302
+    assert teams["beta"].members.filter(pk=users["viewer"].pk).exists()
+    admin.post(
+        f"/manage/teams/{teams['beta'].pk}/members/", {"user": users["viewer"].pk, "op": "remove"}
+    )
+    assert not teams["beta"].members.filter(pk=users["viewer"].pk).exists()
+    # Joining a team yourself is changing your own bindings: refused, even to an admin.
+    response = admin.post(
+        f"/manage/teams/{teams['beta'].pk}/members/", {"user": users["admin"].pk, "op": "add"}
+    )
+    assert response.status_code == 403
+    # The developer may not change teams at all.
+    response = login("developer").post(
+        f"/manage/teams/{teams['alpha'].pk}/members/", {"user": users["rando"].pk}
+    )
+    assert response.status_code == 403
+    assert not teams["alpha"].members.filter(pk=users["rando"].pk).exists()

@@ -127,3 +127,36 @@ def test_unknown_action_is_refused(login, containers):
     )
     assert response.status_code == 302
     assert not Operation.objects.exists()
+
+
+def test_polled_reads_are_decided_each_time_and_audited_once_a_minute(
+    login, containers, monkeypatch
+):
+    from operations import dispatch
+
+    calls = []
+
+    def fake_host(host, task, args, timeout=None):
+        # Stands in for the host agent's answer; the real one is driven in tests/browser.
+        calls.append(task)
+        return {"lines": [["stdout", "2026-01-01T00:00:00Z", "hello <b>\n"]]}
+
+    monkeypatch.setattr(dispatch, "call_host", fake_host)
+    c = containers["alpha"]
+    client = login("viewer")
+    for _ in range(3):
+        response = client.get(f"/containers/{c.pk}/logs/?tail=5", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        assert "hello &lt;b&gt;" in response.content.decode()  # escaped, never HTML
+    assert calls == ["agent.container_logs"] * 3
+    events = AuditEvent.objects.filter(
+        actor="td-viewer", action="container.logs", object_id=str(c.pk)
+    )
+    assert events.count() == 1 and events.first().outcome == "allowed"
+    download = client.get(f"/containers/{c.pk}/logs/download/")
+    assert download["Content-Disposition"] == 'attachment; filename="td-web-a.log"'
+    assert b"stdout hello <b>" in download.content
+    # Someone without container.logs is refused, and every refusal is audited.
+    assert login("developer").get(f"/containers/{containers['beta'].pk}/logs/").status_code == 404
+    assert login("rando").get(f"/containers/{c.pk}/logs/").status_code == 404
+    assert len(calls) == 4

@@ -302,6 +302,36 @@ class Stack:
             assert status == expect, f"{method} {path}: {status} {payload}"
         return status, payload
 
+    def upload(self, path: str, fields: dict, file_path: Path, *, timeout: float = 120):
+        """POST a multipart form with one file (`file`) and text fields; returns (status, JSON)."""
+        boundary = "berth" + secrets.token_hex(8)
+        parts = []
+        for key, value in fields.items():
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+            )
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_path.name}"\r\n'
+            "Content-Type: application/x-tar\r\n\r\n".encode()
+            + file_path.read_bytes()
+            + b"\r\n"
+        )
+        parts.append(f"--{boundary}--\r\n".encode())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}/api/v1/{path.lstrip('/')}",
+            data=b"".join(parts),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
     def sql(self, query: str, *args) -> list[tuple]:
         """Read the shared SQLite database directly (what the web and the agent both see)."""
         with sqlite3.connect(self.db_path, timeout=20) as conn:

@@ -253,3 +253,17 @@ def test_heartbeat_marks_silent_hosts_down(world):
     other.refresh_from_db()
     assert world["host"].state == "up" and world["host"].last_heartbeat is not None
     assert other.state == "down"
+
+
+def test_startup_closes_dead_terminal_sessions_and_leaves_new_ones(world):
+    agent_started = timezone.now()
+    dead = _op(world, "container.terminal")
+    Operation.objects.filter(id=dead.id).update(
+        state="running", started_at=agent_started - timedelta(seconds=5)
+    )
+    new = _op(world, "container.terminal")
+    reconcile.reconcile_host(world["host"].name, agent_started=agent_started, rt=world["rt"])
+    dead.refresh_from_db()
+    new.refresh_from_db()
+    assert dead.state == "failed" and "session ended" in dead.error
+    assert new.state == "pending"  # agent.relay_terminal's to take

@@ -291,3 +291,12 @@ def test_another_teams_network_cannot_be_joined(api, teams, host):
 def test_unknown_api_path_uses_the_error_format(api):
     response = api("admin").get("/api/v1/nothing-here/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_developer_cannot_ask_for_unlimited_pids(api, host):
+    response = _create(api("developer"), {"name": "tp-fork", "limits": {"pids": -1}})
+    assert (
+        response.status_code == 403
+        and "pids without a limit" in response.json()["error"]["message"]
+    )
+    assert _create(api("admin"), {"name": "tp-fork", "limits": {"pids": -1}}).status_code == 202

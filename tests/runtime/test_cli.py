@@ -247,3 +247,39 @@ def test_exec_it(berth, rt):
         os.close(master)
         if proc.poll() is None:
             proc.kill()
+
+
+def test_killing_the_caller_stops_no_container(rt):
+    import signal
+
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+    )
+    cwd = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "run",
+            "--name",
+            "fg",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    assert proc.stdout.readline() == b"up\n"  # attached and running in the foreground
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(0.2)
+    assert rt.state("fg")["status"] == "running"

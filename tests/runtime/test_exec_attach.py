@@ -66,6 +66,9 @@ def test_attach_to_tty_container(rt, base_spec):
         sock.connect(address)
     sock.sendall(b"echo hel''lo\n")
     assert b"hello" in _recv_until(sock, b"hello\r\n")
+    # The pty comes from the container's own devpts, as with Docker.
+    sock.sendall(b"tty\n")
+    assert b"/dev/pts/0" in _recv_until(sock, b"/dev/pts/0")
     sock.close()  # detaching leaves the container running
     assert rt.state(st["id"])["status"] == "running"
     sock = socket.socket(socket.AF_UNIX)

@@ -58,3 +58,18 @@ def test_always_restarts_after_crash_but_not_after_stop(rt, base_spec):
     rt.stop(st["id"], timeout=0)
     time.sleep(0.5)
     assert rt.state(st["id"])["status"] == "stopped"
+
+
+def test_tty_container_gets_a_new_pty_on_restart(rt, base_spec):
+    base_spec.update(
+        command=["sh", "-c", "tty; exit 1"],
+        tty=True,
+        restart={"name": "on-failure", "max_retries": 1},
+    )
+    st = rt.run(base_spec)
+    _wait_for(
+        lambda: (
+            rt.state(st["id"])["status"] == "stopped" and rt.state(st["id"])["restart_count"] == 1
+        )
+    )
+    assert [b for _, _, b in rt.logs(st["id"])] == [b"/dev/pts/0\r\n"] * 2

@@ -46,14 +46,18 @@ def users(request):
         )
         .order_by("username")
     )
-    return render(request, "dashboard/admin/users.html", {"users": rows})
+    context = {"users": rows, "can_create": may(request.user, "user.create")}
+    return render(request, "dashboard/admin/users.html", context)
 
 
 @gated("team.view")
 def teams(request):
     """Teams the user may see, with their members."""
     rows = visible(Team.objects.prefetch_related("members"), request.user, "team.view")
-    return render(request, "dashboard/admin/teams.html", {"teams": rows})
+    can_change = may(request.user, "team.change")
+    people = User.objects.filter(is_active=True).only("id", "username") if can_change else []
+    context = {"teams": rows, "can_change": can_change, "people": people}
+    return render(request, "dashboard/admin/teams.html", context)
 
 
 def permission_groups() -> list[tuple[str, list[str]]]:

@@ -6,6 +6,7 @@ the API sends them.
 """
 
 import json
+import time
 
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
@@ -20,6 +21,7 @@ from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may
 from operations import dispatch
 from rbac import gate
+from rbac.errors import AccessDenied
 
 # verb -> the observed states in which its button makes sense
 VERB_STATES = {
@@ -32,6 +34,7 @@ VERB_STATES = {
     "remove": None,  # always
 }
 MAX_TAIL = 10000
+AUDIT_READS_EVERY = 60  # seconds
 
 
 def _container(request, pk, action="container.view"):
@@ -116,10 +119,30 @@ def action(request, pk):
     return redirect("dashboard:container_detail", pk=container.pk)
 
 
+def _audit_due(request, permission, pk) -> bool:
+    """Whether this user's read of `permission` on container `pk` is due for an audit event.
+
+    The page polls logs, stats and processes every few seconds: each poll is decided by the
+    gate, a refusal is always audited, and an allowed read once a minute per container and
+    session (the first read is always recorded), so the log is not flooded by open tabs.
+    """
+    now = time.time()
+    seen = request.session.get("berth_audited_reads", {})
+    key = f"{permission}:{pk}"
+    if now - seen.get(key, 0) < AUDIT_READS_EVERY:
+        return False
+    seen = {k: t for k, t in seen.items() if now - t < AUDIT_READS_EVERY}
+    seen[key] = now
+    request.session["berth_audited_reads"] = seen
+    return True
+
+
 def _ask_host(request, container, permission, task, params):
-    gate.authorize(
-        request.user, permission, container, resource="container", summary=_summary(request)
-    )
+    decision = gate.decide(request.user, permission, container, resource="container")
+    if not decision.allowed or _audit_due(request, permission, container.pk):
+        gate.record(decision, summary=_summary(request))
+    if not decision.allowed:
+        raise AccessDenied(decision)
     return dispatch.call_host(container.host, task, [container.pk, params])
 
 

@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import render
 
+from accounts.models import Team
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
@@ -17,6 +18,24 @@ PAGE_SIZE = 50
 
 def _page(request, qs):
     return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _ops(user, kind: str) -> dict:
+    return {"can_operations": may(user, "operation.view"), "ops_kind": kind}
+
+
+def _create_context(user, resource: str) -> dict:
+    """Create/remove buttons and the choices of the create form, as the gate allows."""
+    can_create = may(user, f"{resource}.create")
+    context = {
+        "can_create": can_create,
+        "can_delete": may(user, f"{resource}.delete"),
+        **_ops(user, f"{resource}."),
+    }
+    if can_create:
+        context["teams"] = visible(Team.objects.all(), user, "team.view")
+        context["hosts"] = visible(Host.objects.all(), user, "host.view")
+    return context
 
 
 @gated("image.view")
@@ -34,6 +53,10 @@ def images(request):
         "hosts": visible(Host.objects.all(), user, "host.view")
         if may(user, "image.import")
         else [],
+        "teams": visible(Team.objects.all(), user, "team.view")
+        if may(user, "image.import")
+        else [],
+        **_ops(user, "image."),
     }
     return render(request, "dashboard/images.html", context)
 
@@ -60,7 +83,7 @@ def image_detail(request, pk):
 def networks(request):
     """Networks of the teams the user may see."""
     qs = visible(Network.objects.select_related("host", "team"), request.user, "network.view")
-    context = {"page": _page(request, qs), "can_create": may(request.user, "network.create")}
+    context = {"page": _page(request, qs), **_create_context(request.user, "network")}
     return render(request, "dashboard/networks.html", context)
 
 
@@ -68,7 +91,7 @@ def networks(request):
 def volumes(request):
     """Volumes of the teams the user may see."""
     qs = visible(Volume.objects.select_related("host", "team"), request.user, "volume.view")
-    context = {"page": _page(request, qs), "can_create": may(request.user, "volume.create")}
+    context = {"page": _page(request, qs), **_create_context(request.user, "volume")}
     return render(request, "dashboard/volumes.html", context)
 
 
