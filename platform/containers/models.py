@@ -54,7 +54,12 @@ class Container(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["host", "name"], name="unique_container_name_per_host")
+            # A removed container keeps its row for the audit trail but frees its name.
+            models.UniqueConstraint(
+                fields=["host", "name"],
+                condition=~models.Q(observed_state="removed"),
+                name="unique_container_name_per_host",
+            )
         ]
         indexes = [
             models.Index(fields=["team", "observed_state"]),

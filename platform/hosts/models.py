@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-HEARTBEAT_GRACE = timedelta(seconds=90)
+HEARTBEAT_GRACE = timedelta(seconds=45)  # three missed 15 s agent heartbeats
 
 
 class Host(models.Model):

@@ -72,8 +72,12 @@ def wait_for(operation: Operation, seconds: float) -> Operation:
     """Poll the Operation row until it is done or `seconds` have passed; returns it fresh."""
     deadline = time.monotonic() + max(0.0, min(seconds, settings.BERTH_MAX_WAIT_SECONDS))
     operation.refresh_from_db()
+    # Short polls first (most operations finish within tens of milliseconds), then back off
+    # so a long wait costs few queries.
+    pause = 0.005
     while not operation.is_done and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
         operation.refresh_from_db()
     return operation
 

@@ -103,6 +103,15 @@ def test_create_run_logs_terminal_stop_remove(page_for, stack):
         "() => document.getElementById('logs').textContent.includes('hello-from-browser')",
         timeout=30_000,
     )
+    # Live stats reach the charts and the processes table lists the program.
+    page.wait_for_function(
+        "() => Chart.getChart('chart-mem').data.datasets[0].data.filter((v) => v > 0).length >= 2",
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "() => (document.getElementById('processes') || {}).textContent?.includes('sleep 1000')",
+        timeout=30_000,
+    )
     shot(page, "container-detail")
 
     page.click("#open-terminal")
@@ -228,3 +237,37 @@ def test_other_pages_render(page_for, stack):
         )
         > 0
     )
+
+
+def test_attach_to_a_tty_container(page_for, stack):
+    status, body = stack.api(
+        "POST",
+        "containers/?wait=60",
+        {
+            "team": stack.team,
+            "host": stack.host,
+            "spec": {
+                "image": "busybox",
+                "name": "tb-tty",
+                "command": ["sh"],
+                "tty": True,
+                "stdin_open": True,
+                "network": {"mode": "none"},
+            },
+        },
+    )
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    pk = body["container"]["id"]
+    page = page_for("admin")
+    page.goto(f"{stack.url}/containers/{pk}/terminal/?mode=attach")
+    page.wait_for_selector("#terminal[data-state=ready]", timeout=30_000)
+    page.click("#terminal")
+    page.keyboard.type("echo at-$((2+3))")
+    page.keyboard.press("Enter")
+    page.wait_for_function(FIND_IN_TERMINAL, arg="at-5", timeout=20_000)
+    shot(page, "terminal-attach")
+    # Detaching leaves the container running.
+    page.click("#terminal-detach")
+    page.wait_for_selector("#terminal[data-state=detached]")
+    assert state_of(stack, pk)[0] == "running"
+    assert stack.runtime().state("tb-tty")["status"] == "running"
