@@ -45,6 +45,19 @@ def set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def connect_unix(sock, path: str) -> None:
+    """Connect to a unix socket, also one whose path is longer than sun_path's 108 bytes."""
+    if len(os.fsencode(path)) < 100:
+        sock.connect(path)
+        return
+    # Reach it through a descriptor of its directory: /proc/self/fd/N/name is short.
+    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{directory}/{os.path.basename(path)}")
+    finally:
+        os.close(directory)
+
+
 class ExecSession:
     """A program started in the container's namespaces on a PTY that the agent holds."""
 
@@ -127,10 +140,10 @@ class AttachSession:
             raise SessionError(str(err)) from None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.connect(path)
+            connect_unix(self.sock, path)
         except OSError as err:
             self.sock.close()
-            raise SessionError(f"cannot attach: {err.strerror}") from None
+            raise SessionError(f"cannot attach: {err.strerror or err}") from None
         self.sock.setblocking(False)
         self.fd = self.sock.fileno()
 

@@ -1,6 +1,7 @@
 """URLs of the dashboard (namespace `dashboard`), mounted at the site root."""
 
 from django.urls import path
+from registries import dashboard_views as registry_pages
 
 from dashboard.views import (
     admin,
@@ -42,6 +43,7 @@ urlpatterns = [
     # Other resources
     path("images/", resources.images, name="images"),
     path("images/import/", images.image_import, name="image_import"),
+    path("images/pull/", registry_pages.pull_page, name="image_pull"),
     path("images/<int:pk>/", resources.image_detail, name="image_detail"),
     path("images/<int:pk>/tag/", images.image_tag, name="image_tag"),
     path("images/<int:pk>/delete/", images.image_delete, name="image_delete"),
@@ -52,6 +54,7 @@ urlpatterns = [
     path("volumes/new/", netvol.volume_create, name="volume_create"),
     path("volumes/<int:pk>/remove/", netvol.volume_remove, name="volume_remove"),
     path("operations/", netvol.operations, name="operations"),
+    path("operations/<int:pk>/progress/", registry_pages.progress_page, name="operation_progress"),
     path("hosts/", resources.hosts, name="hosts"),
     # Administration
     path("manage/users/", admin.users, name="users"),

@@ -132,7 +132,7 @@ def redis_url(tmp_path_factory):
         proc.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(redis_url):
     """One Berth for the browser tests: web (daphne), agent, runtime; torn down by pid and prefix."""
     if os.geteuid() != 0:

@@ -31,6 +31,13 @@ def run_async(fn):
     return wrapper
 
 
+@pytest.fixture(autouse=True)
+def keep_test_connection(monkeypatch):
+    """channels closes "old" connections around each database call; inside the test's
+    transaction (on PostgreSQL) that would close the test's own connection."""
+    monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
+
+
 def _app():
     from config.asgi import application
 
@@ -204,3 +211,33 @@ async def test_tty_container_can_be_attached(sessions, teams, host):
     op = await sync_to_async(Operation.objects.get)()
     assert op.params["mode"] == "attach" and op.params["command"] == []
     await comm.disconnect()
+
+
+@run_async
+async def test_the_asgi_app_serves_the_static_files():
+    from asgiref.testing import ApplicationCommunicator
+
+    for path, needle in (
+        ("/static/berth/berth.css", b"--accent"),
+        ("/static/vendor/htmx/htmx.min.js", b"htmx"),
+    ):
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "path": path,
+            "query_string": b"",
+            "headers": [(b"host", b"127.0.0.1")],
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+        }
+        comm = ApplicationCommunicator(_app(), scope)
+        await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await comm.receive_output(10)
+        body = b""
+        while True:
+            message = await comm.receive_output(10)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        assert start["status"] == 200 and needle in body, path

@@ -153,7 +153,7 @@ def _context(dockerfile: str, files: dict) -> bytes:
     return buf.getvalue()
 
 
-def test_build_twice_hits_the_cache_then_save(web):
+def test_build_twice_hits_the_cache_then_save_push_and_prune(web, registry):
     dockerfile = "FROM busybox\nCOPY hello /hello\nRUN cat /hello > /copy\nCMD cat /copy\n"
     context = _context(dockerfile, {"hello": b"hi from tr\n"})
     tag = "tr/built:" + uuid.uuid4().hex[:6]
@@ -181,3 +181,15 @@ def test_build_twice_hits_the_cache_then_save(web):
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == [f"{tag}"] or tag in manifest[0]["RepoTags"][0]
+
+    # Push the built image to the registry; skopeo reads it back from there.
+    target = f"{registry.host}/tr/pushed:1"
+    _, pushed = web.api("POST", f"images/{row}/push/?wait=60", {"target": target}, expect=200)
+    digest = _finished(pushed)["result"]["digest"]
+    inspected = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{target}").stdout)
+    assert inspected["Digest"] == digest
+
+    _, pruned = web.api("POST", "images/prune/?wait=60", {"host": web.host}, expect=200)
+    assert "removed" in _finished(pruned)["result"]
+    _, still = web.api("GET", f"images/{row}/", expect=200)
+    assert still["image_id"] == first["image_id"]

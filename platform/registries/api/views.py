@@ -17,14 +17,12 @@ from api.base import (
     GatedUpdateMixin,
     GatedViewSet,
 )
-from api.lookups import pick, pick_host, pick_team
+from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
 from images.models import Image
 from operations.models import Operation
-from operations.services import do_host_operation
-from rbac import gate
-from registries import refs
+from registries import services
 from registries.api import serializers as s
 from registries.models import Registry
 from registries.progress import exports_dir, progress_body
@@ -76,41 +74,17 @@ class ImageActionViewSet(GatedViewSet):
     queryset = Image.objects.select_related("host", "team")
     serializer_class = s.OperationAcceptedSerializer
 
-    # -- helpers ----------------------------------------------------------------------------
-
     def _registry(self, value):
-        """The configured registry named in the body, if the user may use it (refusals audited)."""
-        if not value:
-            return None, None
-        user, summary = self.request.user, self.summary()
-        gate.require(user, "registry.use", resource="registry", summary=summary)
-        usable = gate.restrict(Registry.objects.all(), user, "registry.use")
-        registry = pick(usable, value, "registry")
-        decision = gate.require(
-            user, "registry.use", registry, resource="registry", summary=summary
-        )
-        return registry, decision
+        return services.usable_registry(self.request.user, value, summary=self.summary())
 
-    def _queue(self, decision, *, kind, host, team=None, target_id="", params, summary, extra=()):
+    def _queue(self, decision, **kwargs):
         """Create the Operation (and its audit events) and answer with it."""
-        extra_decisions = [d for d in extra if d is not None]
+        kwargs.setdefault("summary", self.summary())
+        op = services.do_image_operation(decision, acting_user=self.request.user, **kwargs)
+        return self._answer(op)
 
-        def before():
-            for other in extra_decisions:
-                gate.record(other, summary=summary)
-
-        op = do_host_operation(
-            decision,
-            kind=kind,
-            target_type="image",
-            target_id=target_id,
-            host=host,
-            team=team,
-            params=params,
-            acting_user=self.request.user,
-            summary=summary,
-            before=before if extra_decisions else None,
-        )
+    def _answer(self, op):
+        """202 (or 200 after ?wait=) with the Operation and its progress URL."""
         return operation_response(
             self.request, op, {"progress": f"/api/v1/operations/{op.pk}/progress/"}
         )
@@ -128,29 +102,15 @@ class ImageActionViewSet(GatedViewSet):
         data = body.validated_data
         host = pick_host(request.user, data.get("host"))
         team = pick_team(request.user, data["team"]) if data.get("team") else None
-        registry, use = self._registry(data.get("registry"))
-        ref = data["ref"]
-        if registry is not None:
-            ref = refs.in_registry(ref, registry.address)
-            if not registry.owns(ref):
-                raise InvalidRequest(
-                    f"{ref} names registry {refs.registry_of(ref)}, not {registry.address}"
-                )
-        decision = self.require(Image(host=host, team=team))
-        return self._queue(
-            decision,
-            kind="image.pull",
+        op = services.do_pull_image(
+            request.user,
+            ref=data["ref"],
             host=host,
             team=team,
-            target_id=ref[:64],
-            params={
-                "ref": ref,
-                "registry": registry.pk if registry else None,
-                "private": team is not None,
-            },
-            summary=self.summary() | {"ref": ref, "registry": registry.name if registry else ""},
-            extra=[use],
+            registry=data.get("registry"),
+            summary=self.summary(),
         )
+        return self._answer(op)
 
     @extend_schema(request=s.PushSerializer)
     @action(detail=True, methods=["post"])
@@ -167,10 +127,7 @@ class ImageActionViewSet(GatedViewSet):
         if "@" in target:
             raise InvalidRequest("push to a tag, not a digest")
         registry, use = self._registry(data.get("registry"))
-        if registry is not None:
-            target = refs.in_registry(target, registry.address)
-            if not registry.owns(target):
-                raise InvalidRequest(f"{target} is not in registry {registry.address}")
+        target = services.place_ref(target, registry)
         decision = self.require(image)
         return self._queue(
             decision,

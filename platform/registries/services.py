@@ -1,0 +1,95 @@
+"""Image actions on the web side, shared by the REST API and the dashboard: decide, audit, queue."""
+
+from config.errors import InvalidRequest
+from operations.services import do_host_operation
+from rbac import gate
+from registries import refs
+from registries.models import Registry
+
+
+def usable_registry(user, value, *, summary=None):
+    """(registry, allowed registry.use decision) for a name or id; (None, None) when not given.
+
+    Refusals are audited and raised (403); a registry the user may not use looks unknown (400).
+    """
+    if value in (None, ""):
+        return None, None
+    gate.require(user, "registry.use", resource="registry", summary=summary)
+    usable = gate.restrict(Registry.objects.all(), user, "registry.use")
+    lookup = {"pk": int(value)} if str(value).isdigit() else {"name": value}
+    registry = usable.filter(**lookup).first()
+    if registry is None:
+        raise InvalidRequest(f"unknown registry {value!r}")
+    decision = gate.require(user, "registry.use", registry, resource="registry", summary=summary)
+    return registry, decision
+
+
+def place_ref(ref: str, registry) -> str:
+    """The reference inside `registry` (prefixed when it names none); refused if it is elsewhere."""
+    if registry is None:
+        return ref
+    placed = refs.in_registry(ref, registry.address)
+    if not registry.owns(placed):
+        raise InvalidRequest(
+            f"{placed} names registry {refs.registry_of(placed)}, not {registry.address}"
+        )
+    return placed
+
+
+def do_image_operation(
+    decision,
+    *,
+    kind,
+    host,
+    acting_user,
+    team=None,
+    target_id="",
+    params=None,
+    summary=None,
+    extra=(),
+):
+    """Queue an image Operation; `extra` allowed decisions (registry.use) are audited with it."""
+    others = [d for d in extra if d is not None]
+
+    def before():
+        for other in others:
+            gate.record(other, summary=summary)
+
+    return do_host_operation(
+        decision,
+        kind=kind,
+        target_type="image",
+        target_id=str(target_id)[:64],
+        host=host,
+        team=team,
+        params=params or {},
+        acting_user=acting_user,
+        summary=summary,
+        before=before if others else None,
+    )
+
+
+def do_pull_image(user, *, ref, host, team=None, registry=None, summary=None):
+    """Decide image.pull (and registry.use) for `user` and queue the pull; returns the Operation."""
+    from images.models import Image
+
+    registry, use = usable_registry(user, registry, summary=summary)
+    ref = place_ref(ref, registry)
+    decision = gate.require(
+        user, "image.pull", Image(host=host, team=team), resource="image", summary=summary
+    )
+    return do_image_operation(
+        decision,
+        kind="image.pull",
+        host=host,
+        team=team,
+        target_id=ref,
+        params={
+            "ref": ref,
+            "registry": registry.pk if registry else None,
+            "private": team is not None,
+        },
+        acting_user=user,
+        summary=(summary or {}) | {"ref": ref, "registry": registry.name if registry else ""},
+        extra=[use],
+    )

@@ -1,0 +1,43 @@
+// Polls /api/v1/operations/<id>/progress/ once a second: one <progress> bar per layer, the log
+// appended from the last offset, until the operation succeeds or fails.
+(function () {
+  const box = document.getElementById("op-progress");
+  if (!box) return;
+  const url = box.dataset.url;
+  const rows = box.querySelector("#op-layers tbody");
+  const log = document.getElementById("op-log");
+  let since = 0;
+
+  function row(layer) {
+    let tr = rows.querySelector(`tr[data-id="${CSS.escape(layer.id)}"]`);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.id = layer.id;
+      tr.innerHTML = '<td class="mono"></td><td></td><td><progress max="100"></progress> <span></span></td>';
+      tr.cells[0].textContent = layer.id.slice(0, 19);
+      rows.appendChild(tr);
+    }
+    tr.cells[1].textContent = layer.status;
+    const bar = tr.querySelector("progress");
+    if (layer.percent === null) bar.removeAttribute("value");
+    else bar.value = layer.percent;
+    tr.querySelector("span").textContent = layer.percent === null ? "" : `${layer.percent}%`;
+  }
+
+  async function tick() {
+    const answer = await fetch(`${url}?since=${since}`, { credentials: "same-origin" });
+    if (!answer.ok) return;
+    const data = await answer.json();
+    document.getElementById("op-state").textContent = data.state;
+    data.layers.forEach(row);
+    if (data.log) log.textContent += data.log;
+    since = data.next;
+    if (data.error) {
+      const err = document.getElementById("op-error");
+      err.textContent = data.error;
+      err.hidden = false;
+    }
+    if (data.state !== "succeeded" && data.state !== "failed") setTimeout(tick, 1000);
+  }
+  tick();
+})();
