@@ -45,13 +45,48 @@ DEFAULT_CAPABILITIES = (
     "AUDIT_WRITE",
 )
 ALL_CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
-    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
-    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
-    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
-    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
-    "CHECKPOINT_RESTORE"
-).split()
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+)
 
 
 def normalize_capability(name: str) -> str:
@@ -77,7 +112,9 @@ def parse_size(value: Any, what: str = "size") -> int:
         return value
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*", str(value), re.IGNORECASE)
     if not match:
-        raise InvalidSpec(f"invalid {what}: {value!r} (use a number with an optional unit b, k, m, g)")
+        raise InvalidSpec(
+            f"invalid {what}: {value!r} (use a number with an optional unit b, k, m, g)"
+        )
     number, unit = match.groups()
     return int(float(number) * _SIZE_UNITS[unit.lower()])
 
@@ -146,7 +183,9 @@ class Mount:
 
     def validate(self) -> None:
         if self.type not in MOUNT_TYPES:
-            raise InvalidSpec(f"mount type must be one of {', '.join(MOUNT_TYPES)}, got {self.type!r}")
+            raise InvalidSpec(
+                f"mount type must be one of {', '.join(MOUNT_TYPES)}, got {self.type!r}"
+            )
         _check_container_path(self.target, "mount target")
         if self.target == "/":
             raise InvalidSpec("a mount cannot replace the container's root")
@@ -158,7 +197,9 @@ class Mount:
         elif self.source:
             raise InvalidSpec("a tmpfs mount takes no source")
         for opt in self.options:
-            if self.type != "tmpfs" or not re.fullmatch(r"(size=\d+[kmg]?|mode=[0-7]{3,4}|noexec|nosuid|nodev)", opt):
+            if self.type != "tmpfs" or not re.fullmatch(
+                r"(size=\d+[kmg]?|mode=[0-7]{3,4}|noexec|nosuid|nodev)", opt
+            ):
                 raise InvalidSpec(f"unsupported {self.type} mount option {opt!r}")
 
 
@@ -184,7 +225,10 @@ class PortMapping:
         return port
 
     def validate(self) -> None:
-        for name, value, low in (("container port", self.container_port, 1), ("host port", self.host_port, 0)):
+        for name, value, low in (
+            ("container port", self.container_port, 1),
+            ("host port", self.host_port, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
                 raise InvalidSpec(f"{name} must be a number from {low} to 65535, got {value!r}")
         if self.protocol not in ("tcp", "udp"):
@@ -233,10 +277,16 @@ class Limits:
     def from_dict(cls, data: Any) -> Limits:
         data = _check_keys(cls, data or {}, "limits")
         limits = cls(
-            memory=None if data.get("memory") is None else parse_size(data["memory"], "memory limit"),
+            memory=None
+            if data.get("memory") is None
+            else parse_size(data["memory"], "memory limit"),
             memory_swap=None
             if data.get("memory_swap") is None
-            else (-1 if data["memory_swap"] in (-1, "-1") else parse_size(data["memory_swap"], "memory+swap limit")),
+            else (
+                -1
+                if data["memory_swap"] in (-1, "-1")
+                else parse_size(data["memory_swap"], "memory+swap limit")
+            ),
             cpu_shares=_opt_int(data.get("cpu_shares"), "cpu_shares"),
             cpu_quota=_opt_int(data.get("cpu_quota"), "cpu_quota"),
             cpu_period=_opt_int(data.get("cpu_period"), "cpu_period"),
@@ -245,7 +295,12 @@ class Limits:
             blkio_weight=_opt_int(data.get("blkio_weight"), "blkio_weight"),
             **{
                 key: [ThrottleDevice.from_dict(d) for d in (data.get(key) or [])]
-                for key in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
+                for key in (
+                    "device_read_bps",
+                    "device_write_bps",
+                    "device_read_iops",
+                    "device_write_iops",
+                )
             },
         )
         limits.validate()
@@ -265,7 +320,9 @@ class Limits:
             raise InvalidSpec("cpu_period must be from 1000 to 1000000 microseconds")
         if self.cpu_quota is not None and self.cpu_quota != -1 and self.cpu_quota < MIN_CPU_QUOTA:
             raise InvalidSpec("cpu_quota must be at least 1000 microseconds")
-        if self.cpuset_cpus is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", str(self.cpuset_cpus)):
+        if self.cpuset_cpus is not None and not re.fullmatch(
+            r"\d+(-\d+)?(,\d+(-\d+)?)*", str(self.cpuset_cpus)
+        ):
             raise InvalidSpec(f"invalid cpuset {self.cpuset_cpus!r} (use e.g. 0-1 or 0,2)")
         if self.pids is not None and self.pids != -1 and self.pids < 1:
             raise InvalidSpec("pids limit must be at least 1, or -1 for unlimited")
@@ -301,8 +358,14 @@ class RestartPolicy:
 
     def validate(self) -> None:
         if self.name not in RESTART_POLICIES:
-            raise InvalidSpec(f"restart policy must be one of {', '.join(RESTART_POLICIES)}, got {self.name!r}")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise InvalidSpec(
+                f"restart policy must be one of {', '.join(RESTART_POLICIES)}, got {self.name!r}"
+            )
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
             raise InvalidSpec("max_retries must be a non-negative integer")
 
 
@@ -343,9 +406,15 @@ class NetworkSpec:
 
     def validate(self) -> None:
         if not (self.mode in ("bridge", "none", "host") or self.mode.startswith("container:")):
-            raise InvalidSpec(f"network mode must be bridge, none, host or container:<name>, got {self.mode!r}")
-        if self.mode != "bridge" and (self.networks or self.ports or self.publish_all or self.links):
-            raise InvalidSpec(f"networks, published ports and links need bridge mode, not {self.mode!r}")
+            raise InvalidSpec(
+                f"network mode must be bridge, none, host or container:<name>, got {self.mode!r}"
+            )
+        if self.mode != "bridge" and (
+            self.networks or self.ports or self.publish_all or self.links
+        ):
+            raise InvalidSpec(
+                f"networks, published ports and links need bridge mode, not {self.mode!r}"
+            )
         if self.mac_address is not None and not MAC_RE.match(self.mac_address):
             raise InvalidSpec(f"invalid MAC address {self.mac_address!r}")
         if self.mac_address is not None and int(self.mac_address[:2], 16) & 1:
@@ -415,7 +484,9 @@ class ContainerSpec:
         if not isinstance(data.get("image"), str) or not data.get("image"):
             raise InvalidSpec("image is required")
         labels = data.get("labels") or {}
-        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
             raise InvalidSpec("labels must be an object of strings")
         namespaces = data.get("namespaces") or {}
         if not isinstance(namespaces, dict):
@@ -424,7 +495,9 @@ class ContainerSpec:
             image=data["image"],
             name=data.get("name"),
             command=None if data.get("command") is None else _str_list(data["command"], "command"),
-            entrypoint=None if data.get("entrypoint") is None else _str_list(data["entrypoint"], "entrypoint"),
+            entrypoint=None
+            if data.get("entrypoint") is None
+            else _str_list(data["entrypoint"], "entrypoint"),
             env=_str_list(data.get("env"), "env"),
             working_dir=data.get("working_dir"),
             user=data.get("user"),
@@ -453,7 +526,9 @@ class ContainerSpec:
 
     def validate(self) -> None:
         if self.name is not None and not NAME_RE.match(self.name):
-            raise InvalidSpec(f"invalid container name {self.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            raise InvalidSpec(
+                f"invalid container name {self.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
         if self.hostname is not None and not HOSTNAME_RE.match(self.hostname):
             raise InvalidSpec(f"invalid hostname {self.hostname!r}")
         if self.working_dir is not None:
@@ -462,13 +537,21 @@ class ContainerSpec:
             key, sep, _ = item.partition("=")
             if not sep or not ENV_KEY_RE.match(key) or "\0" in item:
                 raise InvalidSpec(f"invalid environment entry {item!r} (use KEY=value)")
-        if self.user is not None and not re.fullmatch(r"[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)?", self.user):
+        if self.user is not None and not re.fullmatch(
+            r"[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)?", self.user
+        ):
             raise InvalidSpec(f"invalid user {self.user!r} (use uid[:gid] or a name)")
         for kind, value in self.namespaces.items():
             if kind not in NAMESPACE_KINDS:
-                raise InvalidSpec(f"unknown namespace {kind!r}; one of {', '.join(NAMESPACE_KINDS)} (network goes in network.mode)")
-            if not isinstance(value, str) or not (value in ("host", "private") or value.startswith("container:")):
-                raise InvalidSpec(f"namespace {kind} must be 'private', 'host' or 'container:<name>', got {value!r}")
+                raise InvalidSpec(
+                    f"unknown namespace {kind!r}; one of {', '.join(NAMESPACE_KINDS)} (network goes in network.mode)"
+                )
+            if not isinstance(value, str) or not (
+                value in ("host", "private") or value.startswith("container:")
+            ):
+                raise InvalidSpec(
+                    f"namespace {kind} must be 'private', 'host' or 'container:<name>', got {value!r}"
+                )
         for dev in self.devices:
             parts = dev.split(":")
             if len(parts) > 3 or not parts[0].startswith("/dev/"):
@@ -497,10 +580,7 @@ class ContainerSpec:
         if self.privileged:
             return list(ALL_CAPABILITIES)
         caps = list(DEFAULT_CAPABILITIES)
-        if "ALL" in self.cap_drop:
-            caps = []
-        else:
-            caps = [c for c in caps if c not in self.cap_drop]
+        caps = [] if "ALL" in self.cap_drop else [c for c in caps if c not in self.cap_drop]
         if "ALL" in self.cap_add:
             return [c for c in ALL_CAPABILITIES if c not in self.cap_drop]
         caps += [c for c in self.cap_add if c not in caps]

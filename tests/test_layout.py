@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 def test_platform_folder_is_not_a_package():
     assert not (REPO / "platform" / "__init__.py").exists()
     # The standard library's module must win: Django, Celery and uuid import it.
-    assert stdlib_platform.__file__.startswith(sys.base_prefix) or "lib/python" in stdlib_platform.__file__
+    assert (
+        stdlib_platform.__file__.startswith(sys.base_prefix)
+        or "lib/python" in stdlib_platform.__file__
+    )
     assert hasattr(importlib.import_module("platform"), "python_version")
 
 
@@ -33,7 +36,9 @@ def test_readme_opens_with_the_two_commands():
     assert "scripts/test" in ci
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose (Debian package) not installed")
+@pytest.mark.skipif(
+    not shutil.which("docker-compose"), reason="docker-compose (Debian package) not installed"
+)
 def test_compose_file_is_valid():
     result = subprocess.run(
         ["docker-compose", "-f", str(REPO / "docker-compose.dev.yml"), "config", "-q"],

@@ -5,21 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('containers', '0001_initial'),
-        ('hosts', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("containers", "0001_initial"),
+        ("hosts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='container',
-            name='unique_container_name_per_host',
+            model_name="container",
+            name="unique_container_name_per_host",
         ),
         migrations.AddConstraint(
-            model_name='container',
-            constraint=models.UniqueConstraint(condition=models.Q(('observed_state', 'removed'), _negated=True), fields=('host', 'name'), name='unique_container_name_per_host'),
+            model_name="container",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("observed_state", "removed"), _negated=True),
+                fields=("host", "name"),
+                name="unique_container_name_per_host",
+            ),
         ),
     ]
