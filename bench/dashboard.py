@@ -205,14 +205,13 @@ def main() -> None:
         print(
             f"\nserver time, {args.containers} containers in {args.teams} teams (median of {args.runs}):"
         )
-        print(f"{'':24}{'admin (all)':>14}{'dev (one team)':>16}")
-        api = times[("admin", "API list")]
+        print(f"{'':24}{'admin (all)':>19}{'dev (one team)':>19}")
         for what in ("dashboard page", "container list page", "list rows (htmx poll)", "API list"):
             a, d = times[("admin", what)], times[("dev", what)]
-            print(
-                f"{what:24}{a:11.1f} ms{d:13.1f} ms   x{a / api:.2f} of the API list   target 50 ms"
-            )
-        browser = browser_times(data_dir, args.browser_runs)
+            ra, rd = a / times[("admin", "API list")], d / times[("dev", "API list")]
+            print(f"{what:24}{a:8.1f} ms (x{ra:.2f}){d:8.1f} ms (x{rd:.2f})   target 50 ms")
+        print("(xN: ratio to the API list of the same user)")
+        browser = browser_times(data_dir, args.browser_runs) if args.browser_runs > 0 else None
         if browser:
             print(
                 f"\ncontainer list page in Chromium, admin, 50 of {args.containers} rows (median of {args.browser_runs}):"

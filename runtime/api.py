@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ from pathlib import Path
 from runtime.config import RuntimeConfig
 from runtime.container import inspect, launch, plan
 from runtime.container import status as sm
-from runtime.container.fsutil import read_json, write_json
+from runtime.container.checkpoint import pause_at
+from runtime.container.fsutil import proc_start_time, read_json, write_json
 from runtime.container.store import ContainerStore
 from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, KernelError, NotFound
 from runtime.signals import parse_signal
@@ -75,6 +77,8 @@ class Runtime:
 
     def _observe(self, cid: str) -> tuple[dict, dict]:
         rec = self.store.read_record(cid)
+        if self.store.abandoned(rec):
+            raise NotFound(f"no such container: {rec['name']} (its create never finished)")
         obs = sm.observe(self.store.paths(cid), self._frozen(cid))
         if obs["status"] == sm.STOPPED and not self.store.read_state(cid).get("started_at"):
             obs["status"] = sm.CREATED  # created, never started, no process waiting
@@ -115,14 +119,22 @@ class Runtime:
             self.running_pid(rec["network_container"])
         return rec
 
-    def _create(self, spec, start_now: bool) -> dict:
+    def _create(self, spec, start_now: bool, auto_remove: bool = False) -> dict:
         rec = self._prepare(spec)
         cid, paths = rec["id"], self.store.paths(rec["id"])
-        self.store.reserve_name(rec["name"], cid)
+        if auto_remove:
+            rec["auto_remove"] = True
+        # The record names its creator until the create completes: if this process dies
+        # half-way, the next create of the name (or reconcile) sees it and clears the rest.
+        me = os.getpid()
+        rec["creating"] = {"pid": me, "start": proc_start_time(me)}
+        self.store.publish_record(rec)
+        pause_at("record")
         try:
-            for d in (paths.dir, paths.upper, paths.work, paths.merged):
-                d.mkdir(parents=True, exist_ok=True, mode=0o700 if d == paths.dir else 0o755)
-            self.store.write_record(rec)
+            self._claim_name(rec["name"], cid)
+            pause_at("name")
+            for d in (paths.upper, paths.work, paths.merged):
+                d.mkdir(parents=True, exist_ok=True, mode=0o755)
             self.store.write_state(cid, {"started_at": None})
             spec_obj = self.spec_of(rec)
             self.cgroups.create(
@@ -132,22 +144,63 @@ class Runtime:
                 devices=rec["device_rules"],
                 privileged=spec_obj.privileged,
             )
+            pause_at("cgroup")
             with self.store.locked(cid):
                 launch.launch(self, rec, start_now)
+                pause_at("launch")
                 if start_now:
                     self.store.write_state(cid, {"started_at": self.store.now()})
+                del rec["creating"]
+                self.store.write_record(rec)
         except BaseException:
-            self._teardown(cid, rec["name"])
+            self._teardown(cid, rec["name"], network=True)
             raise
         return self.state(cid)
+
+    def _claim_name(self, name: str, cid: str) -> None:
+        """Reserve `name`, first clearing a half-made container of a dead creator that holds it."""
+        try:
+            self.store.reserve_name(name, cid)
+            return
+        except Conflict:
+            owner = self.store.name_owner(name)
+            if not owner or not self._clear_owner(owner, name):
+                raise
+        self.store.reserve_name(name, cid)  # a racing create may have won it: Conflict then
+
+    def _clear_owner(self, owner: str, name: str) -> bool:
+        """Clear the holder of `name` if it is a half-made container; True if the name is free."""
+        if "/" in owner or owner in ("", ".", ".."):
+            return False
+        if not self.store.paths(owner).dir.exists():
+            self.store.release_name(name, owner)  # a create or delete killed half-way
+            return True
+        try:
+            with self.store.locked(owner):
+                return self._clear_if_abandoned(owner, name)
+        except NotFound:  # removed meanwhile
+            self.store.release_name(name, owner)
+            return True
+
+    def _clear_if_abandoned(self, cid: str, name: str | None = None) -> bool:
+        """Tear down `cid` if its create died half-way (or it has no record); True if cleared."""
+        if "/" in cid or cid in ("", ".", ".."):
+            return False
+        rec = read_json(self.store.paths(cid).config_file)
+        if rec is not None and not self.store.abandoned(rec):
+            return False
+        self._teardown(cid, name or (rec or {}).get("name"), network=True)
+        if name:
+            self.store.release_name(name, cid)
+        return True
 
     def create(self, spec) -> dict:
         """Create a container; its process waits before exec until start()."""
         return self._create(spec, start_now=False)
 
-    def run(self, spec) -> dict:
-        """Create and start in one step (the process execs as soon as it is set up)."""
-        return self._create(spec, start_now=True)
+    def run(self, spec, auto_remove: bool = False) -> dict:
+        """Create and start in one step; with auto_remove the container is deleted when it exits."""
+        return self._create(spec, start_now=True, auto_remove=auto_remove)
 
     def start(self, ref: str) -> dict:
         """Start a created or stopped container; a running one is left alone."""
@@ -322,6 +375,8 @@ class Runtime:
         """Remove the container: cgroup, network, upper layer and state (force: kill first)."""
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
+            if self._clear_if_abandoned(cid):
+                return
             rec, obs = self._observe(cid)
             if obs["process"]:
                 if not force:
@@ -333,25 +388,69 @@ class Runtime:
                 self._kill_and_wait(cid, obs)
             self._teardown(cid, rec["name"])
 
-    def _teardown(self, cid: str, name: str | None) -> None:
+    def _teardown(self, cid: str, name: str | None, network: bool = False) -> None:
         paths = self.store.paths(cid)
         with contextlib.suppress(OSError):
             paths.stop_flag.touch()
+            paths.caller_cleans.touch()
         obs = sm.observe(paths, lambda: False)
+        # A create killed before it recorded the shim: the shim is the parent of the init.
+        shims = {obs["shim_pid"]} | self._parents_outside(cid)
         with contextlib.suppress(OSError, BerthError):
             self.cgroups.destroy(cid)
-        launch.wait_gone(obs["shim_pid"], 10)
+        for pid in shims:
+            launch.wait_gone(pid, 10)
+        if network and self._has_network(cid):
+            with contextlib.suppress(OSError, BerthError):
+                self.networks.detach(cid)
         self._detach_network(cid)
         self.store.remove(cid, name)
+
+    def _parents_outside(self, cid: str) -> set[int]:
+        """Parents of the cgroup's processes that are not in it (a shim nobody recorded)."""
+        try:
+            pids = set(self.cgroups.pids(cid))
+        except (OSError, BerthError):
+            return set()
+        parents = set()
+        for pid in pids:
+            with contextlib.suppress(OSError, ValueError):
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    raw = f.read()
+                ppid = int(raw[raw.rindex(b")") + 2 :].split()[1])
+                if ppid not in pids and ppid > 1:
+                    parents.add(ppid)
+        return parents
+
+    def _has_network(self, cid: str) -> bool:
+        rec = read_json(self.store.paths(cid).config_file) or {}
+        mode = ((rec.get("spec") or {}).get("network") or {}).get("mode", "none")
+        return mode not in ("none", "host") and not mode.startswith("container:")
 
     def reconcile(self) -> list[str]:
         """Mark containers whose shim is gone (reboot, kill) stopped and clean what they left."""
         gone = []
+        for path in self.store.leftovers():
+            shutil.rmtree(path, ignore_errors=True)
         for cid in self.store.ids():
             with contextlib.suppress(NotFound):
-                if self._reconcile_one(cid):
+                if self._clear_if_abandoned(cid):
                     gone.append(cid)
+                elif self._reconcile_one(cid):
+                    gone.append(cid)
+        self._release_orphan_names()
         return gone
+
+    def _release_orphan_names(self) -> None:
+        """Free names whose owner has no directory (a create or delete killed half-way)."""
+        try:
+            names = os.listdir(self.store.names_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            owner = self.store.name_owner(name)
+            if owner and "/" not in owner and not self.store.paths(owner).dir.exists():
+                self.store.release_name(name, owner)
 
     def _reconcile_one(self, cid: str) -> bool:
         paths = self.store.paths(cid)

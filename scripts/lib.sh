@@ -31,8 +31,8 @@ ensure_packages() {
 
 pick_python() {
   # Python >= 3.11: prefer the one on PATH, then Debian's.
-  for cand in python3.13 python3.12 python3.11 python3; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  for cand in python3 python3.13 python3.12 python3.11; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       command -v "$cand"; return 0
     fi
   done
@@ -48,14 +48,16 @@ ensure_venv() {
   # Reinstall only when pyproject.toml changed since the last install.
   if [ ! -f "$stamp" ] || [ "$BERTH_HOME/pyproject.toml" -nt "$stamp" ]; then
     log "installing Python dependencies"
-    "$PY" -m pip install -q --upgrade pip >/dev/null
+    local pip_log="$VENV/pip-install.log"
+    "$PY" -m pip install -q --upgrade pip >"$pip_log" 2>&1 || { tail -n 20 "$pip_log"; die "pip failed (see $pip_log)"; }
     # The dependency lists live in pyproject.toml; Berth itself runs from the checkout.
     "$PY" - "$BERTH_HOME/pyproject.toml" > "$VENV/requirements.txt" <<'PYEOF'
 import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))
 PYEOF
-    "$PY" -m pip install -q -r "$VENV/requirements.txt" >/dev/null
+    "$PY" -m pip install -q -r "$VENV/requirements.txt" >>"$pip_log" 2>&1 \
+      || { tail -n 20 "$pip_log"; die "pip failed (see $pip_log)"; }
     touch "$stamp"
   fi
 }

@@ -5,15 +5,40 @@ reference (so stored credentials never go to another host), and uploaded context
 the upload directory.
 """
 
+import contextlib
 import os
+from datetime import datetime
 
 from registries.models import Registry
 from registries.progress import exports_dir
 from registries.recorder import ProgressRecorder
 
-from agent.resources_ops import _image_row, _upload_path
+from agent import lookup
+from agent.resources_ops import _upload_path
+from containers.models import Container
 from images.models import Image
 from runtime.errors import InvalidSpec, NotFound
+
+
+def _image_row(op, image) -> Image:
+    """Create or refresh the image's row; a new row belongs to the operation's team if private."""
+    created = None
+    if getattr(image, "created", ""):
+        with contextlib.suppress(ValueError):
+            created = datetime.fromisoformat(image.created.replace("Z", "+00:00"))
+    team_id = op.team_id if op.params.get("private") else None
+    row, _ = Image.objects.get_or_create(
+        host_id=op.host_id,
+        image_id=image.id,
+        defaults={"team_id": team_id, "imported_by_id": op.created_by_id},
+    )
+    Image.objects.filter(pk=row.pk).update(
+        repo_tags=list(image.repo_tags),
+        size=image.size or 0,
+        config=image.config or {},
+        created=created,
+    )
+    return row
 
 
 def _registry(op, ref: str | None):
@@ -76,14 +101,32 @@ def image_push(rt, op):
     return {"digest": result.digest, "uploaded": result.uploaded, "skipped": result.skipped}
 
 
-def image_build(rt, op):
-    """Build the uploaded context; the log goes to the progress row while it runs."""
+def _team_builder(op):
+    """A Builder whose FROM images must be public or of the operation's own team."""
     from runtime.build import Builder
 
+    class TeamBuilder(Builder):
+        def base_image(self, name, log):
+            image = super().base_image(name, log)
+            owner = (
+                Image.objects.filter(host_id=op.host_id, image_id=image.id)
+                .values_list("team_id", flat=True)
+                .first()
+            )
+            # Another team's private image must not leak into this build.
+            if owner is not None and owner != op.team_id:
+                raise InvalidSpec(f"FROM {name}: the image belongs to another team")
+            return image
+
+    return TeamBuilder
+
+
+def image_build(rt, op):
+    """Build the uploaded context; the log goes to the progress row while it runs."""
     context = _upload_path(op)
     try:
         with ProgressRecorder(op.pk) as rec:
-            result = Builder(rt).build(
+            result = _team_builder(op)(rt).build(
                 str(context),
                 op.params.get("dockerfile") or "Dockerfile",
                 op.params.get("tag") or None,
@@ -137,6 +180,26 @@ def image_save(rt, op):
     return {"size": final.stat().st_size, "image_id": image.image_id}
 
 
+def image_commit(rt, op):
+    """`docker commit` of the operation's container (found by its Berth label) as `ref`."""
+    from runtime.build.commit import commit
+
+    container = Container.objects.filter(pk=op.params.get("container"), host_id=op.host_id).first()
+    state = lookup.find(rt, container) if container is not None else None
+    if state is None:
+        raise NotFound(f"container {op.params.get('container')} is not on host {op.host.name}")
+    image = commit(
+        rt,
+        state["id"],
+        op.params.get("ref") or None,
+        message=op.params.get("message") or "",
+        author=op.created_by.username if op.created_by_id else "",
+        pause=bool(op.params.get("pause", True)),
+    )
+    row = _image_row(op, image)
+    return {"image_id": image.id, "repo_tags": list(image.repo_tags), "row": row.pk}
+
+
 def image_prune(rt, op):
     """Remove dangling (or all unused) images and stale build cache; drop their rows."""
     from runtime.build.cache import BuildCache
@@ -155,4 +218,5 @@ HANDLERS = {
     "image.search": image_search,
     "image.save": image_save,
     "image.prune": image_prune,
+    "image.commit": image_commit,
 }

@@ -22,11 +22,17 @@ def wait_seconds(request) -> float:
     return value
 
 
-def operation_response(request, operation, extra: dict | None = None) -> Response:
-    """202 with the operation; 200 when ?wait= saw it finish."""
+def operation_response(request, operation, extra=None) -> Response:
+    """202 with the operation; 200 when ?wait= saw it finish.
+
+    `extra` is a dict, or a callable giving one after the wait, so objects the operation
+    changed are shown as the agent left them, not as they were before.
+    """
     seconds = wait_seconds(request)
     if seconds:
         operation = wait_for(operation, seconds)
+    if callable(extra):
+        extra = extra()
     body = {"operation": OperationSerializer(operation).data, **(extra or {})}
     code = status.HTTP_200_OK if operation.is_done else status.HTTP_202_ACCEPTED
     return Response(body, status=code)

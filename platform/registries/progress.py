@@ -21,9 +21,13 @@ def progress_body(op, since: int = 0) -> dict:
     """State, layers as a list (with percent) and the log from byte offset `since`."""
     row = OperationProgress.objects.filter(operation=op).first()
     layers = []
-    log = ""
+    log = status = ""
     if row is not None:
         for layer_id, info in (row.layers or {}).items():
+            if not layer_id.startswith("sha256:"):
+                # Events about the whole image (Resolving, Extracting, Pull complete).
+                status = info.get("status") or status
+                continue
             total, current = info.get("total") or 0, info.get("current") or 0
             if info.get("status") in DONE_STATUSES:
                 percent = 100.0
@@ -35,6 +39,7 @@ def progress_body(op, since: int = 0) -> dict:
         "operation": op.pk,
         "kind": op.kind,
         "state": op.state,
+        "status": status,
         "error": op.error,
         "layers": layers,
         "log": log[since:],

@@ -86,6 +86,12 @@ class ContainerPaths:
         return self.run_dir / "stop-requested"
 
     @property
+    def caller_cleans(self) -> Path:
+        """Present when an API call (stop, delete) releases the network itself: the shim's
+        post-exit hook then has nothing to do."""
+        return self.run_dir / "caller-cleans"
+
+    @property
     def network_file(self) -> Path:
         """Result of the network step."""
         return self.run_dir / "network.json"

@@ -10,7 +10,7 @@ import shutil
 import time
 
 from runtime.config import RuntimeConfig
-from runtime.container.fsutil import read_json, write_json
+from runtime.container.fsutil import alive, read_json, write_json
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, InvalidSpec, NotFound
 from runtime.spec import NAME_RE
@@ -45,27 +45,83 @@ class ContainerStore:
     def ids(self) -> list[str]:
         """Ids of every container on disk."""
         try:
-            return sorted(e.name for e in os.scandir(self.config.containers_dir) if e.is_dir())
+            return sorted(
+                e.name
+                for e in os.scandir(self.config.containers_dir)
+                if e.is_dir() and not e.name.startswith(".")
+            )
         except FileNotFoundError:
             return []
 
-    def reserve_name(self, name: str, cid: str) -> None:
-        """Claim `name` for `cid` atomically; Conflict if another container holds it."""
-        if not NAME_RE.match(name):
+    @staticmethod
+    def check_name(name: str) -> None:
+        """InvalidSpec unless `name` is a valid container name."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
             raise InvalidSpec(
                 f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )
+
+    def reserve_name(self, name: str, cid: str) -> None:
+        """Claim `name` for `cid` atomically; Conflict if another container holds it."""
+        self.check_name(name)
         self.names_dir.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(self.names_dir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
-            owner = (self.names_dir / name).read_text().strip()
+            owner = self.name_owner(name) or "?"
             raise Conflict(
                 f'the container name "/{name}" is already in use by container "{owner}"; '
                 "remove (or rename) that container to be able to reuse that name"
             ) from None
-        os.write(fd, cid.encode())
-        os.close(fd)
+        try:
+            os.write(fd, cid.encode())
+        finally:
+            os.close(fd)
+
+    def name_owner(self, name: str) -> str | None:
+        """Id of the container holding `name`, None if the name is free."""
+        try:
+            return (self.names_dir / name).read_text().strip()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def publish_record(self, rec: dict) -> None:
+        """Make a new container's directory appear with its record in one step (a rename).
+
+        A directory under containers/ therefore always holds a record: a create killed at
+        any point leaves either nothing or a record that names its (dead) creator.
+        """
+        final = self.paths(rec["id"]).dir
+        tmp = self.config.containers_dir / f".new-{rec['id']}"
+        tmp.mkdir(parents=True, mode=0o700)
+        try:
+            write_json(tmp / "config.json", rec)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def abandoned(rec: dict) -> bool:
+        """Whether `rec` is a half-made container whose creating process has died."""
+        creator = rec.get("creating")
+        return bool(creator) and not alive(creator.get("pid"), creator.get("start"))
+
+    def leftovers(self) -> list:
+        """Directories of creates killed before they published their record."""
+        try:
+            entries = list(os.scandir(self.config.containers_dir))
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            if entry.name.startswith(".new-"):
+                rec = read_json(os.path.join(entry.path, "config.json"), {}) or {}
+                # Without a record yet, only an old directory is surely not being filled now.
+                young = time.time() - entry.stat().st_mtime < 60
+                if (not rec and not young) or (rec and self.abandoned(rec)):
+                    found.append(entry.path)
+        return found
 
     def release_name(self, name: str, cid: str) -> None:
         """Free `name` if `cid` holds it."""

@@ -30,7 +30,11 @@
     const data = await answer.json();
     document.getElementById("op-state").textContent = data.state;
     data.layers.forEach(row);
-    if (data.log) log.textContent += data.log;
+    document.getElementById("op-status").textContent = data.status;
+    if (data.log) {
+      log.textContent += data.log;
+      document.getElementById("op-log-box").hidden = false;
+    }
     since = data.next;
     if (data.error) {
       const err = document.getElementById("op-error");

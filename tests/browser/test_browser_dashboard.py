@@ -271,3 +271,17 @@ def test_attach_to_a_tty_container(page_for, stack):
     page.wait_for_selector("#terminal[data-state=detached]")
     assert state_of(stack, pk)[0] == "running"
     assert stack.runtime().state("tb-tty")["status"] == "running"
+
+
+def test_list_follows_state_changes_without_reload(page_for, stack):
+    pk = api_container(stack, "tb-live")
+    page = page_for("admin")
+    page.goto(stack.url + "/containers/?q=tb-live")
+    row = f"#container-rows tr[data-id='{pk}']"
+    page.wait_for_selector(f"{row} .state-running")
+    page.evaluate("() => { window.berthNoReload = true; }")
+    status, body = stack.api("POST", f"containers/{pk}/stop/?wait=60", {"timeout": 1})
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    # htmx polls the rows every 5 s: the badge changes and the page was not reloaded.
+    page.wait_for_selector(f"{row} .state-stopped", timeout=20_000)
+    assert page.evaluate("() => window.berthNoReload") is True

@@ -160,3 +160,24 @@ def test_polled_reads_are_decided_each_time_and_audited_once_a_minute(
     assert login("developer").get(f"/containers/{containers['beta'].pk}/logs/").status_code == 404
     assert login("rando").get(f"/containers/{c.pk}/logs/").status_code == 404
     assert len(calls) == 4
+
+
+def test_stats_and_processes_of_a_running_container(login, containers, monkeypatch):
+    from operations import dispatch
+
+    answers = {
+        "agent.container_stats": {"cpu_usage_ns": 5, "memory_usage": 1048576, "pids_current": 1},
+        "agent.container_top": {
+            "titles": ["UID", "PID", "CMD"],
+            "processes": [["root", "42", "sleep 1000"]],
+        },
+    }
+    monkeypatch.setattr(dispatch, "call_host", lambda host, task, args, timeout=None: answers[task])
+    c = containers["alpha"]
+    client = login("viewer")
+    stats = client.get(f"/containers/{c.pk}/stats/", HTTP_X_BERTH_POLL="1").json()
+    assert stats == {"running": True, "cpu_usage_ns": 5, "memory_usage": 1048576, "pids_current": 1}
+    top = client.get(f"/containers/{c.pk}/top/", HTTP_HX_REQUEST="true").content.decode()
+    assert "sleep 1000" in top and "<th>PID</th>" in top
+    # A stopped container is not asked at all.
+    assert client.get(f"/containers/{containers['beta'].pk}/stats/").json() == {"running": False}

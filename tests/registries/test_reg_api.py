@@ -299,13 +299,14 @@ def test_progress_is_readable_while_the_operation_runs(api, host, teams, users):
         layers={
             "sha256:1": {"status": "Downloading", "current": 50, "total": 200},
             "sha256:2": {"status": "Already exists", "current": 0, "total": 10},
+            "127.0.0.1:5000/tr/app:1": {"status": "Resolving", "current": 0, "total": 0},
         },
         log="step 1\nstep 2\n",
     )
     response = api("developer").get(f"/api/v1/operations/{op.pk}/progress/")
     assert response.status_code == 200, response.content
     data = response.json()
-    assert data["state"] == "running"
+    assert data["state"] == "running" and data["status"] == "Resolving"
     assert [(layer["id"], layer["percent"]) for layer in data["layers"]] == [
         ("sha256:1", 25.0),
         ("sha256:2", 100.0),
@@ -359,3 +360,24 @@ def test_recorder_collects_events_from_many_threads(host):
     assert {v["status"] for v in row.layers.values()} == {"Download complete"}
     assert all(v["current"] == 1000 for v in row.layers.values())
     assert len(row.log) == recorder.MAX_LOG and row.log.endswith("tail\n")
+
+
+def test_commit_needs_a_visible_container_and_build_rights(api, host, teams):
+    from tests.platform.factories import make_container
+
+    mine = make_container(teams["alpha"], host, "tr-c-a")
+    theirs = make_container(teams["beta"], host, "tr-c-b")
+    dev = api("developer")
+    body = {"container": str(mine.pk), "ref": "tr/snap:1"}
+    response = dev.post("/api/v1/images/commit/", body, format="json")
+    assert response.status_code == 202, response.content
+    op = Operation.objects.get()
+    assert op.kind == "image.commit" and op.team == teams["alpha"]
+    assert op.params["container"] == mine.pk and op.params["private"] is True
+    response = dev.post(
+        "/api/v1/images/commit/", {"container": str(theirs.pk), "ref": "tr/x:1"}, format="json"
+    )
+    assert response.status_code == 404
+    body = {"container": str(mine.pk), "ref": "tr/snap:2"}
+    assert api("operator").post("/api/v1/images/commit/", body, format="json").status_code == 403
+    assert Operation.objects.count() == 1

@@ -193,3 +193,53 @@ def test_build_twice_hits_the_cache_then_save_push_and_prune(web, registry):
     assert "removed" in _finished(pruned)["result"]
     _, still = web.api("GET", f"images/{row}/", expect=200)
     assert still["image_id"] == first["image_id"]
+
+
+def test_a_build_may_not_start_from_another_teams_private_image(web, registry, tmp_path):
+    ref = f"{registry.host}/tr/private:{uuid.uuid4().hex[:6]}"
+    _push_layout(tmp_path, ref, [{"bin/secret": b"team data\n"}])
+    pull = {"ref": ref, "host": web.host, "team": web.team}
+    _, pulled = web.api("POST", "images/pull/?wait=60", pull, expect=200)
+    _finished(pulled)
+    context = _context(f"FROM {ref}\nENV X=1\n", {})
+    answers = {}
+    for team in ("", web.team):
+        fields = {"host": web.host, **({"team": team} if team else {})}
+        data, ctype = _multipart(fields, {"context": ("c.tar", context)})
+        status, raw = _raw(web, "POST", "images/build/?wait=120", data, ctype)
+        assert status == 200, raw
+        answers[team] = json.loads(raw)["operation"]
+    assert answers[""]["state"] == "failed"
+    assert "belongs to another team" in answers[""]["error"]
+    assert answers[web.team]["state"] == "succeeded", answers[web.team]
+
+
+def test_commit_a_running_container(web):
+    spec = {
+        "image": "busybox",
+        "name": "tr-commit-" + uuid.uuid4().hex[:6],
+        "command": ["sh", "-c", "echo committed > /made-here; sleep 1000"],
+        "network": {"mode": "none"},
+    }
+    body = {"team": web.team, "host": web.host, "spec": spec}
+    _, created = web.api("POST", "containers/?wait=60", body, expect=200)
+    assert created["operation"]["state"] == "succeeded", created
+    container = created["container"]["id"]
+    ref = "tr/committed:" + uuid.uuid4().hex[:6]
+
+    def file_is_there():
+        status, out = web.api(
+            "POST", f"containers/{container}/exec/", {"command": ["cat", "/made-here"]}
+        )
+        return status == 200 and "committed" in str(out)
+
+    web.wait_until(file_is_there, 30, "the container to write its file")
+    commit = {"container": str(container), "ref": ref, "message": "tr"}
+    _, done = web.api("POST", "images/commit/?wait=60", commit, expect=200)
+    result = _finished(done)["result"]
+    assert result["repo_tags"] == [ref] or ref in result["repo_tags"][0]
+    _, history = web.api("GET", f"images/{result['row']}/history/", expect=200)
+    assert "commit" in history["history"][0]["created_by"]
+    _, image = web.api("GET", f"images/{result['row']}/", expect=200)
+    assert image["team"] is not None
+    web.api("DELETE", f"containers/{container}/?force=1&wait=60")

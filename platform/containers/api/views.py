@@ -66,7 +66,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
             acting_user=request.user,
             summary=self.summary() | {"spec": data["spec"]},
         )
-        return operation_response(request, op, {"container": ContainerSerializer(container).data})
+        return operation_response(request, op, lambda: _container_body(container))
 
     def destroy(self, request, pk=None):
         """Remove the container (202 with the Operation)."""
@@ -138,7 +138,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         op = services.do_rename_container(
             container, body.validated_data["name"], acting_user=request.user, summary=self.summary()
         )
-        return operation_response(request, op, {"container": ContainerSerializer(container).data})
+        return operation_response(request, op, lambda: _container_body(container))
 
     def _ask_host(self, request, task, params, options=None, timeout=None):
         container = self.get_object()
@@ -178,3 +178,9 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         return self._ask_host(
             request, "agent.container_exec", params, options=params, timeout=timeout
         )
+
+
+def _container_body(container) -> dict:
+    """The container as it is now (after a ?wait the agent has updated its row)."""
+    container.refresh_from_db()
+    return {"container": ContainerSerializer(container).data}

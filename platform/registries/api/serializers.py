@@ -102,6 +102,15 @@ class SearchSerializer(StrictSerializer):
     host = StrictCharField(required=False)
 
 
+class CommitSerializer(StrictSerializer):
+    """`docker commit`: a container's changes as a new image named `ref`."""
+
+    container = StrictCharField(help_text="id of a container the caller may see")
+    ref = _ref_field()
+    message = StrictCharField(required=False, allow_blank=True, default="", max_length=500)
+    pause = StrictBooleanField(required=False, default=True)
+
+
 class PruneSerializer(StrictSerializer):
     """Remove dangling images of a host (every unused one with `all`)."""
 
@@ -152,6 +161,7 @@ class ProgressSerializer(serializers.Serializer):
     operation = serializers.IntegerField(read_only=True)
     kind = serializers.CharField(read_only=True)
     state = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True, help_text="the latest image-wide step")
     error = serializers.CharField(read_only=True)
     layers = serializers.ListField(child=serializers.DictField(), read_only=True)
     log = serializers.CharField(read_only=True)

@@ -20,8 +20,10 @@ from api.base import (
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
+from containers.models import Container
 from images.models import Image
 from operations.models import Operation
+from rbac import gate
 from registries import services
 from registries.api import serializers as s
 from registries.models import Registry
@@ -70,6 +72,7 @@ class ImageActionViewSet(GatedViewSet):
         "history": "image.view",
         "save": "image.save",
         "prune": "image.prune",
+        "commit": "image.build",
     }
     queryset = Image.objects.select_related("host", "team")
     serializer_class = s.OperationAcceptedSerializer
@@ -258,6 +261,37 @@ class ImageActionViewSet(GatedViewSet):
             raise Conflict(f"operation {op.pk} has not produced an archive ({op.state})")
         name = (image.repo_tags[0] if image.repo_tags else image.image_id[7:19]).replace("/", "_")
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{name}.tar")
+
+    @extend_schema(request=s.CommitSerializer)
+    @action(detail=False, methods=["post"])
+    def commit(self, request):
+        """Make an image of a container's changes; it belongs to the container's team."""
+        wait_seconds(request)
+        self.require()
+        body = s.CommitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        visible = gate.restrict(Container.objects.all(), request.user, "container.view")
+        key = data["container"]
+        container = visible.filter(pk=int(key) if key.isdigit() else 0).first()
+        if container is None:
+            gate.not_visible(request.user, "container.view", "container", key)
+        decision = self.require(Image(host=container.host, team=container.team))
+        return self._queue(
+            decision,
+            kind="image.commit",
+            host=container.host,
+            team=container.team,
+            target_id=data["ref"],
+            params={
+                "container": container.pk,
+                "ref": data["ref"],
+                "message": data["message"],
+                "pause": data["pause"],
+                "private": container.team_id is not None,
+            },
+            summary=self.summary() | {"container": container.pk, "ref": data["ref"]},
+        )
 
     @extend_schema(request=s.PruneSerializer)
     @action(detail=False, methods=["post"])

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.models import Membership, Team
 from agent.hostname import queue_for, this_host
 from hosts.models import Host
 from rbac.models import Role, RoleBinding
@@ -42,6 +43,15 @@ class Command(BaseCommand):
             ) from None
         with transaction.atomic():
             created, generated = self._ensure_admin(username, role)
+            if created:
+                # Containers belong to a team: give a fresh install one, so the first
+                # container can be created at once.
+                team, _ = Team.objects.get_or_create(
+                    name="default", defaults={"description": "created by bootstrap"}
+                )
+                Membership.objects.get_or_create(
+                    team=team, user=get_user_model().objects.get(username=username)
+                )
             host, created_host = Host.objects.get_or_create(
                 name=host_name, defaults={"queue": queue_for(host_name)}
             )
