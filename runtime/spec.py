@@ -44,6 +44,7 @@ DEFAULT_CAPABILITIES = (
     "KILL",
     "AUDIT_WRITE",
 )
+# In the kernel's numbering order (linux/capability.h): index == capability number.
 ALL_CAPABILITIES = (
     "CHOWN",
     "DAC_OVERRIDE",

@@ -25,7 +25,10 @@
   }
 
   async function tick() {
-    const answer = await fetch(`${url}?since=${since}`, { credentials: "same-origin" });
+    const answer = await fetch(`${url}?since=${since}`, {
+      credentials: "same-origin",
+      headers: { "X-Berth-Poll": "1" },
+    });
     if (!answer.ok) return;
     const data = await answer.json();
     document.getElementById("op-state").textContent = data.state;
