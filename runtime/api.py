@@ -175,6 +175,9 @@ class Runtime:
         if not self.store.paths(owner).dir.exists():
             self.store.release_name(name, owner)  # a create or delete killed half-way
             return True
+        rec = read_json(self.store.paths(owner).config_file)
+        if rec is not None and not self.store.abandoned(rec):
+            return False  # a live create (which may hold the lock) or a real container
         try:
             with self.store.locked(owner):
                 return self._clear_if_abandoned(owner, name)
@@ -243,6 +246,22 @@ class Runtime:
                 raise KernelError("the container's process exited before it could start")
         finally:
             os.close(fd)
+
+    def rename(self, ref: str, new_name: str) -> dict:
+        """Give the container `new_name` (a no-op if it has it already); Conflict if taken."""
+        self.store.check_name(new_name)
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, _ = self._observe(cid)
+            old = rec["name"]
+            if old != new_name:
+                # New name first, then the record, then the old name: killed in between, the
+                # container keeps a valid name and reconcile() frees the one the record lacks.
+                self._claim_name(new_name, cid)
+                rec["name"] = new_name
+                self.store.write_record(rec)
+                self.store.release_name(old, cid)
+        return self.state(cid)
 
     # -- state ---------------------------------------------------------------------------
     def state(self, ref: str) -> dict:
@@ -313,6 +332,8 @@ class Runtime:
                 grace = spec.stop_timeout if timeout is None else timeout
                 paths = self.store.paths(cid)
                 paths.stop_flag.touch()
+                if not rec.get("auto_remove"):  # --rm: the shim's post-exit hook removes it
+                    paths.caller_cleans.touch()
                 state = self.store.read_state(cid)
                 state["user_stopped"] = True
                 self.store.write_state(cid, state)
@@ -385,6 +406,7 @@ class Runtime:
                         "stop it first or force the removal"
                     )
                 self.store.paths(cid).stop_flag.touch()
+                self.store.paths(cid).caller_cleans.touch()
                 self._kill_and_wait(cid, obs)
             self._teardown(cid, rec["name"])
 
@@ -427,6 +449,26 @@ class Runtime:
         mode = ((rec.get("spec") or {}).get("network") or {}).get("mode", "none")
         return mode not in ("none", "host") and not mode.startswith("container:")
 
+    def after_exit(self, ref: str) -> None:
+        """Release what a container that exited on its own holds (the shim's post-exit hook).
+
+        Its port maps and addresses go, as Docker's do; a container run with auto_remove is
+        deleted. A container started again meanwhile is left alone.
+        """
+        try:
+            cid = self.store.resolve(ref)
+            with self.store.locked(cid):
+                rec, obs = self._observe(cid)
+                if obs["process"]:
+                    return
+                if rec.get("auto_remove"):
+                    self._teardown(cid, rec["name"], network=True)
+                elif self._has_network(cid):
+                    self.networks.detach(cid)
+                    self.store.paths(cid).network_file.unlink(missing_ok=True)
+        except NotFound:
+            return
+
     def reconcile(self) -> list[str]:
         """Mark containers whose shim is gone (reboot, kill) stopped and clean what they left."""
         gone = []
@@ -434,9 +476,7 @@ class Runtime:
             shutil.rmtree(path, ignore_errors=True)
         for cid in self.store.ids():
             with contextlib.suppress(NotFound):
-                if self._clear_if_abandoned(cid):
-                    gone.append(cid)
-                elif self._reconcile_one(cid):
+                if self._clear_if_abandoned(cid) or self._reconcile_one(cid):
                     gone.append(cid)
         self._release_orphan_names()
         return gone
@@ -449,8 +489,16 @@ class Runtime:
             return
         for name in names:
             owner = self.store.name_owner(name)
-            if owner and "/" not in owner and not self.store.paths(owner).dir.exists():
+            if not owner or "/" in owner:
+                continue
+            if not self.store.paths(owner).dir.exists():
                 self.store.release_name(name, owner)
+                continue
+            # A rename killed half-way: the record tells which of two names is the real one.
+            with contextlib.suppress(NotFound), self.store.locked(owner):
+                rec = read_json(self.store.paths(owner).config_file) or {}
+                if rec.get("name") not in (None, name):
+                    self.store.release_name(name, owner)
 
     def _reconcile_one(self, cid: str) -> bool:
         paths = self.store.paths(cid)
@@ -547,6 +595,30 @@ class Runtime:
         if not obs["monitored"]:
             raise InvalidState(f"cannot attach to container {rec['name']}: it is {obs['status']}")
         return str(self.store.paths(cid).attach_socket)
+
+    def resize(self, ref: str, cols: int, rows: int) -> None:
+        """Set the window size of a TTY container's terminal (its program gets SIGWINCH)."""
+        import socket
+        import struct
+
+        from runtime.container.fsutil import socket_path
+
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        if not rec["spec"].get("tty"):
+            raise InvalidState(f"cannot resize container {rec['name']}: it has no TTY")
+        if not obs["monitored"]:
+            raise InvalidState(f"cannot resize container {rec['name']}: it is {obs['status']}")
+        if not (0 < int(cols) < 65536 and 0 < int(rows) < 65536):
+            raise InvalidSpec(f"invalid window size {cols}x{rows}")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with socket_path(self.store.paths(cid).winsize_socket) as address:
+                sock.sendto(struct.pack("HH", int(rows), int(cols)), address)
+        except OSError as err:
+            raise InvalidState(f"cannot resize container {rec['name']}: {err}") from None
+        finally:
+            sock.close()
 
     def volume_path(self, name: str) -> Path:
         """Host directory of a named volume's data."""

@@ -206,12 +206,16 @@ class Mount:
 
 @dataclass
 class PortMapping:
-    """Publish `container_port/protocol` on `host_ip:host_port` (0 means: pick a free port)."""
+    """Publish `container_port/protocol` on `host_ip:host_port` (0 means: pick a free port).
+
+    With `host_port_end`, the first free port of `host_port..host_port_end` is used.
+    """
 
     container_port: int
     host_port: int = 0
     host_ip: str = ""
     protocol: str = "tcp"
+    host_port_end: int = 0  # 0: a single host port, not a range
 
     @classmethod
     def from_dict(cls, data: Any) -> PortMapping:
@@ -221,6 +225,7 @@ class PortMapping:
             host_port=data.get("host_port", 0),
             host_ip=data.get("host_ip", "") or "",
             protocol=data.get("protocol", "tcp"),
+            host_port_end=data.get("host_port_end", 0),
         )
         port.validate()
         return port
@@ -229,9 +234,15 @@ class PortMapping:
         for name, value, low in (
             ("container port", self.container_port, 1),
             ("host port", self.host_port, 0),
+            ("host port range end", self.host_port_end, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
                 raise InvalidSpec(f"{name} must be a number from {low} to 65535, got {value!r}")
+        if self.host_port_end and not 0 < self.host_port <= self.host_port_end:
+            raise InvalidSpec(
+                f"invalid host port range {self.host_port}-{self.host_port_end}: "
+                "it needs a first port no greater than its last"
+            )
         if self.protocol not in ("tcp", "udp"):
             raise InvalidSpec(f"protocol must be tcp or udp, got {self.protocol!r}")
         if self.host_ip:

@@ -9,10 +9,10 @@ import base64
 import dataclasses
 import itertools
 
-from agent import lookup, observe, runtime_repair
+from agent import lookup, observe
 from agent.policy_gate import checked_spec
 from containers.models import Container
-from runtime.errors import BerthError, Conflict, InvalidSpec, NotFound
+from runtime.errors import BerthError, InvalidSpec, NotFound
 
 Observed = Container.Observed
 MAX_LOG_LINES = 10_000
@@ -30,13 +30,8 @@ def runtime_spec(container):
 def _make(rt, container, *, start: bool) -> dict:
     """Create (and with `start`, run) the container from its checked spec."""
     spec = runtime_spec(container)
-    verb = rt.run if start else rt.create
-    try:
-        return verb(spec)
-    except Conflict:
-        if not runtime_repair.release_stale_name(rt, spec.name):
-            raise
-        return verb(spec)
+    # The runtime itself frees a name held by a create that was killed half-way.
+    return (rt.run if start else rt.create)(spec)
 
 
 def _ensure_created(rt, container) -> dict:
@@ -149,16 +144,12 @@ def unpause(rt, op, container):
 
 
 def rename(rt, op, container):
-    """Rename: the row holds the name; the runtime follows when it can rename.
-
-    The runtime has no rename verb yet, so its name stays the old one; the agent finds the
-    container by the runtime id and label, never by that name alone.
-    """
+    """Rename the runtime's container (idempotent), then the row."""
     new_name = op.params.get("new") or op.params.get("name")
     if not new_name:
         raise InvalidSpec("rename needs a new name")
     state = lookup.find(rt, container)
-    if state is not None and hasattr(rt, "rename") and state.get("name") != new_name:
+    if state is not None:
         rt.rename(state["id"], new_name)
     if container.name != new_name:
         Container.objects.filter(id=container.id).update(name=new_name)

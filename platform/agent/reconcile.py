@@ -9,6 +9,7 @@ Choices (docs/agent.md):
 - Exits, OOM kills and restarts done by the runtime reach the row on every pass.
 - A labelled runtime container whose row wants it removed is deleted; one without any row is
   reported, never touched (it may belong to another installation sharing the host).
+- Image rows follow the host's image store (agent/image_sync.py).
 """
 
 import logging
@@ -17,7 +18,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from agent import claims, executor, lookup, observe
+from agent import claims, executor, image_sync, lookup, observe
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
@@ -121,6 +122,7 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         counts["ghosts"] += 1
         _repair_ghost(container, host_name, rt)
         counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)
+    counts.update(image_sync.sync_images(host_name, rt))
     prefix = f"{host_name}/"
     counts["orphans"] = sum(1 for key in present if key.startswith(prefix) and key not in wanted)
     if any(counts.values()):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agent import containers_ops, executor, reconcile
 from agent import heartbeat as hb
+from agent import streams as _streams  # noqa: F401  (registers agent.relay_terminal)
 from agent.hostname import queue_for, this_host
 from agent.runtime_handle import get_runtime
 from containers.models import Container

@@ -31,6 +31,7 @@ urlpatterns = [
     path("containers/<int:pk>/", container_detail.detail, name="container_detail"),
     path("containers/<int:pk>/state/", container_detail.state_fragment, name="container_state"),
     path("containers/<int:pk>/action/", container_detail.action, name="container_action"),
+    path("containers/<int:pk>/rename/", container_detail.rename, name="container_rename"),
     path("containers/<int:pk>/logs/", container_detail.logs, name="container_logs"),
     path(
         "containers/<int:pk>/logs/download/",
@@ -59,7 +60,9 @@ urlpatterns = [
     # Administration
     path("manage/users/", admin.users, name="users"),
     path("manage/users/new/", people.user_create, name="user_create"),
+    path("manage/users/<int:pk>/flags/", people.user_flags, name="user_flags"),
     path("manage/teams/", admin.teams, name="teams"),
+    path("manage/teams/new/", people.team_create, name="team_create"),
     path("manage/teams/<int:pk>/members/", people.team_members, name="team_members"),
     path("manage/roles/", admin.roles, name="roles"),
     path("manage/roles/new/", admin.role_create, name="role_create"),

@@ -58,6 +58,10 @@ def register(subparsers) -> None:
     p.add_argument("-v", "--volumes", action="store_true", help="refused: named volumes are kept")
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=_rm)
+    p = subparsers.add_parser("rename", help="rename a container")
+    p.add_argument("container")
+    p.add_argument("new_name")
+    p.set_defaults(func=_rename)
     p = subparsers.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -101,11 +105,8 @@ def _run(args) -> int:
     spec = specflags.spec_from_args(args)
     rt = _rt(args)
     if args.detach:
-        if args.rm:
-            raise InvalidSpec(
-                "conflicting options: --rm and -d (a detached container is kept; remove it with rm)"
-            )
-        st = rt.run(spec)
+        # With --rm the shim's post-exit hook deletes the container once it exits.
+        st = rt.run(spec, auto_remove=args.rm)
         print(st["id"])
         return 0
     st = rt.create(spec)
@@ -132,7 +133,8 @@ def _attached(rt, cid: str, tty: bool, interactive: bool, start: bool) -> int:
         if start:
             rt.start(cid)
         if tty:
-            with terminal.raw_terminal(True):
+            resize = lambda cols, rows: rt.resize(cid, cols, rows)  # noqa: E731
+            with terminal.raw_terminal(True), terminal.follow_window(resize):
                 how = terminal.relay(sock.fileno(), sock.fileno(), send_input=interactive)
             if how == "detached":
                 print("\r\nread escape sequence", file=sys.stderr)
@@ -205,6 +207,11 @@ def _rm(args) -> int:
         raise InvalidSpec("-v is not supported: named volumes are kept; remove them explicitly")
     rt = _rt(args)
     return _each(args, lambda ref: rt.delete(ref, force=args.force))
+
+
+def _rename(args) -> int:
+    _rt(args).rename(args.container, args.new_name)
+    return 0
 
 
 def _wait(args) -> int:
@@ -394,7 +401,13 @@ def _attach(args) -> int:
     st = rt.state(args.container)
     sock = _connect(rt, st["id"])
     tty = st["spec"]["tty"]
-    with terminal.raw_terminal(tty):
+
+    def resize(cols: int, rows: int) -> None:
+        """Pass our window size on (TTY containers only)."""
+        if tty:
+            rt.resize(st["id"], cols, rows)
+
+    with terminal.raw_terminal(tty), terminal.follow_window(resize):
         how = terminal.relay(
             sock.fileno(), sock.fileno(), send_input=not args.no_stdin, detach_keys=True
         )

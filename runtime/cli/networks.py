@@ -77,14 +77,22 @@ def _inspect(args) -> int:
     return 1 if missing else 0
 
 
+def _containers(args) -> list[dict]:
+    """Every container of this state root, running or stopped, with its spec."""
+    from runtime.api import Runtime
+
+    return Runtime(getattr(args, "config", None) or RuntimeConfig.from_env()).list()
+
+
 def _rm(args) -> int:
     from runtime.errors import BerthError
 
     manager = _manager(args)
+    containers = _containers(args)
     status = 0
     for name in args.names:
         try:
-            manager.remove(name)
+            manager.remove(name, users=manager.users(name, containers))
             print(name)
         except BerthError as err:
             print(f"Error: {err}", file=sys.stderr)

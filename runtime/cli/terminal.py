@@ -6,6 +6,8 @@ import contextlib
 import fcntl
 import os
 import select
+import signal
+import struct
 import sys
 import termios
 import tty
@@ -32,6 +34,38 @@ def copy_window_size(to_fd: int) -> None:
     if os.isatty(0):
         with contextlib.suppress(OSError):
             fcntl.ioctl(to_fd, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+
+
+def window_size() -> tuple[int, int] | None:
+    """(cols, rows) of our terminal, None when stdin is not one."""
+    if not os.isatty(0):
+        return None
+    with contextlib.suppress(OSError):
+        rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+        if rows and cols:
+            return cols, rows
+    return None
+
+
+@contextlib.contextmanager
+def follow_window(resize):
+    """Call resize(cols, rows) now and whenever our terminal changes size (SIGWINCH)."""
+
+    def send(*_):
+        size = window_size()
+        if size:
+            with contextlib.suppress(Exception):  # a stopped container cannot be resized
+                resize(*size)
+
+    if window_size() is None:
+        yield
+        return
+    previous = signal.signal(signal.SIGWINCH, send)
+    try:
+        send()
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
 
 
 def relay(read_fd: int, write_fd: int, send_input: bool, detach_keys: bool = True) -> str:

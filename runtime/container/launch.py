@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from runtime import linux
-from runtime.container import init, plan, shimbin
+from runtime.container import init, plan, postexit, shimbin
 from runtime.container.fsutil import proc_start_time, socket_path, write_json
 from runtime.container.paths import ContainerPaths
 from runtime.errors import (
@@ -102,6 +102,16 @@ def listen_socket(path: Path) -> int:
     return sock.detach()
 
 
+def winsize_socket(path: Path) -> int:
+    """The datagram socket on which the shim takes window sizes for a TTY container's pty."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with socket_path(path) as address:
+        sock.bind(address)
+    os.chmod(path, 0o600)
+    return sock.detach()
+
+
 def _namespace_fds(rt, rec: dict) -> tuple[list[tuple[int, int]], int | None]:
     """Descriptors of other containers' namespaces to join (opened now, before any fork)."""
     spec = rec["spec"]
@@ -160,7 +170,17 @@ def exec_shim(shim_args: dict) -> None:
     os.dup2(log, 2)
     os.close(null)
     os.close(log)
-    for key in ("out_r", "out_w", "err_r", "err_w", "pty_sock", "in_r", "in_w", "listen"):
+    for key in (
+        "out_r",
+        "out_w",
+        "err_r",
+        "err_w",
+        "pty_sock",
+        "in_r",
+        "in_w",
+        "listen",
+        "winsize",
+    ):
         if shim_args.get(key) is not None:
             os.set_inheritable(shim_args[key], True)
     binary = shim_args.get("binary")
@@ -194,11 +214,17 @@ def exec_shim(shim_args: dict) -> None:
             a["project"],
             "--respawn-code",
             RESPAWN_CODE,
+            "--caller-cleans",
+            a["caller_cleans"],
+            "--auto-remove",
+            "1" if a["auto_remove"] else "0",
             "--args",
             json.dumps(a),
         ]
+        if a["post_exit"]:
+            argv += ["--post-exit-code", postexit.CODE]
         if a["tty"]:
-            argv += ["--pty-socket", str(a["pty_sock"])]
+            argv += ["--pty-socket", str(a["pty_sock"]), "--winsize", str(a["winsize"])]
         else:
             argv += ["--out", str(a["out_r"]), "--err", str(a["err_r"])]
         if a.get("in_w") is not None:
@@ -329,8 +355,19 @@ def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> d
             "prefix": cfg.prefix,
             "cgroup_root": str(cfg.cgroup_root),
             "default_pids_limit": cfg.default_pids_limit,
+            "extra": cfg.extra,
         },
+        "post_exit": needs_post_exit(rec),
+        "auto_remove": bool(rec.get("auto_remove")),
+        "caller_cleans": str(paths.caller_cleans),
     }
+
+
+def needs_post_exit(rec: dict) -> bool:
+    """Whether the shim must run the post-exit hook: a network to release, or auto-remove."""
+    mode = rec["spec"]["network"]["mode"]
+    bridged = mode not in ("none", "host") and not mode.startswith("container:")
+    return bridged or bool(rec.get("auto_remove"))
 
 
 def _child_plan(
@@ -357,6 +394,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     paths = ContainerPaths(rt.config, rec["id"])
     files = etc_files(rt, rec, paths)
     paths.stop_flag.unlink(missing_ok=True)
+    paths.caller_cleans.unlink(missing_ok=True)
     paths.fifo.unlink(missing_ok=True)
     if not start_now:
         os.mkfifo(paths.fifo, 0o622)
@@ -364,12 +402,14 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     fds = make_stdio(rec["spec"])
     stdio = child_stdio(fds)
     listen = listen_socket(paths.attach_socket)
+    winsize = winsize_socket(paths.winsize_socket) if rec["spec"]["tty"] else None
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
     child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now)
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
     args = shim_args(rt, rec, paths, fds, listen)
+    args["winsize"] = winsize
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
     pid0 = os.fork()
     if pid0 == 0:
@@ -394,6 +434,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
         *fds.values(),
         *stdio,
         listen,
+        *([winsize] if winsize is not None else []),
         msg_w,
         go_r,
         *(j[0] for j in joins),

@@ -81,6 +81,11 @@ class ContainerPaths:
         return self.run_dir / "attach.sock"
 
     @property
+    def winsize_socket(self) -> Path:
+        """The shim's datagram socket for window sizes (TTY containers)."""
+        return self.run_dir / "winsize.sock"
+
+    @property
     def stop_flag(self) -> Path:
         """Present when the user stopped it: no restart."""
         return self.run_dir / "stop-requested"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from runtime.config import RuntimeConfig
+from runtime.container.postexit import config_from
 
 
 def main() -> None:
@@ -21,14 +20,6 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     if len(sys.argv) > 3:
         args["restart_count"] = int(sys.argv[3])
-    cfg = args["config"]
-    config = RuntimeConfig(
-        root=Path(cfg["root"]),
-        run_root=Path(cfg["run_root"]),
-        prefix=cfg["prefix"],
-        cgroup_root=Path(cfg["cgroup_root"]),
-        default_pids_limit=cfg["default_pids_limit"],
-    )
-    rt = Runtime(config)
+    rt = Runtime(config_from(args["config"]))
     rec = rt.store.read_record(args["cid"])
     launch.respawn(rt, rec, args)

@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
@@ -33,7 +35,7 @@ struct stream {
     int open;
 };
 
-static int log_fd = -1, input_fd = -1, listen_fd = -1;
+static int log_fd = -1, input_fd = -1, listen_fd = -1, winsize_fd = -1, pty_master = -1;
 static int clients[MAX_CLIENTS];
 static struct stream streams[2];
 static int nstreams;
@@ -143,9 +145,19 @@ static void write_exit(const char *path, int code, int restart_count) {
     rename(tmp, path);
 }
 
+/* A window size (two native uint16: rows, cols) from `attach` or the web terminal: set it on
+ * the pty, and the kernel sends SIGWINCH to the program in the foreground. */
+static void resize_pty(void) {
+    unsigned short size[2];
+    while (recv(winsize_fd, size, sizeof size, MSG_DONTWAIT) == (ssize_t)sizeof size) {
+        struct winsize ws = {.ws_row = size[0], .ws_col = size[1]};
+        if (pty_master >= 0 && ws.ws_row > 0 && ws.ws_col > 0) ioctl(pty_master, TIOCSWINSZ, &ws);
+    }
+}
+
 static int monitor(pid_t pid) {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    struct pollfd fds[3 + MAX_CLIENTS];
+    struct pollfd fds[4 + MAX_CLIENTS];
     int status = 0;
     for (;;) {
         int n = 0;
@@ -154,6 +166,8 @@ static int monitor(pid_t pid) {
         for (int i = 0; i < nstreams; i++)
             fds[n++] = (struct pollfd){.fd = streams[i].open ? streams[i].fd : -1, .events = POLLIN};
         for (int i = 0; i < MAX_CLIENTS; i++) fds[n++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
+        int winsize_at = n;
+        fds[n++] = (struct pollfd){.fd = winsize_fd, .events = POLLIN};
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR) continue;
             break;
@@ -184,6 +198,7 @@ static int monitor(pid_t pid) {
                 drop_client(i);
             }
         }
+        if (fds[winsize_at].revents & POLLIN) resize_pty();
         if (fds[0].revents & POLLIN) {
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }
@@ -228,6 +243,38 @@ static int should_restart(const char *policy, int max, int count, int code, cons
     return 0;
 }
 
+/* The container is gone for good: start the post-exit hook (a short-lived Python process that
+ * releases its port maps, or removes it for --rm) detached, so nobody waits for it. Skipped
+ * when an API call (stop, delete) does that work itself. */
+static void post_exit(int argc, char **argv) {
+    const char *code = opt(argc, argv, "--post-exit-code", NULL);
+    if (code == NULL) return;
+    int auto_remove = atoi(opt(argc, argv, "--auto-remove", "0"));
+    if (!auto_remove && access(opt(argc, argv, "--caller-cleans", "/nonexistent"), F_OK) == 0) return;
+    /* We made the container's PID namespace, whose init is dead: children we fork would land
+     * there (and fork fails). Point them back at our own namespace first. */
+    int ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (ns >= 0) {
+        setns(ns, CLONE_NEWPID);
+        close(ns);
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        if (fork() == 0) {
+            for (int fd = 3; fd < 1024; fd++) close(fd);
+            const char *python = opt(argc, argv, "--python", "python3");
+            char *args[] = {(char *)python, "-I", "-c", (char *)code, (char *)opt(argc, argv, "--args", "{}"),
+                            (char *)opt(argc, argv, "--project", "."), NULL};
+            execv(python, args);
+        }
+        _exit(0);
+    }
+    if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     pid_t pid = (pid_t)atoi(opt(argc, argv, "--pid", "0"));
@@ -246,6 +293,8 @@ int main(int argc, char **argv) {
         if (master >= 0) {
             streams[nstreams++] = (struct stream){.fd = master, .name = "stdout", .open = 1};
             input_fd = master;
+            pty_master = master;
+            winsize_fd = atoi(opt(argc, argv, "--winsize", "-1"));
         }
     } else {
         streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--out", "-1")), .name = "stdout", .open = 1};
@@ -274,5 +323,6 @@ int main(int argc, char **argv) {
         }
     }
     unlink(opt(argc, argv, "--shim-file", "/nonexistent"));
+    post_exit(argc, argv);
     return 0;
 }

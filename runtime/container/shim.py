@@ -60,6 +60,7 @@ class Shim:
         for fd in self.sources:
             os.set_blocking(fd, False)
         self.input_fd = self.master if args["tty"] else args.get("in_w")
+        self.winsize = socket.socket(fileno=args["winsize"]) if args.get("winsize") else None
         self.listen = socket.socket(fileno=args["listen"])
         self.listen.setblocking(False)
         self.clients: dict[int, socket.socket] = {}
@@ -149,18 +150,45 @@ class Shim:
             except OSError:
                 pass
 
+    def resize(self) -> None:
+        """Window sizes (two native uint16: rows, cols) to the pty; the kernel sends SIGWINCH."""
+        import fcntl
+        import struct
+        import termios
+
+        while True:
+            try:
+                data = self.winsize.recv(16, socket.MSG_DONTWAIT)
+            except OSError:
+                return
+            if len(data) >= 4 and self.master is not None:
+                rows, cols = struct.unpack("HH", data[:4])
+                if rows and cols:
+                    try:  # noqa: SIM105
+                        fcntl.ioctl(
+                            self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0)
+                        )
+                    except OSError:
+                        pass
+
     def run(self) -> int:
         """Serve until the container's init exits; return its exit code."""
         pidfd = os.pidfd_open(self.pid)
         poller = select.poll()
         for fd in (*self.sources, self.listen.fileno(), pidfd):
             poller.register(fd, select.POLLIN)
+        winsize_fd = self.winsize.fileno() if self.winsize else -1
+        if self.winsize:
+            poller.register(winsize_fd, select.POLLIN)
         open_sources = set(self.sources)
         while True:
             # Accept first: a client that connected before start must see the first output.
             for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != self.listen.fileno()):
                 if fd == pidfd:
                     return self.finish(pidfd, open_sources)
+                if fd == winsize_fd:
+                    self.resize()
+                    continue
                 if fd == self.listen.fileno():
                     self.accept()
                     for cfd in self.clients:
@@ -245,7 +273,45 @@ def main() -> None:
         os.unlink(args["shim_file"])
     except OSError:
         pass
+    post_exit(args)
     sys.exit(0)
+
+
+def _reset_pid_namespace() -> None:
+    """Fork into our own PID namespace again (the container's one, which we made, is dead)."""
+    import ctypes
+
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ctypes.CDLL(None, use_errno=True).setns(fd, 0x20000000)  # CLONE_NEWPID
+    finally:
+        os.close(fd)
+
+
+def post_exit(args: dict) -> None:
+    """Start the post-exit hook detached (network release, --rm), unless the caller does it."""
+    if not args.get("post_exit"):
+        return
+    if not args.get("auto_remove") and os.path.exists(args["caller_cleans"]):
+        return
+    code_text = (
+        "import sys; sys.path.insert(0, sys.argv[2]); "
+        "from runtime.container.postexit import main; main()"
+    )
+    _reset_pid_namespace()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.closerange(3, 1024)
+                os.execv(
+                    sys.executable,
+                    [sys.executable, "-I", "-c", code_text, json.dumps(args), args["project"]],
+                )
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import time
 
 from runtime.errors import Conflict, InvalidSpec, NotFound
 from runtime.network import dnsfiles, ipam, names, netlink, nft, ruleset
-from runtime.network.ports import check_bindable, free_port, parse_exposed
+from runtime.network.ports import check_bindable, first_free_in_range, free_port, parse_exposed
 from runtime.network.state import StateStore
 from runtime.spec import NAME_RE, NetworkSpec, PortMapping
 
@@ -52,17 +52,22 @@ class NetworkManager:
         state = self.store.load()
         return self._describe(state, self._resolve(state, name))
 
-    def remove(self, name: str) -> None:
-        """Remove a network and its bridge; Conflict while a container uses it."""
+    def remove(self, name: str, users=()) -> None:
+        """Remove a network and its bridge; Conflict while a container uses it.
+
+        `users` names the containers (running or stopped) whose spec names the network: the
+        caller knows the container store, this manager only sees attached containers.
+        """
         with self.store.locked() as state:
             name = self._resolve(state, name)
             if state["networks"][name].get("default"):
                 raise Conflict(f"{name} is the pre-defined default network and cannot be removed")
-            users = [
+            attached = {
                 ep.get("name") or cid
                 for cid, ep in state["endpoints"].items()
                 if name in ep["networks"]
-            ]
+            }
+            users = attached | {str(u) for u in users}
             if users:
                 raise Conflict(
                     f"network {name} is in use by container(s): {', '.join(sorted(users))}"
@@ -71,6 +76,17 @@ class NetworkManager:
             self._apply_rules(state)
             self.store.save(state)
             self.links.delete(net["bridge"])
+
+    def users(self, name: str, containers) -> list[str]:
+        """Names (or ids) of `containers` (runtime state dicts) whose spec names network `name`."""
+        state = self.store.load()
+        name = self._resolve(state, name)
+        found = []
+        for c in containers:
+            wanted = ((c.get("spec") or {}).get("network") or {}).get("networks") or []
+            if any(_refers_to(state, ref, name) for ref in wanted):
+                found.append(c.get("name") or c["id"])
+        return found
 
     def _resolve(self, state: dict, ref: str) -> str:
         if ref in state["networks"]:
@@ -267,18 +283,23 @@ class NetworkManager:
             m.validate()
             host_ip = "" if m.host_ip in ("", "0.0.0.0") else m.host_ip
             port = m.host_port
+            # Berth's own maps hold no host socket, so they are checked from the state.
+            published = {
+                used
+                for proto, ip, used in taken
+                if proto == m.protocol and (not ip or not host_ip or ip == host_ip)
+            }
             if port == 0:
                 port = free_port(host_ip, m.protocol, {(pr, po) for pr, _, po in taken})
+            elif m.host_port_end:
+                port = first_free_in_range(
+                    host_ip, m.protocol, m.host_port, m.host_port_end, published
+                )
             else:
-                for proto, ip, used in taken:
-                    if (
-                        proto == m.protocol
-                        and used == port
-                        and (not ip or not host_ip or ip == host_ip)
-                    ):
-                        raise Conflict(
-                            f"host port {host_ip or '0.0.0.0'}:{port}/{proto} is already published by Berth"
-                        )
+                if port in published:
+                    raise Conflict(
+                        f"host port {host_ip or '0.0.0.0'}:{port}/{m.protocol} is already published by Berth"
+                    )
                 check_bindable(host_ip, port, m.protocol)
             taken.append((m.protocol, host_ip, port))
             planned.append(
@@ -390,6 +411,14 @@ class NetworkManager:
     def close(self) -> None:
         """Close the netlink socket."""
         self.links.close()
+
+
+def _refers_to(state: dict, ref, name: str) -> bool:
+    """Whether a network reference in a spec (name or id prefix) means network `name`."""
+    if ref == name:
+        return True
+    net_id = state["networks"][name]["id"]
+    return isinstance(ref, str) and len(ref) >= 3 and net_id.startswith(ref)
 
 
 def _result(ep: dict) -> dict:

@@ -54,9 +54,15 @@ def parse_publish(text: str) -> list[PortMapping]:
     if len(host_ports) != len(container_ports):
         if len(container_ports) == 1:
             # Docker: "-p 8000-8010:80" publishes port 80 on the first free port of the range.
-            raise InvalidSpec(
-                f"a host port range for a single container port is not supported: {text!r}"
+            mapping = PortMapping(
+                container_port=container_ports[0],
+                host_port=host_ports[0],
+                host_ip=host_ip,
+                protocol=proto,
+                host_port_end=host_ports[-1],
             )
+            mapping.validate()
+            return [mapping]
         raise InvalidSpec(f"host and container port ranges differ in length in {text!r}")
     mappings = []
     for host, cont in zip(host_ports, container_ports, strict=True):
@@ -99,6 +105,23 @@ def check_bindable(host_ip: str, port: int, protocol: str) -> None:
             if err.errno == errno.EADDRNOTAVAIL:
                 raise InvalidSpec(f"host IP {host_ip} is not an address of this host") from None
             raise
+
+
+def first_free_in_range(
+    host_ip: str, protocol: str, first: int, last: int, published: set[int]
+) -> int:
+    """The first port of `first..last` that Berth has not published and no host socket holds."""
+    for port in range(first, last + 1):
+        if port in published:
+            continue
+        try:
+            check_bindable(host_ip, port, protocol)
+        except Conflict:
+            continue
+        return port
+    raise Conflict(
+        f"every host port of {host_ip or '0.0.0.0'}:{first}-{last}/{protocol} is already in use"
+    )
 
 
 def free_port(host_ip: str, protocol: str, taken: set[tuple[str, int]]) -> int:

@@ -154,9 +154,13 @@ def stack(redis_url):
         stack.teardown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Module scope on purpose: Playwright's sync API keeps an asyncio loop running while it is
+    open, which breaks every later test that uses asyncio (pyroute2) or opens Playwright again.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright

@@ -17,11 +17,28 @@ from django.utils import timezone
 from accounts.models import Membership, Team, User
 from containers.models import Container
 from hosts.models import Host
+from images.models import Image
 from operations.models import Operation
+from rbac import gate
 from rbac.models import Role, RoleBinding
 from runtime.errors import InvalidState, NotFound
 
 BASE_SPEC = {"image": "busybox", "command": ["sleep", "1000"]}
+
+
+class FakeImages:
+    """The image store's list(), from a dict of id -> SimpleNamespace(id, repo_tags, ...)."""
+
+    def __init__(self):
+        self.images = {}
+
+    def add(self, image_id, *tags):
+        self.images[image_id] = SimpleNamespace(
+            id=image_id, repo_tags=list(tags), size=1234, config={}, created=""
+        )
+
+    def list(self):
+        return list(self.images.values())
 
 
 class FakeRuntime:
@@ -29,6 +46,7 @@ class FakeRuntime:
 
     def __init__(self):
         self.config = SimpleNamespace(networks_dir=Path("/nonexistent/berth-networks"))
+        self.images = FakeImages()
         self.reconciled = 0
         self.containers = {}
         self.creates = 0
@@ -267,3 +285,45 @@ def test_startup_closes_dead_terminal_sessions_and_leaves_new_ones(world):
     new.refresh_from_db()
     assert dead.state == "failed" and "session ended" in dead.error
     assert new.state == "pending"  # agent.relay_terminal's to take
+
+
+def test_store_images_become_shared_rows_and_gone_ones_go(world):
+    rt, host = world["rt"], world["host"]
+    rt.images.add("sha256:" + "a" * 64, "busybox:latest")
+    counts = reconcile.reconcile_host(host.name, rt=rt)
+    assert counts["images_added"] == 1
+    row = Image.objects.get(host=host)
+    assert (row.image_id, row.repo_tags, row.team_id) == (
+        "sha256:" + "a" * 64,
+        ["busybox:latest"],
+        None,
+    )
+    # Visible through the gate to a viewer of another team: a shared image.
+    viewer = User.objects.create_user("viewer", password="x")
+    other = Team.objects.create(name="beta")
+    Membership.objects.create(team=other, user=viewer)
+    RoleBinding.objects.create(user=viewer, role=Role.objects.get(name="viewer"), scope_team=other)
+    assert list(gate.restrict(Image.objects.all(), viewer, "image.view")) == [row]
+    # A second pass changes nothing; a retag is followed; an image gone from the host goes.
+    assert reconcile.reconcile_host(host.name, rt=rt)["images_added"] == 0
+    rt.images.images["sha256:" + "a" * 64].repo_tags = ["busybox:1"]
+    reconcile.reconcile_host(host.name, rt=rt)
+    assert Image.objects.get(host=host).repo_tags == ["busybox:1"]
+    rt.images.images.clear()
+    assert reconcile.reconcile_host(host.name, rt=rt)["images_removed"] == 1
+    assert not Image.objects.filter(host=host).exists()
+
+
+def test_image_sync_waits_while_an_image_operation_is_in_flight(world):
+    rt, host = world["rt"], world["host"]
+    rt.images.add("sha256:" + "b" * 64, "private:1")
+    op = Operation.objects.create(
+        kind="image.import", target_type="image", host=host, team=world["team"], state="running"
+    )
+    # A private import half-way (stored, row not yet written) must not become a shared row.
+    assert reconcile.reconcile_host(host.name, rt=rt)["images_added"] == 0
+    assert not Image.objects.filter(host=host).exists()
+    Operation.objects.filter(id=op.id).update(
+        state="succeeded", finished_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert reconcile.reconcile_host(host.name, rt=rt)["images_added"] == 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
 import shutil
+import socket
 import tempfile
 import time
 import urllib.request
@@ -11,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import RuntimeConfig
+from runtime.errors import Conflict, NotFound
 from runtime.spec import ContainerSpec
 
 from .conftest import free_subnet, random_prefix, wait_gone
@@ -45,7 +50,14 @@ def rt():
                 print(f"cleanup of {c['id']}: {err}")
         runtime.networks.purge()
         runtime.networks.close()
-        left = wait_gone(prefix)
+        for hierarchy in config.cgroup_root.iterdir():  # the prefix's (empty) parent groups
+            with contextlib.suppress(OSError):
+                os.rmdir(hierarchy / config.cgroup_parent)
+        left = wait_gone(prefix) + [
+            str(h / config.cgroup_parent)
+            for h in config.cgroup_root.iterdir()
+            if (h / config.cgroup_parent).is_dir()
+        ]
         shutil.rmtree(base, ignore_errors=True)
         assert not left, f"left behind: {left}"
 
@@ -159,3 +171,93 @@ def test_restore_brings_port_maps_back_for_running_containers(rt):
         assert "localhost" in _get(f"http://127.0.0.1:{port}/hosts")
     finally:
         rt.delete(state["id"], force=True)
+
+
+def _free_run(length: int) -> int:
+    """The first port of a run of `length` TCP ports that no host socket holds right now."""
+    for first in range(42000, 60000, 97):
+        held = []
+        try:
+            for port in range(first, first + length):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("0.0.0.0", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    pytest.skip("no run of free ports found")
+
+
+def test_host_port_range_picks_first_free_port_and_conflicts_when_full(rt):
+    first = _free_run(3)
+    last = first + 2
+    blocker = socket.socket()  # another program owns the first port of the range
+    blocker.bind(("0.0.0.0", first))
+    blocker.listen()
+    web_spec = {"command": ["httpd", "-f", "-p", "80", "-h", "/etc"]}
+    try:
+        one = rt.run(
+            _spec(name="rangeone", network={"ports": _ports(f"{first}-{last}:80")}, **web_spec)
+        )
+        two = rt.run(
+            _spec(name="rangetwo", network={"ports": _ports(f"{first}-{last}:80")}, **web_spec)
+        )
+        # Port `first` is the blocker's, so Berth uses the next two, in order.
+        assert one["network"]["ports"][0]["host_port"] == first + 1
+        assert two["network"]["ports"][0]["host_port"] == last
+        for state, port in ((one, first + 1), (two, last)):
+            assert state["hostname"] in _get(f"http://127.0.0.1:{port}/hostname")
+        with pytest.raises(Conflict, match=f"every host port of 0.0.0.0:{first}-{last}/tcp"):
+            rt.run(_spec(name="rangefull", network={"ports": _ports(f"{first}-{last}:80")}))
+        assert {c["name"] for c in rt.list()} >= {"rangeone", "rangetwo"}
+        assert len(rt.networks.inspect("bridge")["containers"]) == 2  # nothing half-attached
+        # Once the first user stops, its port is free again for the next container.
+        rt.stop(one["id"], timeout=1)
+        three = rt.run(
+            _spec(name="rangethree", network={"ports": _ports(f"{first}-{last}:80")}, **web_spec)
+        )
+        assert three["network"]["ports"][0]["host_port"] == first + 1
+        assert three["hostname"] in _get(f"http://127.0.0.1:{first + 1}/hostname")
+    finally:
+        blocker.close()
+        for c in rt.list():
+            rt.delete(c["id"], force=True)
+
+
+def _ports(text: str) -> list[dict]:
+    from runtime.network import parse_publish
+
+    return [vars(m) for m in parse_publish(text)]
+
+
+def _network_cli(rt, *argv) -> int:
+    from runtime.cli import networks
+
+    parser = argparse.ArgumentParser(prog="berth")
+    networks.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["network", *argv])
+    args.config = rt.config
+    return args.func(args)
+
+
+def test_network_rm_refused_while_a_stopped_container_names_it(rt, capsys):
+    rt.networks.create("nettestkeep", subnet=free_subnet())
+    try:
+        state = rt.run(_spec(name="netkeeper", network={"networks": ["nettestkeep"]}))
+        rt.stop(state["id"], timeout=1)
+        assert rt.networks.inspect("nettestkeep")["containers"] == {}  # detached when stopped
+        assert _network_cli(rt, "rm", "nettestkeep") == 1
+        err = capsys.readouterr().err
+        assert "network nettestkeep is in use by container(s): netkeeper" in err
+        assert rt.networks.inspect("nettestkeep")["name"] == "nettestkeep"
+        rt.delete(state["id"])
+        assert _network_cli(rt, "rm", "nettestkeep") == 0
+        assert capsys.readouterr().out.strip() == "nettestkeep"
+    finally:
+        for c in rt.list():
+            rt.delete(c["id"], force=True)
+        with contextlib.suppress(NotFound):
+            rt.networks.remove("nettestkeep")

@@ -99,6 +99,25 @@ def test_remove_refused_while_in_use(manager, procs, files):
     manager.remove("busy")
 
 
+def test_remove_refused_while_a_stopped_container_names_it(manager):
+    net = manager.create("kept", subnet=free_subnet())
+    # Runtime state dicts as runtime.api.Runtime.list() gives them: nothing is attached.
+    containers = [
+        {"id": "1" * 64, "name": "by-name", "spec": {"network": {"networks": ["kept"]}}},
+        {"id": "2" * 64, "name": "by-id", "spec": {"network": {"networks": [net["id"][:12]]}}},
+        {"id": "3" * 64, "name": "other", "spec": {"network": {"networks": ["elsewhere"]}}},
+        {"id": "4" * 64, "name": "default", "spec": {"network": {}}},
+    ]
+    users = manager.users("kept", containers)
+    assert users == ["by-name", "by-id"]
+    with pytest.raises(Conflict, match=r"in use by container\(s\): by-id, by-name"):
+        manager.remove("kept", users=users)
+    assert manager.inspect("kept")["id"] == net["id"]  # nothing half-done
+    manager.remove("kept", users=manager.users("kept", containers[2:]))
+    with pytest.raises(NotFound):
+        manager.inspect("kept")
+
+
 def _cli(manager, *argv):
     from runtime.cli import networks
 

@@ -112,3 +112,43 @@ def test_ruleset_text():
     assert 'ip saddr 10.9.0.0/24 oifname != "tnx0" masquerade' in text
     assert 'oifname "tnx0" drop' in text
     assert 'iifname "tnx0" ip daddr 127.0.0.0/8 drop' in text
+
+
+def test_parse_publish_host_range_for_one_container_port():
+    (m,) = parse_publish("8000-8010:80")
+    assert (m.host_port, m.host_port_end, m.container_port, m.protocol) == (8000, 8010, 80, "tcp")
+    (m,) = parse_publish("127.0.0.1:5300-5301:53/udp")
+    assert (m.host_ip, m.host_port, m.host_port_end, m.protocol) == ("127.0.0.1", 5300, 5301, "udp")
+    (m,) = parse_publish("8080:80")
+    assert m.host_port_end == 0  # a single port is not a range
+
+
+def test_port_range_in_spec_round_trips_and_bad_ranges_are_refused():
+    from runtime.spec import ContainerSpec, PortMapping
+
+    data = {
+        "image": "busybox",
+        "network": {"ports": [{"container_port": 80, "host_port": 8000, "host_port_end": 8010}]},
+    }
+    spec = ContainerSpec.from_dict(data)
+    assert ContainerSpec.from_dict(spec.to_dict()).to_dict() == spec.to_dict()
+    assert spec.to_dict()["network"]["ports"][0]["host_port_end"] == 8010
+    for bad in ({"host_port": 8010, "host_port_end": 8000}, {"host_port_end": 8000}):
+        with pytest.raises(InvalidSpec, match="invalid host port range"):
+            PortMapping.from_dict({"container_port": 80, **bad})
+    with pytest.raises(InvalidSpec, match="host port range end"):
+        PortMapping.from_dict({"container_port": 80, "host_port": 1, "host_port_end": 70000})
+
+
+def test_platform_serializer_mirrors_port_range():
+    from rest_framework.exceptions import ValidationError
+
+    from containers.api.spec import parse_spec
+    from runtime.spec import ContainerSpec
+
+    body = {"image": "busybox", "network": {"ports": [{"container_port": 80, "host_port": 8000}]}}
+    body["network"]["ports"][0]["host_port_end"] = 8010
+    assert parse_spec(dict(body)) == ContainerSpec.from_dict(dict(body)).to_dict()
+    body["network"]["ports"][0]["host_port"] = 9000
+    with pytest.raises(ValidationError, match="invalid host port range"):
+        parse_spec(dict(body))

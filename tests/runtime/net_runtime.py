@@ -47,7 +47,9 @@ def net_runtime():
     from runtime.images.busybox import build_image
 
     base = Path(tempfile.mkdtemp(prefix="berth-rtnet-"))
-    prefix = "tr" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
+    prefix = "tr" + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4)
+    )
     config = RuntimeConfig(
         root=base / "root",
         run_root=base / "run",

@@ -121,8 +121,6 @@ def test_errors_are_clear(berth, rt):
     proc = berth("run", "--network", "none", "--userns", "private", "busybox", "true", check=False)
     assert proc.returncode == 125
     assert b"user namespaces are not supported" in proc.stderr
-    proc = berth("run", "-d", "--rm", "--network", "none", "busybox", "true", check=False)
-    assert proc.returncode == 125 and b"conflicting options" in proc.stderr
     proc = berth("stop", "nosuch", check=False)
     assert proc.returncode == 125 and b"no such container: nosuch" in proc.stderr
     proc = berth(
@@ -139,6 +137,32 @@ def test_errors_are_clear(berth, rt):
     )
     assert b"conflicting options" in proc.stderr
     assert rt.list() == []
+
+
+def test_run_detached_rm_removes_the_container_when_it_exits(berth, rt):
+    cid = berth("run", "-d", "--rm", "--network", "none", "busybox", "sh", "-c", "sleep 0.2")
+    cid = cid.stdout.decode().strip()
+    deadline = time.monotonic() + 15
+    while cid in rt.store.ids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cid not in rt.store.ids()
+    assert cid not in rt.cgroups.list()
+
+
+def test_rename(berth, rt):
+    berth("create", "--name", "before", "--network", "none", "busybox", "sleep", "1000")
+    berth("create", "--name", "other", "--network", "none", "busybox", "sleep", "1000")
+    berth("rename", "before", "after")
+    berth("rename", "after", "after")  # already so named: nothing to do
+    assert sorted(s["name"] for s in rt.list()) == ["after", "other"]
+    proc = berth("rename", "after", "other", check=False)
+    assert proc.returncode != 0 and b'name "/other" is already in use' in proc.stderr
+    proc = berth("rename", "after", "bad/name", check=False)
+    assert proc.returncode == 125 and b"invalid container name" in proc.stderr
+    berth("start", "after")
+    assert rt.state("after")["status"] == "running"
+    proc = berth("start", "before", check=False)
+    assert b"no such container: before" in proc.stderr
 
 
 def _read_until(fd, needle: bytes, timeout: float = 15.0) -> bytes:

@@ -7,7 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.models import ApiToken, Membership, Team, User
+from accounts import services
+from accounts.models import ApiToken, Team, User
 from api.base import (
     GatedCreateMixin,
     GatedDestroyMixin,
@@ -19,10 +20,8 @@ from api.base import (
 from api.fields import StrictBooleanField, StrictIntegerField, StrictSerializer
 from config.errors import InvalidRequest
 from rbac import gate
-from rbac.grants import forget, grants_for
-from rbac.models import RoleBinding
 
-PRIVILEGED_USER_FIELDS = ("is_staff", "is_superuser", "is_active")
+PRIVILEGED_USER_FIELDS = services.PRIVILEGED_USER_FIELDS
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -92,28 +91,8 @@ class UserViewSet(
     ordering_fields = ["username", "date_joined"]
 
     def _escalation_options(self, target):
-        """Changing a user means acting as them: you must hold all they hold (or rbac.escalate).
-
-        Their staff, superuser and active flags are never writable by themselves.
-        """
-        data = self.request.data if isinstance(self.request.data, dict) else {}
-        options = {
-            "grants": [
-                {
-                    "permissions": sorted(grant.codes),
-                    "bind_paths": list(grant.bind_paths),
-                    "team_id": grant.team_id,
-                    "host_id": grant.host_id,
-                }
-                for grant in grants_for(target)
-            ]
-        }
-        if data.get("is_superuser"):
-            options["permissions"] = ["*"]
-        if any(name in data for name in PRIVILEGED_USER_FIELDS):
-            options["subject_user_id"] = target.pk
-            options["self_message"] = "you cannot change your own staff, superuser or active flags"
-        return options
+        """Changing a user means acting as them (accounts.services.user_change_options)."""
+        return services.user_change_options(target, self.request.data)
 
     def create(self, request, *args, **kwargs):
         if isinstance(request.data, dict) and request.data.get("is_superuser"):
@@ -195,23 +174,6 @@ class TeamViewSet(
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
 
-    def _member_options(self, team, user_id):
-        """A new member receives every binding of the team, each in its own scope."""
-        grants = [
-            {
-                "permissions": binding.role.permissions,
-                "bind_paths": binding.role.bind_paths,
-                "team_id": binding.scope_team_id,
-                "host_id": binding.scope_host_id,
-            }
-            for binding in RoleBinding.objects.filter(team=team).select_related("role")
-        ]
-        return {
-            "subject_user_id": user_id,
-            "self_message": "you cannot change your own team memberships",
-            "grants": grants,
-        }
-
     @extend_schema(request=MemberSerializer, responses={201: TeamSerializer})
     @action(detail=True, methods=["post"], url_path="members")
     def add_member(self, request, pk=None):
@@ -220,11 +182,9 @@ class TeamViewSet(
         body = MemberSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         member = body.validated_data["user"]
-        decision = self.require(team, options=self._member_options(team, member.pk))
-        with transaction.atomic():
-            Membership.objects.get_or_create(team=team, user=member)
-            gate.record(decision, summary=self.summary() | {"user": member.pk})
-        forget(member)
+        services.do_change_membership(
+            team, member, adding=True, acting_user=request.user, summary=self.summary()
+        )
         return Response(
             TeamSerializer(Team.objects.get(pk=team.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -233,12 +193,12 @@ class TeamViewSet(
     def remove_member(self, request, pk=None, user_id=None):
         """Remove a user from the team."""
         team = self.get_object()
-        decision = self.require(
-            team, options=self._member_options(team, int(user_id)) | {"grants": []}
+        member = User.objects.filter(pk=int(user_id)).first()
+        if member is None:
+            raise InvalidRequest(f"no user {user_id}")
+        services.do_change_membership(
+            team, member, adding=False, acting_user=request.user, summary=self.summary()
         )
-        with transaction.atomic():
-            Membership.objects.filter(team=team, user_id=int(user_id)).delete()
-            gate.record(decision, summary=self.summary() | {"user": int(user_id)})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

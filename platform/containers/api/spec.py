@@ -120,12 +120,22 @@ class MountSerializer(StrictSerializer):
 
 
 class PortMappingSerializer(StrictSerializer):
-    """container_port/protocol published on host_ip:host_port."""
+    """container_port/protocol on host_ip:host_port, or the first free port up to host_port_end."""
 
     container_port = StrictIntegerField(min_value=1, max_value=65535)
     host_port = StrictIntegerField(required=False, default=0, min_value=0, max_value=65535)
     host_ip = serializers.IPAddressField(required=False, default="", allow_blank=True)
     protocol = serializers.ChoiceField(choices=["tcp", "udp"], required=False, default="tcp")
+    host_port_end = StrictIntegerField(required=False, default=0, min_value=0, max_value=65535)
+
+    def validate(self, attrs):
+        end = attrs["host_port_end"]
+        if end and not 0 < attrs["host_port"] <= end:
+            raise serializers.ValidationError(
+                f"invalid host port range {attrs['host_port']}-{end}: "
+                "it needs a first port no greater than its last"
+            )
+        return attrs
 
 
 class ThrottleDeviceSerializer(StrictSerializer):

@@ -46,7 +46,11 @@ def users(request):
         )
         .order_by("username")
     )
-    context = {"users": rows, "can_create": may(request.user, "user.create")}
+    context = {
+        "users": rows,
+        "can_create": may(request.user, "user.create"),
+        "can_change": may(request.user, "user.change"),
+    }
     return render(request, "dashboard/admin/users.html", context)
 
 
@@ -56,7 +60,12 @@ def teams(request):
     rows = visible(Team.objects.prefetch_related("members"), request.user, "team.view")
     can_change = may(request.user, "team.change")
     people = User.objects.filter(is_active=True).only("id", "username") if can_change else []
-    context = {"teams": rows, "can_change": can_change, "people": people}
+    context = {
+        "teams": rows,
+        "can_change": can_change,
+        "can_create": may(request.user, "team.create"),
+        "people": people,
+    }
     return render(request, "dashboard/admin/teams.html", context)
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import InvalidRequest
 from containers import services
+from containers.api.serializers import RenameSerializer
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may
@@ -87,6 +88,7 @@ def detail(request, pk):
         "can_logs": may(user, "container.logs", container),
         "can_stats": may(user, "container.stats", container),
         "can_top": may(user, "container.top", container),
+        "can_rename": may(user, "container.change", container),
     }
     return render(request, "dashboard/containers/detail.html", context)
 
@@ -116,6 +118,22 @@ def action(request, pk):
     messages.success(request, f"{verb} of {container.name} queued")
     if verb == "remove":
         return redirect("dashboard:containers")
+    return redirect("dashboard:container_detail", pk=container.pk)
+
+
+@require_POST
+@gated("container.change")
+def rename(request, pk):
+    """POST name=: rename through the same serializer and service as the API."""
+    container = _container(request, pk)
+    body = RenameSerializer(data={"name": request.POST.get("name", "").strip()})
+    if not body.is_valid():
+        raise InvalidRequest("name: " + " ".join(map(str, body.errors.get("name", ["invalid"]))))
+    old = container.name
+    services.do_rename_container(
+        container, body.validated_data["name"], acting_user=request.user, summary=_summary(request)
+    )
+    messages.success(request, f"{old} renamed to {container.name}")
     return redirect("dashboard:container_detail", pk=container.pk)
 
 

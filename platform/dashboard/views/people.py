@@ -1,18 +1,17 @@
-"""Users and team members from the dashboard: the API's serializers and gate options, reused."""
+"""Users and teams from the dashboard: the API's serializers and accounts.services, reused."""
 
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from accounts import services
 from accounts.api.views import UserSerializer
-from accounts.models import Membership, Team, User
+from accounts.models import Team, User
 from config.errors import InvalidRequest
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible
 from rbac import gate
-from rbac.grants import forget
-from rbac.models import RoleBinding
 
 
 def _summary(request, **extra) -> dict:
@@ -46,50 +45,57 @@ def user_create(request):
     return redirect("dashboard:users")
 
 
-def _member_options(team, user_id) -> dict:
-    # Adding a member grants them the team's roles: the escalation rule gets the same
-    # options as the REST API's TeamViewSet.add_member.
-    permissions, paths = set(), set()
-    for binding in RoleBinding.objects.filter(team=team).select_related("role"):
-        permissions |= set(binding.role.permissions)
-        paths |= set(binding.role.bind_paths or ())
-    return {
-        "subject_user_id": user_id,
-        "permissions": sorted(permissions),
-        "bind_paths": sorted(paths),
-    }
-
-
 @require_POST
 @gated("team.change")
 def team_members(request, pk):
-    """POST user=<id>&op=add|remove: change a team's members through the gate."""
+    """POST user=<id>&op=add|remove: change a team's members (accounts.services, as the API)."""
     team = get_visible(Team.objects.all(), request.user, pk, "team.view", "team")
     user_id = request.POST.get("user", "")
     member = User.objects.filter(pk=user_id).first() if user_id.isdigit() else None
     if member is None:
         raise InvalidRequest("choose a user")
     adding = request.POST.get("op") != "remove"
-    options = _member_options(team, member.pk)
-    if not adding:
-        options["permissions"] = []
-    decision = gate.require(
-        request.user,
-        "team.change",
-        team,
-        options=options,
-        summary=_summary(request, user=member.pk),
+    services.do_change_membership(
+        team, member, adding=adding, acting_user=request.user, summary=_summary(request)
     )
-    with transaction.atomic():
-        if adding:
-            Membership.objects.get_or_create(team=team, user=member)
-        else:
-            Membership.objects.filter(team=team, user=member).delete()
-        gate.record(
-            decision, summary=_summary(request, user=member.pk, op="add" if adding else "remove")
-        )
-    forget(member)
     messages.success(
         request, f"{member.username} {'added to' if adding else 'removed from'} {team.name}"
     )
     return redirect("dashboard:teams")
+
+
+@require_POST
+@gated("team.create")
+def team_create(request):
+    """POST name=&description=: a new team."""
+    team = services.do_create_team(
+        name=request.POST.get("name", ""),
+        description=request.POST.get("description", "").strip(),
+        acting_user=request.user,
+        summary=_summary(request),
+    )
+    messages.success(request, f"team {team.name} created")
+    return redirect("dashboard:teams")
+
+
+def _flag(request, name):
+    value = request.POST.get(name)
+    if value not in ("0", "1"):
+        raise InvalidRequest(f"{name} must be 0 or 1")
+    return value == "1"
+
+
+@require_POST
+@gated("user.change")
+def user_flags(request, pk):
+    """POST is_active=0|1 and/or is_staff=0|1 for another user (never for oneself)."""
+    target = get_visible(User.objects.all(), request.user, pk, "user.view", "user")
+    flags = {
+        name: _flag(request, name) for name in services.DASHBOARD_USER_FLAGS if name in request.POST
+    }
+    if not flags:
+        raise InvalidRequest("nothing to change: send is_active or is_staff")
+    services.do_set_user_flags(target, flags, acting_user=request.user, summary=_summary(request))
+    changes = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items())
+    messages.success(request, f"{target.username}: {changes}")
+    return redirect("dashboard:users")
