@@ -123,6 +123,8 @@ class Runtime:
         rec = self._prepare(spec)
         cid, paths = rec["id"], self.store.paths(rec["id"])
         if auto_remove:
+            if rec["spec"]["restart"]["name"] != "no":
+                raise InvalidSpec("conflicting options: a restart policy and auto-remove (--rm)")
             rec["auto_remove"] = True
         # The record names its creator until the create completes: if this process dies
         # half-way, the next create of the name (or reconcile) sees it and clears the rest.
@@ -324,6 +326,9 @@ class Runtime:
 
     def stop(self, ref: str, timeout: int | None = None) -> dict:
         """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped."""
+        return self._stop(ref, timeout, keep=False)
+
+    def _stop(self, ref: str, timeout: int | None, keep: bool) -> dict:
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
@@ -332,7 +337,7 @@ class Runtime:
                 grace = spec.stop_timeout if timeout is None else timeout
                 paths = self.store.paths(cid)
                 paths.stop_flag.touch()
-                if not rec.get("auto_remove"):  # --rm: the shim's post-exit hook removes it
+                if keep or not rec.get("auto_remove"):  # --rm: the post-exit hook removes it
                     paths.caller_cleans.touch()
                 state = self.store.read_state(cid)
                 state["user_stopped"] = True
@@ -343,7 +348,8 @@ class Runtime:
                     self._wait_stopped(cid, grace)
                 self._kill_and_wait(cid, obs)
             self._detach_network(cid)
-        return self.state(cid)
+            # Read under the lock: a --rm container's post-exit hook removes it right after.
+            return self.state(cid)
 
     def _kill_and_wait(self, cid: str, obs: dict) -> None:
         with contextlib.suppress(OSError, BerthError):
@@ -371,8 +377,8 @@ class Runtime:
             self.store.paths(cid).network_file.unlink(missing_ok=True)
 
     def restart(self, ref: str, timeout: int | None = None) -> dict:
-        """Stop (if running) and start again."""
-        self.stop(ref, timeout)
+        """Stop (if running) and start again (a --rm container is kept for the start)."""
+        self._stop(ref, timeout, keep=True)
         return self.start(ref)
 
     def pause(self, ref: str) -> None:

@@ -122,7 +122,8 @@ def network_remove(rt, op):
     if net is None:
         return {"removed": None}  # a repeated removal: nothing left to do
     with contextlib.suppress(NotFound):
-        rt.networks.remove(net.name)
+        # Stopped containers that name the network count too, as in Docker.
+        rt.networks.remove(net.name, users=rt.networks.users(net.name, rt.list()))
     net.delete()
     return {"removed": net.name}
 

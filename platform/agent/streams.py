@@ -146,6 +146,7 @@ class AttachSession:
             raise SessionError(f"cannot attach: {err.strerror or err}") from None
         self.sock.setblocking(False)
         self.fd = self.sock.fileno()
+        self.rt, self.runtime_id = rt, runtime_id
 
     def read(self) -> bytes:
         """Output so far; b'' when the shim closed the socket (the container exited)."""
@@ -162,7 +163,11 @@ class AttachSession:
             self.sock.sendall(data)
 
     def resize(self, cols: int, rows: int) -> None:
-        """The shim's attach socket carries bytes only: the size stays the container's."""
+        """New window size, through the shim (the program in the container gets SIGWINCH)."""
+        from runtime.errors import BerthError
+
+        with contextlib.suppress(BerthError):
+            self.rt.resize(self.runtime_id, cols, rows)
 
     def close(self) -> None:
         """Detach."""
@@ -251,7 +256,10 @@ def open_session(op, container):
     if params.get("mode") == "attach":
         if not (container.spec or {}).get("tty"):
             raise SessionError(f"container {container.name} has no TTY")
-        return AttachSession(rt, state["id"])
+        session = AttachSession(rt, state["id"])
+        if params.get("cols") and params.get("rows"):
+            session.resize(*proto.clamp_size(params.get("cols"), params.get("rows")))
+        return session
     argv = params.get("command") or []
     if not argv or not all(isinstance(a, str) for a in argv):
         raise SessionError("the terminal needs a command")

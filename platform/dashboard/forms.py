@@ -25,7 +25,7 @@ RESTART_CHOICES = [
     ("unless-stopped", "unless-stopped"),
 ]
 PORT_RE = re.compile(
-    r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d{1,5}):)?(?P<container>\d{1,5})(?:/(?P<proto>tcp|udp))?$"
+    r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d{1,5})(?:-(?P<host_end>\d{1,5}))?:)?(?P<container>\d{1,5})(?:/(?P<proto>tcp|udp))?$"
 )
 NAMESPACE_CHOICES = [("pid", "pid"), ("ipc", "ipc"), ("uts", "uts")]
 
@@ -115,6 +115,8 @@ class ContainerForm(forms.Form):
             port = {"container_port": int(match["container"]), "protocol": match["proto"] or "tcp"}
             if match["host"]:
                 port["host_port"] = int(match["host"])
+            if match["host_end"]:
+                port["host_port_end"] = int(match["host_end"])  # Docker: any free port of the range
             if match["ip"]:
                 port["host_ip"] = match["ip"].strip("[]")
             out.append(port)

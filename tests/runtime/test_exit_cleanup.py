@@ -82,6 +82,16 @@ def test_run_with_auto_remove_deletes_the_container_when_it_exits(nrt):
 
 def test_stop_of_an_auto_remove_container_removes_it(nrt):
     cid = nrt.run(_web(free_port(), ["sleep", "1000"]), auto_remove=True)["id"]
+    assert nrt.restart(cid, timeout=1)["status"] == "running"  # restart keeps it
     nrt.stop(cid, timeout=1)
     assert poll(lambda: cid not in nrt.store.ids())
     assert nrt.cgroups.list() == []
+
+
+def test_auto_remove_with_a_restart_policy_is_refused(nrt):
+    from runtime.errors import InvalidSpec
+
+    spec = _web(free_port(), ["true"], restart={"name": "always"})
+    with pytest.raises(InvalidSpec, match="conflicting options"):
+        nrt.run(spec, auto_remove=True)
+    assert nrt.store.ids() == []
