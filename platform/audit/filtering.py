@@ -5,7 +5,7 @@ Both callers pass a queryset that the gate already restricted to what the user m
 
 import csv
 import json
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.utils import timezone
 
@@ -45,12 +45,12 @@ def _moment(name: str, text: str):
             day = datetime.strptime(text, "%Y-%m-%d").date()
             moment = datetime.combine(day, time.min)
             return timezone.make_aware(
-                moment + timedelta(days=1) if name == "until" else moment, timezone.UTC
+                moment + timedelta(days=1) if name == "until" else moment, UTC
             )
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequest(f"{name}: expected YYYY-MM-DD or an ISO 8601 date-time") from None
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.UTC)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def filter_events(queryset, params) -> tuple:

@@ -261,3 +261,42 @@ def test_network_rm_refused_while_a_stopped_container_names_it(rt, capsys):
             rt.delete(c["id"], force=True)
         with contextlib.suppress(NotFound):
             rt.networks.remove("nettestkeep")
+
+
+def test_network_modes_host_none_and_container(rt):
+    """host shares the host's stack; none has loopback only; container: joins another's."""
+    host_port = _free_port()
+    host_web = rt.run(
+        _spec(
+            name="hostmode",
+            command=["httpd", "-f", "-p", f"127.0.0.1:{host_port}", "-h", "/etc"],
+            network={"mode": "host"},
+        )
+    )
+    try:
+        # The server inside listens on the host's own loopback: no veth, no port map.
+        assert "localhost" in _get(f"http://127.0.0.1:{host_port}/hosts")
+        assert rt.networks.endpoint(host_web["id"]) is None
+        host_net_ns = os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{host_web['pid']}/ns/net") == host_net_ns
+
+        isolated = rt.run(_spec(name="nonemode", network={"mode": "none"}))
+        code, out = rt.exec(isolated["id"], ["ip", "-o", "link"])
+        links = [line.split(":")[1].strip() for line in out.decode().splitlines()]
+        assert code == 0 and links == ["lo"], out
+        assert os.readlink(f"/proc/{isolated['pid']}/ns/net") != host_net_ns
+
+        web = rt.run(_spec(name="owner", command=["httpd", "-f", "-p", "8081", "-h", "/etc"]))
+        joined = rt.run(_spec(name="joiner", network={"mode": "container:owner"}))
+        assert os.readlink(f"/proc/{joined['pid']}/ns/net") == os.readlink(
+            f"/proc/{web['pid']}/ns/net"
+        )
+        # The joiner reaches the owner's server on their shared loopback.
+        code, out = rt.exec(
+            joined["id"], ["wget", "-q", "-O", "-", "http://127.0.0.1:8081/hostname"]
+        )
+        assert code == 0 and out.strip(), out
+    finally:
+        for name in ("joiner", "owner", "nonemode", "hostmode"):
+            with contextlib.suppress(NotFound):
+                rt.delete(name, force=True)

@@ -84,6 +84,20 @@ def _creator_paused_at(rt, spec: dict, step: str, tmp_path: Path) -> subprocess.
     return proc
 
 
+def _processes_of(cid: str) -> list[int]:
+    """Pids whose command line names container `cid` (its shim does)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if cid.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 def _kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -99,6 +113,7 @@ def test_create_killed_at_a_step_leaves_nothing(nrt, tmp_path, step):
             # A create still in progress owns its name: nobody may take it.
             with pytest.raises(Conflict):
                 nrt.create(spec)
+        (old,) = nrt.store.ids()
     finally:
         _kill(proc)
     # The same name (and host port) is free again for the next create.
@@ -107,6 +122,7 @@ def test_create_killed_at_a_step_leaves_nothing(nrt, tmp_path, step):
         assert state["status"] == "created"
         assert state["network"]["ports"][0]["host_port"] == port
         nrt.reconcile()
+        assert _processes_of(old) == []  # the half-made container's shim and init are gone
         assert nrt.store.ids() == [state["id"]]
         assert [s["name"] for s in nrt.list()] == ["halfmade"]
         assert nrt.cgroups.list() == [state["id"]]
@@ -129,3 +145,15 @@ def test_reconcile_clears_a_half_made_container(nrt, tmp_path):
     assert cid in nrt.reconcile()
     assert nrt.store.ids() == [] and nrt.cgroups.list() == []
     assert nrt.store.name_owner("halfmade") is None
+
+
+def test_reconcile_removes_a_directory_a_create_never_published(nrt):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that names no process now
+    leftover = nrt.config.containers_dir / (".new-" + "ab" * 32)
+    leftover.mkdir(parents=True)
+    record = {"id": "ab" * 32, "name": "x", "creating": {"pid": dead.pid, "start": 1}}
+    (leftover / "config.json").write_text(json.dumps(record))
+    nrt.reconcile()
+    assert not leftover.exists()
+    assert nrt.list() == []
