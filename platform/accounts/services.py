@@ -17,6 +17,10 @@ PRIVILEGED_USER_FIELDS = ("is_staff", "is_superuser", "is_active")
 DASHBOARD_USER_FLAGS = ("is_active", "is_staff")
 
 
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
 def user_change_options(target, data) -> dict:
     """Gate options for changing `target` with `data`: you must hold all they hold.
 
@@ -34,7 +38,8 @@ def user_change_options(target, data) -> dict:
             for grant in grants_for(target)
         ]
     }
-    if data.get("is_superuser"):
+    if _truthy(data.get("is_superuser")) or _truthy(data.get("is_staff")):
+        # Granting staff or superuser is for admins only: it needs every permission.
         options["permissions"] = ["*"]
     if any(name in data for name in PRIVILEGED_USER_FIELDS):
         options["subject_user_id"] = target.pk

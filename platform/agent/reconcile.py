@@ -119,6 +119,8 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
             continue
         if container.observed_state == Observed.PENDING:
             continue  # never created: its create operation failed or has not run
+        if not _still_missing(container, rt):
+            continue  # an operation made, replaced or removed it after this pass looked
         counts["ghosts"] += 1
         _repair_ghost(container, host_name, rt)
         counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)
@@ -150,6 +152,26 @@ def _changed(container, state) -> bool:
         pid,
         state.get("id"),
     )
+
+
+def _still_missing(container, rt) -> bool:
+    """Look again before calling a container a ghost: the list and rows above may be stale.
+
+    Between this pass's `busy` query, its runtime list and its row query, another worker
+    process may have run an operation on the container (a create that finished, a remove that
+    started); re-reading the row, its operations and the host closes that window.
+    """
+    container.refresh_from_db()
+    if container.observed_state == Observed.PENDING or container.desired_state == Desired.REMOVED:
+        return False
+    in_flight = Operation.objects.filter(
+        target_type="container",
+        target_id=str(container.id),
+        state__in=(OpState.PENDING, OpState.RUNNING),
+    ).exclude(kind__in=SESSION_KINDS)
+    if in_flight.exists():
+        return False
+    return lookup.find(rt, container) is None
 
 
 def _repair_ghost(container, host_name, rt) -> None:

@@ -17,7 +17,20 @@ from django.db import transaction
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from accounts.models import TOKEN_PREFIX
 from rbac import gate
+
+# Query parameters whose values are never written to the audit log (a client may put a token
+# or a password in the URL; the append-only log must not keep it forever).
+_SECRET_PARAMS = ("token", "password", "secret", "key", "auth", "credential")
+
+
+def _redacted(name: str, value):
+    """`value`, or a placeholder when the parameter or the value looks like a secret."""
+    lowered = name.lower()
+    if any(word in lowered for word in _SECRET_PARAMS) or str(value).startswith(TOKEN_PREFIX):
+        return "[redacted]"
+    return value
 
 
 class GatedViewSet(viewsets.GenericViewSet):
@@ -62,7 +75,8 @@ class GatedViewSet(viewsets.GenericViewSet):
         data = {"method": request.method, "path": request.path}
         if request.query_params:
             data["query"] = {
-                k: request.query_params.get(k) for k in list(request.query_params)[:20]
+                k: _redacted(k, request.query_params.get(k))
+                for k in list(request.query_params)[:20]
             }
         return data
 

@@ -1,5 +1,6 @@
 """Strict serializer building blocks: unknown fields refused, booleans only true/false."""
 
+from django.conf import settings
 from rest_framework import serializers
 
 
@@ -57,3 +58,13 @@ class StrictSerializer(serializers.Serializer):
             elif isinstance(field, StrictSerializer):
                 value[name] = field.to_internal_value({})
         return value
+
+
+def check_upload_size(upload):
+    """Refuse an uploaded file larger than BERTH_MAX_UPLOAD_BYTES (before it is stored)."""
+    limit = settings.BERTH_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise serializers.ValidationError(
+            f"the upload is too large ({upload.size} bytes; at most {limit} bytes)"
+        )
+    return upload

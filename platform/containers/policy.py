@@ -155,8 +155,9 @@ def violations(
 def exec_violations(user, container_team_member: bool, granted) -> list[str]:
     """Exec as root into a container of a team you are not in needs container.exec_root."""
     name = "" if user is None else str(user).partition(":")[0].strip()
+    # The runtime reads any all-digit name as a uid, so "00" and "000" are root as well.
     if (
-        name in ROOT_USERS
+        (name in ROOT_USERS or (name.isdigit() and int(name) == 0))
         and not container_team_member
         and "container.exec_root" not in frozenset(granted)
     ):

@@ -16,7 +16,39 @@ def stats(rt, cid: str) -> dict:
     data = dataclasses.asdict(sample) if dataclasses.is_dataclass(sample) else dict(sample)
     data["id"] = cid
     data["read_at"] = time.time()
+    _, observed = rt._observe(cid)
+    pid = observed["pid"] if observed["status"] in ("running", "paused") else None
+    data["networks"] = network_counters(pid) if pid else {}
     return data
+
+
+def network_counters(pid: int) -> dict:
+    """Per-interface counters of the network namespace `pid` lives in, in Docker's shape.
+
+    /proc/<pid>/net/dev shows the namespace of that process, so no setns() is needed.
+    """
+    try:
+        with open(f"/proc/{pid}/net/dev", "rb") as f:
+            lines = f.read().decode().splitlines()[2:]
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        name, _, counters = line.partition(":")
+        name, values = name.strip(), counters.split()
+        if name == "lo" or len(values) < 16:
+            continue
+        out[name] = {
+            "rx_bytes": int(values[0]),
+            "rx_packets": int(values[1]),
+            "rx_errors": int(values[2]),
+            "rx_dropped": int(values[3]),
+            "tx_bytes": int(values[8]),
+            "tx_packets": int(values[9]),
+            "tx_errors": int(values[10]),
+            "tx_dropped": int(values[11]),
+        }
+    return out
 
 
 def _proc_row(pid: int) -> list[str] | None:

@@ -107,6 +107,19 @@ def test_user_changer_cannot_deactivate_someone_who_holds_more(login, users):
     assert User.objects.get(pk=users["admin"].pk).is_active
 
 
+def test_only_admins_grant_staff(login, users):
+    # user.change suffices to deactivate someone who holds less, not to make them staff.
+    changer = Role.objects.create(name="td-userchg2", permissions=["user.view", "user.change"])
+    RoleBinding.objects.create(user=users["rando"], role=changer)
+    plain = User.objects.create_user(username="td-plain", password="x-password-1")
+    client = login("rando")
+    url = f"/manage/users/{plain.pk}/flags/"
+    assert client.post(url, {"is_staff": "1"}).status_code == 403
+    assert not User.objects.get(pk=plain.pk).is_staff
+    assert client.post(url, {"is_active": "0"}).status_code == 302
+    assert not User.objects.get(pk=plain.pk).is_active
+
+
 def test_developer_renames_their_container_from_the_detail_page(login, containers):
     dev = login("developer")
     alpha = containers["alpha"]

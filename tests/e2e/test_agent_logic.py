@@ -327,3 +327,28 @@ def test_image_sync_waits_while_an_image_operation_is_in_flight(world):
         state="succeeded", finished_at=timezone.now() - timedelta(minutes=1)
     )
     assert reconcile.reconcile_host(host.name, rt=rt)["images_added"] == 1
+
+
+class StaleListRuntime(FakeRuntime):
+    """list() answers from a snapshot taken before the last create (a pass racing a create)."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshot = {}
+
+    def list(self):
+        return [dict(s) for s in self.snapshot.values()]
+
+
+def test_a_create_finished_after_the_runtime_list_is_no_ghost(world):
+    rt = StaleListRuntime()
+    world["rt"] = rt
+    _run(world, _op(world, "container.create", start=True))
+    Container.objects.filter(id=world["container"].id).update(desired_state="running")
+    # The pass listed the host before the create finished, then read the rows after it.
+    counts = reconcile.reconcile_host(world["host"].name, rt=rt)
+    assert counts["ghosts"] == 0 and counts["repaired"] == 0
+    assert rt.creates == 1
+    c = Container.objects.get(id=world["container"].id)
+    assert c.observed_state == "running"
+    assert not Operation.objects.filter(params__reason__startswith="reconcile").exists()

@@ -5,6 +5,23 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
+def test_base_image_is_a_shared_row_after_reconciliation(web):
+    # scripts/berth-up builds busybox into the store outside any operation; the agent's
+    # reconciliation gives it a row that every user who may view images sees (team NULL).
+    busybox = web.runtime().images.resolve("busybox")
+    rows = web.wait_until(
+        lambda: web.sql(
+            "SELECT team_id, repo_tags FROM images_image WHERE image_id = ?", busybox.id
+        ),
+        30,
+        "the agent to record the base image",
+    )
+    assert rows[0][0] is None and "busybox:latest" in rows[0][1]
+    status, body = web.api("GET", "images/")
+    assert status == 200
+    assert busybox.id in {image["image_id"] for image in body["results"]}
+
+
 def test_image_import_tag_remove(web, tmp_path):
     from runtime.images.busybox import build_rootfs_tar
 

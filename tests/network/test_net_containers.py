@@ -300,3 +300,24 @@ def test_network_modes_host_none_and_container(rt):
         for name in ("joiner", "owner", "nonemode", "hostmode"):
             with contextlib.suppress(NotFound):
                 rt.delete(name, force=True)
+
+
+def test_stats_count_the_container_network_traffic(rt):
+    port = _free_port()
+    web = rt.run(
+        _spec(
+            name="statsweb",
+            command=["httpd", "-f", "-p", "80", "-h", "/etc"],
+            network={"ports": [{"container_port": 80, "host_port": port}]},
+        )
+    )
+    try:
+        before = rt.stats(web["id"])["networks"]["eth0"]
+        for _ in range(5):
+            _get(f"http://127.0.0.1:{port}/passwd")
+        after = rt.stats(web["id"])["networks"]
+        assert set(after) == {"eth0"}  # loopback is not counted, as in Docker
+        assert after["eth0"]["tx_bytes"] > before["tx_bytes"]
+        assert after["eth0"]["rx_packets"] > before["rx_packets"]
+    finally:
+        rt.delete(web["id"], force=True)

@@ -168,6 +168,8 @@ BERTH_EXEC_MARGIN_SECONDS = (
     5  # an exec may run `timeout` seconds; the host gets this much more to answer
 )
 BERTH_TOKEN_DEFAULT_DAYS = 90
+# Largest image archive or build context the API accepts (the host's disk is shared).
+BERTH_MAX_UPLOAD_BYTES = 4 * 1024**3
 
 LOGGING = {
     "version": 1,

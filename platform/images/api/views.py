@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
-from api.fields import StrictSerializer
+from api.fields import StrictSerializer, check_upload_size
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from images.models import Image
@@ -41,7 +41,7 @@ class ImageSerializer(serializers.ModelSerializer):
 class ImageImportSerializer(StrictSerializer):
     """Multipart upload: a docker-save, OCI-layout or rootfs tar."""
 
-    file = serializers.FileField()
+    file = serializers.FileField(validators=[check_upload_size])
     ref = serializers.RegexField(REF_RE, required=False, default="", allow_blank=True)
     host = serializers.CharField(required=False)
     team = serializers.CharField(

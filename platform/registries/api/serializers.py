@@ -4,7 +4,7 @@ import json
 
 from rest_framework import serializers
 
-from api.fields import StrictBooleanField, StrictCharField, StrictSerializer
+from api.fields import StrictBooleanField, StrictCharField, StrictSerializer, check_upload_size
 from operations.api.serializers import OperationSerializer
 from registries import refs
 from registries.models import Registry
@@ -121,7 +121,7 @@ class PruneSerializer(StrictSerializer):
 class BuildSerializer(StrictSerializer):
     """Multipart: a tar of the build context, the Dockerfile's path in it, the tag."""
 
-    context = serializers.FileField()
+    context = serializers.FileField(validators=[check_upload_size])
     dockerfile = serializers.CharField(required=False, default="Dockerfile", max_length=255)
     tag = _ref_field(required=False)
     build_args = serializers.CharField(

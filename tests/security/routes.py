@@ -1,0 +1,41 @@
+"""Every HTTP route of Berth as a concrete path with the methods it answers (for the walkers)."""
+
+import re
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+# Paths anyone may open: the login form, logout (it only ends a session).
+PUBLIC = {"login/", "logout/"}
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+ALL_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _walk(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def concrete(route: str, pk: int = 1) -> str:
+    """'api/v1/^containers/(?P<pk>[^/.]+)/exec/$' -> '/api/v1/containers/1/exec/'."""
+    if route.endswith("^.*$"):
+        return "/" + route.replace("^.*$", "no-such-thing/")
+
+    def value(name):
+        return "json" if name == "format" else str(pk)
+
+    path = _GROUP.sub(lambda m: value(m[1]), route)
+    path = _CONVERTER.sub(lambda m: value(m[1]), path)
+    path = path.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "/")
+    return "/" + path
+
+
+def routes(pk: int = 1):
+    """(route pattern, concrete path, methods, callback) for every URL pattern."""
+    for route, callback in _walk(get_resolver().url_patterns):
+        actions = getattr(callback, "actions", None)
+        methods = tuple(m for m in actions if m in ALL_METHODS) if actions else ALL_METHODS
+        yield route, concrete(route, pk), methods, callback

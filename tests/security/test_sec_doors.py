@@ -1,0 +1,110 @@
+"""Dangerous options through every door: the dashboard form, exec, unknown fields, uploads."""
+
+import io
+
+import pytest
+
+from audit.models import AuditEvent
+from containers.models import Container
+from operations.models import Operation
+
+pytestmark = pytest.mark.django_db
+
+# Fields a developer's form never shows, forged into the POST; each must be refused.
+FORGED = {
+    "privileged": {"privileged": "on"},
+    "cap_add": {"cap_add": "SYS_ADMIN"},
+    "cap_add_lower": {"cap_add": "cap_sys_ptrace"},
+    "devices": {"devices": "/dev/sda"},
+    "host_pid": {"host_namespaces": ["pid"]},
+    "seccomp_off": {"unconfined": "on"},
+    "bind_etc": {"volumes": "/etc:/x"},
+    "bind_shadow": {"volumes": "/etc/shadow:/x:ro"},
+    "volume_dotdot": {"volumes": "../../etc:/x"},
+    "host_network": {"network": "host"},
+    "low_port": {"ports": "80:80"},
+    "host_address": {"ports": "127.0.0.1:8080:80"},
+    "join_other_team": {"network": "container:ts-web-b"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED))
+def test_dashboard_form_refuses_forged_dangerous_fields(page, teams, host, containers, case):
+    client = page("developer")
+    form = client.get("/containers/new/")
+    for hidden in ("privileged", "cap_add", "devices", "unconfined"):
+        assert f'name="{hidden}"'.encode() not in form.content
+    body = {"image": "busybox", "team": teams["alpha"].pk, "host": host.pk, "restart": "no"}
+    response = client.post("/containers/new/", body | FORGED[case])
+    assert response.status_code in (400, 403), response.status_code
+    assert not Container.objects.filter(team=teams["alpha"]).exclude(name="ts-web-a").exists()
+    assert not Operation.objects.exists()
+    assert AuditEvent.objects.filter(action="container.create", outcome="denied").exists()
+
+
+@pytest.mark.parametrize("user", ["00", "000:0", "0:1000", "root:root", " 0"])
+def test_exec_as_root_in_any_spelling_needs_exec_root(api, containers, user):
+    # The operator may exec everywhere but is in no team: root in another team's container
+    # needs container.exec_root, however the uid is written (the runtime reads "00" as uid 0).
+    url = f"/api/v1/containers/{containers['alpha'].pk}/exec/"
+    response = api("operator").post(url, {"command": ["id"], "user": user}, format="json")
+    assert response.status_code in (400, 403), (user, response.status_code)
+    assert not Operation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"sysctls": {"net.ipv4.ip_forward": "1"}},
+        {"ulimits": [{"name": "nofile", "soft": 1, "hard": 1}]},
+        {"security_opt": ["seccomp=unconfined"]},
+        {"Binds": ["/:/host"]},
+        {"HostConfig": {"Privileged": True}},
+    ],
+)
+def test_unknown_spec_fields_are_refused(api, host, extra):
+    body = {"team": "ts-alpha", "host": host.name, "spec": {"image": "busybox", **extra}}
+    response = api("developer").post("/api/v1/containers/", body, format="json")
+    assert response.status_code == 400
+    assert not Container.objects.exists()
+
+
+def test_unknown_top_level_fields_are_refused(api, host):
+    body = {"team": "ts-alpha", "host": host.name, "spec": {"image": "busybox"}, "privileged": True}
+    response = api("developer").post("/api/v1/containers/", body, format="json")
+    assert response.status_code == 400
+    assert not Container.objects.exists()
+
+
+def test_rename_takes_only_a_name(api, containers):
+    url = f"/api/v1/containers/{containers['alpha'].pk}/rename/"
+    body = {"name": "ts-new", "privileged": True}
+    response = api("developer").post(url, body, format="json")
+    assert response.status_code == 400
+    assert not Operation.objects.exists()
+
+
+def _tar(size: int) -> io.BytesIO:
+    buf = io.BytesIO(b"\0" * size)
+    buf.name = "upload.tar"
+    return buf
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "extra"),
+    [
+        ("/api/v1/images/import/", "file", {"ref": "ts/big:1"}),
+        ("/api/v1/images/build/", "context", {"tag": "ts/big:1"}),
+    ],
+)
+def test_uploads_larger_than_the_limit_are_refused(
+    api, host, teams, settings, tmp_path, url, field, extra
+):
+    settings.BERTH_MAX_UPLOAD_BYTES = 1024
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    body = {field: _tar(4096), "host": host.name, "team": str(teams["alpha"].pk), **extra}
+    response = api("admin").post(url, body, format="multipart")
+    assert response.status_code == 400, response.content
+    assert "too large" in response.json()["error"]["message"]
+    assert not Operation.objects.exists()
+    assert not any(settings.UPLOAD_DIR.glob("*")) if settings.UPLOAD_DIR.exists() else True
