@@ -594,6 +594,26 @@ class Runtime:
             self, rec, obs["pid"], list(argv), env=list(env), user=user, workdir=workdir, tty=tty
         )
 
+    def exec_spawn(self, ref: str, argv, stdio, env=(), user=None, workdir=None, tty=False) -> int:
+        """Start `argv` in the running container on the given stdio fds; return the helper's
+        pid (reap it with os.waitpid). For interactive sessions: the CLI and the web terminal."""
+        from runtime.container import execute
+
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        sm.check("exec", rec["name"], obs["status"])
+        return execute.spawn(
+            self,
+            rec,
+            obs["pid"],
+            list(argv),
+            list(stdio),
+            env=list(env),
+            user=user,
+            workdir=workdir,
+            tty=tty,
+        )
+
     def attach_socket(self, ref: str) -> str:
         """Path of the shim's attach socket."""
         cid = self.store.resolve(ref)

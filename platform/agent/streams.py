@@ -62,22 +62,13 @@ class ExecSession:
     """A program started in the container's namespaces on a PTY that the agent holds."""
 
     def __init__(self, rt, runtime_id: str, argv: list[str], cols: int, rows: int, user=None):
-        from runtime.container import execute  # the agent is the only place runtime is loaded
-        from runtime.errors import BerthError
+        from runtime.errors import BerthError  # the agent is the only place runtime is loaded
 
-        try:
-            cid = rt.store.resolve(runtime_id)
-            pid = rt.running_pid(cid)
-            record = rt.store.read_record(cid)
-        except BerthError as err:
-            raise SessionError(str(err)) from None
         master, slave = os.openpty()
         set_size(master, cols, rows)
         try:
-            self.helper = execute.spawn(
-                rt,
-                record,
-                pid,
+            self.helper = rt.exec_spawn(
+                runtime_id,
                 argv,
                 [slave, slave, slave],
                 env=["TERM=xterm-256color"],

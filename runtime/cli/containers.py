@@ -361,16 +361,8 @@ def _exec(args) -> int:
     if args.tty:
         master, slave = execute.open_pty_in(obs["pid"])
         terminal.copy_window_size(master)
-        helper = execute.spawn(
-            rt,
-            rec,
-            obs["pid"],
-            args.cmd,
-            [slave] * 3,
-            env=args.env,
-            user=args.user,
-            workdir=args.workdir,
-            tty=True,
+        helper = rt.exec_spawn(
+            cid, args.cmd, [slave] * 3, env=args.env, user=args.user, workdir=args.workdir, tty=True
         )
         os.close(slave)
         if args.detach:
@@ -379,15 +371,8 @@ def _exec(args) -> int:
             terminal.relay(master, master, send_input=args.interactive, detach_keys=False)
     else:
         stdin = 0 if args.interactive else os.open("/dev/null", os.O_RDONLY)
-        helper = execute.spawn(
-            rt,
-            rec,
-            obs["pid"],
-            args.cmd,
-            [stdin, 1, 2],
-            env=args.env,
-            user=args.user,
-            workdir=args.workdir,
+        helper = rt.exec_spawn(
+            cid, args.cmd, [stdin, 1, 2], env=args.env, user=args.user, workdir=args.workdir
         )
         if args.detach:
             return 0

@@ -108,3 +108,21 @@ def test_uploads_larger_than_the_limit_are_refused(
     assert "too large" in response.json()["error"]["message"]
     assert not Operation.objects.exists()
     assert not any(settings.UPLOAD_DIR.glob("*")) if settings.UPLOAD_DIR.exists() else True
+
+
+@pytest.mark.parametrize(
+    "subnet", ["8.8.8.0/24", "1.1.1.0/24", "127.0.0.0/24", "169.254.0.0/16", "224.0.0.0/24"]
+)
+def test_a_network_cannot_take_public_or_special_addresses(api, host, subnet):
+    # A bridge route for 8.8.8.0/24 would divert the host's own traffic into the bridge.
+    body = {"name": "ts-net", "team": "ts-alpha", "host": host.name, "subnet": subnet}
+    response = api("developer").post("/api/v1/networks/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert "private" in response.json()["error"]["message"]
+    assert not Operation.objects.exists()
+
+
+def test_a_private_subnet_is_accepted(api, host):
+    body = {"name": "ts-net", "team": "ts-alpha", "host": host.name, "subnet": "10.77.0.0/24"}
+    response = api("developer").post("/api/v1/networks/", body, format="json")
+    assert response.status_code == 202, response.content

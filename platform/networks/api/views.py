@@ -1,5 +1,7 @@
 """/api/v1/networks/: bridge networks of teams."""
 
+import ipaddress
+
 from rest_framework import serializers
 
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
@@ -9,6 +11,10 @@ from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict
 from networks.models import Network
 from operations.services import do_host_operation
+
+PRIVATE_RANGES = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 
 
 class NetworkSerializer(serializers.ModelSerializer):
@@ -43,13 +49,17 @@ class NetworkCreateSerializer(StrictSerializer):
     )
 
     def validate_subnet(self, value):
-        import ipaddress
-
         if value:
             try:
-                ipaddress.ip_network(value)
+                net = ipaddress.ip_network(value)
             except ValueError:
                 raise serializers.ValidationError(f"invalid subnet {value!r}") from None
+            # The host routes the subnet into the bridge: a public, loopback or link-local
+            # range would divert the host's own traffic there (RFC 1918 only, as Docker's pools).
+            if not any(net.subnet_of(p) for p in PRIVATE_RANGES if p.version == net.version):
+                raise serializers.ValidationError(
+                    f"subnet {value} is not a private range (use 10/8, 172.16/12 or 192.168/16)"
+                )
         return value
 
 
