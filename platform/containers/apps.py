@@ -15,4 +15,5 @@ class ContainersConfig(AppConfig):
 
         gate.register_option_check("container.create", checks.check_create)
         gate.register_option_check("container.exec", checks.check_exec)
+        gate.register_option_check("container.attach", checks.check_attach)
         gate.register_option_check("volume.create", checks.check_volume)

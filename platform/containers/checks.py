@@ -2,6 +2,7 @@
 
 from accounts.models import Membership
 from containers import policy
+from images import ownership
 
 
 def _team_ids(user) -> set[int]:
@@ -32,6 +33,10 @@ def check_create(spec, scope, *, user, obj) -> list[str]:
             volumes[name] = options
             if team_id != obj.team_id:
                 problems.append(f"volume {name!r} belongs to another team")
+    if obj is not None and isinstance(spec.get("image"), str):
+        foreign = ownership.foreign_image(obj.host_id, spec["image"], obj.team_id)
+        if foreign:
+            problems.append(foreign)
     problems += policy.violations(
         spec,
         scope.codes,
@@ -69,6 +74,11 @@ def check_exec(options, scope, *, user, obj) -> list[str]:
     """Exec as root into another team's container needs container.exec_root."""
     member = obj is not None and obj.team_id in _team_ids(user)
     return policy.exec_violations(options.get("user"), member, scope.codes)
+
+
+def check_attach(options, scope, *, user, obj) -> list[str]:
+    """Attaching to another team's TTY reaches its process as its user: root needs exec_root."""
+    return check_exec({"user": options.get("user")}, scope, user=user, obj=obj)
 
 
 def check_volume(options, scope, *, user, obj) -> list[str]:

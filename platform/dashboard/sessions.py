@@ -65,7 +65,13 @@ def open_session(
     summary = {"via": "dashboard terminal", "mode": mode, "command": argv, "user": exec_user}
     # The same options as the REST exec, so exec as root into another team's container needs
     # container.exec_root here too.
-    options = {"command": argv, "user": exec_user} if mode == "exec" else None
+    # Attach reaches the container's own process, as the user its spec names (the image's,
+    # root by default, when it names none).
+    options = (
+        {"command": argv, "user": exec_user}
+        if mode == "exec"
+        else {"user": container.spec.get("user") or None}
+    )
     decision = gate.require(
         user, action, container, resource="container", options=options, summary=summary
     )

@@ -1,10 +1,39 @@
 """Image actions on the web side, shared by the REST API and the dashboard: decide, audit, queue."""
 
+import ipaddress
+
 from config.errors import InvalidRequest
 from operations.services import do_host_operation
 from rbac import gate
 from registries import refs
 from registries.models import Registry
+
+
+def _host_local(address: str) -> bool:
+    """Whether host[:port] names this host or a private network (loopback, link-local, RFC 1918)."""
+    host = address.lower()
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: resolved by the agent (not checked here; see the security notes)
+    return not ip.is_global
+
+
+def check_reachable(user, ref: str, registry, *, summary=None) -> None:
+    """A reference outside a configured registry may not point at host-local addresses.
+
+    The agent fetches as root on the host: `127.0.0.1:6379/x` or `169.254.169.254/x` would
+    reach services only the host should reach. Admins (registry.manage) configure such
+    registries; everyone else uses them through registry.use. Refusals are audited.
+    """
+    if registry is not None:
+        return
+    address = refs.registry_of(ref)
+    if _host_local(address):
+        gate.require(user, "registry.manage", resource="registry", summary=summary)
 
 
 def usable_registry(user, value, *, summary=None):
@@ -71,13 +100,16 @@ def do_image_operation(
 
 def do_pull_image(user, *, ref, host, team=None, registry=None, summary=None):
     """Decide image.pull (and registry.use) for `user` and queue the pull; returns the Operation."""
+    from images import ownership
     from images.models import Image
 
     registry, use = usable_registry(user, registry, summary=summary)
     ref = place_ref(ref, registry)
+    check_reachable(user, ref, registry, summary=summary)
     decision = gate.require(
         user, "image.pull", Image(host=host, team=team), resource="image", summary=summary
     )
+    ownership.check_tag_free(user, host, ref, team, summary=summary)
     return do_image_operation(
         decision,
         kind="image.pull",

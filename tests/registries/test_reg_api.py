@@ -109,13 +109,13 @@ def test_bad_registry_bodies_are_refused(api, body):
 
 
 def test_developer_can_pull_viewer_cannot(api, users, teams):
-    body = {"ref": "127.0.0.1:5000/tr/app:1", "team": "tr-alpha"}
+    body = {"ref": "registry.example.com:5000/tr/app:1", "team": "tr-alpha"}
     response = api("developer").post("/api/v1/images/pull/", body, format="json")
     assert response.status_code == 202, response.content
     payload = response.json()
     op = Operation.objects.get(pk=payload["operation"]["id"])
     assert op.kind == "image.pull" and op.team == teams["alpha"]
-    assert op.params == {"ref": "127.0.0.1:5000/tr/app:1", "registry": None, "private": True}
+    assert op.params == {"ref": "registry.example.com:5000/tr/app:1", "registry": None, "private": True}
     assert payload["progress"] == f"/api/v1/operations/{op.pk}/progress/"
     event = AuditEvent.objects.get(action="image.pull", outcome="allowed")
     assert event.operation_id == op.pk and event.actor == "tr-developer"

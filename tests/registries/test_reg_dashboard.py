@@ -28,7 +28,7 @@ def test_developer_pulls_from_the_dashboard_and_sees_the_progress_page(browser, 
     assert b"tr-alpha" in page.content and b"tr-beta" not in page.content
     response = client.post(
         "/images/pull/",
-        {"ref": "127.0.0.1:5000/tr/app:1", "host": host.pk, "team": teams["alpha"].pk},
+        {"ref": "registry.example.com:5000/tr/app:1", "host": host.pk, "team": teams["alpha"].pk},
     )
     op = Operation.objects.get()
     assert response.status_code == 302 and response.url == f"/operations/{op.pk}/progress/"

@@ -126,3 +126,89 @@ def test_a_private_subnet_is_accepted(api, host):
     body = {"name": "ts-net", "team": "ts-alpha", "host": host.name, "subnet": "10.77.0.0/24"}
     response = api("developer").post("/api/v1/networks/", body, format="json")
     assert response.status_code == 202, response.content
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "127.0.0.1:6379/x:1",  # the broker on the host's loopback
+        "localhost:5000/x:1",
+        "LOCALHOST:5000/x:1",
+        "169.254.169.254/latest:1",  # cloud metadata
+        "10.0.0.5:5000/x:1",
+        "192.168.1.1/x:1",
+        "0.0.0.0:22/x:1",
+    ],
+)
+def test_developer_cannot_make_the_agent_fetch_from_host_local_addresses(api, host, teams, ref):
+    # The agent runs as root on the host: a pull from a loopback or private address reaches
+    # services only the host should reach. Admins configure such registries instead.
+    body = {"ref": ref, "host": host.name, "team": str(teams["alpha"].pk)}
+    response = api("developer").post("/api/v1/images/pull/", body, format="json")
+    assert response.status_code == 403, response.content
+    assert "registry.manage" in response.json()["error"]["message"]
+    assert not Operation.objects.exists()
+    assert AuditEvent.objects.filter(action="registry.manage", outcome="denied").exists()
+
+
+def test_public_registries_stay_open_and_admins_may_use_local_ones(api, host, teams):
+    body = {"ref": "registry.example.com/x:1", "host": host.name, "team": str(teams["alpha"].pk)}
+    assert api("developer").post("/api/v1/images/pull/", body, format="json").status_code == 202
+    body = {"ref": "127.0.0.1:5000/x:1", "host": host.name}
+    assert api("admin").post("/api/v1/images/pull/", body, format="json").status_code == 202
+
+
+def test_the_dashboard_pull_form_refuses_host_local_addresses(page, host, teams):
+    body = {"ref": "127.0.0.1:6379/x:1", "host": host.pk, "team": teams["alpha"].pk}
+    response = page("developer").post("/images/pull/", body)
+    assert response.status_code == 403
+    assert not Operation.objects.exists()
+
+
+def test_shared_images_are_read_only_for_developers(api, host, teams):
+    from images.models import Image
+
+    public = Image.objects.create(host=host, team=None, image_id="sha256:" + "a" * 64)
+    theirs = Image.objects.create(host=host, team=teams["beta"], image_id="sha256:" + "b" * 64)
+    dev = api("developer")
+    assert dev.get(f"/api/v1/images/{public.pk}/").status_code == 200
+    tag = {"tag": "ts/evil:1"}
+    assert dev.post(f"/api/v1/images/{public.pk}/tag/", tag, format="json").status_code == 403
+    assert dev.delete(f"/api/v1/images/{public.pk}/").status_code == 403
+    assert dev.get(f"/api/v1/images/{theirs.pk}/").status_code == 404
+    assert dev.post(f"/api/v1/images/{theirs.pk}/tag/", tag, format="json").status_code == 404
+    assert not Operation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"namespaces": {"pid": "container:ts-web-b"}},
+        {"namespaces": {"ipc": "container:ts-web-b"}},
+        {"network": {"mode": "container:ts-web-b"}},
+    ],
+)
+def test_joining_another_teams_container_namespaces_is_refused(api, host, containers, spec):
+    body = {"team": "ts-alpha", "host": host.name, "spec": {"image": "busybox", **spec}}
+    response = api("developer").post("/api/v1/containers/", body, format="json")
+    assert response.status_code == 403, response.content
+    assert Container.objects.count() == 2
+
+
+def test_exec_body_takes_no_privilege_fields(api, containers):
+    url = f"/api/v1/containers/{containers['alpha'].pk}/exec/"
+    for extra in ({"privileged": True}, {"cap_add": ["SYS_ADMIN"]}, {"detach_keys": "x"}):
+        body = {"command": ["id"], "user": "1000", **extra}
+        response = api("developer").post(url, body, format="json")
+        assert response.status_code == 400, extra
+    assert not Operation.objects.exists()
+
+
+def test_dashboard_import_refuses_an_upload_over_the_limit(page, host, teams, settings, tmp_path):
+    settings.BERTH_MAX_UPLOAD_BYTES = 1024
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    body = {"archive": _tar(4096), "ref": "alpha/big:1", "host": host.pk, "team": teams["alpha"].pk}
+    response = page("developer").post("/images/import/", body)
+    assert response.status_code == 302  # back to the form with the message
+    assert not Operation.objects.exists()
+    assert not settings.UPLOAD_DIR.exists() or not any(settings.UPLOAD_DIR.iterdir())

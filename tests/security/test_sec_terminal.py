@@ -39,9 +39,11 @@ def terminal(page):
             connected, _ = await comm.connect()
             assert connected
             message = json.loads(await comm.receive_from(timeout=5))
-            closed = await comm.receive_output(timeout=5)
+            code = None
+            if message["state"] == "error":
+                code = (await comm.receive_output(timeout=5)).get("code")
             await comm.disconnect()
-            return message, closed.get("code")
+            return message, code
 
         return async_to_sync(run)()
 
@@ -80,3 +82,39 @@ def test_exec_as_root_into_another_teams_container_is_refused(terminal, containe
     assert code == 4403
     assert _denied("container.exec", containers["alpha"].pk).exists()
     assert not Operation.objects.exists()
+
+
+@pytest.fixture
+def tty_containers(teams, host):
+    """Running TTY containers of alpha: one as root (the default), one as uid 1000."""
+    from tests.platform.factories import make_container
+
+    rows = {}
+    for name, user in (("root", None), ("plain", "1000")):
+        row = make_container(
+            teams["alpha"],
+            host,
+            f"ts-tty-{name}",
+            observed_state="running",
+            desired_state="running",
+        )
+        row.spec = row.spec | {"tty": True, "stdin_open": True} | ({"user": user} if user else {})
+        row.save()
+        rows[name] = row
+    return rows
+
+
+def test_attach_to_a_root_tty_of_another_team_needs_exec_root(terminal, tty_containers):
+    # Attaching to another team's root shell is exec as root under another name.
+    message, code = terminal("operator", tty_containers["root"].pk, "mode=attach")
+    assert message["state"] == "error" and "container.exec_root" in message["message"]
+    assert code == 4403
+    assert _denied("container.attach", tty_containers["root"].pk).exists()
+    assert not Operation.objects.exists()
+
+
+def test_attach_to_a_plain_user_tty_and_own_team_root_tty_is_allowed(terminal, tty_containers):
+    message, _ = terminal("operator", tty_containers["plain"].pk, "mode=attach")
+    assert message["state"] == "starting", message
+    message, _ = terminal("developer", tty_containers["root"].pk, "mode=attach")
+    assert message["state"] == "starting", message

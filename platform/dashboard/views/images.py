@@ -13,13 +13,13 @@ from config.errors import InvalidRequest
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
+from images import ownership
 from images.models import Image
 from operations.services import do_host_operation
 from rbac import gate
 
 # The API's reference syntax (images.api.views.REF_RE).
 REF_RE = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
-MAX_UPLOAD = 4 * 1024**3
 
 
 def _summary(request, **extra) -> dict:
@@ -41,8 +41,10 @@ def image_import(request):
     upload = request.FILES.get("archive")
     if upload is None:
         raise InvalidRequest("choose an image archive to upload")
-    if upload.size > MAX_UPLOAD:
-        raise InvalidRequest("the archive is larger than 4 GiB")
+    if upload.size > settings.BERTH_MAX_UPLOAD_BYTES:
+        raise InvalidRequest(
+            f"the archive is too large (at most {settings.BERTH_MAX_UPLOAD_BYTES} bytes)"
+        )
     ref = _ref(request.POST.get("ref", ""), required=False)
     host = (
         visible(Host.objects.all(), user, "host.view")
@@ -64,6 +66,7 @@ def image_import(request):
         resource="image",
         summary=_summary(request),
     )
+    ownership.check_tag_free(user, host, ref, team, summary=_summary(request))
     settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
     path = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}.tar"
     with open(path, "wb") as out:
@@ -96,6 +99,9 @@ def image_tag(request, pk):
     )
     ref = _ref(request.POST.get("ref", ""), required=True)
     decision = gate.require(request.user, "image.tag", image, summary=_summary(request, tag=ref))
+    ownership.check_tag_free(
+        request.user, image.host, ref, image.team, summary=_summary(request, tag=ref)
+    )
     do_host_operation(
         decision,
         kind="image.tag",

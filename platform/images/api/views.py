@@ -13,6 +13,7 @@ from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from api.fields import StrictSerializer, check_upload_size
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
+from images import ownership
 from images.models import Image
 from operations.services import do_host_operation
 
@@ -85,6 +86,7 @@ class ImageViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         host = pick_host(request.user, data.get("host"))
         team = pick_team(request.user, data["team"]) if data.get("team") else None
         decision = self.require(Image(host=host, team=team))
+        ownership.check_tag_free(request.user, host, data["ref"], team, summary=self.summary())
         settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
         path = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}.tar"
         with open(path, "wb") as out:
@@ -119,6 +121,9 @@ class ImageViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         body = TagSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         decision = self.require(image)
+        ownership.check_tag_free(
+            request.user, image.host, body.validated_data["tag"], image.team, summary=self.summary()
+        )
         op = do_host_operation(
             decision,
             kind="image.tag",

@@ -21,6 +21,7 @@ from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
 from containers.models import Container
+from images import ownership
 from images.models import Image
 from operations.models import Operation
 from rbac import gate
@@ -131,6 +132,7 @@ class ImageActionViewSet(GatedViewSet):
             raise InvalidRequest("push to a tag, not a digest")
         registry, use = self._registry(data.get("registry"))
         target = services.place_ref(target, registry)
+        services.check_reachable(request.user, target, registry, summary=self.summary())
         decision = self.require(image)
         return self._queue(
             decision,
@@ -182,6 +184,9 @@ class ImageActionViewSet(GatedViewSet):
         host = pick_host(request.user, data.get("host"))
         team = pick_team(request.user, data["team"]) if data.get("team") else None
         decision = self.require(Image(host=host, team=team))
+        ownership.check_tag_free(
+            request.user, host, data.get("tag") or "", team, summary=self.summary()
+        )
         settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
         path = settings.UPLOAD_DIR / f"context-{uuid.uuid4().hex}.tar"
         with open(path, "wb") as out:
@@ -277,6 +282,9 @@ class ImageActionViewSet(GatedViewSet):
         if container is None:
             gate.not_visible(request.user, "container.view", "container", key)
         decision = self.require(Image(host=container.host, team=container.team))
+        ownership.check_tag_free(
+            request.user, container.host, data["ref"], container.team, summary=self.summary()
+        )
         return self._queue(
             decision,
             kind="image.commit",
