@@ -208,7 +208,10 @@ def test_dashboard_import_refuses_an_upload_over_the_limit(page, host, teams, se
     settings.BERTH_MAX_UPLOAD_BYTES = 1024
     settings.UPLOAD_DIR = tmp_path / "uploads"
     body = {"archive": _tar(4096), "ref": "alpha/big:1", "host": host.pk, "team": teams["alpha"].pk}
+    from django.contrib.messages import get_messages
+
     response = page("developer").post("/images/import/", body)
-    assert response.status_code == 302  # back to the form with the message
+    assert response.status_code == 302  # back to the form, with the reason as a message
+    assert any("too large" in str(m) for m in get_messages(response.wsgi_request))
     assert not Operation.objects.exists()
     assert not settings.UPLOAD_DIR.exists() or not any(settings.UPLOAD_DIR.iterdir())
