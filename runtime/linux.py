@@ -151,3 +151,91 @@ def capset(effective: int, permitted: int, inheritable: int = 0) -> None:
 def syncfs(fd: int) -> None:
     """syncfs(2): flush the file system holding `fd` (cheaper than fsync of every file)."""
     _check(_libc.syncfs(fd), "syncfs")
+
+
+# The new mount API (x86_64 numbers), used for idmapped layers in user namespaces.
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+_SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_IDMAP = 0x100000
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _sys(number: int, what: str, *args) -> int:
+    return _check(_libc.syscall(number, *args), what)
+
+
+def open_tree(path, flags: int) -> int:
+    """open_tree(2) relative to the cwd; returns a mount descriptor."""
+    return _sys(_SYS_OPEN_TREE, f"open_tree {path}", AT_FDCWD, _b(path), ctypes.c_uint(flags))
+
+
+def mount_setattr_idmap(fd: int, userns_fd: int) -> None:
+    """mount_setattr(2) with MOUNT_ATTR_IDMAP on the detached mount `fd`."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    _sys(
+        _SYS_MOUNT_SETATTR,
+        "mount_setattr",
+        fd,
+        b"",
+        ctypes.c_uint(AT_EMPTY_PATH),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+
+
+def move_mount(from_fd: int, to_dirfd: int, to_path) -> None:
+    """move_mount(2) of the mount behind `from_fd` onto `to_path` (relative to to_dirfd;
+    an empty `to_path` means to_dirfd itself)."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | (0 if to_path else MOVE_MOUNT_T_EMPTY_PATH)
+    _sys(
+        _SYS_MOVE_MOUNT,
+        f"move_mount {to_path}",
+        from_fd,
+        b"",
+        to_dirfd,
+        _b(to_path),
+        ctypes.c_uint(flags),
+    )
+
+
+def fsmount_new(fstype: str, options: dict[str, str]) -> int:
+    """fsopen + fsconfig + fsmount: a new detached mount of `fstype`; returns its fd."""
+    fs = _sys(_SYS_FSOPEN, f"fsopen {fstype}", _b(fstype), ctypes.c_uint(FSOPEN_CLOEXEC))
+    try:
+        for key, value in options.items():
+            _sys(
+                _SYS_FSCONFIG,
+                f"fsconfig {key}",
+                fs,
+                ctypes.c_uint(FSCONFIG_SET_STRING),
+                _b(key),
+                _b(value),
+                0,
+            )
+        _sys(_SYS_FSCONFIG, "fsconfig create", fs, ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, 0)
+        return _sys(_SYS_FSMOUNT, "fsmount", fs, ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(0))
+    finally:
+        os.close(fs)

@@ -5,6 +5,7 @@ what the container's creator holds on its team and host, with the core's one pol
 """
 
 from containers import policy
+from images import ownership
 from rbac.grants import in_scope
 from runtime.errors import InvalidSpec
 from runtime.spec import ContainerSpec
@@ -23,6 +24,11 @@ def checked_spec(container) -> ContainerSpec:
         bind_paths=grants.bind_paths,
         volume_options=_volume_options(container, data),
     )
+    foreign = ownership.foreign_image(
+        container.host_id, str(data.get("image") or ""), container.team_id
+    )
+    if foreign:
+        problems.append(foreign)
     if problems:
         raise InvalidSpec(
             f"container {container.name}: refused by the host policy: " + "; ".join(problems)

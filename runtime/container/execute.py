@@ -23,6 +23,7 @@ from runtime.errors import BerthError
 
 # Joined in this order; the mount namespace last, as it changes the root directory.
 _NS_ORDER = (
+    ("user", linux.CLONE_NEWUSER),  # first: the others may be owned by it
     ("cgroup", linux.CLONE_NEWCGROUP),
     ("ipc", linux.CLONE_NEWIPC),
     ("uts", linux.CLONE_NEWUTS),

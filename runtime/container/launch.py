@@ -147,6 +147,10 @@ def reset_pid_namespace() -> None:
 
 def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
     reset_pid_namespace()
+    if child_plan.get("userns"):
+        from runtime.container import userns  # local: only user-namespaced containers
+
+        return userns.fork_init(child_plan, init.child_main)
     if pid_fd is not None:
         linux.setns(pid_fd, linux.CLONE_NEWPID)
     elif pid_mode == "private":
@@ -384,9 +388,19 @@ def _child_plan(
         etc_files=files,
     )
     plan.ensure_volumes(child["mounts"])
+    if spec.namespaces.get("user") == "private":
+        from runtime.container import userns  # local: only user-namespaced containers
+
+        userns.prepare(child, *userns.host_range(rt.config))
     child["stdio"] = stdio
     child["fifo"] = str(paths.fifo) if fifo else None
     return child
+
+
+def _userns_fds(child: dict) -> list[int]:
+    """Descriptors the parent made for a user-namespaced child (closed after the fork)."""
+    u = child.get("userns")
+    return [u["user_fd"], *u["layer_fds"]] if u else []
 
 
 def launch(rt, rec: dict, start_now: bool) -> dict:
@@ -411,6 +425,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     args = shim_args(rt, rec, paths, fds, listen)
     args["winsize"] = winsize
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
+    owned = _userns_fds(child)
     pid0 = os.fork()
     if pid0 == 0:
         try:
@@ -439,6 +454,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
         go_r,
         *(j[0] for j in joins),
         *([pid_fd] if pid_fd else []),
+        *owned,
     }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
@@ -483,7 +499,10 @@ def respawn(rt, rec: dict, args: dict) -> None:
     child = _child_plan(rt, rec, paths, files, stdio, fifo=False)
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
+    owned = _userns_fds(child)
     cpid = _fork_init(child, rec["spec"]["namespaces"].get("pid", "private"), pid_fd)
+    for fd in owned:
+        os.close(fd)
     # Threads (the network step uses one) must live in this process's own PID namespace.
     reset_pid_namespace()
     os.close(msg_w)

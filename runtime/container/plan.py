@@ -124,8 +124,21 @@ def unshare_flags(spec: ContainerSpec) -> int:
 
 def check_supported(spec: ContainerSpec) -> None:
     """Refuse what this runtime cannot honour yet, rather than silently ignoring it."""
-    if spec.namespaces.get("user", "host") != "host":
-        raise InvalidSpec("user namespaces are not supported by this runtime yet")
+    user = spec.namespaces.get("user", "host")
+    if user == "host":
+        return
+    if user != "private":
+        raise InvalidSpec("the user namespace can be 'host' or 'private', not joined")
+    if spec.privileged:
+        raise InvalidSpec("a privileged container cannot have a private user namespace")
+    for kind, value in spec.namespaces.items():
+        if kind != "user" and value != "private":
+            raise InvalidSpec(
+                f"with a private user namespace, the {kind} namespace must be private too"
+            )
+    mode = spec.network.mode
+    if mode == "host" or mode.startswith("container:"):
+        raise InvalidSpec(f"a private user namespace cannot use network mode {mode!r}")
 
 
 def build(

@@ -47,6 +47,7 @@ STANDARD_DEVICES = (
 # ioctls of the pty multiplexer (asm-generic/ioctls.h), which the termios module lacks.
 TIOCGPTN, TIOCSPTLCK = 0x80045430, 0x40045431
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+TREE = "tree:"  # a bind source given as a detached mount's descriptor (runtime.container.userns)
 
 
 def _mount_at(
@@ -59,6 +60,15 @@ def _mount_at(
         raise KernelError(
             f"mount {fstype or 'bind'} on {target}: {err.__cause__.strerror}"
         ) from err
+    finally:
+        os.close(fd)
+
+
+def _attach_tree(root_fd: int, target: str, source: str, create: str) -> None:
+    # A detached bind made on the host side (user namespaces): attach it where it belongs.
+    fd = open_in_root(root_fd, target, create=create)
+    try:
+        linux.move_mount(int(source[len(TREE) :]), fd, "")
     finally:
         os.close(fd)
 
@@ -96,6 +106,10 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     os.close(dev_fd)
     try:
         for name, major, minor in STANDARD_DEVICES + tuple(plan["devices"]):
+            if plan.get("userns"):
+                # mknod is refused in a user namespace: bind the host's node instead.
+                _bind_host_device(dev, name, major, minor)
+                continue
             os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
             os.chmod(name, 0o666, dir_fd=dev)
         for link, target in (
@@ -126,6 +140,28 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     if plan["tty"]:
         slave_path = _make_pty(root_fd, plan["pty_peer"])
         _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
+
+
+def _bind_host_device(dev: int, name: str, major: int, minor: int) -> None:
+    host = _host_device_path(name, major, minor)
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
+    target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+    try:
+        linux.mount(host, fd_path(target), None, linux.MS_BIND)
+    finally:
+        os.close(target)
+
+
+def _host_device_path(name: str, major: int, minor: int) -> str:
+    # The host's node of the same name, checked to be that very device (not a look-alike).
+    path = f"/dev/{name}"
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(major, minor):
+        raise KernelError(f"host device {path} ({major}:{minor}) not found")
+    return path
 
 
 def _make_pty(root_fd: int, peer: int) -> str:
@@ -210,12 +246,15 @@ def _user_mount(root_fd: int, m: dict) -> None:
             m["data"] or None,
         )
         return
-    create = "dir" if os.path.isdir(m["source"]) else "file"
-    fd = open_in_root(root_fd, m["target"], create=create)
-    try:
-        linux.mount(m["source"], fd_path(fd), None, linux.MS_BIND | linux.MS_REC)
-    finally:
-        os.close(fd)
+    if m["source"].startswith(TREE):
+        _attach_tree(root_fd, m["target"], m["source"], "dir" if m["is_dir"] else "file")
+    else:
+        create = "dir" if os.path.isdir(m["source"]) else "file"
+        fd = open_in_root(root_fd, m["target"], create=create)
+        try:
+            linux.mount(m["source"], fd_path(fd), None, linux.MS_BIND | linux.MS_REC)
+        finally:
+            os.close(fd)
     if m["read_only"]:
         _remount(root_fd, m["target"], linux.MS_RDONLY)
 
@@ -224,11 +263,17 @@ def setup_rootfs(plan: dict) -> None:
     """Mount everything the container sees and pivot into it (runs in the child)."""
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     rootfs = plan["rootfs"]
-    merged = rootfs["merged"]
-    data = (
-        f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},workdir={rootfs['work']}"
-    )
-    linux.mount("overlay", merged, "overlay", 0, data)
+    if plan.get("userns"):
+        from runtime.container import userns  # local: only user-namespaced containers
+
+        merged = userns.mount_overlay(plan)
+    else:
+        merged = rootfs["merged"]
+        data = (
+            f"lowerdir={':'.join(rootfs['lower'])},upperdir={rootfs['upper']},"
+            f"workdir={rootfs['work']}"
+        )
+        linux.mount("overlay", merged, "overlay", 0, data)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _mount_at(root_fd, "/proc", "proc", "proc", _NOSUID_NODEV_NOEXEC)
@@ -238,7 +283,10 @@ def setup_rootfs(plan: dict) -> None:
             _mount_dev(root_fd, plan)
         _mount_sys(root_fd, plan)
         for name, source in plan["etc_files"].items():
-            _mount_at(root_fd, f"/etc/{name}", source, None, linux.MS_BIND, create="file")
+            if source.startswith(TREE):
+                _attach_tree(root_fd, f"/etc/{name}", source, "file")
+            else:
+                _mount_at(root_fd, f"/etc/{name}", source, None, linux.MS_BIND, create="file")
         for m in plan["mounts"]:
             _user_mount(root_fd, m)
         if not plan["privileged"]:

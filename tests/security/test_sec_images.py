@@ -122,3 +122,18 @@ def test_own_tags_and_new_names_are_free(api, host, teams, images):
 def test_admin_may_move_a_shared_tag(api, host, images):
     url = f"/api/v1/images/{images['alpha'].pk}/tag/"
     assert api("admin").post(url, {"tag": "busybox"}, format="json").status_code == 202
+
+
+def test_the_agent_refuses_a_stored_spec_naming_another_teams_image(teams, host, images, users):
+    """Defense in depth: a row written past the web (or before the image changed hands)."""
+    from agent.policy_gate import checked_spec
+
+    from runtime.errors import InvalidSpec
+    from tests.platform.factories import make_container
+
+    row = make_container(teams["alpha"], host, "ts-sneaky", created_by=users["developer"])
+    row.spec = row.spec | {"image": "beta/secret:1"}
+    with pytest.raises(InvalidSpec, match="another team"):
+        checked_spec(row)
+    row.spec = row.spec | {"image": "busybox"}
+    assert checked_spec(row).image == "busybox"

@@ -127,3 +127,12 @@ def test_every_websocket_route_refuses_anonymous_and_foreign_origins(containers,
         assert connected and message["state"] == "error" and "log in" in message["message"]
         connected, _, _ = _ws(path, host + [(b"origin", b"http://evil.example")])
         assert not connected, path
+
+
+def test_no_settings_module_allows_every_host():
+    """ALLOWED_HOSTS is also the WebSocket origin allow-list: '*' would admit any site."""
+    import importlib
+
+    for name in ("base", "dev", "test"):
+        hosts = importlib.import_module(f"config.settings.{name}").ALLOWED_HOSTS
+        assert "*" not in hosts and hosts, name
