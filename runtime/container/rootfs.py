@@ -139,7 +139,16 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
     if plan["tty"]:
         slave_path = _make_pty(root_fd, plan["pty_peer"])
-        _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
+        if plan.get("userns"):
+            # The host path runs through directories root inside cannot search: bind the
+            # pty by a descriptor opened from the container's root instead.
+            pts = open_in_root(root_fd, "/dev/pts/" + slave_path.rpartition("/")[2])
+            try:
+                _mount_at(root_fd, "/dev/console", fd_path(pts), None, linux.MS_BIND, create="file")
+            finally:
+                os.close(pts)
+        else:
+            _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
 
 
 def _bind_host_device(dev: int, name: str, major: int, minor: int) -> None:

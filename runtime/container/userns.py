@@ -107,11 +107,10 @@ def prepare(plan: dict, first: int, count: int) -> list[int]:
         close_all(fds)
         raise
     fds += layers
-    # A fresh upper layer is root's on the host; hand it to root inside (it is empty, cheap).
-    for key in ("upper", "work"):
-        st = os.stat(plan["rootfs"][key])
-        if st.st_uid < first or st.st_uid >= first + count:
-            os.chown(plan["rootfs"][key], first, first)
+    # A named volume made for this container belongs to root inside (host uid `first`).
+    for m in plan["mounts"]:
+        if m["type"] == "volume" and os.stat(m["source"]).st_uid == 0 and not os.listdir(m["source"]):
+            os.chown(m["source"], first, first)
     plan["userns"] = {
         "user_fd": user_fd,
         "layer_fds": layers,
@@ -125,21 +124,23 @@ def pin_paths(plan: dict) -> None:
     """Reach the host paths the container needs while still host root (run by the helper).
 
     Inside the user namespace, root cannot traverse the host's private state directories.
-    The overlay's upper and work directories are pinned by descriptor (/proc/self/fd/N);
-    the mount point becomes the working directory (unshare carries it into the new mount
+    The mount point becomes the working directory (unshare carries it into the new mount
     namespace); bind sources become detached mount trees, attached later with move_mount.
     """
-
-    def pin(path: str) -> str:
-        return f"/proc/self/fd/{os.open(path, os.O_PATH | os.O_CLOEXEC)}"
 
     def tree(path: str) -> str:
         flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC | linux.AT_RECURSIVE
         return f"{TREE}{linux.open_tree(path, flags)}"
 
     rootfs = plan["rootfs"]
-    for key in ("upper", "work"):
-        rootfs[key] = pin(rootfs[key])
+    # Upper and work must share one mount: an idmapped tree of the directory holding both,
+    # so the container's files are stored with the image's own uids, like the layers.
+    state = os.path.dirname(rootfs["upper"])
+    if os.path.dirname(rootfs["work"]) != state:
+        raise KernelError("overlay upper and work directories must share a parent")
+    fd = linux.open_tree(state, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
+    linux.mount_setattr_idmap(fd, plan["userns"]["user_fd"])
+    plan["userns"]["state_fd"] = fd
     os.chdir(rootfs["merged"])
     plan["etc_files"] = {name: tree(src) for name, src in plan["etc_files"].items()}
     for m in plan["mounts"]:
@@ -172,10 +173,14 @@ def mount_overlay(plan: dict) -> str:
         os.mkdir(f"l{i}", 0o755, dir_fd=stage)
         linux.move_mount(fd, stage, f"l{i}")
         lower.append(f"/proc/self/fd/{stage}/l{i}")
+    os.mkdir("state", 0o755, dir_fd=stage)
+    linux.move_mount(plan["userns"]["state_fd"], stage, "state")
+    state = f"/proc/self/fd/{stage}/state"
+    upper, work = (os.path.basename(rootfs[k]) for k in ("upper", "work"))
     merged = f"/proc/self/fd/{stage}/root"
     data = (
-        f"lowerdir={':'.join(lower)},upperdir={rootfs['upper']},"
-        f"workdir={rootfs['work']},userxattr"
+        f"lowerdir={':'.join(lower)},upperdir={state}/{upper},"
+        f"workdir={state}/{work},userxattr"
     )
     linux.mount("overlay", merged, "overlay", 0, data)
     return merged

@@ -1,9 +1,9 @@
-"""Opt-in user namespaces: root inside is an unprivileged uid outside."""
+"""Opt-in user namespaces: root inside is an unprivileged uid outside, the image still root's."""
 
 import os
 
 import pytest
-from rt_helpers import output, run_output
+from rt_helpers import output
 
 from runtime.container import userns
 from runtime.errors import InvalidSpec
@@ -28,12 +28,181 @@ def _status_ids(pid: int, field: str) -> list[int]:
     raise AssertionError(field)
 
 
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {" ".join(line.split()[3:5]) for line in f}
+
+
 def test_root_inside_is_mapped_uid_outside(rt, uspec):
     st = rt.run(uspec)
     assert _status_ids(st["pid"], "Uid") == [FIRST] * 4
     assert _status_ids(st["pid"], "Gid") == [FIRST] * 4
     assert os.readlink(f"/proc/{st['pid']}/ns/user") != os.readlink("/proc/self/ns/user")
+    for kind in ("mnt", "pid", "net", "ipc", "uts", "cgroup"):
+        assert os.readlink(f"/proc/{st['pid']}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
     with open(f"/proc/{st['pid']}/uid_map") as f:
         assert f.read().split() == ["0", str(FIRST), str(COUNT)]
+    # exec joins the user namespace too: root there, the same mapping.
     assert output(rt, st["id"], "id", "-u").strip() == "0"
     assert output(rt, st["id"], "cat", "/proc/self/uid_map").split() == ["0", str(FIRST), str(COUNT)]
+    assert output(rt, st["id"], "cat", "/proc/1/cmdline").startswith("sleep")
+    # The cgroup was joined before exec, although root inside could not write there.
+    with open(f"/proc/{st['pid']}/cgroup") as f:
+        assert f"/{rt.config.prefix}/{st['id']}" in f.read()
+
+
+def test_image_files_look_root_owned_and_root_writes(rt, uspec):
+    st = rt.run(uspec)
+    cid = st["id"]
+    assert output(rt, cid, "stat", "-c", "%u:%g", "/", "/bin", "/etc/passwd").split() == [
+        "0:0"
+    ] * 3
+    output(rt, cid, "sh", "-c", "echo mine > /etc/newfile && chown 1000:1000 /etc/newfile")
+    assert output(rt, cid, "stat", "-c", "%u:%g", "/etc/newfile").strip() == "1000:1000"
+    assert output(rt, cid, "cat", "/etc/newfile") == "mine\n"
+    # The upper layer keeps the image's own uids on disk, like the layers below it.
+    upper = rt.config.containers_dir / cid / "upper" / "etc" / "newfile"
+    assert upper.read_text() == "mine\n"
+    assert (upper.stat().st_uid, upper.stat().st_gid) == (1000, 1000)
+    # Devices are the host's nodes, bound (mknod is refused in a user namespace).
+    assert output(rt, cid, "sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c") == "4\n"
+
+
+def test_volume_files_belong_to_the_mapped_uid(rt, uspec):
+    uspec["mounts"] = [{"type": "volume", "source": "usvol", "target": "/data"}]
+    st = rt.run(uspec)
+    output(rt, st["id"], "sh", "-c", "echo kept > /data/f")
+    made = rt.config.volumes_dir / "usvol" / "_data" / "f"
+    assert made.read_text() == "kept\n"
+    assert (made.stat().st_uid, made.stat().st_gid) == (FIRST, FIRST)
+
+
+def test_host_files_and_devices_stay_out_of_reach(rt, uspec, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host only\n")
+    secret.chmod(0o600)
+    shared = tmp_path / "shared"
+    shared.write_text("read me\n")
+    shared.chmod(0o644)
+    tmp_path.chmod(0o755)
+    uspec["mounts"] = [{"type": "bind", "source": str(tmp_path), "target": "/host"}]
+    uspec["cap_add"] = ["SYS_ADMIN"]
+    st = rt.run(uspec)
+    cid = st["id"]
+    # Host root's files show as the overflow uid, and permission follows the mapping.
+    assert output(rt, cid, "stat", "-c", "%u", "/host/secret").strip() == "65534"
+    assert "Permission denied" in output(rt, cid, "cat", "/host/secret", code=1)
+    assert output(rt, cid, "cat", "/host/shared") == "read me\n"
+    assert "Permission denied" in output(rt, cid, "sh", "-c", "echo x >> /host/shared", code=1)
+    assert "Permission denied" in output(rt, cid, "touch", "/host/new", code=1)
+    assert shared.read_text() == "read me\n" and not (tmp_path / "new").exists()
+    # CAP_MKNOD and CAP_SYS_ADMIN held inside count only in the user namespace.
+    code, out = rt.exec(cid, ["mknod", "/tmp/disk", "b", "8", "0"])
+    assert code != 0 and b"not permitted" in out
+    assert output(rt, cid, "mkdir", "/mnt2") == ""
+    code, out = rt.exec(cid, ["mount", "-t", "debugfs", "none", "/mnt2"])
+    assert code != 0 and b"permission denied" in out
+    # The same mount succeeds where the user namespace is the host's (the control).
+    uspec["namespaces"] = {}
+    st = rt.run(uspec)
+    assert output(rt, st["id"], "sh", "-c", "mkdir /mnt2 && mount -t debugfs none /mnt2") == ""
+
+
+def test_nothing_leaks(rt, uspec):
+    before = _mounts()
+    children = set(os.listdir("/proc"))
+    st = rt.run(uspec)
+    pid = st["pid"]
+    assert _mounts() == before  # the idmapped layers and staging live in the container only
+    rt.delete(st["id"], force=True)
+    assert _mounts() == before
+    assert not os.path.exists(f"/proc/{pid}")
+    leftover = []
+    for entry in set(os.listdir("/proc")) - children:
+        if entry.isdigit():
+            try:
+                if _status_ids(int(entry), "Uid")[0] == FIRST:
+                    leftover.append(entry)
+            except (OSError, AssertionError):
+                pass
+    assert leftover == []
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"privileged": True}, "privileged"),
+        ({"namespaces": {"user": "private", "pid": "host"}}, "pid namespace must be private"),
+        ({"namespaces": {"user": "container:other"}}, "not joined"),
+        ({"network": {"mode": "host"}}, "network mode"),
+    ],
+)
+def test_refused_combinations(rt, uspec, change, message):
+    uspec.update(change)
+    with pytest.raises(InvalidSpec, match=message):
+        rt.create(uspec)
+
+
+def test_range_from_config_env_and_subuid(tmp_path):
+    from runtime.config import RuntimeConfig
+
+    cfg = RuntimeConfig(root=tmp_path, run_root=tmp_path, extra={"userns_range": "200000:1000"})
+    assert userns.host_range(cfg, environ={}) == (200000, 1000)
+    plain = RuntimeConfig(root=tmp_path, run_root=tmp_path)
+    assert userns.host_range(plain, environ={"BERTH_USERNS_RANGE": "300000:65536"}) == (
+        300000,
+        65536,
+    )
+    subuid = tmp_path / "subuid"
+    subuid.write_text("alice:100000:65536\nberth:400000:65536\n")
+    assert userns.host_range(plain, environ={}, subuid=str(subuid)) == (400000, 65536)
+    assert userns.host_range(plain, environ={}, subuid=str(tmp_path / "none")) == (FIRST, COUNT)
+    with pytest.raises(InvalidSpec, match="non-root"):
+        userns.host_range(plain, environ={"BERTH_USERNS_RANGE": "0:65536"})
+
+
+def test_restart_respawns_in_a_new_user_namespace(rt, uspec):
+    import time
+
+    uspec["restart"] = {"name": "always"}
+    uspec["tty"] = True
+    st = rt.run(uspec)
+    first = st["pid"]
+    os.kill(first, 9)  # a crash: the shim respawns the container itself
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        new = rt.state(st["id"])
+        if new["status"] == "running" and new["pid"] != first:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("not respawned")
+    assert _status_ids(new["pid"], "Uid") == [FIRST] * 4
+    assert output(rt, st["id"], "stat", "-c", "%u", "/etc/passwd").strip() == "0"
+    assert output(rt, st["id"], "readlink", "/proc/1/fd/0").startswith("/dev/pts/")
+
+
+def test_bridge_network_and_a_low_port(uspec):
+    """Root inside binds port 80 in its own network namespace; traffic comes through a map."""
+    import urllib.request
+
+    from net_runtime import free_port, net_runtime, poll
+
+    port = free_port()
+    uspec.update(
+        command=["sh", "-c", "mkdir /www && echo hello > /www/index.html && httpd -f -h /www"],
+        network={"ports": [{"container_port": 80, "host_port": port}]},
+    )
+    with net_runtime() as nrt:
+        st = nrt.run(uspec)
+        assert _status_ids(st["pid"], "Uid") == [FIRST] * 4
+        assert "eth0" in output(nrt, st["id"], "ls", "/sys/class/net")
+
+        def fetch():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    return r.read()
+            except OSError:
+                return None
+
+        assert poll(lambda: fetch() == b"hello\n")
