@@ -115,7 +115,11 @@ def test_developer_can_pull_viewer_cannot(api, users, teams):
     payload = response.json()
     op = Operation.objects.get(pk=payload["operation"]["id"])
     assert op.kind == "image.pull" and op.team == teams["alpha"]
-    assert op.params == {"ref": "registry.example.com:5000/tr/app:1", "registry": None, "private": True}
+    assert op.params == {
+        "ref": "registry.example.com:5000/tr/app:1",
+        "registry": None,
+        "private": True,
+    }
     assert payload["progress"] == f"/api/v1/operations/{op.pk}/progress/"
     event = AuditEvent.objects.get(action="image.pull", outcome="allowed")
     assert event.operation_id == op.pk and event.actor == "tr-developer"
