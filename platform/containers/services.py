@@ -59,8 +59,19 @@ def _operation(container, kind, user, params=None):
     )
 
 
+def audit_summary_of_spec(summary: dict | None) -> dict | None:
+    """The request summary with environment values hidden: the audit log is readable by
+    auditors of every team, and env often carries passwords. Keys stay, for the record."""
+    if not summary or not isinstance(summary.get("spec"), dict):
+        return summary
+    spec = dict(summary["spec"])
+    spec["env"] = [f"{str(item).partition('=')[0]}=[redacted]" for item in spec.get("env") or []]
+    return {**summary, "spec": spec}
+
+
 def do_create_container(*, team, host, spec: dict, start: bool, acting_user, summary=None):
     """Create a container row (and start it if asked); returns (container, operation)."""
+    summary = audit_summary_of_spec(summary)
     scope = in_scope(acting_user, team_id=team.pk, host_id=host.pk)
     policy.apply_default_limits(spec, scope.default_limits)
     if not spec.get("name"):

@@ -118,3 +118,17 @@ def test_no_secret_reaches_the_audit_log(api, bearer, users, host, teams):
     for what, secret in secrets.items():
         assert secret not in text, f"the {what} is in the audit log"
     assert "Bearer" not in text and "HTTP_AUTHORIZATION" not in text
+
+
+def test_environment_values_stay_out_of_the_audit_log(api, host, teams):
+    secret = "ts-env-secret-Hq47"
+    response = api("developer").post(
+        "/api/v1/containers/",
+        {"start": False, "spec": {"image": "busybox", "env": [f"DB_PASSWORD={secret}", "A=1"]}},
+        format="json",
+    )
+    assert response.status_code in (201, 202), response.content
+    events = AuditEvent.objects.filter(action="container.create")
+    dumped = json.dumps([e.summary for e in events])
+    assert secret not in dumped
+    assert "DB_PASSWORD=[redacted]" in dumped  # the key stays, for the record
