@@ -57,3 +57,11 @@ def test_same_shape_as_runtime(body):
 def test_refused(body):
     with pytest.raises(ValidationError):
         parse_spec(body)
+
+
+def test_capability_names_match_the_runtime():
+    # The web may not import the runtime, so the list lives twice; this keeps the copies equal.
+    from containers.api import spec as web_spec
+    from runtime import spec as runtime_spec
+
+    assert set(runtime_spec.ALL_CAPABILITIES) | {"ALL"} == web_spec.ALL_CAPS

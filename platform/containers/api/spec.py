@@ -22,6 +22,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 MIN_MEMORY = 6 * 1024 * 1024
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Mirrors runtime.spec.ALL_CAPABILITIES (the web never imports the runtime); a test keeps them equal.
 ALL_CAPS = set(
     [
         "CHOWN",
