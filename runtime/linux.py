@@ -235,7 +235,9 @@ def fsmount_new(fstype: str, options: dict[str, str]) -> int:
                 _b(value),
                 0,
             )
-        _sys(_SYS_FSCONFIG, "fsconfig create", fs, ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, 0)
+        _sys(
+            _SYS_FSCONFIG, "fsconfig create", fs, ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, 0
+        )
         return _sys(_SYS_FSMOUNT, "fsmount", fs, ctypes.c_uint(FSMOUNT_CLOEXEC), ctypes.c_uint(0))
     finally:
         os.close(fs)

@@ -133,8 +133,8 @@ def _env_files(paths: list[str]) -> list[str]:
 
 def spec_from_args(args) -> dict:
     """The ContainerSpec dict for `run`/`create` flags; refuses what cannot be honoured."""
-    if args.userns not in (None, "host"):
-        raise InvalidSpec("--userns: user namespaces are not supported by this runtime yet")
+    if args.userns not in (None, "host", "private"):
+        raise InvalidSpec(f"invalid --userns value {args.userns!r} (host or private)")
     limits = {}
     if args.memory:
         limits["memory"] = parse_size(args.memory, "memory limit")
@@ -212,6 +212,7 @@ def spec_from_args(args) -> dict:
                 ("pid", _namespace(args.pid, "pid")),
                 ("uts", _namespace(args.uts, "uts")),
                 ("cgroup", _namespace(args.cgroupns, "cgroupns")),
+                ("user", args.userns),
             )
             if v
         },

@@ -388,12 +388,12 @@ def _child_plan(
         etc_files=files,
     )
     plan.ensure_volumes(child["mounts"])
+    child["stdio"] = stdio
+    child["fifo"] = str(paths.fifo) if fifo else None
     if spec.namespaces.get("user") == "private":
         from runtime.container import userns  # local: only user-namespaced containers
 
         userns.prepare(child, *userns.host_range(rt.config))
-    child["stdio"] = stdio
-    child["fifo"] = str(paths.fifo) if fifo else None
     return child
 
 

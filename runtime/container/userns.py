@@ -1,9 +1,8 @@
 """User namespaces (opt-in): root inside maps to an unprivileged host range.
 
 The parent makes the user namespace through a throwaway child, writes its uid/gid maps and
-keeps a descriptor to it. It also makes idmapped,
-detached mounts of each image layer, so files that belong to root on the host still look
-root-owned inside. A helper forked by the shim-to-be joins the cgroup, joins the user
+keeps a descriptor to it. It also makes idmapped, detached mounts of each image layer, so
+files that belong to root on the host still look root-owned inside. A helper forked by the shim-to-be joins the cgroup, joins the user
 namespace, makes the PID namespace (owned by it) and forks the container's init, which makes
 its other namespaces; the shim, a child subreaper, adopts the init when the helper exits.
 """
@@ -11,6 +10,7 @@ its other namespaces; the shim, a child subreaper, adopts the init when the help
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 from runtime import linux
@@ -37,12 +37,11 @@ def host_range(config, environ=os.environ, subuid: str = "/etc/subuid") -> tuple
     text = config.extra.get("userns_range") or environ.get("BERTH_USERNS_RANGE")
     if text:
         return _parse_range(str(text))
-    with contextlib.suppress(OSError):
-        with open(subuid) as f:
-            for line in f:
-                name, _, rest = line.strip().partition(":")
-                if name == SUBID_USER and rest:
-                    return _parse_range(rest)
+    with contextlib.suppress(OSError), open(subuid) as f:
+        for line in f:
+            name, _, rest = line.strip().partition(":")
+            if name == SUBID_USER and rest:
+                return _parse_range(rest)
     return DEFAULT_RANGE
 
 
@@ -66,8 +65,13 @@ def create(first: int, count: int) -> int:
         if os.read(ready_r, 1) != b"1":
             raise KernelError("could not create a user namespace")
         for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(f"0 {first} {count}\n")
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(f"0 {first} {count}\n")
+            except OSError as err:
+                raise InvalidSpec(
+                    f"cannot map root to host ids {first}:{count}: {err.strerror}"
+                ) from None
         user_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
@@ -97,8 +101,8 @@ def close_all(fds) -> None:
             os.close(fd)
 
 
-def prepare(plan: dict, first: int, count: int) -> list[int]:
-    """Make the namespaces and layers for a child plan; returns the fds the parent must close."""
+def prepare(plan: dict, first: int, count: int) -> None:
+    """Make the user namespace and idmapped layers for a child plan (parent side)."""
     user_fd = create(first, count)
     fds = [user_fd]
     try:
@@ -106,10 +110,15 @@ def prepare(plan: dict, first: int, count: int) -> list[int]:
     except BaseException:
         close_all(fds)
         raise
-    fds += layers
+    if plan.get("fifo"):  # the init, root inside, opens it for writing to wait for `start`
+        os.chown(plan["fifo"], first, first)
     # A named volume made for this container belongs to root inside (host uid `first`).
     for m in plan["mounts"]:
-        if m["type"] == "volume" and os.stat(m["source"]).st_uid == 0 and not os.listdir(m["source"]):
+        if (
+            m["type"] == "volume"
+            and os.stat(m["source"]).st_uid == 0
+            and not os.listdir(m["source"])
+        ):
             os.chown(m["source"], first, first)
     plan["userns"] = {
         "user_fd": user_fd,
@@ -117,7 +126,6 @@ def prepare(plan: dict, first: int, count: int) -> list[int]:
         "first": first,
         "count": count,
     }
-    return fds
 
 
 def pin_paths(plan: dict) -> None:
@@ -142,6 +150,8 @@ def pin_paths(plan: dict) -> None:
     linux.mount_setattr_idmap(fd, plan["userns"]["user_fd"])
     plan["userns"]["state_fd"] = fd
     os.chdir(rootfs["merged"])
+    if plan.get("fifo"):  # `start` opens it from the host; the init reaches it by descriptor
+        plan["fifo"] = f"/proc/self/fd/{os.open(plan['fifo'], os.O_PATH | os.O_CLOEXEC)}"
     plan["etc_files"] = {name: tree(src) for name, src in plan["etc_files"].items()}
     for m in plan["mounts"]:
         if m["type"] in ("bind", "volume"):
@@ -178,10 +188,7 @@ def mount_overlay(plan: dict) -> str:
     state = f"/proc/self/fd/{stage}/state"
     upper, work = (os.path.basename(rootfs[k]) for k in ("upper", "work"))
     merged = f"/proc/self/fd/{stage}/root"
-    data = (
-        f"lowerdir={':'.join(lower)},upperdir={state}/{upper},"
-        f"workdir={state}/{work},userxattr"
-    )
+    data = f"lowerdir={':'.join(lower)},upperdir={state}/{upper},workdir={state}/{work},userxattr"
     linux.mount("overlay", merged, "overlay", 0, data)
     return merged
 
@@ -206,8 +213,8 @@ def fork_init(plan: dict, child_main) -> int:
             code = 0
         except BaseException as err:
             with contextlib.suppress(OSError):
-                msg = f'{{"error": "user namespace setup: {err}", "code": 125}}\n'
-                os.write(plan["msg_fd"], msg.replace("\\", "/").encode())
+                msg = {"error": f"user namespace setup: {err}", "code": 125}
+                os.write(plan["msg_fd"], (json.dumps(msg) + "\n").encode())
         finally:
             os._exit(code)
     os.close(pid_w)

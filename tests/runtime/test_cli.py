@@ -118,9 +118,9 @@ def test_errors_are_clear(berth, rt):
     proc = berth("run", "--network", "none", "busybox", "nosuchcmd", check=False)
     assert proc.returncode == 127
     assert b'exec: "nosuchcmd": executable file not found in $PATH' in proc.stderr
-    proc = berth("run", "--network", "none", "--userns", "private", "busybox", "true", check=False)
+    proc = berth("run", "--network", "none", "--userns", "other", "busybox", "true", check=False)
     assert proc.returncode == 125
-    assert b"user namespaces are not supported" in proc.stderr
+    assert b"invalid --userns value 'other' (host or private)" in proc.stderr
     proc = berth("stop", "nosuch", check=False)
     assert proc.returncode == 125 and b"no such container: nosuch" in proc.stderr
     proc = berth(

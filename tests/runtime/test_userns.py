@@ -44,19 +44,30 @@ def test_root_inside_is_mapped_uid_outside(rt, uspec):
         assert f.read().split() == ["0", str(FIRST), str(COUNT)]
     # exec joins the user namespace too: root there, the same mapping.
     assert output(rt, st["id"], "id", "-u").strip() == "0"
-    assert output(rt, st["id"], "cat", "/proc/self/uid_map").split() == ["0", str(FIRST), str(COUNT)]
+    assert output(rt, st["id"], "cat", "/proc/self/uid_map").split() == [
+        "0",
+        str(FIRST),
+        str(COUNT),
+    ]
     assert output(rt, st["id"], "cat", "/proc/1/cmdline").startswith("sleep")
+    code, out = rt.exec(st["id"], ["tty"], tty=True)
+    assert code == 0 and out.startswith(b"/dev/pts/"), out
     # The cgroup was joined before exec, although root inside could not write there.
     with open(f"/proc/{st['pid']}/cgroup") as f:
         assert f"/{rt.config.prefix}/{st['id']}" in f.read()
 
 
+def test_create_then_start(rt, uspec):
+    st = rt.create(uspec)
+    assert _status_ids(st["pid"], "Uid") == [FIRST] * 4  # waiting before exec, already mapped
+    rt.start(st["id"])
+    assert output(rt, st["id"], "cat", "/proc/1/cmdline").startswith("sleep")
+
+
 def test_image_files_look_root_owned_and_root_writes(rt, uspec):
     st = rt.run(uspec)
     cid = st["id"]
-    assert output(rt, cid, "stat", "-c", "%u:%g", "/", "/bin", "/etc/passwd").split() == [
-        "0:0"
-    ] * 3
+    assert output(rt, cid, "stat", "-c", "%u:%g", "/", "/bin", "/etc/passwd").split() == ["0:0"] * 3
     output(rt, cid, "sh", "-c", "echo mine > /etc/newfile && chown 1000:1000 /etc/newfile")
     assert output(rt, cid, "stat", "-c", "%u:%g", "/etc/newfile").strip() == "1000:1000"
     assert output(rt, cid, "cat", "/etc/newfile") == "mine\n"
@@ -109,11 +120,14 @@ def test_host_files_and_devices_stay_out_of_reach(rt, uspec, tmp_path):
 
 
 def test_nothing_leaks(rt, uspec):
+    rt.delete(rt.run(uspec)["id"], force=True)  # warm up whatever the runtime caches
     before = _mounts()
+    fds = sorted(os.listdir("/proc/self/fd"))
     children = set(os.listdir("/proc"))
     st = rt.run(uspec)
     pid = st["pid"]
     assert _mounts() == before  # the idmapped layers and staging live in the container only
+    assert sorted(os.listdir("/proc/self/fd")) == fds  # no namespace or mount descriptor kept
     rt.delete(st["id"], force=True)
     assert _mounts() == before
     assert not os.path.exists(f"/proc/{pid}")
@@ -206,3 +220,41 @@ def test_bridge_network_and_a_low_port(uspec):
                 return None
 
         assert poll(lambda: fetch() == b"hello\n")
+
+
+def test_cli_userns_private(rt):
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+        BERTH_CGROUP_ROOT=str(rt.config.cgroup_root),
+    )
+    argv = [
+        "run",
+        "--network",
+        "none",
+        "--userns",
+        "private",
+        "busybox",
+        "cat",
+        "/proc/self/uid_map",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "runtime", *argv], env=env, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [b"0", str(FIRST).encode(), str(COUNT).encode()]
+
+
+def test_a_range_the_kernel_refuses_leaves_nothing(rt, uspec, monkeypatch):
+    monkeypatch.setenv("BERTH_USERNS_RANGE", "4294967000:65536")
+    before_ids = set(rt.store.ids())
+    before_mounts = _mounts()
+    with pytest.raises(InvalidSpec, match="cannot map root to host ids"):
+        rt.run(uspec)
+    assert set(rt.store.ids()) == before_ids
+    assert _mounts() == before_mounts
