@@ -33,11 +33,12 @@ LIMITS = {"memory": "64m", "cpu_quota": 50000, "cpu_period": 100000, "pids": 100
 PREFIX = "bnchst"
 
 
-def spec(cmd: list[str]) -> ContainerSpec:
-    """The benchmark's container spec running `cmd`."""
-    return ContainerSpec.from_dict(
-        {"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS}
-    )
+def spec(cmd: list[str], userns: bool = False) -> ContainerSpec:
+    """The benchmark's container spec running `cmd` (optionally in its own user namespace)."""
+    data = {"image": "busybox", "command": cmd, "network": {"mode": "none"}, "limits": LIMITS}
+    if userns:
+        data["namespaces"] = {"user": "private"}
+    return ContainerSpec.from_dict(data)
 
 
 def timed(fn) -> float:
@@ -52,18 +53,20 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def bench_berth(rt: Runtime, n: int) -> dict:
+def bench_berth(rt: Runtime, n: int, userns: bool = False) -> dict:
     """Berth through its API: start latency and run of /bin/true."""
     start, true_run, two_step = [], [], []
     for _ in range(n):
         holder = {}
-        start.append(timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"])))))
+        start.append(
+            timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"], userns))))
+        )
         rt.delete(holder["id"], force=True)
         # The contract's two verbs, as runc's create + start.
         two_step.append(
             timed(
                 lambda holder=holder: holder.update(
-                    rt.start(rt.create(spec(["sleep", "1000"]))["id"])
+                    rt.start(rt.create(spec(["sleep", "1000"], userns))["id"])
                 )
             )
         )
@@ -71,7 +74,7 @@ def bench_berth(rt: Runtime, n: int) -> dict:
 
         def run_true():
             """run, wait and delete one /bin/true container."""
-            st = rt.run(spec(["/bin/true"]))
+            st = rt.run(spec(["/bin/true"], userns))
             rt.wait(st["id"])
             rt.delete(st["id"])
 
@@ -164,6 +167,9 @@ def main() -> int:
     """Run every tool in one go and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="iterations per tool")
+    parser.add_argument(
+        "--no-userns", action="store_true", help="skip the opt-in user namespace row"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
@@ -189,6 +195,8 @@ def main() -> int:
         for st in rt.list():
             rt.delete(st["id"], force=True)
         results = {"berth": bench_berth(rt, args.n)}
+        if not args.no_userns:
+            results["berth userns"] = bench_berth(rt, args.n, userns=True)
         cli = bench_berth_cli(cfg, max(5, args.n // 2))
         for tool in ("crun", "runc"):
             if shutil.which(tool):
