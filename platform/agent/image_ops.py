@@ -166,14 +166,20 @@ def image_search(rt, op):
 
 
 def image_save(rt, op):
-    """Write a `docker save` archive of the image to the exports directory (op id as name)."""
+    """Write a `docker save` (or, with format "oci", OCI layout) archive of the image to the
+    exports directory (op id as name)."""
     image = _image(op)
     folder = exports_dir()
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{op.pk}.tar"
     partial = folder / f".{op.pk}.tar.part"
     try:
-        rt.images.export_docker_archive(image.repo_tags[:1] or [image.image_id], partial)
+        export = (
+            rt.images.export_oci_archive
+            if op.params.get("format") == "oci"
+            else rt.images.export_docker_archive
+        )
+        export(image.repo_tags[:1] or [image.image_id], partial)
         os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)

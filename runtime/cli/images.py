@@ -64,8 +64,14 @@ def _add_verbs(subparsers, top_level: bool) -> None:
         prune.add_argument("-f", "--force", action="store_true", help="accepted: never prompts")
         prune.set_defaults(func=_prune)
 
-    save = subparsers.add_parser("save", help="write images to a docker-save tarball")
+    save = subparsers.add_parser("save", help="write images to a docker-save or OCI tarball")
     save.add_argument("-o", "--output", required=True, help="the tarball to write")
+    save.add_argument(
+        "--format",
+        choices=("docker", "oci"),
+        default="docker",
+        help="docker: `docker save` layout (default); oci: OCI image layout",
+    )
     save.add_argument("refs", nargs="+", metavar="IMAGE")
     save.set_defaults(func=_save)
 
@@ -203,5 +209,9 @@ def _load(args) -> int:
 
 def _save(args) -> int:
     target = os.path.abspath(args.output)
-    _store(args).export_docker_archive(args.refs, target)
+    store = _store(args)
+    if getattr(args, "format", "docker") == "oci":
+        store.export_oci_archive(args.refs, target)
+    else:
+        store.export_docker_archive(args.refs, target)
     return 0

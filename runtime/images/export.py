@@ -73,3 +73,59 @@ def write_docker_archive(layout, chosen, path: str) -> None:
         raise
     finally:
         layout.discard(scratch)
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _add_file(tar: tarfile.TarFile, name: str, path) -> None:
+    with open(path, "rb") as blob:
+        info = tarfile.TarInfo(name)
+        info.size = os.fstat(blob.fileno()).st_size
+        info.mode = 0o644
+        tar.addfile(info, blob)
+
+
+def write_oci_archive(layout, chosen, path: str) -> None:
+    """Write `chosen` [(Image, tags)] to `path` as an OCI image layout tarball, atomically.
+
+    Blobs are copied as stored (layers keep their compression, so every digest in the
+    manifests stays true). Each tag gets a descriptor carrying the full name, as containerd
+    writes it, and the bare tag in the OCI ref-name annotation, as skopeo's oci: transport
+    expects.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, partial = tempfile.mkstemp(prefix=".berth-save-", dir=directory)
+    os.close(fd)
+    try:
+        descriptors, written = [], set()
+        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+            for image, tags in chosen:
+                digests = [image.digest, image.manifest["config"]["digest"]]
+                digests += [layer["digest"] for layer in image.manifest["layers"]]
+                for digest in digests:
+                    if digest not in written:
+                        algorithm, _, hexdigest = digest.partition(":")
+                        _add_file(tar, f"blobs/{algorithm}/{hexdigest}", layout.blob_path(digest))
+                        written.add(digest)
+                base = {
+                    "mediaType": image.manifest.get("mediaType", OCI_MANIFEST),
+                    "digest": image.digest,
+                    "size": layout.blob_path(image.digest).stat().st_size,
+                }
+                for tag in tags or [None]:
+                    annotations = {}
+                    if tag:
+                        annotations = {
+                            "io.containerd.image.name": tag,
+                            "org.opencontainers.image.ref.name": tag.rpartition(":")[2],
+                        }
+                    descriptors.append(base | ({"annotations": annotations} if tag else {}))
+            index = {"schemaVersion": 2, "manifests": descriptors}
+            _add_bytes(tar, "index.json", json.dumps(index).encode())
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        raise

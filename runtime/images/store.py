@@ -327,13 +327,23 @@ class ImageStore:
         """Write images (one ref or a list) as a `docker save` tarball that `load` reads back."""
         from runtime.images.export import write_docker_archive
 
+        write_docker_archive(self.layout, self._chosen(refs), os.fspath(path))
+
+    def export_oci_archive(self, refs, path) -> None:
+        """Write images (one ref or a list) as an OCI image layout tarball."""
+        from runtime.images.export import write_oci_archive
+
+        write_oci_archive(self.layout, self._chosen(refs), os.fspath(path))
+
+    def _chosen(self, refs) -> list:
+        """[(Image, tags to write)] for refs: a tag names itself, an id all the image's tags."""
         refs = [refs] if isinstance(refs, str) else list(refs)
         images = self._images()
         chosen = []
         for ref in refs:
             image, tag = self._find(images, ref)
             chosen.append((image, [tag] if tag else list(image.repo_tags)))
-        write_docker_archive(self.layout, chosen, os.fspath(path))
+        return chosen
 
 
 def _ref(descriptor: dict) -> str | None:

@@ -181,6 +181,15 @@ def test_build_twice_hits_the_cache_then_save_push_and_prune(web, registry):
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == [f"{tag}"] or tag in manifest[0]["RepoTags"][0]
+    # The same image as an OCI image layout.
+    _, save = web.api("POST", f"images/{row}/save/?layout=oci&wait=60", expect=200)
+    op = _finished(save)
+    status, archive = _raw(web, "GET", f"images/{row}/save/?operation={op['id']}")
+    assert status == 200
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert json.load(tar.extractfile("oci-layout"))["imageLayoutVersion"] == "1.0.0"
+        index = json.load(tar.extractfile("index.json"))
+    assert index["manifests"][0]["annotations"]["io.containerd.image.name"].endswith(tag)
 
     # Push the built image to the registry; skopeo reads it back from there.
     target = f"{registry.host}/tr/pushed:1"

@@ -233,10 +233,15 @@ class ImageActionViewSet(GatedViewSet):
 
     @action(detail=True, methods=["get", "post"])
     def save(self, request, pk=None):
-        """POST: write a `docker save` tar on the host; GET ?operation=<id>: download it."""
+        """POST (?layout=docker|oci): write a `docker save` or OCI layout tar on the host;
+        GET ?operation=<id>: download it."""
         image = self.get_object()
         if request.method == "POST":
             wait_seconds(request)
+            # Not ?format=: DRF reserves that name for choosing a renderer.
+            archive_format = request.query_params.get("layout", "docker")
+            if archive_format not in ("docker", "oci"):
+                raise InvalidRequest(f"layout must be docker or oci, got {archive_format!r}")
             decision = self.require(image)
             return self._queue(
                 decision,
@@ -244,7 +249,7 @@ class ImageActionViewSet(GatedViewSet):
                 host=image.host,
                 team=image.team,
                 target_id=image.pk,
-                params={},
+                params={"format": archive_format},
                 summary=self.summary(),
             )
         self.authorize(image)

@@ -43,3 +43,21 @@ def test_skopeo_reads_our_save_and_we_read_its_archives(store, tmp_path):
     assert oci.manifest["layers"][0]["mediaType"].endswith("tar+gzip")
     assert store.layer_dirs(oci) == store.layer_dirs(busybox)
     assert oci.config["config"]["Cmd"] == ["sh"]
+
+
+def test_oci_save_round_trips_and_skopeo_reads_it(store, tmp_path, config):
+    from runtime.images import ImageStore
+
+    busybox = build_image(store)
+    saved = tmp_path / "ours-oci.tar"
+    store.export_oci_archive("busybox", saved)
+
+    # skopeo finds the image by the bare tag in the OCI ref-name annotation.
+    skopeo_copy(f"oci-archive:{saved}:latest", f"docker-archive:{tmp_path / 'back.tar'}:sk/b:1")
+    assert store.import_archive(tmp_path / "back.tar").layers == busybox.layers
+
+    # A fresh store loads our OCI archive back as the same image, with its full name.
+    other = ImageStore(type(config)(root=tmp_path / "other", run_root=tmp_path / "other-run"))
+    loaded = other.import_archive(saved)
+    assert loaded.id == busybox.id and loaded.digest == busybox.digest
+    assert loaded.repo_tags == ["busybox:latest"]
