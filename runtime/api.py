@@ -594,6 +594,36 @@ class Runtime:
             self, rec, obs["pid"], list(argv), env=list(env), user=user, workdir=workdir, tty=tty
         )
 
+    def exec_uid(self, ref: str, user=None) -> int:
+        """The uid an exec as `user` (None: the container's own user) runs as, read from the
+        container's /etc/passwd without following links out of its root."""
+        from runtime.container import safepath
+
+        cid = self.store.resolve(ref)
+        rec, obs = self._observe(cid)
+        sm.check("exec", rec["name"], obs["status"])
+        config = (rec.get("image_config") or {}).get("config") or {}
+        name = str(user or self.spec_of(rec).user or config.get("User") or "0").partition(":")[0]
+        if name.isdigit():
+            return int(name)
+        root = os.open(f"/proc/{obs['pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            found = safepath.open_in_root(root, "/etc/passwd")
+            try:
+                with open(f"/proc/self/fd/{found}", "rb") as f:
+                    lines = f.read(1 << 20).decode(errors="replace").splitlines()
+            finally:
+                os.close(found)
+        except (InvalidSpec, OSError):
+            lines = []
+        finally:
+            os.close(root)
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+                return int(fields[2])
+        raise InvalidSpec(f"unable to find user {name}: no matching entries in passwd file")
+
     def exec_spawn(self, ref: str, argv, stdio, env=(), user=None, workdir=None, tty=False) -> int:
         """Start `argv` in the running container on the given stdio fds; return the helper's
         pid (reap it with os.waitpid). For interactive sessions: the CLI and the web terminal."""

@@ -200,6 +200,7 @@ def exec_(rt, container, params):
     argv = params.get("cmd") or params.get("argv") or params.get("command")
     if not argv or not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         raise InvalidSpec("exec needs a command: a non-empty list of strings")
+    refuse_root_unless_allowed(rt, state["id"], params.get("user"), params)
     code, output = rt.exec(
         state["id"],
         argv,
@@ -216,6 +217,17 @@ def exec_(rt, container, params):
             "output": output.decode("utf-8", "replace"),
             "output_base64": base64.b64encode(output).decode(),
         }
+
+
+def refuse_root_unless_allowed(rt, runtime_id: str, user, params: dict) -> None:
+    """Defense in depth for "exec as root into another team's container": the web can only
+    check the user's spelling; here the name is resolved in the container's own passwd file
+    (and a missing user means the container's user, often root). The web's gate says in
+    `root_allowed` whether the requester may be root there; absent means no."""
+    if params.get("root_allowed") is not True and rt.exec_uid(runtime_id, user) == 0:
+        raise InvalidSpec(
+            "exec as root into another team's container requires permission container.exec_root"
+        )
 
 
 # Read-style calls: the web waits for their answer (agent.container_<name> tasks).

@@ -23,7 +23,7 @@ from celery import shared_task
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from agent import claims, lookup
+from agent import claims, containers_ops, lookup
 from agent.hostname import this_host
 from agent.runtime_handle import get_runtime
 from containers.models import Container
@@ -235,6 +235,15 @@ def run_session(op_id: int, session, group: str) -> None:
         close_old_connections()
 
 
+def _refuse_root(rt, runtime_id: str, user, params: dict) -> None:
+    from runtime.errors import BerthError
+
+    try:
+        containers_ops.refuse_root_unless_allowed(rt, runtime_id, user, params)
+    except BerthError as err:
+        raise SessionError(str(err)) from None
+
+
 def open_session(op, container):
     """Exec or attach, as the Operation says."""
     params = op.params
@@ -247,6 +256,7 @@ def open_session(op, container):
     if params.get("mode") == "attach":
         if not (container.spec or {}).get("tty"):
             raise SessionError(f"container {container.name} has no TTY")
+        _refuse_root(rt, state["id"], None, params)
         session = AttachSession(rt, state["id"])
         if params.get("cols") and params.get("rows"):
             session.resize(*proto.clamp_size(params.get("cols"), params.get("rows")))
@@ -255,6 +265,7 @@ def open_session(op, container):
     if not argv or not all(isinstance(a, str) for a in argv):
         raise SessionError("the terminal needs a command")
     cols, rows = proto.clamp_size(params.get("cols"), params.get("rows"))
+    _refuse_root(rt, state["id"], params.get("user") or None, params)
     return ExecSession(rt, state["id"], argv, cols, rows, user=params.get("user") or None)
 
 

@@ -98,6 +98,11 @@ def open_session(
                 "user": exec_user,
                 "cols": cols,
                 "rows": rows,
+                # The agent resolves the real uid (names, the container's default user) and
+                # refuses root unless the gate allows it here.
+                "root_allowed": gate.decide(
+                    user, "container.exec", container, options={"user": "0"}
+                ).allowed,
             },
             user=user,
             request_id=context.current().request_id,

@@ -352,3 +352,21 @@ def test_a_create_finished_after_the_runtime_list_is_no_ghost(world):
     c = Container.objects.get(id=world["container"].id)
     assert c.observed_state == "running"
     assert not Operation.objects.filter(params__reason__startswith="reconcile").exists()
+
+
+def test_exec_as_root_needs_the_webs_root_allowed():
+    from agent.containers_ops import refuse_root_unless_allowed
+
+    from runtime.errors import InvalidSpec
+
+    class Uids:
+        """Answers exec_uid as a container whose default user is root and has `nobody`."""
+
+        def exec_uid(self, ref, user=None):
+            return 65534 if user == "nobody" else 0
+
+    refuse_root_unless_allowed(Uids(), "c", "nobody", {})  # not root: fine
+    refuse_root_unless_allowed(Uids(), "c", None, {"root_allowed": True})
+    for params in ({}, {"root_allowed": False}, {"root_allowed": "yes"}):
+        with pytest.raises(InvalidSpec, match="container.exec_root"):
+            refuse_root_unless_allowed(Uids(), "c", None, params)

@@ -20,6 +20,7 @@ from containers.api.serializers import (
 )
 from containers.models import Container
 from operations import dispatch
+from rbac import gate
 
 VERBS = ("start", "stop", "restart", "kill", "pause", "unpause")
 
@@ -140,6 +141,14 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         )
         return operation_response(request, op, lambda: _container_body(container))
 
+    def _may_be_root(self) -> bool:
+        """Whether the gate lets this user exec as root here: the agent, which can resolve
+        user names and the container's default user, refuses uid 0 otherwise."""
+        decision = gate.decide(
+            self.request.user, "container.exec", self.get_object(), options={"user": "0"}
+        )
+        return decision.allowed
+
     def _ask_host(self, request, task, params, options=None, timeout=None):
         container = self.get_object()
         self.authorize(container, options=options)
@@ -173,6 +182,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         body = ExecSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         params = dict(body.validated_data)
+        params["root_allowed"] = self._may_be_root()
         # The host needs the command's own time plus a margin to answer.
         timeout = params["timeout"] + settings.BERTH_EXEC_MARGIN_SECONDS
         return self._ask_host(
