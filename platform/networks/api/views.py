@@ -6,11 +6,8 @@ from rest_framework import serializers
 
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from api.fields import StrictSerializer
-from api.lookups import pick_host, pick_team
-from api.waiting import operation_response, wait_seconds
-from config.errors import Conflict
+from api.host_resources import HostResourceMixin
 from networks.models import Network
-from operations.services import do_host_operation
 
 PRIVATE_RANGES = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -63,7 +60,7 @@ class NetworkCreateSerializer(StrictSerializer):
         return value
 
 
-class NetworkViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
+class NetworkViewSet(HostResourceMixin, GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     """Networks of the teams you may see."""
 
     resource = "network"
@@ -75,56 +72,7 @@ class NetworkViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     }
     queryset = Network.objects.all()
     serializer_class = NetworkSerializer
+    create_serializer_class = NetworkCreateSerializer
     filterset_fields = ["team", "host", "state"]
     search_fields = ["name"]
     ordering_fields = ["name", "created_at"]
-
-    def create(self, request):
-        """Create a network on a host (202 with the Operation)."""
-        wait_seconds(request)
-        # Refuse (and audit) before the body names a team the caller may not even see.
-        self.require()
-        body = NetworkCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        team, host = (
-            pick_team(request.user, data.pop("team", None)),
-            pick_host(request.user, data.pop("host", None)),
-        )
-        network = Network(team=team, host=host, **data)
-        decision = self.require(network)
-        if Network.objects.filter(host=host, name=network.name).exists():
-            raise Conflict(f"network {network.name!r} already exists on host {host.name}")
-
-        def save():
-            network.save(force_insert=True)
-            return network.pk
-
-        op = do_host_operation(
-            decision,
-            kind="network.create",
-            target_type="network",
-            host=host,
-            team=team,
-            acting_user=request.user,
-            summary=self.summary() | {"body": request.data},
-            before=save,
-        )
-        return operation_response(request, op, {"network": NetworkSerializer(network).data})
-
-    def destroy(self, request, pk=None):
-        """Remove a network (202 with the Operation)."""
-        wait_seconds(request)
-        network = self.get_object()
-        decision = self.require(network)
-        op = do_host_operation(
-            decision,
-            kind="network.remove",
-            target_type="network",
-            target_id=network.pk,
-            host=network.host,
-            team=network.team,
-            acting_user=request.user,
-            summary=self.summary(),
-        )
-        return operation_response(request, op)
