@@ -47,6 +47,12 @@ def user_change_options(target, data) -> dict:
     return options
 
 
+def new_user_options(user) -> dict:
+    """Gate options for creating `user` (unsaved): staff or superuser needs every permission,
+    the same rule as changing those flags on an existing user."""
+    return {"permissions": ["*"]} if user.is_staff or user.is_superuser else {}
+
+
 def member_options(team, user_id) -> dict:
     """Gate options for adding `user_id` to `team`: they receive every binding of the team."""
     grants = [

@@ -133,12 +133,16 @@ class GatedCreateMixin:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         obj = self.build_instance(serializer)
-        decision = self.require(obj)
+        decision = self.require(obj, options=self.create_options(obj))
         with transaction.atomic():
             obj = self.save_instance(serializer, obj)
             # The audit event names the saved object (with its id), not the unsaved draft.
             gate.record(dataclasses.replace(decision, obj=obj), summary=self.summary())
         return Response(self.get_serializer(obj).data, status=status.HTTP_201_CREATED)
+
+    def create_options(self, obj) -> dict | None:
+        """Options the gate judges on top of the create permission (e.g. escalation)."""
+        return None
 
     def build_instance(self, serializer):
         """The unsaved object the gate decides on (scope fields set)."""

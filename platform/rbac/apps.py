@@ -14,5 +14,6 @@ class RbacConfig(AppConfig):
 
         gate.register_option_check("role.manage", checks.check_grant)
         gate.register_option_check("team.change", checks.check_grant)
+        gate.register_option_check("user.create", checks.check_grant)
         gate.register_option_check("user.change", checks.check_grant)
         gate.register_option_check("user.delete", checks.check_grant)

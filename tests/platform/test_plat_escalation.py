@@ -300,3 +300,22 @@ def test_developer_cannot_ask_for_unlimited_pids(api, host):
         and "pids without a limit" in response.json()["error"]["message"]
     )
     assert _create(api("admin"), {"name": "tp-fork", "limits": {"pids": -1}}).status_code == 202
+
+
+def test_creating_a_staff_or_superuser_needs_every_permission(api, users):
+    role = Role.objects.create(name="tp-user-maker", permissions=["user.create", "user.view"])
+    RoleBinding.objects.create(user=users["rando"], role=role)
+    client = api("rando")
+    for flag in ("is_superuser", "is_staff"):
+        response = client.post(
+            "/api/v1/users/", {"username": f"tp-{flag}", flag: True}, format="json"
+        )
+        assert response.status_code == 403, response.content
+    response = client.post("/api/v1/users/", {"username": "tp-plain"}, format="json")
+    assert response.status_code == 201, response.content
+    assert (
+        api("admin")
+        .post("/api/v1/users/", {"username": "tp-boss", "is_staff": True}, format="json")
+        .status_code
+        == 201
+    )

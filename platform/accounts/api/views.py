@@ -94,10 +94,8 @@ class UserViewSet(
         """Changing a user means acting as them (accounts.services.user_change_options)."""
         return services.user_change_options(target, self.request.data)
 
-    def create(self, request, *args, **kwargs):
-        if isinstance(request.data, dict) and request.data.get("is_superuser"):
-            gate.require(request.user, "rbac.escalate", resource="user", summary=self.summary())
-        return super().create(request, *args, **kwargs)
+    def create_options(self, obj):
+        return services.new_user_options(obj)
 
     def update(self, request, *args, **kwargs):
         target = self.get_object()
