@@ -150,7 +150,7 @@ class ImageActionViewSet(GatedViewSet):
     def search(self, request):
         """Search a configured registry's catalog (with tags on request) or Docker Hub."""
         wait_seconds(request)
-        self.require()
+        decision = self.require()
         body = s.SearchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -158,7 +158,6 @@ class ImageActionViewSet(GatedViewSet):
         registry, use = self._registry(data.get("registry"))
         if registry is None and not data["term"].strip():
             raise InvalidRequest("give a search term (or a registry to list its catalog)")
-        decision = self.require()
         return self._queue(
             decision,
             kind="image.search",
