@@ -15,6 +15,26 @@ from typing import Any
 from runtime.errors import InvalidSpec
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+# A full container id: a reference of this form is an id, never a name (see is_full_id).
+FULL_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_full_id(ref: Any) -> bool:
+    """Whether `ref` is written as a full 64-hex container id (then it is looked up only as one)."""
+    return isinstance(ref, str) and bool(FULL_ID_RE.match(ref))
+
+
+def check_container_name(name: Any) -> None:
+    """InvalidSpec unless `name` is a valid container name that cannot pass for an id."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidSpec(
+            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    if is_full_id(name):
+        # A name that reads as an id would let a reference by id land on a look-alike.
+        raise InvalidSpec(f"invalid container name {name!r}: a name cannot look like a full id")
+
+
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 ENV_KEY_RE = re.compile(r"^[^=\0]+$")
@@ -537,10 +557,8 @@ class ContainerSpec:
         return spec
 
     def validate(self) -> None:
-        if self.name is not None and not NAME_RE.match(self.name):
-            raise InvalidSpec(
-                f"invalid container name {self.name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
+        if self.name is not None:
+            check_container_name(self.name)
         if self.hostname is not None and not HOSTNAME_RE.match(self.hostname):
             raise InvalidSpec(f"invalid hostname {self.hostname!r}")
         if self.working_dir is not None:

@@ -11,8 +11,10 @@ import itertools
 
 from agent import lookup, observe
 from agent.policy_gate import checked_spec
+from containers import references
 from containers.models import Container
 from runtime.errors import BerthError, InvalidSpec, NotFound
+from volumes.models import Volume
 
 Observed = Container.Observed
 MAX_LOG_LINES = 10_000
@@ -31,7 +33,15 @@ def _make(rt, container, *, start: bool) -> dict:
     """Create (and with `start`, run) the container from its checked spec."""
     spec = runtime_spec(container)
     # The runtime itself frees a name held by a create that was killed half-way.
-    return (rt.run if start else rt.create)(spec)
+    state = (rt.run if start else rt.create)(spec)
+    # Volumes made on first use exist now (the runtime made their directories).
+    Volume.objects.filter(
+        host_id=container.host_id,
+        team_id=container.team_id,
+        name__in=references.volume_names(container.spec),
+        state="pending",
+    ).update(state="ready")
+    return state
 
 
 def _ensure_created(rt, container) -> dict:

@@ -1,7 +1,7 @@
 """Option checks the gate runs for container create/exec and volume create."""
 
 from accounts.models import Membership
-from containers import policy
+from containers import policy, references
 from images import ownership
 
 
@@ -14,29 +14,23 @@ def _team_ids(user) -> set[int]:
 
 
 def check_create(spec, scope, *, user, obj) -> list[str]:
-    """Dangerous options of a container spec, plus volumes and namespaces of other teams."""
-    from containers.models import Container
-    from networks.models import Network
+    """Dangerous options of a container spec, plus references to other objects: each must be
+    one live object of the container's team, and is bound to it (see containers.references)."""
     from volumes.models import Volume
 
-    names = [
-        m.get("source")
-        for m in spec.get("mounts") or []
-        if isinstance(m, dict) and m.get("type") == "volume"
-    ]
-    volumes = {}
     problems = []
-    if names and obj is not None:
-        for name, team_id, options in Volume.objects.filter(
-            host_id=obj.host_id, name__in=names
-        ).values_list("name", "team_id", "options"):
-            volumes[name] = options
-            if team_id != obj.team_id:
-                problems.append(f"volume {name!r} belongs to another team")
-    if obj is not None and isinstance(spec.get("image"), str):
-        foreign = ownership.foreign_image(obj.host_id, spec["image"], obj.team_id)
-        if foreign:
-            problems.append(foreign)
+    volumes = {}
+    if obj is not None:
+        problems += references.bind(spec, team_id=obj.team_id, host_id=obj.host_id)
+        volumes = dict(
+            Volume.objects.filter(
+                host_id=obj.host_id, name__in=references.volume_names(spec)
+            ).values_list("name", "options")
+        )
+        if isinstance(spec.get("image"), str):
+            foreign = ownership.foreign_image(obj.host_id, spec["image"], obj.team_id)
+            if foreign:
+                problems.append(foreign)
     problems += policy.violations(
         spec,
         scope.codes,
@@ -44,29 +38,6 @@ def check_create(spec, scope, *, user, obj) -> list[str]:
         volume_options=volumes,
         default_limits=scope.default_limits,
     )
-    wanted = [n for n in (spec.get("network") or {}).get("networks") or [] if isinstance(n, str)]
-    if wanted and obj is not None:
-        foreign = Network.objects.filter(host_id=obj.host_id, name__in=wanted).exclude(
-            team_id=obj.team_id
-        )
-        for name in foreign.values_list("name", flat=True):
-            problems.append(f"network {name!r} belongs to another team")
-    joined = [
-        v.partition(":")[2]
-        for v in (spec.get("namespaces") or {}).values()
-        if str(v).startswith("container:")
-    ]
-    mode = (spec.get("network") or {}).get("mode", "")
-    if str(mode).startswith("container:"):
-        joined.append(mode.partition(":")[2])
-    for ref in joined:
-        same_team = Container.objects.filter(
-            host_id=obj.host_id, team_id=obj.team_id, name=ref
-        ).exists()
-        if not same_team:
-            problems.append(
-                f"joining the namespaces of container {ref!r}: no such container of this team on this host"
-            )
     return problems
 
 

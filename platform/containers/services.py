@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from audit import context
 from config.errors import Conflict, InvalidRequest, Unavailable
-from containers import policy
+from containers import policy, references
 from containers.models import Container
 from operations import dispatch
 from rbac import gate
@@ -93,6 +93,7 @@ def do_create_container(*, team, host, spec: dict, start: bool, acting_user, sum
     try:
         with transaction.atomic():
             container.save(force_insert=True)
+            references.claim_new_volumes(spec, team=team, host=host)
             op = _operation(container, "container.create", acting_user, {"start": start})
             gate.record(decision, summary=summary, operation=op)
             dispatch.send_after_commit(op)

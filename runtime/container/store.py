@@ -12,8 +12,8 @@ import time
 from runtime.config import RuntimeConfig
 from runtime.container.fsutil import alive, read_json, write_json
 from runtime.container.paths import ContainerPaths
-from runtime.errors import Conflict, InvalidSpec, NotFound
-from runtime.spec import NAME_RE
+from runtime.errors import Conflict, NotFound
+from runtime.spec import check_container_name, is_full_id
 
 
 def now_iso() -> str:
@@ -56,10 +56,7 @@ class ContainerStore:
     @staticmethod
     def check_name(name: str) -> None:
         """InvalidSpec unless `name` is a valid container name."""
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise InvalidSpec(
-                f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
+        check_container_name(name)
 
     def reserve_name(self, name: str, cid: str) -> None:
         """Claim `name` for `cid` atomically; Conflict if another container holds it."""
@@ -135,6 +132,11 @@ class ContainerStore:
         if not isinstance(ref, str) or not ref or "/" in ref.strip("/") or ref in (".", ".."):
             raise NotFound(f"no such container: {ref}")
         ref = ref.lstrip("/")
+        if is_full_id(ref):
+            # Written as an id: only that container, never a name or a prefix of another id.
+            if (self.config.containers_dir / ref / "config.json").exists():
+                return ref
+            raise NotFound(f"no such container: {ref}")
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             cid = (self.names_dir / ref).read_text().strip()
             if (self.config.containers_dir / cid / "config.json").exists():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from runtime.errors import InvalidSpec, NotFound
 from runtime.network import dnsfiles
-from runtime.spec import NetworkSpec
+from runtime.spec import NetworkSpec, is_full_id
 
 
 def extra_hosts(spec: NetworkSpec) -> list:
@@ -22,6 +22,8 @@ def extra_hosts(spec: NetworkSpec) -> list:
 
 def find_endpoint(state: dict, ref: str) -> dict | None:
     """The attached container called `ref` (name or full id), or None."""
+    if is_full_id(ref):
+        return state["endpoints"].get(ref)  # an id is only ever an id, never a name
     for cid, ep in state["endpoints"].items():
         if ep.get("name") == ref or cid == ref:
             return ep

@@ -11,6 +11,7 @@ from api.fields import (
 )
 from containers.api.spec import NAME_RE, ContainerSpecSerializer
 from containers.models import Container
+from containers.references import FULL_ID_RE
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -62,6 +63,11 @@ class RenameSerializer(StrictSerializer):
     """New name of a container."""
 
     name = serializers.RegexField(NAME_RE)
+
+    def validate_name(self, value):
+        if FULL_ID_RE.match(value):
+            raise serializers.ValidationError("a container name cannot look like a full id")
+        return value
 
 
 class StopSerializer(StrictSerializer):

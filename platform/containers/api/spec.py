@@ -17,6 +17,7 @@ from api.fields import (
     string_list,
 )
 from containers.policy import normalize_capability
+from containers.references import FULL_ID_RE
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
@@ -258,6 +259,11 @@ class ContainerSpecSerializer(StrictSerializer):
     init = StrictBooleanField(required=False, default=False)
     stop_signal = StrictCharField(required=False, default="SIGTERM")
     stop_timeout = StrictIntegerField(required=False, default=10, min_value=0)
+
+    def validate_name(self, value):
+        if value is not None and FULL_ID_RE.match(value):
+            raise serializers.ValidationError("a container name cannot look like a full id")
+        return value
 
     def validate_image(self, value):
         if not value.strip():
