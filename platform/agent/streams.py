@@ -23,7 +23,7 @@ from celery import shared_task
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from agent import claims, containers_ops, lookup
+from agent import admission, claims, containers_ops, lookup
 from agent.hostname import this_host
 from agent.runtime_handle import get_runtime
 from containers.models import Container
@@ -166,8 +166,9 @@ class AttachSession:
         return None
 
 
-async def relay(session, group: str) -> None:
+async def relay(session, group: str, session_id: str = "") -> None:
     """Pump output to the group and input from the agent's channel until either side ends."""
+    door = admission.CommandDoor(session_id or group.removeprefix("berth-term-"), this_host())
     layer = get_channel_layer()
     channel = await layer.new_channel("berth-term-agent.")
     await layer.group_send(group, {"type": proto.READY, "channel": channel})
@@ -193,6 +194,12 @@ async def relay(session, group: str) -> None:
                 message = await asyncio.wait_for(layer.receive(channel), IDLE_SECONDS)
             except TimeoutError:
                 return
+            refusal = door.refusal(message)
+            if refusal:
+                if door.first_refusal():
+                    # Recorded once per session: a flood of forgeries must not flood the log.
+                    await asyncio.to_thread(door.record, refusal)
+                continue
             kind = message.get("type")
             if kind == proto.INPUT:
                 session.write(bytes(message.get("data", b""))[: proto.MAX_INPUT])
@@ -270,8 +277,15 @@ def open_session(op, container):
 
 
 @shared_task(name=proto.TASK_NAME, bind=True)
-def relay_terminal(self, operation_id, host=None):
+def relay_terminal(self, operation_id, host=None, envelope=None):
     """Open the terminal session of one Operation and relay it in a thread; returns at once."""
+    admission.admit(
+        proto.TASK_NAME,
+        [operation_id],
+        {"host": host} if host else {},
+        envelope,
+        host=this_host(),
+    )
     op = claims.claim(
         int(operation_id), host_name=host or this_host(), task_id=self.request.id or ""
     )

@@ -1,6 +1,8 @@
 """Celery tasks of the host agent; the web sends them by name to the queue host.<name>."""
 
 import logging
+import os
+import signal
 import threading
 from datetime import datetime
 
@@ -8,21 +10,28 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.utils import timezone
 
-from agent import containers_ops, executor, reconcile
+from agent import admission, containers_ops, executor, identity, reconcile
 from agent import heartbeat as hb
 from agent import streams as _streams  # noqa: F401  (registers agent.relay_terminal)
 from agent.hostname import queue_for, this_host
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from runtime.errors import BerthError
+from trust import envelope as sealing
 
 log = logging.getLogger(__name__)
 RECONCILE_INTERVAL_SECONDS = 15
 
 
+def _admit(task, args, kwargs, envelope):
+    """Verify a message before it touches anything (agent/admission.py); raises if refused."""
+    return admission.admit(task, list(args), kwargs, envelope, host=this_host())
+
+
 @shared_task(name="agent.execute_operation", bind=True, acks_late=True, reject_on_worker_lost=True)
-def execute_operation(self, operation_id, host=None):
+def execute_operation(self, operation_id, host=None, envelope=None):
     """Run one Operation of this host by id; a repeated or stale message does nothing."""
+    _admit("agent.execute_operation", [operation_id], {"host": host} if host else {}, envelope)
     return executor.execute(
         int(operation_id), host_name=host or this_host(), task_id=self.request.id or ""
     )
@@ -32,7 +41,11 @@ class QueryFailed(Exception):
     """A read-style call failed on the host; the message is for the user."""
 
 
-def _query(name, container_id, params):
+def _query(name, container_id, params, envelope):
+    claims = _admit(f"agent.container_{name}", [container_id, params], {}, envelope)
+    params = dict(params or {})
+    # Whether root is allowed is the gate's word, signed; never what the params say.
+    params["root_allowed"] = bool(claims.decision.get("root_allowed"))
     container = (
         Container.objects.select_related("host")
         .filter(id=container_id, host__name=this_host())
@@ -41,39 +54,41 @@ def _query(name, container_id, params):
     if container is None:
         raise QueryFailed(f"container {container_id} is not on host {this_host()}")
     try:
-        return containers_ops.QUERIES[name](get_runtime(), container, params or {})
+        return containers_ops.QUERIES[name](get_runtime(), container, params)
     except BerthError as err:
         # A plain exception: the web rebuilds it without importing `runtime`.
         raise QueryFailed(str(err)) from None
 
 
 @shared_task(name="agent.container_logs")
-def container_logs(container_id, params=None):
+def container_logs(container_id, params=None, envelope=None):
     """The last log lines of a container: {"lines": [[stream, iso_ts, text], ...]}."""
-    return _query("logs", container_id, params)
+    return _query("logs", container_id, params, envelope)
 
 
 @shared_task(name="agent.container_stats")
-def container_stats(container_id, params=None):
+def container_stats(container_id, params=None, envelope=None):
     """One stats sample of a container."""
-    return _query("stats", container_id, params)
+    return _query("stats", container_id, params, envelope)
 
 
 @shared_task(name="agent.container_top")
-def container_top(container_id, params=None):
+def container_top(container_id, params=None, envelope=None):
     """The processes of a container."""
-    return _query("top", container_id, params)
+    return _query("top", container_id, params, envelope)
 
 
 @shared_task(name="agent.container_exec")
-def container_exec(container_id, params=None):
+def container_exec(container_id, params=None, envelope=None):
     """Run a non-interactive command in a container: {"exit_code", "output"}."""
-    return _query("exec", container_id, params)
+    return _query("exec", container_id, params, envelope)
 
 
 @shared_task(name="agent.reconcile_host", bind=True, acks_late=True, reject_on_worker_lost=True)
-def reconcile_host(self, host_name=None, agent_started=None):
+def reconcile_host(self, host_name=None, agent_started=None, envelope=None):
     """Compare this host's containers with the database and repair or report the differences."""
+    kwargs = {"agent_started": agent_started} if agent_started else {}
+    _admit("agent.reconcile_host", [host_name], kwargs, envelope)
     started = datetime.fromisoformat(agent_started) if agent_started else None
     try:
         return reconcile.reconcile_host(host_name or this_host(), agent_started=started)
@@ -82,13 +97,32 @@ def reconcile_host(self, host_name=None, agent_started=None):
             raise  # the next tick tries again
         # The start-up pass recovers cut-off operations: it must happen, so it retries.
         log.warning("start-up reconciliation failed, retrying: %s", err)
-        raise self.retry(countdown=RECONCILE_INTERVAL_SECONDS, max_retries=None) from err
+        # A retry is a new message: it gets a fresh envelope (the old nonce is spent).
+        retry_kwargs = dict(
+            kwargs, envelope=self_signed("agent.reconcile_host", [host_name], kwargs)
+        )
+        raise self.retry(
+            countdown=RECONCILE_INTERVAL_SECONDS, max_retries=None, kwargs=retry_kwargs
+        ) from err
 
 
 @shared_task(name="agent.heartbeat")
-def heartbeat(host_name=None):
+def heartbeat(host_name=None, envelope=None):
     """Stamp Host.last_heartbeat and mark hosts silent for three intervals as down."""
+    _admit("agent.heartbeat", [host_name], {}, envelope)
     return {"marked_down": hb.beat(host_name or this_host(), info=hb.host_info(get_runtime))}
+
+
+def self_signed(task: str, args: list, kwargs: dict) -> dict:
+    """An envelope for a message this agent sends to its own queue, signed with its host key."""
+    return sealing.seal(
+        identity.current().host_key,
+        task=task,
+        host=this_host(),
+        args=args,
+        kwargs=kwargs,
+        ttl=RECONCILE_INTERVAL_SECONDS * 4,
+    )
 
 
 class _Timer(threading.Thread):
@@ -110,12 +144,19 @@ class _Timer(threading.Thread):
         started = self.started.isoformat()
         while not self.stopping.is_set():
             try:
+                beat_args = [self.host_name]
                 heartbeat.apply_async(
-                    args=[self.host_name], queue=queue, expires=hb.INTERVAL_SECONDS
+                    args=beat_args,
+                    kwargs={"envelope": self_signed("agent.heartbeat", beat_args, {})},
+                    queue=queue,
+                    expires=hb.INTERVAL_SECONDS,
                 )
+                kwargs = {"agent_started": started} if started else {}
                 reconcile_host.apply_async(
-                    args=[self.host_name],
-                    kwargs={"agent_started": started},
+                    args=beat_args,
+                    kwargs=dict(
+                        kwargs, envelope=self_signed("agent.reconcile_host", beat_args, kwargs)
+                    ),
                     queue=queue,
                     expires=None if started else RECONCILE_INTERVAL_SECONDS,
                 )
@@ -131,6 +172,13 @@ _timer: _Timer | None = None
 @worker_ready.connect
 def _start_timer(sender=None, **kwargs):
     global _timer
+    try:
+        identity.current()
+    except identity.MissingIdentity as err:
+        # Without an identity no message can be verified: stop, saying why.
+        log.critical("%s", err)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     _timer = _Timer(this_host())
     _timer.start()
 

@@ -16,6 +16,8 @@ from audit import context
 from config.errors import PlatformError
 from dashboard import sessions
 from dashboard import terminal_protocol as proto
+from operations.models import Operation
+from trust import envelope, keys
 
 READY_TIMEOUT = 20  # seconds for the host agent to answer
 MAX_BUFFER = 64  # input messages kept until the agent is ready
@@ -23,8 +25,10 @@ MAX_BUFFER = 64  # input messages kept until the agent is ready
 
 @database_sync_to_async
 def _open(user, container_id, source_ip, **kwargs):
+    """Open the session through the gate; returns the name of the container's host."""
     with context.bind(source_ip=source_ip):
-        return sessions.open_session(user, container_id, **kwargs)
+        op_id = sessions.open_session(user, container_id, **kwargs)
+    return Operation.objects.filter(pk=op_id).values_list("host__name", flat=True).first()
 
 
 class TerminalConsumer(AsyncWebsocketConsumer):
@@ -36,6 +40,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.pending = []
         self.watchdog = None
+        self.seq = 0
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -44,12 +49,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         query = {
             k: v[-1] for k, v in parse_qs(self.scope.get("query_string", b"").decode()).items()
         }
-        session = uuid.uuid4().hex
+        session = self.session = uuid.uuid4().hex
         self.group = proto.group_name(session)
         await self.channel_layer.group_add(self.group, self.channel_name)
         client = self.scope.get("client") or (None, None)
         try:
-            await _open(
+            self.host_name = await _open(
                 user,
                 self.scope["url_route"]["kwargs"]["pk"],
                 client[0],
@@ -84,7 +89,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.watchdog:
             self.watchdog.cancel()
         if self.agent_channel:
-            await self.channel_layer.send(self.agent_channel, {"type": proto.CLOSE})
+            await self.to_agent({"type": proto.CLOSE})
             self.agent_channel = None
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -106,7 +111,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             elif kind == "detach":
                 # Tell the agent at once: the session ends even if the close handshake is lost.
                 if self.agent_channel:
-                    await self.channel_layer.send(self.agent_channel, {"type": proto.CLOSE})
+                    await self.to_agent({"type": proto.CLOSE})
                     self.agent_channel = None
                 await self.status("detached")
                 await self.close(code=1000)
@@ -114,9 +119,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             else:
                 return
         if self.agent_channel:
-            await self.channel_layer.send(self.agent_channel, message)
+            await self.to_agent(message)
         elif len(self.pending) < MAX_BUFFER:
             self.pending.append(message)
+
+    async def to_agent(self, message: dict):
+        """Send one command to the agent's relay, signed for this session and host."""
+        self.seq += 1
+        message = dict(message, seq=self.seq)
+        message["envelope"] = envelope.seal(
+            keys.control_private_key(),
+            task=message["type"],
+            host=self.host_name,
+            args=proto.signed_args(self.session, self.seq, message),
+            ttl=proto.COMMAND_TTL,
+        )
+        await self.channel_layer.send(self.agent_channel, message)
 
     # Messages from the agent's relay, through the session group.
     async def term_ready(self, event):
@@ -124,7 +142,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.watchdog:
             self.watchdog.cancel()
         for message in self.pending:
-            await self.channel_layer.send(self.agent_channel, message)
+            await self.to_agent(message)
         self.pending = []
         await self.status("ready")
 

@@ -6,7 +6,6 @@ import shlex
 from django.db import transaction
 
 from audit import context
-from config.celery import app as celery_app
 from config.errors import Conflict, InvalidRequest
 from containers.models import Container
 from dashboard import terminal_protocol as proto
@@ -108,10 +107,8 @@ def open_session(
             request_id=context.current().request_id,
         )
         gate.record(decision, summary=summary, operation=op)
-        queue, op_id, task_id = container.host.queue, op.pk, op.task_id
+        host, op_id, task_id = container.host, op.pk, op.task_id
         transaction.on_commit(
-            lambda: celery_app.send_task(
-                proto.TASK_NAME, args=[op_id], queue=queue, task_id=task_id
-            )
+            lambda: dispatch.send_signed(proto.TASK_NAME, host, [op_id], task_id=task_id)
         )
     return op_id

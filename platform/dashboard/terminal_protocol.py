@@ -3,11 +3,13 @@
 No Django and no runtime imports: both sides import it. Messages go through the Channels
 layer (Redis); `data` is raw bytes (channels_redis packs with msgpack).
 
-web -> agent (to the agent's own channel):  term.input {data}, term.resize {cols, rows}, term.close
+web -> agent (to the agent's own channel):  term.input {data}, term.resize {cols, rows}, term.close,
+                                            each with `seq` and `envelope` (signed, see signed_args)
 agent -> web (to the session group):        term.ready {channel}, term.output {data},
                                             term.exit {code, message}
 """
 
+import hashlib
 import re
 
 TASK_NAME = "agent.relay_terminal"
@@ -16,6 +18,7 @@ MODES = ("exec", "attach")
 READY, OUTPUT, EXIT = "term.ready", "term.output", "term.exit"
 INPUT, RESIZE, CLOSE = "term.input", "term.resize", "term.close"
 MAX_INPUT = 64 * 1024
+COMMAND_TTL = 60.0  # seconds a signed terminal command stays valid
 _SESSION_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -33,3 +36,12 @@ def clamp_size(cols, rows) -> tuple[int, int]:
     except (TypeError, ValueError):
         return 80, 24
     return max(2, min(cols, 1000)), max(2, min(rows, 500))
+
+
+def signed_args(session: str, seq, message: dict) -> list:
+    """What the web signs of one command to the agent: the session, its place in the
+    sequence, and the command's content (input bytes by digest). Redis cannot change a
+    keystroke, inject one, or replay one into this or another session."""
+    data = message.get("data")
+    digest = hashlib.sha256(bytes(data)).hexdigest() if data is not None else ""
+    return [session, seq, message.get("type"), digest, message.get("cols"), message.get("rows")]

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +16,7 @@ class Host(models.Model):
     class State(models.TextChoices):
         UP = "up"
         DOWN = "down"
+        PENDING = "pending"  # enrolled by an admin; its agent has not joined yet
 
     name = models.SlugField(max_length=63, unique=True)
     queue = models.CharField(max_length=100, unique=True, blank=True)
@@ -25,6 +27,12 @@ class Host(models.Model):
         default=dict, blank=True
     )  # what the agent reports: kernel, cgroup version, ...
     created_at = models.DateTimeField(auto_now_add=True)
+    # The agent's own Ed25519 public key (base64): it signs the messages the agent sends itself.
+    public_key = models.CharField(max_length=64, blank=True)
+    # Cordoned: no new containers are placed here; the ones it runs keep running.
+    cordoned = models.BooleanField(default=False)
+    # Removed: its key is revoked, nothing is sent to it, its messages are refused.
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     rbac_host_field = "id"
 
@@ -48,3 +56,22 @@ class Host(models.Model):
     def is_alive(self) -> bool:
         """A heartbeat arrived within the grace period."""
         return bool(self.last_heartbeat and timezone.now() - self.last_heartbeat < HEARTBEAT_GRACE)
+
+
+class JoinToken(models.Model):
+    """A one-time secret that lets a new machine join as its host: only its hash is kept."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="join_tokens")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"join token of {self.host_id}"

@@ -6,6 +6,9 @@ Task names the host agent implements (queue `host.<name>`):
   agent.container_stats(container_id, params)    -- the runtime's stats dict
   agent.container_top(container_id, params)      -- {"titles": [...], "processes": [[...], ...]}
   agent.container_exec(container_id, params)     -- {"exit_code": int, "output": str}
+
+Every message is signed for its host (trust/envelope.py) and goes as the task's `envelope`
+keyword; read-style calls also carry the gate's decision that allowed them.
 """
 
 import time
@@ -19,6 +22,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from config.celery import app as celery_app
 from config.errors import HostTimeout, Unavailable
 from operations.models import Operation
+from trust import envelope, keys
 
 EXECUTE_OPERATION = "agent.execute_operation"
 BROKER_DOWN = "the message broker (Redis) is unreachable; nothing was changed, try again later"
@@ -50,14 +54,55 @@ def new_operation(
     )
 
 
+def signed_kwargs(task_name: str, host_name: str, args: list, *, decision=None, ttl=None) -> dict:
+    """The task's keyword arguments: the envelope that signs this message for `host_name`."""
+    sealed = envelope.seal(
+        keys.control_private_key(),
+        task=task_name,
+        host=host_name,
+        args=args,
+        decision=decision,
+        ttl=ttl or settings.BERTH_CHANNEL_TTL_SECONDS,
+    )
+    return {"envelope": sealed}
+
+
+def send_signed(task_name: str, host, args: list, **options):
+    """Send a task to `host`'s queue, signed for that host (all sends to agents go here)."""
+    if host.revoked_at is not None:
+        raise Unavailable(
+            f"host {host.name} was removed; it takes no more work", code="host_removed"
+        )
+    return celery_app.send_task(
+        task_name,
+        args=args,
+        kwargs=signed_kwargs(task_name, host.name, args, decision=options.pop("decision", None)),
+        queue=host.queue,
+        **options,
+    )
+
+
+def decision_claims(decision, *, object_id, root_allowed=False) -> dict:
+    """What a read-style call tells the agent about the gate's decision behind it."""
+    user = decision.user
+    return {
+        "user": getattr(user, "pk", None),
+        "username": getattr(user, "username", ""),
+        "action": decision.action,
+        "object": object_id,
+        "root_allowed": bool(root_allowed),
+        "expires": round(time.time() + settings.BERTH_CHANNEL_TTL_SECONDS, 3),
+    }
+
+
 def send_after_commit(operation: Operation) -> None:
     """Queue agent.execute_operation for this Operation once the transaction commits."""
-    queue = operation.host.queue
+    host = operation.host
     op_id, task_id = operation.pk, operation.task_id
 
     def send():
         try:
-            celery_app.send_task(EXECUTE_OPERATION, args=[op_id], queue=queue, task_id=task_id)
+            send_signed(EXECUTE_OPERATION, host, [op_id], task_id=task_id)
         except Exception as exc:
             # The broker died between the check and the commit: the row says so, the agent's
             # reconciliation may still pick the pending work up later.
@@ -82,12 +127,15 @@ def wait_for(operation: Operation, seconds: float) -> Operation:
     return operation
 
 
-def call_host(host, task_name: str, args: list, timeout: float | None = None):
-    """Run a read-style task on a host agent and wait for its result (503 / 504 on failure)."""
+def call_host(host, task_name: str, args: list, timeout: float | None = None, *, decision=None):
+    """Run a read-style task on a host agent and wait for its result (503 / 504 on failure).
+
+    `decision` (see decision_claims) is the gate's answer that the agent checks the call against.
+    """
     timeout = timeout or settings.BERTH_RPC_TIMEOUT_SECONDS
     check_broker()
     try:
-        result = celery_app.send_task(task_name, args=args, queue=host.queue)
+        result = send_signed(task_name, host, args, decision=decision)
     except KombuOperationalError as exc:
         raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
     try:

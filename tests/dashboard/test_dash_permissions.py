@@ -136,7 +136,7 @@ def test_polled_reads_are_decided_each_time_and_audited_once_a_minute(
 
     calls = []
 
-    def fake_host(host, task, args, timeout=None):
+    def fake_host(host, task, args, timeout=None, decision=None):
         # Stands in for the host agent's answer; the real one is driven in tests/browser.
         calls.append(task)
         return {"lines": [["stdout", "2026-01-01T00:00:00Z", "hello <b>\n"]]}
@@ -172,7 +172,9 @@ def test_stats_and_processes_of_a_running_container(login, containers, monkeypat
             "processes": [["root", "42", "sleep 1000"]],
         },
     }
-    monkeypatch.setattr(dispatch, "call_host", lambda host, task, args, timeout=None: answers[task])
+    monkeypatch.setattr(
+        dispatch, "call_host", lambda host, task, args, timeout=None, decision=None: answers[task]
+    )
     c = containers["alpha"]
     client = login("viewer")
     stats = client.get(f"/containers/{c.pk}/stats/", HTTP_X_BERTH_POLL="1").json()

@@ -337,6 +337,11 @@ class Stack:
         with sqlite3.connect(self.db_path, timeout=20) as conn:
             return conn.execute(query, args).fetchall()
 
+    def sql_write(self, query: str, *args) -> None:
+        """Change the shared SQLite database directly (to stage what a test needs)."""
+        with sqlite3.connect(self.db_path, timeout=20) as conn:
+            conn.execute(query, args)
+
     def runtime(self):
         """A runtime.api.Runtime on this stack's prefix and state root (to look, and to clean)."""
         from runtime.api import Runtime

@@ -164,6 +164,11 @@ SPECTACULAR_SETTINGS = {
 # Berth policy knobs.
 BERTH_MAX_WAIT_SECONDS = 60
 BERTH_RPC_TIMEOUT_SECONDS = 15
+# The control channel (trust/): the control plane's Ed25519 signing key (mode 600), how long a
+# signed message stays valid, and how far an agent's clock may be off.
+BERTH_CONTROL_KEY_FILE = secret("BERTH_CONTROL_KEY_FILE") or str(DATA_DIR / "keys" / "control.key")
+BERTH_CHANNEL_TTL_SECONDS = int(secret("BERTH_CHANNEL_TTL_SECONDS") or 300)
+BERTH_CHANNEL_SKEW_SECONDS = int(secret("BERTH_CHANNEL_SKEW_SECONDS") or 30)
 BERTH_EXEC_MARGIN_SECONDS = (
     5  # an exec may run `timeout` seconds; the host gets this much more to answer
 )

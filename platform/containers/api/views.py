@@ -151,9 +151,15 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
 
     def _ask_host(self, request, task, params, options=None, timeout=None):
         container = self.get_object()
-        self.authorize(container, options=options)
+        decision = self.authorize(container, options=options)
+        # The agent acts on this decision, not on anything else in the message.
+        claims = dispatch.decision_claims(
+            decision, object_id=container.pk, root_allowed=params.get("root_allowed", False)
+        )
         return Response(
-            dispatch.call_host(container.host, task, [container.pk, params], timeout=timeout)
+            dispatch.call_host(
+                container.host, task, [container.pk, params], timeout=timeout, decision=claims
+            )
         )
 
     @action(detail=True, methods=["get"])

@@ -161,7 +161,8 @@ def _ask_host(request, container, permission, task, params):
         gate.record(decision, summary=_summary(request))
     if not decision.allowed:
         raise AccessDenied(decision)
-    return dispatch.call_host(container.host, task, [container.pk, params])
+    claims = dispatch.decision_claims(decision, object_id=container.pk)
+    return dispatch.call_host(container.host, task, [container.pk, params], decision=claims)
 
 
 def _tail(request) -> int:

@@ -8,9 +8,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Membership, Team
+from agent import identity
 from agent.hostname import queue_for, this_host
 from hosts.models import Host
 from rbac.models import Role, RoleBinding
+from trust import keys
 
 ADMIN_ROLE = "admin"
 
@@ -66,6 +68,13 @@ class Command(BaseCommand):
             self.stdout.write(f"admin account {username!r} exists")
         verb = "registered" if created_host else "already registered"
         self.stdout.write(f"host {host.name!r} {verb} (queue {host.queue})")
+        # This machine's agent gets its identity here: its own key, and the control
+        # plane's public key to verify every message with (the private half stays here).
+        ident = identity.ensure_local(host, keys.control_public_key())
+        self.stdout.write(
+            f"agent identity of {host.name!r} in {identity.identity_path(host.name)} "
+            f"(key {keys.key_id(ident.public_key)})"
+        )
 
     def _ensure_admin(self, username, role):
         """Create the account and its global admin binding; return (created, generated password)."""
