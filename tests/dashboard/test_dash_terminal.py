@@ -17,8 +17,23 @@ from django.test import Client
 from audit.models import AuditEvent
 from dashboard import terminal_protocol as proto
 from operations.models import Operation
+from trust import envelope, keys
 
 pytestmark = pytest.mark.django_db
+
+
+def signed(message, op):
+    """The command without its signature, after checking that signature as the agent would
+    (control key, the operation's host, its session, the message's place in the sequence)."""
+    public = keys.control_public_key()
+    envelope.open_sealed(
+        message["envelope"],
+        {keys.key_id(public): public},
+        task=message["type"],
+        host=op.host.name,
+        args=proto.signed_args(op.params["session"], message["seq"], message),
+    )
+    return {k: v for k, v in message.items() if k not in ("seq", "envelope")}
 
 
 def run_async(fn):
@@ -148,7 +163,7 @@ async def test_session_relays_through_the_channel_layer(sessions, teams, host, c
     assert (await status(comm))["state"] == "starting"
     # Typed before the agent answered: kept and delivered once it is ready.
     await comm.send_to(text_data=json.dumps({"type": "input", "data": "early\n"}))
-    op = await sync_to_async(Operation.objects.get)()
+    op = await sync_to_async(Operation.objects.select_related("host").get)()
     assert op.kind == proto.OPERATION_KIND and op.state == "pending"
     assert op.params["command"] == ["sh", "-l"] and (op.params["cols"], op.params["rows"]) == (
         100,
@@ -165,11 +180,15 @@ async def test_session_relays_through_the_channel_layer(sessions, teams, host, c
         proto.group_name(op.params["session"]), {"type": proto.READY, "channel": agent}
     )
     assert (await status(comm))["state"] == "ready"
-    assert await layer.receive(agent) == {"type": proto.INPUT, "data": b"early\n"}
+    assert signed(await layer.receive(agent), op) == {"type": proto.INPUT, "data": b"early\n"}
     await comm.send_to(text_data=json.dumps({"type": "input", "data": "echo hi\r"}))
-    assert await layer.receive(agent) == {"type": proto.INPUT, "data": b"echo hi\r"}
+    assert signed(await layer.receive(agent), op) == {"type": proto.INPUT, "data": b"echo hi\r"}
     await comm.send_to(text_data=json.dumps({"type": "resize", "cols": 99999, "rows": 40}))
-    assert await layer.receive(agent) == {"type": proto.RESIZE, "cols": 1000, "rows": 40}
+    assert signed(await layer.receive(agent), op) == {
+        "type": proto.RESIZE,
+        "cols": 1000,
+        "rows": 40,
+    }
     await layer.group_send(
         proto.group_name(op.params["session"]), {"type": proto.OUTPUT, "data": b"hi\r\n"}
     )
@@ -187,7 +206,7 @@ async def test_detach_tells_the_agent_to_close(sessions, containers):
     client = await sync_to_async(sessions)("admin")
     comm, _, _ = await connect(client, containers["alpha"].pk)
     await status(comm)
-    op = await sync_to_async(Operation.objects.get)()
+    op = await sync_to_async(Operation.objects.select_related("host").get)()
     layer = get_channel_layer()
     agent = await layer.new_channel("berth-term-agent.")
     await layer.group_send(
@@ -197,7 +216,7 @@ async def test_detach_tells_the_agent_to_close(sessions, containers):
     await comm.send_to(text_data=json.dumps({"type": "detach"}))
     assert (await status(comm))["state"] == "detached"
     await comm.wait()
-    assert await layer.receive(agent) == {"type": proto.CLOSE}
+    assert signed(await layer.receive(agent), op) == {"type": proto.CLOSE}
 
 
 @run_async
@@ -208,7 +227,7 @@ async def test_tty_container_can_be_attached(sessions, teams, host):
     client = await sync_to_async(sessions)("developer")
     comm, _, _ = await connect(client, tty.pk, query="mode=attach")
     assert (await status(comm))["state"] == "starting"
-    op = await sync_to_async(Operation.objects.get)()
+    op = await sync_to_async(Operation.objects.select_related("host").get)()
     assert op.params["mode"] == "attach" and op.params["command"] == []
     await comm.disconnect()
 
