@@ -8,6 +8,7 @@ from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
 from containers.api.views import ContainerViewSet
+from hosts.api.join import HostJoinViewSet
 from hosts.api.views import HostViewSet
 from images.api.views import ImageViewSet
 from networks.api.views import NetworkViewSet
@@ -26,6 +27,8 @@ router.register("images", ImageActionViewSet, basename="image-action")
 router.register("images", ImageViewSet, basename="image")
 router.register("networks", NetworkViewSet, basename="network")
 router.register("volumes", VolumeViewSet, basename="volume")
+# Before "hosts": its detail route would take "join" for a host id.
+router.register("hosts/join", HostJoinViewSet, basename="host-join")
 router.register("hosts", HostViewSet, basename="host")
 router.register("users", UserViewSet, basename="user")
 router.register("teams", TeamViewSet, basename="team")

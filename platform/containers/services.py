@@ -12,6 +12,7 @@ from audit import context
 from config.errors import Conflict, InvalidRequest, Unavailable
 from containers import policy, references
 from containers.models import Container
+from hosts import placement
 from operations import dispatch
 from rbac import gate
 from rbac.grants import in_scope
@@ -44,6 +45,15 @@ def check_broker(decision, summary=None) -> None:
     except Unavailable as exc:
         gate.record(decision, summary=summary, outcome=gate.FAILED, reason=exc.message)
         raise
+
+
+def check_placement(decision, host, summary=None) -> None:
+    """409 when the host takes no new containers (removed, not joined, cordoned, down);
+    the refusal is audited as failed."""
+    reason = placement.refusal(host)
+    if reason:
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=reason)
+        raise Conflict(reason, code="host_unavailable")
 
 
 def _operation(container, kind, user, params=None):
@@ -89,6 +99,7 @@ def do_create_container(*, team, host, spec: dict, start: bool, acting_user, sum
     decision = gate.require(
         acting_user, "container.create", container, options=spec, summary=summary
     )
+    check_placement(decision, host, summary)
     check_broker(decision, summary)
     try:
         with transaction.atomic():

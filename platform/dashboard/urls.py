@@ -11,6 +11,7 @@ from dashboard.views import (
     containers,
     create,
     home,
+    hosts,
     images,
     netvol,
     people,
@@ -57,6 +58,10 @@ urlpatterns = [
     path("operations/", netvol.operations, name="operations"),
     path("operations/<int:pk>/progress/", registry_pages.progress_page, name="operation_progress"),
     path("hosts/", resources.hosts, name="hosts"),
+    path("hosts/new/", hosts.host_add, name="host_add"),
+    path("hosts/<int:pk>/cordon/", hosts.host_cordon, name="host_cordon"),
+    path("hosts/<int:pk>/uncordon/", hosts.host_uncordon, name="host_uncordon"),
+    path("hosts/<int:pk>/remove/", hosts.host_remove, name="host_remove"),
     # Administration
     path("manage/users/", admin.users, name="users"),
     path("manage/users/new/", people.user_create, name="user_create"),

@@ -36,7 +36,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "registry": ("view", "manage", "use"),
     "network": ("view", "create", "delete"),
     "volume": ("view", "create", "delete"),
-    "host": ("view", "create", "change", "delete"),
+    # host.join is what a join token does: no role grants it, the one-time token is the credential.
+    "host": ("view", "create", "change", "delete", "join"),
     "user": ("view", "create", "change", "delete"),
     "team": ("view", "create", "change", "delete"),
     "role": ("view", "manage"),

@@ -241,6 +241,16 @@ def authorize(
     return decision
 
 
+def record_secret_use(
+    action: str, obj, *, allowed: bool, reason: str, resource=None, summary=None
+) -> Decision:
+    """Audit an action whose credential is a one-time secret in the request (a join token), not
+    a user: the caller has checked the secret; the decision is written like any other."""
+    decision = Decision(allowed, reason, action, None, obj, resource or catalog.split(action)[0])
+    record(decision, summary=summary)
+    return decision
+
+
 def not_visible(user, action: str, resource: str, object_id, *, summary=None):
     """Audit a request for an object that is missing or hidden from the user; raise 404."""
     decision = Decision(

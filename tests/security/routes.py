@@ -4,8 +4,10 @@ import re
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Paths anyone may open: the login form, logout (it only ends a session).
-PUBLIC = {"login/", "logout/"}
+# Paths anyone may open: the login form, logout (it only ends a session), and the join endpoint
+# of new hosts (the one-time join token in the body is its credential; tested in
+# tests/platform/test_plat_hosts_enrol.py).
+PUBLIC = {"login/", "logout/", "api/v1/^hosts/join/$"}
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 ALL_METHODS = ("get", "post", "put", "patch", "delete")

@@ -89,8 +89,8 @@ def test_every_api_write_with_a_session_needs_the_csrf_token(users, containers):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(users["admin"])
     for route, path, methods, _ in routes(containers["alpha"].pk):
-        if not route.startswith("api/v1/") or route.endswith("^.*$"):
-            continue
+        if not route.startswith("api/v1/") or route.endswith("^.*$") or route in PUBLIC:
+            continue  # the join endpoint takes no session, so a forged request carries nothing
         for method in methods:
             if method == "get":
                 continue

@@ -159,6 +159,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a `state`; name the host's (up, down, pending) explicitly.
+    "ENUM_NAME_OVERRIDES": {"HostStateEnum": "hosts.models.Host.State"},
 }
 
 # Berth policy knobs.
@@ -169,6 +171,10 @@ BERTH_RPC_TIMEOUT_SECONDS = 15
 BERTH_CONTROL_KEY_FILE = secret("BERTH_CONTROL_KEY_FILE") or str(DATA_DIR / "keys" / "control.key")
 BERTH_CHANNEL_TTL_SECONDS = int(secret("BERTH_CHANNEL_TTL_SECONDS") or 300)
 BERTH_CHANNEL_SKEW_SECONDS = int(secret("BERTH_CHANNEL_SKEW_SECONDS") or 30)
+# Enrolment: join attempts per client address (POST /api/v1/hosts/join/), and the broker URL
+# told to joining agents (unset: each agent uses its own REDIS_URL).
+BERTH_JOIN_RATE = secret("BERTH_JOIN_RATE") or "30/min"
+BERTH_AGENT_BROKER_URL = secret("BERTH_AGENT_BROKER_URL") or ""
 BERTH_EXEC_MARGIN_SECONDS = (
     5  # an exec may run `timeout` seconds; the host gets this much more to answer
 )

@@ -53,7 +53,8 @@ class ContainerCreateSerializer(StrictSerializer):
         required=False, help_text="team id or name; default: your only team"
     )
     host = serializers.CharField(
-        required=False, help_text="host id or name; default: the only host"
+        required=False,
+        help_text="host id or name; default: one chosen by placement (most free memory per container among the hosts you may use that are up, not cordoned)",
     )
     start = StrictBooleanField(required=False, default=True)
     spec = ContainerSpecSerializer()

@@ -19,6 +19,7 @@ from containers.api.serializers import (
     StopSerializer,
 )
 from containers.models import Container
+from hosts import placement
 from operations import dispatch
 from rbac import gate
 
@@ -58,7 +59,12 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         team = pick_team(request.user, data.get("team"))
-        host = pick_host(request.user, data.get("host"))
+        # No host named: placement picks one the caller may use (hosts/placement.py).
+        host = (
+            placement.choose(request.user, team)
+            if data.get("host") in (None, "")
+            else pick_host(request.user, data.get("host"))
+        )
         container, op = services.do_create_container(
             team=team,
             host=host,

@@ -98,6 +98,11 @@ def volumes(request):
 @gated("host.view")
 def hosts(request):
     """Hosts, their agent state and how many visible containers each runs."""
+    return render_hosts(request)
+
+
+def render_hosts(request, joined=None, status=200):
+    """The hosts page; `joined` holds a new host's join token to show this once."""
     user = request.user
     rows = list(visible(Host.objects.all(), user, "host.view"))
     counts = dict(
@@ -109,4 +114,11 @@ def hosts(request):
     )
     for host in rows:
         host.running = counts.get(host.id, 0)
-    return render(request, "dashboard/hosts.html", {"hosts": rows})
+    context = {
+        "hosts": rows,
+        "joined": joined,
+        "can_create": may(user, "host.create"),
+        "can_change": may(user, "host.change"),
+        "can_delete": may(user, "host.delete"),
+    }
+    return render(request, "dashboard/hosts.html", context, status=status)

@@ -1,0 +1,64 @@
+"""Cordon, uncordon and remove a host: decided by the gate, written with the audit event.
+
+Removing a host revokes its key: `operations.dispatch.send_signed` sends it nothing more, its
+agent refuses every message (`agent.admission`), and its heartbeats no longer mark it up. Its
+container rows stay for the audit trail, marked removed.
+"""
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import Conflict
+from containers.models import Container
+from hosts.models import Host, JoinToken
+from operations.models import Operation
+from rbac import gate
+
+LIVE = Q(observed_state__in=("running", "paused")) | Q(desired_state__in=("running", "paused"))
+
+
+def set_cordoned(decision, host: Host, cordoned: bool, *, summary=None) -> Host:
+    """Cordon (no new containers; running ones stay) or uncordon `host`."""
+    if host.revoked_at is not None:
+        raise Conflict(f"host {host.name} was removed")
+    with transaction.atomic():
+        Host.objects.filter(pk=host.pk).update(cordoned=cordoned)
+        host.cordoned = cordoned
+        gate.record(decision, summary=summary)
+    return host
+
+
+def live_containers(host: Host):
+    """Containers of `host` that run or are meant to (not removed)."""
+    return Container.objects.filter(host=host).exclude(observed_state="removed").filter(LIVE)
+
+
+def remove(decision, host: Host, *, force: bool = False, summary=None) -> Host:
+    """Revoke `host`'s key and mark it down; refused while it runs containers unless forced."""
+    if host.revoked_at is not None:
+        raise Conflict(f"host {host.name} was removed already")
+    live = list(live_containers(host).values_list("name", flat=True)[:6])
+    if live and not force:
+        names = ", ".join(live[:5]) + (", ..." if len(live) > 5 else "")
+        raise Conflict(
+            f"host {host.name} runs containers ({names}); stop or remove them first, or remove "
+            "the host anyway with ?force=1 (its containers are then marked removed here, and "
+            "the machine keeps whatever it runs)",
+            code="host_busy",
+        )
+    now = timezone.now()
+    reason = f"host {host.name} was removed"
+    with transaction.atomic():
+        Host.objects.filter(pk=host.pk).update(revoked_at=now, state=Host.State.DOWN)
+        JoinToken.objects.filter(host=host, used_at__isnull=True).update(expires_at=now)
+        # The rows stay for the audit trail; nothing will ever report on them again.
+        Container.objects.filter(host=host).exclude(observed_state="removed").update(
+            observed_state="removed", desired_state="removed", error=reason, observed_at=now
+        )
+        Operation.objects.filter(host=host, state__in=("pending", "running")).update(
+            state="failed", error=reason, finished_at=now
+        )
+        gate.record(decision, summary={**(summary or {}), "force": force})
+    host.refresh_from_db()
+    return host
