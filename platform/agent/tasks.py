@@ -8,6 +8,7 @@ from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from django.utils import timezone
 
 from agent import admission, containers_ops, executor, identity, reconcile
@@ -20,7 +21,7 @@ from runtime.errors import BerthError
 from trust import envelope as sealing
 
 log = logging.getLogger(__name__)
-RECONCILE_INTERVAL_SECONDS = 15
+RECONCILE_INTERVAL_SECONDS = settings.BERTH_RECONCILE_SECONDS
 
 
 def _admit(task, args, kwargs, envelope):

@@ -23,6 +23,7 @@ class Container(models.Model):
         REMOVED = "removed"
         GHOST = "ghost"  # the database believes it exists; the host does not know it
         ERROR = "error"
+        UNKNOWN = "unknown"  # its host is down: the host's agent has not reported since
 
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="containers")
     host = models.ForeignKey("hosts.Host", on_delete=models.PROTECT, related_name="containers")

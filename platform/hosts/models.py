@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-HEARTBEAT_GRACE = timedelta(seconds=45)  # three missed 15 s agent heartbeats
+# Three missed agent heartbeats (15 s each by default).
+HEARTBEAT_GRACE = timedelta(seconds=3 * settings.BERTH_HEARTBEAT_SECONDS)
 
 
 class Host(models.Model):

@@ -330,7 +330,7 @@ class NetworkManager:
                     ep_net["veth"], bridge_index, netns_fd, ep_net["ifname"], ep_net["mac"]
                 )
                 created.append(ep_net["veth"])
-                netlink.set_hairpin(ep_net["veth"])
+                self.links.set_hairpin(ep_net["veth"])
                 interfaces.append(ep_net)
             gateway = interfaces[0]["gateway"]
             netlink.in_netns(netns_fd, lambda: netlink.configure_inside(interfaces, gateway))

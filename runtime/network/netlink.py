@@ -112,6 +112,19 @@ class Links:
         if index is not None:
             self._rtnl_sock().run(rtnl.master_msg(index, bridge_index), what=f"attaching {ifname}")
 
+    def set_hairpin(self, port: str) -> None:
+        """Let the bridge send a frame back out of the port it came from.
+
+        A container reaching its own published port: the DNATed frame returns through the same
+        veth, which a bridge refuses unless hairpin mode is on. Netlink, not sysfs: /sys shows
+        the links of the namespace that mounted it, which is not this one for an agent started
+        with `nsenter --net` (another machine of the test fleet).
+        """
+        index = self.index(port)
+        if index is None:
+            raise KernelError(f"cannot set hairpin mode on {port}: no such device")
+        self._rtnl_sock().run(rtnl.hairpin_msg(index), what=f"hairpin mode on {port}")
+
     def _rtnl_sock(self) -> rtnl.Rtnl:
         if self._rtnl is None:
             self._rtnl = rtnl.Rtnl()
@@ -123,19 +136,6 @@ class Links:
         """Create a veth pair: host end on the bridge and up, peer born inside the netns."""
         msg = rtnl.veth_msg(host_name, bridge_index, peer_name, netns_fd, mac)
         self._rtnl_sock().run(msg, what=f"creating veth {host_name} (peer {peer_name})")
-
-
-def set_hairpin(port: str) -> None:
-    """Let the bridge send a frame back out of the port it came from.
-
-    A container reaching its own published port: the DNATed frame returns through the same
-    veth, which a bridge refuses unless hairpin mode is on (sysfs: cheaper than netlink here).
-    """
-    try:
-        with open(f"/sys/class/net/{port}/brport/hairpin_mode", "w") as f:
-            f.write("1")
-    except OSError as err:
-        raise KernelError(f"cannot set hairpin mode on {port}: {err.strerror}") from err
 
 
 def in_netns(netns_fd: int, work: Callable[[], object]) -> object:

@@ -178,6 +178,10 @@ BERTH_AGENT_BROKER_URL = secret("BERTH_AGENT_BROKER_URL") or ""
 BERTH_EXEC_MARGIN_SECONDS = (
     5  # an exec may run `timeout` seconds; the host gets this much more to answer
 )
+# Agents: how often each sends its heartbeat (a host silent for three intervals is down) and
+# its reconcile pass; tests shorten them to see a host go down in seconds.
+BERTH_HEARTBEAT_SECONDS = int(secret("BERTH_HEARTBEAT_SECONDS") or 15)
+BERTH_RECONCILE_SECONDS = int(secret("BERTH_RECONCILE_SECONDS") or 15)
 BERTH_TOKEN_DEFAULT_DAYS = 90
 # Largest image archive or build context the API accepts (the host's disk is shared).
 BERTH_MAX_UPLOAD_BYTES = 4 * 1024**3

@@ -23,6 +23,7 @@ STATE_GROUPS = {
     "ghost": ("ghost",),
     "pending": ("pending",),
     "error": ("error",),
+    "unknown": ("unknown",),  # on a host that is down
 }
 
 
