@@ -62,23 +62,80 @@ PYEOF
   fi
 }
 
-redis_reachable() { # host port
-  "$PY" - "$1" "$2" <<'PYEOF' 2>/dev/null
+# Make <file> hold a random Redis password (mode 600, written under umask 077), unless it has one.
+ensure_redis_password() { # file
+  local file="$1"
+  if [ -s "$file" ]; then chmod 600 "$file"; return 0; fi
+  mkdir -p "$(dirname "$file")"
+  (
+    umask 077
+    rm -f "$file.tmp"
+    "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$file.tmp"
+    mv "$file.tmp" "$file"
+  )
+}
+
+# Whether Redis on host:port takes the password in <file>: 0 yes, 1 nobody answers, 2 it wants
+# no password, 3 it refuses this one. The file's name is passed, not the password: ps shows
+# arguments.
+redis_status() { # host port password-file
+  "$PY" - "$1" "$2" "$3" <<'PYEOF' 2>/dev/null
 import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-s.sendall(b"PING\r\n")
-sys.exit(0 if s.recv(16).startswith(b"+PONG") else 1)
+password = open(sys.argv[3], "rb").read().strip()
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+except OSError:
+    sys.exit(1)
+s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\nPING\r\n" % (len(password), password))
+reply = b""
+while reply.count(b"\r\n") < 2:
+    chunk = s.recv(256)
+    if not chunk:
+        break
+    reply += chunk
+if reply.startswith(b"+OK\r\n+PONG"):
+    sys.exit(0)
+sys.exit(2 if b"without any password" in reply else 3)
 PYEOF
 }
 
-# Start a private redis-server on 127.0.0.1:<port> with its files in <dir>, unless one answers.
-ensure_redis() { # port dir
-  local port="$1" dir="$2"
-  redis_reachable 127.0.0.1 "$port" && return 0
+# Start a private redis-server on 127.0.0.1:<port> with its files in <dir>, requiring the
+# password in <password-file>, unless it answers already. Berth's own Redis of <dir> started
+# before it needed a password is restarted, by its pid file; any other Redis is left alone.
+ensure_redis() { # port dir password-file
+  local port="$1" dir="$2" password_file="$3" status=0
+  redis_status 127.0.0.1 "$port" "$password_file" || status=$?
+  [ "$status" = 0 ] && return 0
+  if [ "$status" != 1 ]; then
+    [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null \
+      || die "a Redis on 127.0.0.1:$port refuses the password in $password_file: stop it or set REDIS_URL"
+    log "restarting Berth's Redis on 127.0.0.1:$port with a password"
+    kill "$(cat "$dir/redis.pid")"
+    for _ in $(seq 50); do
+      status=0; redis_status 127.0.0.1 "$port" "$password_file" || status=$?
+      [ "$status" = 1 ] && break
+      sleep 0.1
+    done
+  fi
   mkdir -p "$dir"
   log "starting Redis on 127.0.0.1:$port"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
-    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
-  for _ in $(seq 50); do redis_reachable 127.0.0.1 "$port" && return 0; sleep 0.1; done
+  # The password goes in a config file only root reads, never on the command line.
+  (
+    umask 077
+    rm -f "$dir/redis.conf"
+    cat >"$dir/redis.conf" <<EOF
+port $port
+bind 127.0.0.1
+dir "$dir"
+daemonize yes
+pidfile "$dir/redis.pid"
+logfile "$dir/redis.log"
+save ""
+appendonly no
+requirepass $(cat "$password_file")
+EOF
+  )
+  redis-server "$dir/redis.conf" >/dev/null
+  for _ in $(seq 50); do redis_status 127.0.0.1 "$port" "$password_file" && return 0; sleep 0.1; done
   die "Redis did not start on port $port (see $dir/redis.log)"
 }

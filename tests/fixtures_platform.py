@@ -7,9 +7,6 @@ name ("admin", ..., "rando") to the account's login.
 """
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +16,8 @@ from accounts.models import Membership, Team, User
 from config.celery import app as celery_app
 from hosts.models import Host
 from rbac.models import Role, RoleBinding
+from tests.redis_server import RedisServer
+from tests.redis_server import free_port as free_port  # the conftests import it from here
 
 # The named users; each but the developer and rando has the global role of its name.
 NAMES = ("admin", "operator", "developer", "viewer", "auditor", "rando")
@@ -34,41 +33,16 @@ class Area:
     password: Callable[[str], str]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """A private redis-server on a free loopback port, stopped by its PID at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """A private redis-server with a password on a free loopback port, stopped by its PID."""
+    if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

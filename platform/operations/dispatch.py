@@ -18,6 +18,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from config.celery import app as celery_app
 from config.errors import HostTimeout, Unavailable
@@ -26,6 +27,10 @@ from trust import envelope, keys
 
 EXECUTE_OPERATION = "agent.execute_operation"
 BROKER_DOWN = "the message broker (Redis) is unreachable; nothing was changed, try again later"
+BROKER_AUTH = (
+    "the message broker (Redis) refused Berth's credentials: check REDIS_URL or "
+    "var/redis.password; nothing was changed"
+)
 
 
 def check_broker() -> None:
@@ -34,7 +39,12 @@ def check_broker() -> None:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     except Exception as exc:  # kombu raises many kinds; all mean "cannot reach it"
-        raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
+        # A missing or wrong password needs the admin, not a retry: say so (redis-py's
+        # AuthenticationError arrives wrapped in kombu's OperationalError).
+        chain = [exc, exc.__cause__, exc.__context__]
+        refused = any(isinstance(e, RedisAuthenticationError) for e in chain)
+        message = BROKER_AUTH if refused else BROKER_DOWN
+        raise Unavailable(message, details={"broker_error": str(exc)[:200]}) from None
 
 
 def new_operation(

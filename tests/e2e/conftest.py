@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import redis_server
+
 REPO = Path(__file__).resolve().parents[2]
 PY = Path(sys.executable)
 ADMIN_PASSWORD = "e2e-" + secrets.token_urlsafe(12)
@@ -37,15 +39,8 @@ def free_port() -> int:
 
 
 def redis_answers(url: str) -> bool:
-    """Whether a Redis server answers PING at redis://host:port/..."""
-    hostport = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = hostport.partition(":")
-    try:
-        with socket.create_connection((host, int(port or 6379)), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+    """Whether a Redis server answers PING at redis://[:password@]host:port/... (AUTH first)."""
+    return redis_server.answers(url)
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -69,32 +64,11 @@ def redis_url(tmp_path_factory):
         return
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    server = redis_server.RedisServer(tmp_path_factory.mktemp("redis")).start()
     try:
-        wait_until(lambda: redis_answers(url), 10, "redis-server to answer")
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 def _random(n: int) -> str:
@@ -435,40 +409,8 @@ def stack(redis_url, tmp_path_factory):
         stack.teardown()
 
 
-class PrivateRedis:
-    """A redis-server of one test, on a fixed free port, that the test may stop and restart."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis_answers(self.url), 10, "redis-server to answer")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
+class PrivateRedis(redis_server.RedisServer):
+    """A redis-server of one test, with a password; start() after stop() brings it back empty."""
 
 
 @pytest.fixture

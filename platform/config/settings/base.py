@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from config.env import database_from_url, secret, sqlite_database
+from config.redis_url import channel_host, redis_url, split_tls
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 PLATFORM_DIR = REPO_DIR / "platform"
@@ -102,18 +103,22 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 LOGIN_URL = "/login/"
 
-REDIS_URL = secret("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Redis requires a password (REDIS_URL, or var/redis.password from berth-up); rediss:// is TLS.
+REDIS_URL = redis_url(DATA_DIR)
+_REDIS_PLAIN_URL, REDIS_TLS = split_tls(REDIS_URL)
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [channel_host(REDIS_URL)]},
     }
 }
 
 # Celery: only ids cross the broker, JSON only, and a task is acknowledged after it ran.
-CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_BROKER_URL = _REDIS_PLAIN_URL
+CELERY_RESULT_BACKEND = _REDIS_PLAIN_URL
+CELERY_BROKER_USE_SSL = REDIS_TLS
+CELERY_REDIS_BACKEND_USE_SSL = REDIS_TLS
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
