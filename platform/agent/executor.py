@@ -2,7 +2,7 @@
 
 import logging
 
-from agent import claims, containers_ops, image_ops, observe, resources_ops
+from agent import claims, containers_ops, image_ops, observe, resources_ops, transfer_ops
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from runtime.errors import BerthError
@@ -31,7 +31,11 @@ def execute(
             container = _container(op)
             result = handler(rt, op, container)
         else:
-            handler = resources_ops.HANDLERS.get(op.kind) or image_ops.HANDLERS.get(op.kind)
+            handler = (
+                resources_ops.HANDLERS.get(op.kind)
+                or image_ops.HANDLERS.get(op.kind)
+                or transfer_ops.HANDLERS.get(op.kind)
+            )
             if handler is None:
                 raise _Unknown(op.kind)
             result = handler(rt, op)

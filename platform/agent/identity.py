@@ -30,6 +30,7 @@ class Identity:
     host: str
     host_key: Ed25519PrivateKey
     control_keys: tuple[str, ...]
+    control_url: str = ""  # the web's base URL, for the calls an agent makes (transfers)
 
     @property
     def public_key(self) -> str:
@@ -45,13 +46,16 @@ def identity_path(host: str | None = None) -> Path:
     return Path(settings.DATA_DIR) / "agents" / f"{host or this_host()}.json"
 
 
-def write_identity(path: Path, host: str, host_key: Ed25519PrivateKey, control_keys) -> None:
+def write_identity(
+    path: Path, host: str, host_key: Ed25519PrivateKey, control_keys, control_url: str = ""
+) -> None:
     """Write (replace) an identity file with mode 600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = {
         "host": host,
         "host_key": keys.encode_private(host_key),
         "control_keys": list(control_keys),
+        "control_url": control_url,
     }
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -68,6 +72,7 @@ def read_identity(path: Path) -> Identity:
             host=body["host"],
             host_key=keys.decode_private(body["host_key"]),
             control_keys=tuple(body["control_keys"]),
+            control_url=str(body.get("control_url") or ""),
         )
     except FileNotFoundError:
         raise MissingIdentity(

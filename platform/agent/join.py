@@ -94,7 +94,9 @@ def join(url: str, token: str, *, timeout: float = 30) -> Result:
     )
     host = answer["host"]
     path = identity.identity_path(host)
-    identity.write_identity(path, host, host_key, answer["control_keys"])
+    # The URL it joined with is where it reaches the control plane later (transfers).
+    base = url.split("/api/v1/", 1)[0].rstrip("/")
+    identity.write_identity(path, host, host_key, answer["control_keys"], control_url=base)
     return Result(
         host=host,
         queue=answer["queue"],

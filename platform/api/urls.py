@@ -1,6 +1,6 @@
 """/api/v1/ routes: one router, one viewset per resource."""
 
-from django.urls import re_path
+from django.urls import path, re_path
 from registries.api.views import ImageActionViewSet, OperationProgressViewSet, RegistryViewSet
 from rest_framework.routers import DefaultRouter
 
@@ -14,6 +14,7 @@ from images.api.views import ImageViewSet
 from networks.api.views import NetworkViewSet
 from operations.api.views import OperationViewSet
 from rbac.api.views import BindingViewSet, RoleViewSet
+from transfers.views import transfer_data
 from volumes.api.views import VolumeViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -40,4 +41,9 @@ router.register("operations", OperationProgressViewSet, basename="operation-prog
 router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
 
-urlpatterns = [*router.urls, re_path(r"^.*$", api_not_found)]
+urlpatterns = [
+    *router.urls,
+    # Host-to-host archives: signed by host keys, not by users (transfers/hostauth.py).
+    path("transfers/<str:pk>/data/", transfer_data, name="transfer-data"),
+    re_path(r"^.*$", api_not_found),
+]

@@ -10,6 +10,9 @@ EXEMPT = {
     "drf_spectacular.views.SpectacularAPIView",
     "drf_spectacular.views.SpectacularSwaggerView",
     "api.views.api_not_found",  # answers 404 for unknown paths; touches nothing
+    # For host agents, not people: a request signed by an enrolled host's key, allowed only to
+    # the transfer's source (upload) or target (download); every attempt is audited.
+    "transfers.views.transfer_data",
 }
 
 

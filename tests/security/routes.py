@@ -8,6 +8,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 # of new hosts (the one-time join token in the body is its credential; tested in
 # tests/platform/test_plat_hosts_enrol.py).
 PUBLIC = {"login/", "logout/", "api/v1/^hosts/join/$"}
+# Paths that take no session at all: only requests signed by an enrolled host's key (tested in
+# tests/platform/test_plat_transfers.py); a session or a forged request carries nothing there.
+HOST_SIGNED = {"api/v1/transfers/<str:pk>/data/"}
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 ALL_METHODS = ("get", "post", "put", "patch", "delete")

@@ -10,7 +10,7 @@ from accounts.models import ApiToken
 from audit.models import AuditEvent
 from operations.models import Operation
 from tests.security.conftest import PASSWORD
-from tests.security.routes import routes
+from tests.security.routes import HOST_SIGNED, routes
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ def test_read_only_admin_token_cannot_write_on_any_route(bearer, containers):
     before = {c.pk: (c.name, c.desired_state) for c in containers.values()}
     checked = refused = 0
     for route, path, methods, _ in routes(pk):
-        if not route.startswith("api/v1/") or route.endswith("^.*$"):
-            continue
+        if not route.startswith("api/v1/") or route.endswith("^.*$") or route in HOST_SIGNED:
+            continue  # host-signed routes take no token at all (tested with the transfers)
         for method in methods:
             if method == "get":
                 continue

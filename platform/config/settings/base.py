@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "networks",
     "volumes",
     "operations",
+    "transfers",
     "api",
     "agent",
     "channels",
@@ -176,6 +177,8 @@ BERTH_RPC_TIMEOUT_SECONDS = 15
 BERTH_CONTROL_KEY_FILE = secret("BERTH_CONTROL_KEY_FILE") or str(DATA_DIR / "keys" / "control.key")
 BERTH_CHANNEL_TTL_SECONDS = int(secret("BERTH_CHANNEL_TTL_SECONDS") or 300)
 BERTH_CHANNEL_SKEW_SECONDS = int(secret("BERTH_CHANNEL_SKEW_SECONDS") or 30)
+# Archives in transit between hosts (a drained host's volumes), kept until their target has them.
+BERTH_TRANSFER_DIR = secret("BERTH_TRANSFER_DIR") or str(DATA_DIR / "transfers")
 # Enrolment: join attempts per client address (POST /api/v1/hosts/join/), and the broker URL
 # told to joining agents (unset: each agent uses its own REDIS_URL).
 BERTH_JOIN_RATE = secret("BERTH_JOIN_RATE") or "30/min"

@@ -14,6 +14,8 @@ from api.base import (
     GatedViewSet,
 )
 from api.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from config.errors import Conflict
+from hosts import drain as draining
 from hosts import enrolment, services
 from hosts.models import Host
 
@@ -99,6 +101,13 @@ def _token_body(request, row, secret) -> dict:
     }
 
 
+class DrainReportSerializer(serializers.Serializer):
+    """What a drain moved, and what it could not move (with the reason)."""
+
+    moved = serializers.ListField(child=serializers.DictField())
+    failed = serializers.ListField(child=serializers.DictField())
+
+
 class HostViewSet(
     GatedListMixin,
     GatedRetrieveMixin,
@@ -117,6 +126,7 @@ class HostViewSet(
         "destroy": "host.delete",
         "cordon": "host.change",
         "uncordon": "host.change",
+        "drain": "host.change",
         "join_token": "host.create",
     }
     queryset = Host.objects.all()
@@ -175,6 +185,17 @@ class HostViewSet(
         host = self.get_object()
         host = services.set_cordoned(self.require(host), host, False, summary=self.summary())
         return Response(HostSerializer(host).data)
+
+    @extend_schema(request=None, responses={200: DrainReportSerializer})
+    @action(detail=True, methods=["post"])
+    def drain(self, request, pk=None):
+        """Cordon it and recreate its containers on other hosts, named volumes copied."""
+        host = self.get_object()
+        decision = self.require(host)
+        if host.revoked_at is not None:
+            raise Conflict(f"host {host.name} was removed; nothing can be moved off it")
+        report = draining.drain(decision, host, acting_user=request.user, summary=self.summary())
+        return Response(report.as_dict())
 
     @extend_schema(
         parameters=[
