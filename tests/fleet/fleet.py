@@ -141,6 +141,8 @@ class Fleet:
             BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
             BERTH_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
             BERTH_RECONCILE_SECONDS=str(RECONCILE_SECONDS),
+            # Where agents reach the web (transfers between hosts), through the bridge.
+            BERTH_CONTROL_URL=self.web_url,
             PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
             PYTHONUNBUFFERED="1",
         )
