@@ -62,6 +62,7 @@ urlpatterns = [
     path("hosts/<int:pk>/cordon/", hosts.host_cordon, name="host_cordon"),
     path("hosts/<int:pk>/uncordon/", hosts.host_uncordon, name="host_uncordon"),
     path("hosts/<int:pk>/remove/", hosts.host_remove, name="host_remove"),
+    path("hosts/<int:pk>/drain/", hosts.host_drain, name="host_drain"),
     # Administration
     path("manage/users/", admin.users, name="users"),
     path("manage/users/new/", people.user_create, name="user_create"),

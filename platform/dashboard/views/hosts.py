@@ -1,4 +1,5 @@
-"""Hosts page actions: add a host (shows its one-time join token once), cordon, uncordon, remove."""
+"""Hosts page actions: add a host (shows its one-time join token once), cordon, uncordon,
+drain, remove."""
 
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from config.errors import InvalidRequest
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible
 from dashboard.views.resources import render_hosts
+from hosts import drain as draining
 from hosts import enrolment, services
 from hosts.api.views import HostCreateSerializer
 from hosts.models import Host
@@ -93,4 +95,20 @@ def host_remove(request, pk):
     force = request.POST.get("force") == "1"
     services.remove(decision, host, force=force, summary=_summary(request))
     messages.success(request, f"host {host.name} removed: its key is revoked")
+    return redirect("dashboard:hosts")
+
+
+@require_POST
+@gated("host.change")
+def host_drain(request, pk):
+    """Drain: cordon, then recreate its containers on other hosts with their volumes."""
+    host = _host(request, pk)
+    decision = gate.require(request.user, "host.change", host, summary=_summary(request))
+    if host.revoked_at is not None:
+        raise InvalidRequest(f"host {host.name} was removed; nothing can be moved off it")
+    report = draining.drain(decision, host, acting_user=request.user, summary=_summary(request))
+    moved = ", ".join(f"{m['name']} -> {m['host']}" for m in report.moved) or "nothing"
+    messages.success(request, f"host {host.name} drained: moved {moved}")
+    for failed in report.failed:
+        messages.error(request, f"{failed['name']} stays on {host.name}: {failed['error']}")
     return redirect("dashboard:hosts")
