@@ -4,7 +4,7 @@ import os
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from containers.models import Container
@@ -42,6 +42,12 @@ def mark_down(now=None) -> int:
     pids and desired states stay, and the host's next reconcile pass reports what it runs.
     """
     now = now or timezone.now()
+    if _restricted_role():
+        # An agent with its own database role may not write other hosts' rows: one narrow
+        # function owned by the web's role does this (agent/dbroles.py).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT berth_mark_hosts_down(%s)", [now - DOWN_AFTER])
+            return cursor.fetchone()[0]
     changed = 0
     silent = Host.objects.filter(state=Host.State.UP).exclude(last_heartbeat__gte=now - DOWN_AFTER)
     for host_id in silent.values_list("id", flat=True):
@@ -59,6 +65,14 @@ def mark_down(now=None) -> int:
             ).update(observed_state=Container.Observed.UNKNOWN, updated_at=timezone.now())
         changed += 1
     return changed
+
+
+def _restricted_role() -> bool:
+    """Whether this process connects as an agent's own PostgreSQL role (agent/dbroles.py)."""
+    from agent.dbroles import ROLE_PREFIX
+
+    user = connection.settings_dict.get("USER") or ""
+    return connection.vendor == "postgresql" and user.startswith(ROLE_PREFIX)
 
 
 def host_info(get_runtime) -> dict:

@@ -181,3 +181,24 @@ def test_sqlite_is_refused_with_a_reason(settings):
 
     with pytest.raises(CommandError, match="need PostgreSQL"):
         call_command("agent_db_role", "--setup")
+
+
+def test_heartbeat_marks_hosts_down_through_the_function_as_an_agent(fleet, settings):
+    from datetime import timedelta
+
+    from agent import heartbeat
+    from django.utils import timezone
+
+    hosts, containers, roles = fleet
+    Host.objects.filter(pk=hosts[0].pk).update(last_heartbeat=timezone.now())
+    Host.objects.filter(pk=hosts[1].pk).update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    Container.objects.filter(pk=containers[1].pk).update(observed_state="running")
+    with agent_of(hosts[0], roles):
+        saved = connection.settings_dict["USER"]
+        connection.settings_dict["USER"] = dbroles.role_name(hosts[0].pk)
+        try:
+            assert heartbeat.mark_down() == 1
+        finally:
+            connection.settings_dict["USER"] = saved
+    assert Host.objects.get(pk=hosts[1].pk).state == "down"
+    assert Container.objects.get(pk=containers[1].pk).observed_state == "unknown"
