@@ -255,3 +255,18 @@ def test_removed_host_refuses_even_signed_messages(web, attacker, target):
         )
     finally:
         web.sql_write("UPDATE hosts_host SET revoked_at = NULL WHERE name = ?", web.host)
+
+
+def test_remote_control_broadcasts_are_not_obeyed(web, attacker, target):
+    # Celery's remote control (pidbox) would let anyone on Redis stop every agent or point one
+    # at another host's queue; the agents do not listen to it.
+    attacker.control.broadcast("add_consumer", arguments={"queue": "host.someone-else"})
+    attacker.control.broadcast("shutdown")
+    time.sleep(2)
+    assert web.worker is not None and web.worker.poll() is None, "the agent obeyed a shutdown"
+    args = [target["id"], {"command": ["true"], "user": "1000"}]
+    env = envelope.seal(
+        control_key(web), task=EXEC, host=web.host, args=args, decision=decision(target["id"])
+    )
+    ok, answer = send(attacker, web, args, env)
+    assert ok and answer["exit_code"] == 0, answer

@@ -131,6 +131,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ROUTES = ("config.celery.route_task",)
+# No remote control: anyone who can write to Redis could otherwise broadcast `shutdown` to every
+# agent, or make one consume another host's queue (`add_consumer`). Agents act on signed
+# task messages only (agent/admission.py).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
