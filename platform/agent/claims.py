@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from operations import completion
 from operations.models import Operation
 
 log = logging.getLogger(__name__)
@@ -48,3 +49,6 @@ def finish(op: Operation, *, result: dict | None = None, error: str = "") -> Non
             state=state, result=result or {}, error=error, finished_at=timezone.now()
         )
     op.state, op.result, op.error = state, result or {}, error
+    # Wake a request waiting on ?wait= now rather than at its next poll; only once the row
+    # is committed (at once here, or when an outer transaction commits), since it reads that.
+    transaction.on_commit(lambda: completion.publish(op.id, state))

@@ -22,6 +22,7 @@ from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from config.celery import app as celery_app
 from config.errors import HostTimeout, Unavailable
+from operations import completion
 from operations.models import Operation
 from trust import envelope, keys
 
@@ -124,17 +125,23 @@ def send_after_commit(operation: Operation) -> None:
 
 
 def wait_for(operation: Operation, seconds: float) -> Operation:
-    """Poll the Operation row until it is done or `seconds` have passed; returns it fresh."""
+    """Wait until the Operation is done or `seconds` have passed; returns it fresh.
+
+    The agent announces each outcome on Redis (operations/completion.py); this subscribes
+    first, then re-reads the row on every wake-up and at least every SLOW_POLL_SECONDS, so
+    the row decides and a lost announcement only delays the answer.
+    """
     deadline = time.monotonic() + max(0.0, min(seconds, settings.BERTH_MAX_WAIT_SECONDS))
     operation.refresh_from_db()
-    # Short polls first (most operations finish within tens of milliseconds), then back off
-    # so a long wait costs few queries.
-    pause = 0.005
-    while not operation.is_done and time.monotonic() < deadline:
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.1)
-        operation.refresh_from_db()
-    return operation
+    if operation.is_done or time.monotonic() >= deadline:
+        return operation
+    with completion.Listener(operation.pk) as listener:
+        while True:
+            operation.refresh_from_db()
+            left = deadline - time.monotonic()
+            if operation.is_done or left <= 0:
+                return operation
+            listener.wait(min(left, completion.SLOW_POLL_SECONDS))
 
 
 def call_host(host, task_name: str, args: list, timeout: float | None = None, *, decision=None):

@@ -1,0 +1,105 @@
+"""Operation completions pushed over Redis: the agent publishes, a request waiting on ?wait= wakes.
+
+A message only says "read the row again now"; the Operation row stays the truth. A lost,
+late or forged message costs at most one slow poll (a waiter re-reads the row at least every
+SLOW_POLL_SECONDS) and can never make a request report a state the row does not hold.
+"""
+
+import contextlib
+import logging
+import os
+import time
+
+from config.celery import app as celery_app
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "berth:op:"
+# How often a waiter re-reads the row with no message: bounds what a lost publish costs.
+SLOW_POLL_SECONDS = 0.5
+# How long a waiter waits for Redis to confirm its subscription before polling instead.
+SUBSCRIBE_TIMEOUT_SECONDS = 2.0
+
+_clients: dict[tuple, object] = {}
+
+
+def _client():
+    # The broker's own connection settings (password, TLS) serve these messages too, as for
+    # the agent's nonces (agent/admission.py). One client per process and broker: redis-py's
+    # pool is thread-safe, and a forked pool process must not share its parent's sockets.
+    key = (os.getpid(), celery_app.conf.broker_url)
+    if key not in _clients:
+        _clients[key] = celery_app.connection_for_write().default_channel.client
+    return _clients[key]
+
+
+def channel(op_id) -> str:
+    """The Redis channel on which operation `op_id`'s completion is announced."""
+    return f"{CHANNEL_PREFIX}{op_id}"
+
+
+def publish(op_id, state: str) -> None:
+    """Announce that operation `op_id` reached `state` (after its row was committed)."""
+    try:
+        _client().publish(channel(op_id), state)
+    except Exception as err:  # waiters fall back to reading the row; the outcome is recorded
+        log.info("could not announce the end of operation %s: %s", op_id, err)
+
+
+class Listener:
+    """A subscription to one operation's channel, made before the waiter reads the row.
+
+    Subscribing first closes the race with the agent: a completion committed before the
+    subscription is seen by the read that follows it, one committed after wakes `wait()`.
+    Without Redis it degrades to sleeping: the caller's loop then polls the row.
+    """
+
+    def __init__(self, op_id):
+        self.op_id = op_id
+        self.pubsub = None
+        self.pause = 0.005  # without a subscription: the short, backing-off polls of old
+
+    def __enter__(self):
+        try:
+            pubsub = _client().pubsub()
+            pubsub.subscribe(channel(self.op_id))
+            # Wait for the server's confirmation: only then is no later publish missed.
+            deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                msg = pubsub.get_message(timeout=deadline - time.monotonic())
+                if msg and msg.get("type") == "subscribe":
+                    self.pubsub = pubsub
+                    return self
+            pubsub.close()
+            log.info("no subscription confirmed for operation %s; polling", self.op_id)
+        except Exception as err:
+            log.info("cannot subscribe to operation %s (%s); polling its row", self.op_id, err)
+        return self
+
+    def wait(self, seconds: float) -> bool:
+        """Return when a message arrives for the operation (True), or after `seconds` (False)."""
+        if seconds <= 0:
+            return False
+        if self.pubsub is None:
+            # Most operations finish within tens of milliseconds: poll soon, then back off.
+            time.sleep(min(seconds, self.pause))
+            self.pause = min(self.pause * 1.5, 0.1)
+            return False
+        try:
+            msg = self.pubsub.get_message(timeout=seconds)
+        except Exception as err:  # Redis went away mid-wait: poll from here on
+            log.info("lost the subscription to operation %s: %s", self.op_id, err)
+            self._close()
+            return False
+        return bool(msg and msg.get("type") == "message")
+
+    def _close(self) -> None:
+        if self.pubsub is not None:
+            # Closing a broken connection may fail; it is dropped either way.
+            with contextlib.suppress(Exception):
+                self.pubsub.close()
+            self.pubsub = None
+
+    def __exit__(self, *exc):
+        self._close()
+        return False
