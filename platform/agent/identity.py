@@ -47,7 +47,12 @@ def identity_path(host: str | None = None) -> Path:
 
 
 def write_identity(
-    path: Path, host: str, host_key: Ed25519PrivateKey, control_keys, control_url: str = ""
+    path: Path,
+    host: str,
+    host_key: Ed25519PrivateKey,
+    control_keys,
+    control_url: str = "",
+    broker_url: str = "",
 ) -> None:
     """Write (replace) an identity file with mode 600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -56,6 +61,9 @@ def write_identity(
         "host_key": keys.encode_private(host_key),
         "control_keys": list(control_keys),
         "control_url": control_url,
+        # The broker (with credentials) the control plane told it at join; scripts/berth-agent
+        # uses it when REDIS_URL is not set.
+        "broker_url": broker_url,
     }
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -96,7 +96,14 @@ def join(url: str, token: str, *, timeout: float = 30) -> Result:
     path = identity.identity_path(host)
     # The URL it joined with is where it reaches the control plane later (transfers).
     base = url.split("/api/v1/", 1)[0].rstrip("/")
-    identity.write_identity(path, host, host_key, answer["control_keys"], control_url=base)
+    identity.write_identity(
+        path,
+        host,
+        host_key,
+        answer["control_keys"],
+        control_url=base,
+        broker_url=answer.get("broker_url") or "",
+    )
     return Result(
         host=host,
         queue=answer["queue"],

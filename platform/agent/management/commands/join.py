@@ -36,9 +36,8 @@ class Command(BaseCommand):
         if abs(result.clock_offset) > 5:
             out(f"note: this clock differs from the control plane's by {result.clock_offset:.0f} s")
         if result.broker_url:
-            out(
-                f"the control plane names the broker: start the agent with REDIS_URL={result.broker_url}"
-            )
+            # Never printed: it carries the broker's credentials.
+            out("the broker's URL is kept in the identity file; scripts/berth-agent uses it")
         if this_host() != result.host:
             out(f"start the agent with BERTH_AGENT_HOST={result.host} scripts/berth-agent")
         else:
