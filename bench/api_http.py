@@ -13,6 +13,7 @@ alike; containers are removed between runs, untimed.
 
     .venv/bin/python bench/api_http.py [--runs 30] [--network none|bridge]
         [--servers runserver,daphne] [--settings config.settings.dev] [--no-docker]
+        [--env KEY=VALUE ...]   # e.g. BERTH_AGENT_FORKSERVER=0 for the agent without its fork server
 """
 
 import argparse
@@ -99,6 +100,7 @@ def run(args, base: Path) -> dict[str, list[float]]:
     """Start both sides, interleave the samples, stop both; returns milliseconds per side."""
     results: dict[str, list[float]] = {}
     berth = ServedBerth(base / "berth", args.settings)
+    berth.env.update(dict(item.split("=", 1) for item in args.env))
     (base / "berth").mkdir()
     dockerd = None
     try:
@@ -143,7 +145,7 @@ def report(args, results: dict[str, list[float]]) -> None:
     """Print medians, p90 and the ratios Berth / Docker."""
     print(
         f"API to running over HTTP, network {args.network}, {args.runs} runs, "
-        f"settings {args.settings}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        f"settings {args.settings}, {' '.join(args.env)} {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
     )
     print(f"{'side':<22} {'median ms':>10} {'p90':>8} {'min':>8} {'max':>8}")
     for side, values in results.items():
@@ -171,6 +173,9 @@ def main() -> int:
     parser.add_argument("--settings", default="config.settings.dev", help="as scripts/berth-up")
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument("--json", help="also write the samples (ms) to this file")
+    parser.add_argument(
+        "--env", action="append", default=[], help="KEY=VALUE for Berth's processes"
+    )
     args = parser.parse_args()
     args.servers = [s for s in args.servers.split(",") if s]
     if unknown := set(args.servers) - set(SERVERS):
