@@ -110,24 +110,52 @@ def test_unsigned_message_is_refused(web, attacker, target):
     _attack(web, attacker, target, lambda args: None, "unsigned message")
 
 
-def test_message_signed_by_another_key_is_refused(web, attacker, target):
-    rogue = Ed25519PrivateKey.generate()
-    _attack(
-        web,
-        attacker,
-        target,
-        lambda args: envelope.seal(
-            rogue, task=EXEC, host=web.host, args=args, decision=decision(target["id"])
-        ),
-        "unknown or revoked key",
-    )
+def signer(web, target, *, key=None, host=None, args=None, seal=None, **decision_kw):
+    """A function args -> envelope, signed as the control plane would, with one thing changed:
+    another key, another host, other arguments than those sent, a decision or time of its own."""
+
+    object_id = decision_kw.pop("object", target["id"])
+
+    def make(sent_args):
+        return envelope.seal(
+            key or control_key(web),
+            task=EXEC,
+            host=host or web.host,
+            args=args or sent_args,
+            decision=decision(object_id, **decision_kw),
+            **(seal or {}),
+        )
+
+    return make
+
+
+CASES = {
+    "another key": ({"key": Ed25519PrivateKey.generate()}, "unknown or revoked key"),
+    "another host": ({"host": "elsewhere"}, "not this host"),
+    "arguments swapped": (
+        {"args": "harmless"},
+        "not the ones that were signed",
+    ),
+    "decision expired": ({"expires_in": -600}, "decision behind agent.container_exec expired"),
+    "message expired": ({"seal": {"now": time.time() - 3600}}, "expired"),
+    "decision for another object": (
+        {"object": 999999},
+        "decision behind agent.container_exec is for another object",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_signed_message_with_one_thing_wrong_is_refused(web, attacker, target, case):
+    changes, reason = CASES[case]
+    if changes.get("args") == "harmless":
+        changes = {"args": [target["id"], {"command": ["true"], "user": "1000"}]}
+    _attack(web, attacker, target, signer(web, target, **changes), reason)
 
 
 def test_forged_signature_is_refused(web, attacker, target):
     def forged(args):
-        env = envelope.seal(
-            control_key(web), task=EXEC, host=web.host, args=args, decision=decision(target["id"])
-        )
+        env = signer(web, target)(args)
         env["body"]["decision"]["root_allowed"] = True  # changed after signing
         env["body"]["decision"]["username"] = "someone-else"
         return env
@@ -135,86 +163,9 @@ def test_forged_signature_is_refused(web, attacker, target):
     _attack(web, attacker, target, forged, "forged or damaged signature")
 
 
-def test_message_for_another_host_is_refused(web, attacker, target):
-    _attack(
-        web,
-        attacker,
-        target,
-        lambda args: envelope.seal(
-            control_key(web),
-            task=EXEC,
-            host="elsewhere",
-            args=args,
-            decision=decision(target["id"]),
-        ),
-        "not this host",
-    )
-
-
-def test_arguments_changed_after_signing_are_refused(web, attacker, target):
-    def swapped(args):
-        harmless = [target["id"], {"command": ["true"], "user": "1000"}]
-        return envelope.seal(
-            control_key(web),
-            task=EXEC,
-            host=web.host,
-            args=harmless,
-            decision=decision(target["id"]),
-        )
-
-    _attack(web, attacker, target, swapped, "not the ones that were signed")
-
-
-def test_expired_decision_is_refused(web, attacker, target):
-    _attack(
-        web,
-        attacker,
-        target,
-        lambda args: envelope.seal(
-            control_key(web),
-            task=EXEC,
-            host=web.host,
-            args=args,
-            decision=decision(target["id"], expires_in=-600),
-        ),
-        "decision behind agent.container_exec expired",
-    )
-
-
-def test_expired_message_is_refused(web, attacker, target):
-    _attack(
-        web,
-        attacker,
-        target,
-        lambda args: envelope.seal(
-            control_key(web),
-            task=EXEC,
-            host=web.host,
-            args=args,
-            decision=decision(target["id"]),
-            now=time.time() - 3600,
-        ),
-        "expired",
-    )
-
-
-def test_decision_for_another_object_is_refused(web, attacker, target):
-    _attack(
-        web,
-        attacker,
-        target,
-        lambda args: envelope.seal(
-            control_key(web), task=EXEC, host=web.host, args=args, decision=decision(999999)
-        ),
-        "decision behind agent.container_exec is for another object",
-    )
-
-
 def test_signed_call_works_once_and_its_replay_is_refused(web, attacker, target):
     args = [target["id"], {"command": ["id", "-u"], "user": "1000"}]
-    env = envelope.seal(
-        control_key(web), task=EXEC, host=web.host, args=args, decision=decision(target["id"])
-    )
+    env = signer(web, target)(args)
     ok, answer = send(attacker, web, args, env)
     assert ok and answer["output"].strip() == "1000", answer
     before = last_event_id(web)
@@ -226,13 +177,7 @@ def test_signed_call_works_once_and_its_replay_is_refused(web, attacker, target)
 def test_root_is_the_decisions_word_not_the_params(web, attacker, target):
     # A validly signed decision that does not allow root: params saying otherwise change nothing.
     args = [target["id"], {"command": ["id", "-u"], "user": "0", "root_allowed": True}]
-    env = envelope.seal(
-        control_key(web),
-        task=EXEC,
-        host=web.host,
-        args=args,
-        decision=decision(target["id"], root_allowed=False),
-    )
+    env = signer(web, target, root_allowed=False)(args)
     ok, answer = send(attacker, web, args, env)
     assert not ok and "container.exec_root" in answer, answer
 
@@ -240,19 +185,7 @@ def test_root_is_the_decisions_word_not_the_params(web, attacker, target):
 def test_removed_host_refuses_even_signed_messages(web, attacker, target):
     web.sql_write("UPDATE hosts_host SET revoked_at = CURRENT_TIMESTAMP WHERE name = ?", web.host)
     try:
-        _attack(
-            web,
-            attacker,
-            target,
-            lambda args: envelope.seal(
-                control_key(web),
-                task=EXEC,
-                host=web.host,
-                args=args,
-                decision=decision(target["id"]),
-            ),
-            "was removed: its key is revoked",
-        )
+        _attack(web, attacker, target, signer(web, target), "was removed: its key is revoked")
     finally:
         web.sql_write("UPDATE hosts_host SET revoked_at = NULL WHERE name = ?", web.host)
 
@@ -265,8 +198,5 @@ def test_remote_control_broadcasts_are_not_obeyed(web, attacker, target):
     time.sleep(2)
     assert web.worker is not None and web.worker.poll() is None, "the agent obeyed a shutdown"
     args = [target["id"], {"command": ["true"], "user": "1000"}]
-    env = envelope.seal(
-        control_key(web), task=EXEC, host=web.host, args=args, decision=decision(target["id"])
-    )
-    ok, answer = send(attacker, web, args, env)
+    ok, answer = send(attacker, web, args, signer(web, target)(args))
     assert ok and answer["exit_code"] == 0, answer
