@@ -32,6 +32,7 @@ import textwrap
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -259,8 +260,9 @@ class Fleet:
     # -- agents -------------------------------------------------------------------------------
 
     def start_agent(self, host: FleetHost):
-        """The host's agent inside its namespace; returns once the worker is ready."""
+        """The host's agent inside its namespace; returns once its heartbeat made the host up."""
         offset = host.log.stat().st_size if host.log.exists() else 0
+        started = datetime.now(UTC)
         with open(host.log, "ab") as log:
             # nsenter --net only (not `ip netns exec`): the mount namespace stays the root one,
             # so container mounts stay visible to the host and to the next agent. nsenter execs
@@ -283,6 +285,16 @@ class Fleet:
             return " ready." in host.log.read_text()[offset:]
 
         wait_until(ready, 60, f"the agent of {host.name} to be ready")
+        # Placement refuses a host without a fresh heartbeat: wait for this agent's first one.
+        wait_until(lambda: self._beat_since(host, started), 30, f"host {host.name} to be up")
+
+    def _beat_since(self, host: FleetHost, moment: datetime) -> bool:
+        [(state, beat)] = self.sql(
+            "SELECT state, last_heartbeat FROM hosts_host WHERE name = ?", host.name
+        )
+        if state != "up" or not beat:
+            return False
+        return datetime.fromisoformat(beat).replace(tzinfo=UTC) >= moment
 
     def kill_agent(self, host: FleetHost, sig=signal.SIGKILL):
         """Kill the host's agent (main and pool processes) by pid, as a crash would."""
