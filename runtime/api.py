@@ -207,8 +207,13 @@ class Runtime:
         """Create and start in one step; with auto_remove the container is deleted when it exits."""
         return self._create(spec, start_now=True, auto_remove=auto_remove)
 
-    def start(self, ref: str) -> dict:
-        """Start a created or stopped container; a running one is left alone."""
+    def start(self, ref: str, checkpoint: str | None = None) -> dict:
+        """Start a created or stopped container (from `checkpoint`: restore it); a running one
+        is left alone."""
+        if checkpoint is not None:
+            from runtime.container import checkpoint_verbs
+
+            return checkpoint_verbs.start_from(self, ref, checkpoint)
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
@@ -226,6 +231,33 @@ class Runtime:
             state.update(started_at=self.store.now(), user_stopped=False, restart_count=0)
             self.store.write_state(cid, state)
         return self.state(cid)
+
+    # -- checkpoint / restore (CRIU; see runtime/container/checkpoint_verbs.py) --------------
+    def checkpoint(
+        self, ref: str, name: str, leave_running=False, export=None, tcp_established=False
+    ) -> dict:
+        """Dump a running container into checkpoint `name` (export: into an archive file)."""
+        from runtime.container import checkpoint_verbs
+
+        return checkpoint_verbs.checkpoint(self, ref, name, leave_running, export, tcp_established)
+
+    def checkpoints(self, ref: str) -> list[dict]:
+        """The container's checkpoints: [{"name", "created"}]."""
+        from runtime.container import checkpoint_verbs
+
+        return checkpoint_verbs.listing(self, ref)
+
+    def checkpoint_remove(self, ref: str, name: str) -> None:
+        """Delete one checkpoint."""
+        from runtime.container import checkpoint_verbs
+
+        checkpoint_verbs.remove(self, ref, name)
+
+    def restore(self, import_file, name: str | None = None, labels=None) -> dict:
+        """Create a container from an exported checkpoint archive, running where it was."""
+        from runtime.container import checkpoint_verbs
+
+        return checkpoint_verbs.import_(self, import_file, name, labels)
 
     def _release(self, paths, pid: int) -> None:
         # Opening the FIFO's read end unblocks the child's open for writing; its byte says

@@ -20,6 +20,7 @@ _AREAS = (
     "runtime.cli.images",
     "runtime.cli.registry",
     "runtime.cli.networks",
+    "runtime.cli.checkpoints",
 )
 
 

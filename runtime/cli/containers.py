@@ -38,6 +38,7 @@ def register(subparsers) -> None:
         p.set_defaults(func=_run if verb == "run" else _create)
     p = subparsers.add_parser("start", help="start containers")
     p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("--checkpoint", metavar="NAME", help="restore from this checkpoint")
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=_start)
     for verb in ("stop", "restart"):
@@ -170,6 +171,10 @@ def _each(args, action) -> int:
 
 def _start(args) -> int:
     rt = _rt(args)
+    if args.checkpoint:
+        if len(args.containers) != 1:
+            raise InvalidSpec("you cannot restore multiple containers from one checkpoint")
+        return _each(args, lambda ref: rt.start(ref, checkpoint=args.checkpoint))
     if args.attach:
         if len(args.containers) != 1:
             raise InvalidSpec("you cannot start and attach multiple containers at once")

@@ -1,0 +1,150 @@
+"""The runtime's checkpoint verbs: create, list, remove, start from, export and import."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+from runtime.container import checkpoints, criu, portable, restore
+from runtime.container import status as sm
+from runtime.container.fsutil import proc_start_time, read_json
+from runtime.errors import InvalidState
+
+
+def freezer_dir(rt, cid: str) -> str | None:
+    """The container's v1 freezer group: CRIU freezes the whole tree through it at once."""
+    mounts = getattr(rt.cgroups, "mounts", None) or {}
+    if "freezer" not in mounts:
+        return None  # CRIU then seizes the tasks one by one with ptrace
+    return f"{mounts['freezer']}/{rt.config.prefix}/{cid}"
+
+
+def checkpoint(rt, ref, name, leave_running=False, export=None, tcp_established=False) -> dict:
+    """Dump a running container into checkpoint `name` (stopping it unless leave_running)."""
+    cid = rt.store.resolve(ref)
+    paths = rt.store.paths(cid)
+    with rt.store.locked(cid):
+        rec, obs = rt._observe(cid)
+        if obs["status"] != sm.RUNNING:
+            hint = "; unpause it first" if obs["status"] == sm.PAUSED else ""
+            raise InvalidState(
+                f"cannot checkpoint container {rec['name']}: it is {obs['status']}{hint}"
+            )
+        criu.refuse_unsupported(rec)
+        checkpoints.clear_partials(paths)
+        partial = checkpoints.begin(paths, name)
+        pid = obs["pid"]
+        try:
+            meta = checkpoints.describe(
+                rec, pid, name, leave_running=leave_running, tcp=tcp_established
+            )
+            meta.update(created=rt.store.now(), network=read_json(paths.network_file, {}) or {})
+            if not leave_running:
+                # CRIU kills the tree after the dump: no restart, no post-exit hook.
+                paths.stop_flag.touch()
+                paths.caller_cleans.touch()
+            argv = criu.dump_argv(
+                pid,
+                partial / "images",
+                leave_running=leave_running,
+                tcp_established=tcp_established,
+                freezer=freezer_dir(rt, cid),
+                mounts=meta["mounts"],
+                files=meta["stdio"],
+            )
+            criu.run_dump(argv, partial / "images")
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not leave_running:  # CRIU resumed the tasks: they run on as before
+                paths.stop_flag.unlink(missing_ok=True)
+                paths.caller_cleans.unlink(missing_ok=True)
+            raise
+        final = checkpoints.finish(partial, meta)
+        if not leave_running:
+            rt._wait_stopped(cid, 10)
+            rt._detach_network(cid)
+            state = rt.store.read_state(cid)
+            state["user_stopped"] = True
+            rt.store.write_state(cid, state)
+        if export:
+            try:
+                portable.export(rt, rec, final, export)
+            finally:
+                # An exported checkpoint lives in its archive, not on this host as well.
+                shutil.rmtree(final, ignore_errors=True)
+    return {"name": name, "created": meta["created"], "container": cid}
+
+
+def listing(rt, ref) -> list[dict]:
+    """The container's checkpoints: [{"name", "created"}], oldest first."""
+    return checkpoints.listing(rt.store.paths(rt.store.resolve(ref)))
+
+
+def remove(rt, ref, name) -> None:
+    """Delete one checkpoint of the container."""
+    cid = rt.store.resolve(ref)
+    with rt.store.locked(cid):
+        checkpoints.remove(rt.store.paths(cid), name)
+
+
+def start_from(rt, ref, name) -> dict:
+    """Restore a stopped container from its checkpoint `name`."""
+    cid = rt.store.resolve(ref)
+    with rt.store.locked(cid):
+        rec, obs = rt._observe(cid)
+        if obs["process"]:
+            raise InvalidState(
+                f"cannot restore container {rec['name']}: it is {obs['status']}; stop it first"
+            )
+        where = checkpoints.path(rt.store.paths(cid), name)
+        _restore_locked(rt, rec, where)
+    return rt.state(cid)
+
+
+def _restore_locked(rt, rec: dict, where) -> None:
+    cid = rec["id"]
+    if not rt.cgroups.exists(cid):
+        spec = rt.spec_of(rec)
+        rt.cgroups.create(
+            cid,
+            spec.limits,
+            rt.config.default_pids_limit,
+            devices=rec["device_rules"],
+            privileged=spec.privileged,
+        )
+    rt.store.paths(cid).exit_file.unlink(missing_ok=True)
+    restore.restore(rt, rec, where / "images", checkpoints.read_meta(where))
+    state = rt.store.read_state(cid)
+    state.update(started_at=rt.store.now(), user_stopped=False, restart_count=0)
+    rt.store.write_state(cid, state)
+
+
+def import_(rt, archive, name=None, labels=None) -> dict:
+    """Create a container from an exported checkpoint archive and restore it running."""
+    with portable.unpacked(rt, archive) as (manifest, where):
+        spec = dict(manifest["spec"])
+        spec["name"] = name or manifest["name"]
+        if labels is not None:
+            spec["labels"] = dict(labels)
+        rec = portable.check_image(rt, manifest, rt._prepare(spec))
+        me = os.getpid()  # a restore killed half-way is then cleared like a killed create
+        rec["creating"] = {"pid": me, "start": proc_start_time(me)}
+        cid = rec["id"]
+        rt.store.publish_record(rec)
+        try:
+            rt._claim_name(rec["name"], cid)
+            paths = rt.store.paths(cid)
+            for d in (paths.upper, paths.work, paths.merged):
+                d.mkdir(parents=True, exist_ok=True, mode=0o755)
+            portable.unpack_upper(where, paths.upper)
+            rt.store.write_state(cid, {"started_at": None})
+            with rt.store.locked(cid):
+                _restore_locked(rt, rec, where)
+                del rec["creating"]
+                rt.store.write_record(rec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                rt._teardown(cid, rec["name"], network=True)
+            raise
+    return rt.state(cid)

@@ -1,0 +1,150 @@
+"""CRIU's command lines for Berth's containers: one fixed option set for dump and restore.
+
+Everything the container holds that lives outside its own namespaces is named as external
+at dump time and handed back at restore time: the network namespace (the runtime makes a
+new one with the same address, "extnet"), bind mounts of host files (/etc/hosts and its
+siblings, volumes and bind mounts, keyed by their path in the container), and the stdio
+descriptors the shim holds the other end of (pipes, the host's /dev/null).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from runtime.errors import InvalidSpec, KernelError
+
+NETNS_KEY = "extnet"
+# Options both sides pass: unix sockets to peers outside, POSIX/flock locks, and CRIU's
+# own log in the work directory (read back into the error message when it fails).
+COMMON = ["--ext-unix-sk", "--file-locks", "-v2"]
+_FRESH_ROOT = "/"
+
+
+def binary() -> str:
+    """The criu program (KernelError with a clear hint if the host has none)."""
+    found = shutil.which("criu", path=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin")
+    if not found:
+        raise KernelError(
+            "checkpoint/restore needs CRIU on this host: install the 'criu' package (>= 3.19 "
+            "on kernels with [vvar_vclock], e.g. 6.x)"
+        )
+    return found
+
+
+def fd_key(pid: int, fd: int) -> str:
+    """CRIU's name for descriptor `fd` of `pid` when its file is outside the container."""
+    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    if target.startswith("pipe:"):
+        return target  # pipe:[inode]
+    mnt_id = 0
+    with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+        for line in info:
+            if line.startswith("mnt_id:"):
+                mnt_id = int(line.split()[1])
+    ino = os.stat(f"/proc/{pid}/fd/{fd}").st_ino
+    return f"file[{mnt_id:x}:{ino:x}]"
+
+
+def external_mounts(pid: int) -> list[str]:
+    """Mount points in the container that are binds of something outside it (not fresh)."""
+    found = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            root, point = fields[3], fields[4]
+            fstype = fields[fields.index("-") + 1]
+            # Fresh mounts (proc, tmpfs, sysfs...) have root "/"; binds from inside the tree
+            # of a fresh mount (the masks: /dev/null over /proc/keys) are CRIU's to resolve.
+            if root != _FRESH_ROOT and fstype not in ("tmpfs", "proc", "sysfs", "devpts"):
+                found.append(point)
+    return found
+
+
+def dump_argv(
+    pid: int,
+    images: Path,
+    *,
+    leave_running: bool,
+    tcp_established: bool,
+    freezer: str | None,
+    mounts: list[str],
+    files: list[str],
+) -> list[str]:
+    """`criu dump` of the tree under `pid` into `images`."""
+    netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    argv = [binary(), "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", *COMMON]
+    argv += ["--external", f"net[{netns}]:{NETNS_KEY}"]
+    for point in mounts:
+        argv += ["--external", f"mnt[{point}]:{point}"]
+    for key in files:
+        if key.startswith("file["):
+            argv += ["--external", key]
+    if freezer:
+        argv += ["--freeze-cgroup", freezer]
+    if leave_running:
+        argv.append("--leave-running")
+    if tcp_established:
+        argv.append("--tcp-established")
+    return argv
+
+
+def restore_argv(
+    images: Path,
+    work: Path,
+    root: str,
+    *,
+    tcp_established: bool,
+    mounts: dict[str, str],
+    inherit: dict[str, int],
+) -> list[str]:
+    """`criu restore` detached, the root task a child of the caller (the shim-to-be)."""
+    argv = [binary(), "restore", "-D", str(images), "-W", str(work), "-o", "restore.log"]
+    argv += [*COMMON, "--root", root, "--restore-detached", "--restore-sibling"]
+    argv += ["--pidfile", str(work / "pid")]
+    for point, source in mounts.items():
+        argv += ["--external", f"mnt[{point}]:{source}"]
+    for key, fd in inherit.items():
+        argv += ["--inherit-fd", f"fd[{fd}]:{key}"]
+    if tcp_established:
+        argv.append("--tcp-established")
+    return argv
+
+
+def log_tail(path: Path, lines: int = 6) -> str:
+    """The last error lines of a CRIU log, for the message a user sees."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    errors = [line.strip() for line in text if "Error" in line and "RLIMIT_NOFILE" not in line]
+    return "; ".join((errors or text)[-lines:])
+
+
+def run_dump(argv: list[str], images: Path) -> None:
+    """Run a dump; KernelError with CRIU's own words if it fails."""
+    done = subprocess.run(argv, cwd=images, capture_output=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise KernelError(f"criu dump failed: {log_tail(images / 'dump.log')}")
+
+
+def refuse_unsupported(rec: dict) -> None:
+    """InvalidSpec for containers whose state CRIU (or this runtime's use of it) cannot carry."""
+    spec, name = rec["spec"], rec["name"]
+    why = None
+    if spec.get("devices"):
+        why = "it has devices passed through (--device)"
+    elif spec.get("privileged"):
+        why = "it is privileged (the host's /dev and /sys are bind-mounted)"
+    elif spec["namespaces"].get("user") == "private":
+        why = "it runs in a user namespace"
+    elif spec.get("tty"):
+        why = "it has a TTY (not supported yet)"
+    elif spec["network"]["mode"] == "host" or spec["network"]["mode"].startswith("container:"):
+        why = f"it shares a network namespace (network {spec['network']['mode']})"
+    elif any(str(v).startswith(("container:", "host")) for v in spec["namespaces"].values()):
+        why = "it shares namespaces with the host or another container"
+    if why:
+        raise InvalidSpec(f"cannot checkpoint container {name}: {why}")

@@ -1,0 +1,198 @@
+"""Start a container from a CRIU checkpoint: caller -> (setsid) -> shim-to-be -> criu restore.
+
+Same process shape as launch.py, so the shim is again the parent of the container's init:
+the shim-to-be mounts the overlay in a private mount namespace and runs
+`criu restore --restore-detached --restore-sibling`, which makes the restored root task
+its child (CLONE_PARENT); it then unmounts its copy of the rootfs and execs the shim with
+the restored pid. The caller prepares the new network namespace first (same address when
+it is free), exactly as a fresh start's network step does, and hands it to CRIU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from runtime import linux
+from runtime.container import criu, launch
+from runtime.container.fsutil import proc_start_time
+from runtime.container.paths import ContainerPaths
+from runtime.errors import Conflict, KernelError
+
+
+def _netns_holder() -> tuple[int, int]:
+    """A child parked in a new network namespace; returns (pid, write end that frees it)."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            linux.unshare(linux.CLONE_NEWNET)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    ok = os.read(ready_r, 1)
+    os.close(ready_r)
+    if ok != b"1":
+        raise KernelError("cannot make a network namespace for the restored container")
+    return pid, done_w
+
+
+def _wanted_network(rt, rec: dict, old: dict):
+    """The spec's network with the checkpoint's address and MAC asked for (when one network)."""
+    import dataclasses
+
+    net = rt.spec_of(rec).network
+    nets = (old or {}).get("networks") or {}
+    if len(nets) == 1:
+        ((name, ep),) = nets.items()
+        if name in (net.networks or ["bridge"]):
+            return net, dataclasses.replace(net, ip_address=ep["ip"], mac_address=ep["mac"])
+    return net, None
+
+
+def prepare_netns(rt, rec: dict, files: dict, old_network: dict) -> tuple[int, dict]:
+    """A new netns wired like the container's (its old address if free); returns (fd, network)."""
+    pid, release = _netns_holder()
+    try:
+        spec, same = _wanted_network(rt, rec, old_network)
+        exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
+        paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
+        network = None
+        if same is not None:
+            with contextlib.suppress(Conflict):
+                network = rt.networks.attach(
+                    rec["id"], rec["name"], pid, same, rec["hostname"], exposed, paths
+                )
+        if network is None:
+            network = rt.networks.attach(
+                rec["id"], rec["name"], pid, spec, rec["hostname"], exposed, paths
+            )
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(release)
+        os.waitpid(pid, 0)
+    return fd, network
+
+
+def external_mounts(rt, rec: dict, files: dict, points: list[str]) -> dict[str, str]:
+    """Host sources, on this host, for the mount points the dump named external."""
+    from runtime.container import plan
+
+    sources = {f"/etc/{name}": path for name, path in files.items()}
+    for m in plan.mounts(rt.spec_of(rec), rt.config):
+        sources[m["target"]] = m["source"]
+    plan.ensure_volumes(plan.mounts(rt.spec_of(rec), rt.config))
+    missing = [p for p in points if p not in sources]
+    if missing:
+        raise KernelError(f"the checkpoint needs mounts this container lacks: {missing}")
+    return {p: sources[p] for p in points}
+
+
+def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args) -> None:
+    """In the forked shim-to-be: mount the rootfs privately, run CRIU, become the shim."""
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    data = f"lowerdir={':'.join(rec['lower'])},upperdir={paths.upper},workdir={paths.work}"
+    linux.mount("overlay", str(paths.merged), "overlay", 0, data)
+    for fd in inherit_fds:
+        os.set_inheritable(fd, True)
+
+    def join_cgroup():
+        # CRIU forks the restored tree: it inherits the container's cgroup (and its limits).
+        for path in procs_files:
+            with open(path, "w") as f:
+                f.write("0")
+
+    done = subprocess.run(
+        argv,
+        cwd=work,
+        preexec_fn=join_cgroup,
+        pass_fds=inherit_fds,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        launch._send(msg_w, error=f"criu restore failed: {criu.log_tail(work / 'restore.log')}")
+        os._exit(1)
+    cpid = int((work / "pid").read_text().strip())
+    # The restored tasks have their own mount namespace now; ours need not keep the rootfs.
+    linux.umount(str(paths.merged), linux.MNT_DETACH)
+    me = os.getpid()
+    launch._send(
+        msg_w, pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid)
+    )
+    args["pid"] = cpid
+    launch.exec_shim(args)
+
+
+def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
+    """Restore the checkpoint in `images` as container `rec` under a new shim; returns its info."""
+    paths = ContainerPaths(rt.config, rec["id"])
+    files = launch.etc_files(rt, rec, paths)
+    for flag in (paths.stop_flag, paths.caller_cleans, paths.fifo):
+        flag.unlink(missing_ok=True)
+    mounts = external_mounts(rt, rec, files, meta["mounts"])
+    netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
+    fds = launch.make_stdio(rec["spec"])
+    stdio = launch.child_stdio(fds)
+    inherit = {criu.NETNS_KEY: netns_fd}
+    for number, key in enumerate(meta["stdio"]):
+        inherit.setdefault(key, stdio[number])
+    work = paths.run_dir / "criu-restore"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, mode=0o700)
+    argv = criu.restore_argv(
+        images,
+        work,
+        str(paths.merged),
+        tcp_established=meta.get("tcp_established", False),
+        mounts=mounts,
+        inherit=inherit,
+    )
+    listen = launch.listen_socket(paths.attach_socket)
+    args = launch.shim_args(rt, rec, paths, fds, listen)
+    args["winsize"] = None
+    procs = rt.cgroups.procs_files(rec["id"])
+    msg_r, msg_w = os.pipe()
+    pid0 = os.fork()
+    if pid0 == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.close(msg_r)
+                _shim_to_be(rec, paths, argv, work, list(set(inherit.values())), procs, msg_w, args)
+        except BaseException as err:  # noqa: BLE001 (a forked child reports and exits)
+            with contextlib.suppress(OSError):
+                launch._send(msg_w, error=f"restore failed: {err}")
+        finally:
+            os._exit(0)
+    os.waitpid(pid0, 0)
+    for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd}:
+        os.close(fd)
+    shake = launch.Handshake(msg_r, -1)
+    try:
+        info = shake.next(time.monotonic() + 300)
+        if "error" in info:
+            raise KernelError(info["error"])
+    except BaseException:
+        launch._kill_quietly(shake.info.get("pid"))
+        with contextlib.suppress(OSError):
+            rt.networks.detach(rec["id"])
+        raise
+    finally:
+        os.close(msg_r)
+        shutil.rmtree(work, ignore_errors=True)
+    info["network"] = network
+    launch.record_shim(paths, info)
+    return info

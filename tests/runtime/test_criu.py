@@ -1,0 +1,199 @@
+"""Checkpoint and restore with real CRIU: the counting loop goes on where it was."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import Conflict, InvalidSpec, InvalidState
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not (shutil.which("criu") or os.path.exists("/usr/local/sbin/criu")),
+        reason="criu is not installed (apt-get install criu, or build >= 3.19 on 6.x kernels)",
+    ),
+]
+
+# Counts in the shell's memory only; each line is the next number.
+LOOP = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"
+
+
+def _numbers(rt, ref) -> list[int]:
+    return [int(b) for _, _, b in rt.logs(ref) if b.strip().isdigit()]
+
+
+def _wait_count(rt, ref, at_least: int, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = _numbers(rt, ref)
+        if got and got[-1] >= at_least:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"the count of {ref} never reached {at_least}: {_numbers(rt, ref)[-5:]}")
+
+
+def _counter(rt, name, network="none"):
+    st = rt.run(
+        {
+            "image": "busybox",
+            "name": name,
+            "command": ["sh", "-c", LOOP],
+            "network": {"mode": network},
+        }
+    )
+    _wait_count(rt, name, 5)
+    return st
+
+
+def _tmp_criu_dirs() -> set[str]:
+    return {p for p in os.listdir("/tmp") if "criu" in p.lower()}
+
+
+def _no_leftovers(rt):
+    scratch = Path(rt.config.root) / "tmp"
+    assert not scratch.exists() or not any(scratch.iterdir()), list(scratch.iterdir())
+    for cid in rt.store.ids():
+        run = rt.store.paths(cid).run_dir
+        assert not (run / "criu-restore").exists()
+        assert not list((rt.store.paths(cid).dir / "checkpoints").glob("*.partial"))
+
+
+def test_checkpoint_and_restore_continue_counting(rt):
+    before = _tmp_criu_dirs()
+    _counter(rt, "cr-count", network="bridge")
+    rt.checkpoint("cr-count", "one")
+    assert rt.state("cr-count")["status"] == "stopped"
+    assert [c["name"] for c in rt.checkpoints("cr-count")] == ["one"]
+    last = _numbers(rt, "cr-count")[-1]
+    time.sleep(0.3)
+    assert _numbers(rt, "cr-count")[-1] == last  # dumped and stopped: no counting
+    st = rt.start("cr-count", checkpoint="one")
+    assert st["status"] == "running" and st["network"]["networks"]["bridge"]["ip"]
+    got = _wait_count(rt, "cr-count", last + 5)
+    after = got[got.index(last) + 1 :]
+    assert after[:3] == [last + 1, last + 2, last + 3]  # from where it was, not from 1
+    # The shim watches the restored process: stats, stop and the exit code work.
+    assert rt.stats("cr-count")
+    rt.stop("cr-count", timeout=1)
+    assert rt.state("cr-count")["status"] == "stopped"
+    assert rt.state("cr-count")["exit_code"] == 137
+    rt.checkpoint_remove("cr-count", "one")
+    assert rt.checkpoints("cr-count") == []
+    _no_leftovers(rt)
+    assert _tmp_criu_dirs() <= before
+
+
+def test_leave_running_keeps_counting(rt):
+    _counter(rt, "cr-live")
+    rt.checkpoint("cr-live", "snap", leave_running=True)
+    assert rt.state("cr-live")["status"] == "running"
+    now = _numbers(rt, "cr-live")[-1]
+    _wait_count(rt, "cr-live", now + 3)
+    with pytest.raises(Conflict):
+        rt.checkpoint("cr-live", "snap", leave_running=True)
+    with pytest.raises(InvalidState):
+        rt.start("cr-live", checkpoint="snap")  # it runs: restore refused
+    rt.stop("cr-live", timeout=0)
+    rt.start("cr-live", checkpoint="snap")
+    got = _wait_count(rt, "cr-live", 3)
+    assert got[-1] >= 3
+    _no_leftovers(rt)
+
+
+def test_bad_input_leaves_the_source_running(rt):
+    _counter(rt, "cr-bad")
+    rt.pause("cr-bad")
+    with pytest.raises(InvalidState, match="paused"):
+        rt.checkpoint("cr-bad", "x")
+    rt.unpause("cr-bad")
+    with pytest.raises(InvalidSpec):
+        rt.checkpoint("cr-bad", "../x")
+    rt.stop("cr-bad", timeout=0)
+    with pytest.raises(InvalidState, match="stopped"):
+        rt.checkpoint("cr-bad", "x")
+    st = rt.run(
+        {
+            "image": "busybox",
+            "name": "cr-dev",
+            "command": ["sleep", "100"],
+            "network": {"mode": "none"},
+            "devices": ["/dev/zero:/dev/berthzero"],
+        }
+    )
+    with pytest.raises(InvalidSpec, match="device"):
+        rt.checkpoint(st["id"], "x")
+    assert rt.state(st["id"])["status"] == "running"
+    assert rt.checkpoints(st["id"]) == []
+
+
+def test_export_import_under_a_new_name(rt, tmp_path):
+    _counter(rt, "cr-src")
+    archive = tmp_path / "cp.tar"
+    rt.exec("cr-src", ["sh", "-c", "echo kept > /data.txt"])
+    rt.checkpoint("cr-src", "exp", leave_running=True, export=str(archive))
+    assert rt.checkpoints("cr-src") == []  # exported: no local copy
+    last = _numbers(rt, "cr-src")[-1]
+    st = rt.restore(str(archive), name="cr-copy")
+    assert st["name"] == "cr-copy" and st["status"] == "running"
+    got = _wait_count(rt, "cr-copy", 3)
+    assert got[0] > 1 and got[0] <= last + 3  # the copy starts from the dump's count
+    code, out = rt.exec("cr-copy", ["cat", "/data.txt"])
+    assert out == b"kept\n"
+    assert rt.state("cr-src")["status"] == "running"
+    _no_leftovers(rt)
+
+
+def test_tampered_archive_is_refused(rt, tmp_path):
+    _counter(rt, "cr-tamper")
+    archive = tmp_path / "cp.tar"
+    rt.checkpoint("cr-tamper", "t", leave_running=True, export=str(archive))
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(archive) as src, tarfile.open(bad, "w") as out:
+        for member in src:
+            data = src.extractfile(member).read()
+            if member.name.startswith("images/pages"):
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+            import io
+
+            out.addfile(member, io.BytesIO(data))
+    ids = set(rt.store.ids())
+    with pytest.raises(InvalidSpec, match="SHA-256"):
+        rt.restore(str(bad), name="cr-tampered")
+    assert set(rt.store.ids()) == ids
+    _no_leftovers(rt)
+
+
+def test_cli_checkpoint_ls_rm_start(rt):
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(rt.config.root),
+        BERTH_RUN_ROOT=str(rt.config.run_root),
+        BERTH_PREFIX=rt.config.prefix,
+        BERTH_CGROUP_ROOT=str(rt.config.cgroup_root),
+    )
+
+    def berth(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime", *args],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout.decode()
+
+    _counter(rt, "cr-cli")
+    berth("checkpoint", "create", "cr-cli", "c1")
+    assert "c1" in berth("checkpoint", "ls", "cr-cli")
+    last = _numbers(rt, "cr-cli")[-1]
+    berth("start", "--checkpoint", "c1", "cr-cli")
+    _wait_count(rt, "cr-cli", last + 3)
+    berth("checkpoint", "rm", "cr-cli", "c1")
+    assert "c1" not in berth("checkpoint", "ls", "cr-cli")
