@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from private_dockerd import Dockerd, call  # noqa: E402
 from served_berth import REPO, SERVERS, ServedBerth  # noqa: E402
 
-WARMUP = 2  # first runs of each side (pool processes, caches, dockerd's first container)
+WARMUP = 3  # first runs of each side (caches, pool processes, dockerd's first container)
 
 
 def berth_sample(conn: http.client.HTTPConnection, token: str, name: str, network: str):

@@ -154,6 +154,7 @@ class ServedBerth:
             sweep(self.prefix, self.base)
 
     def _delete_containers(self) -> None:
+        sys.path.insert(0, str(REPO))  # the runtime lives at the top of the checkout
         try:
             from runtime.api import Runtime
             from runtime.config import RuntimeConfig

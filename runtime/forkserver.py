@@ -137,13 +137,21 @@ class Client:
                 self.proc.wait()
         self.proc = self.sock = self.stream = self.pid = None
 
+    def ensure(self) -> None:
+        """Start this process's server now (it takes a moment to import the runtime)."""
+        with self.lock:
+            self._ensure()
+
+    def _ensure(self) -> None:
+        if self.pid != os.getpid():
+            # First use, or a forked child of the process that started it: its own server.
+            self.proc = self.sock = self.stream = None
+            self._spawn()
+
     def call(self, verb: str, *args):
         """Run `verb` in the server; returns its result or raises the runtime's error."""
         with self.lock:
-            if self.pid != os.getpid():
-                # First use, or a forked child of the process that started it: its own server.
-                self.proc = self.sock = self.stream = None
-                self._spawn()
+            self._ensure()
             try:
                 self.stream.write(json.dumps({"verb": verb, "args": list(args)}).encode() + b"\n")
                 self.stream.flush()

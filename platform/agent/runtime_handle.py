@@ -1,7 +1,12 @@
 """The one `runtime.api.Runtime` of this agent process, configured from the environment."""
 
 import functools
+import logging
 import os
+
+from celery.signals import worker_process_init
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -21,3 +26,15 @@ def get_runtime():
     if os.environ.get("BERTH_AGENT_FORKSERVER", "1") == "0":
         return rt
     return LeanRuntime(rt)
+
+
+@worker_process_init.connect
+def _start_fork_server(**_):
+    # Each pool process starts its server as it starts, so no container waits for the
+    # server's interpreter to start (Popen returns at once; the import runs alongside).
+    try:
+        rt = get_runtime()
+        if hasattr(rt, "_client"):
+            rt._client.ensure()
+    except Exception:  # the first create starts it instead; a pool process must not die here
+        log.exception("could not start the runtime's fork server")

@@ -91,8 +91,13 @@ def test_ghost_is_marked_and_recreated(web):
         return copies and copies[0]["status"] == "running" and copies[0]["id"] != old
 
     web.wait_until(repaired, 45, "the reconciler to re-create the lost container")
-    _, row = web.api("GET", f"containers/{cid}/", expect=200)
-    assert row["observed_state"] == "running" and row["runtime_id"] != old
+
+    def recorded():
+        # The agent writes the row just after the runtime reports the new container running.
+        _, row = web.api("GET", f"containers/{cid}/", expect=200)
+        return row["observed_state"] == "running" and row["runtime_id"] != old
+
+    web.wait_until(recorded, 10, "the agent to record the re-created container")
     # The repair is on record: a container.start operation the reconciler made, succeeded.
     assert web.sql(
         "SELECT state FROM operations_operation WHERE target_id = ? AND kind = 'container.start'",
