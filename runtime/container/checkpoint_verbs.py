@@ -148,3 +148,11 @@ def import_(rt, archive, name=None, labels=None) -> dict:
                 rt._teardown(cid, rec["name"], network=True)
             raise
     return rt.state(cid)
+
+
+def export_existing(rt, ref, name, target) -> None:
+    """Write the container's checkpoint `name` (kept on this host) to an archive file."""
+    cid = rt.store.resolve(ref)
+    with rt.store.locked(cid):
+        rec = rt.store.read_record(cid)
+        portable.export(rt, rec, checkpoints.path(rt.store.paths(cid), name), target)
