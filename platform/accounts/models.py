@@ -25,6 +25,8 @@ class Team(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     description = models.CharField(max_length=255, blank=True)
     members = models.ManyToManyField(User, through="Membership", related_name="teams")
+    # What the team's containers may use together (containers/quotas.py keys); set by admins.
+    quotas = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # The gate finds a team's scope in its own primary key.

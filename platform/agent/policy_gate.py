@@ -4,7 +4,7 @@ The web checked the request already; the agent checks again, on the row it reloa
 what the container's creator holds on its team and host, with the core's one policy function.
 """
 
-from containers import policy, references
+from containers import maxima, policy, references
 from images import ownership
 from rbac.grants import in_scope
 from runtime.errors import InvalidSpec
@@ -29,6 +29,7 @@ def checked_spec(container) -> ContainerSpec:
     )
     if foreign:
         problems.append(foreign)
+    problems += maxima.violations(data, grants.max_limits)
     problems += references.verify(data, team_id=container.team_id, host_id=container.host_id)
     if problems:
         raise InvalidSpec(

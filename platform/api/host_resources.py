@@ -3,6 +3,7 @@
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict
+from containers import quotas
 from operations.services import do_host_operation
 
 
@@ -18,6 +19,9 @@ class HostResourceMixin:
     def create_options(self, obj) -> dict | None:
         """Options the gate checks on top of the create permission."""
         return None
+
+    def enforce_quota(self, team) -> None:
+        """Raise quotas.QuotaExceeded if one more would pass the team's quota (default: none)."""
 
     def create(self, request):
         """Create it on a host (202 with the Operation)."""
@@ -36,19 +40,21 @@ class HostResourceMixin:
             raise Conflict(f"{self.resource} {obj.name!r} already exists on host {host.name}")
 
         def save():
+            self.enforce_quota(team)  # inside the writing transaction
             obj.save(force_insert=True)
             return obj.pk
 
-        op = do_host_operation(
-            decision,
-            kind=f"{self.resource}.create",
-            target_type=self.resource,
-            host=host,
-            team=team,
-            acting_user=request.user,
-            summary=self.summary() | {"body": request.data},
-            before=save,
-        )
+        with quotas.guarded(decision, self.summary()):
+            op = do_host_operation(
+                decision,
+                kind=f"{self.resource}.create",
+                target_type=self.resource,
+                host=host,
+                team=team,
+                acting_user=request.user,
+                summary=self.summary() | {"body": request.data},
+                before=save,
+            )
         return operation_response(request, op, {self.resource: self.serializer_class(obj).data})
 
     def destroy(self, request, pk=None):

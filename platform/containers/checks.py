@@ -1,7 +1,7 @@
 """Option checks the gate runs for container create/exec and volume create."""
 
 from accounts.models import Membership
-from containers import policy, references
+from containers import maxima, policy, references
 from images import ownership
 
 
@@ -38,6 +38,7 @@ def check_create(spec, scope, *, user, obj) -> list[str]:
         volume_options=volumes,
         default_limits=scope.default_limits,
     )
+    problems += maxima.violations(spec, scope.max_limits)
     return problems
 
 

@@ -136,14 +136,21 @@ def _foreign_rows(spec: dict, *, team_id, host_id) -> list[str]:
     return problems
 
 
+def unclaimed_volumes(spec: dict, *, host) -> list[str]:
+    """The named volumes the spec mounts that have no row on `host` yet."""
+    from volumes.models import Volume
+
+    names = sorted(set(volume_names(spec)))
+    known = set(Volume.objects.filter(host=host, name__in=names).values_list("name", flat=True))
+    return [n for n in names if n not in known]
+
+
 def claim_new_volumes(spec: dict, *, team, host) -> list[str]:
     """Create rows for the named volumes the spec mounts that have none yet (Docker makes them
     on first use); they belong to the container's team, so no other team can mount them."""
     from volumes.models import Volume
 
-    names = sorted(set(volume_names(spec)))
-    known = set(Volume.objects.filter(host=host, name__in=names).values_list("name", flat=True))
-    created = [n for n in names if n not in known]
+    created = unclaimed_volumes(spec, host=host)
     Volume.objects.bulk_create([Volume(team=team, host=host, name=n) for n in created])
     return created
 

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from audit import context
 from config.errors import Conflict, InvalidRequest, Unavailable
-from containers import policy, references
+from containers import policy, quotas, references
 from containers.models import Container
 from hosts import placement
 from operations import dispatch
@@ -102,7 +102,14 @@ def do_create_container(*, team, host, spec: dict, start: bool, acting_user, sum
     check_placement(decision, host, summary)
     check_broker(decision, summary)
     try:
-        with transaction.atomic():
+        with quotas.guarded(decision, summary), transaction.atomic():
+            new_volumes = references.unclaimed_volumes(spec, host=host)
+            quotas.enforce(
+                team,
+                new_container=True,
+                starting=spec if start else None,
+                new_volumes=len(new_volumes),
+            )
             container.save(force_insert=True)
             references.claim_new_volumes(spec, team=team, host=host)
             op = _operation(container, "container.create", acting_user, {"start": start})
@@ -121,7 +128,14 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
         raise InvalidRequest(f"unknown container action {verb!r}")
     decision = gate.require(acting_user, ACTION_OF[verb], container, summary=summary)
     check_broker(decision, summary)
-    with transaction.atomic():
+    # Starting a container that was not meant to run counts against the running quotas.
+    starts = LIFECYCLE[verb] == Container.Desired.RUNNING and container.desired_state not in (
+        Container.Desired.RUNNING,
+        Container.Desired.PAUSED,
+    )
+    with quotas.guarded(decision, summary), transaction.atomic():
+        if starts:
+            quotas.enforce(container.team, starting=container.spec)
         Container.objects.filter(pk=container.pk).update(desired_state=LIFECYCLE[verb])
         container.desired_state = LIFECYCLE[verb]
         op = _operation(container, f"container.{verb}", acting_user, params)

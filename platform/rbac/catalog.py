@@ -39,7 +39,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     # host.join is what a join token does: no role grants it, the one-time token is the credential.
     "host": ("view", "create", "change", "delete", "join"),
     "user": ("view", "create", "change", "delete"),
-    "team": ("view", "create", "change", "delete"),
+    # team.quota: set a team's quotas (a team's own admins must not raise them).
+    "team": ("view", "create", "change", "delete", "quota"),
     "role": ("view", "manage"),
     "rbac": ("escalate",),
     "audit": ("read",),

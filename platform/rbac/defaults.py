@@ -97,3 +97,15 @@ DEFAULT_ROLES = {
         "default_limits": {},
     },
 }
+
+# Limit maxima of the built-in roles (containers/maxima.py keys); roles not named: none.
+# A developer may ask for up to 8 GiB, 2 CPUs, 4096 processes and 32 published ports.
+DEFAULT_MAX_LIMITS = {
+    "developer": {
+        "memory": 8 * 1024**3,
+        "memory_swap": 16 * 1024**3,
+        "cpus": 2000,
+        "pids": 4096,
+        "ports": 32,
+    },
+}

@@ -20,6 +20,7 @@ class Grant:
     host_id: int | None = None
     bind_paths: tuple[str, ...] = ()
     default_limits: dict = field(default_factory=dict, hash=False, compare=False)
+    max_limits: dict = field(default_factory=dict, hash=False, compare=False)
 
     def holds(self, action: str) -> bool:
         """Whether the role includes the permission (wildcards honoured)."""
@@ -57,13 +58,14 @@ def grants_for(user) -> list[Grant]:
             "role__permissions",
             "role__bind_paths",
             "role__default_limits",
+            "role__max_limits",
             "scope_team_id",
             "scope_host_id",
         )
         .distinct()
     )
     grants = [SUPERUSER_GRANT] if user.is_superuser else []
-    for name, codes, bind_paths, limits, team_id, host_id in rows:
+    for name, codes, bind_paths, limits, maxima, team_id, host_id in rows:
         scope = TEAM if team_id else HOST if host_id else GLOBAL
         grants.append(
             Grant(
@@ -74,6 +76,7 @@ def grants_for(user) -> list[Grant]:
                 host_id=host_id,
                 bind_paths=tuple(bind_paths or ()),
                 default_limits=dict(limits or {}),
+                max_limits=dict(maxima or {}),
             )
         )
     setattr(user, _CACHE_ATTR, grants)
@@ -93,6 +96,7 @@ class ScopeGrants:
     codes: frozenset[str]
     bind_paths: tuple[str, ...]
     default_limits: dict
+    max_limits: dict = field(default_factory=dict)
 
 
 def in_scope(user, team_id=None, host_id=None) -> ScopeGrants:
@@ -108,9 +112,19 @@ def in_scope(user, team_id=None, host_id=None) -> ScopeGrants:
             if grant.holds("container.create") and grant.default_limits and not limits:
                 limits = dict(grant.default_limits)
     # A holder of any create grant without default limits (e.g. admin) gets none imposed.
-    if any(
-        g.covers(team_id, host_id) and g.holds("container.create") and not g.default_limits
-        for g in grants_for(user)
-    ):
+    creating = [
+        g for g in grants_for(user) if g.covers(team_id, host_id) and g.holds("container.create")
+    ]
+    if any(not g.default_limits for g in creating):
         limits = {}
-    return ScopeGrants(frozenset(codes), tuple(dict.fromkeys(paths)), limits)
+    return ScopeGrants(frozenset(codes), tuple(dict.fromkeys(paths)), limits, _maxima(creating))
+
+
+def _maxima(creating: list[Grant]) -> dict:
+    """The most generous maxima among the grants that allow creating here: a grant without
+    maxima (e.g. admin) imposes none; otherwise each key's highest cap, and a key one of the
+    grants leaves uncapped stays uncapped."""
+    if not creating or any(not g.max_limits for g in creating):
+        return {}
+    keys = set.intersection(*(set(g.max_limits) for g in creating))
+    return {k: max(g.max_limits[k] for g in creating) for k in keys}

@@ -26,6 +26,8 @@ class Role(models.Model):
     bind_paths = models.JSONField(default=list, blank=True)
     # Limits applied to a container created under this role when the request gives none.
     default_limits = models.JSONField(default=dict, blank=True)
+    # The most a container created under this role may ask for (containers/limits.py keys).
+    max_limits = models.JSONField(default=dict, blank=True)
     builtin = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -149,3 +149,14 @@ def test_rename_refuses_bad_names_taken_names_and_other_teams(login, containers)
     assert 'id="rename-form"' not in viewer.get(f"/containers/{alpha.pk}/").content.decode()
     assert viewer.post(f"/containers/{alpha.pk}/rename/", {"name": "td-y"}).status_code == 403
     assert not Operation.objects.filter(kind="container.rename").exists()
+
+
+def test_teams_page_shows_usage_against_quotas(login, teams, host):
+    from dash_helpers import make_container
+
+    Team.objects.filter(pk=teams["alpha"].pk).update(quotas={"containers": 5, "memory": 1024**3})
+    make_container(teams["alpha"], host, "td-q1", desired_state="running")
+    page = login("admin").get("/manage/teams/").content.decode()
+    assert "containers 1 / 5" in page
+    assert "memory 0 MiB / 1024 MiB" in page
+    assert "running 1" in page

@@ -132,7 +132,9 @@ def test_the_agent_refuses_a_stored_spec_naming_another_teams_image(teams, host,
     from tests.platform.factories import make_container
 
     row = make_container(teams["alpha"], host, "ts-sneaky", created_by=users["developer"])
-    row.spec = row.spec | {"image": "beta/secret:1"}
+    # As the web stores it: the developer role's default limits filled in.
+    limits = {"memory": 268435456, "cpu_quota": 100000, "cpu_period": 100000, "pids": 512}
+    row.spec = row.spec | {"image": "beta/secret:1", "limits": limits}
     with pytest.raises(InvalidSpec, match="another team"):
         checked_spec(row)
     row.spec = row.spec | {"image": "busybox"}

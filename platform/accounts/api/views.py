@@ -19,6 +19,7 @@ from api.base import (
 )
 from api.fields import StrictBooleanField, StrictIntegerField, StrictSerializer
 from config.errors import InvalidRequest
+from containers import quotas
 from rbac import gate
 
 PRIVILEGED_USER_FIELDS = services.PRIVILEGED_USER_FIELDS
@@ -142,8 +143,29 @@ class TeamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Team
-        fields = ["id", "name", "description", "members", "created_at"]
-        read_only_fields = ["members", "created_at"]
+        fields = ["id", "name", "description", "members", "quotas", "created_at"]
+        # Quotas change only through PUT .../quotas/ (team.quota: a team's own admins
+        # must not raise them).
+        read_only_fields = ["members", "quotas", "created_at"]
+
+
+class QuotasSerializer(StrictSerializer):
+    """A team's quotas (containers/quotas.py keys)."""
+
+    quotas = serializers.DictField(child=serializers.IntegerField(min_value=0))
+
+    def validate_quotas(self, value):
+        problem = quotas.valid(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
+class TeamUsageSerializer(serializers.Serializer):
+    """Quotas and what is in use."""
+
+    quotas = serializers.DictField(child=serializers.IntegerField())
+    usage = serializers.DictField(child=serializers.IntegerField())
 
 
 class TeamViewSet(
@@ -166,11 +188,36 @@ class TeamViewSet(
         "destroy": "team.delete",
         "add_member": "team.change",
         "remove_member": "team.change",
+        "usage": "team.view",
+        "set_quotas": "team.quota",
     }
     queryset = Team.objects.prefetch_related("members")
     serializer_class = TeamSerializer
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at"]
+
+    @extend_schema(request=None, responses={200: TeamUsageSerializer})
+    @action(detail=True, methods=["get"])
+    def usage(self, request, pk=None):
+        """What the team uses against its quotas."""
+        team = self.get_object()
+        self.authorize(team)
+        return Response({"quotas": team.quotas or {}, "usage": quotas.usage(team)})
+
+    @extend_schema(request=QuotasSerializer, responses={200: TeamSerializer})
+    @action(detail=True, methods=["put"], url_path="quotas")
+    def set_quotas(self, request, pk=None):
+        """Set the team's quotas (an empty object removes them)."""
+        team = self.get_object()
+        body = QuotasSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decision = self.require(team)
+        with transaction.atomic():
+            Team.objects.filter(pk=team.pk).update(quotas=body.validated_data["quotas"])
+            gate.record(
+                decision, summary=self.summary() | {"quotas": body.validated_data["quotas"]}
+            )
+        return Response(TeamSerializer(Team.objects.get(pk=team.pk)).data)
 
     @extend_schema(request=MemberSerializer, responses={201: TeamSerializer})
     @action(detail=True, methods=["post"], url_path="members")

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.api.views import TokenCreateSerializer
 from accounts.models import ApiToken, Team, User
 from config.errors import InvalidRequest
+from containers import quotas
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
 from hosts.models import Host
@@ -57,7 +58,14 @@ def users(request):
 @gated("team.view")
 def teams(request):
     """Teams the user may see, with their members."""
-    rows = visible(Team.objects.prefetch_related("members"), request.user, "team.view")
+    rows = list(visible(Team.objects.prefetch_related("members"), request.user, "team.view"))
+    for team in rows:
+        # What each team uses, beside its quota where it has one (containers/quotas.py).
+        used = quotas.usage(team)
+        team.usage_rows = [
+            {"key": key, "used": _shown(key, used[key]), "quota": _quota(team, key)}
+            for key in quotas.KEYS
+        ]
     can_change = may(request.user, "team.change")
     people = User.objects.filter(is_active=True).only("id", "username") if can_change else []
     context = {
@@ -67,6 +75,19 @@ def teams(request):
         "people": people,
     }
     return render(request, "dashboard/admin/teams.html", context)
+
+
+def _shown(key, value):
+    if key == "memory":
+        return f"{value / 1024**2:.0f} MiB"
+    if key == "cpus":
+        return f"{value / 1000:g}"
+    return value
+
+
+def _quota(team, key):
+    quota = (team.quotas or {}).get(key)
+    return None if quota is None else _shown(key, quota)
 
 
 def permission_groups() -> list[tuple[str, list[str]]]:

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from accounts.models import Team, User
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from config.errors import Conflict, InvalidRequest
+from containers import maxima
 from containers.policy import path_within
 from hosts.models import Host
 from rbac import catalog, gate
@@ -25,6 +26,7 @@ class RoleSerializer(serializers.ModelSerializer):
             "permissions",
             "bind_paths",
             "default_limits",
+            "max_limits",
             "builtin",
             "created_at",
         ]
@@ -53,6 +55,12 @@ class RoleSerializer(serializers.ModelSerializer):
             )
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
             raise serializers.ValidationError("limits are integers")
+        return value
+
+    def validate_max_limits(self, value):
+        problem = maxima.valid(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from api.fields import StrictSerializer
 from api.host_resources import HostResourceMixin
+from containers import quotas
 from volumes.models import Volume
 
 VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
@@ -59,6 +60,11 @@ class VolumeViewSet(HostResourceMixin, GatedListMixin, GatedRetrieveMixin, Gated
     queryset = Volume.objects.all()
     serializer_class = VolumeSerializer
     create_serializer_class = VolumeCreateSerializer
+
+    def enforce_quota(self, team) -> None:
+        """A team's volume quota counts this one."""
+        quotas.enforce(team, new_volumes=1)
+
     filterset_fields = ["team", "host", "state", "driver"]
     search_fields = ["name"]
     ordering_fields = ["name", "created_at"]

@@ -1,0 +1,120 @@
+"""Team quotas: what the containers and volumes of one team may use together.
+
+Keys of a team's `quotas` (integers; absent: no quota):
+  containers   containers that exist (not removed)
+  running      containers meant to run (desired running or paused)
+  memory       bytes: the memory limits of the running ones, summed
+  cpus         thousandths of a CPU: their CPU limits, summed
+  volumes      named volumes
+A create or a start that would pass a quota is refused by the gate's decision, audited, with
+the quota, what is in use and what was asked. Checks run inside the transaction that writes the
+row, with the team's row locked, so concurrent creates cannot together pass a quota.
+"""
+
+import contextlib
+import dataclasses
+
+from containers import maxima
+from rbac import gate
+from rbac.errors import AccessDenied
+
+KEYS = ("containers", "running", "memory", "cpus", "volumes")
+
+
+class QuotaExceeded(Exception):
+    """A request would pass a team quota; `problems` say which, by how much."""
+
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def usage(team) -> dict:
+    """What the team uses now, in the units of KEYS."""
+    from containers.models import Container
+    from volumes.models import Volume
+
+    live = (
+        Container.objects.filter(team=team)
+        .exclude(desired_state=Container.Desired.REMOVED)
+        .exclude(observed_state=Container.Observed.REMOVED)
+    )
+    running = live.filter(desired_state__in=(Container.Desired.RUNNING, Container.Desired.PAUSED))
+    memory = cpus = 0
+    for spec in running.values_list("spec", flat=True):
+        asked = maxima.asked(spec or {})
+        memory += asked["memory"] or 0
+        cpus += asked["cpus"] or 0
+    return {
+        "containers": live.count(),
+        "running": running.count(),
+        "memory": memory,
+        "cpus": cpus,
+        "volumes": Volume.objects.filter(team=team).count(),
+    }
+
+
+def _locked(team):
+    from accounts.models import Team
+
+    # Serializes the quota checks of one team (PostgreSQL row lock; SQLite's write
+    # transactions are serialized already).
+    return Team.objects.select_for_update().get(pk=team.pk)
+
+
+def enforce(team, *, new_container=False, starting=None, new_volumes=0) -> None:
+    """Raise QuotaExceeded if the change passes a quota; call inside the writing transaction.
+
+    `starting` is the spec of a container about to run (created and started, or started again).
+    """
+    team = _locked(team)
+    quotas = team.quotas or {}
+    if not quotas:
+        return
+    used = usage(team)
+    wanted = dict.fromkeys(KEYS, 0)
+    wanted["containers"] = int(new_container)
+    wanted["volumes"] = new_volumes
+    problems = []
+    if starting is not None:
+        asked = maxima.asked(starting)
+        wanted["running"] = 1
+        for key in ("memory", "cpus"):
+            if key in quotas and asked[key] is None:
+                problems.append(
+                    f"{key}: team {team.name} has a {key} quota, so a container without a "
+                    f"{key} limit cannot run"
+                )
+            wanted[key] = asked[key] or 0
+    for key in KEYS:
+        quota = quotas.get(key)
+        if isinstance(quota, int) and wanted[key] and used[key] + wanted[key] > quota:
+            problems.append(
+                f"{key}: team {team.name}'s quota is {quota}, {used[key]} in use, "
+                f"this asks {wanted[key]} more"
+            )
+    if problems:
+        raise QuotaExceeded(problems)
+
+
+@contextlib.contextmanager
+def guarded(decision, summary=None):
+    """Turn a QuotaExceeded raised inside into the gate's audited refusal (403)."""
+    try:
+        yield
+    except QuotaExceeded as err:
+        refused = dataclasses.replace(
+            decision, allowed=False, reason=str(err), problems=tuple(err.problems)
+        )
+        gate.record(refused, summary=summary)
+        raise AccessDenied(refused) from None
+
+
+def valid(quotas) -> str:
+    """Why `quotas` is not a valid quota object ("" when it is)."""
+    if not isinstance(quotas, dict) or set(quotas) - set(KEYS):
+        return f"an object with keys from {', '.join(KEYS)}"
+    for value in quotas.values():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return "quotas are non-negative integers"
+    return ""
