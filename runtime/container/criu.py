@@ -9,6 +9,7 @@ descriptors the shim holds the other end of (pipes, the host's /dev/null).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -24,14 +25,38 @@ _FRESH_ROOT = "/"
 
 
 def binary() -> str:
-    """The criu program (KernelError with a clear hint if the host has none)."""
+    """The criu program (KernelError with a clear hint if the host has none that works)."""
     found = shutil.which("criu", path=os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin")
     if not found:
         raise KernelError(
             "checkpoint/restore needs CRIU on this host: install the 'criu' package (>= 3.19 "
             "on kernels with [vvar_vclock], e.g. 6.x)"
         )
+    problem = unusable(found)
+    if problem:
+        raise KernelError(problem)
     return found
+
+
+@functools.cache
+def unusable(program: str) -> str:
+    """Why `program` cannot checkpoint on this kernel ("" when `criu check` passes).
+
+    Debian 12's CRIU 3.17 fails on 6.x kernels before it does anything (it does not know the
+    kernel's vDSO layout): say so once, instead of failing half-way through a dump.
+    """
+    try:
+        done = subprocess.run([program, "check"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"CRIU ({program}) does not run: {err}"
+    text = (done.stdout + done.stderr).strip()
+    if done.returncode == 0 and "Error" not in text:
+        return ""
+    last = text.splitlines()[-1] if text else f"exit code {done.returncode}"
+    return (
+        f"CRIU ({program}) does not work on this kernel ({last}); checkpoint/restore needs "
+        "CRIU >= 3.19 on 6.x kernels"
+    )
 
 
 def fd_key(pid: int, fd: int) -> str:
