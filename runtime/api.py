@@ -321,6 +321,8 @@ class Runtime:
             "image_id": rec["image_id"],
             "hostname": rec["hostname"],
             "spec": rec["spec"],
+            # What runs: the spec's entrypoint and command, else the image's (Docker's rule).
+            "command": plan.command_line(self.spec_of(rec), rec.get("image_config") or {}),
             "network": read_json(paths.network_file, {}) or {},
             "log_path": str(paths.log_file),
         }

@@ -131,7 +131,9 @@ daemonize yes
 pidfile "$dir/redis.pid"
 logfile "$dir/redis.log"
 save ""
-appendonly no
+# Queued tasks survive a restart of Redis (append-only file, synced every second).
+appendonly ${BERTH_REDIS_APPENDONLY:-yes}
+appendfsync everysec
 requirepass $(cat "$password_file")
 EOF
   )

@@ -15,6 +15,7 @@ Choices (docs/agent.md):
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,8 +26,10 @@ from operations.models import Operation
 
 log = logging.getLogger(__name__)
 Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.State
-# A pending operation this old lost its message (Redis restarted empty): run it from the row.
-LOST_MESSAGE_AFTER = timedelta(seconds=60)
+# A pending operation this old lost its message (never queued, or Redis restarted empty): run
+# it from the row. Two reconcile intervals: a message still queued behind busy workers is
+# claimed once either way (agent/claims.py).
+LOST_MESSAGE_AFTER = timedelta(seconds=2 * settings.BERTH_RECONCILE_SECONDS)
 # Operations that are live sessions run by their own task (agent/streams.py), never re-run.
 SESSION_KINDS = frozenset({"container.terminal"})
 

@@ -290,8 +290,7 @@ def _ps(args) -> int:
         return 0
     rows = []
     for st in reversed(states):
-        spec = st["spec"]
-        cmd = " ".join((spec.get("entrypoint") or []) + (spec.get("command") or []))
+        cmd = " ".join(st.get("command") or [])
         if not args.no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         rows.append(

@@ -307,3 +307,15 @@ def test_killing_the_caller_stops_no_container(rt):
     proc.wait(timeout=10)
     time.sleep(0.2)
     assert rt.state("fg")["status"] == "running"
+
+
+def test_ps_shows_the_images_command_when_the_spec_has_none(berth, rt):
+    """`ps` names what runs, from the image's Cmd when the spec leaves it out (issue 17)."""
+    berth("create", "--name", "imgcmd", "--network", "none", "busybox")
+    try:
+        listing = berth("ps", "-a", "--no-trunc").stdout.decode()
+        line = next(row for row in listing.splitlines() if row.endswith("imgcmd"))
+        assert '"sh"' in line, listing
+        assert rt.state("imgcmd")["command"] == ["sh"]
+    finally:
+        berth("rm", "-f", "imgcmd", check=False)
