@@ -4,7 +4,9 @@
         resource = "thing"
         gate_actions = {"list": "thing.view", "retrieve": "thing.view", "start": "thing.start"}
 
-`initial()` refuses any action missing from the map (fail closed), `get_queryset()` is always
+`initial()` refuses any action missing from the map (fail closed), answers 405 (with `Allow`) for a
+method the route does not map, and lets OPTIONS describe the resource to those who may view it;
+`get_queryset()` is always
 `gate.restrict(...)`, and `get_object()` looks up only what the user may view; anything else
 answers 404 and is audited. The guard test walks every URL and checks these declarations.
 """
@@ -15,14 +17,21 @@ import dataclasses
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from rest_framework import status, viewsets
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 
 from accounts.models import TOKEN_PREFIX
+from api.metadata import GatedMetadata
 from rbac import gate
 
 # Query parameters whose values are never written to the audit log (a client may put a token
 # or a password in the URL; the append-only log must not keep it forever).
 _SECRET_PARAMS = ("token", "password", "secret", "key", "auth", "credential")
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` can be a primary key: ASCII digits that fit a 64-bit integer."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
 
 
 def _redacted(name: str, value):
@@ -39,9 +48,23 @@ class GatedViewSet(viewsets.GenericViewSet):
     resource: str = ""
     gate_actions: dict[str, str] = {}
     view_action: str = ""  # the permission that makes an object visible; default <resource>.view
+    metadata_class = GatedMetadata
+
+    @property
+    def view_permission(self) -> str:
+        """The permission that makes the resource's objects visible."""
+        return self.view_action or f"{self.resource}.view"
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if self.action is None:
+            # A method this route does not map (TRACE, PUT on containers): a client's mistake,
+            # answered after authentication like DRF does; the response carries `Allow`.
+            raise MethodNotAllowed(request.method)
+        if self.action == "metadata" and "metadata" not in self.gate_actions:
+            # OPTIONS describes the endpoint: whoever may view the resource may read it.
+            self.permission_code = self.view_permission
+            return
         if self.action not in self.gate_actions:
             raise ImproperlyConfigured(
                 f"{type(self).__name__}.{self.action} is not in its gate_actions"
@@ -53,21 +76,26 @@ class GatedViewSet(viewsets.GenericViewSet):
         return self.queryset.all()
 
     def get_queryset(self):
-        code = getattr(self, "permission_code", None) or self.view_action or f"{self.resource}.view"
+        code = getattr(self, "permission_code", None) or self.view_permission
         return gate.restrict(self.base_queryset(), self.request.user, code)
 
     def get_object(self):
         """The object named in the URL if the user may view it; otherwise an audited 404."""
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        visible = gate.restrict(
-            self.base_queryset(), self.request.user, self.view_action or f"{self.resource}.view"
-        )
+        visible = gate.restrict(self.base_queryset(), self.request.user, self.view_permission)
         obj = None
-        if str(lookup).isdigit() or self.lookup_field != "pk":
+        # ASCII digits only: "²" and "١٢" pass str.isdigit() but are not ids; nor is a number
+        # past the 64-bit columns (SQLite refuses it rather than matching nothing).
+        if self.lookup_field != "pk" or is_id(str(lookup)):
             obj = visible.filter(**{self.lookup_field: lookup}).first()
         if obj is None:
             gate.not_visible(self.request.user, self.permission_code, self.resource, lookup)
         return obj
+
+    def options(self, request, *args, **kwargs):
+        """OPTIONS: DRF's description of the endpoint, once the gate allows (and audits) it."""
+        self.authorize()
+        return super().options(request, *args, **kwargs)
 
     def summary(self) -> dict:
         """What the audit event keeps of the request: method, path and query."""

@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -37,6 +38,11 @@ def exception_handler(exc, context):
         return Response(
             error_body("conflict", "the object is still in use by other objects"), status=409
         )
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("too_large", "the request body is too large"), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many form fields or files, a malformed multipart body: the client's fault.
+        return Response(error_body("invalid", "the request could not be read"), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,5 +1,7 @@
 """Answer 202 with an Operation, or wait for it when the client asked ?wait=<seconds>."""
 
+import math
+
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -17,8 +19,8 @@ def wait_seconds(request) -> float:
         value = float(raw)
     except ValueError:
         raise InvalidRequest(f"wait must be a number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise InvalidRequest("wait must not be negative")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequest(f"wait must be a finite number of seconds >= 0, got {raw!r}")
     return value
 
 

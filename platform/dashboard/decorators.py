@@ -7,6 +7,7 @@ import functools
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -18,6 +19,8 @@ from rbac.errors import AccessDenied
 SIGNED_IN = "signed-in"
 # Views open to anyone (login).
 PUBLIC = "public"
+# What pages and their forms send; anything else (PUT, DELETE, OPTIONS, TRACE) is a 405.
+PAGE_METHODS = ("GET", "HEAD", "POST")
 
 
 def back_url(request, fallback: str | None = None) -> str:
@@ -71,6 +74,8 @@ def gated(action: str, *, login: bool = True):
     def wrap(view):
         @functools.wraps(view)
         def inner(request, *args, **kwargs):
+            if request.method not in PAGE_METHODS:
+                return HttpResponseNotAllowed(PAGE_METHODS)
             if login and not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             try:

@@ -62,7 +62,10 @@ def register(subparsers) -> None:
     )
     build.add_argument("-t", "--tag", help="name the image NAME[:TAG]")
     build.add_argument(
-        "-f", "--file", default="Dockerfile", help="Dockerfile (in the context unless absolute)"
+        "-f",
+        "--file",
+        help="Dockerfile (default: PATH/Dockerfile; a relative -f is found from the current "
+        "directory first, as Docker does, then in the context)",
     )
     build.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     build.add_argument("--no-cache", action="store_true", help="do not use the build cache")
@@ -259,6 +262,17 @@ def _build_args(items) -> dict:
     return out
 
 
+def _dockerfile(given: str | None) -> str:
+    """The Dockerfile to build: the context's own unless -f named one."""
+    if given is None:
+        # Never the current directory's: `build PATH` reads PATH/Dockerfile.
+        return "Dockerfile"
+    if os.path.isfile(given) and not os.path.isabs(given):
+        # Like Docker, -f is relative to the current directory when the file is there.
+        return os.path.abspath(given)
+    return given
+
+
 def _build(args) -> int:
     from runtime.build import Builder
 
@@ -268,10 +282,7 @@ def _build(args) -> int:
             sys.stdout.flush()
 
     builder = Builder(_runtime(args))
-    dockerfile = args.file
-    if os.path.isfile(dockerfile) and not os.path.isabs(dockerfile):
-        # Like Docker, -f is relative to the current directory when the file is there.
-        dockerfile = os.path.abspath(dockerfile)
+    dockerfile = _dockerfile(args.file)
     options = {
         "build_args": _build_args(args.build_arg),
         "log": log,
@@ -283,7 +294,7 @@ def _build(args) -> int:
         with tempfile.NamedTemporaryFile(prefix="berth-context-", suffix=".tar") as tmp:
             shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
             tmp.flush()
-            result = builder.build(tmp.name, args.file, args.tag, **options)
+            result = builder.build(tmp.name, args.file or "Dockerfile", args.tag, **options)
     else:
         result = builder.build(args.context, dockerfile, args.tag, **options)
     if args.quiet:
