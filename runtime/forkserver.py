@@ -34,8 +34,8 @@ def _run(rt, spec, auto_remove=False):
     return rt.run(ContainerSpec.from_dict(spec), auto_remove=auto_remove)
 
 
-def _start(rt, ref):
-    return rt.start(ref)
+def _start(rt, ref, checkpoint=None):
+    return rt.start(ref, checkpoint=checkpoint) if checkpoint else rt.start(ref)
 
 
 def _restart(rt, ref, timeout=None):
@@ -194,9 +194,9 @@ class LeanRuntime:
         """As Runtime.run, in the fork server."""
         return self._client.call("run", _spec_dict(spec), auto_remove)
 
-    def start(self, ref: str) -> dict:
-        """As Runtime.start, in the fork server."""
-        return self._client.call("start", ref)
+    def start(self, ref: str, checkpoint: str | None = None) -> dict:
+        """As Runtime.start (from a checkpoint when named), in the fork server."""
+        return self._client.call("start", ref, checkpoint)
 
     def restart(self, ref: str, timeout: int | None = None) -> dict:
         """As Runtime.restart, in the fork server."""

@@ -262,3 +262,8 @@ HANDLERS = {
     "delete": remove,
     **{name: _as_operation(query) for name, query in QUERIES.items()},
 }
+
+# Live migration's steps on the source (agent/migrate_ops.py).
+from agent import migrate_ops  # noqa: E402 (it needs nothing of this module)
+
+HANDLERS.update(migrate_ops.CONTAINER_HANDLERS)

@@ -61,6 +61,10 @@ def _update(container: Container, fields: dict) -> None:
     # Only the columns this agent owns change (a concurrent rename in the web is not undone).
     names = {f.name for f in Container._meta.concrete_fields}
     fields = {k: v for k, v in fields.items() if k in names}
-    Container.objects.filter(id=container.id).update(updated_at=timezone.now(), **fields)
+    # Only while the row is still on this agent's host: a container that moved (live
+    # migration) is the new host's to report, and an observation in flight must not undo it.
+    Container.objects.filter(id=container.id, host_id=container.host_id).update(
+        updated_at=timezone.now(), **fields
+    )
     for key, value in fields.items():
         setattr(container, key, value)

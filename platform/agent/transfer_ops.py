@@ -80,3 +80,12 @@ def volume_import(rt, op):
 
 
 HANDLERS = {"volume.export": volume_export, "volume.import": volume_import}
+
+
+def _migration_handlers() -> dict:
+    from agent import migrate_ops  # local: keeps the volume steps importable on their own
+
+    return migrate_ops.HANDLERS
+
+
+HANDLERS.update(_migration_handlers())

@@ -13,7 +13,10 @@ def pick(queryset, value, what):
         if len(found) != 1:
             raise InvalidRequest(f"{what} is required")
         return found[0]
-    lookup = {"pk": int(value)} if str(value).isdigit() else {"name": value}
+    text = str(value)
+    # ASCII digits only (int() refuses '²'), and short enough for a database integer.
+    by_id = text.isascii() and text.isdigit() and len(text) <= 18
+    lookup = {"pk": int(text)} if by_id else {"name": text}
     obj = queryset.filter(**lookup).first()
     if obj is None:
         raise InvalidRequest(f"unknown {what} {value!r}")

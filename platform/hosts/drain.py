@@ -15,6 +15,7 @@ references name containers on this host by runtime id; they are reported for the
 import dataclasses
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +32,8 @@ from transfers.models import Transfer
 from transfers.views import storage
 from volumes.models import Volume
 
-STEP_SECONDS = 120
+# How long one step may take before the move is called off (tests use a short one).
+STEP_SECONDS = settings.BERTH_HOST_STEP_SECONDS
 TRANSFER_LIFETIME = timedelta(hours=1)
 
 

@@ -16,6 +16,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "kill",
         "pause",
         "unpause",
+        "migrate",
         "logs",
         "stats",
         "top",

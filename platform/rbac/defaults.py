@@ -29,6 +29,7 @@ DEFAULT_ROLES = {
         "description": "Lifecycle, logs and exec on every team's containers; no dangerous options.",
         "permissions": _CONTAINER_LIFECYCLE
         + [
+            "container.migrate",
             "image.view",
             "image.pull",
             "network.view",

@@ -128,6 +128,10 @@ def restore_argv(
     """`criu restore` detached, the root task a child of the caller (the shim-to-be)."""
     argv = [binary(), "restore", "-D", str(images), "-W", str(work), "-o", "restore.log"]
     argv += [*COMMON, "--root", root, "--restore-detached", "--restore-sibling"]
+    # The restored tasks stay in the cgroup CRIU runs in (the new container's, limits set):
+    # never the cgroup paths of the dump, which belong to the source container (and, on the
+    # same machine, are killed with it).
+    argv.append("--manage-cgroups=ignore")
     argv += ["--pidfile", str(work / "pid")]
     for point, source in mounts.items():
         argv += ["--external", f"mnt[{point}]:{source}"]

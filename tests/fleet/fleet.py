@@ -144,6 +144,8 @@ class Fleet:
             BERTH_RECONCILE_SECONDS=str(RECONCILE_SECONDS),
             # Where agents reach the web (transfers between hosts), through the bridge.
             BERTH_CONTROL_URL=self.web_url,
+            # A drain or migration step on a dead host is called off after this long.
+            BERTH_HOST_STEP_SECONDS="15",
             PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
             PYTHONUNBUFFERED="1",
         )

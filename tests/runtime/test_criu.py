@@ -10,21 +10,9 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import Conflict, InvalidSpec, InvalidState
+from tests.criu_support import criu_problem
 
-
-def _criu_problem() -> str:
-    """Why checkpoint tests cannot run here ("" when a working CRIU is installed)."""
-    from runtime.container import criu
-    from runtime.errors import KernelError
-
-    try:
-        criu.binary()
-    except KernelError as err:
-        return str(err)
-    return ""
-
-
-_PROBLEM = _criu_problem()
+_PROBLEM = criu_problem()
 pytestmark = [
     pytest.mark.root,
     # Debian 12's CRIU 3.17 cannot run on 6.x kernels; the reason names what is missing.

@@ -183,6 +183,8 @@ BERTH_CHANNEL_TTL_SECONDS = int(secret("BERTH_CHANNEL_TTL_SECONDS") or 300)
 BERTH_CHANNEL_SKEW_SECONDS = int(secret("BERTH_CHANNEL_SKEW_SECONDS") or 30)
 # Archives in transit between hosts (a drained host's volumes), kept until their target has them.
 BERTH_TRANSFER_DIR = secret("BERTH_TRANSFER_DIR") or str(DATA_DIR / "transfers")
+# How long one step of a drain or migration (an operation on one host) may take.
+BERTH_HOST_STEP_SECONDS = int(secret("BERTH_HOST_STEP_SECONDS") or 120)
 # Enrolment: join attempts per client address (POST /api/v1/hosts/join/), and the broker URL
 # told to joining agents (unset: each agent uses its own REDIS_URL).
 BERTH_JOIN_RATE = secret("BERTH_JOIN_RATE") or "30/min"

@@ -6,8 +6,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
+from api.fields import StrictCharField, StrictSerializer
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
+from config.errors import Conflict
 from containers import services
 from containers.api.filters import ContainerFilter
 from containers.api.serializers import (
@@ -19,11 +21,19 @@ from containers.api.serializers import (
     StopSerializer,
 )
 from containers.models import Container
+from hosts import migrate as migrating
 from hosts import placement
+from hosts.drain import StepFailed
 from operations import dispatch
 from rbac import gate
 
 VERBS = ("start", "stop", "restart", "kill", "pause", "unpause")
+
+
+class MigrateSerializer(StrictSerializer):
+    """Where a live migration goes."""
+
+    host = StrictCharField(help_text="the target host's name or id")
 
 
 class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
@@ -40,6 +50,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         "stats": "container.stats",
         "top": "container.top",
         "exec": "container.exec",
+        "migrate": "container.migrate",
         **{verb: f"container.{verb}" for verb in VERBS},
     }
     queryset = Container.objects.select_related("team", "host")
@@ -146,6 +157,23 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
             container, body.validated_data["name"], acting_user=request.user, summary=self.summary()
         )
         return operation_response(request, op, lambda: _container_body(container))
+
+    @extend_schema(request=MigrateSerializer, responses={200: ContainerSerializer})
+    @action(detail=True, methods=["post"])
+    def migrate(self, request, pk=None):
+        """Move the running container to another host, memory and all (CRIU)."""
+        container = self.get_object()
+        body = MigrateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self.require(container)
+        target = pick_host(request.user, body.validated_data["host"])
+        try:
+            moved = migrating.migrate(
+                container, target, acting_user=request.user, summary=self.summary()
+            )
+        except StepFailed as err:
+            raise Conflict(f"migration of {container.name} failed: {err}") from None
+        return Response(ContainerSerializer(moved).data)
 
     def _may_be_root(self) -> bool:
         """Whether the gate lets this user exec as root here: the agent, which can resolve
