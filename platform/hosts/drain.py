@@ -13,32 +13,16 @@ references name containers on this host by runtime id; they are reported for the
 """
 
 import dataclasses
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from audit import context
 from containers import references
 from containers.models import Container
 from containers.services import audit_summary_of_spec
-from hosts import placement, services
+from hosts import placement, services, steps
 from hosts.models import Host
-from operations import dispatch
 from operations.models import Operation
 from rbac import gate
-from transfers.models import Transfer
-from transfers.views import storage
-from volumes.models import Volume
-
-# How long one step may take before the move is called off (tests use a short one).
-STEP_SECONDS = settings.BERTH_HOST_STEP_SECONDS
-TRANSFER_LIFETIME = timedelta(hours=1)
-
-
-class StepFailed(Exception):
-    """One step of one container's move failed; the message says which and why."""
 
 
 @dataclasses.dataclass
@@ -68,7 +52,7 @@ def drain(decision, host: Host, *, acting_user, summary=None) -> Report:
     for container in live:
         try:
             new = _move(container, acting_user=acting_user)
-        except StepFailed as err:
+        except steps.StepFailed as err:
             report.failed.append({"id": container.pk, "name": container.name, "error": str(err)})
         else:
             report.moved.append(
@@ -85,7 +69,7 @@ def drain(decision, host: Host, *, acting_user, summary=None) -> Report:
 def _move(container: Container, *, acting_user) -> Container:
     refs = references.container_refs(container.spec)
     if refs:
-        raise StepFailed(
+        raise steps.StepFailed(
             f"it joins or links container(s) on this host ({', '.join(r for _, r in refs)}); "
             "recreate it by hand once they moved"
         )
@@ -95,9 +79,9 @@ def _move(container: Container, *, acting_user) -> Container:
         _step(container, "container.stop", acting_user, {"timeout": 10})
     try:
         for name in sorted(set(references.volume_names(container.spec))):
-            _move_volume(container, name, target, acting_user)
+            steps.move_volume(container, name, target, acting_user)
         new = _recreate(container, target, acting_user, start=was_running)
-    except StepFailed:
+    except steps.StepFailed:
         if was_running:  # leave it as it was found
             Container.objects.filter(pk=container.pk).update(desired_state="running")
             _step(container, "container.start", acting_user, {}, check=False)
@@ -115,107 +99,26 @@ def _target(container, acting_user) -> Host:
             if h.pk != container.host_id
         ]
     except Exception as err:  # placement raises the API's errors: keep their message
-        raise StepFailed(str(err)) from None
+        raise steps.StepFailed(str(err)) from None
     if not choices:
-        raise StepFailed("no other host can take it (all are down, cordoned or not yours)")
+        raise steps.StepFailed("no other host can take it (all are down, cordoned or not yours)")
     return sorted(choices, key=placement.score)[0]
-
-
-def _operation(kind, host, team, target_type, target_id, acting_user, params):
-    return dispatch.new_operation(
-        kind=kind,
-        target_type=target_type,
-        target_id=target_id,
-        host=host,
-        team=team,
-        params=params,
-        user=acting_user,
-        request_id=context.current().request_id,
-    )
-
-
-def _run(op: Operation, what: str, *, check=True) -> Operation:
-    """Send one operation, wait for it, raise StepFailed unless it succeeded."""
-    dispatch.send_signed(dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id)
-    op = dispatch.wait_for(op, STEP_SECONDS)
-    if check and op.state != Operation.State.SUCCEEDED:
-        raise StepFailed(f"{what}: {op.error or op.state}")
-    return op
-
-
-def _audited(acting_user, action, obj, summary):
-    decision = gate.decide(acting_user, action, obj)
-    if not decision.allowed:
-        gate.record(decision, summary=summary)
-        raise StepFailed(decision.reason)
-    return decision
 
 
 def _step(container, kind, acting_user, params, *, check=True) -> Operation:
     summary = {"drain": container.host.name, "container": container.name}
-    decision = _audited(
+    decision = steps.audited(
         acting_user,
         "container." + kind.split(".")[1].replace("remove", "delete"),
         container,
         summary,
     )
     with transaction.atomic():
-        op = _operation(
+        op = steps.new_operation(
             kind, container.host, container.team, "container", container.pk, acting_user, params
         )
         gate.record(decision, summary=summary, operation=op)
-    return _run(op, f"{kind} of {container.name} on {container.host.name}", check=check)
-
-
-def _move_volume(container, name, target: Host, acting_user) -> None:
-    source_vol = Volume.objects.filter(host=container.host, name=name).first()
-    if source_vol is None or source_vol.team_id != container.team_id:
-        raise StepFailed(f"volume {name!r} is not a volume of team {container.team.name} here")
-    taken = Volume.objects.filter(host=target, name=name).first()
-    if taken is not None and taken.team_id != container.team_id:
-        raise StepFailed(f"volume {name!r} is taken by another team on host {target.name}")
-    summary = {"drain": container.host.name, "volume": name, "to": target.name}
-    _audited(acting_user, "volume.create", Volume(team=container.team, host=target), summary)
-    with transaction.atomic():
-        target_vol = taken or Volume.objects.create(team=container.team, host=target, name=name)
-        transfer = Transfer.objects.create(
-            source=container.host,
-            target=target,
-            team=container.team,
-            name=name,
-            expires_at=timezone.now() + TRANSFER_LIFETIME,
-        )
-        export = _operation(
-            "volume.export",
-            container.host,
-            container.team,
-            "volume",
-            source_vol.pk,
-            acting_user,
-            {"transfer": str(transfer.pk)},
-        )
-        gate.record(
-            gate.decide(acting_user, "volume.create", target_vol),
-            summary=summary | {"transfer": str(transfer.pk)},
-            operation=export,
-        )
-    try:
-        _run(export, f"export of volume {name} from {container.host.name}")
-        transfer.refresh_from_db()
-        imported = _operation(
-            "volume.import",
-            target,
-            container.team,
-            "volume",
-            target_vol.pk,
-            acting_user,
-            {"transfer": str(transfer.pk), "sha256": transfer.sha256},
-        )
-        _run(imported, f"import of volume {name} on {target.name}")
-    finally:
-        # The archive served its purpose (or failed): it does not stay on the web's disk.
-        storage(transfer.pk).unlink(missing_ok=True)
-        Transfer.objects.filter(pk=transfer.pk).update(state=Transfer.State.DONE)
+    return steps.run(op, f"{kind} of {container.name} on {container.host.name}", check=check)
 
 
 def _recreate(container, target: Host, acting_user, *, start: bool) -> Container:
@@ -237,11 +140,11 @@ def _recreate(container, target: Host, acting_user, *, start: bool) -> Container
     decision = gate.decide(acting_user, "container.create", new, options=spec)
     if not decision.allowed:
         gate.record(decision, summary=summary)
-        raise StepFailed(f"not allowed on host {target.name}: {decision.reason}")
+        raise steps.StepFailed(f"not allowed on host {target.name}: {decision.reason}")
     try:
         with transaction.atomic():
             new.save(force_insert=True)
-            op = _operation(
+            op = steps.new_operation(
                 "container.create",
                 target,
                 new.team,
@@ -252,7 +155,7 @@ def _recreate(container, target: Host, acting_user, *, start: bool) -> Container
             )
             gate.record(decision, summary=summary, operation=op)
     except Exception as err:  # a name taken on the target host, for one
-        raise StepFailed(f"cannot create it on host {target.name}: {err}") from None
-    _run(op, f"create of {container.name} on {target.name}")
+        raise steps.StepFailed(f"cannot create it on host {target.name}: {err}") from None
+    steps.run(op, f"create of {container.name} on {target.name}")
     new.refresh_from_db()
     return new

@@ -18,9 +18,9 @@ from django.utils import timezone
 from audit.services import record_event
 from containers import references
 from containers.models import Container
-from hosts import drain, placement
-from hosts.drain import StepFailed
+from hosts import placement, steps
 from hosts.models import Host
+from hosts.steps import StepFailed
 from operations import dispatch
 from operations.models import Operation
 from rbac import gate
@@ -46,9 +46,9 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
     """Move running `container` to `target`; the row keeps its id. StepFailed says why not."""
     summary = dict(summary or {}) | {"container": container.name, "to": target.name}
     # The gate on both hosts: the source row as it is, and the row as it would be on target.
-    drain._audited(acting_user, "container.migrate", container, summary)
+    steps.audited(acting_user, "container.migrate", container, summary)
     moved = Container(team=container.team, host=target, name=container.name, spec=container.spec)
-    decision = drain._audited(acting_user, "container.migrate", moved, summary)
+    decision = steps.audited(acting_user, "container.migrate", moved, summary)
     check_target(container, target)
     source = container.host
     name = f"migrate-{secrets.token_hex(4)}"
@@ -58,15 +58,15 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
         team=container.team,
         kind="checkpoint",
         name=container.name,
-        expires_at=timezone.now() + drain.TRANSFER_LIFETIME,
+        expires_at=timezone.now() + steps.TRANSFER_LIFETIME,
     )
     params = {"transfer": str(transfer.pk), "checkpoint": name}
     try:
         _on_source(container, "container.checkpoint", acting_user, params, summary)
         for volume in sorted(set(references.volume_names(container.spec))):
-            drain._move_volume(container, volume, target, acting_user)
+            steps.move_volume(container, volume, target, acting_user)
         transfer.refresh_from_db()
-        op = drain._operation(
+        op = steps.new_operation(
             "checkpoint.import",
             target,
             container.team,
@@ -113,7 +113,7 @@ def _restored(op, container, target) -> dict:
     """Run the restore on the target; if it does not finish in time, call it off first, so the
     container can never end up running on both hosts."""
     try:
-        return drain._run(op, f"restore of {container.name} on {target.name}").result
+        return steps.run(op, f"restore of {container.name} on {target.name}").result
     except StepFailed:
         called_off = Operation.objects.filter(pk=op.pk, state=Operation.State.PENDING).update(
             state=Operation.State.FAILED,
@@ -123,7 +123,7 @@ def _restored(op, container, target) -> dict:
         if called_off:
             raise
         # The target took it after all: its outcome decides.
-        op = dispatch.wait_for(op, drain.STEP_SECONDS)
+        op = dispatch.wait_for(op, steps.STEP_SECONDS)
         if op.state != Operation.State.SUCCEEDED:
             raise
         return op.result
@@ -131,7 +131,7 @@ def _restored(op, container, target) -> dict:
 
 def _on_source(container, kind, acting_user, params, summary, *, check=True):
     with transaction.atomic():
-        op = drain._operation(
+        op = steps.new_operation(
             kind, container.host, container.team, "container", container.pk, acting_user, params
         )
-    return drain._run(op, f"{kind} of {container.name} on {container.host.name}", check=check)
+    return steps.run(op, f"{kind} of {container.name} on {container.host.name}", check=check)

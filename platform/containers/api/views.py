@@ -23,7 +23,7 @@ from containers.api.serializers import (
 from containers.models import Container
 from hosts import migrate as migrating
 from hosts import placement
-from hosts.drain import StepFailed
+from hosts.steps import StepFailed
 from operations import dispatch
 from rbac import gate
 
