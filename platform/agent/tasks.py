@@ -17,7 +17,7 @@ from agent import streams as _streams  # noqa: F401  (registers agent.relay_term
 from agent.hostname import queue_for, this_host
 from agent.runtime_handle import get_runtime
 from containers.models import Container
-from runtime.errors import BerthError
+from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, NotFound
 from trust import envelope as sealing
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,34 @@ class QueryFailed(Exception):
     """A read-style call failed on the host; the message is for the user."""
 
 
+class QueryConflict(QueryFailed):
+    """The container is not in a state that allows the call (the web answers 409)."""
+
+
+class QueryInvalid(QueryFailed):
+    """The call's arguments do not fit the container (the web answers 400)."""
+
+
+class QueryNotFound(QueryFailed):
+    """What the call names does not exist on the host (the web answers 404)."""
+
+
+# The web tells these apart by class name (operations/dispatch.py), never importing `runtime`.
+_QUERY_ERRORS = (
+    (InvalidState, QueryConflict),
+    (Conflict, QueryConflict),
+    (InvalidSpec, QueryInvalid),
+    (NotFound, QueryNotFound),
+)
+
+
+def _query_error(err: BerthError) -> QueryFailed:
+    for runtime_kind, kind in _QUERY_ERRORS:
+        if isinstance(err, runtime_kind):
+            return kind(str(err))
+    return QueryFailed(str(err))
+
+
 def _query(name, container_id, params, envelope):
     claims = _admit(f"agent.container_{name}", [container_id, params], {}, envelope)
     params = dict(params or {})
@@ -58,28 +86,28 @@ def _query(name, container_id, params, envelope):
         return containers_ops.QUERIES[name](get_runtime(), container, params)
     except BerthError as err:
         # A plain exception: the web rebuilds it without importing `runtime`.
-        raise QueryFailed(str(err)) from None
+        raise _query_error(err) from None
 
 
-@shared_task(name="agent.container_logs")
+@shared_task(name="agent.container_logs", throws=(QueryFailed,))
 def container_logs(container_id, params=None, envelope=None):
     """The last log lines of a container: {"lines": [[stream, iso_ts, text], ...]}."""
     return _query("logs", container_id, params, envelope)
 
 
-@shared_task(name="agent.container_stats")
+@shared_task(name="agent.container_stats", throws=(QueryFailed,))
 def container_stats(container_id, params=None, envelope=None):
     """One stats sample of a container."""
     return _query("stats", container_id, params, envelope)
 
 
-@shared_task(name="agent.container_top")
+@shared_task(name="agent.container_top", throws=(QueryFailed,))
 def container_top(container_id, params=None, envelope=None):
     """The processes of a container."""
     return _query("top", container_id, params, envelope)
 
 
-@shared_task(name="agent.container_exec")
+@shared_task(name="agent.container_exec", throws=(QueryFailed,))
 def container_exec(container_id, params=None, envelope=None):
     """Run a non-interactive command in a container: {"exit_code", "output"}."""
     return _query("exec", container_id, params, envelope)

@@ -22,13 +22,19 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from config.celery import app as celery_app
-from config.errors import HostTimeout, Unavailable
+from config.errors import Conflict, HostTimeout, InvalidRequest, NotFound, Unavailable
 from operations import completion
 from operations.models import Operation
 from trust import envelope, keys
 
 log = logging.getLogger(__name__)
 EXECUTE_OPERATION = "agent.execute_operation"
+# Refusals of read-style calls on the host, by the class name the agent raises them under.
+HOST_REFUSALS = {
+    "QueryConflict": Conflict,
+    "QueryInvalid": InvalidRequest,
+    "QueryNotFound": NotFound,
+}
 BROKER_DOWN = "the message broker (Redis) is unreachable; nothing was changed, try again later"
 BROKER_AUTH = (
     "the message broker (Redis) refused Berth's credentials: check REDIS_URL or "
@@ -165,5 +171,9 @@ def call_host(host, task_name: str, args: list, timeout: float | None = None, *,
     except KombuOperationalError as exc:
         raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
     except Exception as exc:
-        # The task itself raised on the host: pass its message on.
+        # The task itself raised on the host: a refusal the user can act on keeps its status
+        # (agent/tasks.py names them; the web never imports the agent), anything else is 503.
+        answer = HOST_REFUSALS.get(type(exc).__name__)
+        if answer is not None:
+            raise answer(str(exc)[:500]) from None
         raise Unavailable(f"host {host.name} failed: {exc}"[:500], code="host_error") from None
