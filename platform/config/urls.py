@@ -1,4 +1,5 @@
-"""Root URLs: the REST API under /api/v1/, its OpenAPI schema and docs, the Django admin."""
+"""Root URLs: the REST API under /api/v1/, its OpenAPI schema and docs, the Docker Engine API
+(/_ping, /version, /v1.NN/...; dockerapi/), the dashboard."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -12,6 +13,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
         name="api-docs",
     ),
+    # The Docker Engine API for the docker CLI and SDKs (docs/docker-api.md): bearer tokens only.
+    path("", include("dockerapi.urls")),
     # The browser dashboard owns every other path.
     path("", include("dashboard.urls")),
 ]

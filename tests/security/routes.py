@@ -11,6 +11,13 @@ PUBLIC = {"login/", "logout/", "api/v1/^hosts/join/$"}
 # Paths that take no session at all: only requests signed by an enrolled host's key (tested in
 # tests/platform/test_plat_transfers.py); a session or a forged request carries nothing there.
 HOST_SIGNED = {"api/v1/transfers/<str:pk>/data/"}
+# The Docker Engine API (platform/dockerapi/): bearer tokens only, no session is accepted (so a
+# forged cross-site request carries nothing); anonymous and session callers get 401. Its router
+# authenticates every path and each handler asks the gate (tests/platform/test_plat_dockerapi.py).
+DOCKER_API = {
+    r"^(?P<rest>_ping|version)$": "/_ping",
+    r"^v(?P<version>\d+\.\d+)/(?P<rest>.*)$": "/v1.47/containers/json",
+}
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 ALL_METHODS = ("get", "post", "put", "patch", "delete")
@@ -26,6 +33,8 @@ def _walk(patterns, prefix=""):
 
 def concrete(route: str, pk: int = 1) -> str:
     """'api/v1/^containers/(?P<pk>[^/.]+)/exec/$' -> '/api/v1/containers/1/exec/'."""
+    if route in DOCKER_API:
+        return DOCKER_API[route]
     if route.endswith("^.*$"):
         return "/" + route.replace("^.*$", "no-such-thing/")
 

@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from operations.models import Operation
-from tests.security.routes import HOST_SIGNED, PUBLIC, routes
+from tests.security.routes import DOCKER_API, HOST_SIGNED, PUBLIC, routes
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +34,8 @@ def test_anonymous_is_refused_on_every_route(api, containers):
             response = _send(api(), method, path)
             if route.endswith("^.*$"):
                 assert response.status_code == 404, path  # unknown API path: touches nothing
+            elif route in DOCKER_API:
+                assert response.status_code == 401, (method, path, response.status_code)
             elif route.startswith("api/"):
                 assert response.status_code in (401, 403), (method, path, response.status_code)
             else:
@@ -59,6 +61,9 @@ def test_a_user_without_roles_reaches_nothing(api, containers):
                 assert response.status_code in (200, 405), path
                 assert b"ts-web-a" not in response.content, path
                 continue
+            if route in DOCKER_API:
+                assert response.status_code == 401, path  # a session is no Docker API credential
+                continue
             if route in ("api/schema/", "api/docs/") and method == "get":
                 continue  # the API's description: signed-in users may read it, it holds no object
             if response.status_code == 200 and method == "get" and route.startswith("api/"):
@@ -74,6 +79,10 @@ def test_every_dashboard_post_needs_the_csrf_token(page, containers):
     checked = 0
     for route, path, _, _ in routes(containers["alpha"].pk):
         if route.startswith("api/"):
+            continue
+        if route in DOCKER_API:
+            # Takes no session at all (bearer tokens only): a forged request carries nothing.
+            assert client.post(path).status_code == 401, path
             continue
         response = client.post(path, {"action": "stop", "name": "ts-x", "ref": "busybox"})
         assert response.status_code == 403, (path, response.status_code)

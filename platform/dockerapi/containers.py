@@ -1,0 +1,447 @@
+"""/containers/... and /exec/...: every call through the gate and the REST API's services."""
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+
+from containers import services
+from containers.api.spec import parse_spec
+from containers.models import Container
+from dockerapi import frames, render, where
+from dockerapi.errors import DockerError, bad_request, not_supported
+from dockerapi.refs import docker_id, find_container
+from dockerapi.translate import to_spec
+from operations import dispatch
+from rbac import gate
+
+# How long a call waits for the host to carry the change out (Docker's calls are synchronous).
+# Still pending after that: the call answers as done (the Operation finishes later).
+WAIT_SECONDS = 60.0
+WAIT_POLL_SECONDS = 0.5
+WAIT_MAX_SECONDS = 600  # POST /containers/{id}/wait gives up after this (504)
+EXEC_SALT = "dockerapi.exec"
+EXEC_MAX_AGE = 3600
+_LIST_FILTERS = {"label", "name", "status", "id"}
+
+
+def _finish(operation, seconds: float | None = None) -> None:
+    """Wait for the Operation; a failure on the host answers 409 with its message (or 404 for a
+    missing image)."""
+    seconds = WAIT_SECONDS if seconds is None else seconds
+    if seconds <= 0:
+        return
+    operation = dispatch.wait_for(operation, seconds)
+    if operation.state == operation.State.FAILED:
+        error = operation.error or "the host could not do it"
+        lowered = error.lower()
+        if "image" in lowered and ("not found" in lowered or "no such" in lowered):
+            raise DockerError(404, f"No such image: {error}")
+        raise DockerError(409, error)
+
+
+def list_(call):
+    """GET /containers/json?all=&filters=&limit=."""
+    gate.authorize(call.user, "container.view", resource="container", summary=call.summary())
+    rows = gate.restrict(
+        Container.objects.select_related("team", "host").exclude(
+            observed_state=Container.Observed.REMOVED
+        ),
+        call.user,
+        "container.view",
+    ).order_by("-created_at", "-id")
+    filters = call.filters(_LIST_FILTERS)
+    wanted_all = call.flag("all") or "status" in filters
+    found = []
+    for container in rows:
+        status = render.status_of(container)
+        if not wanted_all and status not in ("running", "paused"):
+            continue
+        if not _matches(container, status, filters):
+            continue
+        found.append(render.summary(container))
+    limit = call.integer("limit", -1)
+    if limit and limit > 0:
+        found = found[:limit]
+    return JsonResponse(found, safe=False)
+
+
+def _matches(container, status: str, filters: dict) -> bool:
+    for value in filters.get("label", []):
+        key, sep, want = value.partition("=")
+        if key not in (container.labels or {}) or (sep and container.labels[key] != want):
+            return False
+    names = filters.get("name")
+    if names and not any(n.lstrip("/") in container.name for n in names):
+        return False
+    statuses = filters.get("status")
+    if statuses and status not in statuses:
+        return False
+    ids = filters.get("id")
+    return not ids or any(docker_id(container).startswith(i) for i in ids)
+
+
+def create(call):
+    """POST /containers/create?name=: the body becomes a Berth spec; the gate decides on it."""
+    summary = call.summary()
+    # Refused (and audited) before the body is read, as POST /api/v1/containers/ does.
+    gate.require(call.user, "container.create", resource="container", summary=summary)
+    if call.query.get("platform") not in (None, "", "linux", "linux/amd64", "linux/arm64"):
+        raise not_supported(f"the platform {call.query['platform']!r}")
+    body = call.json()
+    spec = parse_spec(to_spec(body, name=call.query.get("name") or None))
+    team = where.team_for(call.user, spec.get("labels"))
+    host = where.host_for(call.user, team, spec.get("labels"), spec)
+    container, op = services.do_create_container(
+        team=team,
+        host=host,
+        spec=spec,
+        start=False,
+        acting_user=call.user,
+        summary=summary | {"spec": spec},
+    )
+    _finish(op)
+    container.refresh_from_db()
+    return JsonResponse({"Id": docker_id(container), "Warnings": []}, status=201)
+
+
+def inspect(call, ref):
+    """GET /containers/{id}/json."""
+    container = find_container(call, ref, "container.view")
+    gate.authorize(call.user, "container.view", container, summary=call.summary())
+    return JsonResponse(render.inspect(container))
+
+
+def _verb(call, ref, verb, params=None, *, already=None, wait=None):
+    container = find_container(call, ref, services.ACTION_OF[verb])
+    if already and render.status_of(container) in already:
+        # Docker answers 304 when there is nothing to do; the decision is still taken and kept.
+        gate.authorize(call.user, services.ACTION_OF[verb], container, summary=call.summary())
+        return HttpResponse(status=304)
+    op = services.do_container_verb(
+        container, verb, acting_user=call.user, params=params or {}, summary=call.summary()
+    )
+    _finish(op, wait)
+    return HttpResponse(status=204)
+
+
+def _stop_params(call, *, signal_default=None) -> dict:
+    params = {}
+    timeout = call.integer("t")
+    if timeout is not None:
+        if not 0 <= timeout <= 3600:
+            raise bad_request("t must be between 0 and 3600 seconds")
+        params["timeout"] = timeout
+    signal = call.query.get("signal") or signal_default
+    if signal:
+        params["signal"] = signal
+    return params
+
+
+def start(call, ref):
+    """POST /containers/{id}/start (304 when already running)."""
+    if call.query.get("detachKeys"):
+        raise not_supported("detachKeys")
+    return _verb(call, ref, "start", already=("running", "paused"))
+
+
+def stop(call, ref):
+    """POST /containers/{id}/stop?t=&signal= (304 when not running)."""
+    params = _stop_params(call)
+    wait = WAIT_SECONDS + params.get("timeout", 10)
+    return _verb(call, ref, "stop", params, already=("exited", "created", "dead"), wait=wait)
+
+
+def restart(call, ref):
+    """POST /containers/{id}/restart?t=&signal=."""
+    params = _stop_params(call)
+    return _verb(call, ref, "restart", params, wait=WAIT_SECONDS + params.get("timeout", 10))
+
+
+def kill(call, ref):
+    """POST /containers/{id}/kill?signal= (409 when not running, as Docker)."""
+    container = find_container(call, ref, "container.kill")
+    if render.status_of(container) not in ("running", "paused"):
+        raise DockerError(409, f"container {ref} is not running")
+    return _verb(call, ref, "kill", _stop_params(call, signal_default="SIGKILL"))
+
+
+def pause(call, ref):
+    """POST /containers/{id}/pause."""
+    return _verb(call, ref, "pause")
+
+
+def unpause(call, ref):
+    """POST /containers/{id}/unpause."""
+    return _verb(call, ref, "unpause")
+
+
+def remove(call, ref):
+    """DELETE /containers/{id}?force=&v= (409 for a running one without force)."""
+    force = call.flag("force")
+    if call.flag("link"):
+        raise not_supported("removing links")
+    container = find_container(call, ref, "container.delete")
+    if not force and render.status_of(container) in ("running", "paused"):
+        gate.require(call.user, "container.delete", container, summary=call.summary())
+        raise DockerError(
+            409,
+            f"cannot remove container /{container.name}: container is running: stop the "
+            "container before removing or force remove",
+        )
+    # `v` (remove anonymous volumes): Berth makes none, so there is nothing more to remove.
+    op = services.do_container_verb(
+        container,
+        "remove",
+        acting_user=call.user,
+        params={"force": force},
+        summary=call.summary(),
+    )
+    _finish(op)
+    return HttpResponse(status=204)
+
+
+def wait(call, ref):
+    """POST /containers/{id}/wait?condition=: 200 and its headers at once (the docker CLI waits
+    for them before it starts the container), the exit status when the condition is met."""
+    condition = call.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise bad_request(f"invalid condition {condition!r}")
+    container = find_container(call, ref, "container.view")
+    gate.authorize(call.user, "container.view", container, summary=call.summary())
+    watch = _Watch(container.pk, condition, render.status_of(container) in ("running", "paused"))
+
+    async def body():
+        yield b"\n"  # JSON allows leading whitespace; this sends the headers now
+        deadline = time.monotonic() + WAIT_MAX_SECONDS
+        while True:
+            # One short database look per poll: a client that hangs up cancels the sleep.
+            result = await sync_to_async(watch.check, thread_sensitive=False)()
+            if result is not None:
+                yield json.dumps(result).encode()
+                return
+            if time.monotonic() > deadline:
+                yield json.dumps(
+                    {"StatusCode": -1, "Error": {"Message": "Berth stopped waiting"}}
+                ).encode()
+                return
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+
+    return StreamingHttpResponse(body(), content_type="application/json")
+
+
+class _Watch:
+    """Whether a container met a wait condition (in a worker thread with its own connection)."""
+
+    def __init__(self, pk: int, condition: str, seen_running: bool):
+        self.pk, self.condition, self.seen_running = pk, condition, seen_running
+
+    def check(self):
+        try:
+            container = Container.objects.filter(pk=self.pk).first()
+        finally:
+            connection.close()
+        if container is None or container.observed_state == Container.Observed.REMOVED:
+            return {"StatusCode": (container.exit_code or 0) if container else 0, "Error": None}
+        status = render.status_of(container)
+        running = status in ("running", "paused")
+        starting = status == "created" and container.desired_state == Container.Desired.RUNNING
+        self.seen_running = self.seen_running or running
+        if self.condition == "removed":
+            done = False
+        elif self.condition == "next-exit":
+            done = self.seen_running and not running and not starting
+        else:
+            done = not running and not starting
+        return {"StatusCode": container.exit_code or 0, "Error": None} if done else None
+
+
+def _since(call):
+    raw = call.query.get("since")
+    if raw in (None, "", "0"):
+        return None
+    try:
+        return datetime.fromtimestamp(float(raw), tz=UTC).isoformat()
+    except (ValueError, OverflowError):
+        raise bad_request(f"invalid since {raw!r} (a Unix timestamp)") from None
+
+
+def logs(call, ref):
+    """GET /containers/{id}/logs: stdout/stderr, multiplexed unless the container has a TTY."""
+    if call.flag("follow"):
+        raise not_supported("following logs (docker logs -f)")
+    if call.query.get("until"):
+        raise not_supported("logs --until")
+    container = find_container(call, ref, "container.logs")
+    stdout, stderr = call.flag("stdout"), call.flag("stderr")
+    if not (stdout or stderr):
+        raise bad_request("you must choose at least one stream")
+    tail = call.query.get("tail") or "all"
+    if tail != "all" and not tail.isdigit():
+        raise bad_request(f"invalid tail {tail!r}")
+    params = {
+        "tail": None if tail == "all" else min(int(tail), 10000),
+        "since": _since(call),
+        "timestamps": call.flag("timestamps"),
+    }
+    decision = gate.authorize(call.user, "container.logs", container, summary=call.summary())
+    claims = dispatch.decision_claims(decision, object_id=container.pk)
+    result = dispatch.call_host(
+        container.host, "agent.container_logs", [container.pk, params], decision=claims
+    )
+    tty = bool(container.spec.get("tty"))
+    chunks = []
+    for stream, stamp, text in result.get("lines") or []:
+        if (stream == "stdout" and not stdout) or (stream == "stderr" and not stderr):
+            continue
+        payload = (f"{stamp} " if params["timestamps"] and stamp else "") + text
+        data = payload.encode()
+        chunks.append(
+            data if tty else frames.frame("stderr" if stream == "stderr" else "stdout", data)
+        )
+    return HttpResponse(b"".join(chunks), content_type=frames.RAW if tty else frames.MULTIPLEXED)
+
+
+_EXEC_FIELDS = {
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "DetachKeys",
+    "Tty",
+    "Env",
+    "Cmd",
+    "Privileged",
+    "User",
+    "WorkingDir",
+    "ConsoleSize",
+    "Detach",
+    "Container",
+}
+
+
+def exec_create(call, ref):
+    """POST /containers/{id}/exec: decided now and again at start; the Id carries the request
+    (signed by the server, bound to the caller), so nothing is stored."""
+    body = call.json()
+    unknown = sorted(set(body) - _EXEC_FIELDS)
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r} in the exec config")
+    if body.get("Tty"):
+        raise not_supported("exec with a TTY (docker exec -t)")
+    if body.get("AttachStdin"):
+        raise not_supported("exec with input (docker exec -i)")
+    if body.get("Privileged"):
+        raise not_supported("privileged exec")
+    if body.get("DetachKeys"):
+        raise not_supported("detachKeys")
+    if body.get("Detach"):
+        raise not_supported("detached exec (docker exec -d)")
+    cmd = body.get("Cmd")
+    if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
+        raise bad_request("Cmd must be a non-empty list of strings")
+    env = body.get("Env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e for e in env):
+        raise bad_request("Env must be a list of KEY=value strings")
+    container = find_container(call, ref, "container.exec")
+    if render.status_of(container) != "running":
+        raise DockerError(409, f"container {docker_id(container)} is not running")
+    params = {
+        "command": cmd,
+        "user": body.get("User") or None,
+        "env": env,
+        "workdir": body.get("WorkingDir") or None,
+        "timeout": 60,
+    }
+    gate.require(call.user, "container.exec", container, options=params, summary=call.summary())
+    exec_id = signing.dumps(
+        {"c": container.pk, "u": call.user.pk, "p": params}, salt=EXEC_SALT, compress=True
+    )
+    return JsonResponse({"Id": exec_id}, status=201)
+
+
+def _exec_of(call, exec_id):
+    try:
+        data = signing.loads(exec_id, salt=EXEC_SALT, max_age=EXEC_MAX_AGE)
+    except signing.BadSignature:
+        raise DockerError(404, f"No such exec instance: {exec_id[:40]}") from None
+    if data.get("u") != call.user.pk:
+        raise DockerError(404, f"No such exec instance: {exec_id[:40]}")
+    container = find_container(call, f"berth-{data['c']}", "container.exec")
+    return container, data["p"]
+
+
+def exec_start(call, exec_id):
+    """POST /exec/{id}/start: runs to completion and answers the multiplexed output (no hijack:
+    the output comes back as the response body)."""
+    body = call.json(required=False)
+    if set(body) - {"Detach", "Tty", "ConsoleSize"}:
+        raise bad_request("unknown field in the exec start config")
+    if body.get("Tty"):
+        raise not_supported("exec with a TTY (docker exec -t)")
+    if body.get("Detach"):
+        raise not_supported("detached exec (docker exec -d)")
+    container, params = _exec_of(call, exec_id)
+    params = dict(params)
+    params["root_allowed"] = gate.decide(
+        call.user, "container.exec", container, options={"user": "0"}
+    ).allowed
+    decision = gate.authorize(
+        call.user, "container.exec", container, options=params, summary=call.summary()
+    )
+    claims = dispatch.decision_claims(
+        decision, object_id=container.pk, root_allowed=params["root_allowed"]
+    )
+    result = dispatch.call_host(
+        container.host,
+        "agent.container_exec",
+        [container.pk, params],
+        timeout=params["timeout"] + settings.BERTH_EXEC_MARGIN_SECONDS,
+        decision=claims,
+    )
+    output = (
+        base64.b64decode(result["output_base64"])
+        if result.get("output_base64")
+        else (result.get("output") or "").encode()
+    )
+    answer = HttpResponse(
+        frames.frame("stdout", output) if output else b"", content_type=frames.MULTIPLEXED
+    )
+    answer["X-Berth-Exit-Code"] = str(result.get("exit_code"))
+    cache.set(_exit_key(exec_id), result.get("exit_code"), EXEC_MAX_AGE)
+    return answer
+
+
+def _exit_key(exec_id: str) -> str:
+    return "dockerapi-exec:" + hashlib.sha256(exec_id.encode()).hexdigest()
+
+
+def exec_inspect(call, exec_id):
+    """GET /exec/{id}/json: what the exec ran and, once started here, its exit code (kept in
+    this web process's cache for an hour; also in the start answer's X-Berth-Exit-Code)."""
+    container, params = _exec_of(call, exec_id)
+    gate.authorize(call.user, "container.view", container, summary=call.summary())
+    return JsonResponse(
+        {
+            "ID": exec_id,
+            "Running": False,
+            "ExitCode": cache.get(_exit_key(exec_id)),
+            "ProcessConfig": {
+                "entrypoint": params["command"][0],
+                "arguments": params["command"][1:],
+                "user": params["user"] or "",
+            },
+            "OpenStdin": False,
+            "OpenStderr": True,
+            "OpenStdout": True,
+            "ContainerID": docker_id(container),
+        }
+    )
