@@ -18,6 +18,23 @@ def _head() -> ChainHead:
     return head
 
 
+def _text(value, limit: int) -> str:
+    """A column's text as PostgreSQL takes it: no NUL characters, at most `limit` long (hostile
+    input reaches the audit log verbatim: an id in a URL, a name in a body)."""
+    return str(value).replace("\x00", "\\0")[:limit]
+
+
+def _json(value):
+    """A summary as jsonb takes it: NUL characters escaped in every string, keys included."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")
+    if isinstance(value, dict):
+        return {_json(str(k)): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
 def record_event(
     *,
     actor=None,
@@ -39,19 +56,19 @@ def record_event(
             seq=head.seq + 1,
             time=timezone.now(),
             actor_id=getattr(actor, "pk", None),
-            actor=getattr(actor, "username", "") or "",
-            impersonator=ctx.impersonator,
-            action=action,
-            object_type=object_type,
-            object_id="" if object_id is None else str(object_id),
-            object_repr=str(object_repr)[:200],
-            summary=summary or {},
+            actor=_text(getattr(actor, "username", "") or "", 150),
+            impersonator=_text(ctx.impersonator, 150),
+            action=_text(action, 64),
+            object_type=_text(object_type, 32),
+            object_id="" if object_id is None else _text(object_id, 64),
+            object_repr=_text(object_repr, 200),
+            summary=_json(summary or {}),
             source_ip=ctx.source_ip,
             outcome=outcome,
-            reason=reason[:MAX_REASON],
-            request_id=ctx.request_id,
+            reason=_text(reason, MAX_REASON),
+            request_id=_text(ctx.request_id, 64),
             operation_id=operation_id,
-            task_id=task_id or ctx.task_id,
+            task_id=_text(task_id or ctx.task_id, 64),
             prev_hash=head.last_hash,
         )
         event.hash = event.compute_hash()

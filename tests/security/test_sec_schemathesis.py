@@ -9,9 +9,10 @@ inside the test's transaction), and read calls to hosts answer at once (see answ
 import time
 
 import pytest
+from django.core import signals
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
@@ -34,6 +35,18 @@ def fresh_throttles():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def connection_kept():
+    """The WSGI handler closes the database connection at the end of each request when it is
+    not in autocommit, which the test's transaction never is (PostgreSQL then has none left);
+    Django's test client unhooks the same signal handlers for the same reason."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(autouse=True)
