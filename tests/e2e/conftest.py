@@ -71,6 +71,29 @@ def redis_url(tmp_path_factory):
         server.stop()
 
 
+def call_api(base, token, method, path, body=None, *, expect=None, timeout: float = 90):
+    """Call Berth's REST API at `base` with a bearer token; returns (status, JSON or text)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v1/{path.lstrip('/')}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        payload = json.loads(raw) if raw else None
+    except ValueError:
+        payload = raw.decode(errors="replace")
+    if expect is not None:
+        assert status == expect, f"{method} {path}: {status} {payload}"
+    return status, payload
+
+
 def _random(n: int) -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
@@ -256,25 +279,8 @@ class Stack:
 
     def api(self, method: str, path: str, body=None, *, expect=None, timeout: float = 90):
         """Call the REST API with the admin token; returns (status, parsed JSON or text)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.web_port}/api/v1/{path.lstrip('/')}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
-        try:
-            payload = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw.decode(errors="replace")
-        if expect is not None:
-            assert status == expect, f"{method} {path}: {status} {payload}"
-        return status, payload
+        base = f"http://127.0.0.1:{self.web_port}"
+        return call_api(base, self.token, method, path, body, expect=expect, timeout=timeout)
 
     def upload(self, path: str, fields: dict, file_path: Path, *, timeout: float = 120):
         """POST a multipart form with one file (`file`) and text fields; returns (status, JSON)."""

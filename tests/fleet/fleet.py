@@ -19,7 +19,6 @@ a runtime inside each namespace, leftovers by prefix (`sweep`), namespaces, link
 
 import contextlib
 import ipaddress
-import json
 import os
 import secrets
 import shutil
@@ -29,15 +28,22 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ADMIN_PASSWORD, PY, REPO, _random, free_port, sweep, wait_until
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    PY,
+    REPO,
+    _random,
+    call_api,
+    free_port,
+    sweep,
+    wait_until,
+)
 
 NETNS_DIR = Path("/run/netns")
 # Short intervals: a silent host is down after three of them.
@@ -331,25 +337,9 @@ class Fleet:
 
     def api(self, method: str, path: str, body=None, *, expect=None, timeout: float = 90):
         """Call the REST API with the admin token; returns (status, parsed JSON or text)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.web_url}/api/v1/{path.lstrip('/')}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        return call_api(
+            self.web_url, self.token, method, path, body, expect=expect, timeout=timeout
         )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
-        try:
-            payload = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw.decode(errors="replace")
-        if expect is not None:
-            assert status == expect, f"{method} {path}: {status} {payload}"
-        return status, payload
 
     def sql(self, query: str, *args) -> list[tuple]:
         """Read the shared SQLite database directly."""
