@@ -2,6 +2,7 @@
 
 from accounts.models import Team
 from config.errors import InvalidRequest
+from config.ids import as_id, is_id
 from hosts.models import Host
 from rbac import gate
 
@@ -13,10 +14,7 @@ def pick(queryset, value, what):
         if len(found) != 1:
             raise InvalidRequest(f"{what} is required")
         return found[0]
-    text = str(value)
-    # ASCII digits only (int() refuses '²'), and short enough for a database integer.
-    by_id = text.isascii() and text.isdigit() and len(text) <= 18
-    lookup = {"pk": int(text)} if by_id else {"name": text}
+    lookup = {"pk": as_id(value)} if is_id(value) else {"name": str(value)}
     obj = queryset.filter(**lookup).first()
     if obj is None:
         raise InvalidRequest(f"unknown {what} {value!r}")

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
+from config.ids import is_id
 from containers import services
 from containers.api.spec import parse_spec
 from containers.models import Container
@@ -286,7 +287,7 @@ def logs(call, ref):
     if not (stdout or stderr):
         raise bad_request("you must choose at least one stream")
     tail = call.query.get("tail") or "all"
-    if tail != "all" and not tail.isdigit():
+    if tail != "all" and not is_id(tail) and tail != "0":
         raise bad_request(f"invalid tail {tail!r}")
     params = {
         "tail": None if tail == "all" else min(int(tail), 10000),

@@ -5,6 +5,7 @@ unique id prefix. The Docker id of a Berth container is its runtime id once the 
 created it, `berth-<pk>` before. The gate then decides the action on the row found here.
 """
 
+from config.ids import is_id
 from dockerapi.errors import DockerError
 from rbac import gate
 
@@ -29,7 +30,7 @@ def find_container(call, ref: str, action: str):
     )
     name = ref.lstrip("/")
     found = None
-    if ref.startswith(PENDING_PREFIX) and ref[len(PENDING_PREFIX) :].isdigit():
+    if ref.startswith(PENDING_PREFIX) and is_id(ref[len(PENDING_PREFIX) :]):
         found = visible.filter(pk=int(ref[len(PENDING_PREFIX) :])).first()
     found = found or visible.filter(runtime_id=ref).first() or visible.filter(name=name).first()
     if found is None and ref and all(c in "0123456789abcdef" for c in ref):

@@ -11,6 +11,7 @@ The result still goes through `containers.api.spec.parse_spec` (the REST API's t
 the gate, like a body of POST /api/v1/containers/.
 """
 
+from config.ids import is_id
 from dockerapi.errors import bad_request, not_supported
 
 TEAM_LABEL = "io.berth.team"
@@ -193,7 +194,7 @@ def _port_key(key: str) -> tuple[int, str]:
     """'80/tcp' -> (80, 'tcp')."""
     number, _, protocol = str(key).partition("/")
     protocol = protocol or "tcp"
-    if not number.isdigit() or protocol not in ("tcp", "udp"):
+    if not is_id(number) or protocol not in ("tcp", "udp"):
         if protocol == "sctp":
             raise not_supported("sctp ports")
         raise bad_request(f"invalid port {key!r} (use <port>/tcp or <port>/udp)")
@@ -204,7 +205,7 @@ def _host_port(value) -> tuple[int, int]:
     """'8080' -> (8080, 0); '8000-8010' -> (8000, 8010); '' -> (0, 0)."""
     text = str(value or "")
     first, dash, last = text.partition("-")
-    if not first.isdigit() and first != "" or (dash and not last.isdigit()):
+    if not is_id(first) and first != "" or (dash and not is_id(last)):
         raise bad_request(f"invalid host port {text!r}")
     return int(first or 0), int(last) if dash else 0
 

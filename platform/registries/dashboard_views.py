@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 
 from accounts.models import Team
 from config.errors import InvalidRequest
+from config.ids import is_id
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
@@ -35,7 +36,7 @@ def pull_page(request):
         team_id = request.POST.get("team") or ""
         team = (
             visible(Team.objects.all(), user, "team.view").filter(pk=team_id).first()
-            if team_id.isdigit()
+            if is_id(team_id)
             else None
         )
         op = services.do_pull_image(

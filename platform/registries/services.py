@@ -3,6 +3,7 @@
 import ipaddress
 
 from config.errors import InvalidRequest
+from config.ids import as_id, is_id
 from operations.services import do_host_operation
 from rbac import gate
 from registries import refs
@@ -45,7 +46,7 @@ def usable_registry(user, value, *, summary=None):
         return None, None
     gate.require(user, "registry.use", resource="registry", summary=summary)
     usable = gate.restrict(Registry.objects.all(), user, "registry.use")
-    lookup = {"pk": int(value)} if str(value).isdigit() else {"name": value}
+    lookup = {"pk": as_id(value)} if is_id(value) else {"name": value}
     registry = usable.filter(**lookup).first()
     if registry is None:
         raise InvalidRequest(f"unknown registry {value!r}")

@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q
 
 from config.errors import InvalidRequest
+from config.ids import as_id, is_id
 from containers.models import Container
 
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -27,12 +28,12 @@ class ContainerFilter(django_filters.FilterSet):
 
     def filter_team(self, queryset, name, value):
         return queryset.filter(
-            Q(team__name=value) | Q(team_id=int(value)) if value.isdigit() else Q(team__name=value)
+            Q(team__name=value) | Q(team_id=as_id(value)) if is_id(value) else Q(team__name=value)
         )
 
     def filter_host(self, queryset, name, value):
         return queryset.filter(
-            Q(host__name=value) | Q(host_id=int(value)) if value.isdigit() else Q(host__name=value)
+            Q(host__name=value) | Q(host_id=as_id(value)) if is_id(value) else Q(host__name=value)
         )
 
     def filter_label(self, queryset, name, value):

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.api.views import TokenCreateSerializer
 from accounts.models import ApiToken, Team, User
 from config.errors import InvalidRequest
+from config.ids import as_id
 from containers import quotas
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
@@ -173,10 +174,10 @@ def bindings(request):
         skind, _, sid = subject.partition(":")
         data = {
             "role": request.POST.get("role", ""),
-            "user": int(sid) if skind == "user" and sid.isdigit() else None,
-            "team": int(sid) if skind == "team" and sid.isdigit() else None,
-            "scope_team": int(ident) if kind == "team" and ident.isdigit() else None,
-            "scope_host": int(ident) if kind == "host" and ident.isdigit() else None,
+            "user": as_id(sid) if skind == "user" else None,
+            "team": as_id(sid) if skind == "team" else None,
+            "scope_team": as_id(ident) if kind == "team" else None,
+            "scope_host": as_id(ident) if kind == "host" else None,
         }
         serializer = BindingSerializer(data=data)
         if not serializer.is_valid():

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Team
 from config.errors import InvalidRequest, PlatformError
+from config.ids import as_id, is_id
 from containers import services
 from containers.models import Container
 from dashboard.decorators import back_url, gated
@@ -44,10 +45,10 @@ def filtered(request):
         qs = qs.filter(Q(name__icontains=filters["q"]) | Q(image__icontains=filters["q"]))
     if filters["state"] in STATES:
         qs = qs.filter(observed_state=filters["state"])
-    if filters["team"].isdigit():
-        qs = qs.filter(team_id=int(filters["team"]))
-    if filters["host"].isdigit():
-        qs = qs.filter(host_id=int(filters["host"]))
+    if is_id(filters["team"]):
+        qs = qs.filter(team_id=as_id(filters["team"]))
+    if is_id(filters["host"]):
+        qs = qs.filter(host_id=as_id(filters["host"]))
     if filters["image"]:
         qs = qs.filter(image=filters["image"])
     label = parse_label(filters["label"]) if filters["label"] else None
@@ -118,7 +119,7 @@ def bulk_action(request):
     verb = request.POST.get("action", "")
     if verb not in BULK_VERBS:
         raise InvalidRequest(f"unknown bulk action {verb!r}")
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:MAX_BULK]
+    ids = [as_id(i) for i in request.POST.getlist("ids") if is_id(i)][:MAX_BULK]
     if not ids:
         messages.error(request, "select at least one container")
         return redirect(back_url(request, reverse("dashboard:containers")))

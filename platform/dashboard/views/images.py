@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Team
 from config.errors import InvalidRequest
+from config.ids import is_id
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
@@ -56,7 +57,7 @@ def image_import(request):
     team_id = request.POST.get("team") or ""
     team = (
         visible(Team.objects.all(), user, "team.view").filter(pk=team_id).first()
-        if team_id.isdigit()
+        if is_id(team_id)
         else None
     )
     decision = gate.require(

@@ -20,6 +20,7 @@ from api.base import (
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
+from config.ids import as_id
 from containers.models import Container
 from images import ownership
 from images.models import Image
@@ -255,7 +256,7 @@ class ImageActionViewSet(GatedViewSet):
         op_id = request.query_params.get("operation", "")
         op = (
             Operation.objects.filter(
-                pk=int(op_id) if op_id.isdigit() else 0,
+                pk=as_id(op_id) or 0,
                 kind="image.save",
                 target_id=str(image.pk),
                 created_by=request.user,
@@ -282,7 +283,7 @@ class ImageActionViewSet(GatedViewSet):
         data = body.validated_data
         visible = gate.restrict(Container.objects.all(), request.user, "container.view")
         key = data["container"]
-        container = visible.filter(pk=int(key) if key.isdigit() else 0).first()
+        container = visible.filter(pk=as_id(key) or 0).first()
         if container is None:
             gate.not_visible(request.user, "container.view", "container", key)
         decision = self.require(Image(host=container.host, team=container.team))
