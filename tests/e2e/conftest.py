@@ -94,6 +94,33 @@ def call_api(base, token, method, path, body=None, *, expect=None, timeout: floa
     return status, payload
 
 
+def agent_pids(proc) -> list[int]:
+    """An agent's main process and its Celery pool processes (never the container shims)."""
+    if proc is None or proc.poll() is not None:
+        return []
+    pids = [proc.pid]
+    for task in Path(f"/proc/{proc.pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in map(int, (task / "children").read_text().split()):
+                with contextlib.suppress(OSError):
+                    if b"celery" in Path(f"/proc/{child}/cmdline").read_bytes():
+                        pids.append(child)
+    return pids
+
+
+def kill_agent_process(proc, sig=signal.SIGKILL) -> None:
+    """Kill an agent (main and pool processes) by pid, as a crash would, and reap it."""
+    for pid in agent_pids(proc):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    if proc is not None:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def _random(n: int) -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
@@ -212,34 +239,11 @@ class Stack:
 
     def worker_pids(self) -> list[int]:
         """The worker's main process and its pool processes (never the container shims)."""
-        if self.worker is None or self.worker.poll() is not None:
-            return []
-        pids = [self.worker.pid]
-        for task in Path(f"/proc/{self.worker.pid}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                try:
-                    cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"celery" in cmdline:
-                    pids.append(child)
-        return pids
+        return agent_pids(self.worker)
 
     def kill_worker(self, sig=signal.SIGKILL):
         """Kill the agent (main and pool processes) by pid, as a crash would."""
-        for pid in self.worker_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        if self.worker is not None:
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait(10)
+        kill_agent_process(self.worker, sig)
         self.worker = None
 
     def stop_worker(self):

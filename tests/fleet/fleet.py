@@ -39,8 +39,10 @@ from tests.e2e.conftest import (
     PY,
     REPO,
     _random,
+    agent_pids,
     call_api,
     free_port,
+    kill_agent_process,
     sweep,
     wait_until,
 )
@@ -102,16 +104,7 @@ class FleetHost:
 
     def agent_pids(self) -> list[int]:
         """The agent's main process and its pool processes (never the container shims)."""
-        if self.agent is None or self.agent.poll() is not None:
-            return []
-        pids = [self.agent.pid]
-        for task in Path(f"/proc/{self.agent.pid}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                for child in map(int, (task / "children").read_text().split()):
-                    with contextlib.suppress(OSError):
-                        if b"celery" in Path(f"/proc/{child}/cmdline").read_bytes():
-                            pids.append(child)
-        return pids
+        return agent_pids(self.agent)
 
 
 class Fleet:
@@ -306,15 +299,7 @@ class Fleet:
 
     def kill_agent(self, host: FleetHost, sig=signal.SIGKILL):
         """Kill the host's agent (main and pool processes) by pid, as a crash would."""
-        for pid in host.agent_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        if host.agent is not None:
-            try:
-                host.agent.wait(30)
-            except subprocess.TimeoutExpired:
-                host.agent.kill()
-                host.agent.wait(10)
+        kill_agent_process(host.agent, sig)
         host.agent = None
 
     # -- talking to it ------------------------------------------------------------------------
