@@ -15,7 +15,6 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import record_event
 from containers import references
 from containers.models import Container
 from hosts import placement, steps
@@ -95,15 +94,12 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
             error="",
             observed_at=timezone.now(),
         )
-        gate.record(decision, summary=summary | {"from": source.name, "step": "moved"})
-        record_event(
-            action="container.migrate",
-            outcome="allowed",
-            reason=f"moved from host {source.name} to host {target.name}",
-            object_type="container",
-            object_id=container.pk,
-            object_repr=container.name,
-            summary=summary | {"from": source.name},
+        # The gate's decision, recorded with the move it allowed (one event, in the same
+        # transaction as the row's new host).
+        gate.record(
+            decision,
+            summary=summary | {"from": source.name, "step": "moved"},
+            reason=f"{decision.reason}; moved from host {source.name} to host {target.name}",
         )
     container.refresh_from_db()
     return container
