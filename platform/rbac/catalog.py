@@ -17,6 +17,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "pause",
         "unpause",
         "migrate",
+        # recreate: replace a container by a new one with the same spec (rolling updates).
+        "recreate",
         "logs",
         "stats",
         "top",
@@ -47,6 +49,14 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "audit": ("read",),
     "operation": ("view",),
     "token": ("view", "create", "delete"),
+    # Backups of the whole site (issue 12): admins by default.
+    "backup": ("view", "run", "restore"),
+    # Compliance findings and their exceptions (issue 13).
+    "compliance": ("view", "run", "except"),
+    # Prometheus metrics (issue 15): a scraper's token holds metrics.read.
+    "metrics": ("read",),
+    # Directory (LDAP/OIDC) group mappings to teams and roles (issue 15).
+    "directory": ("view", "manage"),
 }
 
 ALL_PERMISSIONS: tuple[str, ...] = tuple(

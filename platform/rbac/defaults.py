@@ -30,6 +30,8 @@ DEFAULT_ROLES = {
         "permissions": _CONTAINER_LIFECYCLE
         + [
             "container.migrate",
+            "container.recreate",
+            "compliance.view",
             "image.view",
             "image.pull",
             "network.view",
@@ -45,9 +47,10 @@ DEFAULT_ROLES = {
     },
     "developer": {
         "description": "Create and manage the containers, networks and volumes of their own teams.",
-        "permissions": ["container.create"]
+        "permissions": ["container.create", "container.recreate"]
         + _CONTAINER_LIFECYCLE
         + [
+            "compliance.view",
             "image.view",
             "image.import",
             "image.tag",
@@ -80,6 +83,7 @@ DEFAULT_ROLES = {
             "container.logs",
             "container.stats",
             "container.top",
+            "compliance.view",
             "image.view",
             "network.view",
             "volume.view",
