@@ -13,9 +13,10 @@ require_root() {
 }
 
 # Debian/Ubuntu packages the runtime and the platform need at run time.
-RUN_PACKAGES="python3 python3-venv python3-dev gcc redis-server busybox-static nftables libnftables1 iproute2 procps util-linux ca-certificates criu"
+RUN_PACKAGES="python3 python3-venv python3-dev gcc redis-server busybox-static nftables libnftables1 iproute2 procps util-linux ca-certificates criu restic"
 # Extra packages for the test suite: PostgreSQL for the second database run, Chromium for the browser tests.
-TEST_PACKAGES="postgresql chromium docker-compose skopeo docker-registry apache2-utils curl jq"
+# slapd and ldap-utils: a real directory for the LDAP tests; prometheus: scrapes /metrics in a test.
+TEST_PACKAGES="postgresql chromium docker-compose skopeo docker-registry apache2-utils curl jq slapd ldap-utils prometheus"
 
 ensure_packages() {
   local missing=()
@@ -26,7 +27,18 @@ ensure_packages() {
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages must not start their daemons (slapd, prometheus, redis): Berth and its tests start
+  # their own, on their own ports. policy-rc.d answers 101 ("not allowed") while we install.
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+    [ -n "$own_policy" ] && rm -f "$policy"
+    die "apt-get install failed: ${missing[*]}"
+  }
+  [ -n "$own_policy" ] && rm -f "$policy"
+  return 0
 }
 
 pick_python() {
