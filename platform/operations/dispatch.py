@@ -23,7 +23,7 @@ from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from config.celery import app as celery_app
 from config.errors import Conflict, HostTimeout, InvalidRequest, NotFound, Unavailable
-from operations import completion
+from operations import broker_health, completion
 from operations.models import Operation
 from trust import envelope, keys
 
@@ -45,9 +45,8 @@ BROKER_AUTH = (
 def check_broker() -> None:
     """Raise Unavailable (503) unless the broker answers: checked before anything is written."""
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-    except Exception as exc:  # kombu raises many kinds; all mean "cannot reach it"
+        broker_health.ping()
+    except Exception as exc:  # redis raises many kinds; all mean "cannot reach it"
         # A missing or wrong password needs the admin, not a retry: say so (redis-py's
         # AuthenticationError arrives wrapped in kombu's OperationalError).
         chain = [exc, exc.__cause__, exc.__context__]
