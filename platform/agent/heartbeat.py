@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from agent import metrics_report
 from containers.models import Container
 from hosts.models import Host
 
@@ -93,6 +94,7 @@ def host_info(get_runtime) -> dict:
         states = rt.list()
         info["containers"] = len(states)
         info["running"] = sum(1 for s in states if s.get("status") == "running")
+        metrics_report.publish(rt, states)  # per-container usage for /metrics
     except Exception as err:  # the heartbeat must go out even when the runtime is unwell
         info["runtime_error"] = str(err)[:200]
         return info

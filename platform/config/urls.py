@@ -4,8 +4,12 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from metrics.views import metrics
+
 urlpatterns = [
     path("api/v1/", include("api.urls")),
+    # Prometheus (metrics/): a metrics.read token or an address in BERTH_METRICS_ALLOW.
+    path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # GET only: its HTML renderer has no page for an OPTIONS description (answered 500).
     path(

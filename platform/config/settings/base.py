@@ -42,9 +42,12 @@ INSTALLED_APPS = [
     "agent",
     "channels",
     "dashboard",
+    "metrics",
 ]
 
 MIDDLEWARE = [
+    # First: times the whole answer and labels it with the route pattern (metrics/).
+    "metrics.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -197,6 +200,11 @@ BERTH_EXEC_MARGIN_SECONDS = (
 BERTH_HEARTBEAT_SECONDS = int(secret("BERTH_HEARTBEAT_SECONDS") or 15)
 BERTH_RECONCILE_SECONDS = int(secret("BERTH_RECONCILE_SECONDS") or 15)
 BERTH_TOKEN_DEFAULT_DAYS = 90
+# /metrics without a token from these client addresses (comma-separated CIDRs, e.g. the
+# Prometheus server's); everyone else needs a token whose user holds metrics.read globally.
+BERTH_METRICS_ALLOW = [
+    c.strip() for c in (secret("BERTH_METRICS_ALLOW") or "").split(",") if c.strip()
+]
 # Largest image archive or build context the API accepts (the host's disk is shared).
 BERTH_MAX_UPLOAD_BYTES = 4 * 1024**3
 

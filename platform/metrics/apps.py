@@ -1,0 +1,21 @@
+"""Prometheus metrics at /metrics (issue 15)."""
+
+from django.apps import AppConfig
+
+
+class MetricsConfig(AppConfig):
+    """Counts requests and gate decisions in-process; the rest is read at scrape time."""
+
+    name = "metrics"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_save
+
+        from audit.models import AuditEvent
+        from metrics import instruments
+
+        # Every gate decision is written as one audit event: count them as they are saved.
+        post_save.connect(
+            instruments.count_audit_event, sender=AuditEvent, dispatch_uid="metrics-gate"
+        )
