@@ -302,8 +302,11 @@ class Runtime:
         """The container's state dict (see docs/contracts.md)."""
         cid = self.store.resolve(ref)
         rec, obs = self._observe(cid)
+        return self._compose(cid, rec, obs, self.store.read_state(cid))
+
+    def _compose(self, cid: str, rec: dict, obs: dict, state: dict) -> dict:
+        """The state dict from a record (full or the index's summary), observation and state."""
         paths = self.store.paths(cid)
-        state = self.store.read_state(cid)
         exit_info = read_json(paths.exit_file, {}) or {}
         stopped = obs["status"] in (sm.STOPPED, sm.CREATED, sm.RESTARTING)
         return {
@@ -334,11 +337,20 @@ class Runtime:
             return False
 
     def list(self) -> list[dict]:
-        """Every container of this runtime's root, oldest first."""
+        """Every container of this runtime's root, oldest first.
+
+        Records and states come from the store's index (one file), not from each container's
+        files; only what changes without the runtime (processes, exits) is observed per
+        container.
+        """
         result = []
-        for cid in self.store.ids():
-            with contextlib.suppress(NotFound):
-                result.append(self.state(cid))
+        for cid, rec, state in self.store.entries():
+            if not rec or self.store.abandoned(rec):
+                continue
+            obs = sm.observe(self.store.paths(cid), self._frozen(cid))
+            if obs["status"] == sm.STOPPED and not state.get("started_at"):
+                obs["status"] = sm.CREATED
+            result.append(self._compose(cid, rec, obs, state))
         return sorted(result, key=lambda s: s["created"])
 
     # -- signals, stop, pause ------------------------------------------------------------
@@ -514,6 +526,7 @@ class Runtime:
         gone = []
         for path in self.store.leftovers():
             shutil.rmtree(path, ignore_errors=True)
+        self.store.entries(repair=True)  # rows a killed writer left dirty are rewritten
         for cid in self.store.ids():
             with contextlib.suppress(NotFound):
                 if self._clear_if_abandoned(cid) or self._reconcile_one(cid):

@@ -11,9 +11,13 @@ import time
 
 from runtime.config import RuntimeConfig
 from runtime.container.fsutil import alive, read_json, write_json
+from runtime.container.index import ContainerIndex
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, NotFound
 from runtime.spec import check_container_name, is_full_id
+
+# Name prefix of a removed container's directory while its files are being deleted.
+GONE = ".gone-"
 
 
 def now_iso() -> str:
@@ -31,6 +35,9 @@ class ContainerStore:
     def __init__(self, config: RuntimeConfig):
         self.config = config
         self.names_dir = config.root / "names"
+        # Every record and state file, summarized in one SQLite file: list() reads that
+        # instead of each container's files (runtime/container/index.py).
+        self.index = ContainerIndex(config.containers_dir)
 
     now = staticmethod(now_iso)
 
@@ -97,6 +104,8 @@ class ContainerStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        # Killed between the rename and this line, entries() finds the directory and adds it.
+        self.index.put(rec["id"], rec, {})
 
     @staticmethod
     def abandoned(rec: dict) -> bool:
@@ -105,14 +114,19 @@ class ContainerStore:
         return bool(creator) and not alive(creator.get("pid"), creator.get("start"))
 
     def leftovers(self) -> list:
-        """Directories of creates killed before they published their record."""
+        """Directories of creates killed before they published their record, and of removals
+        killed before their files were deleted."""
         try:
             entries = list(os.scandir(self.config.containers_dir))
         except FileNotFoundError:
             return []
         found = []
+        with contextlib.suppress(FileNotFoundError):
+            entries += [e for e in os.scandir(self.config.run_containers_dir)]
         for entry in entries:
-            if entry.name.startswith(".new-"):
+            if entry.name.startswith(GONE) and entry.is_dir(follow_symlinks=False):
+                found.append(entry.path)
+            elif entry.name.startswith(".new-"):
                 rec = read_json(os.path.join(entry.path, "config.json"), {}) or {}
                 # Without a record yet, only an old directory is surely not being filled now.
                 young = time.time() - entry.stat().st_mtime < 60
@@ -160,16 +174,59 @@ class ContainerStore:
         return rec
 
     def write_record(self, rec: dict) -> None:
-        """Write the container's fixed record atomically."""
+        """Write the container's fixed record atomically (and its index row)."""
+        # Dirty first: killed between the file and the row, readers take the files instead.
+        self.index.mark_dirty(rec["id"])
         write_json(self.paths(rec["id"]).config_file, rec)
+        self.index.put(rec["id"], rec, None)
 
     def read_state(self, cid: str) -> dict:
         """The container's changing state (state.json), {} if none."""
         return read_json(self.paths(cid).state_file, {}) or {}
 
     def write_state(self, cid: str, state: dict) -> None:
-        """Write the container's changing state atomically."""
+        """Write the container's changing state atomically (and its index row)."""
+        self.index.mark_dirty(cid)
         write_json(self.paths(cid).state_file, state)
+        self.index.put(cid, None, state)
+
+    def entries(self, repair: bool = False) -> list[tuple[str, dict, dict]]:
+        """(id, summary record, state) of every container on disk, from the index.
+
+        The index is checked against the directory's names (one scandir, no file read per
+        container): a container missing from it (a create killed after its rename, an index
+        lost or from before the index) is read from its files and added; a row without a
+        directory is dropped. A row a writer has marked dirty (mid-write, or killed there) is
+        read from its files; `repair` (reconcile) also writes it back clean.
+        """
+        on_disk = set(self.ids())
+        rows = self.index.rows()
+        found = []
+        gone = [cid for cid in rows if cid not in on_disk]
+        if gone:
+            self.index.drop(gone)
+        for cid in on_disk:
+            row = rows.get(cid)
+            if row is not None and not row[2]:
+                found.append((cid, row[0], row[1]))
+                continue
+            with contextlib.suppress(NotFound):
+                found.append(self._from_files(cid, write=row is None or repair))
+        return found
+
+    def _from_files(self, cid: str, write: bool) -> tuple[str, dict, dict]:
+        """One container read from its files (and written to the index); NotFound without a
+        record."""
+        rec = self.read_record(cid)
+        state = self.read_state(cid)
+        if write:
+            self.index.put(cid, rec, state)
+        return cid, self.index.summary(rec), state
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the files alone (by hand, when it is suspected wrong)."""
+        self.index.clear()
+        return len(self.entries())
 
     @contextlib.contextmanager
     def locked(self, cid: str):
@@ -183,14 +240,40 @@ class ContainerStore:
             # POSIX record locks belong to this process: a forked container process or
             # shim never inherits (and so never keeps holding) them, unlike flock().
             fcntl.lockf(fd, fcntl.LOCK_EX)
+            # Removed while we waited (remove() renames the directory away): the lock we hold
+            # is on a file of a deleted container, not on this one.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise NotFound(f"no such container: {cid}")
             yield
         finally:
             os.close(fd)
 
     def remove(self, cid: str, name: str | None) -> None:
-        """Remove every file of the container (persistent and runtime) and its name."""
+        """Remove every file of the container (persistent and runtime) and its name.
+
+        Each directory is first renamed out of the way (one atomic step), then deleted: a
+        process racing for the container's lock (the post-exit hook of `run --rm` against the
+        CLI's own delete) can then never recreate `lock` inside a half-deleted directory, and
+        a removal killed half-way leaves a `.gone-` directory that leftovers() finds, never a
+        container without a record.
+        """
         paths = self.paths(cid)
-        shutil.rmtree(paths.run_dir, ignore_errors=True)
-        shutil.rmtree(paths.dir, ignore_errors=True)
+        doomed = []
+        for where in (paths.dir, paths.run_dir):
+            trash = where.parent / f"{GONE}{cid}-{secrets.token_hex(4)}"
+            try:
+                os.rename(where, trash)
+                doomed.append(trash)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                doomed.append(where)  # e.g. a busy mount point: delete in place
+        self.index.drop([cid])
         if name:
             self.release_name(name, cid)
+        for where in doomed:
+            shutil.rmtree(where, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""One SQLite file summarizing every container's record and state, so listing reads one file.
+
+The container's own files (config.json, state.json) stay the truth; the index is a cache the
+store updates beside them (runtime/container/store.py) and checks against the directory's
+names on every read. Each write marks the row dirty before the file changes and clean after:
+a writer killed in between leaves a dirty row, which readers take from the files instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+# Parts of a record that list() never shows and that make it large (image config, layers).
+_HEAVY = ("image_config", "lower", "device_rules")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    rec TEXT,
+    state TEXT,
+    dirty INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+class ContainerIndex:
+    """The index file `containers/.index.db` of one state root."""
+
+    def __init__(self, containers_dir: Path):
+        self.path = Path(containers_dir) / ".index.db"
+        self._local = threading.local()
+
+    @staticmethod
+    def summary(rec: dict) -> dict:
+        """The record without what list() does not need (the image's command line is kept)."""
+        slim = {k: v for k, v in rec.items() if k not in _HEAVY}
+        cfg = (rec.get("image_config") or {}).get("config") or {}
+        slim["image_config"] = {
+            "config": {k: cfg[k] for k in ("Entrypoint", "Cmd") if cfg.get(k) is not None}
+        }
+        return slim
+
+    def _db(self) -> sqlite3.Connection | None:
+        """This thread's connection (a forked child opens its own); None before any container."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        if not self.path.parent.is_dir():
+            return None
+        fresh = not self.path.exists()
+        if fresh:
+            # Created private: it holds every container's spec (environment included).
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if fresh or not getattr(self._local, "ready", False):
+            # WAL: readers never wait for writers; the setting stays with the file.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+            self._local.ready = True
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _run(self, sql: str, args=()) -> list:
+        """Run one statement; a damaged index file is set aside and started afresh."""
+        for attempt in (0, 1):
+            conn = self._db()
+            if conn is None:
+                return []
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as err:
+                if attempt or isinstance(err, sqlite3.OperationalError):
+                    raise
+                self._discard()
+        return []
+
+    def _discard(self) -> None:
+        """Drop a corrupt index: the next read rebuilds it from the files."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+        self._local.ready = False
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def put(self, cid: str, rec: dict | None, state: dict | None) -> None:
+        """Record `rec` and/or `state` for `cid` (None: keep that part) and one write done."""
+        if rec is not None and state is not None:
+            self._run(
+                "INSERT OR REPLACE INTO containers (id, rec, state, dirty) VALUES (?, ?, ?, 0)",
+                (cid, json.dumps(self.summary(rec)), json.dumps(state)),
+            )
+        elif rec is not None:
+            self._run(
+                "UPDATE containers SET rec = ?, dirty = max(dirty - 1, 0) WHERE id = ?",
+                (json.dumps(self.summary(rec)), cid),
+            )
+        elif state is not None:
+            self._run(
+                "UPDATE containers SET state = ?, dirty = max(dirty - 1, 0) WHERE id = ?",
+                (json.dumps(state), cid),
+            )
+
+    def mark_dirty(self, cid: str) -> None:
+        """Say a file of `cid` is about to change (undone by the put() that follows)."""
+        self._run("UPDATE containers SET dirty = dirty + 1 WHERE id = ?", (cid,))
+
+    def drop(self, cids) -> None:
+        """Forget removed containers."""
+        for cid in cids:
+            self._run("DELETE FROM containers WHERE id = ?", (cid,))
+
+    def clear(self) -> None:
+        """Forget everything (a rebuild follows)."""
+        self._run("DELETE FROM containers")
+
+    def rows(self) -> dict[str, tuple[dict, dict, bool]]:
+        """{id: (summary record, state, dirty)} of every indexed container."""
+        found = {}
+        for cid, rec, state, dirty in self._run("SELECT id, rec, state, dirty FROM containers"):
+            try:
+                found[cid] = (json.loads(rec), json.loads(state or "{}"), bool(dirty))
+            except (TypeError, ValueError):
+                found[cid] = ({}, {}, True)  # unreadable: taken from the files
+        return found
