@@ -1,0 +1,150 @@
+"""A throwaway Berth served the production way (deploy/gunicorn.conf.py: gunicorn managing
+uvicorn workers, HTTPS with a test certificate, config.settings.prod, WhiteNoise), for the
+tests in this folder and the Prometheus test. No agent: rows stand in for containers.
+
+Every process is stopped by its pid; everything lives in the given directory.
+"""
+
+import contextlib
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PY = Path(sys.executable)
+GUNICORN = PY.parent / "gunicorn"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (cert, key) made by openssl."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+class ProdServer:
+    """Database, admin token, static files and the production web server of one Berth."""
+
+    def __init__(self, base: Path, redis_url: str, *, workers: int = 2, **extra_env):
+        self.base = base
+        self.port = free_port()
+        self.workers = workers
+        self.host = "pm" + secrets.token_hex(3)
+        self.cert, self.key = make_certificate(base)
+        self.proc: subprocess.Popen | None = None
+        self.token = ""
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.prod",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+            DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1",
+            BERTH_DATA_DIR=str(base / "data"),
+            REDIS_URL=redis_url,
+            BERTH_BIND=f"127.0.0.1:{self.port}",
+            BERTH_WORKERS=str(workers),
+            BERTH_TLS_CERT=str(self.cert),
+            BERTH_TLS_KEY=str(self.key),
+            BERTH_ADMIN_PASSWORD=secrets.token_urlsafe(12),
+            PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
+            PYTHONUNBUFFERED="1",
+            **extra_env,
+        )
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.base_url = f"https://127.0.0.1:{self.port}"
+        self.tls = ssl.create_default_context(cafile=str(self.cert))
+
+    def manage(self, *args: str) -> str:
+        """`manage.py <args>` against this Berth; returns stdout."""
+        done = subprocess.run(
+            [str(PY), "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def prepare(self, code: str = "") -> None:
+        """Migrate, bootstrap (admin and a host), issue the admin a token, collect static files;
+        `code` runs in `manage.py shell` afterwards (rows for a test)."""
+        self.manage("migrate", "--noinput", "--skip-checks")
+        self.manage("bootstrap", "--skip-checks", "--host-name", self.host)
+        issue = (
+            "from accounts.models import ApiToken, User; "
+            "print(ApiToken.issue(User.objects.get(username='admin'), 'prod')[1])"
+        )
+        self.token = self.manage("shell", "-c", issue).strip().splitlines()[-1]
+        self.manage("collectstatic", "--noinput")
+        if code:
+            self.manage("shell", "-c", code)
+
+    def start(self, timeout: float = 60) -> None:
+        """gunicorn as berth-up --prod runs it; returns once every worker answers."""
+        log = open(self.base / "web.log", "ab")  # noqa: SIM115 (lives as long as the process)
+        self.proc = subprocess.Popen(
+            [str(GUNICORN), "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
+             "config.asgi:application"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+            if self.log().count("Application startup complete") >= self.workers:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not start in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        """The server's log."""
+        return (self.base / "web.log").read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes gunicorn runs (its children)."""
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(p) for p in (task / "children").read_text().split()]
+        return pids
+
+    def get(self, path: str, headers: dict | None = None):
+        """GET over HTTPS (certificate verified); returns (status, headers, body)."""
+        request = urllib.request.Request(self.base_url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self.tls) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+    def stop(self) -> None:
+        """Stop gunicorn (it stops its workers) by pid."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        workers = self.worker_pids()
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in workers:  # normally gone with their master
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)

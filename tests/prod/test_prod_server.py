@@ -1,0 +1,86 @@
+"""The production server (scripts/berth-up --prod's gunicorn + uvicorn workers) starts several
+workers and serves the API, static files (WhiteNoise) and a WebSocket over HTTPS."""
+
+import json
+import re
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.prod.prod_server import ProdServer
+
+# A session for the admin, made the way Django's login does, printed as its cookie value.
+SESSION = (
+    "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY; "
+    "from django.contrib.sessions.backends.db import SessionStore; "
+    "from accounts.models import User; u = User.objects.get(username='admin'); "
+    "s = SessionStore(); s[SESSION_KEY] = str(u.pk); "
+    "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'; "
+    "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, redis_url):
+    served = ProdServer(tmp_path_factory.mktemp("prod"), redis_url, workers=2)
+    try:
+        served.prepare()
+        served.start()
+        yield served
+    finally:
+        served.stop()
+
+
+def test_several_workers(server):
+    assert len(server.worker_pids()) == 2
+    assert "uvicorn_worker.UvicornWorker" in server.log() or "Booting worker" in server.log()
+
+
+def test_api_over_https(server):
+    status, _, body = server.get("/api/v1/containers/", {"Authorization": f"Bearer {server.token}"})
+    assert status == 200, body
+    assert json.loads(body)["count"] == 0
+    status, _, _ = server.get("/api/v1/containers/")
+    assert status in (401, 403)
+    # Production settings: HSTS on every answer, no debug page for a missing one.
+    status, headers, body = server.get("/no-such-page/")
+    assert status == 404 and b"Traceback" not in body
+    assert "max-age" in (headers.get("Strict-Transport-Security") or "")
+
+
+def test_static_files_by_whitenoise(server):
+    status, headers, body = server.get("/static/berth/berth.css")
+    assert status == 200 and body
+    assert "max-age" in headers.get("Cache-Control", "")
+    status, headers, _ = server.get("/static/berth/berth.css", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers.get("Content-Encoding") == "gzip"
+    assert server.get("/static/berth/nothing-here.css")[0] == 404
+
+
+def test_websocket_over_https(server):
+    origin = server.base_url.replace("127.0.0.1", "localhost")
+    url = server.base_url.replace("https", "wss") + "/ws/containers/999999/terminal/"
+    # Without a session: accepted, told to log in, closed.
+    with connect(url, ssl=server.tls, origin=origin, open_timeout=20) as ws:
+        assert json.loads(ws.recv(timeout=20))["message"] == "log in first"
+    # With the admin's session cookie: the consumer looks the container up (through the
+    # gate) and says it is not there: sessions, Channels and the Redis layer work per worker.
+    session = server.manage("shell", "-c", SESSION).strip().splitlines()[-1]
+    with connect(
+        url,
+        ssl=server.tls,
+        origin=origin,
+        additional_headers={"Cookie": f"sessionid={session}"},
+        open_timeout=20,
+    ) as ws:
+        message = json.loads(ws.recv(timeout=20))
+    assert message["state"] == "error"
+    assert re.search(r"not found|no container", message["message"]), message
+
+
+def test_foreign_origin_websocket_refused(server):
+    url = server.base_url.replace("https", "wss") + "/ws/containers/1/terminal/"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, ssl=server.tls, origin="https://evil.example", open_timeout=20)
+    assert refused.value.response.status_code == 403
