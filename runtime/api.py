@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from runtime.config import RuntimeConfig
+from runtime.container import grace as grace_mod
 from runtime.container import inspect, launch, plan
 from runtime.container import status as sm
 from runtime.container.checkpoint import pause_at
@@ -207,9 +208,10 @@ class Runtime:
         """Create and start in one step; with auto_remove the container is deleted when it exits."""
         return self._create(spec, start_now=True, auto_remove=auto_remove)
 
-    def start(self, ref: str, checkpoint: str | None = None) -> dict:
+    def start(self, ref: str, checkpoint: str | None = None, restart_count: int = 0) -> dict:
         """Start a created or stopped container (from `checkpoint`: restore it); a running one
-        is left alone."""
+        is left alone. `restart_count`: restarts so far when a restart policy starts it (its
+        shim goes on counting from there), 0 for a user's start."""
         if checkpoint is not None:
             from runtime.container import checkpoint_verbs
 
@@ -225,10 +227,12 @@ class Runtime:
                 self._release(paths, obs["pid"])
             else:
                 paths.exit_file.unlink(missing_ok=True)
-                rec["restart_count"] = 0
+                rec["restart_count"] = restart_count
                 launch.launch(self, rec, start_now=True)
             state = self.store.read_state(cid)
-            state.update(started_at=self.store.now(), user_stopped=False, restart_count=0)
+            state.update(
+                started_at=self.store.now(), user_stopped=False, restart_count=restart_count
+            )
             self.store.write_state(cid, state)
         return self.state(cid)
 
@@ -374,7 +378,15 @@ class Runtime:
         """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped."""
         return self._stop(ref, timeout, keep=False)
 
-    def _stop(self, ref: str, timeout: int | None, keep: bool) -> dict:
+    def signal_stop(self, ref: str, timeout: int | None = None, *, keep: bool = False) -> dict:
+        """Send the stop signal and return at once; the shim SIGKILLs after `timeout` seconds.
+
+        A paused container, or a grace of 0, is stopped here and now (that takes no waiting).
+        Call stop() (or restart(), with `keep`) once it has exited, to release its network.
+        """
+        return self._stop(ref, timeout, keep, wait=False)
+
+    def _stop(self, ref: str, timeout: int | None, keep: bool, wait: bool = True) -> dict:
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
@@ -389,6 +401,16 @@ class Runtime:
                 state["user_stopped"] = True
                 self.store.write_state(cid, state)
                 if obs["status"] == sm.RUNNING and obs["pid"]:
+                    if not wait and grace > 0 and obs["shim_pid"]:
+                        # The shim sits out the grace period (runtime/container/grace.py).
+                        grace_mod.arm(
+                            paths,
+                            pid=obs["pid"],
+                            shim_pid=obs["shim_pid"],
+                            stop_signal=parse_signal(spec.stop_signal),
+                            grace=grace,
+                        )
+                        return self.state(cid)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(obs["pid"], parse_signal(spec.stop_signal))
                     self._wait_stopped(cid, grace)
@@ -623,12 +645,15 @@ class Runtime:
             )
         return inspect.top(self.cgroups.pids(cid))
 
-    def logs(self, ref: str, follow: bool = False, tail=None, since=None, timestamps: bool = False):
-        """Iterator of (stream, iso_ts, bytes) from the container's log."""
+    def logs(
+        self, ref: str, follow: bool = False, tail=None, since=None, timestamps=False, stop=None
+    ):
+        """Iterator of (stream, iso_ts, bytes) from the container's log (following it until the
+        container stops, or until `stop()` is true)."""
         from runtime.container import logs
 
         cid = self.store.resolve(ref)
-        return logs.read_logs(self, cid, follow=follow, tail=tail, since=since)
+        return logs.read_logs(self, cid, follow=follow, tail=tail, since=since, stop=stop)
 
     def exec(self, ref: str, argv, env=(), user=None, workdir=None, tty=False) -> tuple[int, bytes]:
         """Run `argv` inside the running container; return (exit code, combined output)."""

@@ -1,23 +1,19 @@
-"""The agent side of the web terminal: relay bytes between a container session and the browser.
+"""The agent side of stream sessions: relay bytes between a container and a web client.
 
 `agent.relay_terminal(operation_id)` runs on the container's host. It claims the Operation the
-web created (after the gate allowed and audited the session), opens the session, exec on a
-new PTY or attach to the container's TTY through the shim's socket, and relays it over the
-Channels layer (Redis): output to the session's group, input, resizes and close from the
-agent's own channel. The relay runs in a thread so a long session never holds a worker slot.
+web created (after the gate allowed and audited the session), opens the session (agent/sessions.py:
+exec on a PTY or on pipes, attach to the container's TTY through the shim's socket, or follow
+its log), and relays it over the Channels layer (Redis): output to the session's group, input,
+end of input, resizes and close from the agent's own channel. The web side is the dashboard's
+terminal (dashboard/consumers.py) or the Docker API's hijacked connections
+(dockerapi/hijack_relay.py). The relay runs in a thread so a long session never holds a worker
+slot.
 """
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
-import signal
-import socket
-import struct
-import termios
 import threading
-import time
 
 from celery import shared_task
 from channels.layers import get_channel_layer
@@ -26,144 +22,19 @@ from django.db import close_old_connections
 from agent import admission, claims, containers_ops, lookup
 from agent.hostname import this_host
 from agent.runtime_handle import get_runtime
+from agent.sessions import (
+    AttachSession,
+    ExecSession,
+    LogSession,
+    PipeExecSession,
+    SessionError,
+)
 from containers.models import Container
 from dashboard import terminal_protocol as proto
 from operations.models import Operation
 
 log = logging.getLogger(__name__)
-CHUNK = 65536
 IDLE_SECONDS = 3600  # a session nobody typed into for an hour is closed
-EXIT_GRACE = 2.0
-
-
-class SessionError(Exception):
-    """The session could not be opened; the message is for the person at the terminal."""
-
-
-def set_size(fd: int, cols: int, rows: int) -> None:
-    """TIOCSWINSZ on the PTY: the program in the container gets SIGWINCH."""
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
-def connect_unix(sock, path: str) -> None:
-    """Connect to a unix socket, also one whose path is longer than sun_path's 108 bytes."""
-    if len(os.fsencode(path)) < 100:
-        sock.connect(path)
-        return
-    # Reach it through a descriptor of its directory: /proc/self/fd/N/name is short.
-    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        sock.connect(f"/proc/self/fd/{directory}/{os.path.basename(path)}")
-    finally:
-        os.close(directory)
-
-
-class ExecSession:
-    """A program started in the container's namespaces on a PTY that the agent holds."""
-
-    def __init__(self, rt, runtime_id: str, argv: list[str], cols: int, rows: int, user=None):
-        from runtime.errors import BerthError  # the agent is the only place runtime is loaded
-
-        master, slave = os.openpty()
-        set_size(master, cols, rows)
-        try:
-            self.helper = rt.exec_spawn(
-                runtime_id,
-                argv,
-                [slave, slave, slave],
-                env=["TERM=xterm-256color"],
-                user=user,
-                tty=True,
-            )
-        except BerthError as err:
-            os.close(master)
-            raise SessionError(str(err)) from None
-        finally:
-            os.close(slave)
-        self.fd = master
-        os.set_blocking(master, False)
-
-    def read(self) -> bytes:
-        """Output so far; b'' at the end (EIO: the program and its children closed the PTY)."""
-        try:
-            return os.read(self.fd, CHUNK)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def write(self, data: bytes) -> None:
-        """Keystrokes to the program."""
-        with contextlib.suppress(OSError):
-            os.write(self.fd, data)
-
-    def resize(self, cols: int, rows: int) -> None:
-        """New window size."""
-        with contextlib.suppress(OSError):
-            set_size(self.fd, cols, rows)
-
-    def close(self) -> int | None:
-        """Hang up (SIGHUP through the PTY), reap the helper; returns the exit code if known."""
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        deadline = time.monotonic() + EXIT_GRACE
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.helper, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
-                return 128 - code if code < 0 else code
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.helper, signal.SIGKILL)
-        os.waitpid(self.helper, 0)
-        return None
-
-
-class AttachSession:
-    """The container's own TTY, through the shim's attach socket (detaching leaves it running)."""
-
-    def __init__(self, rt, runtime_id: str):
-        from runtime.errors import BerthError
-
-        try:
-            path = rt.attach_socket(runtime_id)
-        except BerthError as err:
-            raise SessionError(str(err)) from None
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            connect_unix(self.sock, path)
-        except OSError as err:
-            self.sock.close()
-            raise SessionError(f"cannot attach: {err.strerror or err}") from None
-        self.sock.setblocking(False)
-        self.fd = self.sock.fileno()
-        self.rt, self.runtime_id = rt, runtime_id
-
-    def read(self) -> bytes:
-        """Output so far; b'' when the shim closed the socket (the container exited)."""
-        try:
-            return self.sock.recv(CHUNK)
-        except BlockingIOError:
-            return None
-        except OSError:
-            return b""
-
-    def write(self, data: bytes) -> None:
-        """Keystrokes to the container's TTY."""
-        with contextlib.suppress(OSError):
-            self.sock.sendall(data)
-
-    def resize(self, cols: int, rows: int) -> None:
-        """New window size, through the shim (the program in the container gets SIGWINCH)."""
-        from runtime.errors import BerthError
-
-        with contextlib.suppress(BerthError):
-            self.rt.resize(self.runtime_id, cols, rows)
-
-    def close(self) -> None:
-        """Detach."""
-        self.sock.close()
-        return None
 
 
 async def relay(session, group: str, session_id: str = "") -> None:
@@ -174,19 +45,28 @@ async def relay(session, group: str, session_id: str = "") -> None:
     await layer.group_send(group, {"type": proto.READY, "channel": channel})
     loop = asyncio.get_running_loop()
     readable = asyncio.Event()
-    loop.add_reader(session.fd, readable.set)
+    open_fds = set(session.fds)
+    for fd in open_fds:
+        loop.add_reader(fd, readable.set)
 
     async def output():
-        while True:
+        # Until every output descriptor has ended (a PTY: one; a program on pipes: two).
+        while open_fds:
             await readable.wait()
             readable.clear()
-            while True:
-                data = session.read()
-                if data is None:
-                    break
-                if not data:
-                    return
-                await layer.group_send(group, {"type": proto.OUTPUT, "data": data})
+            for fd in list(open_fds):
+                while True:
+                    chunks = session.read(fd)
+                    if chunks is None:
+                        break
+                    if not chunks:
+                        loop.remove_reader(fd)
+                        open_fds.discard(fd)
+                        break
+                    for stream, data in chunks:
+                        await layer.group_send(
+                            group, {"type": proto.OUTPUT, "data": data, "stream": stream}
+                        )
 
     async def commands():
         while True:
@@ -205,6 +85,8 @@ async def relay(session, group: str, session_id: str = "") -> None:
                 session.write(bytes(message.get("data", b""))[: proto.MAX_INPUT])
             elif kind == proto.RESIZE:
                 session.resize(*proto.clamp_size(message.get("cols"), message.get("rows")))
+            elif kind == proto.EOF:
+                session.eof()
             elif kind == proto.CLOSE:
                 return
 
@@ -214,7 +96,8 @@ async def relay(session, group: str, session_id: str = "") -> None:
     finally:
         for task in tasks:
             task.cancel()
-        loop.remove_reader(session.fd)
+        for fd in open_fds:
+            loop.remove_reader(fd)
 
 
 async def _notify(group: str, message: dict) -> None:
@@ -252,7 +135,7 @@ def _refuse_root(rt, runtime_id: str, user, params: dict) -> None:
 
 
 def open_session(op, container):
-    """Exec or attach, as the Operation says."""
+    """Exec (on a PTY or on pipes), attach to the TTY, or follow the log, as the Operation says."""
     params = op.params
     state = lookup.find(get_runtime(), container)
     if state is None:
@@ -260,7 +143,8 @@ def open_session(op, container):
             f"container {container.name} does not exist on host {container.host.name}"
         )
     rt = get_runtime()
-    if params.get("mode") == "attach":
+    mode = params.get("mode")
+    if mode == "attach":
         if not (container.spec or {}).get("tty"):
             raise SessionError(f"container {container.name} has no TTY")
         _refuse_root(rt, state["id"], None, params)
@@ -268,12 +152,27 @@ def open_session(op, container):
         if params.get("cols") and params.get("rows"):
             session.resize(*proto.clamp_size(params.get("cols"), params.get("rows")))
         return session
+    if mode == "logs":
+        return LogSession(
+            rt,
+            state["id"],
+            tail=params.get("tail"),
+            since=params.get("since"),
+            timestamps=bool(params.get("timestamps")),
+        )
     argv = params.get("command") or []
     if not argv or not all(isinstance(a, str) for a in argv):
         raise SessionError("the terminal needs a command")
-    cols, rows = proto.clamp_size(params.get("cols"), params.get("rows"))
-    _refuse_root(rt, state["id"], params.get("user") or None, params)
-    return ExecSession(rt, state["id"], argv, cols, rows, user=params.get("user") or None)
+    user = params.get("user") or None
+    env = [e for e in params.get("env") or [] if isinstance(e, str) and "=" in e]
+    workdir = params.get("workdir") or None
+    _refuse_root(rt, state["id"], user, params)
+    if params.get("tty", True):
+        cols, rows = proto.clamp_size(params.get("cols"), params.get("rows"))
+        return ExecSession(rt, state["id"], argv, cols, rows, user=user, env=env, workdir=workdir)
+    return PipeExecSession(
+        rt, state["id"], argv, user=user, env=env, workdir=workdir, stdin=bool(params.get("stdin"))
+    )
 
 
 @shared_task(name=proto.TASK_NAME, bind=True)

@@ -3,16 +3,15 @@
 import re
 import shlex
 
-from django.db import transaction
-
-from audit import context
 from config.errors import Conflict, InvalidRequest
 from containers.models import Container
 from dashboard import terminal_protocol as proto
-from operations import dispatch
+from operations.sessions import queue_session
 from rbac import gate
 
 # The REST exec's user syntax (containers.api.serializers.ExecSerializer).
+# What a person at the web terminal may open (the Docker API also follows logs).
+TERMINAL_MODES = ("exec", "attach")
 USER_RE = re.compile(r"^[a-zA-Z0-9_.-]+(:[a-zA-Z0-9_.-]+)?$")
 
 
@@ -45,8 +44,8 @@ def open_session(
     Raises NotVisible (another team's or a missing container), AccessDenied (audited),
     InvalidRequest or Conflict (not running, no TTY), Unavailable (Redis down).
     """
-    if mode not in proto.MODES:
-        raise InvalidRequest(f"mode must be one of {', '.join(proto.MODES)}")
+    if mode not in TERMINAL_MODES:
+        raise InvalidRequest(f"mode must be one of {', '.join(TERMINAL_MODES)}")
     container = (
         gate.restrict(Container.objects.select_related("host", "team"), user, "container.view")
         .filter(pk=container_id)
@@ -78,37 +77,17 @@ def open_session(
         raise Conflict(f"container {container.name} has no TTY to attach to; use exec")
     if container.observed_state != Container.Observed.RUNNING:
         raise Conflict(f"container {container.name} is {container.observed_state}, not running")
-    try:
-        dispatch.check_broker()
-    except Exception as exc:
-        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=str(exc))
-        raise
-    with transaction.atomic():
-        op = dispatch.new_operation(
-            kind=proto.OPERATION_KIND,
-            target_type="container",
-            target_id=container.pk,
-            host=container.host,
-            team=container.team,
-            params={
-                "session": session,
-                "mode": mode,
-                "command": argv,
-                "user": exec_user,
-                "cols": cols,
-                "rows": rows,
-                # The agent resolves the real uid (names, the container's default user) and
-                # refuses root unless the gate allows it here.
-                "root_allowed": gate.decide(
-                    user, "container.exec", container, options={"user": "0"}
-                ).allowed,
-            },
-            user=user,
-            request_id=context.current().request_id,
-        )
-        gate.record(decision, summary=summary, operation=op)
-        host, op_id, task_id = container.host, op.pk, op.task_id
-        transaction.on_commit(
-            lambda: dispatch.send_signed(proto.TASK_NAME, host, [op_id], task_id=task_id)
-        )
-    return op_id
+    params = {
+        "session": session,
+        "mode": mode,
+        "command": argv,
+        "user": exec_user,
+        "cols": cols,
+        "rows": rows,
+        # The agent resolves the real uid (names, the container's default user) and
+        # refuses root unless the gate allows it here.
+        "root_allowed": gate.decide(
+            user, "container.exec", container, options={"user": "0"}
+        ).allowed,
+    }
+    return queue_session(user, container, decision, summary=summary, params=params)

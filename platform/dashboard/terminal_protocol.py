@@ -3,10 +3,15 @@
 No Django and no runtime imports: both sides import it. Messages go through the Channels
 layer (Redis); `data` is raw bytes (channels_redis packs with msgpack).
 
-web -> agent (to the agent's own channel):  term.input {data}, term.resize {cols, rows}, term.close,
+web -> agent (to the agent's own channel):  term.input {data}, term.resize {cols, rows},
+                                            term.eof (end of input), term.close,
                                             each with `seq` and `envelope` (signed, see signed_args)
-agent -> web (to the session group):        term.ready {channel}, term.output {data},
+agent -> web (to the session group):        term.ready {channel}, term.output {data, stream},
                                             term.exit {code, message}
+
+Modes: exec (a program on a PTY, or on pipes when params.tty is false), attach (a TTY
+container's own terminal), logs (the container's log followed; the Docker API's attach to a
+container without a TTY and `docker logs -f`).
 """
 
 import hashlib
@@ -14,9 +19,9 @@ import re
 
 TASK_NAME = "agent.relay_terminal"
 OPERATION_KIND = "container.terminal"
-MODES = ("exec", "attach")
+MODES = ("exec", "attach", "logs")
 READY, OUTPUT, EXIT = "term.ready", "term.output", "term.exit"
-INPUT, RESIZE, CLOSE = "term.input", "term.resize", "term.close"
+INPUT, RESIZE, CLOSE, EOF = "term.input", "term.resize", "term.close", "term.eof"
 MAX_INPUT = 64 * 1024
 COMMAND_TTL = 60.0  # seconds a signed terminal command stays valid
 _SESSION_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -46,8 +46,9 @@ def _decode(line: bytes):
     return entry["stream"], entry["time"], entry["log"].encode("utf-8", "surrogateescape")
 
 
-def read_logs(rt, cid: str, follow: bool = False, tail=None, since=None):
-    """Yield (stream, iso_ts, bytes); with follow, keep going until the container stops."""
+def read_logs(rt, cid: str, follow: bool = False, tail=None, since=None, stop=None):
+    """Yield (stream, iso_ts, bytes); with follow, keep going until the container stops (or
+    until `stop()` says so: a follower whose reader left must not poll for ever)."""
     if tail is not None and tail != "all":
         try:
             tail = int(tail)
@@ -59,10 +60,10 @@ def read_logs(rt, cid: str, follow: bool = False, tail=None, since=None):
         tail = None
     since_ts = parse_since(since)
     path = rt.store.paths(cid).log_file
-    return _iterate(rt, cid, path, follow, tail, since_ts)
+    return _iterate(rt, cid, path, follow, tail, since_ts, stop)
 
 
-def _iterate(rt, cid, path, follow, tail, since_ts):
+def _iterate(rt, cid, path, follow, tail, since_ts, stop=None):
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
     except FileNotFoundError:
@@ -102,6 +103,8 @@ def _iterate(rt, cid, path, follow, tail, since_ts):
                     return
                 pending += chunk
                 continue
+            if stop is not None and stop():
+                return
             time.sleep(0.1)
     finally:
         if f is not None:
