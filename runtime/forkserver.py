@@ -34,8 +34,10 @@ def _run(rt, spec, auto_remove=False):
     return rt.run(ContainerSpec.from_dict(spec), auto_remove=auto_remove)
 
 
-def _start(rt, ref, checkpoint=None):
-    return rt.start(ref, checkpoint=checkpoint) if checkpoint else rt.start(ref)
+def _start(rt, ref, checkpoint=None, restart_count=0):
+    if checkpoint:
+        return rt.start(ref, checkpoint=checkpoint)
+    return rt.start(ref, restart_count=restart_count) if restart_count else rt.start(ref)
 
 
 def _restart(rt, ref, timeout=None):
@@ -194,8 +196,10 @@ class LeanRuntime:
         """As Runtime.run, in the fork server."""
         return self._client.call("run", _spec_dict(spec), auto_remove)
 
-    def start(self, ref: str, checkpoint: str | None = None) -> dict:
+    def start(self, ref: str, checkpoint: str | None = None, restart_count: int = 0) -> dict:
         """As Runtime.start (from a checkpoint when named), in the fork server."""
+        if restart_count:
+            return self._client.call("start", ref, checkpoint, restart_count)
         return self._client.call("start", ref, checkpoint)
 
     def restart(self, ref: str, timeout: int | None = None) -> dict:

@@ -1,0 +1,270 @@
+"""Restart policies across a reboot and a lost monitor (issue 21), checked against Docker's rules.
+
+Docker's documentation (docs.docker.com, "Start containers automatically"):
+- no: never restarted.
+- on-failure[:max]: restarted after a non-zero exit while retries last; "it doesn't restart
+  the container if the daemon restarts".
+- always: restarted; "if it's manually stopped, it's restarted only when Docker daemon
+  restarts or the container itself is manually restarted".
+- unless-stopped: like always, "except that when the container is stopped (manually or
+  otherwise), it isn't restarted even after Docker daemon restarts".
+
+A reboot is simulated as the issue describes: every shim and container process killed, the
+run directory emptied; then `boot.recover(startup=True)` runs as the agent's first pass does.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import urllib.request
+
+import pytest
+
+from runtime.container import boot, respawn
+from runtime.container.fsutil import read_json
+from runtime.container.launch import wait_gone
+from tests.runtime.net_runtime import free_port, net_runtime, nft_ports, poll
+
+pytestmark = pytest.mark.root
+
+
+# -- the rules themselves (pure functions), one row per case of Docker's table ----------------
+
+
+def _spec(name, max_retries=0):
+    return {"restart": {"name": name, "max_retries": max_retries}}
+
+
+@pytest.mark.parametrize(
+    ("policy", "kw", "expected"),
+    [
+        ("no", dict(was_running=True, code=255, count=0, user_stopped=False), False),
+        ("always", dict(was_running=True, code=255, count=0, user_stopped=False), True),
+        ("always", dict(was_running=False, code=137, count=0, user_stopped=True), True),
+        ("unless-stopped", dict(was_running=True, code=255, count=0, user_stopped=False), True),
+        ("unless-stopped", dict(was_running=False, code=137, count=0, user_stopped=True), False),
+        ("on-failure", dict(was_running=True, code=255, count=0, user_stopped=False), False),
+        ("on-failure", dict(was_running=False, code=3, count=1, user_stopped=False), True),
+        ("on-failure", dict(was_running=False, code=0, count=0, user_stopped=False), False),
+        ("on-failure", dict(was_running=False, code=3, count=2, user_stopped=False), False),
+    ],
+)
+def test_boot_rules_follow_docker(policy, kw, expected):
+    limit = 2 if policy == "on-failure" else 0
+    assert respawn.at_boot(_spec(policy, limit), **kw) is expected
+
+
+@pytest.mark.parametrize(
+    ("policy", "kw", "expected"),
+    [
+        ("no", dict(code=137, count=0, user_stopped=False), False),
+        ("always", dict(code=137, count=5, user_stopped=False), True),
+        ("always", dict(code=137, count=0, user_stopped=True), False),
+        ("unless-stopped", dict(code=0, count=0, user_stopped=False), True),
+        ("on-failure", dict(code=137, count=1, user_stopped=False), True),
+        ("on-failure", dict(code=137, count=2, user_stopped=False), False),
+        ("on-failure", dict(code=0, count=0, user_stopped=False), False),
+    ],
+)
+def test_lost_monitor_rules_follow_the_shims(policy, kw, expected):
+    assert respawn.after_lost_monitor(_spec(policy, 2), **kw) is expected
+
+
+# -- real containers --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nrt():
+    """A Runtime with a bridge network of its own (removed after the test)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with net_runtime() as rt:
+        yield rt
+
+
+def _run(rt, name, policy, command=("sleep", "1000"), max_retries=0, **extra):
+    spec = {
+        "image": "busybox",
+        "name": name,
+        "command": list(command),
+        "restart": {"name": policy, "max_retries": max_retries},
+        "network": {"mode": "none"},
+    }
+    spec.update(extra)
+    return rt.run(spec)["id"]
+
+
+def _kill_monitor_and_process(rt, cid):
+    """What a crash of the host does to one container: shim and every process gone."""
+    paths = rt.store.paths(cid)
+    shim = read_json(paths.shim_file, {}) or {}
+    for pid in (shim.get("shim"), shim.get("pid")):
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        rt.cgroups.kill_all(cid, signal.SIGKILL)
+    wait_gone(shim.get("shim"))
+    wait_gone(shim.get("pid"))
+
+
+def _reboot(rt):
+    """Kill every shim and container process, empty the run directory."""
+    for cid in rt.store.ids():
+        _kill_monitor_and_process(rt, cid)
+    shutil.rmtree(rt.config.run_root)
+    rt.config.run_root.mkdir()
+
+
+def _gone_or_reaped(pid):
+    """The old process is gone; a zombie only while its parent (the host's init) reaps it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    fields = stat[stat.rindex(")") + 2 :].split()
+    print("old process", pid, "state", fields[0], "parent", fields[1])
+    return poll(lambda: not os.path.exists(f"/proc/{pid}"), 5)
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def test_reboot_applies_each_policy_as_docker_does(nrt):
+    port = free_port()
+    ids = {
+        "no": _run(nrt, "bno", "no"),
+        "always": _run(
+            nrt,
+            "balways",
+            "always",
+            command=["httpd", "-f", "-p", "80", "-h", "/etc"],
+            network={"ports": [{"container_port": 80, "host_port": port}]},
+        ),
+        "unless": _run(nrt, "bunless", "unless-stopped"),
+        "unless_stopped": _run(nrt, "bunlessstop", "unless-stopped"),
+        "always_stopped": _run(nrt, "balwaysstop", "always"),
+        "onfail_running": _run(nrt, "bonfailrun", "on-failure", max_retries=3),
+        "onfail_spent": _run(
+            nrt, "bonfailspent", "on-failure", command=["sh", "-c", "exit 3"], max_retries=1
+        ),
+    }
+    # One joins another's network namespace: it must start after the one it joins.
+    ids["joiner"] = _run(nrt, "bjoiner", "always", network={"mode": f"container:{ids['always']}"})
+    nrt.stop(ids["unless_stopped"], timeout=0)  # a user's stop
+    nrt.stop(ids["always_stopped"], timeout=0)
+    assert poll(lambda: nrt.state(ids["onfail_spent"])["restart_count"] == 1, 15)
+    assert poll(lambda: nrt.state(ids["onfail_spent"])["status"] == "stopped", 15)
+    assert "localhost" in _get(f"http://127.0.0.1:{port}/hosts")
+
+    _reboot(nrt)
+    assert boot.is_boot(nrt.config)
+    result = boot.recover(nrt, startup=True)
+    assert result["boot"] and not result["maintenance"]
+
+    started = {item["id"]: item for item in result["restarts"]}
+    status = {key: nrt.state(cid)["status"] for key, cid in ids.items()}
+    assert status == {
+        "no": "stopped",
+        "always": "running",
+        "unless": "running",
+        "unless_stopped": "stopped",
+        "always_stopped": "running",  # Docker: restarted when the daemon starts
+        "onfail_running": "stopped",  # Docker: on-failure never restarts at daemon start
+        "onfail_spent": "stopped",  # its one retry was spent before the boot
+        "joiner": "running",
+    }
+    assert set(started) == {ids[k] for k in ("always", "unless", "always_stopped", "joiner")}
+    assert all(item["started"] and item["error"] == "" for item in started.values())
+    assert started[ids["always"]]["reason"] == "host boot: restart policy always"
+    assert "even after a user's stop" in started[ids["always_stopped"]]["reason"]
+    order = [item["id"] for item in result["restarts"]]
+    assert order.index(ids["always"]) < order.index(ids["joiner"])
+    # The ones that did not come back say why they stopped: the host went down under them.
+    assert nrt.state(ids["no"])["exit_code"] == 255
+    assert nrt.state(ids["onfail_running"])["exit_code"] == 255
+    assert nrt.state(ids["onfail_spent"])["exit_code"] == 3
+    assert nrt.state(ids["onfail_spent"])["restart_count"] == 1
+    # Network and port map are back: the page is served through the published port again, and
+    # the joiner sees the same network stack.
+    assert str(port) in nft_ports(nrt.config.prefix)
+    assert "localhost" in _get(f"http://127.0.0.1:{port}/hosts")
+    code, out = nrt.exec(ids["joiner"], ["wget", "-qO-", "http://127.0.0.1/hostname"])
+    assert code == 0 and out.strip()
+    # A second pass changes nothing: the boot is recorded, nothing lost its monitor.
+    again = boot.recover(nrt, startup=True)
+    assert not again["boot"] and again["restarts"] == [] and again["reaped"] == []
+
+
+def test_maintenance_file_keeps_everything_stopped_at_boot(nrt):
+    cid = _run(nrt, "bmaint", "always")
+    _reboot(nrt)
+    boot.maintenance_file(nrt.config).touch()
+    try:
+        result = boot.recover(nrt, startup=True)
+    finally:
+        boot.maintenance_file(nrt.config).unlink()
+    assert result["maintenance"] and result["restarts"] == []
+    assert nrt.state(cid)["status"] == "stopped"
+    assert [r["id"] for r in result["reaped"]] == [cid]
+
+
+def test_lost_monitor_always_is_reaped_logged_and_restarted(nrt):
+    cid = _run(nrt, "blostalways", "always")
+    paths = nrt.store.paths(cid)
+    shim = read_json(paths.shim_file)
+    os.kill(shim["shim"], signal.SIGKILL)  # the monitor dies, the program runs on
+    wait_gone(shim["shim"])
+    assert nrt.state(cid)["status"] == "running"  # unmonitored
+
+    result = boot.recover(nrt)
+    assert [r["id"] for r in result["reaped"]] == [cid]
+    assert result["reaped"][0]["killed"] and result["reaped"][0]["exit_code"] == 137
+    (item,) = result["restarts"]
+    assert item["started"] and item["trigger"] == "monitor-lost"
+    assert item["reason"] == "monitor lost: restart policy always after exit code 137"
+    state = nrt.state(cid)
+    assert state["status"] == "running" and state["pid"] != shim["pid"]
+    assert state["restart_count"] == 1
+    assert _gone_or_reaped(shim["pid"])
+    notes = [b for _, _, b in nrt.logs(cid)]
+    assert any(b"monitor (shim) was gone" in b for b in notes)
+    # Monitored again: a crash is now the new shim's to restart.
+    new_shim = read_json(paths.shim_file)
+    assert new_shim["shim"] != shim["shim"]
+    assert boot.recover(nrt)["reaped"] == []
+
+
+def test_lost_monitor_on_failure_counts_its_retries(nrt):
+    cid = _run(nrt, "blostfail", "on-failure", max_retries=2)
+    counts = []
+    for _ in range(3):
+        _kill_monitor_and_process(nrt, cid)  # monitor and program both gone
+        result = boot.recover(nrt)
+        assert [r["id"] for r in result["reaped"]] == [cid]
+        assert result["reaped"][0]["exit_code"] == 255  # nobody saw how it ended
+        counts.append([i["restart_count"] for i in result["restarts"]])
+    assert counts == [[1], [2], []]  # the third loss finds its two retries spent
+    state = nrt.state(cid)
+    assert state["status"] == "stopped" and state["exit_code"] == 255
+    assert state["restart_count"] == 2
+
+
+def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):
+    plain = _run(nrt, "blostno", "no")
+    stopped = _run(nrt, "blostkill", "always")
+    shim = read_json(nrt.store.paths(plain).shim_file)
+    os.kill(shim["shim"], signal.SIGKILL)
+    wait_gone(shim["shim"])
+    nrt.kill(stopped, "KILL")  # a user's kill: the stop flag wins, as in the shim
+    assert poll(lambda: nrt.state(stopped)["status"] == "stopped", 10)
+    result = boot.recover(nrt)
+    assert [r["id"] for r in result["reaped"]] == [plain]
+    assert result["restarts"] == []
+    assert nrt.state(plain)["status"] == "stopped"
+    assert nrt.state(plain)["exit_code"] == 137
+    assert nrt.state(stopped)["status"] == "stopped"
