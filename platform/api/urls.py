@@ -7,6 +7,13 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
+from compliance.api.views import (
+    CheckViewSet,
+    ExceptionViewSet,
+    FindingViewSet,
+    RunViewSet,
+    ScoreViewSet,
+)
 from containers.api.views import ContainerViewSet
 from hosts.api.join import HostJoinViewSet
 from hosts.api.views import HostViewSet
@@ -40,6 +47,11 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("operations", OperationProgressViewSet, basename="operation-progress")
 router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("compliance/checks", CheckViewSet, basename="compliance-check")
+router.register("compliance/runs", RunViewSet, basename="compliance-run")
+router.register("compliance/findings", FindingViewSet, basename="compliance-finding")
+router.register("compliance/scores", ScoreViewSet, basename="compliance-score")
+router.register("compliance/exceptions", ExceptionViewSet, basename="compliance-exception")
 
 urlpatterns = [
     *router.urls,

@@ -19,6 +19,8 @@ urlpatterns = [
     ),
     # The Docker Engine API for the docker CLI and SDKs (docs/docker-api.md): bearer tokens only.
     path("", include("dockerapi.urls")),
+    # Compliance pages (issue 13), before the dashboard's catch-all paths.
+    path("compliance/", include("compliance.urls")),
     # The browser dashboard owns every other path.
     path("", include("dashboard.urls")),
 ]

@@ -24,6 +24,7 @@ ITEMS = (
     NavItem("Networks", "dashboard:networks", "network.view"),
     NavItem("Volumes", "dashboard:volumes", "volume.view"),
     NavItem("Hosts", "dashboard:hosts", "host.view"),
+    NavItem("Compliance", "compliance:page", "compliance.view"),
     NavItem("Users", "dashboard:users", "user.view", "Administration"),
     NavItem("Teams", "dashboard:teams", "team.view", "Administration"),
     NavItem("Roles", "dashboard:roles", "role.view", "Administration"),

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "volumes",
     "operations",
     "transfers",
+    "compliance",
     "api",
     "agent",
     "channels",
@@ -205,6 +206,17 @@ BERTH_TOKEN_DEFAULT_DAYS = 90
 BERTH_METRICS_ALLOW = [
     c.strip() for c in (secret("BERTH_METRICS_ALLOW") or "").split(",") if c.strip()
 ]
+# Compliance (issue 13): images older than this many days fail image.stale; beat runs every
+# check on this period, on the control-plane queue berth.control (compliance/tasks.py).
+BERTH_COMPLIANCE_IMAGE_MAX_AGE_DAYS = int(secret("BERTH_COMPLIANCE_IMAGE_MAX_AGE_DAYS") or 90)
+BERTH_COMPLIANCE_EVERY_SECONDS = int(secret("BERTH_COMPLIANCE_EVERY_SECONDS") or 3600)
+CELERY_BEAT_SCHEDULE = {
+    "compliance-run": {
+        "task": "compliance.run_scheduled",
+        "schedule": BERTH_COMPLIANCE_EVERY_SECONDS,
+        "options": {"queue": "berth.control"},
+    },
+}
 # Largest image archive or build context the API accepts (the host's disk is shared).
 BERTH_MAX_UPLOAD_BYTES = 4 * 1024**3
 

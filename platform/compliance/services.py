@@ -1,0 +1,243 @@
+"""Compliance state changes: run the checks and store the results, grant and revoke exceptions.
+
+Every change goes through the gate and writes its audit event in the same transaction.
+"""
+
+import dataclasses
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record_event
+from compliance import engine
+from compliance.checks import by_id
+from compliance.models import ComplianceException, ComplianceRun, Finding, TeamScore
+from config.errors import InvalidRequest, NotFound
+from containers.models import Container
+from hosts.models import Host
+from images.models import Image
+from rbac import gate
+
+# Findings of older runs are dropped (their counts stay in TeamScore, for the trend).
+KEEP_FINDINGS_OF_RUNS = 10
+MAX_EXCEPTION_DAYS = 366
+OBJECT_TYPES = ("container", "image", "host", "token", "user", "site")
+
+
+def active_exceptions(now) -> dict:
+    """(check id, object type, object id) -> exception id, for the exceptions in force."""
+    rows = ComplianceException.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
+    return {
+        (check_id, object_type, object_id): pk
+        for pk, check_id, object_type, object_id in rows.values_list(
+            "pk", "check_id", "object_type", "object_id"
+        )
+    }
+
+
+def load_rows():
+    """(containers, images) as plain dicts: every live container, every image."""
+    containers = list(
+        Container.objects.exclude(desired_state=Container.Desired.REMOVED)
+        .exclude(observed_state=Container.Observed.REMOVED)
+        .values("pk", "name", "team_id", "host_id", "spec", "image")
+    )
+    images = list(
+        Image.objects.values(
+            "pk", "host_id", "team_id", "image_id", "repo_tags", "config", "created"
+        )
+    )
+    return containers, images
+
+
+def evaluate_now(now=None) -> engine.Outcome:
+    """Run every check over the current rows without storing anything."""
+    now = now or timezone.now()
+    containers, images = load_rows()
+    return engine.evaluate(
+        containers=containers, images=images, exceptions=active_exceptions(now), now=now
+    )
+
+
+def _store(run: ComplianceRun, outcome: engine.Outcome) -> None:
+    Finding.objects.bulk_create(
+        [
+            Finding(
+                run=run,
+                check_id=r.check_id,
+                severity=r.severity,
+                object_type=r.object_type,
+                object_id=r.object_id,
+                object_repr=r.object_repr[:200],
+                team_id=r.team_id,
+                host_id=r.host_id,
+                detail=r.detail,
+                excepted=r.exception_id is not None,
+                exception_id=r.exception_id,
+            )
+            for r in outcome.results
+        ],
+        batch_size=500,
+    )
+    TeamScore.objects.bulk_create(
+        [
+            TeamScore(
+                run=run,
+                team_id=team_id,
+                evaluations=t.evaluations,
+                failed=t.failed,
+                excepted=t.excepted,
+                by_severity=t.by_severity,
+            )
+            for team_id, t in outcome.tallies.items()
+        ]
+    )
+    old = ComplianceRun.objects.order_by("-started_at", "-id").values_list("pk", flat=True)[
+        KEEP_FINDINGS_OF_RUNS:
+    ]
+    Finding.objects.filter(run_id__in=list(old)).delete()
+
+
+def run_compliance(*, trigger: str, acting_user=None, summary=None) -> ComplianceRun:
+    """Run every check now and store the findings and team scores; returns the run.
+
+    A person's run is decided by the gate (compliance.run) and audited with its decision; a
+    scheduled or command run is audited as the system's.
+    """
+    decision = None
+    if acting_user is not None:
+        decision = gate.require(acting_user, "compliance.run", summary=summary)
+    started = time.perf_counter()
+    now = timezone.now()
+    outcome = evaluate_now(now)
+    with transaction.atomic():
+        run = ComplianceRun.objects.create(
+            trigger=trigger,
+            started_by=acting_user,
+            started_at=now,
+            finished_at=timezone.now(),
+            objects_checked=outcome.objects,
+            evaluations=outcome.evaluations,
+            failed=outcome.failed,
+            excepted=outcome.excepted,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+        _store(run, outcome)
+        result = {"run": run.pk, "failed": run.failed, "evaluations": run.evaluations}
+        if decision is not None:
+            gate.record(decision, summary=(summary or {}) | result)
+        else:
+            record_event(
+                action="compliance.run",
+                outcome=gate.ALLOWED,
+                reason=f"{trigger} run",
+                object_type="compliance",
+                object_id=run.pk,
+                summary=result,
+            )
+    return run
+
+
+def latest_run() -> ComplianceRun | None:
+    """The newest finished run."""
+    return ComplianceRun.objects.filter(finished_at__isnull=False).first()
+
+
+# Exceptions ---------------------------------------------------------------------------------
+
+
+def _target(object_type: str, object_id: str):
+    """(team id, host id, repr) of the object an exception is for; NotFound when it is gone."""
+    if object_type == "container":
+        row = Container.objects.filter(pk=_int(object_id)).values("team_id", "host_id", "name")
+        row = row.first()
+        if row:
+            return row["team_id"], row["host_id"], row["name"]
+    elif object_type == "image":
+        image = Image.objects.filter(pk=_int(object_id)).first()
+        if image:
+            return image.team_id, image.host_id, str(image)
+    elif object_type == "host":
+        host = Host.objects.filter(pk=_int(object_id)).first()
+        if host:
+            return None, host.pk, host.name
+    elif object_type in ("site", "token", "user"):
+        return None, None, f"{object_type} {object_id}"
+    raise NotFound(f"no {object_type} {object_id}")
+
+
+def _int(text) -> int:
+    text = str(text)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+
+
+def validate_exception(*, check_id, object_type, object_id, reason, expires_at, now=None):
+    """Refuse an exception without a known check, a reason or a sensible expiry (400)."""
+    now = now or timezone.now()
+    check = by_id(check_id or "")
+    if check is None:
+        raise InvalidRequest(f"unknown compliance check {check_id!r}")
+    if object_type not in OBJECT_TYPES:
+        raise InvalidRequest(f"object_type must be one of {', '.join(OBJECT_TYPES)}")
+    if check.target != "site" and object_type != check.target:
+        raise InvalidRequest(f"check {check.id} applies to {check.target}s, not {object_type}s")
+    if not str(object_id or "").strip():
+        raise InvalidRequest("object_id is required")
+    if not (reason or "").strip():
+        raise InvalidRequest("an exception needs a reason")
+    if expires_at is None:
+        raise InvalidRequest("an exception needs an expiry (expires_at)")
+    if expires_at <= now:
+        raise InvalidRequest("expires_at must be in the future")
+    if expires_at > now + timedelta(days=MAX_EXCEPTION_DAYS):
+        raise InvalidRequest(f"an exception may last at most {MAX_EXCEPTION_DAYS} days")
+
+
+def do_grant_exception(
+    *, check_id, object_type, object_id, reason, expires_at, acting_user, summary=None
+) -> ComplianceException:
+    """Let `check_id` fail on one object until `expires_at`; decided on the object's scope."""
+    validate_exception(
+        check_id=check_id,
+        object_type=object_type,
+        object_id=object_id,
+        reason=reason,
+        expires_at=expires_at,
+    )
+    team_id, host_id, label = _target(object_type, str(object_id))
+    exc = ComplianceException(
+        check_id=check_id,
+        object_type=object_type,
+        object_id=str(object_id),
+        object_repr=label[:200],
+        team_id=team_id,
+        host_id=host_id,
+        reason=reason.strip()[:500],
+        expires_at=expires_at,
+        created_by=acting_user,
+    )
+    summary = (summary or {}) | {
+        "check": check_id,
+        "object": f"{object_type} {object_id}",
+        "reason": exc.reason,
+        "expires_at": expires_at.isoformat(),
+    }
+    decision = gate.require(acting_user, "compliance.except", exc, summary=summary)
+    with transaction.atomic():
+        exc.save(force_insert=True)
+        gate.record(dataclasses.replace(decision, obj=exc), summary=summary)
+    return exc
+
+
+def do_revoke_exception(exc: ComplianceException, *, acting_user, summary=None):
+    """End an exception now (the next run counts the failure again)."""
+    decision = gate.require(acting_user, "compliance.except", exc, summary=summary)
+    with transaction.atomic():
+        ComplianceException.objects.filter(pk=exc.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        gate.record(decision, summary=(summary or {}) | {"revoked": exc.pk})
+    exc.refresh_from_db()
+    return exc

@@ -1,0 +1,15 @@
+"""Dashboard pages of compliance (namespace `compliance`), mounted at /compliance/."""
+
+from django.urls import path
+
+from compliance import views
+
+app_name = "compliance"
+
+urlpatterns = [
+    path("", views.compliance_page, name="page"),
+    path("export.<str:fmt>", views.compliance_export, name="export"),
+    path("run/", views.compliance_run, name="run"),
+    path("exceptions/", views.exception_create, name="exception_create"),
+    path("exceptions/<int:pk>/revoke/", views.exception_revoke, name="exception_revoke"),
+]
