@@ -1,6 +1,8 @@
 """`docker commit`, `docker history` and `docker image prune` on top of the store and runtime."""
 
 import contextlib
+import os
+import stat
 from pathlib import Path
 
 from runtime.build.layers import diff_from_upper, finish_layer
@@ -87,13 +89,23 @@ def history(store, ref: str) -> list[dict]:
 
 
 def _layer_size(store, diff_id: str) -> int:
+    """Bytes of the layer's regular files, each file counted once however many hard links
+    name it (busybox is one 1 MB binary behind some 400 links)."""
     total = 0
+    seen: set[tuple[int, int]] = set()
     root = store.layout.layer_path(diff_id)
-    with contextlib.suppress(OSError):
-        for path in root.rglob("*"):
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
             with contextlib.suppress(OSError):
-                st = path.lstat()
-                total += st.st_size if path.is_file() and not path.is_symlink() else 0
+                st = os.lstat(os.path.join(dirpath, name))
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                if st.st_nlink > 1:
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                total += st.st_size
     return total
 
 

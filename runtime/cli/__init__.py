@@ -11,7 +11,6 @@ import argparse
 import importlib
 import sys
 
-from runtime.config import RuntimeConfig
 from runtime.errors import BerthError
 
 # Areas that register commands; a missing module (not built yet) is skipped.
@@ -22,13 +21,40 @@ _AREAS = (
     "runtime.cli.networks",
     "runtime.cli.checkpoints",
 )
+# The areas a command word needs: only those are imported (each pulls in its own libraries),
+# so `ps` does not pay for the registry client or the image store. Other words (help, a
+# typo) load every area, so argparse can list them all.
+_CONTAINERS = (
+    "run create start stop restart kill pause unpause wait inspect top rm rename ps logs exec "
+    "attach stats"
+)
+_WORDS = {
+    **dict.fromkeys(_CONTAINERS.split(), ("runtime.cli.containers",)),
+    **dict.fromkeys(
+        ["images", "rmi", "tag", "import", "load", "save"],
+        ("runtime.cli.images", "runtime.cli.registry"),
+    ),
+    "image": ("runtime.cli.images", "runtime.cli.registry"),
+    **dict.fromkeys(
+        ["search", "pull", "push", "login", "logout", "build", "commit", "builder", "history"],
+        ("runtime.cli.registry",),
+    ),
+    "network": ("runtime.cli.networks",),
+    **dict.fromkeys(("checkpoint", "restore"), ("runtime.cli.checkpoints",)),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every registered area."""
+def _areas_for(argv) -> tuple[str, ...]:
+    """The area modules the command line needs (every area when the command is unknown)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return _WORDS.get(word, _AREAS)
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser with the areas `argv` needs (None: every registered area)."""
     parser = argparse.ArgumentParser(prog="berth", description="Berth container runtime")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _AREAS:
+    for name in _AREAS if argv is None else _areas_for(argv):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -41,9 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse, run the handler, turn BerthError into a message and an exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
+        from runtime.config import RuntimeConfig
+
         args.config = RuntimeConfig.from_env()
         return args.func(args) or 0
     except BerthError as err:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from runtime.cli import specflags, terminal
+from runtime.cli import specflags
 from runtime.errors import BerthError, InvalidSpec
+
+# socket, threading and runtime.cli.terminal are imported by the verbs that attach: `ps`,
+# `rm` and the other short verbs start faster without them.
 
 
 def _rt(args):
@@ -118,7 +118,10 @@ def _run(args) -> int:
             rt.delete(st["id"], force=True)
 
 
-def _connect(rt, ref) -> socket.socket:
+def _connect(rt, ref):
+    import socket
+    from pathlib import Path
+
     from runtime.container.fsutil import socket_path
 
     sock = socket.socket(socket.AF_UNIX)
@@ -129,6 +132,10 @@ def _connect(rt, ref) -> socket.socket:
 
 def _attached(rt, cid: str, tty: bool, interactive: bool, start: bool) -> int:
     """Run in the foreground: TTY through the attach socket, else stdout/stderr from the log."""
+    import threading
+
+    from runtime.cli import terminal
+
     if tty or interactive:
         sock = _connect(rt, cid)  # connected before start: no early output is missed
         if start:
@@ -151,7 +158,9 @@ def _attached(rt, cid: str, tty: bool, interactive: bool, start: bool) -> int:
     return rt.wait(cid)
 
 
-def _pump_stdin(sock: socket.socket) -> None:
+def _pump_stdin(sock) -> None:
+    import socket
+
     while data := os.read(0, 4096):
         sock.sendall(data)
     sock.shutdown(socket.SHUT_WR)
@@ -353,6 +362,7 @@ def _stats(args) -> int:
 
 # -- exec / attach -----------------------------------------------------------------------
 def _exec(args) -> int:
+    from runtime.cli import terminal
     from runtime.container import execute
     from runtime.container import status as sm
 
@@ -386,6 +396,8 @@ def _exec(args) -> int:
 
 
 def _attach(args) -> int:
+    from runtime.cli import terminal
+
     rt = _rt(args)
     st = rt.state(args.container)
     sock = _connect(rt, st["id"])

@@ -56,22 +56,24 @@ class ContainerIndex:
             # Created private: it holds every container's spec (environment included).
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        if fresh or not getattr(self._local, "ready", False):
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
             # WAL: readers never wait for writers; the setting stays with the file.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
-            self._local.ready = True
+        except BaseException:
+            conn.close()
+            raise
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _run(self, sql: str, args=()) -> list:
         """Run one statement; a damaged index file is set aside and started afresh."""
         for attempt in (0, 1):
-            conn = self._db()
-            if conn is None:
-                return []
             try:
+                conn = self._db()
+                if conn is None:
+                    return []
                 return conn.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as err:
                 if attempt or isinstance(err, sqlite3.OperationalError):
@@ -85,7 +87,6 @@ class ContainerIndex:
         if conn is not None:
             conn.close()
         self._local.conn = None
-        self._local.ready = False
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 

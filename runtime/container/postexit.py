@@ -33,7 +33,10 @@ def config_from(cfg: dict) -> RuntimeConfig:
 
 def main() -> None:
     """Run Runtime.after_exit for the shim's container."""
+    args = json.loads(sys.argv[1])
+    config = config_from(args["config"])
+    if not (config.containers_dir / args["cid"] / "config.json").exists():
+        return  # already removed (`run --rm`'s own delete won): nothing to load the API for
     from runtime.api import Runtime
 
-    args = json.loads(sys.argv[1])
-    Runtime(config_from(args["config"])).after_exit(args["cid"])
+    Runtime(config).after_exit(args["cid"])
