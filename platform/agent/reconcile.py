@@ -7,8 +7,11 @@ Choices (docs/agent.md):
   as after `docker rm` + `docker run`); desired created or stopped -> observed `stopped` (a later
   start re-creates it). Containers with an operation in flight are left to that operation.
 - Exits, OOM kills and restarts done by the runtime reach the row on every pass.
-- A labelled runtime container whose row wants it removed is deleted; one without any row is
-  reported, never touched (it may belong to another installation sharing the host).
+- A labelled runtime container whose row wants it removed is deleted; one labelled for this
+  host without any row is adopted (its create operation is known) or removed after one
+  interval (agent/orphans.py).
+- Containers whose monitor (shim) is gone are reaped and their restart policy applied on every
+  pass; the start-up pass after a boot applies Docker's boot rules (agent/boot.py).
 - Image rows follow the host's image store (agent/image_sync.py).
 """
 
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from agent import claims, executor, image_sync, lookup, observe
+from agent import boot, claims, executor, image_sync, lookup, observe, orphans
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
@@ -79,8 +82,9 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
     `agent_started` (a datetime) marks the start-up pass of an agent that started then.
     """
     rt = rt or get_runtime()
-    if agent_started is not None:
-        _runtime_startup(rt)
+    # Runtime first: lost monitors reaped and restart policies applied (at start-up also
+    # half-made containers, networks and, after a boot, every container's boot rule).
+    recovery = boot.recover(host_name, rt, startup=agent_started is not None)
     recovered = recover_operations(host_name, agent_started=agent_started, rt=rt)
     busy = set(
         Operation.objects.filter(
@@ -99,6 +103,8 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         "repaired": 0,
         "orphans": 0,
         "removed": 0,
+        "reaped": recovery["reaped"],
+        "restarted": recovery["restarted"],
     }
     rows = Container.objects.filter(host__name=host_name).select_related("host", "created_by")
     wanted = set()
@@ -128,21 +134,10 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         _repair_ghost(container, host_name, rt)
         counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)
     counts.update(image_sync.sync_images(host_name, rt))
-    prefix = f"{host_name}/"
-    counts["orphans"] = sum(1 for key in present if key.startswith(prefix) and key not in wanted)
+    counts.update(orphans.handle(host_name, rt, present, wanted))
     if any(counts.values()):
         log.info("reconciled host %s: %s", host_name, counts)
     return counts
-
-
-def _runtime_startup(rt) -> None:
-    """What the runtime needs after a reboot or an agent restart, before any repair."""
-    rt.reconcile()  # containers whose shim is gone are marked stopped
-    if rt.config.networks_dir.exists():
-        try:
-            rt.networks.restore()  # bridges, nft table and port maps of running containers
-        except Exception:  # containers without published ports still deserve their repair
-            log.exception("restoring the networks failed")
 
 
 def _changed(container, state) -> bool:

@@ -159,19 +159,20 @@ def reap_all(rt) -> list[dict]:
     return found
 
 
-def due(rt, reaped: list[dict], *, boot: bool, skip=frozenset()) -> list[dict]:
-    """The containers whose restart policy says start now, each with its reason and count."""
+def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
+    """The containers whose restart policy says start now, each with its reason and count.
+
+    `skip(record)`: True for a container that must not be started whatever its policy.
+    """
     reaped_by_id = {r["id"]: r for r in reaped}
     candidates = rt.store.ids() if boot else list(reaped_by_id)
     found = []
     for cid in candidates:
-        if cid in skip:
-            continue
         try:
             rec, obs = rt._observe(cid)
         except (NotFound, FileNotFoundError):
             continue
-        if obs["process"] or rec.get("auto_remove"):
+        if obs["process"] or rec.get("auto_remove") or (skip is not None and skip(rec)):
             continue
         state = rt.store.read_state(cid)
         if not state.get("started_at"):
@@ -261,14 +262,14 @@ def start_all(rt, items: list[dict]) -> list[dict]:
     return items
 
 
-def recover(rt, *, startup: bool = False, restarts: bool = True, skip=frozenset()) -> dict:
+def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> dict:
     """Reap containers whose monitor is gone and start those whose restart policy says so.
 
     `startup` (the agent's first pass): also clear half-made containers (`rt.reconcile()`),
     restore bridges, the nft table and port maps, and, when the host booted, apply the boot
     rules to every container. `restarts=False` (maintenance) reaps and records, starts
-    nothing. `skip`: runtime ids never to start (their rows want them removed, or have none).
-    Returns {"boot", "reaped", "restarts", "maintenance"}.
+    nothing. `skip(record)`: True for a container never to start (its row wants it removed, or
+    it has none). Returns {"boot", "reaped", "restarts", "maintenance", "network_error"}.
     """
     boot = startup and is_boot(rt.config)
     reaped = reap_all(rt)
