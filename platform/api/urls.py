@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
+from backups.api.views import BackupRunViewSet
 from compliance.api.views import (
     CheckViewSet,
     ExceptionViewSet,
@@ -14,7 +15,9 @@ from compliance.api.views import (
     RunViewSet,
     ScoreViewSet,
 )
+from compliance.api.vulns import AdvisoryViewSet, InventoryViewSet, OsvImportViewSet
 from containers.api.views import ContainerViewSet
+from directory.api.views import GroupMappingViewSet
 from hosts.api.join import HostJoinViewSet
 from hosts.api.views import HostViewSet
 from images.api.views import ImageViewSet
@@ -47,11 +50,16 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("operations", OperationProgressViewSet, basename="operation-progress")
 router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("backups", BackupRunViewSet, basename="backup")
+router.register("directory/mappings", GroupMappingViewSet, basename="directory-mapping")
 router.register("compliance/checks", CheckViewSet, basename="compliance-check")
 router.register("compliance/runs", RunViewSet, basename="compliance-run")
 router.register("compliance/findings", FindingViewSet, basename="compliance-finding")
 router.register("compliance/scores", ScoreViewSet, basename="compliance-score")
 router.register("compliance/exceptions", ExceptionViewSet, basename="compliance-exception")
+router.register("compliance/inventories", InventoryViewSet, basename="compliance-inventory")
+router.register("compliance/advisories", AdvisoryViewSet, basename="compliance-advisory")
+router.register("compliance/osv-imports", OsvImportViewSet, basename="compliance-osv-import")
 
 urlpatterns = [
     *router.urls,

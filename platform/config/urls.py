@@ -8,6 +8,8 @@ from metrics.views import metrics
 
 urlpatterns = [
     path("api/v1/", include("api.urls")),
+    # Backups page (issue 12), before the dashboard catch-all paths.
+    path("backups/", include("backups.urls")),
     # Prometheus (metrics/): a metrics.read token or an address in BERTH_METRICS_ALLOW.
     path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -19,6 +21,8 @@ urlpatterns = [
     ),
     # The Docker Engine API for the docker CLI and SDKs (docs/docker-api.md): bearer tokens only.
     path("", include("dockerapi.urls")),
+    # Single sign-on (OIDC) and the directory's mappings page (directory/).
+    path("", include("directory.urls")),
     # Compliance pages (issue 13), before the dashboard's catch-all paths.
     path("compliance/", include("compliance.urls")),
     # The browser dashboard owns every other path.

@@ -30,7 +30,9 @@ ITEMS = (
     NavItem("Roles", "dashboard:roles", "role.view", "Administration"),
     NavItem("Bindings", "dashboard:bindings", "role.view", "Administration"),
     NavItem("API tokens", "dashboard:tokens", "token.view", "Administration"),
+    NavItem("Directory", "directory:mappings", "directory.view", "Administration"),
     NavItem("Audit log", "dashboard:audit", "audit.read", "Administration"),
+    NavItem("Backups", "backups:index", "backup.view", "Administration"),
 )
 
 

@@ -8,6 +8,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 # of new hosts (the one-time join token in the body is its credential; tested in
 # tests/platform/test_plat_hosts_enrol.py).
 PUBLIC = {"login/", "logout/", "api/v1/^hosts/join/$"}
+# OIDC sign-in (platform/directory/views_sso.py): open to anyone, they sign nobody in without the
+# provider's answer (tests/sso/).
+PUBLIC |= {"sso/oidc/login/", "sso/oidc/callback/", "sso/oidc/logout/"}
 # Paths that take no session at all: only requests signed by an enrolled host's key (tested in
 # tests/platform/test_plat_transfers.py); a session or a forged request carries nothing there.
 HOST_SIGNED = {"api/v1/transfers/<str:pk>/data/"}

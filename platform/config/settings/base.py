@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from config.env import database_from_url, secret, sqlite_database
+from config.env import database_from_url, flag, secret, sqlite_database
 from config.redis_url import channel_host, redis_url, split_tls
 
 REPO_DIR = Path(__file__).resolve().parents[3]
@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "agent",
     "channels",
     "dashboard",
+    "directory",
     "metrics",
 ]
 
@@ -107,6 +108,41 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 LOGIN_URL = "/login/"
+
+# Sign-in: local accounts first, then the directory (LDAP, when BERTH_LDAP_URL is set). OIDC
+# sign-in has its own views (directory/oidc.py) and logs in through ModelBackend's session path.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "directory.ldap.LDAPBackend",
+]
+BERTH_LDAP = {
+    "URL": secret("BERTH_LDAP_URL") or "",  # ldap://host:389 or ldaps://host:636
+    "START_TLS": flag("BERTH_LDAP_START_TLS"),
+    "CA_FILE": secret("BERTH_LDAP_CA_FILE") or "",
+    "BIND_DN": secret("BERTH_LDAP_BIND_DN") or "",
+    "BIND_PASSWORD": secret("BERTH_LDAP_BIND_PASSWORD") or "",
+    "USER_BASE": secret("BERTH_LDAP_USER_BASE") or "",
+    "USER_FILTER": secret("BERTH_LDAP_USER_FILTER") or "(uid={username})",
+    "DISABLED_FILTER": secret("BERTH_LDAP_DISABLED_FILTER") or "",
+    "GROUP_BASE": secret("BERTH_LDAP_GROUP_BASE") or "",
+    "GROUP_FILTER": secret("BERTH_LDAP_GROUP_FILTER")
+    or "(|(member={dn})(uniqueMember={dn})(memberUid={username}))",
+    "ATTR_USERNAME": secret("BERTH_LDAP_ATTR_USERNAME") or "uid",
+    "ATTR_EMAIL": "mail",
+    "ATTR_FIRST_NAME": "givenName",
+    "ATTR_LAST_NAME": "sn",
+    "TIMEOUT": int(secret("BERTH_LDAP_TIMEOUT") or 5),
+}
+BERTH_OIDC = {
+    "ISSUER": secret("BERTH_OIDC_ISSUER") or "",  # discovery at <issuer>/.well-known/...
+    "CLIENT_ID": secret("BERTH_OIDC_CLIENT_ID") or "",
+    "CLIENT_SECRET": secret("BERTH_OIDC_CLIENT_SECRET") or "",
+    "SCOPES": secret("BERTH_OIDC_SCOPES") or "openid profile email",
+    "GROUPS_CLAIM": secret("BERTH_OIDC_GROUPS_CLAIM") or "groups",
+    "USERNAME_CLAIM": secret("BERTH_OIDC_USERNAME_CLAIM") or "preferred_username",
+    "REDIRECT_URI": secret("BERTH_OIDC_REDIRECT_URI") or "",  # default: built from the request
+    "LABEL": secret("BERTH_OIDC_LABEL") or "Sign in with SSO",
+}
 
 # Redis requires a password (REDIS_URL, or var/redis.password from berth-up); rediss:// is TLS.
 REDIS_URL = redis_url(DATA_DIR)

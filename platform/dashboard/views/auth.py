@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard import lockout
 from dashboard.audit_log import record_login
 from dashboard.decorators import PUBLIC, gated
+from directory.views_sso import end_session_url
 
 LOCKED_MESSAGE = "Too many failed logins. Try again in a few minutes."
 FAILED_MESSAGE = "Wrong username or password."
@@ -58,9 +59,9 @@ def login_view(request):
     if user is None:
         lockout.record_failure(username, address)
         record_login(request, username, outcome="denied", reason="bad credentials")
-        return render(
-            request, "dashboard/login.html", {**context, "error": FAILED_MESSAGE}, status=401
-        )
+        # A directory refusal (directory/ldap.py) says why: unreachable, disabled, no group.
+        error = getattr(request, "berth_login_error", None) or FAILED_MESSAGE
+        return render(request, "dashboard/login.html", {**context, "error": error}, status=401)
     # login() rotates the session key and the CSRF token (no session fixation).
     login(request, user)
     lockout.clear(username)
@@ -71,6 +72,8 @@ def login_view(request):
 @gated(PUBLIC, login=False)
 @require_POST
 def logout_view(request):
-    """Log out (POST only, so a link elsewhere cannot log anyone out)."""
+    """Log out (POST only, so a link elsewhere cannot log anyone out); an OIDC session is ended
+    at the provider too (directory/views_sso.py)."""
+    provider_logout = end_session_url(request)
     logout(request)
-    return redirect("dashboard:login")
+    return redirect(provider_logout or "dashboard:login")
