@@ -6,6 +6,7 @@ Every process is stopped by its pid; everything lives in the given directory.
 """
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -44,7 +45,10 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 class ProdServer:
     """Database, admin token, static files and the production web server of one Berth."""
 
-    def __init__(self, base: Path, redis_url: str, *, workers: int = 2, **extra_env):
+    def __init__(
+        self, base: Path, redis_url: str, *, workers: int = 2, env: dict | None = None, **extra_env
+    ):
+        """`env`: start from another installation's environment (its data dir and database)."""
         self.base = base
         self.port = free_port()
         self.workers = workers
@@ -52,12 +56,16 @@ class ProdServer:
         self.cert, self.key = make_certificate(base)
         self.proc: subprocess.Popen | None = None
         self.token = ""
-        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+        self.env = (
+            dict(env)
+            if env
+            else {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+        )
+        self.env.setdefault("BERTH_DATA_DIR", str(base / "data"))
         self.env.update(
             DJANGO_SETTINGS_MODULE="config.settings.prod",
             DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
             DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1",
-            BERTH_DATA_DIR=str(base / "data"),
             REDIS_URL=redis_url,
             BERTH_BIND=f"127.0.0.1:{self.port}",
             BERTH_WORKERS=str(workers),
@@ -125,9 +133,16 @@ class ProdServer:
                 pids += [int(p) for p in (task / "children").read_text().split()]
         return pids
 
-    def get(self, path: str, headers: dict | None = None):
-        """GET over HTTPS (certificate verified); returns (status, headers, body)."""
-        request = urllib.request.Request(self.base_url + path, headers=headers or {})
+    def get(self, path: str, headers: dict | None = None, *, method="GET", body=None):
+        """A request over HTTPS (certificate verified); returns (status, headers, body)."""
+        headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(
+            self.base_url + path, headers=headers, data=data, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=30, context=self.tls) as response:
                 return response.status, response.headers, response.read()

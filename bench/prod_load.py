@@ -1,0 +1,335 @@
+#!/usr/bin/env python
+"""The production server under load, next to the development server, in one run (issue 15).
+
+A throwaway Berth (tests/prod/prod_server.py: private Redis, SQLite, 500 container rows in one
+team, an admin token and session) is served twice on loopback, one after the other, against
+the same database:
+  dev   `manage.py runserver` with config.settings.dev (what `scripts/berth-up` runs)
+  prod  gunicorn + uvicorn workers, HTTPS, config.settings.prod, WhiteNoise (`--prod`)
+Each gets the same bounded load for --seconds (default 60) from one asyncio process (h11 on
+kept-alive connections, uvloop when present):
+  --api-clients (200) API clients, each `GET /api/v1/containers/` (a page of 50 of the 500
+      rows) with a bearer token, then a think time of 0.5-1.5 s;
+  --browsers (50) browsers, each a dashboard page load (`GET /containers/` with the session
+      cookie, then every same-origin script and stylesheet the page names), then 2-4 s.
+A client waits for its answer before the next request (closed loop), so a saturated server
+shows up as fewer requests per second and higher latency, never as an unbounded backlog.
+Reported per server: requests per second, p50/p99 latency of the list and of page loads,
+errors (any non-2xx/3xx, timeout or connection failure); then prod/dev ratios.
+
+    .venv/bin/python bench/prod_load.py [--seconds 60] [--api-clients 200] [--browsers 50]
+        [--containers 500] [--workers N] [--json out.json]
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import secrets
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import h11
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.prod.prod_server import PY, ProdServer, free_port  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+
+REQUEST_TIMEOUT = 10.0
+ROWS = """
+from accounts.models import Team
+from containers.models import Container
+from hosts.models import Host
+team, _ = Team.objects.get_or_create(name="bench")
+host = Host.objects.get(name={host!r})
+Host.objects.filter(pk=host.pk).update(state="up")
+states = ["running", "stopped", "created", "paused"]
+Container.objects.bulk_create([
+    Container(team=team, host=host, name=f"load-{{i:04d}}", image="busybox",
+              spec={{"image": "busybox", "name": f"load-{{i:04d}}", "labels": {{}}}},
+              observed_state=states[i % 4], desired_state="running")
+    for i in range({n})
+])
+"""
+SESSION = (
+    "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY; "
+    "from django.contrib.sessions.backends.db import SessionStore; "
+    "from accounts.models import User; u = User.objects.get(username='admin'); "
+    "s = SessionStore(); s[SESSION_KEY] = str(u.pk); "
+    "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'; "
+    "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"
+)
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection (h11), reopened after an error or a close."""
+
+    def __init__(self, base: str, tls: ssl.SSLContext | None):
+        parts = urlsplit(base)
+        self.host, self.port, self.tls = parts.hostname, parts.port, tls
+        self.reader = self.writer = None
+        self.conn = None
+
+    async def _open(self):
+        self.reader, self.writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None
+        )
+        self.conn = h11.Connection(h11.CLIENT)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = self.conn = None
+
+    async def get(self, path: str, headers: dict) -> int:
+        """GET `path`; returns the status once the whole body arrived."""
+        if self.conn is None or self.conn.our_state is not h11.IDLE:
+            self.close()
+            await self._open()
+        hdrs = [("Host", f"{self.host}:{self.port}"), *headers.items()]
+        self.writer.write(self.conn.send(h11.Request(method="GET", target=path, headers=hdrs)))
+        self.writer.write(self.conn.send(h11.EndOfMessage()))
+        await self.writer.drain()
+        status = 0
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("closed mid-answer")
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        else:
+            self.close()
+        return status
+
+
+class Stats:
+    """Latencies (ms) and errors of one kind of request."""
+
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.error_kinds: dict[str, int] = {}
+
+    def fail(self, what: str):
+        self.errors += 1
+        self.error_kinds[what] = self.error_kinds.get(what, 0) + 1
+
+    def summary(self, seconds: float) -> dict:
+        lat = sorted(self.latencies)
+        pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: None)
+        return {
+            "count": len(lat),
+            "per_second": round(len(lat) / seconds, 1),
+            "p50_ms": None if not lat else round(statistics.median(lat), 1),
+            "p99_ms": None if not lat else round(pct(0.99), 1),
+            "errors": self.errors,
+            "error_kinds": self.error_kinds,
+        }
+
+
+async def timed(conn: Connection, path: str, headers: dict, stats: Stats | None) -> bool:
+    start = time.perf_counter()
+    try:
+        status = await asyncio.wait_for(conn.get(path, headers), REQUEST_TIMEOUT)
+    except (TimeoutError, OSError, h11.ProtocolError, ConnectionError) as err:
+        conn.close()
+        if stats is not None:
+            stats.fail(type(err).__name__)
+        return False
+    if status >= 400:
+        if stats is not None:
+            stats.fail(f"HTTP {status}")
+        return False
+    if stats is not None:
+        stats.latencies.append((time.perf_counter() - start) * 1000)
+    return True
+
+
+async def api_client(base, tls, token, stop_at, stats: Stats, counter: list):
+    conn = Connection(base, tls)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    await asyncio.sleep(random.uniform(0, 1.0))  # spread the first wave
+    while time.monotonic() < stop_at:
+        await timed(conn, "/api/v1/containers/", headers, stats)
+        counter[0] += 1
+        await asyncio.sleep(random.uniform(0.5, 1.5))
+    conn.close()
+
+
+async def browser(base, tls, cookie, assets, stop_at, pages: Stats, static: Stats, counter: list):
+    conn = Connection(base, tls)
+    headers = {"Cookie": f"sessionid={cookie}", "Accept": "text/html", "Accept-Encoding": "gzip"}
+    await asyncio.sleep(random.uniform(0, 3.0))
+    while time.monotonic() < stop_at:
+        start = time.perf_counter()
+        ok = await timed(conn, "/containers/", headers, None)
+        counter[0] += 1
+        for asset in assets:
+            ok = await timed(conn, asset, headers, static) and ok
+            counter[0] += 1
+        if ok:
+            pages.latencies.append((time.perf_counter() - start) * 1000)
+        else:
+            pages.fail("page")
+        await asyncio.sleep(random.uniform(2.0, 4.0))
+    conn.close()
+
+
+async def discover_assets(base, tls, cookie) -> list[str]:
+    """The page's own scripts and stylesheets (what a browser fetches with it)."""
+    reader, writer = await asyncio.open_connection(
+        urlsplit(base).hostname, urlsplit(base).port, ssl=tls,
+        server_hostname=urlsplit(base).hostname if tls else None,
+    )  # fmt: skip
+    writer.write(
+        f"GET /containers/ HTTP/1.1\r\nHost: {urlsplit(base).netloc}\r\n"
+        f"Cookie: sessionid={cookie}\r\nConnection: close\r\n\r\n".encode()
+    )
+    body = (await reader.read()).decode(errors="replace")
+    writer.close()
+    if " 200 " not in body.split("\r\n", 1)[0]:
+        raise RuntimeError(f"dashboard page: {body[:300]}")
+    found = re.findall(r'(?:src|href)="(/static/[^"?#]+\.(?:js|css))"', body)
+    return list(dict.fromkeys(found))
+
+
+async def run_load(base, tls, token, cookie, args) -> dict:
+    assets = await discover_assets(base, tls, cookie)
+    stop_at = time.monotonic() + args.seconds
+    api, pages, static = Stats(), Stats(), Stats()
+    counter = [0]
+    started = time.monotonic()
+    await asyncio.gather(
+        *(api_client(base, tls, token, stop_at, api, counter) for _ in range(args.api_clients)),
+        *(
+            browser(base, tls, cookie, assets, stop_at, pages, static, counter)
+            for _ in range(args.browsers)
+        ),
+    )
+    elapsed = time.monotonic() - started
+    return {
+        "seconds": round(elapsed, 1),
+        "requests_per_second": round(counter[0] / elapsed, 1),
+        "api_list": api.summary(elapsed),
+        "page_loads": pages.summary(elapsed),
+        "static_files": static.summary(elapsed),
+        "assets_per_page": len(assets),
+    }
+
+
+def start_dev(served: ProdServer, port: int) -> subprocess.Popen:
+    env = dict(served.env, DJANGO_SETTINGS_MODULE="config.settings.dev")
+    log = open(served.base / "dev.log", "ab")  # noqa: SIM115 (lives with the process)
+    proc = subprocess.Popen(
+        [str(PY), "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    import socket
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((served.base / "dev.log").read_text()[-2000:])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the development server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--api-clients", type=int, default=200)
+    parser.add_argument("--browsers", type=int, default=50)
+    parser.add_argument("--containers", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=0, help="prod workers (0: gunicorn.conf)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    # Bounded: at most this many clients and this long, on loopback only.
+    if not (0 < args.seconds <= 600 and args.api_clients <= 1000 and args.browsers <= 200):
+        parser.error("--seconds up to 600, at most 1000 API clients and 200 browsers")
+
+    base = Path(tempfile.mkdtemp(prefix="berth-prodload-"))
+    redis = RedisServer(base / "redis").start() if (base / "redis").mkdir() is None else None
+    dev = served = None
+    try:
+        workers = args.workers or max(2, 2 * (__import__("os").cpu_count() or 1))
+        served = ProdServer(base, redis.url, workers=workers)
+        served.prepare(ROWS.format(host=served.host, n=args.containers))
+        cookie = served.manage("shell", "-c", SESSION).strip().splitlines()[-1]
+        results = {"containers": args.containers, "api_clients": args.api_clients,
+                   "browsers": args.browsers, "prod_workers": workers}  # fmt: skip
+
+        dev_port = free_port()
+        dev = start_dev(served, dev_port)
+        print(f"dev: runserver on http://127.0.0.1:{dev_port}/ for {args.seconds:g} s", flush=True)
+        results["dev"] = asyncio.run(
+            run_load(f"http://127.0.0.1:{dev_port}", None, served.token, cookie, args)
+        )
+        stop(dev)
+        dev = None
+
+        served.start()
+        print(f"prod: gunicorn, {workers} uvicorn workers, HTTPS, for {args.seconds:g} s")
+        results["prod"] = asyncio.run(
+            run_load(served.base_url, served.tls, served.token, cookie, args)
+        )
+        d, p = results["dev"], results["prod"]
+        results["ratio_rps"] = round(
+            p["requests_per_second"] / max(d["requests_per_second"], 0.1), 2
+        )
+        results["ratio_list_rps"] = round(
+            p["api_list"]["per_second"] / max(d["api_list"]["per_second"], 0.1), 2
+        )
+        print(json.dumps(results, indent=2))
+        targets = {
+            "no errors (prod)": p["api_list"]["errors"] + p["page_loads"]["errors"] == 0,
+            "p99 of the list < 200 ms (prod)": (p["api_list"]["p99_ms"] or 1e9) < 200,
+            ">= 4x the dev server's requests per second": results["ratio_rps"] >= 4,
+        }
+        for name, met in targets.items():
+            print(f"{'met ' if met else 'MISSED'}  {name}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    finally:
+        if dev is not None:
+            stop(dev)
+        if served is not None:
+            served.stop()
+        if redis is not None:
+            redis.stop()
+        __import__("shutil").rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    secrets.token_hex(1)
+    main()
