@@ -13,18 +13,15 @@ A reboot is simulated as the issue describes: every shim and container process k
 run directory emptied; then `boot.recover(startup=True)` runs as the agent's first pass does.
 """
 
-import contextlib
 import os
-import shutil
-import signal
 import urllib.request
 
 import pytest
 
 from runtime.container import boot, respawn
 from runtime.container.fsutil import read_json
-from runtime.container.launch import wait_gone
 from tests.runtime.net_runtime import free_port, net_runtime, nft_ports, poll
+from tests.runtime.reboot_sim import kill_monitor, kill_monitor_and_process, reboot
 
 pytestmark = pytest.mark.root
 
@@ -95,28 +92,6 @@ def _run(rt, name, policy, command=("sleep", "1000"), max_retries=0, **extra):
     return rt.run(spec)["id"]
 
 
-def _kill_monitor_and_process(rt, cid):
-    """What a crash of the host does to one container: shim and every process gone."""
-    paths = rt.store.paths(cid)
-    shim = read_json(paths.shim_file, {}) or {}
-    for pid in (shim.get("shim"), shim.get("pid")):
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        rt.cgroups.kill_all(cid, signal.SIGKILL)
-    wait_gone(shim.get("shim"))
-    wait_gone(shim.get("pid"))
-
-
-def _reboot(rt):
-    """Kill every shim and container process, empty the run directory."""
-    for cid in rt.store.ids():
-        _kill_monitor_and_process(rt, cid)
-    shutil.rmtree(rt.config.run_root)
-    rt.config.run_root.mkdir()
-
-
 def _gone_or_reaped(pid):
     """The old process is gone; a zombie only while its parent (the host's init) reaps it."""
     try:
@@ -161,7 +136,7 @@ def test_reboot_applies_each_policy_as_docker_does(nrt):
     assert poll(lambda: nrt.state(ids["onfail_spent"])["status"] == "stopped", 15)
     assert "localhost" in _get(f"http://127.0.0.1:{port}/hosts")
 
-    _reboot(nrt)
+    reboot(nrt)
     assert boot.is_boot(nrt.config)
     result = boot.recover(nrt, startup=True)
     assert result["boot"] and not result["maintenance"]
@@ -202,7 +177,7 @@ def test_reboot_applies_each_policy_as_docker_does(nrt):
 
 def test_maintenance_file_keeps_everything_stopped_at_boot(nrt):
     cid = _run(nrt, "bmaint", "always")
-    _reboot(nrt)
+    reboot(nrt)
     boot.maintenance_file(nrt.config).touch()
     try:
         result = boot.recover(nrt, startup=True)
@@ -216,9 +191,7 @@ def test_maintenance_file_keeps_everything_stopped_at_boot(nrt):
 def test_lost_monitor_always_is_reaped_logged_and_restarted(nrt):
     cid = _run(nrt, "blostalways", "always")
     paths = nrt.store.paths(cid)
-    shim = read_json(paths.shim_file)
-    os.kill(shim["shim"], signal.SIGKILL)  # the monitor dies, the program runs on
-    wait_gone(shim["shim"])
+    shim = kill_monitor(nrt, cid)  # the monitor dies, the program runs on
     assert nrt.state(cid)["status"] == "running"  # unmonitored
 
     result = boot.recover(nrt)
@@ -243,7 +216,7 @@ def test_lost_monitor_on_failure_counts_its_retries(nrt):
     cid = _run(nrt, "blostfail", "on-failure", max_retries=2)
     counts = []
     for _ in range(3):
-        _kill_monitor_and_process(nrt, cid)  # monitor and program both gone
+        kill_monitor_and_process(nrt, cid)  # monitor and program both gone
         result = boot.recover(nrt)
         assert [r["id"] for r in result["reaped"]] == [cid]
         assert result["reaped"][0]["exit_code"] == 255  # nobody saw how it ended
@@ -257,9 +230,7 @@ def test_lost_monitor_on_failure_counts_its_retries(nrt):
 def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):
     plain = _run(nrt, "blostno", "no")
     stopped = _run(nrt, "blostkill", "always")
-    shim = read_json(nrt.store.paths(plain).shim_file)
-    os.kill(shim["shim"], signal.SIGKILL)
-    wait_gone(shim["shim"])
+    kill_monitor(nrt, plain)
     nrt.kill(stopped, "KILL")  # a user's kill: the stop flag wins, as in the shim
     assert poll(lambda: nrt.state(stopped)["status"] == "stopped", 10)
     result = boot.recover(nrt)
