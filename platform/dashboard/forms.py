@@ -44,6 +44,24 @@ class ContainerForm(forms.Form):
     name = forms.CharField(max_length=128, required=False)
     image = forms.CharField(max_length=255, widget=forms.TextInput(attrs={"list": "image-tags"}))
     command = forms.CharField(required=False, help_text="e.g. sleep 1000 (split like a shell)")
+    entrypoint = forms.CharField(
+        required=False, help_text="replaces the image's entrypoint (split like a shell)"
+    )
+    working_dir = forms.CharField(
+        required=False, max_length=4096, label="Working directory", help_text="absolute path"
+    )
+    user = forms.CharField(required=False, max_length=128, help_text="user[:group], name or id")
+    hostname = forms.CharField(required=False, max_length=253)
+    dns = forms.CharField(
+        required=False, label="DNS servers", help_text="IP addresses, space separated"
+    )
+    stop_timeout = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=3600,
+        label="Stop timeout (s)",
+        help_text="seconds between the stop signal and SIGKILL (default 10)",
+    )
     team = forms.TypedChoiceField(coerce=int, choices=())
     host = forms.TypedChoiceField(coerce=int, choices=())
     env = forms.CharField(
@@ -90,28 +108,41 @@ class ContainerForm(forms.Form):
         # request body, where the gate refuses it and audits the attempt.
         self.dangerous = [self[name] for name in DANGEROUS_FIELDS if name in allowed_dangerous]
 
-    def clean_command(self):
-        text = self.cleaned_data["command"]
+    def _split(self, field: str):
+        text = self.cleaned_data[field]
         try:
             return shlex.split(text) if text.strip() else None
         except ValueError as err:
-            raise forms.ValidationError(f"cannot split the command: {err}") from None
+            raise forms.ValidationError(f"cannot split the {field}: {err}") from None
+
+    def clean_command(self):
+        return self._split("command")
+
+    def clean_entrypoint(self):
+        return self._split("entrypoint")
+
+    def clean_dns(self):
+        return (self.cleaned_data["dns"] or "").split()
 
     def clean_labels(self):
-        out = {}
+        out, bad = {}, []
         for line in _lines(self.cleaned_data["labels"]):
             key, sep, value = line.partition("=")
             if not sep or not key.strip():
-                raise forms.ValidationError(f"invalid label {line!r} (use key=value)")
+                bad.append(f"invalid label {line!r} (use key=value)")
+                continue
             out[key.strip()] = value.strip()
+        if bad:  # every bad line at once, not the first only
+            raise forms.ValidationError(bad)
         return out
 
     def clean_ports(self):
-        out = []
+        out, bad = [], []
         for line in _lines(self.cleaned_data["ports"]):
             match = PORT_RE.match(line)
             if not match:
-                raise forms.ValidationError(f"invalid port mapping {line!r}")
+                bad.append(f"invalid port mapping {line!r}")
+                continue
             port = {"container_port": int(match["container"]), "protocol": match["proto"] or "tcp"}
             if match["host"]:
                 port["host_port"] = int(match["host"])
@@ -120,14 +151,17 @@ class ContainerForm(forms.Form):
             if match["ip"]:
                 port["host_ip"] = match["ip"].strip("[]")
             out.append(port)
+        if bad:
+            raise forms.ValidationError(bad)
         return out
 
     def clean_volumes(self):
-        out = []
+        out, bad = [], []
         for line in _lines(self.cleaned_data["volumes"]):
             parts = line.split(":")
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-                raise forms.ValidationError(f"invalid volume {line!r} (use source:/path[:ro])")
+                bad.append(f"invalid volume {line!r} (use source:/path[:ro])")
+                continue
             source, target = parts[0], parts[1]
             read_only = len(parts) == 3 and parts[2] == "ro"
             if source == "tmpfs":
@@ -140,6 +174,15 @@ class ContainerForm(forms.Form):
                 out.append(
                     {"type": "volume", "source": source, "target": target, "read_only": read_only}
                 )
+        if bad:
+            raise forms.ValidationError(bad)
+        return out
+
+    def all_errors(self) -> list[str]:
+        """Every error of the form as 'Label: message', in field order (shown at once on top)."""
+        out = [str(e) for e in self.non_field_errors()]
+        for field in self:
+            out += [f"{field.label}: {e}" for e in field.errors]
         return out
 
     def spec_body(self) -> dict:
@@ -154,6 +197,13 @@ class ContainerForm(forms.Form):
             body["name"] = data["name"].strip()
         if data["command"]:
             body["command"] = data["command"]
+        if data.get("entrypoint"):
+            body["entrypoint"] = data["entrypoint"]
+        for key in ("working_dir", "user", "hostname"):
+            if (data.get(key) or "").strip():
+                body[key] = data[key].strip()
+        if data.get("stop_timeout") is not None:
+            body["stop_timeout"] = data["stop_timeout"]
         if data["volumes"]:
             body["mounts"] = data["volumes"]
         limits = {}
@@ -176,6 +226,8 @@ class ContainerForm(forms.Form):
             network["networks"] = [mode]
         if data["ports"]:
             network["ports"] = data["ports"]
+        if data.get("dns"):
+            network["dns"] = data["dns"]
         if network:
             body["network"] = network
         if data["tty"]:
@@ -193,3 +245,55 @@ class ContainerForm(forms.Form):
             body["seccomp"] = False
             body["no_new_privileges"] = False
         return body
+
+
+def _port_line(port: dict) -> str:
+    host = str(port.get("host_port") or "")
+    if host and port.get("host_port_end"):
+        host += f"-{port['host_port_end']}"
+    ip = port.get("host_ip") or ""
+    if ":" in ip:
+        ip = f"[{ip}]"
+    text = ":".join(p for p in (ip, host) if p)
+    text = f"{text}:{port['container_port']}" if text else str(port["container_port"])
+    return text if port.get("protocol", "tcp") == "tcp" else f"{text}/{port['protocol']}"
+
+
+def _mount_line(mount: dict) -> str:
+    if mount.get("type") == "tmpfs":
+        return f"tmpfs:{mount['target']}"
+    return f"{mount.get('source')}:{mount['target']}" + (":ro" if mount.get("read_only") else "")
+
+
+def initial_from_spec(container) -> dict:
+    """The create form's initial values copied from an existing container ("duplicate")."""
+    spec = container.spec or {}
+    net = spec.get("network") or {}
+    limits = spec.get("limits") or {}
+    mode = net.get("mode") or "bridge"
+    networks = net.get("networks") or []
+    quota, period = limits.get("cpu_quota"), limits.get("cpu_period") or 100000
+    return {
+        "image": spec.get("image") or container.image,
+        "name": f"{container.name}-copy",
+        "command": shlex.join(spec["command"]) if spec.get("command") else "",
+        "entrypoint": shlex.join(spec["entrypoint"]) if spec.get("entrypoint") else "",
+        "working_dir": spec.get("working_dir") or "",
+        "user": spec.get("user") or "",
+        "hostname": spec.get("hostname") or "",
+        "dns": " ".join(net.get("dns") or []),
+        "stop_timeout": spec.get("stop_timeout"),
+        "team": container.team_id,
+        "host": container.host_id,
+        "env": "\n".join(spec.get("env") or []),
+        "labels": "\n".join(f"{k}={v}" for k, v in (spec.get("labels") or {}).items()),
+        "ports": "\n".join(_port_line(p) for p in net.get("ports") or []),
+        "volumes": "\n".join(_mount_line(m) for m in spec.get("mounts") or []),
+        "memory": str(limits["memory"]) if limits.get("memory") else "",
+        "cpus": round(quota / period, 2) if quota and quota > 0 else None,
+        "pids": limits.get("pids"),
+        "network": networks[0] if mode == "bridge" and networks else mode,
+        "restart": (spec.get("restart") or {}).get("name") or "no",
+        "tty": bool(spec.get("tty")),
+        "start": True,
+    }

@@ -63,6 +63,8 @@ urlpatterns = [
     path("hosts/<int:pk>/uncordon/", hosts.host_uncordon, name="host_uncordon"),
     path("hosts/<int:pk>/remove/", hosts.host_remove, name="host_remove"),
     path("hosts/<int:pk>/drain/", hosts.host_drain, name="host_drain"),
+    path("hosts/<int:pk>/cancel/", hosts.host_cancel, name="host_cancel"),
+    path("hosts/<int:pk>/forget/", hosts.host_forget, name="host_forget"),
     # Administration
     path("manage/users/", admin.users, name="users"),
     path("manage/users/new/", people.user_create, name="user_create"),

@@ -62,3 +62,61 @@ def remove(decision, host: Host, *, force: bool = False, summary=None) -> Host:
         gate.record(decision, summary={**(summary or {}), "force": force})
     host.refresh_from_db()
     return host
+
+
+def answers(host: Host) -> bool:
+    """The host is enrolled, not removed, marked up and its heartbeat not stale (as placement
+    judges it: a host marked up that has not reported yet counts as answering)."""
+    stale = host.last_heartbeat is not None and not host.is_alive
+    return host.revoked_at is None and host.state == Host.State.UP and not stale
+
+
+def cancel_operations(decision, host: Host, *, summary=None) -> int:
+    """Fail the pending or running operations of a host that takes no work (down, removed,
+    not joined), so their pages and containers stop waiting; containers that never came to
+    exist there (still pending) are marked removed. Refused while the host is up."""
+    if answers(host):
+        raise Conflict(f"host {host.name} is up; its operations will finish there", code="host_up")
+    now = timezone.now()
+    reason = f"cancelled: host {host.name} does not answer"
+    with transaction.atomic():
+        ops = Operation.objects.filter(host=host, state__in=("pending", "running"))
+        count = ops.update(state="failed", error=reason, finished_at=now)
+        Container.objects.filter(host=host, observed_state="pending").update(
+            observed_state="removed", desired_state="removed", error=reason, observed_at=now
+        )
+        gate.record(decision, summary={**(summary or {}), "cancelled": count})
+    return count
+
+
+def forget(decision, host: Host, *, summary=None) -> dict:
+    """Delete a host that is gone and every row of what it held (containers, networks,
+    volumes, images, operations): nothing can reach that machine to clean up, and the rows
+    would block their teams' deletion. Refused while the host is up; the audit log keeps
+    the record (counts and names in this decision's summary)."""
+    from images.models import Image  # noqa: PLC0415
+    from networks.models import Network  # noqa: PLC0415
+    from volumes.models import Volume  # noqa: PLC0415
+
+    if answers(host):
+        raise Conflict(
+            f"host {host.name} is up; remove (or drain) it first, then forget it",
+            code="host_up",
+        )
+    held = {
+        "containers": list(Container.objects.filter(host=host).values_list("name", flat=True)),
+        "networks": list(Network.objects.filter(host=host).values_list("name", flat=True)),
+        "volumes": list(Volume.objects.filter(host=host).values_list("name", flat=True)),
+        "images": Image.objects.filter(host=host).count(),
+        "operations": Operation.objects.filter(host=host).count(),
+    }
+    with transaction.atomic():
+        Operation.objects.filter(host=host).delete()
+        Container.objects.filter(host=host).delete()
+        Network.objects.filter(host=host).delete()
+        Volume.objects.filter(host=host).delete()
+        Host.objects.filter(pk=host.pk).delete()  # images, join tokens: CASCADE
+        # Names capped: the audit row stays readable for a host that held thousands.
+        record = {k: (v[:50] if isinstance(v, list) else v) for k, v in held.items()}
+        gate.record(decision, summary={**(summary or {}), "forgot": record})
+    return held

@@ -28,3 +28,56 @@
     kept = null;
   });
 })();
+
+// Phone layout: the Menu button folds the side navigation open and shut.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (ev) {
+    const btn = ev.target.closest("#nav-toggle");
+    if (!btn) return;
+    const nav = document.getElementById("side-nav");
+    const open = nav.classList.toggle("open");
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+})();
+
+// Container list: after "select all" on a page with more pages behind it, offer every matching
+// container; the server then applies the list's filters itself (input name=all).
+(function () {
+  "use strict";
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "select-page" || (ev.target.name === "ids" && !ev.target.checked)) {
+      const offer = document.getElementById("select-all-matching");
+      const all = document.getElementById("bulk-all");
+      if (all) all.value = "";
+      if (offer) {
+        offer.hidden = !document.getElementById("select-page").checked;
+        offer.innerHTML = offer.dataset.original || offer.innerHTML;
+      }
+    }
+  });
+  document.addEventListener("click", function (ev) {
+    const btn = ev.target.closest("#select-all-pages");
+    if (!btn) return;
+    const offer = document.getElementById("select-all-matching");
+    offer.dataset.original = offer.dataset.original || offer.innerHTML;
+    document.getElementById("bulk-all").value = "1";
+    offer.textContent = `All ${btn.dataset.count} matching containers are selected.`;
+  });
+})();
+
+// Regions that scroll inside themselves (tables on a phone, logs, the spec) take keyboard focus,
+// so they can be scrolled without a mouse (WCAG 2.1.1; axe "scrollable-region-focusable").
+(function () {
+  "use strict";
+  function mark() {
+    document.querySelectorAll("main table, main pre, main .table-wrap").forEach(function (el) {
+      const scrolls = el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+      if (scrolls && !el.hasAttribute("tabindex")) el.setAttribute("tabindex", "0");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", mark);
+  window.addEventListener("resize", mark);
+  document.addEventListener("htmx:afterSettle", mark);
+  window.berthMarkScrollables = mark;
+})();

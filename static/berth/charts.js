@@ -4,7 +4,7 @@
   const el = document.getElementById("chart-data");
   if (!el || typeof Chart === "undefined") return;
   const data = JSON.parse(el.textContent);
-  const colours = {running: "#1a7f37", stopped: "#c62828", paused: "#b7791f", ghost: "#7b61ff", pending: "#8a99ad", error: "#5d4037", unknown: "#9e9e9e"};
+  const colours = {running: "#1a7f37", stopped: "#c62828", created: "#8d5b00", paused: "#b7791f", ghost: "#7b61ff", pending: "#8a99ad", error: "#5d4037", unknown: "#9e9e9e"};
   const states = document.getElementById("chart-states");
   if (states && data.states) {
     const names = Object.keys(data.states);

@@ -44,7 +44,20 @@
       err.textContent = data.error;
       err.hidden = false;
     }
-    if (data.state !== "succeeded" && data.state !== "failed") setTimeout(tick, 1000);
+    if (data.state === "failed") {
+      // The last progress line ("Resolving", ...) is stale once the operation has failed.
+      document.getElementById("op-status").textContent = "";
+      const err = document.getElementById("op-error");
+      if (!err.textContent.trim()) err.textContent = data.error || "the operation failed";
+      err.hidden = false;
+      document.getElementById("op-failed").hidden = false;
+      return;
+    }
+    if (data.state === "succeeded") {
+      document.getElementById("op-done").hidden = false;
+      return;
+    }
+    setTimeout(tick, 1000);
   }
   tick();
 })();

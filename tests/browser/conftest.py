@@ -197,3 +197,37 @@ def page_for(browser, stack):
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def as_role(browser, stack):
+    """as_role("admin") -> that role's logged-in page, one browser context per role per module."""
+    pages = {}
+
+    def get(username):
+        if username not in pages:
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.console_errors = []
+            page.on(
+                "console",
+                lambda msg, page=page: (
+                    page.console_errors.append(msg.text) if msg.type == "error" else None
+                ),
+            )
+            page.goto(stack.url + "/login/")
+            page.fill("#id_username", username)
+            password = e2e.ADMIN_PASSWORD if username == "admin" else USER_PASSWORD
+            page.fill("#id_password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(stack.url + "/")
+            pages[username] = page
+        page = pages[username]
+        page.set_viewport_size({"width": 1440, "height": 900})
+        return page
+
+    yield get
+    for page in pages.values():
+        page.context.close()

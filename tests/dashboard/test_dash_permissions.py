@@ -15,7 +15,7 @@ ADMIN_PAGES = ("/manage/users/", "/manage/roles/", "/manage/bindings/", "/manage
 
 
 def nav_labels(response) -> list[str]:
-    nav = response.content.decode().split('<nav class="side">', 1)[1].split("</nav>", 1)[0]
+    nav = response.content.decode().split('<nav class="side"', 1)[1].split("</nav>", 1)[0]
     return re.findall(r'<a href="[^"]+"(?: class="active")?>([^<]+)</a>', nav)
 
 

@@ -84,7 +84,7 @@ def detail(request, pk):
     context = {
         **state_context(user, container),
         "spec_json": json.dumps(container.spec, indent=2, sort_keys=True),
-        "network_json": json.dumps(container.network_info, indent=2, sort_keys=True),
+        "can_duplicate": may(user, "container.create"),
         "can_logs": may(user, "container.logs", container),
         "can_stats": may(user, "container.stats", container),
         "can_top": may(user, "container.top", container),
@@ -96,8 +96,11 @@ def detail(request, pk):
 @require_GET
 @gated("container.view")
 def state_fragment(request, pk):
-    """The state badge and action buttons, polled by htmx so the page follows the container."""
+    """The state badge and action buttons (or, with ?part=inspect, the inspect panel's live
+    values: state, PID, ports, network), polled by htmx so the page follows the container."""
     container = _container(request, pk)
+    if request.GET.get("part") == "inspect":
+        return render(request, "dashboard/containers/_inspect.html", {"c": container})
     return render(
         request, "dashboard/containers/_state.html", state_context(request.user, container)
     )

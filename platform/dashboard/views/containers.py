@@ -1,8 +1,11 @@
-"""The container list: server-side search, filters and pagination, live rows, bulk actions."""
+"""The container list: server-side search, filters, sorting and pagination, live rows, bulk actions."""
+
+import re
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.http import QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,9 +20,27 @@ from dashboard.permissions import may, visible
 from hosts.models import Host
 
 PAGE_SIZE = 50
+# Live states; `removed` rows (kept for the audit trail) show only when asked for, like the API.
 STATES = [choice for choice, _ in Container.Observed.choices if choice != "removed"]
-# Per-row buttons; a button shows only when the gate allows its action on some container.
-ROW_ACTIONS = ("start", "stop", "restart", "pause", "unpause", "delete")
+# Bulk buttons; a button shows only when the gate allows its action on some container.
+ROW_ACTIONS = ("start", "stop", "restart", "kill", "pause", "unpause", "delete")
+# ?sort= keys (a leading "-" reverses); names sort naturally (web-2 before web-10) in Python.
+SORTS = {
+    "state": "observed_state",
+    "image": "image",
+    "team": "team__name",
+    "host": "host__name",
+    "created": "created_at",
+}
+NATURAL_CHUNK = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """'web-10' -> ('web-', 10, ''): numbers inside names compare as numbers."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+        for part in NATURAL_CHUNK.split(name)
+    )
 
 
 def parse_label(text: str) -> tuple[str, str | None] | None:
@@ -34,13 +55,21 @@ def parse_label(text: str) -> tuple[str, str | None] | None:
 
 def filtered(request):
     """The containers the user may view, narrowed by the query string; returns (qs, filters)."""
-    params = request.GET
+    return filtered_by(request.GET, request.user)
+
+
+def filtered_by(params, user):
+    """The containers `user` may view narrowed by `params` (a QueryDict); (qs, filters)."""
     filters = {
-        k: params.get(k, "").strip() for k in ("q", "state", "team", "host", "image", "label")
+        k: params.get(k, "").strip()
+        for k in ("q", "state", "team", "host", "image", "label", "sort")
     }
-    qs = visible(
-        Container.objects.exclude(observed_state="removed"), request.user, "container.view"
-    )
+    base = Container.objects.all()
+    if filters["state"] != "removed":
+        base = base.exclude(observed_state="removed")
+    qs = visible(base, user, "container.view")
+    if filters["state"] == "removed":
+        qs = qs.filter(observed_state="removed")
     if filters["q"]:
         qs = qs.filter(Q(name__icontains=filters["q"]) | Q(image__icontains=filters["q"]))
     if filters["state"] in STATES:
@@ -66,27 +95,34 @@ def filtered(request):
 def container_list(request):
     """All containers the user may view, 50 a page; htmx polls the table body for live states."""
     qs, filters = filtered(request)
-    qs = (
-        qs.select_related("team", "host")
-        .only(
-            "id",
-            "name",
-            "image",
-            "observed_state",
-            "desired_state",
-            "created_at",
-            "team__name",
-            "host__name",
-        )
-        .order_by("name", "id")
+    qs = qs.select_related("team", "host").only(
+        "id",
+        "name",
+        "image",
+        "spec",
+        "observed_state",
+        "desired_state",
+        "created_at",
+        "team__name",
+        "host__name",
     )
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = _sorted_page(request, qs, filters["sort"])
     user = request.user
     allowed = [a for a in ROW_ACTIONS if may(user, f"container.{a}")]
     context = {
         "page": page,
         "filters": filters,
-        "states": STATES,
+        "states": [*STATES, "removed"],
+        "sort": filters["sort"] or "name",
+        "columns": (
+            ("name", "Name"),
+            ("state", "State"),
+            ("image", "Image"),
+            ("team", "Team"),
+            ("host", "Host"),
+            ("created", "Created"),
+        ),
+        "filter_query": _query_without(request, "page", "partial", "sort"),
         "allowed": allowed,
         "can_create": may(user, "container.create"),
         "query": _query_without_page(request),
@@ -101,25 +137,57 @@ def container_list(request):
     return render(request, "dashboard/containers/list.html", context)
 
 
-def _query_without_page(request) -> str:
+def _sorted_page(request, qs, sort: str):
+    """One page of `qs` in the asked order; by name (the default) in natural order."""
+    key = sort.lstrip("-")
+    reverse = sort.startswith("-")
+    if key in SORTS:
+        field = SORTS[key]
+        order = f"-{field}" if reverse else field
+        return Paginator(qs.order_by(order, "name", "id"), PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+    # Natural order needs Python: sort (id, name) pairs, then load only this page's rows.
+    pairs = sorted(
+        qs.order_by().values_list("id", "name"),
+        key=lambda row: (natural_key(row[1]), row[0]),
+        reverse=reverse,
+    )
+    page = Paginator([pk for pk, _ in pairs], PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = {c.id: c for c in qs.filter(id__in=list(page.object_list))}
+    page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
+    return page
+
+
+def _query_without(request, *drop) -> str:
     query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("partial", None)
+    for key in drop:
+        query.pop(key, None)
     return query.urlencode()
 
 
-BULK_VERBS = ("start", "stop", "remove")
+def _query_without_page(request) -> str:
+    return _query_without(request, "page", "partial")
+
+
+BULK_VERBS = ("start", "stop", "restart", "kill", "pause", "unpause", "remove")
 MAX_BULK = 500
 
 
 @require_POST
 @gated("container.view")
 def bulk_action(request):
-    """Start, stop or remove the selected containers, each through the service and the gate."""
+    """A lifecycle verb on the selected containers (or every one the list's filters match),
+    each through the service and the gate."""
     verb = request.POST.get("action", "")
     if verb not in BULK_VERBS:
         raise InvalidRequest(f"unknown bulk action {verb!r}")
-    ids = [as_id(i) for i in request.POST.getlist("ids") if is_id(i)][:MAX_BULK]
+    if request.POST.get("all") == "1":
+        # "Select all N matching": the list's own filters, applied again here (every page).
+        matching, _ = filtered_by(QueryDict(request.POST.get("query", "")), request.user)
+        ids = list(matching.order_by("id").values_list("id", flat=True)[:MAX_BULK])
+    else:
+        ids = [as_id(i) for i in request.POST.getlist("ids") if is_id(i)][:MAX_BULK]
     if not ids:
         messages.error(request, "select at least one container")
         return redirect(back_url(request, reverse("dashboard:containers")))

@@ -5,12 +5,14 @@ from django.shortcuts import redirect, render
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import Team
-from config.errors import PlatformError
+from config.errors import InvalidRequest, PlatformError
+from config.ids import as_id, is_id
 from containers import services
 from containers.api.spec import parse_spec
+from containers.models import Container
 from dashboard.decorators import gated
-from dashboard.forms import DANGEROUS_FIELDS, ContainerForm
-from dashboard.permissions import may, visible
+from dashboard.forms import DANGEROUS_FIELDS, ContainerForm, initial_from_spec
+from dashboard.permissions import get_visible, may, visible
 from hosts.models import Host
 from images.models import Image
 
@@ -32,14 +34,36 @@ def _flatten(detail, prefix="") -> list[str]:
 
 @gated("container.create")
 def container_create(request):
-    """GET the form (dangerous options only for those allowed); POST creates through the service."""
+    """GET the form (dangerous options only for those allowed; ?from=<id> copies a container's
+    spec: "duplicate"); POST creates through the service."""
     user = request.user
     teams = visible(Team.objects.all(), user, "team.view")
     hosts = visible(Host.objects.all(), user, "host.view")
     allowed = {name for name, permission in DANGEROUS_FIELDS.items() if may(user, permission)}
-    form = ContainerForm(request.POST or None, teams=teams, hosts=hosts, allowed_dangerous=allowed)
+    initial = None
+    source = request.GET.get("from", "")
+    if request.method == "GET" and source:
+        if not is_id(source):
+            raise InvalidRequest(f"invalid container id {source!r}")
+        original = get_visible(
+            Container.objects.select_related("team", "host"),
+            user,
+            as_id(source),
+            "container.view",
+            "container",
+        )
+        initial = initial_from_spec(original)
+    form = ContainerForm(
+        request.POST or None,
+        initial=initial,
+        teams=teams,
+        hosts=hosts,
+        allowed_dangerous=allowed,
+    )
     errors: list[str] = []
     status = 200 if request.method == "GET" or form.is_valid() else 400
+    if request.method == "POST" and not form.is_valid():
+        errors = form.all_errors()
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -77,6 +101,9 @@ def container_create(request):
         "form": form,
         "errors": errors,
         "image_tags": tags,
+        "hosts": hosts,
+        "host_selected": form["host"].value(),
+        "duplicate_of": source if initial else "",
         "can_bind": may(user, "container.bind_mount"),
         "can_low_ports": may(user, "container.low_ports"),
     }

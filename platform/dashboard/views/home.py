@@ -15,10 +15,11 @@ from hosts.models import Host
 from images.models import Image
 
 DAYS = 14
-# The doughnut's slices, in order; "stopped" also holds containers created but never started.
+# The doughnut's slices, in order; each is one state, so a card matches the list's state filter.
 STATE_GROUPS = {
     "running": ("running",),
-    "stopped": ("stopped", "created"),
+    "stopped": ("stopped",),
+    "created": ("created",),
     "paused": ("paused",),
     "ghost": ("ghost",),
     "pending": ("pending",),
@@ -59,7 +60,9 @@ def activity(user) -> dict:
     since = timezone.now() - timedelta(days=DAYS)
     out = {"days": days, "containers": [0] * DAYS, "images": [0] * DAYS}
     if may(user, "container.view"):
-        counts = per_day(visible(Container.objects.all(), user, "container.view"), since)
+        # Removed rows stay for the audit trail; they are not containers the user has.
+        live = Container.objects.exclude(observed_state="removed")
+        counts = per_day(visible(live, user, "container.view"), since)
         out["containers"] = [counts.get(d, 0) for d in days]
     if may(user, "image.view"):
         counts = per_day(visible(Image.objects.all(), user, "image.view"), since)
@@ -86,6 +89,7 @@ def home(request):
             "states": {k: counts[k] for k in STATE_GROUPS} if counts else {},
             **activity(user),
         },
+        "card_states": ("running", "stopped", "created", "paused", "ghost"),
         "hosts": hosts,
         "events": events,
     }

@@ -1,5 +1,5 @@
 """Hosts page actions: add a host (shows its one-time join token once), cordon, uncordon,
-drain, remove."""
+drain, remove; for a host that is gone, cancel its operations or forget it and what it held."""
 
 from datetime import timedelta
 
@@ -111,4 +111,31 @@ def host_drain(request, pk):
     messages.success(request, f"host {host.name} drained: moved {moved}")
     for failed in report.failed:
         messages.error(request, f"{failed['name']} stays on {host.name}: {failed['error']}")
+    return redirect("dashboard:hosts")
+
+
+@require_POST
+@gated("host.change")
+def host_cancel(request, pk):
+    """Cancel the operations waiting on a host that does not answer (audited with a count)."""
+    host = _host(request, pk)
+    decision = gate.require(request.user, "host.change", host, summary=_summary(request))
+    count = services.cancel_operations(decision, host, summary=_summary(request))
+    messages.success(request, f"{count} operation(s) on {host.name} cancelled")
+    return redirect("dashboard:hosts")
+
+
+@require_POST
+@gated("host.delete")
+def host_forget(request, pk):
+    """Forget a gone host and every row of what it held (audited with names and counts)."""
+    host = _host(request, pk)
+    decision = gate.require(request.user, "host.delete", host, summary=_summary(request))
+    held = services.forget(decision, host, summary=_summary(request))
+    messages.success(
+        request,
+        f"host {host.name} forgotten with {len(held['containers'])} container(s), "
+        f"{len(held['networks'])} network(s), {len(held['volumes'])} volume(s) and "
+        f"{held['images']} image(s)",
+    )
     return redirect("dashboard:hosts")

@@ -8,9 +8,11 @@ from accounts.models import Team
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
+from hosts import services as host_services
 from hosts.models import Host
 from images.models import Image
 from networks.models import Network
+from operations.models import Operation
 from volumes.models import Volume
 
 PAGE_SIZE = 50
@@ -48,6 +50,7 @@ def images(request):
     context = {
         "page": _page(request, qs),
         "can_import": may(user, "image.import"),
+        "can_pull": may(user, "image.pull"),
         "can_tag": may(user, "image.tag"),
         "can_delete": may(user, "image.delete"),
         "hosts": visible(Host.objects.all(), user, "host.view")
@@ -112,8 +115,17 @@ def render_hosts(request, joined=None, status=200):
         .annotate(n=Count("id"))
         .values_list("host_id", "n")
     )
+    waiting = dict(
+        Operation.objects.filter(host__in=rows, state__in=("pending", "running"))
+        .order_by()
+        .values("host_id")
+        .annotate(n=Count("id"))
+        .values_list("host_id", "n")
+    )
     for host in rows:
         host.running = counts.get(host.id, 0)
+        host.answers = host_services.answers(host)
+        host.waiting = waiting.get(host.id, 0)
     context = {
         "hosts": rows,
         "joined": joined,
