@@ -16,6 +16,7 @@ from agent import heartbeat as hb
 from agent import streams as _streams  # noqa: F401  (registers agent.relay_terminal)
 from agent.hostname import queue_for, this_host
 from agent.runtime_handle import get_runtime
+from containers import purge
 from containers.models import Container
 from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, NotFound
 from trust import envelope as sealing
@@ -139,7 +140,14 @@ def reconcile_host(self, host_name=None, agent_started=None, envelope=None):
 def heartbeat(host_name=None, envelope=None):
     """Stamp Host.last_heartbeat and mark hosts silent for three intervals as down."""
     _admit("agent.heartbeat", [host_name], {}, envelope)
-    return {"marked_down": hb.beat(host_name or this_host(), info=hb.host_info(get_runtime))}
+    result = {"marked_down": hb.beat(host_name or this_host(), info=hb.host_info(get_runtime))}
+    # Removed containers' rows past their retention go (containers/purge.py); the beat
+    # itself is already recorded if this fails.
+    try:
+        result["purged"] = purge.purge_removed(host_name or this_host())
+    except Exception as err:
+        log.warning("could not purge removed containers: %s", err)
+    return result
 
 
 def self_signed(task: str, args: list, kwargs: dict) -> dict:

@@ -236,6 +236,9 @@ BERTH_EXEC_MARGIN_SECONDS = (
 # its reconcile pass; tests shorten them to see a host go down in seconds.
 BERTH_HEARTBEAT_SECONDS = int(secret("BERTH_HEARTBEAT_SECONDS") or 15)
 BERTH_RECONCILE_SECONDS = int(secret("BERTH_RECONCILE_SECONDS") or 15)
+# How long a removed container's row stays (listed with ?state=removed) before each host's
+# heartbeat purges it; 0 keeps them forever. The audit log keeps their history regardless.
+BERTH_REMOVED_RETENTION_SECONDS = int(secret("BERTH_REMOVED_RETENTION_SECONDS") or 7 * 86400)
 BERTH_TOKEN_DEFAULT_DAYS = 90
 # /metrics without a token from these client addresses (comma-separated CIDRs, e.g. the
 # Prometheus server's); everyone else needs a token whose user holds metrics.read globally.

@@ -15,7 +15,10 @@ LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 class ContainerFilter(django_filters.FilterSet):
     """?state=&desired_state=&team=&host=&image=&label=key[=value]."""
 
-    state = django_filters.CharFilter(field_name="observed_state")
+    # Without ?state= the list leaves removed containers out (containers/api/views.py).
+    state = django_filters.ChoiceFilter(
+        field_name="observed_state", choices=Container.Observed.choices
+    )
     desired_state = django_filters.CharFilter()
     team = django_filters.CharFilter(method="filter_team")
     host = django_filters.CharFilter(method="filter_host")

@@ -12,6 +12,7 @@ from api.fields import (
 from containers.api.spec import NAME_RE, ContainerSpecSerializer
 from containers.models import Container
 from containers.references import FULL_ID_RE
+from operations.api.serializers import OperationSerializer
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -44,6 +45,22 @@ class ContainerSerializer(serializers.ModelSerializer):
             "observed_at",
         ]
         read_only_fields = fields
+
+
+class ContainerListSerializer(ContainerSerializer):
+    """A row of the container list: the summary, without the spec (see the detail view)."""
+
+    class Meta(ContainerSerializer.Meta):
+        fields = [f for f in ContainerSerializer.Meta.fields if f != "spec"]
+        read_only_fields = fields
+
+
+class ContainerAnswerSerializer(serializers.Serializer):
+    """What create and rename answer: the Operation, and the container as it is after it
+    (200 once a ?wait= saw the operation finish, 202 while it is queued)."""
+
+    operation = OperationSerializer()
+    container = ContainerSerializer()
 
 
 class ContainerCreateSerializer(StrictSerializer):

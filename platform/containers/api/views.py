@@ -1,7 +1,8 @@
 """/api/v1/containers/: create, list, read, lifecycle actions, logs, stats, top, exec."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -13,7 +14,9 @@ from config.errors import Conflict
 from containers import services
 from containers.api.filters import ContainerFilter
 from containers.api.serializers import (
+    ContainerAnswerSerializer,
     ContainerCreateSerializer,
+    ContainerListSerializer,
     ContainerSerializer,
     ExecSerializer,
     LogsQuerySerializer,
@@ -36,8 +39,24 @@ class MigrateSerializer(StrictSerializer):
     host = StrictCharField(help_text="the target host's name or id")
 
 
+FORCE = OpenApiParameter(
+    "force",
+    OpenApiTypes.BOOL,
+    description="Remove a running or paused container too (it is killed first).",
+)
+STATE = OpenApiParameter(
+    "state",
+    OpenApiTypes.STR,
+    enum=[choice for choice, _ in Container.Observed.choices],
+    description="Only containers in this observed state. Without it: every state but "
+    "`removed` (removed containers stay listed with `?state=removed` until they are purged, "
+    "BERTH_REMOVED_RETENTION_SECONDS after their removal).",
+)
+
+
+@extend_schema_view(list=extend_schema(parameters=[STATE]))
 class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
-    """Containers of the teams you may see."""
+    """Containers of the teams you may see (the list: live ones, as summaries)."""
 
     resource = "container"
     gate_actions = {
@@ -60,7 +79,19 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     ordering_fields = ["name", "created_at", "observed_state", "desired_state", "image", "id"]
     ordering = ["name"]
 
-    @extend_schema(request=ContainerCreateSerializer, responses={202: ContainerSerializer})
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action != "list":
+            return queryset
+        if not self.request.query_params.get("state"):
+            # Removed containers are history (the audit log has it): shown when asked for.
+            queryset = queryset.exclude(observed_state=Container.Observed.REMOVED)
+        return queryset.defer("spec")  # rows are summaries; the spec is in the detail view
+
+    def get_serializer_class(self):
+        return ContainerListSerializer if self.action == "list" else super().get_serializer_class()
+
+    @extend_schema(request=ContainerCreateSerializer, responses={202: ContainerAnswerSerializer})
     def create(self, request):
         """Create a container from a spec (202 with the Operation)."""
         wait_seconds(request)
@@ -86,6 +117,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         )
         return operation_response(request, op, lambda: _container_body(container))
 
+    @extend_schema(parameters=[FORCE])
     def destroy(self, request, pk=None):
         """Remove the container (202 with the Operation)."""
         wait_seconds(request)
@@ -145,7 +177,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         """Thaw it."""
         return self._verb(request, "unpause")
 
-    @extend_schema(request=RenameSerializer)
+    @extend_schema(request=RenameSerializer, responses={202: ContainerAnswerSerializer})
     @action(detail=True, methods=["post"])
     def rename(self, request, pk=None):
         """Give it a new name."""
