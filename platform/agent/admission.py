@@ -21,7 +21,7 @@ from trust.envelope import Claims, Refused, open_sealed
 log = logging.getLogger(__name__)
 
 # Tasks the agent sends to its own queue, signed with its own host key.
-SELF_TASKS = frozenset({"agent.heartbeat", "agent.reconcile_host"})
+SELF_TASKS = frozenset({"agent.heartbeat", "agent.reconcile_host", "agent.fair_turn"})
 # Read-style calls and the gate action each must have been allowed.
 READ_ACTIONS = {
     "agent.container_logs": "container.logs",

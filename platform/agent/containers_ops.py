@@ -9,7 +9,7 @@ import base64
 import dataclasses
 import itertools
 
-from agent import lookup, observe
+from agent import lookup, observe, waiting
 from agent.policy_gate import checked_spec
 from containers import references
 from containers.models import Container
@@ -116,6 +116,11 @@ def stop(rt, op, container):
         observe.record_missing(container, Observed.GHOST)
         return {"status": "missing"}
     if state.get("status") in ("running", "paused"):
+        # Signal and return the worker; the shim kills after the grace period and the
+        # Waiter completes the operation when the container exits (agent/waiting.py).
+        parked = waiting.signal_stop(rt, op, state)
+        if parked is not None:
+            return parked
         rt.stop(state["id"], timeout=op.params.get("timeout"))
     return _refresh(rt, container, state)
 
@@ -126,6 +131,10 @@ def restart(rt, op, container):
     if state.get("status") == "created":
         rt.start(state["id"])
     else:
+        if state.get("status") == "running":
+            parked = waiting.signal_stop(rt, op, state, restart=True)  # as stop() above
+            if parked is not None:
+                return parked
         rt.restart(state["id"], timeout=op.params.get("timeout"))
     return _refresh(rt, container, state)
 

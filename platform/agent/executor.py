@@ -2,7 +2,7 @@
 
 import logging
 
-from agent import claims, containers_ops, image_ops, observe, resources_ops, transfer_ops
+from agent import claims, containers_ops, image_ops, observe, resources_ops, transfer_ops, waiting
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from runtime.errors import BerthError
@@ -51,6 +51,9 @@ def execute(
         log.exception("operation %s %s crashed", op.id, op.kind)
         claims.finish(op, error=f"internal error in the host agent: {type(err).__name__}: {err}")
     else:
+        if waiting.is_parked(result):
+            # Not done yet: the Waiter finishes it when the container exits (agent/waiting.py).
+            return {"state": op.state, "result": result, "error": ""}
         claims.finish(op, result=result if isinstance(result, dict) else {"value": result})
     return {"state": op.state, "result": op.result, "error": op.error}
 

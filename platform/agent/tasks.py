@@ -3,19 +3,27 @@
 import logging
 import os
 import signal
-import threading
 from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.utils import timezone
 
-from agent import admission, containers_ops, executor, identity, reconcile
+from agent import (
+    admission,
+    containers_ops,
+    control_loop,
+    executor,
+    fairness,
+    identity,
+    lanes,
+    reconcile,
+)
 from agent import heartbeat as hb
 from agent import streams as _streams  # noqa: F401  (registers agent.relay_terminal)
 from agent.hostname import queue_for, this_host
 from agent.runtime_handle import get_runtime
+from config.celery import lane_queue
 from containers import purge
 from containers.models import Container
 from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, NotFound
@@ -34,8 +42,36 @@ def _admit(task, args, kwargs, envelope):
 def execute_operation(self, operation_id, host=None, envelope=None):
     """Run one Operation of this host by id; a repeated or stale message does nothing."""
     _admit("agent.execute_operation", [operation_id], {"host": host} if host else {}, envelope)
-    return executor.execute(
-        int(operation_id), host_name=host or this_host(), task_id=self.request.id or ""
+    host_name = host or this_host()
+    # Teams take turns (agent/fairness.py): this message may run another team's operation.
+    return fairness.turn(
+        host_name,
+        lambda op_id, task_id: executor.execute(op_id, host_name=host_name, task_id=task_id),
+        op_id=int(operation_id),
+        task_id=self.request.id or "",
+        send_turn=_send_turn,
+    )
+
+
+@shared_task(name="agent.fair_turn", acks_late=True, reject_on_worker_lost=True)
+def fair_turn(host_name=None, lane=None, envelope=None):
+    """An owed turn (agent/fairness.py): run the next team's waiting operation, if any."""
+    _admit("agent.fair_turn", [host_name, lane], {}, envelope)
+    name = host_name or this_host()
+    return fairness.turn(
+        name,
+        lambda op_id, task_id: executor.execute(op_id, host_name=name, task_id=task_id),
+        send_turn=_send_turn,
+    )
+
+
+def _send_turn():
+    """Send this lane's queue one owed turn, signed with this host's key."""
+    args = [this_host(), fairness.lane()]
+    fair_turn.apply_async(
+        args=args,
+        kwargs={"envelope": self_signed("agent.fair_turn", args, {})},
+        queue=lane_queue(queue_for(this_host()), fairness.lane()),
     )
 
 
@@ -162,53 +198,8 @@ def self_signed(task: str, args: list, kwargs: dict) -> dict:
     )
 
 
-class _Timer(threading.Thread):
-    """Sends this host's heartbeat and reconcile tasks to its own queue, every interval.
-
-    The tasks go through the queue (not run here) so that a heartbeat proves the worker takes
-    tasks; `expires` drops the ones a busy or disconnected worker could not take in time.
-    """
-
-    def __init__(self, host_name):
-        super().__init__(name="berth-agent-timer", daemon=True)
-        self.host_name = host_name
-        self.started = timezone.now()
-        self.stopping = threading.Event()
-
-    def run(self):
-        queue = queue_for(self.host_name)
-        # Operations claimed before this moment belong to a dead agent (see recover_operations).
-        started = self.started.isoformat()
-        while not self.stopping.is_set():
-            try:
-                beat_args = [self.host_name]
-                heartbeat.apply_async(
-                    args=beat_args,
-                    kwargs={"envelope": self_signed("agent.heartbeat", beat_args, {})},
-                    queue=queue,
-                    expires=hb.INTERVAL_SECONDS,
-                )
-                kwargs = {"agent_started": started} if started else {}
-                reconcile_host.apply_async(
-                    args=beat_args,
-                    kwargs=dict(
-                        kwargs, envelope=self_signed("agent.reconcile_host", beat_args, kwargs)
-                    ),
-                    queue=queue,
-                    expires=None if started else RECONCILE_INTERVAL_SECONDS,
-                )
-                started = None
-            except Exception as err:  # Redis down: the worker reconnects; try again next tick
-                log.warning("agent timer could not send tasks: %s", err)
-            self.stopping.wait(min(hb.INTERVAL_SECONDS, RECONCILE_INTERVAL_SECONDS))
-
-
-_timer: _Timer | None = None
-
-
 @worker_ready.connect
 def _start_timer(sender=None, **kwargs):
-    global _timer
     try:
         identity.current()
     except identity.MissingIdentity as err:
@@ -216,11 +207,13 @@ def _start_timer(sender=None, **kwargs):
         log.critical("%s", err)
         os.kill(os.getpid(), signal.SIGTERM)
         return
-    _timer = _Timer(this_host())
-    _timer.start()
+    if fairness.lane() == "short":
+        # Heartbeat, reconciliation and the Waiter: threads of their own, never queued
+        # behind user work (agent/control_loop.py). The long lane's worker runs none.
+        control_loop.start(this_host())
 
 
 @worker_shutdown.connect
 def _stop_timer(sender=None, **kwargs):
-    if _timer is not None:
-        _timer.stopping.set()
+    control_loop.stop()
+    lanes.stop_long_worker()

@@ -6,12 +6,17 @@ Keys of a role's `max_limits` (all integers):
   pids                       processes
   blkio_bps, blkio_iops      per-device throttle rate (read and write alike)
   ports                      published ports (a range counts each port)
+  stop_timeout               seconds of grace a stop may give (the spec's `stop_timeout` and
+                             a stop's or restart's `timeout`); DEFAULT_STOP_TIMEOUT_MAX when the
+                             role names none, for every role: a stop that waits holds nothing on
+                             the host (agent/waiting.py), but its operation stays open that long
 A limit the role caps may not be left unlimited. The web checks them through the gate, and
 the host agent again on the stored spec.
 """
 
-KEYS = ("memory", "memory_swap", "cpus", "pids", "blkio_bps", "blkio_iops", "ports")
+KEYS = ("memory", "memory_swap", "cpus", "pids", "blkio_bps", "blkio_iops", "ports", "stop_timeout")
 GIB, MIB = 1024**3, 1024**2
+DEFAULT_STOP_TIMEOUT_MAX = 60  # seconds; a role's max_limits.stop_timeout replaces it
 
 
 def _size(value: int) -> str:
@@ -59,6 +64,9 @@ def asked(spec: dict) -> dict:
         "blkio_bps": max(rates["bps"], default=0),
         "blkio_iops": max(rates["iops"], default=0),
         "ports": ports,
+        "stop_timeout": spec.get("stop_timeout")
+        if isinstance(spec.get("stop_timeout"), int)
+        else 0,
     }
 
 
@@ -71,17 +79,42 @@ _NAME = {
     "blkio_bps": "block IO rate (bytes/s)",
     "blkio_iops": "block IO rate (IO/s)",
     "ports": "published ports",
+    "stop_timeout": "stop timeout",
 }
 _UNLIMITED_IS_ZERO = ("blkio_bps", "blkio_iops", "ports")  # none asked: nothing to cap
 
 
+def stop_timeout_cap(max_limits: dict | None) -> int:
+    """The longest stop grace period allowed: the role's maximum, else the policy default."""
+    cap = (max_limits or {}).get("stop_timeout")
+    if isinstance(cap, int) and not isinstance(cap, bool):
+        return cap
+    return DEFAULT_STOP_TIMEOUT_MAX
+
+
+def stop_timeout_problem(seconds, max_limits: dict | None, *, what: str = "timeout") -> str:
+    """Why a grace period of `seconds` is refused ("" when it is allowed)."""
+    cap = stop_timeout_cap(max_limits)
+    if isinstance(seconds, int) and seconds > cap:
+        return (
+            f"{what}: {seconds} s asked, the maximum for your role is {cap} s (the container "
+            "is killed after its grace period; ask an admin for a role with a higher "
+            "stop_timeout maximum)"
+        )
+    return ""
+
+
 def violations(spec: dict, max_limits: dict) -> list[str]:
     """What in `spec` exceeds `max_limits`, each saying the limit, the value asked, the maximum."""
-    if not max_limits:
-        return []
     wanted = asked(spec)
-    problems = []
+    # Capped for every role: the policy default applies where the role names no maximum.
+    problem = stop_timeout_problem(wanted["stop_timeout"], max_limits, what="stop_timeout")
+    problems = [problem] if problem else []
+    if not max_limits:
+        return problems
     for key in KEYS:
+        if key == "stop_timeout":
+            continue
         cap = max_limits.get(key)
         if not isinstance(cap, int) or isinstance(cap, bool):
             continue

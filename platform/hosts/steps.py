@@ -42,7 +42,10 @@ def new_operation(kind, host, team, target_type, target_id, acting_user, params)
 
 def run(op: Operation, what: str, *, check=True) -> Operation:
     """Send one operation, wait for it, raise StepFailed unless it succeeded."""
-    dispatch.send_signed(dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id)
+    queue = dispatch.operation_queue(op.host.queue, op.kind)  # long work: the long lane
+    dispatch.send_signed(
+        dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id, queue=queue
+    )
     op = dispatch.wait_for(op, STEP_SECONDS)
     if check and op.state != Operation.State.SUCCEEDED:
         raise StepFailed(f"{what}: {op.error or op.state}")

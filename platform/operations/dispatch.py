@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 
 from config.celery import app as celery_app
+from config.celery import operation_queue
 from config.errors import Conflict, HostTimeout, InvalidRequest, NotFound, Unavailable
 from operations import broker_health, completion
 from operations.models import Operation
@@ -95,7 +96,7 @@ def send_signed(task_name: str, host, args: list, **options):
         task_name,
         args=args,
         kwargs=signed_kwargs(task_name, host.name, args, decision=options.pop("decision", None)),
-        queue=host.queue,
+        queue=options.pop("queue", None) or host.queue,
         **options,
     )
 
@@ -116,11 +117,13 @@ def decision_claims(decision, *, object_id, root_allowed=False) -> dict:
 def send_after_commit(operation: Operation) -> None:
     """Queue agent.execute_operation for this Operation once the transaction commits."""
     host = operation.host
-    op_id, task_id = operation.pk, operation.task_id
+    op_id, task_id, kind = operation.pk, operation.task_id, operation.kind
 
     def send():
         try:
-            send_signed(EXECUTE_OPERATION, host, [op_id], task_id=task_id)
+            # Long work (pull, build, export, ...) goes to the host's long lane.
+            queue = operation_queue(host.queue, kind)
+            send_signed(EXECUTE_OPERATION, host, [op_id], task_id=task_id, queue=queue)
         except Exception as exc:
             # The broker died between the check and the commit. The row is the outbox: it
             # stays pending, and the host's reconciler runs pending work whose message was

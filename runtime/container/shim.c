@@ -5,6 +5,10 @@
  * (Docker's json-file format); serves attach clients on a unix socket; records the exit
  * atomically; applies the restart policy by exec'ing the Python respawner in its own
  * process. A slow attach client is dropped: the container never waits for a reader.
+ *
+ * Stop grace: a stop that does not wait (runtime/container/grace.py) writes {"kill_at": T}
+ * (T on CLOCK_MONOTONIC) into the stop-flag file and sends us SIGURG; we SIGKILL the init
+ * at T if it is still alive, so nobody else has to sit out the grace period.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +38,34 @@ struct stream {
     size_t len;
     int open;
 };
+
+static volatile sig_atomic_t stop_asked;
+static const char *stop_flag_path = "";
+
+static void on_sigurg(int sig) {
+    (void)sig;
+    stop_asked = 1;
+}
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The kill deadline the runtime armed in the stop-flag file, or 0 when there is none. */
+static double read_kill_at(void) {
+    char buf[256];
+    int fd = open(stop_flag_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *at = strstr(buf, "\"kill_at\"");
+    if (at == NULL || (at = strchr(at, ':')) == NULL) return 0;
+    return strtod(at + 1, NULL);
+}
 
 static int log_fd = -1, input_fd = -1, listen_fd = -1, winsize_fd = -1, pty_master = -1;
 static int clients[MAX_CLIENTS];
@@ -159,7 +191,34 @@ static int monitor(pid_t pid) {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     struct pollfd fds[4 + MAX_CLIENTS];
     int status = 0;
+    double kill_at = 0;
+    int killed = 0;
+    /* SIGURG stays blocked except inside ppoll: no wake-up is lost between check and wait. */
+    sigset_t urg, waitmask;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    sigprocmask(SIG_BLOCK, &urg, &waitmask);
+    sigdelset(&waitmask, SIGURG);
+    struct sigaction sa = {.sa_handler = on_sigurg};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
     for (;;) {
+        if (stop_asked) {
+            stop_asked = 0;
+            kill_at = read_kill_at();
+        }
+        struct timespec wait_for, *timeout = NULL;
+        if (kill_at > 0 && !killed) {
+            double left = kill_at - monotonic_now();
+            if (left <= 0) {
+                kill(pid, SIGKILL); /* the PID namespace's init: every process in it dies */
+                killed = 1;
+            } else {
+                wait_for.tv_sec = (time_t)left;
+                wait_for.tv_nsec = (long)((left - (double)wait_for.tv_sec) * 1e9);
+                timeout = &wait_for;
+            }
+        }
         int n = 0;
         fds[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
@@ -168,10 +227,12 @@ static int monitor(pid_t pid) {
         for (int i = 0; i < MAX_CLIENTS; i++) fds[n++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
         int winsize_at = n;
         fds[n++] = (struct pollfd){.fd = winsize_fd, .events = POLLIN};
-        if (poll(fds, (nfds_t)n, -1) < 0) {
+        int ready = ppoll(fds, (nfds_t)n, timeout, &waitmask);
+        if (ready < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (ready == 0) continue; /* the kill deadline: handled at the top of the loop */
         /* Accept first: a client that connected before start must see the first output. */
         while (fds[1].revents & POLLIN) {
             int c = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -205,6 +266,8 @@ static int monitor(pid_t pid) {
             break;
         }
     }
+    /* What we exec next (respawner, post-exit hook) must not inherit a blocked SIGURG. */
+    sigprocmask(SIG_UNBLOCK, &urg, NULL);
     /* Every process of the PID namespace is gone once its init is reaped; drain what they
      * left in the pipes (we hold the write ends too, so stop when nothing is readable). */
     for (int i = 0; i < nstreams; i++) {
@@ -285,6 +348,7 @@ int main(int argc, char **argv) {
     const char *policy = opt(argc, argv, "--restart", "no");
     int max = atoi(opt(argc, argv, "--max-retries", "0"));
     const char *stop_flag = opt(argc, argv, "--stop-flag", "");
+    stop_flag_path = stop_flag;
     log_fd = open(opt(argc, argv, "--log", "/dev/null"), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     for (int i = 0; i < MAX_CLIENTS; i++) clients[i] = -1;
     if (tty) {

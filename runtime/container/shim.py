@@ -5,12 +5,17 @@ forked process, so it is the container's parent without the launcher's memory). 
 the standard library only, to stay small. It writes every output line to a JSON-lines log
 with a timestamp, serves attach clients on a unix socket, records the exit atomically and,
 when the restart policy says so, execs the respawner in its own process (same pid).
+
+Stop grace: a stop that does not wait (runtime/container/grace.py) writes {"kill_at": T}
+(T on the monotonic clock) into the stop-flag file and sends SIGURG; the shim kills the
+init at T if it still runs, so no control-plane process sits out the grace period.
 """
 
 import errno
 import json
 import os
 import select
+import signal
 import socket
 import sys
 import time
@@ -181,10 +186,36 @@ class Shim:
         if self.winsize:
             poller.register(winsize_fd, select.POLLIN)
         open_sources = set(self.sources)
+        # SIGURG (ignored by default, so an older shim survives it) means "read the deadline".
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGURG, lambda *_: None)
+        signal.set_wakeup_fd(wake_w)
+        poller.register(wake_r, select.POLLIN)
+        kill_at, killed = 0.0, False
         while True:
+            timeout = None
+            if kill_at and not killed:
+                left = kill_at - time.monotonic()
+                if left <= 0:
+                    try:  # noqa: SIM105
+                        os.kill(self.pid, signal.SIGKILL)  # the PID namespace's init: all die
+                    except ProcessLookupError:
+                        pass
+                    killed = True
+                else:
+                    timeout = left * 1000
             # Accept first: a client that connected before start must see the first output.
-            for fd, _ in sorted(poller.poll(), key=lambda event: event[0] != self.listen.fileno()):
+            events = poller.poll(timeout)
+            for fd, _ in sorted(events, key=lambda event: event[0] != self.listen.fileno()):
+                if fd == wake_r:
+                    try:  # noqa: SIM105
+                        os.read(wake_r, 64)
+                    except OSError:
+                        pass
+                    kill_at = read_kill_at(self.args["stop_flag"])
+                    continue
                 if fd == pidfd:
+                    signal.set_wakeup_fd(-1)
                     return self.finish(pidfd, open_sources)
                 if fd == winsize_fd:
                     self.resize()
@@ -220,6 +251,15 @@ class Shim:
         self.flush()
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
+
+
+def read_kill_at(path: str) -> float:
+    """The kill deadline armed in the stop-flag file (monotonic seconds), 0 when there is none."""
+    try:
+        with open(path) as f:
+            return float(json.loads(f.read() or "{}").get("kill_at") or 0)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0.0
 
 
 def should_restart(args: dict, code: int) -> bool:

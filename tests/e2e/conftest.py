@@ -99,12 +99,14 @@ def agent_pids(proc) -> list[int]:
     if proc is None or proc.poll() is not None:
         return []
     pids = [proc.pid]
-    for task in Path(f"/proc/{proc.pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in map(int, (task / "children").read_text().split()):
-                with contextlib.suppress(OSError):
-                    if b"celery" in Path(f"/proc/{child}/cmdline").read_bytes():
-                        pids.append(child)
+    # Descendants: the short lane's pool, the long lane's worker (a child) and its pool.
+    for parent in pids:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                for child in map(int, (task / "children").read_text().split()):
+                    with contextlib.suppress(OSError):
+                        if b"celery" in Path(f"/proc/{child}/cmdline").read_bytes():
+                            pids.append(child)
     return pids
 
 
@@ -233,7 +235,9 @@ class Stack:
         def ready():
             if self.worker.poll() is not None:
                 pytest.fail(f"agent exited:\n{log_path.read_text()[-3000:]}")
-            return " ready." in log_path.read_text()[offset:]
+            # The short lane's worker (agent@...): the long lane's (long@...) may be ready first.
+            lines = log_path.read_text()[offset:].splitlines()
+            return any(" ready." in line and "long@" not in line for line in lines)
 
         wait_until(ready, 60, "the agent to be ready")
 

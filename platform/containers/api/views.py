@@ -10,8 +10,8 @@ from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from api.fields import StrictCharField, StrictSerializer
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
-from config.errors import Conflict
-from containers import services
+from config.errors import Conflict, InvalidRequest
+from containers import maxima, services
 from containers.api.filters import ContainerFilter
 from containers.api.serializers import (
     ContainerAnswerSerializer,
@@ -29,6 +29,7 @@ from hosts import placement
 from hosts.steps import StepFailed
 from operations import dispatch
 from rbac import gate
+from rbac.grants import in_scope
 
 VERBS = ("start", "stop", "restart", "kill", "pause", "unpause")
 
@@ -136,6 +137,12 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
             body = StopSerializer(data=request.data or {})
             body.is_valid(raise_exception=True)
             params = dict(body.validated_data)
+            if verb in ("stop", "restart"):
+                # Grace periods are capped by policy (containers/maxima.py; default 60 s).
+                scope = in_scope(request.user, container.team_id, container.host_id)
+                problem = maxima.stop_timeout_problem(params.get("timeout"), scope.max_limits)
+                if problem:
+                    raise InvalidRequest(problem)
         op = services.do_container_verb(
             container, verb, acting_user=request.user, params=params, summary=self.summary()
         )

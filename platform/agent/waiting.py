@@ -1,0 +1,164 @@
+"""Stops that wait for nobody: signal, park the operation, complete it when the container exits.
+
+A stop (or restart) sends the stop signal and arms the shim's kill deadline
+(runtime/container/grace.py), then returns its worker. The operation stays `running`, its
+result marked {"waiting": "exit", ...}. The Waiter, a thread in the agent's main process,
+watches parked operations: when the container has exited it releases the network (and for
+a restart starts it again), records the state and finishes the operation, which pushes the
+completion to a request waiting on ?wait= (operations/completion.py). Should a shim not
+enforce its deadline (one started before this agent version), the Waiter kills the container
+itself shortly after the deadline.
+"""
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+
+from django.db import close_old_connections
+
+from agent import claims, observe
+from containers.models import Container
+from operations.models import Operation
+from runtime.errors import BerthError, NotFound
+
+log = logging.getLogger(__name__)
+
+WAITING = "exit"
+PARKED_KINDS = ("container.stop", "container.restart")
+# A container that honours its stop signal usually exits within milliseconds: finish those
+# in the worker, as before, and park only the ones still running after this.
+QUICK_EXIT_SECONDS = 0.1
+# How often the Waiter looks for newly parked operations (it wakes at once on known exits).
+POLL_SECONDS = 0.2
+# The Waiter's own kill, only when the shim did not kill at its deadline.
+BACKSTOP_SLACK_SECONDS = 2.0
+
+
+def _pid_exited(pid, seconds: float) -> bool:
+    """Whether process `pid` is gone within `seconds` (it need not be our child)."""
+    if not pid:
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], seconds)[0])
+    finally:
+        os.close(fd)
+
+
+def signal_stop(rt, op, state: dict, *, restart: bool = False) -> dict | None:
+    """Send the stop signal without waiting out the grace period.
+
+    Returns the operation's parked result when the container still runs (the Waiter completes
+    it), or None when it is already gone (the caller finishes the stop as before).
+    """
+    timeout = op.params.get("timeout")
+    after = rt.signal_stop(state["id"], timeout=timeout, keep=restart)
+    if after.get("status") != "running" or _pid_exited(after.get("pid"), QUICK_EXIT_SECONDS):
+        return None
+    spec = after.get("spec") if isinstance(after.get("spec"), dict) else {}
+    grace = timeout if timeout is not None else (spec.get("stop_timeout") or 10)
+    return park(op, after, then="start" if restart else "", grace=grace)
+
+
+def park(op, state: dict, *, then: str, grace) -> dict:
+    """Mark the running operation as waiting for the container's exit; returns the marker."""
+    marker = {
+        "waiting": WAITING,
+        "runtime_id": state["id"],
+        "pid": state.get("pid"),
+        "then": then,
+        # Wall clock: the Waiter runs in another process (and maybe after an agent restart).
+        "kill_after": time.time() + float(grace or 0),
+    }
+    Operation.objects.filter(id=op.id, state=Operation.State.RUNNING).update(result=marker)
+    return marker
+
+
+def is_parked(result) -> bool:
+    """Whether a handler's result means "not done: the Waiter finishes it"."""
+    return isinstance(result, dict) and result.get("waiting") == WAITING
+
+
+def complete(rt, op: Operation) -> bool:
+    """Finish a parked operation if its container has exited; True when it is done."""
+    marker = op.result or {}
+    rid = marker.get("runtime_id")
+    container = Container.objects.select_related("host").filter(id=op.target_id).first()
+    try:
+        state = rt.state(rid)
+    except NotFound:
+        state = None
+    if state is not None and state.get("status") in ("running", "paused", "restarting"):
+        if time.time() > float(marker.get("kill_after") or 0) + BACKSTOP_SLACK_SECONDS:
+            log.warning("operation %s: the shim did not kill at the deadline; killing", op.id)
+            with contextlib.suppress(BerthError):
+                rt.kill(rid, "KILL")
+        return False
+    try:
+        if state is None:
+            # A --rm container: its post-exit hook removed it.
+            if container is not None:
+                observe.record_missing(container, Container.Observed.REMOVED)
+            claims.finish(op, result={"status": "removed"})
+            return True
+        # The process is gone: this only releases the network (and starts it for a restart).
+        state = rt.restart(rid, timeout=0) if marker.get("then") == "start" else rt.stop(rid)
+        state = rt.state(rid) if rid else state
+        if container is not None:
+            observe.record(container, state)
+        claims.finish(op, result=observe.snapshot(state))
+    except BerthError as err:
+        claims.finish(op, error=str(err))
+        if container is not None:
+            observe.record_error(container, str(err))
+    return True
+
+
+class Waiter(threading.Thread):
+    """Completes this host's parked stops and restarts as their containers exit."""
+
+    def __init__(self, host_name: str, get_runtime):
+        super().__init__(name="berth-agent-waiter", daemon=True)
+        self.host_name = host_name
+        self.get_runtime = get_runtime
+        self.stopping = threading.Event()
+
+    def parked(self) -> list[Operation]:
+        ops = Operation.objects.filter(
+            host__name=self.host_name, state=Operation.State.RUNNING, kind__in=PARKED_KINDS
+        )
+        return [op for op in ops if is_parked(op.result)]
+
+    def run(self):
+        while not self.stopping.is_set():
+            pids = []
+            try:
+                close_old_connections()
+                rt = self.get_runtime()
+                for op in self.parked():
+                    if not complete(rt, op):
+                        pids.append(op.result.get("pid"))
+            except Exception as err:  # the database or runtime hiccuped: next round
+                log.warning("waiter: %s", err)
+            self._sleep(pids)
+
+    def _sleep(self, pids) -> None:
+        """Until one watched container exits, or POLL_SECONDS (new parks show up in the DB)."""
+        fds = []
+        for pid in pids:
+            with contextlib.suppress(OSError, TypeError):
+                fds.append(os.pidfd_open(pid))
+        try:
+            if fds:
+                select.select(fds, [], [], POLL_SECONDS)
+            else:
+                self.stopping.wait(POLL_SECONDS)
+        finally:
+            for fd in fds:
+                os.close(fd)
