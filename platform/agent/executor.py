@@ -2,7 +2,16 @@
 
 import logging
 
-from agent import claims, containers_ops, image_ops, observe, resources_ops, transfer_ops, waiting
+from agent import (
+    claims,
+    containers_ops,
+    image_ops,
+    inventory_ops,
+    observe,
+    resources_ops,
+    transfer_ops,
+    waiting,
+)
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from runtime.errors import BerthError
@@ -35,6 +44,7 @@ def execute(
                 resources_ops.HANDLERS.get(op.kind)
                 or image_ops.HANDLERS.get(op.kind)
                 or transfer_ops.HANDLERS.get(op.kind)
+                or inventory_ops.HANDLERS.get(op.kind)
             )
             if handler is None:
                 raise _Unknown(op.kind)

@@ -7,6 +7,13 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
+from compliance.api.views import (
+    CheckViewSet,
+    ExceptionViewSet,
+    FindingViewSet,
+    RunViewSet,
+    ScoreViewSet,
+)
 from backups.api.views import BackupRunViewSet
 from compliance.api.views import (
     CheckViewSet,
@@ -50,6 +57,11 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("operations", OperationProgressViewSet, basename="operation-progress")
 router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("compliance/checks", CheckViewSet, basename="compliance-check")
+router.register("compliance/runs", RunViewSet, basename="compliance-run")
+router.register("compliance/findings", FindingViewSet, basename="compliance-finding")
+router.register("compliance/scores", ScoreViewSet, basename="compliance-score")
+router.register("compliance/exceptions", ExceptionViewSet, basename="compliance-exception")
 router.register("backups", BackupRunViewSet, basename="backup")
 router.register("directory/mappings", GroupMappingViewSet, basename="directory-mapping")
 router.register("compliance/checks", CheckViewSet, basename="compliance-check")

@@ -8,12 +8,20 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from audit.services import record_event
 from compliance import engine
 from compliance.checks import by_id
-from compliance.models import ComplianceException, ComplianceRun, Finding, TeamScore
+from compliance.models import (
+    ComplianceException,
+    ComplianceRun,
+    Finding,
+    ImageAdvisory,
+    ImageInventory,
+    TeamScore,
+)
 from config.errors import InvalidRequest, NotFound
 from containers.models import Container
 from hosts.models import Host
@@ -49,6 +57,24 @@ def load_rows():
             "pk", "host_id", "team_id", "image_id", "repo_tags", "config", "created"
         )
     )
+    # What the image checks need of inventories and advisories: two grouped queries.
+    states = {
+        image_id: {"status": status, "error": error}
+        for image_id, status, error in ImageInventory.objects.values_list(
+            "image_id", "status", "error"
+        )
+    }
+    advisories: dict = {}
+    counted = (
+        ImageAdvisory.objects.values("inventory__image_id", "severity")
+        .annotate(n=Count("id"))
+        .values_list("inventory__image_id", "severity", "n")
+    )
+    for image_id, severity, n in counted:
+        advisories.setdefault(image_id, {})[severity] = n
+    for image in images:
+        image["inventory"] = states.get(image["pk"])
+        image["advisories"] = advisories.get(image["pk"], {})
     return containers, images
 
 
@@ -241,3 +267,47 @@ def do_revoke_exception(exc: ComplianceException, *, acting_user, summary=None):
         gate.record(decision, summary=(summary or {}) | {"revoked": exc.pk})
     exc.refresh_from_db()
     return exc
+
+
+# Known vulnerabilities ----------------------------------------------------------------------
+
+
+def do_import_osv(path, *, filename: str, acting_user=None, summary=None):
+    """Import an OSV export zip and match every inventory again; returns (OsvImport, matches).
+
+    People need a global compliance.run (the advisories serve every team); the command runs
+    as the system. Refusals and failures are audited like successes.
+    """
+    from compliance import matching, osv
+    from compliance.models import OsvImport
+
+    decision = None
+    if acting_user is not None:
+        decision = gate.require(acting_user, "compliance.run", OsvImport(), summary=summary)
+    try:
+        result = osv.import_archive(path, filename=filename, acting_user=acting_user)
+    except InvalidRequest as err:
+        if decision is not None:
+            gate.record(decision, summary=summary, outcome=gate.FAILED, reason=err.message)
+        raise
+    matches = matching.rematch_all()
+    facts = {
+        "import": result.pk,
+        "file": filename[:200],
+        "imported": result.imported,
+        "skipped": result.skipped,
+        "matches": matches,
+    }
+    if decision is not None:
+        gate.record(dataclasses.replace(decision, obj=result), summary=(summary or {}) | facts)
+    else:
+        record_event(
+            action="compliance.run",
+            outcome=gate.ALLOWED,
+            reason="OSV import from the command line",
+            object_type="compliance",
+            object_id=result.pk,
+            object_repr=str(result),
+            summary=facts,
+        )
+    return result, matches

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.compliance_page, name="page"),
     path("export.<str:fmt>", views.compliance_export, name="export"),
     path("run/", views.compliance_run, name="run"),
+    path("osv/", views.osv_import, name="osv_import"),
     path("exceptions/", views.exception_create, name="exception_create"),
     path("exceptions/<int:pk>/revoke/", views.exception_revoke, name="exception_revoke"),
 ]

@@ -1,10 +1,12 @@
 """The compliance page of the dashboard: score per team, findings with filters, trend, export,
 run now, exceptions. Every view is @gated and reads through the same queries as the API."""
 
+import tempfile
 from datetime import UTC, datetime, time
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from compliance import queries, services
 from compliance.checks import CHECKS, for_target
-from compliance.models import ComplianceException, ComplianceRun
+from compliance.models import ComplianceException, ComplianceRun, ImageInventory, OsvImport
 from compliance.models.findings import SEVERITY_ORDER
 from config.errors import InvalidRequest
 from dashboard.decorators import gated
@@ -54,6 +56,15 @@ def compliance_page(request):
         request.user,
         "compliance.view",
     )[:50]
+    images = visible(
+        ImageInventory.objects.select_related("image", "host", "team"),
+        request.user,
+        "compliance.view",
+    ).annotate(
+        critical=Count("advisories", filter=Q(advisories__severity="critical")),
+        high=Count("advisories", filter=Q(advisories__severity="high")),
+        total=Count("advisories"),
+    )[:100]
     return render(
         request,
         "compliance/page.html",
@@ -69,6 +80,8 @@ def compliance_page(request):
             "query": keep.urlencode(),
             "checks": CHECKS,
             "exceptions": exceptions,
+            "inventories": images,
+            "last_import": OsvImport.objects.first(),
             "can_run": may(request.user, "compliance.run"),
             "can_except": may(request.user, "compliance.except"),
             "now": timezone.now(),
@@ -144,4 +157,26 @@ def exception_revoke(request, pk):
     )
     services.do_revoke_exception(exc, acting_user=request.user, summary=_summary(request))
     messages.success(request, "Exception revoked.")
+    return redirect("compliance:page")
+
+
+@require_POST
+@gated("compliance.run")
+def osv_import(request):
+    """Import an uploaded OSV export zip and match every inventory again."""
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise InvalidRequest("choose an OSV export (.zip) to import")
+    with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+        tmp.flush()
+        result, matches = services.do_import_osv(
+            tmp.name, filename=upload.name, acting_user=request.user, summary=_summary(request)
+        )
+    messages.success(
+        request,
+        f"OSV import: {result.imported} advisories imported, {result.skipped} malformed records "
+        f"skipped; {matches} matches on images.",
+    )
     return redirect("compliance:page")

@@ -170,3 +170,40 @@ def test_site_tokens_and_heartbeats(users, host):
     assert _failures(run, "token", short.pk) == set()
     assert _failures(run, "host", host.pk) == {"site.host-heartbeat"}
     assert _failures(run, "host", beating.pk) == set()
+
+
+def test_image_inventory_and_vulnerability_checks(host, good_image):
+    from compliance import inventories
+    from compliance.models import Advisory, ImageAdvisory
+
+    unknown = Image.objects.create(
+        host=host,
+        image_id="sha256:" + "f" * 64,
+        repo_tags=["tc-unknown:1"],
+        config=good_image.config,
+        created=timezone.now(),
+    )
+    inventories.save(unknown, {"status": "unknown", "error": "an rpm database"})
+    vulnerable = Image.objects.create(
+        host=host,
+        image_id="sha256:" + "9" * 64,
+        repo_tags=["tc-vuln:1"],
+        config=good_image.config,
+        created=timezone.now(),
+    )
+    inventory = inventories.save(vulnerable, {"status": "ok", "ecosystem": "Debian:12"})
+    low = Advisory.objects.create(osv_id="TC-LOW", severity="low")
+    ImageAdvisory.objects.create(
+        inventory=inventory, advisory=low, host=host, package="p", installed="1", severity="low"
+    )
+    inventories.save(good_image, {"status": "ok", "ecosystem": "Debian:12"})
+    run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
+    assert _failures(run, "image", unknown.pk) == {"image.package-inventory"}
+    assert _failures(run, "image", vulnerable.pk) == set()  # low only
+    high = Advisory.objects.create(osv_id="TC-HIGH", severity="high")
+    ImageAdvisory.objects.create(
+        inventory=inventory, advisory=high, host=host, package="p", installed="1", severity="high"
+    )
+    run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
+    assert _failures(run, "image", vulnerable.pk) == {"image.vulnerabilities"}
+    assert _failures(run, "image", good_image.pk) == set()

@@ -2,8 +2,16 @@
 
 from rest_framework import serializers
 
-from api.fields import StrictCharField, StrictSerializer
-from compliance.models import ComplianceException, ComplianceRun, Finding, TeamScore
+from api.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from compliance.models import (
+    ComplianceException,
+    ComplianceRun,
+    Finding,
+    ImageAdvisory,
+    ImageInventory,
+    OsvImport,
+    TeamScore,
+)
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -113,3 +121,93 @@ class ExceptionRequestSerializer(StrictSerializer):
     object_id = StrictCharField(max_length=80)
     reason = StrictCharField(max_length=500, allow_blank=True, required=False, default="")
     expires_at = serializers.DateTimeField(required=False, default=None, allow_null=True)
+
+
+class InventorySerializer(serializers.ModelSerializer):
+    """An image inventory (packages only in the detail view)."""
+
+    image_ref = serializers.CharField(source="image.__str__", read_only=True)
+
+    class Meta:
+        model = ImageInventory
+        fields = [
+            "id",
+            "image",
+            "image_ref",
+            "image_digest",
+            "team",
+            "host",
+            "status",
+            "ecosystem",
+            "distro",
+            "package_count",
+            "error",
+            "scanned_at",
+        ]
+        read_only_fields = fields
+
+
+class InventoryDetailSerializer(InventorySerializer):
+    """An image inventory with its packages."""
+
+    class Meta(InventorySerializer.Meta):
+        fields = [*InventorySerializer.Meta.fields, "packages"]
+        read_only_fields = fields
+
+
+class ScanRequestSerializer(StrictSerializer):
+    """POST body of a scan: one image, or every image of one host."""
+
+    image = StrictIntegerField(required=False)
+    host = StrictIntegerField(required=False)
+
+
+class AdvisoryMatchSerializer(serializers.ModelSerializer):
+    """An advisory that applies to an image's package."""
+
+    osv_id = serializers.CharField(source="advisory.osv_id", read_only=True)
+    summary = serializers.CharField(source="advisory.summary", read_only=True)
+    aliases = serializers.JSONField(source="advisory.aliases", read_only=True)
+    image = serializers.IntegerField(source="inventory.image_id", read_only=True)
+
+    class Meta:
+        model = ImageAdvisory
+        fields = [
+            "id",
+            "osv_id",
+            "summary",
+            "aliases",
+            "severity",
+            "package",
+            "installed",
+            "fixed",
+            "image",
+            "team",
+            "host",
+        ]
+        read_only_fields = fields
+
+
+class OsvImportSerializer(serializers.ModelSerializer):
+    """One OSV import with its counts."""
+
+    class Meta:
+        model = OsvImport
+        fields = [
+            "id",
+            "filename",
+            "imported_by",
+            "created_at",
+            "records",
+            "imported",
+            "skipped",
+            "problems",
+            "duration_ms",
+        ]
+        read_only_fields = fields
+
+
+class OsvUploadSerializer(StrictSerializer):
+    """Multipart upload of an OSV export zip."""
+
+    file = serializers.FileField()

@@ -59,3 +59,34 @@ def no_healthcheck(image, now):
     health = _inner(image).get("Healthcheck") or {}
     test = health.get("Test") if isinstance(health, dict) else None
     return None if test and test != ["NONE"] else "no HEALTHCHECK"
+
+
+@check(
+    "image.package-inventory",
+    "Image contents unknown",
+    "medium",
+    "image",
+    "Use a base image with a dpkg or apk database, or scan it again; until then nobody can tell "
+    "which known vulnerabilities it carries.",
+)
+def package_inventory(image, now):
+    inventory = image.get("inventory")
+    if inventory and inventory["status"] != "ok":
+        return f"package list unknown: {inventory['error'] or 'unreadable'}"
+    return None
+
+
+@check(
+    "image.vulnerabilities",
+    "Image carries known vulnerabilities (critical or high)",
+    "high",
+    "image",
+    "Rebuild or pull the image with the fixed package versions, then roll its containers "
+    "(POST /api/v1/compliance/rollouts/).",
+)
+def vulnerabilities(image, now):
+    counts = image.get("advisories") or {}
+    serious = counts.get("critical", 0) + counts.get("high", 0)
+    if serious:
+        return f"{serious} critical or high advisories match its packages"
+    return None

@@ -1,5 +1,17 @@
 """Compliance models: runs and findings, exceptions, image inventories, advisories."""
 
+from compliance.models.advisories import Advisory, AffectedPackage, ImageAdvisory, OsvImport
 from compliance.models.findings import ComplianceException, ComplianceRun, Finding, TeamScore
+from compliance.models.inventory import ImageInventory
 
-__all__ = ["ComplianceException", "ComplianceRun", "Finding", "TeamScore"]
+__all__ = [
+    "AffectedPackage",
+    "Advisory",
+    "ComplianceException",
+    "ComplianceRun",
+    "Finding",
+    "ImageAdvisory",
+    "ImageInventory",
+    "OsvImport",
+    "TeamScore",
+]

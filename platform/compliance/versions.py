@@ -1,0 +1,127 @@
+"""Version ordering per ecosystem: Debian's (python-debian) and Alpine's apk ordering.
+
+apk's rules (apk-tools' version.c, descended from Gentoo's): dot-separated numbers, then an
+optional letter, then suffixes (_alpha < _beta < _pre < _rc < no suffix < _cvs < _svn < _git
+< _hg < _p, each with an optional number), an optional ~commit hash, then -r<revision>.
+Numbers compare as integers, except that a later component with a leading zero compares as a
+decimal fraction (1.01 < 1.1). More components win (1.0.1 > 1.0z), a pre-release suffix loses
+to none (1.0_rc1 < 1.0), a post-release suffix wins (1.0-r9 < 1.0_p1).
+"""
+
+import functools
+import re
+
+from debian.debian_support import version_compare as _debian_compare
+
+_APK_RE = re.compile(
+    r"^(?P<numbers>\d+(?:\.\d+)*)(?P<letter>[a-z]?)"
+    r"(?P<suffixes>(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)\d*)*)"
+    r"(?:~(?P<hash>[0-9a-f]+))?(?:-r(?P<revision>\d+))?$"
+)
+_SUFFIX_RE = re.compile(r"_(alpha|beta|pre|rc|cvs|svn|git|hg|p)(\d*)")
+# Rank relative to "no suffix" (0): negative ranks are pre-releases.
+_SUFFIX_RANK = {
+    "alpha": -4,
+    "beta": -3,
+    "pre": -2,
+    "rc": -1,
+    "cvs": 1,
+    "svn": 2,
+    "git": 3,
+    "hg": 4,
+    "p": 5,
+}
+
+
+class BadVersion(ValueError):
+    """A version string the ecosystem's rules cannot read."""
+
+
+def _cmp(a, b) -> int:
+    return (a > b) - (a < b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _apk_parse(version: str):
+    match = _APK_RE.match(version)
+    if not match:
+        raise BadVersion(f"not an apk version: {version!r}")
+    numbers = match["numbers"].split(".")
+    suffixes = tuple(
+        (_SUFFIX_RANK[name], int(num or 0)) for name, num in _SUFFIX_RE.findall(match["suffixes"])
+    )
+    return (
+        numbers,
+        match["letter"],
+        suffixes,
+        match["hash"] or "",
+        int(match["revision"] or 0),
+    )
+
+
+def _apk_number(a: str, b: str, first: bool) -> int:
+    if not first and (a.startswith("0") or b.startswith("0")):
+        # A leading zero makes the component a fraction: compare as digits, trailing zeros off.
+        return _cmp(a.rstrip("0"), b.rstrip("0"))
+    return _cmp(int(a), int(b))
+
+
+def apk_compare(a: str, b: str) -> int:
+    """-1, 0 or 1 as apk orders versions a and b; BadVersion if either is unreadable."""
+    na, la, sa, ha, ra = _apk_parse(a)
+    nb, lb, sb, hb, rb = _apk_parse(b)
+    for i, (x, y) in enumerate(zip(na, nb, strict=False)):
+        c = _apk_number(x, y, i == 0)
+        if c:
+            return c
+    if len(na) != len(nb):
+        return _cmp(len(na), len(nb))
+    c = _cmp(la, lb)
+    if c:
+        return c
+    for x, y in zip(sa, sb, strict=False):
+        c = _cmp(x, y)
+        if c:
+            return c
+    if len(sa) != len(sb):
+        # The longer one has an extra suffix: a pre-release suffix makes it older.
+        extra = sa[len(sb)] if len(sa) > len(sb) else sb[len(sa)]
+        older = extra[0] < 0
+        longer_is_a = len(sa) > len(sb)
+        return (-1 if older else 1) * (1 if longer_is_a else -1)
+    c = _cmp(ha, hb)
+    return c or _cmp(ra, rb)
+
+
+def debian_compare(a: str, b: str) -> int:
+    """-1, 0 or 1 as dpkg orders versions a and b (epochs, ~, revisions)."""
+    try:
+        return _cmp(_debian_compare(a, b), 0)
+    except ValueError as err:
+        raise BadVersion(str(err)) from None
+
+
+def comparator(ecosystem: str):
+    """The compare function of an OSV ecosystem ("Debian:12" -> dpkg order), or None."""
+    base = ecosystem.split(":", 1)[0]
+    if base in ("Debian", "Ubuntu"):
+        return debian_compare
+    if base == "Alpine":
+        return apk_compare
+    return None
+
+
+def affected(version: str, ranges, versions, compare) -> tuple[bool, str]:
+    """(whether `version` is affected, the fixed version of its range or "")."""
+    if version in (versions or ()):
+        return True, ""
+    for introduced, fixed, last_affected in ranges or ():
+        if introduced not in ("", "0") and compare(version, introduced) < 0:
+            continue
+        if fixed and compare(version, fixed) < 0:
+            return True, fixed
+        if last_affected and compare(version, last_affected) <= 0:
+            return True, ""
+        if not fixed and not last_affected:
+            return True, ""
+    return False, ""

@@ -1,0 +1,86 @@
+"""Version ordering: Debian's (python-debian: epochs, tildes, revisions) and apk's."""
+
+import pytest
+
+from compliance.versions import BadVersion, affected, apk_compare, debian_compare
+
+# Each list is in strictly increasing order.
+DEBIAN_ORDER = [
+    "1.0~rc1-1",
+    "1.0-1~deb12u1",
+    "1.0-1",
+    "1.0-1+b1",
+    "1.0-1+deb12u1",
+    "1.0-1+deb12u9",
+    "1.0-1+deb12u10",
+    "1.0.1-1",
+    "2.0-1",
+    "1:0.1-1",  # any epoch 1 beats every epoch 0
+    "1:1.0-1",
+    "2:0.0.1-1",
+]
+APK_ORDER = [
+    "1.0_alpha",
+    "1.0_alpha2",
+    "1.0_beta",
+    "1.0_pre1",
+    "1.0_rc1",
+    "1.0",
+    "1.0-r1",
+    "1.0-r10",  # revisions compare as numbers
+    "1.0_cvs",
+    "1.0_git20230717",
+    "1.0_p1",
+    "1.0_p2-r3",
+    "1.0a",
+    "1.0z",
+    "1.0.1",  # more components win over a letter
+    "1.01.0",  # a leading zero reads as a fraction: .01 is above .0 and below .1
+    "1.1",
+    "1.1.1_rc1",
+    "1.1.1",
+    "1.2.4",
+    "1.2.4_git20230717-r4",
+    "1.2.4_git20230717-r5",
+    "1.10",  # 10 > 2 as numbers, not as text
+    "2",
+]
+
+
+@pytest.mark.parametrize(
+    "order,compare", [(DEBIAN_ORDER, debian_compare), (APK_ORDER, apk_compare)]
+)
+def test_total_order(order, compare):
+    for i, a in enumerate(order):
+        assert compare(a, a) == 0, a
+        for b in order[i + 1 :]:
+            assert compare(a, b) == -1, (a, b)
+            assert compare(b, a) == 1, (b, a)
+
+
+def test_apk_leading_zero_is_a_fraction():
+    assert apk_compare("1.01", "1.1") == -1
+    assert apk_compare("1.001", "1.01") == -1
+    assert apk_compare("1.010", "1.01") == 0
+    assert apk_compare("1.2", "1.10") == -1
+
+
+def test_unreadable_versions_are_refused():
+    for bad in ("", "abc", "1.0-rx", "1.0_foo", "1.0--r1"):
+        with pytest.raises(BadVersion):
+            apk_compare(bad, "1.0")
+    with pytest.raises(BadVersion):
+        debian_compare("1:", "1.0")
+
+
+def test_ranges():
+    cmp = debian_compare
+    assert affected("1.0-1", [["0", "1.0-2", ""]], [], cmp) == (True, "1.0-2")
+    assert affected("1.0-2", [["0", "1.0-2", ""]], [], cmp) == (False, "")
+    assert affected("0.9-1", [["1.0-1", "1.0-2", ""]], [], cmp) == (False, "")
+    assert affected("1.0-1", [["0", "", "1.0-1"]], [], cmp) == (True, "")
+    assert affected("1.0-3", [["0", "1.0-2", ""], ["1.0-3", "1.0-4", ""]], [], cmp) == (
+        True,
+        "1.0-4",
+    )
+    assert affected("7", [], ["7"], cmp) == (True, "")
