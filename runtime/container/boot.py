@@ -283,7 +283,9 @@ def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> d
                 network_error = f"{type(err).__name__}: {err}"
     maintenance = not restarts or maintenance_file(rt.config).exists()
     items = [] if maintenance else start_all(rt, due(rt, reaped, boot=boot, skip=skip))
-    if boot:
+    if boot and not maintenance:
+        # Under maintenance the boot stays unrecovered: the first start-up pass without it
+        # applies the boot rules then.
         mark_booted(rt.config)
     return {
         "boot": boot,

@@ -186,6 +186,10 @@ def test_maintenance_file_keeps_everything_stopped_at_boot(nrt):
     assert result["maintenance"] and result["restarts"] == []
     assert nrt.state(cid)["status"] == "stopped"
     assert [r["id"] for r in result["reaped"]] == [cid]
+    # Maintenance over: the next start-up pass still treats this boot as one.
+    assert boot.is_boot(nrt.config)
+    (item,) = boot.recover(nrt, startup=True)["restarts"]
+    assert item["id"] == cid and item["started"]
 
 
 def test_lost_monitor_always_is_reaped_logged_and_restarted(nrt):
