@@ -12,14 +12,19 @@ from pathlib import Path
 
 from runtime.config import RuntimeConfig
 from runtime.container import grace as grace_mod
-from runtime.container import inspect, launch, plan
+from runtime.container import inspect
 from runtime.container import status as sm
 from runtime.container.checkpoint import pause_at
 from runtime.container.fsutil import proc_start_time, read_json, write_json
 from runtime.container.store import ContainerStore
 from runtime.errors import BerthError, Conflict, InvalidSpec, InvalidState, KernelError, NotFound
+from runtime.lazy import LazyModule
 from runtime.signals import parse_signal
 from runtime.spec import ContainerSpec
+
+# Loaded when a verb first needs it (ctypes, the shim binary): `ps` and `rm` never do.
+launch = LazyModule("runtime.container.launch")
+plan = LazyModule("runtime.container.plan")
 
 
 class Runtime:
@@ -329,7 +334,9 @@ class Runtime:
             "hostname": rec["hostname"],
             "spec": rec["spec"],
             # What runs: the spec's entrypoint and command, else the image's (Docker's rule).
-            "command": plan.command_line(self.spec_of(rec), rec.get("image_config") or {}),
+            "command": rec["command"]
+            if "command" in rec  # the index's summary has it ready
+            else plan.command_line(self.spec_of(rec), rec.get("image_config") or {}),
             "network": read_json(paths.network_file, {}) or {},
             "log_path": str(paths.log_file),
         }

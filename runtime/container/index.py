@@ -27,6 +27,17 @@ CREATE TABLE IF NOT EXISTS containers (
 """
 
 
+def command_line(spec: dict, image_cfg: dict) -> list[str]:
+    """What runs, by Docker's rule (as runtime.container.plan.command_line, on the spec's dict
+    form, so that listing needs neither the typed spec nor plan's imports)."""
+    entry, cmd = spec.get("entrypoint"), spec.get("command")
+    if entry is not None:
+        return list(entry) + (list(cmd) if cmd is not None else [])
+    return list(image_cfg.get("Entrypoint") or []) + (
+        list(cmd) if cmd is not None else list(image_cfg.get("Cmd") or [])
+    )
+
+
 class ContainerIndex:
     """The index file `containers/.index.db` of one state root."""
 
@@ -42,6 +53,7 @@ class ContainerIndex:
         slim["image_config"] = {
             "config": {k: cfg[k] for k in ("Entrypoint", "Cmd") if cfg.get(k) is not None}
         }
+        slim["command"] = command_line(rec.get("spec") or {}, cfg)
         return slim
 
     def _db(self) -> sqlite3.Connection | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 import time
 
@@ -47,7 +46,8 @@ class ContainerStore:
 
     def new_id(self) -> str:
         """A fresh 64-hex-digit container id."""
-        return secrets.token_hex(32)
+        # os.urandom, not secrets: the same kernel source, without importing hmac and hashlib.
+        return os.urandom(32).hex()
 
     def ids(self) -> list[str]:
         """Ids of every container on disk."""
@@ -264,7 +264,7 @@ class ContainerStore:
         paths = self.paths(cid)
         doomed = []
         for where in (paths.dir, paths.run_dir):
-            trash = where.parent / f"{GONE}{cid}-{secrets.token_hex(4)}"
+            trash = where.parent / f"{GONE}{cid}-{os.urandom(4).hex()}"
             try:
                 os.rename(where, trash)
                 doomed.append(trash)
