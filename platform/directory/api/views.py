@@ -25,6 +25,8 @@ class GroupMappingSerializer(serializers.ModelSerializer):
         model = GroupMapping
         fields = ["id", "source", "group", "team", "role", "created_by", "created_at"]
         read_only_fields = ["created_by", "created_at"]
+        # Duplicates are refused by the service (case-insensitively), after the gate.
+        validators = []
 
 
 class GroupMappingViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
