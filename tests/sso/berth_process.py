@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-PY = REPO / ".venv" / "bin" / "python"
+PY = Path(sys.executable)
 
 SEED = """
 from accounts.models import Team
@@ -114,6 +114,3 @@ class BerthWeb:
             self.log.close()
         shutil.rmtree(self.data, ignore_errors=True)
 
-
-def python() -> str:
-    return str(PY if PY.exists() else sys.executable)
