@@ -15,9 +15,9 @@ from django.core.exceptions import PermissionDenied
 from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
 
-from directory.models import LDAP
+from directory.models import LDAP, DirectoryIdentity
 from directory.refusal import Refused, refuse
-from directory.sync import sign_in
+from directory.sync import sign_in, strip
 
 UNREACHABLE = (
     "The directory server cannot be reached, so directory accounts cannot sign in right now. "
@@ -169,6 +169,11 @@ class Directory:
             except lx.LDAPInvalidCredentialsResult:
                 return None
             if self.is_disabled(service, dn):
+                # A Berth user of this entry keeps nothing sign-in gave it (its API tokens
+                # would otherwise still carry the mapped roles).
+                identity = DirectoryIdentity.objects.filter(source=LDAP, subject=dn).first()
+                if identity is not None:
+                    strip(identity.user, LDAP, "disabled in the directory")
                 raise Refused(DISABLED, f"ldap: {dn} is disabled in the directory")
             groups = self.groups(service, dn, username)
         finally:

@@ -107,6 +107,26 @@ def test_disabled_directory_user_is_refused(client, ldap_on, mappings):
     assert any("disabled in the directory" in e.reason for e in refused)
 
 
+def test_user_disabled_after_signing_in_loses_the_mapped_grants(client, ldap_on, mappings):
+    assert login(client, "ts-alice", "alice-ldap-pw").status_code == 302
+    alice = User.objects.get(username="ts-alice")
+    assert team_names(alice)
+    client.post("/logout/")
+    conn = ldap_on.admin()
+    dn = "uid=ts-alice,ou=people,dc=berth,dc=test"
+    try:
+        conn.modify(dn, {"employeeType": [("MODIFY_REPLACE", ["disabled"])]})
+        response = login(client, "ts-alice", "alice-ldap-pw")
+        assert response.status_code == 401
+        assert b"This directory account is disabled." in response.content
+        assert team_names(alice) == set()
+        assert not RoleBinding.objects.filter(user=alice).exists()
+        assert not signed_in(client)
+    finally:
+        conn.modify(dn, {"employeeType": [("MODIFY_DELETE", [])]})
+        conn.unbind()
+
+
 def test_user_whose_groups_map_to_no_team_is_refused(client, ldap_on, mappings):
     response = login(client, "ts-dave", "dave-ldap-pw")
     assert response.status_code == 401
