@@ -375,6 +375,10 @@ class Runtime:
             if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
                 # A deliberate kill is a user stop: no restart, as in Docker.
                 self.store.paths(cid).stop_flag.touch()
+                # Kept in the state too (the flag goes with a reboot): unless-stopped stays down.
+                state = self.store.read_state(cid)
+                if not state.get("user_stopped"):
+                    self.store.write_state(cid, dict(state, user_stopped=True))
             if obs["pid"]:  # never 0: os.kill(0, ...) would signal our own process group
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(obs["pid"], number)

@@ -243,3 +243,12 @@ def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):
     assert nrt.state(plain)["status"] == "stopped"
     assert nrt.state(plain)["exit_code"] == 137
     assert nrt.state(stopped)["status"] == "stopped"
+
+
+def test_unless_stopped_killed_by_a_user_stays_down_after_a_boot(nrt):
+    cid = _run(nrt, "bkilled", "unless-stopped")
+    nrt.kill(cid, "KILL")  # docker kill counts as a manual stop
+    reboot(nrt)
+    result = boot.recover(nrt, startup=True)
+    assert result["boot"] and result["restarts"] == []
+    assert nrt.state(cid)["status"] == "stopped"
