@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "registry"))
 
-from served_berth import ServedBerth  # noqa: E402
+from served_berth import ServedBerth, wait_until  # noqa: E402
 
 TEAM_A, TEAM_B = "team-a", "bench"
 
@@ -175,6 +175,15 @@ def main() -> int:
     cleanup_pull = None
     try:
         berth.start(["runserver"])
+        # start() waits for the first " ready." line: the long lane's may come first.
+        wait_until(
+            lambda: any(
+                " ready." in line and "agent@" in line for line in berth.log("agent").splitlines()
+            ),
+            60,
+            "the short lane's worker",
+        )
+        time.sleep(2)  # its first heartbeat, which placement wants
         berth.manage(
             "shell",
             "-c",

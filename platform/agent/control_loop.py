@@ -77,7 +77,8 @@ class ReconcileLoop(_Loop):
         self.agent_started: datetime | None = started
 
     def tick(self):
-        reconcile.reconcile_host(self.host_name, agent_started=self.agent_started)
+        with waiting.MAIN_PROCESS_LOCK:
+            reconcile.reconcile_host(self.host_name, agent_started=self.agent_started)
         self.agent_started = None
 
 

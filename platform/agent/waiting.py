@@ -35,6 +35,10 @@ QUICK_EXIT_SECONDS = 0.1
 POLL_SECONDS = 0.2
 # The Waiter's own kill, only when the shim did not kill at its deadline.
 BACKSTOP_SLACK_SECONDS = 2.0
+# The runtime's per-container locks are POSIX record locks, which threads of one process do not
+# exclude each other by: the main process's threads that change containers (this Waiter, the
+# reconciliation loop) take this lock instead.
+MAIN_PROCESS_LOCK = threading.RLock()
 
 
 def _pid_exited(pid, seconds: float) -> bool:
@@ -142,7 +146,9 @@ class Waiter(threading.Thread):
                 close_old_connections()
                 rt = self.get_runtime()
                 for op in self.parked():
-                    if not complete(rt, op):
+                    with MAIN_PROCESS_LOCK:
+                        done = complete(rt, op)
+                    if not done:
                         pids.append(op.result.get("pid"))
             except Exception as err:  # the database or runtime hiccuped: next round
                 log.warning("waiter: %s", err)
