@@ -23,10 +23,12 @@ errors (any non-2xx/3xx, timeout or connection failure); then prod/dev ratios.
 
 import argparse
 import asyncio
+import glob
 import json
+import os
 import random
 import re
-import secrets
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ from tests.prod.prod_server import PY, ProdServer, free_port  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
+THINK = [1.0]  # --think: scales every think time (0: back to back)
 ROWS = """
 from accounts.models import Team
 from containers.models import Container
@@ -169,7 +172,7 @@ async def api_client(base, tls, token, stop_at, stats: Stats, counter: list):
     while time.monotonic() < stop_at:
         await timed(conn, "/api/v1/containers/", headers, stats)
         counter[0] += 1
-        await asyncio.sleep(random.uniform(0.5, 1.5))
+        await asyncio.sleep(random.uniform(0.5, 1.5) * THINK[0])
     conn.close()
 
 
@@ -188,7 +191,7 @@ async def browser(base, tls, cookie, assets, stop_at, pages: Stats, static: Stat
             pages.latencies.append((time.perf_counter() - start) * 1000)
         else:
             pages.fail("page")
-        await asyncio.sleep(random.uniform(2.0, 4.0))
+        await asyncio.sleep(random.uniform(2.0, 4.0) * THINK[0])
     conn.close()
 
 
@@ -255,6 +258,39 @@ def start_dev(served: ProdServer, port: int) -> subprocess.Popen:
     raise RuntimeError("the development server did not start")
 
 
+class Postgres:
+    """A private PostgreSQL cluster (as the postgres user) on a free loopback port."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdb:
+            raise SystemExit("--database postgres: PostgreSQL is not installed")
+        self.bin = Path(initdb[-1]).parent
+        self.port = free_port()
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True)
+
+    def start(self) -> str:
+        subprocess.run(["install", "-d", "-o", "postgres", "-m", "700", str(self.dir)], check=True)
+        self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(self.dir), "--auth=trust", "-U", "postgres"
+        )
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.dir), "-l", str(self.dir / "server.log"), "-w",
+            "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=300",
+            "start",
+        )  # fmt: skip
+        self._as_postgres(
+            str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "berth"
+        )
+        return f"postgres://postgres@127.0.0.1:{self.port}/berth"
+
+    def stop(self) -> None:
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -272,22 +308,35 @@ def main():
     parser.add_argument("--browsers", type=int, default=50)
     parser.add_argument("--containers", type=int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="prod workers (0: gunicorn.conf)")
+    parser.add_argument("--think", type=float, default=1.0, help="think-time factor (0: none)")
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgres"), default="sqlite",
+        help="postgres: a private cluster (initdb) on a free loopback port, stopped after",
+    )  # fmt: skip
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     # Bounded: at most this many clients and this long, on loopback only.
     if not (0 < args.seconds <= 600 and args.api_clients <= 1000 and args.browsers <= 200):
         parser.error("--seconds up to 600, at most 1000 API clients and 200 browsers")
 
+    THINK[0] = args.think
     base = Path(tempfile.mkdtemp(prefix="berth-prodload-"))
-    redis = RedisServer(base / "redis").start() if (base / "redis").mkdir() is None else None
-    dev = served = None
+    base.chmod(0o755)  # the postgres user reaches its cluster below it
+    (base / "redis").mkdir()
+    redis = RedisServer(base / "redis").start()
+    dev = served = pg = None
     try:
-        workers = args.workers or max(2, 2 * (__import__("os").cpu_count() or 1))
-        served = ProdServer(base, redis.url, workers=workers)
+        extra = {}
+        if args.database == "postgres":
+            pg = Postgres(base / "pg")
+            extra["DATABASE_URL"] = pg.start()
+        workers = args.workers or max(2, 2 * (os.cpu_count() or 1))
+        served = ProdServer(base, redis.url, workers=workers, **extra)
         served.prepare(ROWS.format(host=served.host, n=args.containers))
         cookie = served.manage("shell", "-c", SESSION).strip().splitlines()[-1]
         results = {"containers": args.containers, "api_clients": args.api_clients,
-                   "browsers": args.browsers, "prod_workers": workers}  # fmt: skip
+                   "browsers": args.browsers, "prod_workers": workers, "think": args.think,
+                   "database": args.database}  # fmt: skip
 
         dev_port = free_port()
         dev = start_dev(served, dev_port)
@@ -327,9 +376,10 @@ def main():
             served.stop()
         if redis is not None:
             redis.stop()
-        __import__("shutil").rmtree(base, ignore_errors=True)
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    secrets.token_hex(1)
     main()

@@ -2,10 +2,14 @@
 every refusal is audited, and the label set of each family (bounded: no raw paths, no ids
 other than the container's)."""
 
+import json
 import re
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ApiToken
 from audit.models import AuditEvent
@@ -16,6 +20,7 @@ from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
 
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
 
@@ -111,13 +116,28 @@ def test_label_sets_are_bounded(users, teams, host, settings, broker):
     web = make_container(teams["alpha"], host, "tm-web", observed_state="running")
     make_container(teams["beta"], host, "tm-db", observed_state="stopped")
     Operation.objects.create(kind="container.start", target_type="container", host=host)
+    now = timezone.now()
+    Operation.objects.create(
+        kind="container.stop", target_type="container", host=host, state="succeeded",
+        started_at=now - timedelta(seconds=3), finished_at=now,
+    )  # fmt: skip
     # The agent's report as agent/metrics_report.py writes it, plus a stray id and a foreign host.
     reports.write(
         host.name,
         {
             "at": 1.0,
             "containers": {
-                str(web.pk): {"cpu_seconds": 1.5, "memory_bytes": 4096, "pids": 3, "rx_bytes": 10},
+                str(web.pk): {
+                    "cpu_seconds": 1.5,
+                    "memory_bytes": 4096,
+                    "memory_limit_bytes": None,
+                    "pids": 3,
+                    "rx_bytes": 10,
+                    "tx_bytes": 20,
+                    "blkio_read_bytes": 0,
+                    "blkio_write_bytes": 512,
+                    "oom_kills": 0,
+                },  # fmt: skip
                 "999999": {"cpu_seconds": 9.0},
                 "x": {"cpu_seconds": 9.0},
             },
@@ -160,6 +180,18 @@ def test_label_sets_are_bounded(users, teams, host, settings, broker):
     assert labelsets("berth_http_requests_total") == {("method", "route", "status")}
     assert ("action", "outcome") in labelsets("berth_gate_decisions_total")
     assert found["berth_metrics_redis_up"] == [{}]
+    stop = {s["le"] for s in found["berth_operation_duration_seconds_bucket"]}
+    assert {"2.5", "5.0", "+Inf"} <= stop
+
+    # Every metric the Grafana dashboard in the repository queries is one we serve.
+    dashboard = json.loads((REPO / "docs/operations/grafana-berth.json").read_text())
+    wanted = set()
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            wanted |= set(re.findall(r"berth_[a-z_]+", target["expr"]))
+    for variable in dashboard["templating"]["list"]:
+        wanted |= set(re.findall(r"berth_[a-z_]+", json.dumps(variable.get("query", ""))))
+    assert wanted and wanted <= set(found), wanted - set(found)
 
 
 def test_broker_down_keeps_database_metrics(users, host, settings, broker_down):
