@@ -32,3 +32,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# PostgreSQL: a connection pool per worker process. Under ASGI each request runs its
+# synchronous part in a thread of its own, so a persistent connection (CONN_MAX_AGE) is never
+# reused; the pool hands one back in microseconds instead of a new backend per request.
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (the pool keeps the connections)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # noqa: F405
+        "min_size": 2,
+        "max_size": int(secret("BERTH_DB_POOL_SIZE") or 8),
+        "timeout": 10,
+    }
