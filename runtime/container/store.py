@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import time
 
 from runtime.config import RuntimeConfig
@@ -15,8 +16,9 @@ from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, NotFound
 from runtime.spec import check_container_name, is_full_id
 
-# Name prefix of a removed container's directory while its files are being deleted.
-GONE = ".gone-"
+# Threads still deleting removed containers' files (see ContainerStore.remove).
+_CLEANUPS: list[threading.Thread] = []
+_CLEANUPS_LOCK = threading.Lock()
 
 
 def now_iso() -> str:
@@ -34,6 +36,7 @@ class ContainerStore:
     def __init__(self, config: RuntimeConfig):
         self.config = config
         self.names_dir = config.root / "names"
+        self.trash_dir = config.root / "trash"  # removed containers' files, being deleted
         # Every record and state file, summarized in one SQLite file: list() reads that
         # instead of each container's files (runtime/container/index.py).
         self.index = ContainerIndex(config.containers_dir)
@@ -122,11 +125,10 @@ class ContainerStore:
             return []
         found = []
         with contextlib.suppress(FileNotFoundError):
-            entries += [e for e in os.scandir(self.config.run_containers_dir)]
+            # Removals killed before their files were deleted (or still deleting: harmless).
+            found += [e.path for e in os.scandir(self.trash_dir)]
         for entry in entries:
-            if entry.name.startswith(GONE) and entry.is_dir(follow_symlinks=False):
-                found.append(entry.path)
-            elif entry.name.startswith(".new-"):
+            if entry.name.startswith(".new-"):
                 rec = read_json(os.path.join(entry.path, "config.json"), {}) or {}
                 # Without a record yet, only an old directory is surely not being filled now.
                 young = time.time() - entry.stat().st_mtime < 60
@@ -255,25 +257,35 @@ class ContainerStore:
     def remove(self, cid: str, name: str | None) -> None:
         """Remove every file of the container (persistent and runtime) and its name.
 
-        Each directory is first renamed out of the way (one atomic step), then deleted: a
-        process racing for the container's lock (the post-exit hook of `run --rm` against the
-        CLI's own delete) can then never recreate `lock` inside a half-deleted directory, and
-        a removal killed half-way leaves a `.gone-` directory that leftovers() finds, never a
-        container without a record.
+        The persistent directory is first renamed into the trash (one atomic step), then
+        deleted: a process racing for the container's lock (the post-exit hook of `run --rm`
+        against the CLI's own delete) can then never recreate `lock` inside a half-deleted
+        directory, and a removal killed half-way leaves a trash entry that leftovers() finds,
+        never a container without a record.
         """
         paths = self.paths(cid)
-        doomed = []
-        for where in (paths.dir, paths.run_dir):
-            trash = where.parent / f"{GONE}{cid}-{os.urandom(4).hex()}"
-            try:
-                os.rename(where, trash)
-                doomed.append(trash)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                doomed.append(where)  # e.g. a busy mount point: delete in place
+        shutil.rmtree(paths.run_dir, ignore_errors=True)  # tmpfs: quick
+        doomed = paths.dir
+        with contextlib.suppress(OSError):
+            self.trash_dir.mkdir(mode=0o700, exist_ok=True)
+            trash = self.trash_dir / f"{cid}-{os.urandom(4).hex()}"
+            os.rename(paths.dir, trash)
+            doomed = trash
         self.index.drop([cid])
         if name:
             self.release_name(name, cid)
-        for where in doomed:
-            shutil.rmtree(where, ignore_errors=True)
+        # The files go after the answer (a few ms per directory on a busy disk): the container
+        # is already gone for every reader. A non-daemon thread, so a CLI process finishes it
+        # before it exits; a process killed first leaves a trash entry to leftovers().
+        worker = threading.Thread(target=shutil.rmtree, args=(doomed, True), name="berth-rm")
+        worker.start()
+        with _CLEANUPS_LOCK:
+            _CLEANUPS[:] = [t for t in _CLEANUPS if t.is_alive()] + [worker]
+
+    @staticmethod
+    def wait_cleanups(timeout: float | None = None) -> None:
+        """Wait until the files of removed containers are deleted (tests, benchmarks)."""
+        with _CLEANUPS_LOCK:
+            pending = list(_CLEANUPS)
+        for worker in pending:
+            worker.join(timeout)

@@ -212,3 +212,5 @@ def test_waiter_on_a_removed_containers_lock_gets_notfound(rt, base_spec):
     assert not rt.store.paths(cid).dir.exists()
     left = [n for n in os.listdir(rt.config.containers_dir) if not n.startswith(".index.db")]
     assert left == []
+    rt.store.wait_cleanups(30)  # the files go after the answer, in the trash
+    assert os.listdir(rt.store.trash_dir) == []

@@ -65,3 +65,5 @@ def test_concurrent_run_rm_leaves_no_directory(rt):
     assert not any(n.startswith("race") for n in os.listdir(rt.store.names_dir))
     run_left = os.listdir(rt.config.run_containers_dir)
     assert run_left == [], run_left
+    # Every process has exited, having deleted its removals' files (non-daemon threads).
+    assert os.listdir(rt.store.trash_dir) == []

@@ -1,0 +1,434 @@
+#!/usr/bin/env python
+"""Every operation at 10, 300 and 1,000 idle containers: Berth next to a private dockerd.
+
+One run starts a served Berth (its own Redis, SQLite, agent, runtime root; bench/served_berth.py)
+and a private dockerd (bench/private_dockerd.py), then fills both to each count with idle
+busybox `sleep` containers (32 MiB memory limit, no network) through their APIs with
+--clients parallel clients, and at each count measures, interleaved (medians of --runs):
+
+  runtime list()              Runtime.list() in this process      | Engine GET /containers/json
+  ps                          `python -m runtime ps` (whole CLI)   | `docker ps` (whole CLI)
+  runtime create+start        Runtime.run()                        | Engine create + start
+  runtime remove (stopped)    Runtime.delete()                     | Engine DELETE
+  API create+start            POST /api/v1/containers/?wait=30     | Engine create + start
+  API remove (stopped)        DELETE /api/v1/containers/ID/?wait=30| Engine DELETE
+  API list, default page      GET /api/v1/containers/              | Engine GET /containers/json
+  API list, 500 rows          GET ...?page_size=500                | Engine GET /containers/json
+  dashboard list page         GET /containers/ (Django test client in this process, admin)
+
+plus the fill itself (containers per second through each API) and the MemAvailable drop per
+idle container. Targets (issue 19): nothing in Berth grows more than 10 % from the first count
+to the last; ps and the API list no slower than Docker's; remove no slower than the Engine
+API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB per container.
+
+    sudo .venv/bin/python bench/scale.py [--counts 10,300,1000] [--runs 11] [--clients 8]
+        [--no-docker] [--settings config.settings.dev]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from private_dockerd import Dockerd, call  # noqa: E402
+from served_berth import REPO, ServedBerth  # noqa: E402
+
+LIMIT = 32 * 1024 * 1024
+SPEC = {"command": ["sleep", "100000"], "network": {"mode": "none"}, "limits": {"memory": LIMIT}}
+
+
+def ms_of(fn) -> float:
+    """Milliseconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def mem_available() -> int:
+    """MemAvailable in bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Berth:
+    """The served Berth's API and runtime, as the bench drives them."""
+
+    def __init__(self, served: ServedBerth):
+        self.served = served
+        self.auth = {"Authorization": f"Bearer {served.token}"}
+        self.port = served.ports["runserver"]
+        from runtime.api import Runtime
+        from runtime.config import RuntimeConfig
+
+        base = served.base
+        self.rt = Runtime(
+            RuntimeConfig(root=base / "root", run_root=base / "run", prefix=served.prefix)
+        )
+        self.cli_env = dict(
+            os.environ,
+            BERTH_ROOT=str(base / "root"),
+            BERTH_RUN_ROOT=str(base / "run"),
+            BERTH_PREFIX=served.prefix,
+        )
+
+    def conn(self) -> http.client.HTTPConnection:
+        """A keep-alive connection to the web server."""
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    def api_create(self, conn, name: str) -> str:
+        """Create and start one container through the API, waiting for it; returns its id."""
+        body = {"team": "bench", "start": True, "spec": {"image": "busybox", "name": name, **SPEC}}
+        status, data = call(conn, "POST", "/api/v1/containers/?wait=60", body, self.auth)
+        state = (data.get("container") or {}).get("observed_state") if status == 200 else None
+        if state != "running":
+            raise RuntimeError(f"berth create: {status} {data!r:.400}")
+        return data["container"]["id"]
+
+    def api_stop(self, conn, cid) -> None:
+        """Stop through the API (untimed preparation of a remove)."""
+        status, data = call(
+            conn, "POST", f"/api/v1/containers/{cid}/stop/?wait=60", {"timeout": 0}, self.auth
+        )
+        if status != 200:
+            raise RuntimeError(f"berth stop: {status} {data!r:.300}")
+
+    def api_remove(self, conn, cid) -> None:
+        """Remove a stopped container through the API, waiting for it."""
+        status, data = call(conn, "DELETE", f"/api/v1/containers/{cid}/?wait=60", None, self.auth)
+        if status != 200:
+            raise RuntimeError(f"berth remove: {status} {data!r:.300}")
+
+    def api_list(self, conn, query: str) -> int:
+        """GET the container list; returns the rows in the answer."""
+        status, data = call(conn, "GET", f"/api/v1/containers/{query}", None, self.auth)
+        if status != 200:
+            raise RuntimeError(f"berth list: {status} {data!r:.300}")
+        return len(data["results"])
+
+    def ps(self) -> None:
+        """`python -m runtime ps` as a user types it."""
+        subprocess.run(
+            [str(REPO / ".venv" / "bin" / "python"), "-m", "runtime", "ps"],
+            env=self.cli_env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+
+
+class Docker:
+    """The private dockerd, driven through its Engine API and its CLI."""
+
+    def __init__(self, dockerd: Dockerd):
+        self.dockerd = dockerd
+
+    def conn(self):
+        """A keep-alive connection to dockerd's socket."""
+        return self.dockerd.connect()
+
+    def create(self, conn, name: str) -> str:
+        """Create and start one container; returns its id."""
+        body = {
+            "Image": "bb",
+            "Cmd": SPEC["command"],
+            "HostConfig": {"NetworkMode": "none", "Memory": LIMIT},
+        }
+        status, data = call(conn, "POST", f"/containers/create?name={name}", body)
+        if status != 201:
+            raise RuntimeError(f"docker create: {status} {data!r:.300}")
+        status, out = call(conn, "POST", f"/containers/{data['Id']}/start")
+        if status != 204:
+            raise RuntimeError(f"docker start: {status} {out!r:.300}")
+        return data["Id"]
+
+    def stop(self, conn, cid: str) -> None:
+        """Kill it (untimed preparation of a remove; `sleep` as pid 1 ignores SIGTERM)."""
+        call(conn, "POST", f"/containers/{cid}/kill")
+        call(conn, "POST", f"/containers/{cid}/wait")
+
+    def remove(self, conn, cid: str) -> None:
+        """Remove a stopped container."""
+        status, data = call(conn, "DELETE", f"/containers/{cid}")
+        if status != 204:
+            raise RuntimeError(f"docker remove: {status} {data!r:.300}")
+
+    def list(self, conn) -> int:
+        """GET /containers/json (running ones, as `docker ps`)."""
+        status, data = call(conn, "GET", "/containers/json")
+        if status != 200:
+            raise RuntimeError(f"docker list: {status}")
+        return len(data)
+
+    def ps(self) -> None:
+        """`docker ps` as a user types it."""
+        subprocess.run(
+            ["docker", "-H", f"unix://{self.dockerd.sock}", "ps"], check=True, capture_output=True
+        )
+
+
+def fill(make_conn, create, names: list[str], clients: int) -> tuple[float, list[str]]:
+    """Create `names` with `clients` parallel clients; returns (seconds, ids)."""
+    ids: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    todo = list(names)
+
+    def worker():
+        conn = make_conn()
+        while True:
+            with lock:
+                if not todo or errors:
+                    return
+                name = todo.pop()
+            try:
+                cid = create(conn, name)
+            except BaseException as err:  # reported below, after the other clients stop
+                errors.append(err)
+                return
+            with lock:
+                ids.append(cid)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException as err:  # ^C: the clients stop after their current container
+        errors.append(err)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start, ids
+
+
+def remove_all(dockerd: Dockerd) -> None:
+    """Remove every container of the private dockerd (also those of an interrupted fill)."""
+    conn = dockerd.connect()
+    try:
+        _, listed = call(conn, "GET", "/containers/json?all=1")
+    except OSError:
+        return
+    for item in listed if isinstance(listed, list) else []:
+        try:
+            call(conn, "DELETE", f"/containers/{item['Id']}?force=true")
+        except OSError:
+            conn = dockerd.connect()
+
+
+def dashboard_client(served: ServedBerth):
+    """A Django test client logged in as admin, on the served Berth's database (in-process)."""
+    for key in ("BERTH_DATA_DIR", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "BERTH_ADMIN_PASSWORD"):
+        os.environ[key] = served.env[key]
+    sys.path[:0] = [str(REPO / "platform")]
+    import django
+
+    django.setup()
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from accounts.models import User
+
+    setup_test_environment()
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    return client
+
+
+def measure(berth: Berth, docker: Docker | None, dash, runs: int, tag: str) -> dict:
+    """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}."""
+    out: dict[str, dict[str, list[float]]] = {}
+
+    def add(what, side, value):
+        out.setdefault(what, {}).setdefault(side, []).append(value)
+
+    bconn = berth.conn()
+    dconn = docker.conn() if docker else None
+    for i in range(runs + 1):  # the first round warms caches and is dropped
+        sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
+        if docker:
+            sample += _docker_round(docker, dconn, f"{tag}{i}")
+        if i:
+            for what, side, value in sample:
+                add(what, side, value)
+    return out
+
+
+def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, float]]:
+    """One sample of every Berth measure."""
+    sample = [("runtime list()", "berth", ms_of(berth.rt.list))]
+    sample.append(("ps (whole CLI)", "berth", ms_of(berth.ps)))
+    made = {}
+
+    def run():
+        made["r"] = berth.rt.run({"image": "busybox", "name": f"r{name}", **SPEC})["id"]
+
+    sample.append(("runtime create+start", "berth", ms_of(run)))
+    berth.rt.kill(made["r"])
+    sample.append(("runtime remove (stopped)", "berth", ms_of(lambda: berth.rt.delete(made["r"]))))
+
+    def create():
+        made["a"] = berth.api_create(conn, f"a{name}")
+
+    sample.append(("API create+start", "berth", ms_of(create)))
+    berth.api_stop(conn, made["a"])
+    sample.append(
+        ("API remove (stopped)", "berth", ms_of(lambda: berth.api_remove(conn, made["a"])))
+    )
+    sample.append(("API list, default page", "berth", ms_of(lambda: berth.api_list(conn, ""))))
+    sample.append(
+        ("API list, 500 rows", "berth", ms_of(lambda: berth.api_list(conn, "?page_size=500")))
+    )
+
+    def page():
+        if dash.get("/containers/").status_code != 200:
+            raise RuntimeError("the dashboard's container list failed")
+
+    sample.append(("dashboard list page", "berth", ms_of(page)))
+    return sample
+
+
+def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float]]:
+    """One sample of every Docker measure (one Engine list stands for both list rows)."""
+    engine_list = ms_of(lambda: docker.list(conn))
+    sample = [
+        ("runtime list()", "docker", engine_list),
+        ("ps (whole CLI)", "docker", ms_of(docker.ps)),
+    ]
+    made = {}
+
+    def create():
+        made["d"] = docker.create(conn, f"d{name}")
+
+    create_ms = ms_of(create)
+    docker.stop(conn, made["d"])
+    remove_ms = ms_of(lambda: docker.remove(conn, made["d"]))
+    for what in ("runtime create+start", "API create+start"):
+        sample.append((what, "docker", create_ms))
+    for what in ("runtime remove (stopped)", "API remove (stopped)"):
+        sample.append((what, "docker", remove_ms))
+    for what in ("API list, default page", "API list, 500 rows"):
+        sample.append((what, "docker", engine_list))
+    return sample
+
+
+def report(counts, results: dict, fills: dict, memory: dict, runs: int) -> str:
+    """The results as a Markdown table (medians in ms), with growth and ratios."""
+    lines = [
+        f"medians of {runs} interleaved runs, ms; ratio = Berth / Docker at the same count; "
+        f"growth = Berth at {counts[-1]} / Berth at {counts[0]}",
+        "",
+        "| measure | "
+        + " | ".join(f"Berth {n} | Docker {n} | ratio {n}" for n in counts)
+        + " | growth |",
+        "|---|" + "---|---|---|" * len(counts) + "---|",
+    ]
+    for what in results[counts[0]]:
+        row = [what]
+        for n in counts:
+            sides = results[n][what]
+            b = statistics.median(sides["berth"])
+            d = statistics.median(sides["docker"]) if sides.get("docker") else None
+            row += [f"{b:.1f}", f"{d:.1f}" if d else "", f"{b / d:.2f}" if d else ""]
+        first = statistics.median(results[counts[0]][what]["berth"])
+        last = statistics.median(results[counts[-1]][what]["berth"])
+        row.append(f"{last / first:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for n in counts:
+        for side, (seconds, made) in fills.get(n, {}).items():
+            lines.append(f"- fill to {n} ({side}): {made} containers in {seconds:.1f} s")
+    for side, (drop, made) in memory.items():
+        if made:
+            lines.append(
+                f"- MemAvailable drop per idle container ({side}, {made}): {drop / made / 1e6:.2f} MB"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Start both sides, fill and measure at each count, print the table, clean up."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="10,300,1000")
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--settings", default="config.settings.dev")
+    parser.add_argument("--no-docker", action="store_true")
+    args = parser.parse_args()
+    counts = sorted(int(n) for n in args.counts.split(","))
+    base = Path(tempfile.mkdtemp(prefix="berth-scale-"))
+    served = ServedBerth(base / "berth", args.settings)
+    (base / "berth").mkdir()
+    dockerd = None
+    docker = None
+    results, fills, memory = {}, {}, {"berth": [0, 0], "docker": [0, 0]}
+    tag = secrets.token_hex(2)
+    try:
+        served.start(["runserver"])
+        sys.path.insert(0, str(REPO))
+        berth = Berth(served)
+        if not args.no_docker:
+            (base / "docker").mkdir()
+            dockerd = Dockerd(base / "docker", bridge=False)
+            from runtime.images.busybox import build_rootfs_tar
+
+            build_rootfs_tar(str(base / "docker" / "rootfs.tar"))
+            dockerd.start(base / "docker" / "rootfs.tar", "bb")
+            docker = Docker(dockerd)
+        dash = dashboard_client(served)
+        have = 0
+        for n in counts:
+            names = [f"f{tag}{i}" for i in range(have, n)]
+            before = mem_available()
+            seconds, _ = fill(berth.conn, berth.api_create, names, args.clients)
+            memory["berth"][0] += before - mem_available()
+            memory["berth"][1] += len(names)
+            fills.setdefault(n, {})["Berth API"] = (seconds, len(names))
+            if docker:
+                before = mem_available()
+                seconds, _ = fill(docker.conn, docker.create, names, args.clients)
+                memory["docker"][0] += before - mem_available()
+                memory["docker"][1] += len(names)
+                fills[n]["Engine API"] = (seconds, len(names))
+            have = n
+            listed = len(berth.rt.list())
+            if listed != n:
+                raise RuntimeError(f"the runtime lists {listed} containers, expected {n}")
+            print(f"filled to {n}; measuring", file=sys.stderr, flush=True)
+            results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x")
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        print(f"bench/scale.py --counts {args.counts} --runs {args.runs} ({stamp})")
+        print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
+        (base.parent / "berth-scale-last.json").write_text(
+            json.dumps({"results": {str(k): v for k, v in results.items()}}, indent=1)
+        )
+    except Exception:
+        for name in served.procs:
+            print(f"--- {name} log ---\n{served.log(name)}", file=sys.stderr)
+        raise
+    finally:
+        try:
+            if dockerd is not None:
+                remove_all(dockerd)
+                dockerd.stop()
+        finally:
+            served.stop()
+            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
