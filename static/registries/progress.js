@@ -37,6 +37,12 @@
     if (data.log) {
       log.textContent += data.log;
       document.getElementById("op-log-box").hidden = false;
+      // Builds: each step taken from the cache says so in the log.
+      const hits = (log.textContent.match(/Using cache/g) || []).length;
+      if (data.kind === "image.build") {
+        document.getElementById("op-cache").hidden = false;
+        document.getElementById("op-cache-hits").textContent = String(hits);
+      }
     }
     since = data.next;
     if (data.error) {

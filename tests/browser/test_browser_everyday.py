@@ -6,7 +6,7 @@ import re
 
 import berth_e2e_stack as e2e  # loaded by this folder's conftest
 import pytest
-from a11y import PHONE, axe_violations, check_sizes, page_width
+from a11y import PHONE, axe_violations, check_sizes, page_width, too_wide
 
 pytestmark = [pytest.mark.browser, pytest.mark.root]
 
@@ -216,3 +216,142 @@ def test_container_page_as_a_developer(as_role, stack):
     page.wait_for_selector("#create-errors")
     assert len(page.query_selector_all("#create-errors li")) >= 3
     check_sizes(page, stack.url, "create-errors")
+
+
+def test_admin_onboards_edits_and_removes_people_teams_and_roles(as_role, stack):
+    page = as_role("admin")
+    # Onboarding: every error at once (Django's validators on), then one page does it all.
+    page.goto(stack.url + "/manage/users/")
+    page.click("#onboard-link")
+    page.fill("#ob-username", "tb-new")
+    page.fill("#ob-password", "password")
+    page.select_option("#ob-team", label=stack.team)
+    page.select_option("#ob-role", label="developer")
+    page.click("#onboard-submit")
+    assert "too common" in page.inner_text("#onboard-errors")
+    check_sizes(page, stack.url, "onboard-errors")
+    page.fill("#ob-password", "Harbour-lights-77")
+    page.click("#onboard-submit")
+    page.wait_for_url(stack.url + "/manage/users/")
+    assert "tb-new" in page.inner_text("#users")
+    check_sizes(page, stack.url, "users")
+    rows = stack.sql(
+        "SELECT count(*) FROM rbac_rolebinding b JOIN accounts_user u ON u.id = b.user_id"
+        " WHERE u.username = 'tb-new' AND b.scope_team_id IS NOT NULL"
+    )
+    assert rows[0][0] == 1
+    # Edit and reset the password (validated), then delete.
+    page.click("a[data-user=tb-new]")
+    page.fill("#ue-email", "new@example.test")
+    page.fill("#ue-password", "12345678")
+    page.click("#user-save")
+    assert "numeric" in page.inner_text("#user-errors")
+    check_sizes(page, stack.url, "user-edit")
+    page.fill("#ue-password", "Another-harbour-88")
+    page.click("#user-save")
+    page.wait_for_url(stack.url + "/manage/users/")
+    page.click("a[data-user=tb-new]")
+    page.click("#user-delete")
+    page.wait_for_url(stack.url + "/manage/users/")
+    assert "tb-new" not in page.inner_text("#users")
+    # Teams: a team in use says what blocks its deletion; an empty one goes.
+    page.goto(stack.url + "/manage/teams/")
+    page.click(f"button[data-team-delete='{stack.team}']")
+    page.wait_for_selector(".messages li.error")
+    assert "cannot be deleted" in page.inner_text(".messages") and "container" in page.inner_text(
+        ".messages"
+    )
+    page.fill("#team-form input[name=name]", "tb-empty")
+    page.click("#team-form button[type=submit]")
+    page.fill("form[data-team-rename='tb-empty'] input[name=name]", "tb-empty2")
+    page.click("form[data-team-rename='tb-empty'] button[type=submit]")
+    page.wait_for_selector("button[data-team-delete='tb-empty2']")
+    check_sizes(page, stack.url, "teams")
+    page.click("button[data-team-delete='tb-empty2']")
+    page.wait_for_selector(".messages li.success")
+    assert "tb-empty2" not in page.inner_text("#teams")
+    # Roles: duplicate a built-in one, edit the copy, delete it.
+    page.goto(stack.url + "/manage/roles/")
+    page.click("a[data-role-duplicate=viewer]")
+    assert page.input_value("#role-name") == "viewer-copy"
+    page.click("#role-submit")
+    page.wait_for_url(stack.url + "/manage/roles/")
+    page.click("a[data-role-edit=viewer-copy]")
+    page.fill("#role-name", "tb-watcher")
+    page.click("#role-submit")
+    page.wait_for_url(stack.url + "/manage/roles/")
+    check_sizes(page, stack.url, "roles")
+    page.click("button[data-role-delete=tb-watcher]")
+    page.wait_for_selector(".messages li.success")
+    assert "tb-watcher" not in page.inner_text("#roles")
+
+
+def test_admin_cancels_and_forgets_a_gone_host(as_role, stack):
+    stack.sql_write(
+        "INSERT INTO hosts_host (name, queue, address, state, info, created_at, public_key,"
+        " cordoned) VALUES ('tb-gone', 'host.tb-gone', '', 'down', '{}', datetime('now'), '', 0)"
+    )
+    page = as_role("admin")
+    page.goto(stack.url + "/hosts/")
+    assert page.query_selector("button[data-host-forget='tb-gone']") is not None
+    assert page.query_selector(f"button[data-host-forget='{stack.host}']") is None
+    check_sizes(page, stack.url, "hosts")
+    page.click("button[data-host-forget='tb-gone']")
+    page.wait_for_selector(".messages li.success")
+    assert "tb-gone" not in page.inner_text("#hosts")
+    audited = stack.sql(
+        "SELECT count(*) FROM audit_auditevent WHERE action = 'host.delete' AND outcome = 'allowed'"
+    )
+    assert audited[0][0] >= 1
+
+
+def test_build_page_streams_the_log_and_shows_cache_use(as_role, stack):
+    page = as_role("admin")
+    page.goto(stack.url + "/images/")
+    page.click("#image-build-link")
+    check_sizes(page, stack.url, "build-form")
+    dockerfile = 'FROM busybox\nARG GREETING\nRUN echo "$GREETING" > /greeting\n'
+    for attempt in (1, 2):
+        page.goto(stack.url + "/images/build/")
+        page.fill("#build-dockerfile-text", dockerfile)
+        page.fill("#build-tag", "tb-built:1")
+        page.fill("#build-args", "GREETING=hello-build")
+        page.click("#build-submit")
+        page.wait_for_url(re.compile(r"/operations/\d+/progress/"))
+        page.wait_for_selector("#op-done:not([hidden])", timeout=120_000)
+        assert page.inner_text("#op-state") == "succeeded"
+        assert "RUN" in page.inner_text("#op-log")
+        hits = int(page.inner_text("#op-cache-hits"))
+        # The second build of the same Dockerfile and arguments reuses the first one's steps.
+        assert (hits == 0) if attempt == 1 else (hits >= 1), (attempt, hits)
+    check_sizes(page, stack.url, "build-log")
+    # Bad input: every problem at once, nothing sent.
+    page.goto(stack.url + "/images/build/")
+    page.fill("#build-args", "no-equals-sign")
+    page.click("#build-submit")
+    errors = page.inner_text("#build-errors")
+    assert "source" in errors and "no-equals-sign" in errors
+
+
+def test_registries_page_and_network_details(as_role, stack):
+    page = as_role("admin")
+    page.goto(stack.url + "/images/")
+    page.click("#registries-link")
+    page.fill("#registry-form input[name=name]", "tb-reg")
+    page.fill("#registry-form input[name=address]", "registry.example.test:5000")
+    page.fill("#registry-form input[name=password]", "tb-secret")
+    page.click("#registry-form button[type=submit]")
+    page.wait_for_selector(".messages li.success")
+    assert "registry.example.test:5000" in page.inner_text("#registries")
+    assert "tb-secret" not in page.content()
+    check_sizes(page, stack.url, "registries")
+    page.click("button[data-registry-remove=tb-reg]")
+    page.wait_for_selector(".messages li.success")
+    # Network details, the built-in bridge included, as the developer who uses them.
+    create(stack, "tb-e-bridge", network={"mode": "bridge"})
+    dev = as_role("tb-dev")
+    dev.goto(stack.url + "/networks/")
+    dev.click("a[data-builtin=bridge]")
+    dev.wait_for_selector("#network-containers")
+    assert "tb-e-bridge" in dev.inner_text("#network-containers")
+    check_sizes(dev, stack.url, "network-bridge")

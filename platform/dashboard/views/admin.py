@@ -73,6 +73,7 @@ def teams(request):
         "teams": rows,
         "can_change": can_change,
         "can_create": may(request.user, "team.create"),
+        "can_delete": may(request.user, "team.delete"),
         "people": people,
     }
     return render(request, "dashboard/admin/teams.html", context)

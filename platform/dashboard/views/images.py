@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Team
@@ -139,3 +139,15 @@ def image_delete(request, pk):
     )
     messages.success(request, f"removal of {image} queued")
     return redirect("dashboard:images")
+
+
+@gated("image.build")
+def image_build(request):
+    """The build form; the page's script sends it to the REST API's build and opens the
+    operation's progress page (the log streamed, cache hits counted)."""
+    user = request.user
+    context = {
+        "hosts": visible(Host.objects.all(), user, "host.view"),
+        "teams": visible(Team.objects.all(), user, "team.view"),
+    }
+    return render(request, "dashboard/image_build.html", context)

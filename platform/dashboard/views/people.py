@@ -11,6 +11,7 @@ from accounts.models import Team, User
 from config.errors import InvalidRequest
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible
+from dashboard.views.manage import password_problems
 from rbac import gate
 
 
@@ -32,6 +33,11 @@ def user_create(request):
             "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in serializer.errors.items())
         )
     fields = {k: v for k, v in serializer.validated_data.items() if k != "password"}
+    # Django's AUTH_PASSWORD_VALIDATORS (common, numeric, similar to the username...), not
+    # only the form's minlength.
+    problems = password_problems(data["password"], User(**fields))
+    if problems:
+        raise InvalidRequest("password: " + " ".join(problems))
     decision = gate.require(
         request.user,
         "user.create",

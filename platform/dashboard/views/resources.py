@@ -5,6 +5,7 @@ from django.db.models import Count
 from django.shortcuts import render
 
 from accounts.models import Team
+from config.errors import NotFound
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
@@ -51,6 +52,8 @@ def images(request):
         "page": _page(request, qs),
         "can_import": may(user, "image.import"),
         "can_pull": may(user, "image.pull"),
+        "can_build": may(user, "image.build"),
+        "can_registries": may(user, "registry.view"),
         "can_tag": may(user, "image.tag"),
         "can_delete": may(user, "image.delete"),
         "hosts": visible(Host.objects.all(), user, "host.view")
@@ -86,7 +89,11 @@ def image_detail(request, pk):
 def networks(request):
     """Networks of the teams the user may see."""
     qs = visible(Network.objects.select_related("host", "team"), request.user, "network.view")
-    context = {"page": _page(request, qs), **_create_context(request.user, "network")}
+    context = {
+        "page": _page(request, qs),
+        "builtin": BUILTIN_NETWORKS,
+        **_create_context(request.user, "network"),
+    }
     return render(request, "dashboard/networks.html", context)
 
 
@@ -134,3 +141,56 @@ def render_hosts(request, joined=None, status=200):
         "can_delete": may(user, "host.delete"),
     }
     return render(request, "dashboard/hosts.html", context, status=status)
+
+
+BUILTIN_NETWORKS = {
+    "bridge": "the default network: containers that name no network get an address here",
+    "host": "the host's own network stack (no isolation; needs container.host_namespaces)",
+    "none": "a loopback interface only",
+}
+
+
+def _attached(user, host_filter, test) -> list:
+    """Live containers the user may view (on the hosts `host_filter` keeps) whose network
+    spec passes `test`; the JSON test runs in Python (SQLite has no JSON list contains)."""
+    rows = (
+        visible(Container.objects.exclude(observed_state="removed"), user, "container.view")
+        .filter(**host_filter)
+        .select_related("host", "team")
+        .only("id", "name", "spec", "network_info", "observed_state", "host__name", "team__name")
+        .order_by("name")
+    )
+    return [c for c in rows if test((c.spec or {}).get("network") or {})]
+
+
+@gated("network.view")
+def network_detail(request, pk):
+    """One network: its subnet, gateway, owner, host and the containers attached to it."""
+    net = get_visible(
+        Network.objects.select_related("host", "team"), request.user, pk, "network.view", "network"
+    )
+    attached = _attached(
+        request.user, {"host_id": net.host_id}, lambda n: net.name in (n.get("networks") or [])
+    )
+    context = {"net": net, "builtin": False, "containers": attached}
+    return render(request, "dashboard/network_detail.html", context)
+
+
+@gated("network.view")
+def network_builtin(request, name):
+    """A built-in network (bridge, host, none) on every host: what it is and who uses it."""
+    if name not in BUILTIN_NETWORKS:
+        raise NotFound(f"no built-in network {name!r}")
+
+    def uses(spec_net) -> bool:
+        mode = spec_net.get("mode") or "bridge"
+        if name == "bridge":
+            return mode == "bridge" and not spec_net.get("networks")
+        return mode == name
+
+    context = {
+        "net": {"name": name, "about": BUILTIN_NETWORKS[name]},
+        "builtin": True,
+        "containers": _attached(request.user, {}, uses),
+    }
+    return render(request, "dashboard/network_detail.html", context)
