@@ -113,4 +113,3 @@ class BerthWeb:
         if getattr(self, "log", None):
             self.log.close()
         shutil.rmtree(self.data, ignore_errors=True)
-

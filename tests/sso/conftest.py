@@ -6,29 +6,15 @@ import shutil
 import pytest
 from django.test import Client
 
-from accounts.models import Team
 from directory import oidc
 from directory.models import GroupMapping
 from rbac.models import Role
 from tests.fixtures_platform import Area, teams, users
 from tests.sso.provider_process import Provider
 from tests.sso.slapd import SLAPD, Slapd
+from tests.sso.sso_helpers import GROUPS, PEOPLE
 
 __all__ = ["teams", "users"]  # fixtures, found by pytest here
-
-PEOPLE = {
-    "ts-alice": ("alice-ldap-pw", False),
-    "ts-bob": ("bob-ldap-pw", False),
-    "ts-carol": ("carol-ldap-pw", True),  # disabled in the directory
-    "ts-dave": ("dave-ldap-pw", False),  # only in a group no mapping names
-    "ts-admin": ("shadow-ldap-pw", False),  # same name as a local account
-}
-GROUPS = {
-    "ts-devs": ["ts-alice", "ts-carol"],
-    "ts-ops": ["ts-bob"],
-    "ts-unmapped": ["ts-dave"],
-    "ts-everyone": ["ts-alice", "ts-bob", "ts-carol", "ts-dave", "ts-admin"],
-}
 
 
 @pytest.fixture
@@ -99,7 +85,3 @@ def oidc_on(settings, provider):
 @pytest.fixture
 def client():
     return Client()
-
-
-def team_names(user) -> set[str]:
-    return set(Team.objects.filter(memberships__user=user).values_list("name", flat=True))

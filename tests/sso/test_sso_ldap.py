@@ -1,12 +1,12 @@
 """LDAP sign-in against a real slapd: mappings applied at each login, refusals audited."""
 
 import pytest
-from conftest import team_names
 
 from accounts.models import User
 from audit.models import AuditEvent
 from directory.models import DirectoryIdentity, SyncedBinding
 from rbac.models import RoleBinding
+from tests.sso.sso_helpers import team_names
 
 pytestmark = pytest.mark.django_db
 
@@ -179,11 +179,19 @@ def test_wrong_service_bind_password_is_refused_clearly(client, settings, ldap_o
 
 
 def test_directory_down_refuses_clearly_and_local_accounts_still_work(
-    client, settings, ldap_on, mappings, users
+    client, settings, mappings, users
 ):
-    from tests.sso.slapd import free_port
+    """A directory of its own, used once, then stopped by its PID: nobody gets in through it."""
+    from tests.sso.slapd import Slapd
+    from tests.sso.sso_helpers import GROUPS, PEOPLE
 
-    settings.BERTH_LDAP = ldap_on.settings(URL=f"ldap://127.0.0.1:{free_port()}")
+    directory = Slapd(PEOPLE, GROUPS).start()
+    try:
+        settings.BERTH_LDAP = directory.settings()
+        assert login(client, "ts-alice", "alice-ldap-pw").status_code == 302
+        client.post("/logout/")
+    finally:
+        directory.stop()
     response = login(client, "ts-alice", "alice-ldap-pw")
     assert response.status_code == 401
     assert b"directory server cannot be reached" in response.content

@@ -5,11 +5,11 @@ import logging
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import team_names
 
 from accounts.models import User
 from audit.models import AuditEvent
 from directory.models import DirectoryIdentity
+from tests.sso.sso_helpers import team_names
 
 pytestmark = pytest.mark.django_db
 
