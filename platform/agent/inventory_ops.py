@@ -1,13 +1,18 @@
-"""Image inventories on the host: read each image's package list from its layers, store it
-with the image, and match it against the imported advisories (compliance, issue 13).
+"""Compliance's agent operations (issue 13): image inventories (each image's package list read
+from its layers, stored with the image and matched against the imported advisories) and the
+health look of a rolling update (is the new container running, does its health check pass).
 
 The Operation row is untrusted input: only images of this operation's host are read, found by
 their stored image id, never by a name from the message.
 """
 
+from agent import lookup
 from compliance import inventories
+from containers.models import Container
 from images.models import Image
 from runtime.errors import BerthError, NotFound
+
+HEALTH_OUTPUT_BYTES = 2000
 
 
 def _rows(op) -> list[Image]:
@@ -39,4 +44,61 @@ def image_inventory(rt, op):
     return {"scanned": scanned, "unknown": unknown, "advisories": matched}
 
 
-HANDLERS = {"image.inventory": image_inventory}
+def _health_argv(config: dict) -> list[str] | None:
+    """The image's HEALTHCHECK as an argv (CMD or CMD-SHELL), or None when it has none."""
+    test = ((config.get("config") or {}).get("Healthcheck") or {}).get("Test") or []
+    if not isinstance(test, list) or not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD" and len(test) > 1:
+        return [str(a) for a in test[1:]]
+    if test[0] == "CMD-SHELL" and len(test) > 1:
+        return ["/bin/sh", "-c", str(test[1])]
+    return None
+
+
+def rollout_observe(rt, op):
+    """Is the operation's container (of this host) running, and does its image's health check
+    pass inside it? {"running", "status", "exit_code", "healthy" (None: no check), "output"}."""
+    container = Container.objects.filter(pk=op.target_id, host_id=op.host_id).first()
+    if container is None:
+        raise NotFound(f"container {op.target_id} is not on host {op.host.name}")
+    state = lookup.find(rt, container)
+    if state is None:
+        return {"running": False, "status": "missing", "exit_code": None, "healthy": None}
+    status = state.get("status")
+    out = {"running": status == "running", "status": status, "exit_code": state.get("exit_code")}
+    out["healthy"] = None
+    if status != "running":
+        return out
+    try:
+        argv = _health_argv(rt.images.resolve(container.spec.get("image") or "").config)
+    except BerthError:
+        argv = None
+    if argv is not None:
+        code, output = rt.exec(state["id"], argv)
+        out["healthy"] = code == 0
+        out["output"] = output[-HEALTH_OUTPUT_BYTES:].decode("utf-8", "replace")
+    return out
+
+
+def rollout_images(rt, op):
+    """Which image each live container of this host runs, from the runtime's own records
+    ({"images": {container pk: image id}}): a tag may name a newer image than a container's."""
+    live = (
+        Container.objects.filter(host_id=op.host_id)
+        .exclude(desired_state=Container.Desired.REMOVED)
+        .exclude(observed_state=Container.Observed.REMOVED)
+    )
+    images = {}
+    for container in live:
+        state = lookup.find(rt, container)
+        if state is not None and state.get("image_id"):
+            images[str(container.pk)] = state["image_id"]
+    return {"images": images}
+
+
+HANDLERS = {
+    "image.inventory": image_inventory,
+    "rollout.observe": rollout_observe,
+    "rollout.images": rollout_images,
+}

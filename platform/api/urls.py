@@ -22,6 +22,7 @@ from compliance.api.views import (
     RunViewSet,
     ScoreViewSet,
 )
+from compliance.api.rollouts import RolloutViewSet
 from compliance.api.vulns import AdvisoryViewSet, InventoryViewSet, OsvImportViewSet
 from containers.api.views import ContainerViewSet
 from directory.api.views import GroupMappingViewSet
@@ -72,6 +73,7 @@ router.register("compliance/exceptions", ExceptionViewSet, basename="compliance-
 router.register("compliance/inventories", InventoryViewSet, basename="compliance-inventory")
 router.register("compliance/advisories", AdvisoryViewSet, basename="compliance-advisory")
 router.register("compliance/osv-imports", OsvImportViewSet, basename="compliance-osv-import")
+router.register("compliance/rollouts", RolloutViewSet, basename="compliance-rollout")
 
 urlpatterns = [
     *router.urls,

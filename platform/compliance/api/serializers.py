@@ -10,6 +10,7 @@ from compliance.models import (
     ImageAdvisory,
     ImageInventory,
     OsvImport,
+    Rollout,
     TeamScore,
 )
 
@@ -211,3 +212,35 @@ class OsvUploadSerializer(StrictSerializer):
     """Multipart upload of an OSV export zip."""
 
     file = serializers.FileField()
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    """A rolling update: its plan (one entry per container) and where it stands."""
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id",
+            "host",
+            "team",
+            "old_image_id",
+            "target_ref",
+            "source",
+            "new_image_id",
+            "state",
+            "plan",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class RolloutRequestSerializer(StrictSerializer):
+    """POST body of a plan: the old image, the target reference, where the new image comes from."""
+
+    image = StrictIntegerField()
+    target = StrictCharField(max_length=255, required=False, default="")
+    source = StrictCharField(max_length=8, required=False, default="none")

@@ -3,6 +3,7 @@
 from compliance.models.advisories import Advisory, AffectedPackage, ImageAdvisory, OsvImport
 from compliance.models.findings import ComplianceException, ComplianceRun, Finding, TeamScore
 from compliance.models.inventory import ImageInventory
+from compliance.models.rollouts import Rollout
 
 __all__ = [
     "AffectedPackage",
@@ -13,5 +14,6 @@ __all__ = [
     "ImageAdvisory",
     "ImageInventory",
     "OsvImport",
+    "Rollout",
     "TeamScore",
 ]
