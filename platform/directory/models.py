@@ -9,12 +9,18 @@ SOURCES = [(LDAP, "LDAP"), (OIDC, "OIDC")]
 
 class GroupMapping(models.Model):
     """Members of a directory group (LDAP group DN or cn; OIDC claim value) join a team, with an
-    optional role bound on that team; applied at every sign-in."""
+    optional role bound on that team, or (no team) hold a role globally; applied at every
+    sign-in."""
 
     source = models.CharField(max_length=8, choices=SOURCES)
     group = models.CharField(max_length=255)
+    # None: the role is bound globally (only holders of directory.manage everywhere map so).
     team = models.ForeignKey(
-        "accounts.Team", on_delete=models.CASCADE, related_name="directory_mappings"
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="directory_mappings",
     )
     role = models.ForeignKey(
         "rbac.Role",
@@ -42,11 +48,15 @@ class GroupMapping(models.Model):
                 condition=models.Q(role__isnull=True),
                 name="unique_group_mapping_no_role",
             ),
+            models.CheckConstraint(
+                condition=models.Q(team__isnull=False) | models.Q(role__isnull=False),
+                name="group_mapping_team_or_role",
+            ),
         ]
 
     def __str__(self):
         role = f" as {self.role}" if self.role_id else ""
-        return f"{self.source}:{self.group} -> {self.team}{role}"
+        return f"{self.source}:{self.group} -> {self.team or 'global'}{role}"
 
 
 class DirectoryIdentity(models.Model):

@@ -13,7 +13,7 @@ from rbac import gate
 def mapping_options(mapping) -> dict:
     """Gate options for a mapping: everyone in the group receives the team's bindings and the
     mapped role on the team, so the admin must hold all of that there (escalation rule)."""
-    grants = member_options(mapping.team, None)["grants"]
+    grants = member_options(mapping.team, None)["grants"] if mapping.team_id else []
     if mapping.role_id:
         grants.append(
             {
@@ -30,7 +30,7 @@ def _summary(mapping, summary) -> dict:
     return (summary or {}) | {
         "source": mapping.source,
         "group": mapping.group,
-        "team": mapping.team.name,
+        "team": mapping.team.name if mapping.team_id else None,
         "role": mapping.role.name if mapping.role_id else None,
     }
 
@@ -42,6 +42,8 @@ def do_create_mapping(*, source, group, team, role=None, acting_user, summary=No
         raise InvalidRequest(f"source must be one of: {', '.join(dict(SOURCES))}")
     if not group or len(group) > 255:
         raise InvalidRequest("a mapping needs a group name of at most 255 characters")
+    if team is None and role is None:
+        raise InvalidRequest("a mapping needs a team, a role, or both")
     mapping = GroupMapping(source=source, group=group, team=team, role=role, created_by=acting_user)
     decision = gate.require(
         acting_user,

@@ -64,7 +64,7 @@ def _find_user(source: str, subject: str, username: str):
 
 def _apply(user, mappings) -> dict:
     """Bring the user's synced memberships and bindings to what `mappings` give."""
-    want_teams = {m.team_id: m.team for m in mappings}
+    want_teams = {m.team_id: m.team for m in mappings if m.team_id}
     want_bindings = {(m.team_id, m.role_id): m for m in mappings if m.role_id}
     added, removed = [], []
 
@@ -93,7 +93,8 @@ def _apply(user, mappings) -> dict:
         )
         if created:
             SyncedBinding.objects.create(binding=binding)
-            added.append(f"role {mapping.role.name} on team:{mapping.team.name}")
+            where = f"team:{mapping.team.name}" if mapping.team_id else "global"
+            added.append(f"role {mapping.role.name} on {where}")
     return {"added": added, "removed": removed}
 
 

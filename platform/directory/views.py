@@ -23,11 +23,12 @@ def mappings(request):
     """List the mappings; holders of directory.manage add and remove them here."""
     errors = []
     if request.method == "POST":
-        team = Team.objects.filter(pk=request.POST.get("team") or 0).first()
+        team_id = request.POST.get("team") or ""
+        team = Team.objects.filter(pk=team_id).first() if team_id.isdigit() else None
         role_name = request.POST.get("role") or ""
         role = Role.objects.filter(name=role_name).first() if role_name else None
-        if team is None or (role_name and role is None):
-            errors.append("choose an existing team (and role)")
+        if (team_id and team is None) or (role_name and role is None):
+            errors.append("choose an existing team and role")
         else:
             try:
                 mapping = do_create_mapping(

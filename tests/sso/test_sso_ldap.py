@@ -64,6 +64,23 @@ def test_group_changes_apply_at_the_next_login(client, ldap_on, mappings, teams)
         ldap_on.set_members("ts-ops", ["ts-bob"])
 
 
+def test_a_global_mapping_binds_its_role_everywhere(client, ldap_on, mappings):
+    from directory.models import GroupMapping
+    from rbac.models import Role
+
+    GroupMapping.objects.create(
+        source="ldap",
+        group="cn=ts-everyone,ou=groups,dc=berth,dc=test",
+        team=None,
+        role=Role.objects.get(name="auditor"),
+    )
+    assert login(client, "ts-bob", "bob-ldap-pw").status_code == 302
+    bob = User.objects.get(username="ts-bob")
+    bindings = {(b.role.name, b.scope_label) for b in RoleBinding.objects.filter(user=bob)}
+    assert bindings == {("viewer", "team:ts-beta"), ("auditor", "global")}
+    assert client.get("/manage/audit/").status_code == 200  # audit.read, held globally
+
+
 def test_grants_made_by_hand_survive_the_sync(client, ldap_on, mappings, teams):
     from accounts.models import Membership
     from rbac.models import Role

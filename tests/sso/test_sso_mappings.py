@@ -43,6 +43,17 @@ def test_admin_creates_lists_and_deletes_a_mapping(api, teams):
     assert not GroupMapping.objects.exists()
 
 
+def test_a_mapping_without_a_team_binds_its_role_globally(api):
+    response = api("admin").post(
+        URL, {"source": "ldap", "group": "ts-auditors", "role": "auditor"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["team"] is None
+    response = api("admin").post(URL, {"source": "ldap", "group": "ts-nothing"}, format="json")
+    assert response.status_code == 400
+    assert "a team, a role, or both" in str(response.json())
+
+
 def test_bad_input_is_a_clear_400(api, teams):
     admin = api("admin")
     for body in (
@@ -86,6 +97,9 @@ def test_a_mapping_grants_only_what_its_author_holds(api, users, teams):
     response = client.post(
         URL, {"source": "oidc", "group": "g", "team": teams["beta"].name}, format="json"
     )
+    assert response.status_code == 403
+    # A global role is for those who manage the directory everywhere.
+    response = client.post(URL, {"source": "oidc", "group": "g", "role": "viewer"}, format="json")
     assert response.status_code == 403
     # Membership only, in their own team: allowed.
     response = client.post(

@@ -11,11 +11,14 @@ from rbac.models import Role
 
 
 class GroupMappingSerializer(serializers.ModelSerializer):
-    """source (ldap|oidc), group (LDAP group DN or cn; OIDC claim value), team, optional role."""
+    """source (ldap|oidc), group (LDAP group DN or cn; OIDC claim value), team and/or role (no
+    team: the role is bound globally)."""
 
     source = serializers.ChoiceField(choices=SOURCES)
     group = serializers.CharField(max_length=255, trim_whitespace=True)
-    team = serializers.SlugRelatedField(slug_field="name", queryset=Team.objects.all())
+    team = serializers.SlugRelatedField(
+        slug_field="name", queryset=Team.objects.all(), required=False, allow_null=True
+    )
     role = serializers.SlugRelatedField(
         slug_field="name", queryset=Role.objects.all(), required=False, allow_null=True
     )
@@ -54,7 +57,7 @@ class GroupMappingViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         mapping = do_create_mapping(
             source=data["source"],
             group=data["group"],
-            team=data["team"],
+            team=data.get("team"),
             role=data.get("role"),
             acting_user=request.user,
             summary=self.summary(),
