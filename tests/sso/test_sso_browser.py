@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.browser_helpers import shot
 from tests.sso.berth_process import BerthWeb
 from tests.sso.provider_process import PASSWORDS
 
@@ -58,11 +59,16 @@ def provider_login(page, username):
 
 def test_sign_in_and_out_through_the_provider(berth, provider, page):
     page.goto(berth.url + "/login/")
+    shot(page, "sso-login")
     page.click("#sso-login")
     assert page.url.startswith(provider.url + "/accounts/login/")
     provider_login(page, "ts-carl")
     page.wait_for_url(berth.url + "/")
     assert page.inner_text(".who").strip() == "ts-carl"
+    # Tokens never reach Berth's log (its request lines included).
+    web_log = (berth.data / "web.log").read_text(errors="replace")
+    for token in provider.access_tokens():
+        assert token not in web_log
 
     page.click("#logout")
     page.wait_for_url(berth.url + "/login/")
