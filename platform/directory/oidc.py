@@ -67,6 +67,17 @@ def claims_options(app, conf) -> dict:
     }
 
 
+def claim(claims, path: str):
+    """A claim by name, or by a dotted path into nested objects (Keycloak's
+    `realm_access.roles`); None when absent."""
+    value = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
 def forget_clients() -> None:
     """Drop cached clients and discovery documents (tests start new providers)."""
     with _lock:

@@ -86,12 +86,18 @@ def oidc_callback(request):
         return _refused(
             request, Refused(UNAVAILABLE, f"oidc: provider unreachable ({type(exc).__name__})")
         )
+    except (ValueError, KeyError, TypeError) as exc:
+        # A provider answer that is not what the protocol says (bad JSON, missing fields).
+        return _refused(
+            request,
+            Refused(UNAVAILABLE, f"oidc: unusable answer from the provider ({type(exc).__name__})"),
+        )
     claims = token.get("userinfo")
     if not claims:
         return _refused(
             request, Refused("Single sign-on was refused; please try again.", "oidc: no ID token")
         )
-    username = str(claims.get(conf["USERNAME_CLAIM"]) or "")
+    username = str(oidc.claim(claims, conf["USERNAME_CLAIM"]) or "")
     try:
         user = sign_in(
             source=OIDC,
@@ -102,7 +108,7 @@ def oidc_callback(request):
                 "first_name": str(claims.get("given_name") or ""),
                 "last_name": str(claims.get("family_name") or ""),
             },
-            groups=claims.get(conf["GROUPS_CLAIM"]) or [],
+            groups=oidc.claim(claims, conf["GROUPS_CLAIM"]) or [],
         )
     except Refused as refusal:
         return _refused(request, refusal, username)

@@ -160,3 +160,13 @@ def test_sso_button_shows_only_when_configured(client, settings, oidc_on):
     assert b'id="sso-login"' in client.get("/login/").content
     settings.BERTH_OIDC = {}
     assert b'id="sso-login"' not in client.get("/login/").content
+
+
+def test_group_claim_may_be_a_nested_path():
+    from directory.oidc import claim
+
+    claims = {"groups": ["a"], "realm_access": {"roles": ["b"]}, "flat": "c"}
+    assert claim(claims, "groups") == ["a"]
+    assert claim(claims, "realm_access.roles") == ["b"]
+    assert claim(claims, "flat.deeper") is None
+    assert claim(claims, "missing") is None
