@@ -170,3 +170,20 @@ def test_group_claim_may_be_a_nested_path():
     assert claim(claims, "realm_access.roles") == ["b"]
     assert claim(claims, "flat.deeper") is None
     assert claim(claims, "missing") is None
+
+
+def test_wrong_pkce_verifier_is_refused_by_the_provider(client, oidc_on, mappings):
+    """The provider checks the verifier against the challenge: a code stolen without this
+    browser's verifier is worthless."""
+    url = start(client)
+    state = parse_qs(urlparse(url).query)["state"][0]
+    session = client.session
+    key = next(k for k in session.keys() if k.endswith(state))  # noqa: SIM118 (no __iter__)
+    session[key]["data"]["code_verifier"] = "x" * 64
+    session.save()
+    answer = oidc_on.session("ts-carl").get(url, allow_redirects=False, timeout=10)
+    location = urlparse(answer.headers["Location"])
+    response = client.get(f"{location.path}?{location.query}")
+    assert response.status_code == 403
+    assert not signed_in(client)
+    assert any("invalid_grant" in r for r in denied_reasons()), denied_reasons()
