@@ -213,3 +213,20 @@ def test_admin_forgets_a_gone_host_and_its_team_can_then_go(login, teams, host):
     # An up host cannot be forgotten.
     client.post(f"/hosts/{host.id}/forget/", HTTP_REFERER="/hosts/")
     assert Host.objects.filter(pk=host.pk).exists()
+
+
+def test_network_and_volume_creation_refuse_a_down_host(login, teams):
+    from audit.models import AuditEvent
+    from networks.models import Network
+    from volumes.models import Volume
+
+    dead = Host.objects.create(name="td-down2", state=Host.State.DOWN)
+    client = login("admin")
+    for path, model in (("/networks/new/", Network), ("/volumes/new/", Volume)):
+        response = client.post(
+            path, {"name": "td-x", "team": teams["alpha"].id, "host": dead.id}, HTTP_REFERER="/"
+        )
+        assert response.status_code == 302
+        assert not model.objects.filter(host=dead).exists()
+    assert "is down" in client.get("/").content.decode()
+    assert AuditEvent.objects.filter(outcome="failed", reason__contains="is down").count() == 2

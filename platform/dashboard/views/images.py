@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Team
 from config.errors import InvalidRequest
 from config.ids import is_id
+from containers.services import check_placement
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
@@ -67,6 +68,7 @@ def image_import(request):
         resource="image",
         summary=_summary(request),
     )
+    check_placement(decision, host, summary=_summary(request))
     ownership.check_tag_free(user, host, ref, team, summary=_summary(request))
     settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
     path = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}.tar"

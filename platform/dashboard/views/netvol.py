@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Team
 from config.errors import Conflict, InvalidRequest
+from containers.services import check_placement
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
@@ -55,6 +56,8 @@ def _create(request, resource: str):
     decision = gate.require(
         user, f"{resource}.create", obj, options=options, summary=_summary(request, name=obj.name)
     )
+    # A host that is down, cordoned, removed or not joined takes nothing new (409, audited).
+    check_placement(decision, host, summary=_summary(request, name=obj.name))
     if model.objects.filter(host=host, name=obj.name).exists():
         raise Conflict(f"{resource} {obj.name!r} already exists on host {host.name}")
 
