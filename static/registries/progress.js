@@ -33,6 +33,7 @@
     const data = await answer.json();
     document.getElementById("op-state").textContent = data.state;
     data.layers.forEach(row);
+    if (data.layers.length) document.getElementById("op-layers-box").hidden = false;
     document.getElementById("op-status").textContent = data.status;
     if (data.log) {
       log.textContent += data.log;
