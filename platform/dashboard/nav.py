@@ -21,6 +21,7 @@ ITEMS = (
     NavItem("Dashboard", "dashboard:home", None),
     NavItem("Containers", "dashboard:containers", "container.view"),
     NavItem("Images", "dashboard:images", "image.view"),
+    NavItem("Registries", "dashboard:registries", "registry.view"),
     NavItem("Networks", "dashboard:networks", "network.view"),
     NavItem("Volumes", "dashboard:volumes", "volume.view"),
     NavItem("Hosts", "dashboard:hosts", "host.view"),

@@ -52,6 +52,10 @@ def users(request):
         "users": rows,
         "can_create": may(request.user, "user.create"),
         "can_change": may(request.user, "user.change"),
+        # Onboarding also adds a member and binds a role: shown to who may do all three.
+        "can_onboard": all(
+            may(request.user, a) for a in ("user.create", "team.change", "role.manage")
+        ),
     }
     return render(request, "dashboard/admin/users.html", context)
 
