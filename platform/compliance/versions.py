@@ -11,6 +11,7 @@ to none (1.0_rc1 < 1.0), a post-release suffix wins (1.0-r9 < 1.0_p1).
 import functools
 import re
 
+from debian.debian_support import Version as _DebianVersion
 from debian.debian_support import version_compare as _debian_compare
 
 _APK_RE = re.compile(
@@ -94,18 +95,71 @@ def apk_compare(a: str, b: str) -> int:
 
 
 def debian_compare(a: str, b: str) -> int:
-    """-1, 0 or 1 as dpkg orders versions a and b (epochs, ~, revisions)."""
+    """-1, 0 or 1 as dpkg orders versions a and b (epochs, ~, revisions), by python-debian."""
     try:
         return _cmp(_debian_compare(a, b), 0)
     except ValueError as err:
         raise BadVersion(str(err)) from None
 
 
+# python-debian's comparison costs 50-150 µs a pair here; matching 50 images against 10,000
+# advisories makes tens of thousands. So each version is parsed once (by python-debian, which
+# refuses what dpkg refuses) into a key holding dpkg's ordering, and keys compare as tuples.
+# The tests check the keys against python-debian's own comparison.
+_KEY_PARTS = 24  # (non-digit, number) pairs; longer versions fall back to python-debian
+_END = ((0,), 0)
+
+
+def _order(char: str) -> int:
+    # dpkg: ~ sorts before everything, even the end; letters before other characters.
+    if char == "~":
+        return -1
+    return ord(char) if char.isalpha() else ord(char) + 256
+
+
+def _string_key(text: str):
+    parts, i, n = [], 0, len(text)
+    while i < n:
+        start = i
+        while i < n and not text[i].isdigit():
+            i += 1
+        letters = (*(_order(c) for c in text[start:i]), 0)
+        start = i
+        while i < n and text[i].isdigit():
+            i += 1
+        parts.append((letters, int(text[start:i] or 0)))
+    return parts
+
+
+@functools.lru_cache(maxsize=131072)
+def debian_key(version: str):
+    """A tuple ordering like dpkg's for `version`, or None when it is too long for one."""
+    try:
+        parsed = _DebianVersion(version)
+    except ValueError as err:
+        raise BadVersion(str(err)) from None
+    parts = []
+    for text in (parsed.upstream_version or "", parsed.debian_revision or ""):
+        pieces = _string_key(text)
+        if len(pieces) > _KEY_PARTS:
+            return None
+        parts.append(tuple(pieces + [_END] * (_KEY_PARTS - len(pieces))))
+    return (int(parsed.epoch or 0), *parts)
+
+
+def debian_fast_compare(a: str, b: str) -> int:
+    """debian_compare through cached keys (python-debian parses; the order is dpkg's)."""
+    ka, kb = debian_key(a), debian_key(b)
+    if ka is None or kb is None:
+        return debian_compare(a, b)
+    return _cmp(ka, kb)
+
+
 def comparator(ecosystem: str):
     """The compare function of an OSV ecosystem ("Debian:12" -> dpkg order), or None."""
     base = ecosystem.split(":", 1)[0]
     if base in ("Debian", "Ubuntu"):
-        return debian_compare
+        return debian_fast_compare
     if base == "Alpine":
         return apk_compare
     return None

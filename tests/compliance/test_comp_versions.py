@@ -84,3 +84,41 @@ def test_ranges():
         "1.0-4",
     )
     assert affected("7", [], ["7"], cmp) == (True, "")
+
+
+def test_fast_debian_keys_order_like_python_debian():
+    import random
+
+    from debian.debian_support import Version
+
+    from compliance.versions import debian_fast_compare
+
+    rng = random.Random(13)
+    chars = "0123456789.+~abz"
+
+    def version():
+        epoch = f"{rng.randint(0, 2)}:" if rng.random() < 0.3 else ""
+        upstream = str(rng.randint(0, 9)) + "".join(
+            rng.choice(chars) for _ in range(rng.randint(0, 6))
+        )
+        revision = (
+            "-" + "".join(rng.choice(chars) for _ in range(rng.randint(1, 5)))
+            if rng.random() < 0.7
+            else ""
+        )
+        return epoch + upstream + revision
+
+    versions = []
+    while len(versions) < 800:
+        candidate = version()
+        try:
+            Version(candidate)
+        except ValueError:
+            continue
+        versions.append(candidate)
+    versions += DEBIAN_ORDER
+    for _ in range(8000):
+        a, b = rng.choice(versions), rng.choice(versions)
+        assert debian_fast_compare(a, b) == debian_compare(a, b), (a, b)
+    with pytest.raises(BadVersion):
+        debian_fast_compare("1:", "1.0")
