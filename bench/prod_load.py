@@ -23,6 +23,7 @@ errors (any non-2xx/3xx, timeout or connection failure); then prod/dev ratios.
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -213,12 +214,28 @@ async def discover_assets(base, tls, cookie) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-async def run_load(base, tls, token, cookie, args) -> dict:
+def cpu_seconds(root_pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its children (the workers): a
+    cost per request that other load on the machine does not distort as it does latency."""
+    pids = [root_pid]
+    for task in Path(f"/proc/{root_pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def run_load(base, tls, token, cookie, args, server_pid: int) -> dict:
     assets = await discover_assets(base, tls, cookie)
     stop_at = time.monotonic() + args.seconds
     api, pages, static = Stats(), Stats(), Stats()
     counter = [0]
     started = time.monotonic()
+    cpu_before = cpu_seconds(server_pid)
     await asyncio.gather(
         *(api_client(base, tls, token, stop_at, api, counter) for _ in range(args.api_clients)),
         *(
@@ -227,7 +244,12 @@ async def run_load(base, tls, token, cookie, args) -> dict:
         ),
     )
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds(server_pid) - cpu_before
+    with contextlib.suppress(OSError):
+        load = os.getloadavg()[0]
     return {
+        "server_cpu_ms_per_request": round(1000 * cpu / max(counter[0], 1), 2),
+        "load_average": round(load, 1),
         "seconds": round(elapsed, 1),
         "requests_per_second": round(counter[0] / elapsed, 1),
         "api_list": api.summary(elapsed),
@@ -330,7 +352,7 @@ def main():
         if args.database == "postgres":
             pg = Postgres(base / "pg")
             extra["DATABASE_URL"] = pg.start()
-        workers = args.workers or max(2, 2 * (os.cpu_count() or 1))
+        workers = args.workers or max(2, os.cpu_count() or 1)
         served = ProdServer(base, redis.url, workers=workers, **extra)
         served.prepare(ROWS.format(host=served.host, n=args.containers))
         cookie = served.manage("shell", "-c", SESSION).strip().splitlines()[-1]
@@ -342,7 +364,7 @@ def main():
         dev = start_dev(served, dev_port)
         print(f"dev: runserver on http://127.0.0.1:{dev_port}/ for {args.seconds:g} s", flush=True)
         results["dev"] = asyncio.run(
-            run_load(f"http://127.0.0.1:{dev_port}", None, served.token, cookie, args)
+            run_load(f"http://127.0.0.1:{dev_port}", None, served.token, cookie, args, dev.pid)
         )
         stop(dev)
         dev = None
@@ -350,7 +372,7 @@ def main():
         served.start()
         print(f"prod: gunicorn, {workers} uvicorn workers, HTTPS, for {args.seconds:g} s")
         results["prod"] = asyncio.run(
-            run_load(served.base_url, served.tls, served.token, cookie, args)
+            run_load(served.base_url, served.tls, served.token, cookie, args, served.proc.pid)
         )
         d, p = results["dev"], results["prod"]
         results["ratio_rps"] = round(

@@ -3,7 +3,7 @@ terminal's WebSockets), HTTPS with the given certificate, metrics added up acros
 
     gunicorn -c deploy/gunicorn.conf.py config.asgi:application
 
-Environment: BERTH_BIND (127.0.0.1:8443), BERTH_WORKERS (2 x cores, at least 2),
+Environment: BERTH_BIND (127.0.0.1:8443), BERTH_WORKERS (one per core, at least 2),
 BERTH_TLS_CERT and BERTH_TLS_KEY (PEM files; without them, plain HTTP for a proxy in front),
 BERTH_DATA_DIR (the multiprocess metrics directory lives under its run/).
 """
@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 bind = [os.environ.get("BERTH_BIND", "127.0.0.1:8443")]
-workers = int(os.environ.get("BERTH_WORKERS") or max(2, 2 * (os.cpu_count() or 1)))
+# One per core (at least 2): requests are CPU-bound Python, and more processes than cores only
+# add switching (measured in bench/prod_load.py).
+workers = int(os.environ.get("BERTH_WORKERS") or max(2, os.cpu_count() or 1))
 worker_class = "uvicorn_worker.UvicornWorker"
 # Web terminals keep a WebSocket open; a graceful restart waits this long for them.
 graceful_timeout = 30
