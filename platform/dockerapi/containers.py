@@ -15,7 +15,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from config.ids import is_id
-from containers import services
+from containers import maxima, services
 from containers.api.spec import parse_spec
 from containers.models import Container
 from dockerapi import frames, render, where
@@ -24,6 +24,7 @@ from dockerapi.refs import docker_id, find_container
 from dockerapi.translate import to_spec
 from operations import dispatch
 from rbac import gate
+from rbac.grants import in_scope
 
 # How long a call waits for the host to carry the change out (Docker's calls are synchronous).
 # Still pending after that: the call answers as done (the Operation finishes later).
@@ -124,6 +125,12 @@ def inspect(call, ref):
 
 def _verb(call, ref, verb, params=None, *, already=None, wait=None):
     container = find_container(call, ref, services.ACTION_OF[verb])
+    if verb in ("stop", "restart") and params and params.get("timeout") is not None:
+        # Grace periods are capped by policy, as on the REST API (containers/maxima.py).
+        scope = in_scope(call.user, container.team_id, container.host_id)
+        problem = maxima.stop_timeout_problem(params["timeout"], scope.max_limits, what="t")
+        if problem:
+            raise bad_request(problem)
     if already and render.status_of(container) in already:
         # Docker answers 304 when there is nothing to do; the decision is still taken and kept.
         gate.authorize(call.user, services.ACTION_OF[verb], container, summary=call.summary())

@@ -90,3 +90,33 @@ def test_grace_periods_are_capped_by_the_role_or_60_s():
     ]
     assert maxima.violations({"stop_timeout": 90}, {"stop_timeout": 120}) == []
     assert maxima.valid({"stop_timeout": 120}) == ""
+
+
+def test_the_apis_refuse_a_grace_period_above_the_cap(api, users, containers, monkeypatch):
+    from django.test import Client
+    from dockerapi import containers as docker_containers
+
+    from accounts.models import ApiToken
+
+    monkeypatch.setattr(docker_containers, "WAIT_SECONDS", 0)  # no agent consumes the queue
+    alpha = containers["alpha"]
+    client = api("developer")
+    refused = client.post(f"/api/v1/containers/{alpha.pk}/stop/", {"timeout": 61}, format="json")
+    assert refused.status_code == 400
+    assert "61 s asked, the maximum for your role is 60 s" in refused.content.decode()
+    refused = client.post(
+        f"/api/v1/containers/{alpha.pk}/restart/", {"timeout": 3600}, format="json"
+    )
+    assert refused.status_code == 400
+    assert (
+        client.post(
+            f"/api/v1/containers/{alpha.pk}/stop/", {"timeout": 60}, format="json"
+        ).status_code
+        == 202
+    )
+    assert not Operation.objects.filter(kind="container.restart").exists()  # nothing half-done
+
+    _, secret = ApiToken.issue(users["developer"], "docker-cap")
+    docker = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_USER_AGENT="Docker-Client/28.2.2")
+    refused = docker.post(f"/v1.47/containers/{alpha.name}/stop?t=120")
+    assert refused.status_code == 400 and "t: 120 s asked" in refused.json()["message"]
