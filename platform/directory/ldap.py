@@ -27,6 +27,7 @@ MISCONFIGURED = (
     "Berth cannot search the directory (its service account was refused); tell an administrator."
 )
 DISABLED = "This directory account is disabled."
+UNTRUSTED = "Berth could not verify the directory's TLS certificate; tell an administrator."
 
 _NETWORK_ERRORS = (
     lx.LDAPSocketOpenError,
@@ -38,6 +39,12 @@ _NETWORK_ERRORS = (
     lx.LDAPResponseTimeoutError,
     lx.LDAPCommunicationError,
 )
+
+
+def _is_tls_failure(exc) -> bool:
+    """StartTLS refused, or an ldaps:// handshake that failed on the certificate."""
+    text = str(exc).lower()
+    return isinstance(exc, lx.LDAPStartTLSError) or "certificate" in text or "ssl" in text
 
 
 def config() -> dict:
@@ -201,6 +208,12 @@ class LDAPBackend:
             refuse(request, source=LDAP, username=username, refusal=refusal)
             raise PermissionDenied(refusal.message) from None
         except _NETWORK_ERRORS as exc:
+            if _is_tls_failure(exc):
+                refusal = Refused(
+                    UNTRUSTED, f"ldap: TLS certificate not verified ({type(exc).__name__})"
+                )
+                refuse(request, source=LDAP, username=username, refusal=refusal)
+                raise PermissionDenied(UNTRUSTED) from None
             refuse(
                 request,
                 source=LDAP,

@@ -35,6 +35,7 @@ suffix "{suffix}"
 rootdn "{rootdn}"
 rootpw {rootpw}
 directory {root}/data
+{tls}
 # Passwords are for binding only; the service account reads the rest, anonymous nothing.
 access to attrs=userPassword by anonymous auth by self auth by * none
 access to * by users read by * none
@@ -69,10 +70,58 @@ def group(cn: str, members: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def make_certificates(root: Path) -> None:
+    """A throwaway CA (ca.pem) and a server certificate for 127.0.0.1 signed by it."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "berth-ts test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (root / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (root / "server.pem").write_bytes(cert.public_bytes(pem))
+    (root / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
 class Slapd:
     """One slapd process; `people` {uid: (password, disabled)}, `groups` {cn: [uids]}."""
 
-    def __init__(self, people: dict, groups: dict):
+    def __init__(self, people: dict, groups: dict, *, tls: bool = False):
+        self.tls = tls
         self.root = Path(tempfile.mkdtemp(prefix="berth-ts-slapd-"))
         self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
@@ -94,8 +143,18 @@ class Slapd:
     def start(self) -> "Slapd":
         (self.root / "data").mkdir()
         conf = self.root / "slapd.conf"
+        tls = ""
+        if self.tls:
+            make_certificates(self.root)
+            tls = (
+                f"TLSCACertificateFile {self.root}/ca.pem\n"
+                f"TLSCertificateFile {self.root}/server.pem\n"
+                f"TLSCertificateKeyFile {self.root}/server.key"
+            )
         conf.write_text(
-            CONFIG.format(root=self.root, suffix=SUFFIX, rootdn=ROOT_DN, rootpw=ROOT_PASSWORD)
+            CONFIG.format(
+                root=self.root, suffix=SUFFIX, rootdn=ROOT_DN, rootpw=ROOT_PASSWORD, tls=tls
+            )
         )
         (self.root / "data.ldif").write_text(self._ldif())
         subprocess.run(

@@ -219,3 +219,29 @@ def test_directory_down_refuses_clearly_and_local_accounts_still_work(
     assert any("directory unreachable" in r for r in reasons)
     assert login(client, "ts-viewer", "viewer-password-1").status_code == 302
     assert signed_in(client)
+
+
+def test_start_tls_verifies_the_directory_certificate(client, settings, mappings):
+    """StartTLS with the directory's CA signs in; with a CA that did not sign it, nobody does."""
+    from tests.sso.slapd import Slapd
+    from tests.sso.sso_helpers import GROUPS, PEOPLE
+
+    directory = Slapd(PEOPLE, GROUPS, tls=True).start()
+    try:
+        settings.BERTH_LDAP = directory.settings(
+            START_TLS=True, CA_FILE=str(directory.root / "ca.pem")
+        )
+        assert login(client, "ts-alice", "alice-ldap-pw").status_code == 302
+        client.post("/logout/")
+        # The system's CAs never signed this throwaway CA: refused, audited.
+        settings.BERTH_LDAP = directory.settings(START_TLS=True, CA_FILE="")
+        response = login(client, "ts-alice", "alice-ldap-pw")
+        assert response.status_code == 401
+        assert b"could not verify the directory" in response.content
+        assert not signed_in(client)
+        reasons = [
+            e.reason for e in AuditEvent.objects.filter(action="auth.login", object_repr="ts-alice")
+        ]
+        assert any("TLS certificate not verified" in r for r in reasons), reasons
+    finally:
+        directory.stop()
