@@ -124,6 +124,12 @@ def test_phone_layout_navigation_tables_and_terminal(as_role, stack):
     for path in ("/containers/", "/hosts/", "/networks/", "/volumes/", "/manage/audit/"):
         page.goto(stack.url + path)
         assert page_width(page) <= PHONE["width"], (path, too_wide(page))
+    # The narrowest phones the layout is meant for.
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in ("/", "/containers/", f"/containers/{pk}/", "/containers/new/"):
+        page.goto(stack.url + path)
+        assert page_width(page) <= 360, (path, too_wide(page))
+    page.set_viewport_size(PHONE)
     page.goto(f"{stack.url}/containers/{pk}/terminal/")
     page.wait_for_selector("#terminal[data-state=ready]", timeout=30_000)
     box = page.eval_on_selector("#terminal", "(el) => el.getBoundingClientRect().right")
