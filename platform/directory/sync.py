@@ -5,7 +5,7 @@ bindings an admin made by hand stay, whatever the directory says.
 """
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership
@@ -133,6 +133,14 @@ def sign_in(*, source: str, subject: str, username: str, profile: dict, groups) 
     if not username:
         raise Refused("The directory gave no username for this account.", f"{source}: no username")
     groups = normalize_groups(groups)
+    try:
+        return _sign_in(source, subject[:512], username, profile, groups)
+    except IntegrityError:
+        # Two first sign-ins of one account at once: the other one made the user; use it.
+        return _sign_in(source, subject[:512], username, profile, groups)
+
+
+def _sign_in(source, subject, username, profile, groups):
     user, identity = _find_user(source, subject, username)
     mappings = matching_mappings(source, groups)
     if not mappings:
@@ -156,7 +164,7 @@ def sign_in(*, source: str, subject: str, username: str, profile: dict, groups) 
                 setattr(user, field, value)
         user.save()
         if identity is None:
-            identity = DirectoryIdentity(user=user, source=source, subject=subject[:512])
+            identity = DirectoryIdentity(user=user, source=source, subject=subject)
         identity.groups = groups[:100]
         identity.last_sign_in = timezone.now()
         identity.save()
