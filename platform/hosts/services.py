@@ -6,7 +6,7 @@ container rows stay for the audit trail, marked removed.
 """
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
 from config.errors import Conflict
@@ -110,13 +110,21 @@ def forget(decision, host: Host, *, summary=None) -> dict:
         "images": Image.objects.filter(host=host).count(),
         "operations": Operation.objects.filter(host=host).count(),
     }
-    with transaction.atomic():
-        Operation.objects.filter(host=host).delete()
-        Container.objects.filter(host=host).delete()
-        Network.objects.filter(host=host).delete()
-        Volume.objects.filter(host=host).delete()
-        Host.objects.filter(pk=host.pk).delete()  # images, join tokens: CASCADE
-        # Names capped: the audit row stays readable for a host that held thousands.
-        record = {k: (v[:50] if isinstance(v, list) else v) for k, v in held.items()}
-        gate.record(decision, summary={**(summary or {}), "forgot": record})
+    try:
+        with transaction.atomic():
+            Operation.objects.filter(host=host).delete()
+            Container.objects.filter(host=host).delete()
+            Network.objects.filter(host=host).delete()
+            Volume.objects.filter(host=host).delete()
+            Host.objects.filter(pk=host.pk).delete()  # images, join tokens: CASCADE
+            # Names capped: the audit row stays readable for a host that held thousands.
+            record = {k: (v[:50] if isinstance(v, list) else v) for k, v in held.items()}
+            gate.record(decision, summary={**(summary or {}), "forgot": record})
+    except ProtectedError as err:
+        # Another app's row points at what the host held: nothing was deleted; say which.
+        kinds = sorted({obj._meta.verbose_name_plural for obj in err.protected_objects})
+        raise Conflict(
+            f"host {host.name} cannot be forgotten: {', '.join(kinds)} still refer to what it held",
+            code="host_referenced",
+        ) from None
     return held
