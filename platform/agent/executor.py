@@ -3,6 +3,7 @@
 import logging
 
 from agent import (
+    backup_ops,
     claims,
     containers_ops,
     image_ops,
@@ -45,6 +46,7 @@ def execute(
                 or image_ops.HANDLERS.get(op.kind)
                 or transfer_ops.HANDLERS.get(op.kind)
                 or inventory_ops.HANDLERS.get(op.kind)
+                or backup_ops.HANDLERS.get(op.kind)
             )
             if handler is None:
                 raise _Unknown(op.kind)

@@ -1,0 +1,100 @@
+"""Backup operations on a host: its share of a backup set, and its part of a restore.
+
+`backup.host` snapshots the host's named volumes and its containers' upper layers into the
+restic repository (running containers frozen for the copy); `backup.restore_host` restores
+volumes, re-creates the host's containers from their stored specs (the policy re-checked as
+for any create), puts their upper layers back, and starts the ones that ran. Both reload
+every row by id from the operation's host; the operation's params name only what to take.
+"""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from agent import containers_ops, lookup
+from backups import conf
+from containers.models import Container
+from runtime.backup import hostdata
+from runtime.backup.restic import BackupError, Repository
+from runtime.errors import BerthError, InvalidSpec
+from volumes.models import Volume
+
+LIVE_DESIRED = (Container.Desired.RUNNING, Container.Desired.PAUSED)
+
+
+def _repository(op) -> Repository:
+    location = str(op.params.get("repository") or "")
+    if not location or (":" not in location.split("/")[0] and not location.startswith("/")):
+        raise InvalidSpec("the operation names no usable backup repository")
+    return Repository(location, conf.password_file())
+
+
+def _live_containers(op):
+    return Container.objects.filter(host_id=op.host_id).exclude(observed_state="removed")
+
+
+def backup_host(rt, op):
+    """Snapshot this host's selected volumes and every live container's upper layer."""
+    repo = _repository(op)
+    wanted = op.params.get("volumes", "all")
+    volumes = Volume.objects.filter(host_id=op.host_id)
+    if wanted == "none":
+        volumes = volumes.none()
+    elif wanted != "all":
+        volumes = volumes.filter(name__in=list(wanted))
+    uppers = {}
+    for container in _live_containers(op).exclude(runtime_id=""):
+        state = lookup.find(rt, container)
+        if state is not None:
+            uppers[str(container.pk)] = state["id"]
+    return hostdata.back_up(
+        rt,
+        repo,
+        host=op.host.name,
+        set_id=str(op.params.get("set") or ""),
+        volumes=sorted(v.name for v in volumes),
+        uppers=uppers,
+    )
+
+
+def _restore_container(rt, repo, snapshot, container, upper_rel):
+    """Create one container from its spec, put its upper layer back, start it if it ran."""
+    quiet = SimpleNamespace(params={})
+    containers_ops.create(rt, quiet, container)
+    state = lookup.find(rt, container)
+    if upper_rel:
+        hostdata.restore_into(rt, repo, snapshot, upper_rel, hostdata.upper_dir(rt, state["id"]))
+    if container.desired_state in LIVE_DESIRED:
+        containers_ops.start(rt, quiet, container)
+        if container.desired_state == Container.Desired.PAUSED:
+            containers_ops.pause(rt, quiet, container)
+    container.refresh_from_db()
+    return container.observed_state
+
+
+def restore_host(rt, op):
+    """Restore this host's volumes, then its containers; report what did not come back."""
+    repo = _repository(op)
+    snapshot = str(op.params.get("snapshot") or "")
+    restored, failed = {"volumes": [], "containers": {}}, {}
+    root = Path(rt.config.root)
+    if not snapshot and (op.params.get("volumes") or op.params.get("uppers")):
+        raise BackupError("the backup set names no snapshot for this host's data")
+    for name, rel in sorted((op.params.get("volumes") or {}).items()):
+        try:
+            hostdata.restore_into(rt, repo, snapshot, rel, root / hostdata.volume_path(name))
+            Volume.objects.filter(host_id=op.host_id, name=name).update(state="ready")
+            restored["volumes"].append(name)
+        except BerthError as err:
+            failed[f"volume:{name}"] = str(err)
+    uppers = op.params.get("uppers") or {}
+    for container in _live_containers(op).order_by("created_at", "id"):
+        try:
+            restored["containers"][str(container.pk)] = _restore_container(
+                rt, repo, snapshot, container, uppers.get(str(container.pk), "")
+            )
+        except (BerthError, Container.DoesNotExist) as err:
+            failed[f"container:{container.name}"] = str(err)
+    return {"restored": restored, "failed": failed}
+
+
+HANDLERS = {"backup.host": backup_host, "backup.restore_host": restore_host}
