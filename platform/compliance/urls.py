@@ -11,6 +11,8 @@ urlpatterns = [
     path("export.<str:fmt>", views.compliance_export, name="export"),
     path("run/", views.compliance_run, name="run"),
     path("osv/", views.osv_import, name="osv_import"),
+    path("rollouts/", views.rollout_plan, name="rollout_plan"),
+    path("rollouts/<int:pk>/start/", views.rollout_start, name="rollout_start"),
     path("exceptions/", views.exception_create, name="exception_create"),
     path("exceptions/<int:pk>/revoke/", views.exception_revoke, name="exception_revoke"),
 ]

@@ -12,13 +12,21 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from compliance import queries, services
+from compliance import queries, rollouts, services
 from compliance.checks import CHECKS, for_target
-from compliance.models import ComplianceException, ComplianceRun, ImageInventory, OsvImport
+from compliance.models import (
+    ComplianceException,
+    ComplianceRun,
+    ImageInventory,
+    OsvImport,
+    Rollout,
+)
 from compliance.models.findings import SEVERITY_ORDER
 from config.errors import InvalidRequest
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
+from images.models import Image
+from rbac import gate
 
 PAGE_SIZE = 50
 
@@ -81,6 +89,13 @@ def compliance_page(request):
             "checks": CHECKS,
             "exceptions": exceptions,
             "inventories": images,
+            "rollouts": visible(
+                Rollout.objects.select_related("host"), request.user, "compliance.view"
+            )[:20],
+            "can_roll": may(request.user, "container.recreate"),
+            "images": visible(Image.objects.select_related("host"), request.user, "image.view")[
+                :200
+            ],
             "last_import": OsvImport.objects.first(),
             "can_run": may(request.user, "compliance.run"),
             "can_except": may(request.user, "compliance.except"),
@@ -179,4 +194,40 @@ def osv_import(request):
         f"OSV import: {result.imported} advisories imported, {result.skipped} malformed records "
         f"skipped; {matches} matches on images.",
     )
+    return redirect("compliance:page")
+
+
+@require_POST
+@gated("container.recreate")
+def rollout_plan(request):
+    """Plan a rolling update of the containers of one image (shown before anything starts)."""
+    pk = request.POST.get("image", "")
+    if not pk.isdigit():
+        raise InvalidRequest("choose an image")
+    image = get_visible(
+        Image.objects.select_related("host"), request.user, pk, "image.view", "image"
+    )
+    rollout = rollouts.do_plan(
+        image,
+        target_ref=request.POST.get("target", ""),
+        source=request.POST.get("source", "none"),
+        acting_user=request.user,
+        summary=_summary(request),
+    )
+    messages.success(
+        request,
+        f"Rollout {rollout.pk} planned: {len(rollout.plan)} container(s); review, then start.",
+    )
+    return redirect("compliance:page")
+
+
+@require_POST
+@gated("container.recreate")
+def rollout_start(request, pk):
+    """Start a planned rollout (one container at a time; the page shows the outcome)."""
+    rollout = get_visible(Rollout.objects.all(), request.user, pk, "compliance.view", "compliance")
+    gate.authorize(request.user, "container.recreate", rollout, summary=_summary(request))
+    rollout = rollouts.do_start(rollout, acting_user=request.user, summary=_summary(request))
+    level = messages.success if rollout.state in ("succeeded", "up_to_date") else messages.error
+    level(request, f"Rollout {rollout.pk}: {rollout.state}. {rollout.error}")
     return redirect("compliance:page")

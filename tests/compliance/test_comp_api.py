@@ -141,3 +141,24 @@ def test_dashboard_page_export_and_run(page, teams, good_image, make_container):
     )
     assert response.status_code == 302  # back with the message
     assert "needs a reason" in " ".join(str(m) for m in response.wsgi_request._messages)
+
+
+def test_dashboard_shows_rollout_plans_and_guards_them(page, host, teams, good_image):
+    from compliance.models import Rollout
+
+    rollout = Rollout.objects.create(
+        host=host,
+        team=teams["alpha"],
+        old_image_row=good_image,
+        old_image_id=good_image.image_id,
+        target_ref="tc-good:1",
+        plan=[{"container": 1, "name": "tc-planned", "state": "pending", "detail": ""}],
+    )
+    html = page("developer").get("/compliance/").content.decode()
+    assert "tc-planned" in html and f"Start rollout {rollout.pk}" in html
+    viewer_html = page("viewer").get("/compliance/").content.decode()
+    assert "tc-planned" in viewer_html and "Start rollout" not in viewer_html
+    assert page("viewer").post(f"/compliance/rollouts/{rollout.pk}/start/").status_code == 403
+    assert page("viewer").post("/compliance/rollouts/", {"image": good_image.pk}).status_code == 403
+    # The operator holds compliance.view everywhere: the plan is shown.
+    assert "tc-planned" in page("operator").get("/compliance/").content.decode()

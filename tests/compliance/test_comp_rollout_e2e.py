@@ -67,12 +67,10 @@ def _history(site, volume: str) -> list[str]:
 
 
 def _running(site, names) -> dict:
-    _, body = site.api("GET", "containers/?page_size=100", expect=200)
-    return {
-        c["name"]: c
-        for c in body["results"]
-        if c["name"] in names and c["observed_state"] == "running"
-    }
+    """name -> {"id": ...} of the running container rows with these names (read from the
+    database: the rows are what the rollout changes)."""
+    rows = site.sql("SELECT id, name FROM containers_container WHERE observed_state = 'running'")
+    return {name: {"id": pk} for pk, name in rows if name in names}
 
 
 def test_rolling_update_keeps_volumes_and_a_broken_image_rolls_back(web):  # noqa: F811
@@ -96,6 +94,17 @@ def test_rolling_update_keeps_volumes_and_a_broken_image_rolls_back(web):  # noq
     )
     before = _running(web, names)
     assert len(before) == 3
+
+    # The host's agent reads the image's inventory: busybox has no package database, so its
+    # package list is unknown (never clean).
+    status, body = web.api(
+        "POST", "compliance/inventories/scan/?wait=60", {"image": v1["row"]}, expect=200
+    )
+    assert body["operation"]["state"] == "succeeded", body
+    assert body["operation"]["result"]["unknown"] == 1
+    _, listed = web.api("GET", f"compliance/inventories/?image={v1['row']}", expect=200)
+    assert listed["results"][0]["status"] == "unknown"
+    assert "no package database" in listed["results"][0]["error"]
 
     v2 = _build(web, tag, _context("v2"))
     assert v2["image_id"] != v1["image_id"]

@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "volumes",
     "operations",
     "transfers",
-    "backups",
     "compliance",
     "api",
     "agent",

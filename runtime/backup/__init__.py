@@ -1,1 +1,0 @@
-"""Backups of a host's data (named volumes, containers' upper layers) through restic."""
