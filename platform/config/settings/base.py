@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "volumes",
     "operations",
     "transfers",
+    "backups",
     "compliance",
     "api",
     "agent",

@@ -1,0 +1,1 @@
+"""Backups of a host's data (named volumes, containers' upper layers) through restic."""

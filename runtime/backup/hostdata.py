@@ -1,0 +1,113 @@
+"""One host's share of a backup set: volumes and upper layers, frozen while restic reads them.
+
+Containers that are running are frozen (cgroup freezer) for the copy, so a volume and a
+writable layer are read as of one moment; the time each spent frozen is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from runtime.backup.restic import BackupError, Repository
+from runtime.container.paths import ContainerPaths
+from runtime.errors import BerthError, InvalidSpec
+
+
+def volume_path(name: str) -> str:
+    """A volume's data, relative to the state root."""
+    if not name or "/" in name or name in (".", ".."):
+        raise InvalidSpec(f"invalid volume name {name!r}")
+    return f"volumes/{name}/_data"
+
+
+def upper_path(runtime_id: str) -> str:
+    """A container's upper layer, relative to the state root."""
+    if not runtime_id or not runtime_id.isalnum():
+        raise InvalidSpec(f"invalid container id {runtime_id!r}")
+    return f"containers/{runtime_id}/upper"
+
+
+@contextlib.contextmanager
+def frozen(rt, runtime_ids: list[str]):
+    """Freeze the running containers among `runtime_ids`; yields {id: seconds frozen}."""
+    paused, since, frozen_for = [], {}, {}
+    try:
+        for cid in runtime_ids:
+            try:
+                status = rt.state(cid).get("status")
+            except BerthError:  # gone since the list was made: nothing to freeze
+                continue
+            if status == "running":
+                rt.pause(cid)
+                paused.append(cid)
+                since[cid] = time.monotonic()
+        yield frozen_for
+    finally:
+        for cid in paused:
+            with contextlib.suppress(Exception):
+                rt.unpause(cid)
+            frozen_for[cid] = round(time.monotonic() - since[cid], 3)
+
+
+def back_up(rt, repo: Repository, *, host: str, set_id: str, volumes: list[str], uppers: dict):
+    """Snapshot `volumes` (names) and `uppers` ({key: runtime id}) of this host as one snapshot."""
+    root = Path(rt.config.root)
+    paths = []
+    for name in volumes:
+        rel = volume_path(name)
+        (root / rel).mkdir(parents=True, exist_ok=True)
+        paths.append(rel)
+    upper_rel = {}
+    for key, cid in uppers.items():
+        rel = upper_path(cid)
+        if (root / rel).is_dir():
+            paths.append(rel)
+            upper_rel[key] = rel
+    if not paths:
+        return {"snapshot": "", "volumes": {}, "uppers": {}, "frozen": {}, "bytes_added": 0}
+    with frozen(rt, list(uppers.values())) as frozen_for:
+        summary = repo.backup(
+            root, paths, host=host, tags=[f"berth-host:{host}", f"berth-set:{set_id}"]
+        )
+    by_id = {cid: key for key, cid in uppers.items()}
+    return {
+        "snapshot": summary["snapshot_id"],
+        "volumes": {name: volume_path(name) for name in volumes},
+        "uppers": upper_rel,
+        "frozen": {by_id[cid]: secs for cid, secs in frozen_for.items()},
+        "bytes_added": summary.get("data_added", 0),
+        "bytes_processed": summary.get("total_bytes_processed", 0),
+        "files": summary.get("total_files_processed", 0),
+    }
+
+
+def restore_into(rt, repo: Repository, snapshot: str, rel: str, dest: Path) -> None:
+    """Restore the snapshot's `rel` into `dest`, which must be empty (or missing)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise BackupError(f"{dest} is not empty; not overwriting it")
+    scratch = Path(rt.config.root) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(prefix="restore-", dir=scratch))
+    try:
+        repo.restore(snapshot, rel, staging)
+        got = staging / rel
+        dest.mkdir(parents=True, exist_ok=True)
+        if got.is_dir():
+            # Same filesystem: renames, not copies. The directory's own mode and owner too.
+            for entry in got.iterdir():
+                os.rename(entry, dest / entry.name)
+            st = got.stat()
+            os.chown(dest, st.st_uid, st.st_gid)
+            os.chmod(dest, st.st_mode & 0o7777)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def upper_dir(rt, runtime_id: str) -> Path:
+    """The upper layer directory of a container on this host."""
+    return ContainerPaths(rt.config, runtime_id).upper
