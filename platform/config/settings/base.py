@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "operations",
     "transfers",
     "backups",
+    "backups",
     "compliance",
     "api",
     "agent",
