@@ -97,7 +97,27 @@ def rollout_images(rt, op):
     return {"images": images}
 
 
+def rollout_check(rt, op):
+    """Does the registry hold a newer image under the tag this image was pulled by?
+    {"ref", "local", "remote", "newer"}: the manifest digests here and in the registry."""
+    from agent.image_ops import _registry
+    from runtime.registry.pull import client_for, resolve_manifest
+    from runtime.registry.reference import parse
+
+    row = _rows(op)[0] if op.target_id else None
+    if row is None:
+        raise NotFound("a registry check names one image")
+    ref = op.params.get("ref") or (row.repo_tags or [None])[0]
+    if not ref:
+        raise NotFound(f"image {row.image_id[:19]} has no tag to look up in a registry")
+    image = rt.images.resolve(row.image_id)
+    credentials, insecure = _registry(op, ref)
+    _, _, remote = resolve_manifest(client_for(parse(ref), credentials, insecure), parse(ref))
+    return {"ref": ref, "local": image.digest, "remote": remote, "newer": remote != image.digest}
+
+
 HANDLERS = {
+    "rollout.check": rollout_check,
     "image.inventory": image_inventory,
     "rollout.observe": rollout_observe,
     "rollout.images": rollout_images,

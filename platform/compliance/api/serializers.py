@@ -244,3 +244,11 @@ class RolloutRequestSerializer(StrictSerializer):
     image = StrictIntegerField()
     target = StrictCharField(max_length=255, required=False, default="")
     source = StrictCharField(max_length=8, required=False, default="none")
+
+
+class CheckRequestSerializer(StrictSerializer):
+    """POST body of a registry check: the image, and optionally the reference and registry."""
+
+    image = StrictIntegerField()
+    ref = StrictCharField(max_length=255, required=False, default="")
+    registry = StrictIntegerField(required=False)
