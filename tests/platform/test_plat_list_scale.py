@@ -58,6 +58,13 @@ def test_rows_are_summaries_and_detail_has_the_spec(api, containers):
     assert {"id", "name", "image", "observed_state", "desired_state", "labels"} <= set(row)
     detail = client.get(f"{URL}{row['id']}/").json()
     assert detail["spec"]["image"] == "busybox"
+    # The row is the detail without the spec: same keys, same formats.
+    Container.objects.filter(pk=row["id"]).update(
+        observed_at=timezone.now(), exit_code=3, network_info={"ports": []}
+    )
+    row = next(r for r in client.get(URL).json()["results"] if r["id"] == row["id"])
+    detail = client.get(f"{URL}{row['id']}/").json()
+    assert row == {k: v for k, v in detail.items() if k != "spec"}
 
 
 def test_list_queries_do_not_grow_with_rows(api, teams, host):
