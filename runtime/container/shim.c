@@ -202,6 +202,8 @@ static int monitor(pid_t pid) {
     struct sigaction sa = {.sa_handler = on_sigurg};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGURG, &sa, NULL);
+    /* A stop armed before the handler was in place: its SIGURG was ignored, its file is not. */
+    kill_at = read_kill_at();
     for (;;) {
         if (stop_asked) {
             stop_asked = 0;

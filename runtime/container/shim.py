@@ -191,7 +191,8 @@ class Shim:
         signal.signal(signal.SIGURG, lambda *_: None)
         signal.set_wakeup_fd(wake_w)
         poller.register(wake_r, select.POLLIN)
-        kill_at, killed = 0.0, False
+        # A stop armed before the handler was in place: its SIGURG was ignored, its file is not.
+        kill_at, killed = read_kill_at(self.args["stop_flag"]), False
         while True:
             timeout = None
             if kill_at and not killed:

@@ -1,0 +1,54 @@
+"""Stops that do not wait (issue 20): the shim, C or Python, kills after the grace period."""
+
+import time
+
+import pytest
+
+from runtime.container import launch, shimbin
+from runtime.spec import ContainerSpec
+
+pytestmark = pytest.mark.root
+
+
+def _ended(rt, cid) -> dict:
+    """The state once the shim has reaped the init and recorded its exit (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while (state := rt.state(cid))["status"] != "stopped" and time.monotonic() < deadline:
+        launch.wait_gone(state["pid"] or state.get("shim_pid"), 0.1)
+    return state
+
+
+@pytest.fixture(params=["c", "python"])
+def shim_kind(request, monkeypatch):
+    """Each test once with the C shim and once with the Python fallback."""
+    shimbin._cache.clear()
+    if request.param == "python":
+        monkeypatch.setenv("BERTH_PYTHON_SHIM", "1")
+    yield request.param
+    shimbin._cache.clear()
+
+
+def test_signal_stop_returns_at_once_and_the_shim_kills_at_the_deadline(rt, base_spec, shim_kind):
+    # busybox `sleep` as PID 1 ignores SIGTERM: only the kill at the deadline ends it.
+    state = rt.run(ContainerSpec.from_dict(dict(base_spec, name=f"grace-{shim_kind}")))
+    pid = state["pid"]
+    after = rt.signal_stop(state["id"], timeout=1)
+    assert after["status"] == "running" and after["pid"] == pid  # returned before the end
+    stopped = _ended(rt, state["id"])
+    assert stopped["status"] == "stopped" and stopped["exit_code"] == 137
+    # Completing the stop afterwards only releases what is left; it does not wait.
+    assert rt.stop(state["id"])["status"] == "stopped"
+
+
+def test_a_container_that_honours_its_signal_exits_with_its_own_code(rt, base_spec, shim_kind):
+    spec = dict(
+        base_spec,
+        name=f"polite-{shim_kind}",
+        command=["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.05; done"],
+    )
+    state = rt.run(ContainerSpec.from_dict(spec))
+    rt.signal_stop(state["id"], timeout=30)
+    assert _ended(rt, state["id"])["exit_code"] == 3
+    # A restart after it: the stop flag's deadline is cleared, the new run is not killed.
+    restarted = rt.restart(state["id"], timeout=0)
+    assert restarted["status"] == "running"
