@@ -7,6 +7,7 @@ unreachable directory, a refused service account and a wrong password must each 
 (the first two are the operator's problem, and are said so on the login page).
 """
 
+import contextlib
 import ssl
 
 import ldap3
@@ -72,10 +73,17 @@ def _connect(conf, server, user, password) -> ldap3.Connection:
         receive_timeout=conf.get("TIMEOUT", 5),
         read_only=True,
     )
-    conn.open()
-    if conf.get("START_TLS"):
-        conn.start_tls()
-    conn.bind()
+    try:
+        conn.open()
+        if conf.get("START_TLS"):
+            conn.start_tls()
+        conn.bind()
+    except lx.LDAPException:
+        # Close the socket whatever state the connection stopped in; the first error is the one
+        # that explains what happened.
+        with contextlib.suppress(lx.LDAPException, OSError):
+            conn.unbind()
+        raise
     return conn
 
 
@@ -119,14 +127,17 @@ class Directory:
             )
             if a
         ]
-        conn.search(
-            self.conf["USER_BASE"],
-            self.conf["USER_FILTER"].format(username=escape_filter_chars(username)),
-            search_scope=ldap3.SUBTREE,
-            attributes=attrs,
-            size_limit=2,
-        )
-        entries = [e for e in conn.response if e.get("type") == "searchResEntry"]
+        try:
+            conn.search(
+                self.conf["USER_BASE"],
+                self.conf["USER_FILTER"].format(username=escape_filter_chars(username)),
+                search_scope=ldap3.SUBTREE,
+                attributes=attrs,
+                size_limit=2,
+            )
+            entries = [e for e in conn.response if e.get("type") == "searchResEntry"]
+        except lx.LDAPSizeLimitExceededResult:
+            entries = [None, None]  # more than one: the same refusal as two
         if len(entries) > 1:
             raise Refused(
                 "This username matches several directory accounts; tell an administrator.",

@@ -245,3 +245,21 @@ def test_start_tls_verifies_the_directory_certificate(client, settings, mappings
         assert any("TLS certificate not verified" in r for r in reasons), reasons
     finally:
         directory.stop()
+
+
+def test_a_filter_that_matches_several_entries_is_refused(client, settings, ldap_on, mappings):
+    settings.BERTH_LDAP = ldap_on.settings(
+        USER_FILTER="(&(objectClass=inetOrgPerson)(|(uid={username})(sn=Test)))"
+    )
+    response = login(client, "ts-alice", "alice-ldap-pw")
+    assert response.status_code == 401
+    assert b"matches several directory accounts" in response.content
+    assert not signed_in(client)
+
+
+def test_filter_characters_in_the_username_are_escaped(client, ldap_on, mappings):
+    for name in ("*", "ts-alice)(uid=*", "ts-al*"):
+        response = login(client, name, "alice-ldap-pw")
+        assert response.status_code == 401, name
+        assert b"Wrong username or password" in response.content
+    assert not User.objects.filter(username="ts-alice").exists()
