@@ -77,6 +77,8 @@ def recover(host_name: str, rt, *, startup: bool) -> dict:
     )
     if result["network_error"]:
         log.error("restoring the networks failed: %s", result["network_error"])
+    for error in result["errors"]:
+        log.error("could not reap a container whose monitor is gone: %s", error)
     if result["boot"]:
         log.warning(
             "host %s booted: %d containers reaped, %d started by their restart policy%s",

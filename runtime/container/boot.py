@@ -147,15 +147,23 @@ def _note(rt, paths, code: int, killed: bool) -> None:
         log.write(line)
 
 
-def reap_all(rt) -> list[dict]:
-    """Reap every container whose monitor is gone; returns what `reap` reported for each."""
+def reap_all(rt, errors: list | None = None) -> list[dict]:
+    """Reap every container whose monitor is gone; returns what `reap` reported for each.
+
+    One container that cannot be reaped never stops the others: its error goes to `errors`.
+    """
     found = []
     for cid in rt.store.ids():
-        with contextlib.suppress(NotFound, FileNotFoundError):
+        try:
             if _suspect(rt, cid):
                 done = reap(rt, cid)
                 if done is not None:
                     found.append(done)
+        except (NotFound, FileNotFoundError):
+            continue  # removed meanwhile
+        except (OSError, BerthError) as err:
+            if errors is not None:
+                errors.append(f"{cid[:12]}: {type(err).__name__}: {err}")
     return found
 
 
@@ -257,8 +265,9 @@ def start_all(rt, items: list[dict]) -> list[dict]:
         try:
             state = rt.start(item["id"], restart_count=item["restart_count"])
             item.update(started=state.get("status") == "running", error="", state=state)
-        except BerthError as err:
-            item.update(started=False, error=str(err), state=None)
+        except Exception as err:  # one container's failure never keeps the others down
+            message = str(err) if isinstance(err, BerthError) else f"{type(err).__name__}: {err}"
+            item.update(started=False, error=message, state=None)
     return items
 
 
@@ -269,10 +278,12 @@ def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> d
     restore bridges, the nft table and port maps, and, when the host booted, apply the boot
     rules to every container. `restarts=False` (maintenance) reaps and records, starts
     nothing. `skip(record)`: True for a container never to start (its row wants it removed, or
-    it has none). Returns {"boot", "reaped", "restarts", "maintenance", "network_error"}.
+    it has none). Returns {"boot", "reaped", "restarts", "maintenance", "network_error",
+    "errors"}.
     """
     boot = startup and is_boot(rt.config)
-    reaped = reap_all(rt)
+    errors: list[str] = []
+    reaped = reap_all(rt, errors)
     network_error = ""
     if startup:
         rt.reconcile()
@@ -293,4 +304,5 @@ def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> d
         "restarts": items,
         "maintenance": maintenance,
         "network_error": network_error,
+        "errors": errors,
     }
