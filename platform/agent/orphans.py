@@ -8,14 +8,16 @@ running unseen:
 - otherwise removed once it is older than one reconcile interval (so within two passes);
 - reported either way, in the agent's log and the audit log.
 A container labelled for this host whose row now lives on another host (a live migration's
-source copy) is left to that move.
+source copy) is left to that move. An agent with its own PostgreSQL role sees only its own
+host's rows (agent/dbroles.py): there such a copy counts as an orphan and goes too, which is
+what the move does itself once the row has moved.
 """
 
 import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 
 from agent import lookup, observe
 from audit.services import record_event
@@ -91,8 +93,8 @@ def _adopt(host_name: str, pk: int, op, state: dict) -> bool:
                 desired_state=Desired.RUNNING if running else Desired.STOPPED,
                 created_by_id=op.created_by_id,
             )
-    except (IntegrityError, Host.DoesNotExist):
-        return False  # its name is taken again, or the host is gone: removal decides
+    except (DatabaseError, Host.DoesNotExist):
+        return False  # its name is taken again, the host is gone, or refused: removal decides
     observe.record(container, state)
     reason = f"runtime container without a row; its create operation {op.pk} is known"
     log.warning("adopted container %s (%s) on host %s: %s", container.name, pk, host_name, reason)
