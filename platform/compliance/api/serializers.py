@@ -252,3 +252,14 @@ class CheckRequestSerializer(StrictSerializer):
     image = StrictIntegerField()
     ref = StrictCharField(max_length=255, required=False, default="")
     registry = StrictIntegerField(required=False)
+
+
+class CheckSerializer(serializers.Serializer):
+    """One compliance check as the catalogue lists it."""
+
+    id = serializers.CharField()
+    title = serializers.CharField()
+    severity = serializers.CharField()
+    target = serializers.CharField()
+    cis = serializers.CharField()
+    remediation = serializers.CharField()

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from compliance import queries, services
 from compliance.api.serializers import (
+    CheckSerializer,
     ExceptionRequestSerializer,
     ExceptionSerializer,
     FindingSerializer,
@@ -26,13 +27,14 @@ class CheckViewSet(GatedViewSet):
     resource = "compliance"
     gate_actions = {"list": "compliance.view"}
     queryset = ComplianceRun.objects.none()
+    serializer_class = CheckSerializer
     pagination_class = None
 
     def list(self, request):
         """Every check."""
         self.authorize()
         for_target("container")  # loads the registry
-        return Response([c.as_dict() for c in CHECKS])
+        return Response(CheckSerializer([c.as_dict() for c in CHECKS], many=True).data)
 
 
 class RunViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
