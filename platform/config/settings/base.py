@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config.env import database_from_url, flag, secret, sqlite_database
 from config.redis_url import channel_host, redis_url, split_tls
 
@@ -38,7 +40,6 @@ INSTALLED_APPS = [
     "volumes",
     "operations",
     "transfers",
-    "backups",
     "backups",
     "compliance",
     "api",
@@ -255,6 +256,12 @@ CELERY_BEAT_SCHEDULE = {
     "compliance-run": {
         "task": "compliance.run_scheduled",
         "schedule": BERTH_COMPLIANCE_EVERY_SECONDS,
+        "options": {"queue": "berth.control"},
+    },
+    # Backups (issue 12): one set a day at BERTH_BACKUP_HOUR (UTC), then retention.
+    "backup-daily": {
+        "task": "backups.scheduled_backup",
+        "schedule": crontab(minute=0, hour=int(secret("BERTH_BACKUP_HOUR") or 3)),
         "options": {"queue": "berth.control"},
     },
 }
