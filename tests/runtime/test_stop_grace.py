@@ -44,9 +44,14 @@ def test_a_container_that_honours_its_signal_exits_with_its_own_code(rt, base_sp
     spec = dict(
         base_spec,
         name=f"polite-{shim_kind}",
-        command=["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.05; done"],
+        command=["sh", "-c", "trap 'exit 3' TERM; echo trapped; while :; do sleep 0.05; done"],
     )
     state = rt.run(ContainerSpec.from_dict(spec))
+    # PID 1 ignores SIGTERM until its trap is set: signal only once it says so.
+    deadline = time.monotonic() + 30
+    while not any(b"trapped" in entry[2] for entry in rt.logs(state["id"], follow=False)):
+        assert time.monotonic() < deadline, "the container never set its trap"
+        time.sleep(0.02)
     rt.signal_stop(state["id"], timeout=30)
     assert _ended(rt, state["id"])["exit_code"] == 3
     # A restart after it: the stop flag's deadline is cleared, the new run is not killed.
