@@ -7,10 +7,11 @@ running unseen:
   the row is written again from the runtime's spec, same id, and the host's state recorded;
 - otherwise removed once it is older than one reconcile interval (so within two passes);
 - reported either way, in the agent's log and the audit log.
-A container labelled for this host whose row now lives on another host (a live migration's
-source copy) is left to that move. An agent with its own PostgreSQL role sees only its own
-host's rows (agent/dbroles.py): there such a copy counts as an orphan and goes too, which is
-what the move does itself once the row has moved.
+Left alone: a container whose row now lives on another host (a live migration's source
+copy), and one for which this host has an operation in flight or finished less than one
+interval ago (a migration's import here, before its row moves). An agent with its own
+PostgreSQL role sees only its own host's rows (agent/dbroles.py): there a source copy counts
+as an orphan and goes too, which is what the move does itself once the row has moved.
 """
 
 import logging
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from agent import lookup, observe
 from audit.services import record_event
@@ -42,6 +45,8 @@ def handle(host_name: str, rt, present: dict, wanted: set) -> dict:
         pk = key[len(prefix) :]
         if pk.isdigit() and Container.objects.filter(pk=int(pk)).exists():
             continue  # its row is on another host now: that move decides
+        if pk.isdigit() and _work_under_way(host_name, pk):
+            continue  # e.g. a live migration's import: its row moves here when it ends
         op = _create_operation(host_name, pk) if pk.isdigit() else None
         if op is not None and _adopt(host_name, int(pk), op, state):
             counts["adopted"] += 1
@@ -49,6 +54,15 @@ def handle(host_name: str, rt, present: dict, wanted: set) -> dict:
             _remove(host_name, rt, key, state)
             counts["orphans_removed"] += 1
     return counts
+
+
+def _work_under_way(host_name: str, pk: str) -> bool:
+    """An operation of this host for `pk` is in flight, or ended less than GRACE ago."""
+    ops = Operation.objects.filter(host__name=host_name, target_id=pk)
+    recent = timezone.now() - GRACE
+    return ops.filter(
+        Q(state__in=(Operation.State.PENDING, Operation.State.RUNNING)) | Q(finished_at__gte=recent)
+    ).exists()
 
 
 def _create_operation(host_name: str, pk: str):
