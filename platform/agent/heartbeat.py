@@ -89,6 +89,14 @@ def host_info(get_runtime) -> dict:
                     info["mem_total"] = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    # What the web checks a container spec against before it accepts one
+    # (containers/host_checks.py): the online CPUs ("0-3") and the block devices.
+    try:
+        with open("/sys/devices/system/cpu/online") as online:
+            info["cpus"] = online.read().strip()
+        info["block_devices"] = sorted(f"/dev/{name}" for name in os.listdir("/sys/class/block"))
+    except OSError:
+        pass
     try:
         rt = get_runtime()
         states = rt.list()

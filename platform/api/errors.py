@@ -40,6 +40,11 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("too_large", "the request body is too large"), status=413)
+    if isinstance(exc, RecursionError):
+        # json.loads recursing through thousands of nested arrays: a malformed body, not a bug.
+        return Response(
+            error_body("invalid", "the request body is nested too deeply to be read"), status=400
+        )
     if isinstance(exc, SuspiciousOperation):
         # Too many form fields or files, a malformed multipart body: the client's fault.
         return Response(error_body("invalid", "the request could not be read"), status=400)

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from audit import context
 from config.errors import Conflict, InvalidRequest, Unavailable
-from containers import policy, quotas, references
+from containers import host_checks, policy, quotas, references
 from containers.models import Container
 from hosts import placement
 from operations import dispatch
@@ -54,6 +54,16 @@ def check_placement(decision, host, summary=None) -> None:
     if reason:
         gate.record(decision, summary=summary, outcome=gate.FAILED, reason=reason)
         raise Conflict(reason, code="host_unavailable")
+
+
+def check_host_fit(decision, host, spec: dict, summary=None) -> None:
+    """400 naming the field when the spec cannot work on its host as the host last reported
+    it (containers/host_checks.py); the refusal is audited as failed."""
+    try:
+        host_checks.check(spec, host)
+    except host_checks.HostMismatch as exc:
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=exc.message)
+        raise
 
 
 def _operation(container, kind, user, params=None):
@@ -100,6 +110,7 @@ def do_create_container(*, team, host, spec: dict, start: bool, acting_user, sum
         acting_user, "container.create", container, options=spec, summary=summary
     )
     check_placement(decision, host, summary)
+    check_host_fit(decision, host, spec, summary)
     check_broker(decision, summary)
     try:
         with quotas.guarded(decision, summary), transaction.atomic():

@@ -36,6 +36,8 @@ HOST_REFUSALS = {
     "QueryInvalid": InvalidRequest,
     "QueryNotFound": NotFound,
 }
+# Publishing gives up after this on a broker that does not answer (settings: broker socket).
+SEND_TIMEOUT_SECONDS = 5
 BROKER_DOWN = "the message broker (Redis) is unreachable; nothing was changed, try again later"
 BROKER_AUTH = (
     "the message broker (Redis) refused Berth's credentials: check REDIS_URL or "
@@ -169,6 +171,16 @@ def call_host(host, task_name: str, args: list, timeout: float | None = None, *,
     try:
         return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
     except CeleryTimeout:
+        result.revoke()  # nobody waits for it any more: a busy agent skips it when it gets there
+        host.refresh_from_db(fields=["last_heartbeat", "state"])
+        if host.is_alive:
+            # The agent beats but has not answered: busy with other work, not gone. 504 means
+            # the host does not answer at all (no heartbeat either).
+            raise Unavailable(
+                f"host {host.name} is busy and did not take the request within {timeout:g} s; "
+                "try again",
+                code="host_busy",
+            ) from None
         raise HostTimeout(f"host {host.name} did not answer within {timeout:g} s") from None
     except KombuOperationalError as exc:
         raise Unavailable(BROKER_DOWN, details={"broker_error": str(exc)[:200]}) from None
