@@ -52,7 +52,9 @@ def _areas_for(argv) -> tuple[str, ...]:
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
     """The parser with the areas `argv` needs (None: every registered area)."""
-    parser = argparse.ArgumentParser(prog="berth", description="Berth container runtime")
+    from runtime.cli.parser import OneLineParser  # bad values: one line, exit 125
+
+    parser = OneLineParser(prog="berth", description="Berth container runtime")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _AREAS if argv is None else _areas_for(argv):
         try:
