@@ -166,6 +166,11 @@ async def timed(conn: Connection, path: str, headers: dict, stats: Stats | None)
     return True
 
 
+async def pause(seconds: float, stop_at: float) -> None:
+    """Think, but not past the end of the run."""
+    await asyncio.sleep(max(0.0, min(seconds, stop_at - time.monotonic())))
+
+
 async def api_client(base, tls, token, stop_at, stats: Stats, counter: list):
     conn = Connection(base, tls)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -173,7 +178,7 @@ async def api_client(base, tls, token, stop_at, stats: Stats, counter: list):
     while time.monotonic() < stop_at:
         await timed(conn, "/api/v1/containers/", headers, stats)
         counter[0] += 1
-        await asyncio.sleep(random.uniform(0.5, 1.5) * THINK[0])
+        await pause(random.uniform(0.5, 1.5) * THINK[0], stop_at)
     conn.close()
 
 
@@ -192,7 +197,7 @@ async def browser(base, tls, cookie, assets, stop_at, pages: Stats, static: Stat
             pages.latencies.append((time.perf_counter() - start) * 1000)
         else:
             pages.fail("page")
-        await asyncio.sleep(random.uniform(2.0, 4.0) * THINK[0])
+        await pause(random.uniform(2.0, 4.0) * THINK[0], stop_at)
     conn.close()
 
 
@@ -313,6 +318,19 @@ class Postgres:
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
 
 
+def log_problems(path: Path, limit: int = 8) -> dict:
+    """What went wrong on the server's side: counts of its error lines, by their first words."""
+    counts: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            if any(
+                w in line for w in ("ERROR", "CRITICAL", "WORKER TIMEOUT", "Error:", "Exception")
+            ):
+                key = re.sub(r"^\[[^]]*\] \[\d+\] ", "", line)[:90]
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -374,6 +392,8 @@ def main():
         results["prod"] = asyncio.run(
             run_load(served.base_url, served.tls, served.token, cookie, args, served.proc.pid)
         )
+        results["dev"]["server_log_problems"] = log_problems(served.base / "dev.log")
+        results["prod"]["server_log_problems"] = log_problems(served.base / "web.log")
         d, p = results["dev"], results["prod"]
         results["ratio_rps"] = round(
             p["requests_per_second"] / max(d["requests_per_second"], 0.1), 2
