@@ -56,13 +56,13 @@ def backup_host(rt, op):
     )
 
 
-def _restore_container(rt, repo, snapshot, container, upper_rel):
+def _restore_container(rt, staging, container, upper_rel):
     """Create one container from its spec, put its upper layer back, start it if it ran."""
     quiet = SimpleNamespace(params={})
     containers_ops.create(rt, quiet, container)
     state = lookup.find(rt, container)
     if upper_rel:
-        hostdata.restore_into(rt, repo, snapshot, upper_rel, hostdata.upper_dir(rt, state["id"]))
+        hostdata.place(staging / upper_rel, hostdata.upper_dir(rt, state["id"]))
     if container.desired_state in LIVE_DESIRED:
         containers_ops.start(rt, quiet, container)
         if container.desired_state == Container.Desired.PAUSED:
@@ -75,25 +75,29 @@ def restore_host(rt, op):
     """Restore this host's volumes, then its containers; report what did not come back."""
     repo = _repository(op)
     snapshot = str(op.params.get("snapshot") or "")
+    volumes = op.params.get("volumes") or {}
+    uppers = op.params.get("uppers") or {}
+    if not snapshot and (volumes or uppers):
+        raise BackupError("the backup set names no snapshot for this host's data")
     restored, failed = {"volumes": [], "containers": {}}, {}
     root = Path(rt.config.root)
-    if not snapshot and (op.params.get("volumes") or op.params.get("uppers")):
-        raise BackupError("the backup set names no snapshot for this host's data")
-    for name, rel in sorted((op.params.get("volumes") or {}).items()):
-        try:
-            hostdata.restore_into(rt, repo, snapshot, rel, root / hostdata.volume_path(name))
-            Volume.objects.filter(host_id=op.host_id, name=name).update(state="ready")
-            restored["volumes"].append(name)
-        except BerthError as err:
-            failed[f"volume:{name}"] = str(err)
-    uppers = op.params.get("uppers") or {}
-    for container in _live_containers(op).order_by("created_at", "id"):
-        try:
-            restored["containers"][str(container.pk)] = _restore_container(
-                rt, repo, snapshot, container, uppers.get(str(container.pk), "")
-            )
-        except (BerthError, Container.DoesNotExist) as err:
-            failed[f"container:{container.name}"] = str(err)
+    # One restic run for the whole host: volumes and upper layers land in a scratch
+    # directory, then each is moved into place.
+    with hostdata.staged(rt, repo, snapshot, sorted({*volumes.values(), *uppers.values()})) as st:
+        for name, rel in sorted(volumes.items()):
+            try:
+                hostdata.place(st / rel, root / hostdata.volume_path(name))
+                Volume.objects.filter(host_id=op.host_id, name=name).update(state="ready")
+                restored["volumes"].append(name)
+            except (BerthError, OSError) as err:
+                failed[f"volume:{name}"] = str(err)
+        for container in _live_containers(op).order_by("created_at", "id"):
+            try:
+                restored["containers"][str(container.pk)] = _restore_container(
+                    rt, st, container, uppers.get(str(container.pk), "")
+                )
+            except (BerthError, OSError, Container.DoesNotExist) as err:
+                failed[f"container:{container.name}"] = str(err)
     return {"restored": restored, "failed": failed}
 
 

@@ -86,26 +86,34 @@ def back_up(rt, repo: Repository, *, host: str, set_id: str, volumes: list[str],
     }
 
 
-def restore_into(rt, repo: Repository, snapshot: str, rel: str, dest: Path) -> None:
-    """Restore the snapshot's `rel` into `dest`, which must be empty (or missing)."""
-    if dest.exists() and any(dest.iterdir()):
-        raise BackupError(f"{dest} is not empty; not overwriting it")
+@contextlib.contextmanager
+def staged(rt, repo: Repository, snapshot: str, rels: list[str]):
+    """Restore the snapshot's `rels` in one restic run into a scratch directory on the state
+    root's filesystem (so placing them is a rename); yields it, removes what is left."""
     scratch = Path(rt.config.root) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = Path(tempfile.mkdtemp(prefix="restore-", dir=scratch))
     try:
-        repo.restore(snapshot, rel, staging)
-        got = staging / rel
-        dest.mkdir(parents=True, exist_ok=True)
-        if got.is_dir():
-            # Same filesystem: renames, not copies. The directory's own mode and owner too.
-            for entry in got.iterdir():
-                os.rename(entry, dest / entry.name)
-            st = got.stat()
-            os.chown(dest, st.st_uid, st.st_gid)
-            os.chmod(dest, st.st_mode & 0o7777)
+        if rels:
+            repo.restore(snapshot, rels, staging)
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def place(got: Path, dest: Path) -> None:
+    """Move a restored directory's entries into `dest`, which must be empty (or missing)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise BackupError(f"{dest} is not empty; not overwriting it")
+    if not got.is_dir():
+        raise BackupError(f"the backup holds nothing for {dest}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in got.iterdir():
+        os.rename(entry, dest / entry.name)
+    # The directory's own owner and mode too (a volume written by uid 1000 stays so).
+    st = got.stat()
+    os.chown(dest, st.st_uid, st.st_gid)
+    os.chmod(dest, st.st_mode & 0o7777)
 
 
 def upper_dir(rt, runtime_id: str) -> Path:

@@ -84,13 +84,14 @@ class Repository:
         return done.stdout
 
     def backup(self, root: Path, paths: list[str], *, host: str, tags: list[str]) -> dict:
-        """Back up `paths` (relative to `root`) as one snapshot; its summary (id, sizes)."""
-        parent = self.latest(host=host, tag=f"berth-host:{host}")
+        """Back up `paths` (relative to `root`) as one snapshot; its summary (id, sizes).
+
+        restic picks the parent itself (same host, same paths), so an unchanged file is not
+        read again: that is what makes the next run incremental.
+        """
         args = ["backup", "--json", "--host", host, "--one-file-system"]
         for tag in tags:
             args += ["--tag", tag]
-        if parent:
-            args += ["--parent", parent]
         out = self.run(*args, *paths, cwd=root)
         summary = {}
         for line in out.splitlines():
@@ -100,15 +101,9 @@ class Repository:
             raise BackupError("restic finished without naming a snapshot")
         return summary
 
-    def latest(self, *, host: str, tag: str) -> str:
-        """The id of this host's newest snapshot with `tag`, or ''."""
-        try:
-            out = self.run("snapshots", "--json", "--host", host, "--tag", tag)
-        except BackupError:
-            return ""
-        snaps = json.loads(out or "[]")
-        return snaps[-1]["id"] if snaps else ""
-
-    def restore(self, snapshot: str, include: str, target: Path) -> None:
-        """Restore the snapshot's path `include` (relative, as backed up) under `target`."""
-        self.run("restore", snapshot, "--target", str(target), "--include", "/" + include)
+    def restore(self, snapshot: str, includes: list[str], target: Path) -> None:
+        """Restore the snapshot's paths `includes` (relative, as backed up) under `target`."""
+        args = ["restore", snapshot, "--target", str(target)]
+        for rel in includes:
+            args += ["--include", "/" + rel]
+        self.run(*args)

@@ -17,7 +17,8 @@ import pytest
 from tests.e2e.conftest import call_api
 from tests.fleet.fleet import _DELETE_ALL
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root]
+# The fleet alone takes a minute to build on a busy machine; the default 300 s is too tight.
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(900)]
 
 SETUP = """
 from accounts.models import ApiToken, Team, User
