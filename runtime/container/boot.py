@@ -8,7 +8,7 @@ its own death (SIGKILL, OOM, a crash) and a reboot (every shim gone, `run_root` 
    unmonitored is killed through its cgroup (its output had no reader left); the exit is
    recorded (137 when the runtime killed it, 255 when nobody saw how it ended, the shim's own
    record when it had written one), its address and port maps are released, and a line in
-   its log says what happened.
+   its log says what happened. A `--rm` container is then removed.
 2. Decide, per container, with the rules of `respawn.after_lost_monitor` (a monitor lost while
    the host ran) or `respawn.at_boot` (every container, after a boot).
 3. Start what is due, in dependency order: a container that joins another's namespaces
@@ -128,6 +128,7 @@ def reap(rt, cid: str) -> dict | None:
             "exit_code": exit_info.get("exit_code"),
             "was_running": unfinished,
             "killed": bool(was_alive),
+            "auto_remove": bool(rec.get("auto_remove")),
         }
 
 
@@ -284,6 +285,13 @@ def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> d
     boot = startup and is_boot(rt.config)
     errors: list[str] = []
     reaped = reap_all(rt, errors)
+    for item in reaped:
+        if item["auto_remove"]:  # run --rm: ended for good, so removed, as Docker does
+            try:
+                rt.delete(item["id"], force=True)
+                item["removed"] = True
+            except BerthError as err:
+                errors.append(f"{item['id'][:12]}: could not remove (--rm): {err}")
     network_error = ""
     if startup:
         rt.reconcile()

@@ -252,3 +252,14 @@ def test_unless_stopped_killed_by_a_user_stays_down_after_a_boot(nrt):
     result = boot.recover(nrt, startup=True)
     assert result["boot"] and result["restarts"] == []
     assert nrt.state(cid)["status"] == "stopped"
+
+
+def test_rm_container_whose_monitor_died_is_removed(nrt):
+    cid = nrt.run(
+        {"image": "busybox", "command": ["sleep", "1000"], "network": {"mode": "none"}},
+        auto_remove=True,
+    )["id"]
+    kill_monitor(nrt, cid)
+    result = boot.recover(nrt)
+    assert result["reaped"][0]["removed"] and result["restarts"] == []
+    assert cid not in nrt.store.ids()
