@@ -9,6 +9,8 @@ import base64
 import dataclasses
 import itertools
 
+from django.utils import timezone
+
 from agent import lookup, observe, waiting
 from agent.policy_gate import checked_spec
 from containers import references
@@ -79,13 +81,39 @@ def _refresh(rt, container, state) -> dict:
     return observe.snapshot(state)
 
 
+def mark_failed(container, err) -> None:
+    """A create that made nothing failed: the row says so with the reason (observed `error`,
+    no runtime id), never `pending` for good; the reconciler leaves such a row alone."""
+    observe._update(
+        container,
+        {
+            "observed_state": Observed.ERROR,
+            "runtime_id": "",
+            "pid": None,
+            "error": str(err)[:2000],
+            "observed_at": timezone.now(),
+        },
+    )
+
+
+def never_made(container) -> bool:
+    """The row of a create that failed before the host made anything (see mark_failed)."""
+    return container.observed_state == Observed.ERROR and not container.runtime_id
+
+
 def create(rt, op, container):
     """Create the container (and start it when params.start is true)."""
     start_now = bool(op.params.get("start"))
     state = lookup.find(rt, container)
     if state is None:
-        # With start: one step, the process execs as soon as it is set up.
-        state = _make(rt, container, start=start_now)
+        # With start: one step, the process execs as soon as it is set up. The spec is checked
+        # here first (checked_spec, then the runtime's own checks): a refusal leaves nothing.
+        try:
+            state = _make(rt, container, start=start_now)
+        except BerthError as err:
+            if lookup.find(rt, container) is None:
+                mark_failed(container, err)
+            raise
     elif _never_started(state):
         # An earlier attempt of this operation made it and died: make it again, whole.
         state = _replace(rt, container, state, start=start_now)

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from agent import boot, claims, executor, image_sync, lookup, observe, orphans
+from agent import boot, claims, containers_ops, executor, image_sync, lookup, observe, orphans
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
@@ -126,7 +126,7 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
                 observe.record(container, state)
                 counts["updated"] += 1
             continue
-        if container.observed_state == Observed.PENDING:
+        if container.observed_state == Observed.PENDING or containers_ops.never_made(container):
             continue  # never created: its create operation failed or has not run
         if not _still_missing(container, rt):
             continue  # an operation made, replaced or removed it after this pass looked
