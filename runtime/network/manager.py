@@ -8,7 +8,7 @@ import secrets
 import time
 
 from runtime.errors import Conflict, InvalidSpec, NotFound
-from runtime.network import dnsfiles, ipam, names, netlink, nft, ruleset
+from runtime.network import dnsfiles, foreign_ports, ipam, names, netlink, nft, ruleset
 from runtime.network.ports import check_bindable, first_free_in_range, free_port, parse_exposed
 from runtime.network.state import StateStore
 from runtime.spec import NAME_RE, NetworkSpec, PortMapping
@@ -279,6 +279,9 @@ class NetworkManager:
             for p in ep.get("ports", [])
         ]
         planned = []
+        # Port forwards of other tables (another installation, Docker, Podman) hold no socket
+        # either: read once per plan, only when a port is published (network/foreign_ports.py).
+        held = foreign_ports.held(self.prefix) if mappings else []
         for m in mappings:
             m.validate()
             host_ip = "" if m.host_ip in ("", "0.0.0.0") else m.host_ip
@@ -289,13 +292,24 @@ class NetworkManager:
                 for proto, ip, used in taken
                 if proto == m.protocol and (not ip or not host_ip or ip == host_ip)
             }
+            published |= {
+                h.port
+                for h in held
+                if h.protocol == m.protocol
+                and (not h.address or not host_ip or h.address == host_ip)
+            }
             if port == 0:
-                port = free_port(host_ip, m.protocol, {(pr, po) for pr, _, po in taken})
+                port = free_port(
+                    host_ip,
+                    m.protocol,
+                    {(pr, po) for pr, _, po in taken} | {(m.protocol, po) for po in published},
+                )
             elif m.host_port_end:
                 port = first_free_in_range(
                     host_ip, m.protocol, m.host_port, m.host_port_end, published
                 )
             else:
+                foreign_ports.refuse_if_held(held, m.protocol, host_ip, port)
                 if port in published:
                     raise Conflict(
                         f"host port {host_ip or '0.0.0.0'}:{port}/{m.protocol} is already published by Berth"

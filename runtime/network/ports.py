@@ -99,8 +99,12 @@ def check_bindable(host_ip: str, port: int, protocol: str) -> None:
             sock.bind((host_ip or "0.0.0.0", port))
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
+                from runtime.network.foreign_ports import socket_owner  # only on a refusal
+
+                owner = socket_owner(host_ip, port, protocol)
                 raise Conflict(
-                    f"host port {host_ip or '0.0.0.0'}:{port}/{protocol} is already in use by another program"
+                    f"host port {host_ip or '0.0.0.0'}:{port}/{protocol} is already in use by "
+                    f"{owner}"
                 ) from None
             if err.errno == errno.EADDRNOTAVAIL:
                 raise InvalidSpec(f"host IP {host_ip} is not an address of this host") from None
