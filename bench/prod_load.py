@@ -95,10 +95,22 @@ class Connection:
         self.reader = self.writer = self.conn = None
 
     async def get(self, path: str, headers: dict) -> int:
-        """GET `path`; returns the status once the whole body arrived."""
-        if self.conn is None or self.conn.our_state is not h11.IDLE:
+        """GET `path`; returns the status once the whole body arrived. A kept-alive connection
+        the server closed while idle is reopened and the GET sent again, as browsers do."""
+        reused = self.conn is not None and self.conn.our_state is h11.IDLE
+        if not reused:
             self.close()
             await self._open()
+        try:
+            return await self._exchange(path, headers)
+        except (ConnectionError, h11.RemoteProtocolError):
+            if not reused:
+                raise
+            self.close()
+            await self._open()
+            return await self._exchange(path, headers)
+
+    async def _exchange(self, path: str, headers: dict) -> int:
         hdrs = [("Host", f"{self.host}:{self.port}"), *headers.items()]
         self.writer.write(self.conn.send(h11.Request(method="GET", target=path, headers=hdrs)))
         self.writer.write(self.conn.send(h11.EndOfMessage()))
@@ -108,6 +120,8 @@ class Connection:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
                 data = await self.reader.read(65536)
+                if not data and status == 0:
+                    raise ConnectionError("closed before answering")
                 self.conn.receive_data(data)
                 continue
             if isinstance(event, h11.Response):

@@ -20,7 +20,8 @@ worker_class = "uvicorn_worker.UvicornWorker"
 # Web terminals keep a WebSocket open; a graceful restart waits this long for them.
 graceful_timeout = 30
 timeout = 120
-keepalive = 5
+# API clients and browsers reuse connections (one TLS handshake, not one per request).
+keepalive = 30
 certfile = os.environ.get("BERTH_TLS_CERT") or None
 keyfile = os.environ.get("BERTH_TLS_KEY") or None
 accesslog = None
