@@ -252,3 +252,14 @@ def test_ids_in_unicode_digits_are_404(api, containers):
     for raw in ("%C2%B9", "%D9%A2", "%EF%BC%91"):
         response = client.get(f"/api/v1/containers/{raw}/")
         assert response.status_code == 404, raw
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_a_form_or_unknown_body_over_the_limit_is_413_too(api, host, settings, content_type):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    body = "spec=" + "x" * 100_000
+    response = api("admin").post("/api/v1/containers/", body, content_type=content_type)
+    assert response.status_code in (413, 415), response.content[:200]
+    if response.status_code == 413:
+        assert response.json()["error"]["code"] == "too_large"
+    _nothing_left()
