@@ -8,17 +8,14 @@ while a pull, held at a registry the test slows on purpose, is still running.
 import contextlib
 import os
 import socket
-import sys
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Stack, _random
 
-TESTS = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(TESTS / "registry"))
-from registry_helpers import (  # noqa: E402
+from tests.e2e.conftest import Stack, _random
+from tests.registry.registry_helpers import (
     REGISTRY_BIN,
     SKOPEO,
     RegistryServer,
