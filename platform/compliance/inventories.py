@@ -68,3 +68,32 @@ def do_scan(*, host, image=None, acting_user, summary=None):
         acting_user=acting_user,
         summary=summary,
     )
+
+
+def scan_everywhere() -> list[int]:
+    """The scheduled scan: one `image.inventory` operation per live host, audited as the
+    system's (no person asked); returns the operation ids."""
+    from audit.services import record_event
+    from hosts.models import Host
+    from operations import dispatch
+
+    ids = []
+    hosts = Host.objects.filter(revoked_at__isnull=True, state=Host.State.UP)
+    for host in hosts:
+        with transaction.atomic():
+            op = dispatch.new_operation(
+                kind="image.inventory", target_type="image", target_id="", host=host
+            )
+            record_event(
+                action="compliance.run",
+                outcome=gate.ALLOWED,
+                reason="scheduled inventory scan",
+                object_type="host",
+                object_id=host.pk,
+                object_repr=host.name,
+                operation_id=op.pk,
+                task_id=op.task_id,
+            )
+            dispatch.send_after_commit(op)
+        ids.append(op.pk)
+    return ids

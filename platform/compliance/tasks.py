@@ -15,3 +15,11 @@ def run_scheduled():
 
     run = services.run_compliance(trigger=ComplianceRun.Trigger.SCHEDULE)
     return {"run": run.pk, "failed": run.failed}
+
+
+@shared_task(name="compliance.scan_inventories", ignore_result=True)
+def scan_inventories():
+    """Ask every joined, live host to read the inventories of its images (then they match)."""
+    from compliance import inventories
+
+    return {"operations": inventories.scan_everywhere()}

@@ -194,3 +194,18 @@ def test_agent_operation_stores_inventories_and_sbom(store, host, teams, api):
     assert unknown.status_code == 409 and "unknown" in unknown.json()["error"]["message"]
     # The global viewer sees them too (compliance.view everywhere).
     assert api("viewer").get(f"/api/v1/compliance/inventories/{debian.pk}/").status_code == 200
+
+
+def test_scheduled_scan_queues_one_operation_per_live_host(host, db):
+    from audit.models import AuditEvent
+    from compliance import tasks
+    from hosts.models import Host
+
+    Host.objects.create(name="tc-down", state=Host.State.DOWN)
+    result = tasks.scan_inventories()
+    ops = Operation.objects.filter(pk__in=result["operations"])
+    assert [(op.kind, op.host_id, op.target_id) for op in ops] == [("image.inventory", host.pk, "")]
+    assert AuditEvent.objects.filter(
+        reason="scheduled inventory scan", object_id=str(host.pk)
+    ).exists()
+    assert tasks.run_scheduled()["run"]

@@ -261,6 +261,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": BERTH_COMPLIANCE_EVERY_SECONDS,
         "options": {"queue": "berth.control"},
     },
+    "compliance-inventories": {
+        "task": "compliance.scan_inventories",
+        "schedule": 6 * BERTH_COMPLIANCE_EVERY_SECONDS,
+        "options": {"queue": "berth.control"},
+    },
     # Backups (issue 12): one set a day at BERTH_BACKUP_HOUR (UTC), then retention.
     "backup-daily": {
         "task": "backups.scheduled_backup",
