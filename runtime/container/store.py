@@ -278,7 +278,11 @@ class ContainerStore:
         # is already gone for every reader. A non-daemon thread, so a CLI process finishes it
         # before it exits; a process killed first leaves a trash entry to leftovers().
         worker = threading.Thread(target=shutil.rmtree, args=(doomed, True), name="berth-rm")
-        worker.start()
+        try:
+            worker.start()
+        except RuntimeError:  # no thread possible here (a dead PID namespace): delete now
+            shutil.rmtree(doomed, ignore_errors=True)
+            return
         with _CLEANUPS_LOCK:
             _CLEANUPS[:] = [t for t in _CLEANUPS if t.is_alive()] + [worker]
 
