@@ -62,7 +62,7 @@ def _restore_container(rt, staging, container, upper_rel):
     containers_ops.create(rt, quiet, container)
     state = lookup.find(rt, container)
     if upper_rel:
-        hostdata.place(staging / upper_rel, hostdata.upper_dir(rt, state["id"]))
+        hostdata.place(staging / upper_rel, hostdata.upper_dir(rt, state["id"]), merge=True)
     if container.desired_state in LIVE_DESIRED:
         containers_ops.start(rt, quiet, container)
         if container.desired_state == Container.Desired.PAUSED:

@@ -82,4 +82,6 @@ def check(location: str, *, read_data: bool = False) -> None:
 def forget(location: str, snapshot_ids: list[str]) -> None:
     """Forget snapshots and prune the data no other snapshot uses."""
     if snapshot_ids:
+        # A host that died mid-backup leaves a stale lock, which would block the prune.
+        run(location, "unlock")
         run(location, "forget", "--prune", *snapshot_ids)

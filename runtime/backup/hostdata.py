@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runtime.backup.restic import BackupError, Repository
@@ -32,26 +33,34 @@ def upper_path(runtime_id: str) -> str:
     return f"containers/{runtime_id}/upper"
 
 
+FREEZERS = 16  # cgroup writes and waits, not CPU: freezing 100 containers one by one is slow
+
+
 @contextlib.contextmanager
 def frozen(rt, runtime_ids: list[str]):
     """Freeze the running containers among `runtime_ids`; yields {id: seconds frozen}."""
-    paused, since, frozen_for = [], {}, {}
-    try:
-        for cid in runtime_ids:
-            try:
-                status = rt.state(cid).get("status")
-            except BerthError:  # gone since the list was made: nothing to freeze
-                continue
-            if status == "running":
-                rt.pause(cid)
-                paused.append(cid)
-                since[cid] = time.monotonic()
-        yield frozen_for
-    finally:
-        for cid in paused:
-            with contextlib.suppress(Exception):
-                rt.unpause(cid)
-            frozen_for[cid] = round(time.monotonic() - since[cid], 3)
+    wanted = set(runtime_ids)
+    running = [s["id"] for s in rt.list() if s["id"] in wanted and s.get("status") == "running"]
+    since, frozen_for = {}, {}
+
+    def freeze(cid):
+        try:
+            rt.pause(cid)
+        except BerthError:  # it stopped or went away since the list: nothing to freeze
+            return
+        since[cid] = time.monotonic()
+
+    def thaw(cid):
+        with contextlib.suppress(Exception):
+            rt.unpause(cid)
+        frozen_for[cid] = round(time.monotonic() - since[cid], 3)
+
+    with ThreadPoolExecutor(FREEZERS) as pool:
+        try:
+            list(pool.map(freeze, running))
+            yield frozen_for
+        finally:
+            list(pool.map(thaw, list(since)))
 
 
 def back_up(rt, repo: Repository, *, host: str, set_id: str, volumes: list[str], uppers: dict):
@@ -101,19 +110,48 @@ def staged(rt, repo: Repository, snapshot: str, rels: list[str]):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def place(got: Path, dest: Path) -> None:
-    """Move a restored directory's entries into `dest`, which must be empty (or missing)."""
-    if dest.exists() and any(dest.iterdir()):
+def place(got: Path, dest: Path, *, merge: bool = False) -> None:
+    """Move a restored directory's entries into `dest`.
+
+    A volume's `dest` must be empty (or missing): nothing is overwritten. An upper layer is
+    merged (`merge`): the runtime's create has already put its own few files there (mount
+    points), and the backed-up layer wins where both have an entry.
+    """
+    if not merge and dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty; not overwriting it")
     if not got.is_dir():
         raise BackupError(f"the backup holds nothing for {dest}")
     dest.mkdir(parents=True, exist_ok=True)
-    for entry in got.iterdir():
-        os.rename(entry, dest / entry.name)
-    # The directory's own owner and mode too (a volume written by uid 1000 stays so).
-    st = got.stat()
+    _move_entries(got, dest)
+
+
+def _move_entries(src: Path, dest: Path) -> None:
+    for entry in src.iterdir():
+        target = dest / entry.name
+        if (
+            entry.is_dir()
+            and not entry.is_symlink()
+            and target.is_dir()
+            and not target.is_symlink()
+        ):
+            _move_entries(entry, target)
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+        os.rename(entry, target)
+    _copy_meta(src, dest)
+
+
+def _copy_meta(src: Path, dest: Path) -> None:
+    """Owner, mode and extended attributes (overlay's opaque marks among them) of a directory."""
+    st = src.stat()
     os.chown(dest, st.st_uid, st.st_gid)
     os.chmod(dest, st.st_mode & 0o7777)
+    for name in os.listxattr(src):
+        with contextlib.suppress(OSError):
+            os.setxattr(dest, name, os.getxattr(src, name))
 
 
 def upper_dir(rt, runtime_id: str) -> Path:
