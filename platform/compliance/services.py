@@ -199,6 +199,18 @@ def _int(text) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
 
 
+def _must_see(user, object_type: str, object_id: str, summary) -> None:
+    """Another team's container or image answers 404 like a missing one (no probing of ids)."""
+    model, action = {
+        "container": (Container, "container.view"),
+        "image": (Image, "image.view"),
+    }.get(object_type, (None, None))
+    if model is None:
+        return
+    if not gate.restrict(model.objects.filter(pk=_int(object_id)), user, action).exists():
+        gate.not_visible(user, "compliance.except", object_type, object_id, summary=summary)
+
+
 def validate_exception(*, check_id, object_type, object_id, reason, expires_at, now=None):
     """Refuse an exception without a known check, a reason or a sensible expiry (400)."""
     now = now or timezone.now()
@@ -233,6 +245,7 @@ def do_grant_exception(
         expires_at=expires_at,
     )
     team_id, host_id, label = _target(object_type, str(object_id))
+    _must_see(acting_user, object_type, str(object_id), summary)
     exc = ComplianceException(
         check_id=check_id,
         object_type=object_type,

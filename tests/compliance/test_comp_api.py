@@ -80,6 +80,11 @@ def test_exceptions_need_reason_and_expiry_and_are_audited(api, teams, good_imag
         assert response.status_code in (400, 404), (body, response.content)
         assert words in json.dumps(response.json()), (words, response.json())
     ok = {**base, "reason": "vendor appliance needs it", "expires_at": later}
+    # Beta's container is as missing as a container that does not exist, for alpha's developer.
+    theirs = _privileged(make_container, teams["beta"], "tc-priv-beta")
+    probe = {**ok, "object_id": str(theirs.pk)}
+    response = api("developer").post("/api/v1/compliance/exceptions/", probe, format="json")
+    assert response.status_code == 404, response.content
     # Developers hold no compliance.except.
     assert (
         api("developer").post("/api/v1/compliance/exceptions/", ok, format="json").status_code
@@ -94,7 +99,9 @@ def test_exceptions_need_reason_and_expiry_and_are_audited(api, teams, good_imag
     run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
     finding = run.findings.get(check_id="container.privileged", object_id=str(container.pk))
     assert finding.excepted and finding.exception_id == exc_id
-    open_only = admin.get("/api/v1/compliance/findings/?excepted=false&check=container.privileged")
+    open_only = admin.get(
+        f"/api/v1/compliance/findings/?excepted=false&object_type=container&object_id={container.pk}"
+    )
     assert open_only.json()["count"] == 0
 
     assert admin.post(f"/api/v1/compliance/exceptions/{exc_id}/revoke/").status_code == 200
