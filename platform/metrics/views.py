@@ -2,8 +2,8 @@
 
 import os
 
-from django.http import HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -28,7 +28,9 @@ def _process_registry():
     return REGISTRY
 
 
-@require_GET
+# Exempt from CSRF: no session is ever accepted here (bearer tokens or addresses only), so a
+# forged cross-site request carries no credential; it is refused 401 like any anonymous one.
+@csrf_exempt
 def metrics(request):
     """Every Berth metric; 401/403 (audited) unless a metrics.read token or an allowed address."""
     verdict = access.check(request)
@@ -37,5 +39,7 @@ def metrics(request):
         if verdict.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     body = generate_latest(_process_registry()) + generate_latest(_berth)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

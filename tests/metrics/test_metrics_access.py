@@ -106,9 +106,16 @@ def test_allowed_address_needs_no_token(users, settings):
     assert scrape(addr="127.0.0.1").status_code == 401
 
 
-def test_only_get(users, settings):
+def test_only_get_and_never_a_session(users, settings):
+    # Anonymous and session callers are refused whatever the method (no session is a
+    # credential here); an admitted caller may only read.
+    client = Client()
+    client.force_login(users["admin"])
+    assert client.get("/metrics").status_code == 401
+    assert client.post("/metrics").status_code == 401
     settings.BERTH_METRICS_ALLOW = ["127.0.0.1/32"]
-    assert Client(REMOTE_ADDR="127.0.0.1").post("/metrics").status_code == 405
+    response = Client(REMOTE_ADDR="127.0.0.1").post("/metrics")
+    assert response.status_code == 405 and "GET" in response["Allow"]
 
 
 def test_label_sets_are_bounded(users, teams, host, settings, broker):

@@ -21,6 +21,10 @@ DOCKER_API = {
     r"^(?P<rest>_ping|version)$": "/_ping",
     r"^v(?P<version>\d+\.\d+)/(?P<rest>.*)$": "/v1.47/containers/json",
 }
+# Prometheus' /metrics (platform/metrics/): a bearer token holding metrics.read or an address
+# in BERTH_METRICS_ALLOW, never a session: walked like the Docker API (401 for anonymous and
+# session callers, whatever the method; tests/metrics/test_metrics_access.py).
+DOCKER_API["metrics"] = "/metrics"
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 _CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 ALL_METHODS = ("get", "post", "put", "patch", "delete")
