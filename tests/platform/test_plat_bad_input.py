@@ -263,3 +263,38 @@ def test_a_form_or_unknown_body_over_the_limit_is_413_too(api, host, settings, c
     if response.status_code == 413:
         assert response.json()["error"]["code"] == "too_large"
     _nothing_left()
+
+
+def test_a_failed_create_shows_its_reason_in_the_api_and_the_dashboard(api, users, teams, host):
+    from django.test import Client
+
+    from tests.platform.factories import make_container
+
+    reason = "unable to find user nosuchuser: no matching entries in passwd file"
+    row = make_container(teams["alpha"], host, "tp-failed", observed_state="error", error=reason)
+    body = api("admin").get(f"/api/v1/containers/{row.pk}/").json()
+    assert body["observed_state"] == "error" and body["error"] == reason
+    client = Client()
+    client.force_login(users["admin"])
+    page = client.get(f"/containers/{row.pk}/").content.decode()
+    assert 'id="state-error"' in page and "unable to find user nosuchuser" in page
+
+
+def test_a_busy_agent_is_503_and_a_silent_host_504(api, containers, settings):
+    """No agent consumes the queue here: with a fresh heartbeat the host is up but busy."""
+    from django.utils import timezone
+
+    settings.BERTH_RPC_TIMEOUT_SECONDS = 1
+    container = containers["alpha"]
+    container.host.last_heartbeat = timezone.now()
+    container.host.save(update_fields=["last_heartbeat"])
+    for query in ("logs/?tail=5", "stats/", "top/"):
+        response = api("admin").get(f"/api/v1/containers/{container.pk}/{query}")
+        assert response.status_code == 503, query
+        error = response.json()["error"]
+        assert error["code"] == "host_busy" and "is busy" in error["message"]
+    container.host.last_heartbeat = None
+    container.host.save(update_fields=["last_heartbeat"])
+    response = api("admin").get(f"/api/v1/containers/{container.pk}/logs/?tail=5")
+    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+    assert not Operation.objects.exists()
