@@ -44,7 +44,9 @@ def test_an_operation_whose_message_was_lost_still_runs_once(fleet):
     out = fleet.manage("shell", "-c", LOST_SEND.format(team=fleet.team, host=a.name)).stdout
     ids = json.loads(out.strip().splitlines()[-1])
     state = fleet.sql("SELECT state FROM operations_operation WHERE id = ?", ids["operation"])
-    assert state[0][0] == "pending"  # not failed: the row is the outbox
+    # Not failed: the row is the outbox. (The reconciler, a thread of its own since issue 20,
+    # may have taken it already: the shell can take longer to exit than LOST_MESSAGE_AFTER.)
+    assert state[0][0] in ("pending", "running", "succeeded")
 
     def converged():
         rows = fleet.sql(
