@@ -131,3 +131,9 @@ def test_retention_keeps_daily_then_weekly():
     # Seven days (24-30), then the newest of the two weeks before them (the 20th and 13th).
     wanted = {n for n, d in names if d.day >= 24 or d.day in (20, 13)}
     assert keep == wanted
+
+
+def test_image_blobs_are_refused_not_ignored(tmp_path, password):
+    with pytest.raises(CommandError, match="--images blobs is not supported yet"):
+        call_command("backup", "--to", str(tmp_path / "t"), "--images", "blobs")
+    assert not (tmp_path / "t").exists()
