@@ -331,9 +331,11 @@ def do_start(rollout: Rollout, *, acting_user, summary=None) -> Rollout:
     rollout.refresh_from_db()
     try:
         new_image = _new_image(rollout, acting_user)
-    except steps.StepFailed as err:
+    except Exception as err:
         _save(rollout, state=Rollout.State.FAILED, error=str(err), finished_at=timezone.now())
-        return rollout
+        if isinstance(err, steps.StepFailed):
+            return rollout
+        raise
     if new_image == rollout.old_image_id:
         _save(
             rollout,
@@ -347,9 +349,24 @@ def do_start(rollout: Rollout, *, acting_user, summary=None) -> Rollout:
     for entry in plan:
         if entry["state"] != "pending":
             continue
+        if not _live(rollout.host_id).filter(pk=entry["container"]).exists():
+            entry.update(state="skipped", detail="removed since the plan was made")
+            _save(rollout, plan=plan)
+            continue
         try:
             _roll_one(rollout, entry, acting_user)
-        except steps.StepFailed as err:
+        except Exception as err:
+            if not isinstance(err, steps.StepFailed):
+                # Broker or database trouble: say where it stopped, never leave it "running".
+                entry.update(state="failed", detail=str(err)[:500])
+                _save(
+                    rollout,
+                    plan=plan,
+                    state=Rollout.State.FAILED,
+                    error=f"{entry['name']}: {err}",
+                    finished_at=timezone.now(),
+                )
+                raise
             entry.update(state="rolled_back", detail=str(err)[:500])
             _save(
                 rollout,

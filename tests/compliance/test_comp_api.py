@@ -169,3 +169,31 @@ def test_dashboard_shows_rollout_plans_and_guards_them(page, host, teams, good_i
     assert page("viewer").post("/compliance/rollouts/", {"image": good_image.pk}).status_code == 403
     # The operator holds compliance.view everywhere: the plan is shown.
     assert "tc-planned" in page("operator").get("/compliance/").content.decode()
+
+
+def test_rollout_skips_containers_removed_since_the_plan_and_starts_once(
+    api, host, teams, good_image, make_container
+):
+    from compliance.models import Rollout
+    from containers.models import Container
+    from images.models import Image
+
+    gone = make_container(teams["alpha"], "tc-gone")
+    Container.objects.filter(pk=gone.pk).update(desired_state="removed", observed_state="removed")
+    Image.objects.create(host=host, image_id="sha256:" + "7" * 64, repo_tags=["tc-good:1"])
+    rollout = Rollout.objects.create(
+        host=host,
+        team=teams["alpha"],
+        old_image_row=good_image,
+        old_image_id=good_image.image_id,
+        target_ref="tc-good:1",
+        plan=[{"container": gone.pk, "name": "tc-gone", "state": "pending", "detail": ""}],
+    )
+    assert api("viewer").post(f"/api/v1/compliance/rollouts/{rollout.pk}/start/").status_code == 403
+    response = api("developer").post(f"/api/v1/compliance/rollouts/{rollout.pk}/start/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["state"] == "succeeded" and body["new_image_id"] == "sha256:" + "7" * 64
+    assert body["plan"][0]["state"] == "skipped"
+    again = api("developer").post(f"/api/v1/compliance/rollouts/{rollout.pk}/start/")
+    assert again.status_code == 409 and "not planned" in again.json()["error"]["message"]

@@ -31,7 +31,8 @@ class Rollout(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.NONE)
     new_image_id = models.CharField(max_length=80, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.PLANNED)
-    # [{container, name, state: pending|updated|rolled_back|blocked, new_container, detail}]
+    # [{container, name, state: pending|updated|rolled_back|blocked|skipped|failed, new_container,
+    #   detail}]
     plan = models.JSONField(default=list)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
