@@ -24,6 +24,7 @@ EXIT_GRACE = 2.0
 # A program on pipes may still be writing its last bytes after closing its output.
 PIPE_EXIT_GRACE = 10.0
 STREAMS = ("stdout", "stderr")
+START_WAIT = 60.0  # seconds a log follower waits for a stopped container to be started
 
 
 class SessionError(Exception):
@@ -243,23 +244,29 @@ class LogSession:
 
     A thread reads the runtime's log iterator and writes each entry into a pipe as
     (stream byte, length, bytes), so the relay watches one descriptor and entries keep their
-    order across stdout and stderr. `tail=0` starts at the end: what `docker attach` to a
-    running container and `docker run` without -d show.
+    order across stdout and stderr. `since` (the time the client attached) keeps what the
+    container wrote before out: what `docker attach`, `docker start -a` and `docker run`
+    without -d show.
     """
 
     _HEADER = struct.Struct(">BI")
 
-    def __init__(self, rt, runtime_id: str, *, tail=None, since=None, timestamps=False):
+    def __init__(
+        self, rt, runtime_id: str, *, tail=None, since=None, timestamps=False, wait_start=False
+    ):
         from runtime.errors import BerthError
 
         self.stopped = threading.Event()
+        self.rt, self.runtime_id = rt, runtime_id
+        self.options = {"tail": tail, "since": since}
+        self.timestamps = timestamps
         try:
-            self.entries = rt.logs(
-                runtime_id, follow=True, tail=tail, since=since, stop=self.stopped.is_set
-            )
+            # A stopped container's log would end at once: `docker start -a` attaches first,
+            # then starts it, so wait for that start before following.
+            self.start_mark = rt.state(runtime_id).get("started_at") if wait_start else None
         except BerthError as err:
             raise SessionError(str(err)) from None
-        self.timestamps = timestamps
+        self.wait_start = wait_start
         self.fd, self.writer = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self.fd, False)
         self.fds = [self.fd]
@@ -267,9 +274,25 @@ class LogSession:
         self.thread = threading.Thread(target=self._pump, name="berth-log-follow", daemon=True)
         self.thread.start()
 
+    def _started(self) -> bool:
+        deadline = time.monotonic() + START_WAIT
+        while not self.stopped.is_set() and time.monotonic() < deadline:
+            state = self.rt.state(self.runtime_id)
+            if state.get("status") in ("running", "paused", "restarting"):
+                return True
+            if state.get("started_at") != self.start_mark:
+                return True  # it ran, and already exited, between two looks
+            time.sleep(0.05)
+        return False
+
     def _pump(self) -> None:
         try:
-            for stream, stamp, data in self.entries:
+            if self.wait_start and not self._started():
+                return
+            entries = self.rt.logs(
+                self.runtime_id, follow=True, stop=self.stopped.is_set, **self.options
+            )
+            for stream, stamp, data in entries:
                 if self.stopped.is_set():
                     break
                 if self.timestamps and stamp:

@@ -159,6 +159,7 @@ def open_session(op, container):
             tail=params.get("tail"),
             since=params.get("since"),
             timestamps=bool(params.get("timestamps")),
+            wait_start=bool(params.get("wait_start")),
         )
     argv = params.get("command") or []
     if not argv or not all(isinstance(a, str) for a in argv):

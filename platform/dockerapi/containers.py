@@ -226,7 +226,7 @@ def wait(call, ref):
         raise bad_request(f"invalid condition {condition!r}")
     container = find_container(call, ref, "container.view")
     gate.authorize(call.user, "container.view", container, summary=call.summary())
-    watch = _Watch(container.pk, condition, render.status_of(container) in ("running", "paused"))
+    watch = _Watch(container.pk, condition, container)
 
     async def body():
         yield b"\n"  # JSON allows leading whitespace; this sends the headers now
@@ -250,8 +250,14 @@ def wait(call, ref):
 class _Watch:
     """Whether a container met a wait condition (in a worker thread with its own connection)."""
 
-    def __init__(self, pk: int, condition: str, seen_running: bool):
-        self.pk, self.condition, self.seen_running = pk, condition, seen_running
+    def __init__(self, pk: int, condition: str, container):
+        self.pk, self.condition = pk, condition
+        status = render.status_of(container)
+        self.seen_running = status in ("running", "paused")
+        # A run that starts and exits between two polls is still seen: it leaves a new pid,
+        # or a container that was only created now has an exit.
+        self.first_pid = container.pid
+        self.never_started = status == "created"
 
     def check(self):
         try:
@@ -263,7 +269,8 @@ class _Watch:
         status = render.status_of(container)
         running = status in ("running", "paused")
         starting = status == "created" and container.desired_state == Container.Desired.RUNNING
-        self.seen_running = self.seen_running or running
+        ran_since = container.pid != self.first_pid or (self.never_started and status == "exited")
+        self.seen_running = self.seen_running or running or ran_since
         if self.condition == "removed":
             done = False
         elif self.condition == "next-exit":
@@ -343,10 +350,6 @@ def exec_create(call, ref):
     unknown = sorted(set(body) - _EXEC_FIELDS)
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r} in the exec config")
-    if body.get("Tty"):
-        raise not_supported("exec with a TTY (docker exec -t)")
-    if body.get("AttachStdin"):
-        raise not_supported("exec with input (docker exec -i)")
     if body.get("Privileged"):
         raise not_supported("privileged exec")
     if body.get("DetachKeys"):
@@ -368,6 +371,9 @@ def exec_create(call, ref):
         "env": env,
         "workdir": body.get("WorkingDir") or None,
         "timeout": 60,
+        # A TTY and input need the upgraded connection of the Docker API listener (hijack.py).
+        "tty": bool(body.get("Tty")),
+        "stdin": bool(body.get("AttachStdin")),
     }
     gate.require(call.user, "container.exec", container, options=params, summary=call.summary())
     exec_id = signing.dumps(
@@ -376,7 +382,7 @@ def exec_create(call, ref):
     return JsonResponse({"Id": exec_id}, status=201)
 
 
-def _exec_of(call, exec_id):
+def exec_of(call, exec_id):
     try:
         data = signing.loads(exec_id, salt=EXEC_SALT, max_age=EXEC_MAX_AGE)
     except signing.BadSignature:
@@ -388,17 +394,22 @@ def _exec_of(call, exec_id):
 
 
 def exec_start(call, exec_id):
-    """POST /exec/{id}/start: runs to completion and answers the multiplexed output (no hijack:
-    the output comes back as the response body)."""
+    """POST /exec/{id}/start without the upgrade: runs to completion and answers the
+    multiplexed output as the response body. With `Upgrade: tcp` the Docker API listener
+    (dockerapi/listener.py) takes the call instead and relays the streams (hijack.py)."""
     body = call.json(required=False)
     if set(body) - {"Detach", "Tty", "ConsoleSize"}:
         raise bad_request("unknown field in the exec start config")
-    if body.get("Tty"):
-        raise not_supported("exec with a TTY (docker exec -t)")
     if body.get("Detach"):
         raise not_supported("detached exec (docker exec -d)")
-    container, params = _exec_of(call, exec_id)
-    params = dict(params)
+    container, params = exec_of(call, exec_id)
+    if body.get("Tty") or params.get("tty") or params.get("stdin"):
+        raise DockerError(
+            400,
+            "an exec with a TTY or input needs the upgraded connection of Berth's Docker API "
+            "listener (DOCKER_HOST=tcp://127.0.0.1:2375, `manage.py serve_docker_api`)",
+        )
+    params = {k: v for k, v in params.items() if k not in ("tty", "stdin")}
     params["root_allowed"] = gate.decide(
         call.user, "container.exec", container, options={"user": "0"}
     ).allowed
@@ -424,32 +435,70 @@ def exec_start(call, exec_id):
         frames.frame("stdout", output) if output else b"", content_type=frames.MULTIPLEXED
     )
     answer["X-Berth-Exit-Code"] = str(result.get("exit_code"))
-    cache.set(_exit_key(exec_id), result.get("exit_code"), EXEC_MAX_AGE)
+    cache.set(exit_key(exec_id), result.get("exit_code"), EXEC_MAX_AGE)
     return answer
 
 
-def _exit_key(exec_id: str) -> str:
+def exit_key(exec_id: str) -> str:
     return "dockerapi-exec:" + hashlib.sha256(exec_id.encode()).hexdigest()
 
 
 def exec_inspect(call, exec_id):
     """GET /exec/{id}/json: what the exec ran and, once started here, its exit code (kept in
     this web process's cache for an hour; also in the start answer's X-Berth-Exit-Code)."""
-    container, params = _exec_of(call, exec_id)
+    container, params = exec_of(call, exec_id)
     gate.authorize(call.user, "container.view", container, summary=call.summary())
     return JsonResponse(
         {
             "ID": exec_id,
             "Running": False,
-            "ExitCode": cache.get(_exit_key(exec_id)),
+            "ExitCode": cache.get(exit_key(exec_id)),
             "ProcessConfig": {
                 "entrypoint": params["command"][0],
                 "arguments": params["command"][1:],
                 "user": params["user"] or "",
             },
-            "OpenStdin": False,
+            "OpenStdin": bool(params.get("stdin")),
             "OpenStderr": True,
             "OpenStdout": True,
             "ContainerID": docker_id(container),
         }
     )
+
+
+def _size(call) -> tuple[int, int]:
+    rows, cols = call.integer("h"), call.integer("w")
+    if rows is None or cols is None or not (0 < rows <= 10000 and 0 < cols <= 10000):
+        raise bad_request("resize needs h and w, positive numbers of rows and columns")
+    return cols, rows
+
+
+def resize(call, ref):
+    """POST /containers/{id}/resize?h=&w=: the caller's attach session to a TTY container
+    (relayed by this Docker API listener) gets the new size; its program sees SIGWINCH."""
+    from dockerapi import hijack_relay
+
+    cols, rows = _size(call)
+    container = find_container(call, ref, "container.attach")
+    gate.authorize(call.user, "container.attach", container, summary=call.summary())
+    if not container.spec.get("tty"):
+        raise DockerError(400, f"container {docker_id(container)} has no TTY to resize")
+    if not hijack_relay.resize_live(
+        hijack_relay.attach_key(container.pk, call.user.pk), cols, rows
+    ):
+        raise DockerError(409, f"no attach session of yours to container {ref} here to resize")
+    return HttpResponse(status=200)
+
+
+def exec_resize(call, exec_id):
+    """POST /exec/{id}/resize?h=&w=: the exec's live TTY session gets the new size."""
+    from dockerapi import hijack_relay
+
+    cols, rows = _size(call)
+    container, params = exec_of(call, exec_id)
+    gate.authorize(call.user, "container.exec", container, summary=call.summary())
+    if not params.get("tty"):
+        raise DockerError(400, "this exec has no TTY to resize")
+    if not hijack_relay.resize_live(hijack_relay.exec_key(exec_id), cols, rows):
+        raise DockerError(409, f"exec {exec_id[:12]} is not running here")
+    return HttpResponse(status=201)

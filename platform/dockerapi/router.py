@@ -44,6 +44,8 @@ ROUTES = [
     ("POST", rf"containers/{_ID}/exec", containers.exec_create),
     ("POST", r"exec/(?P<exec_id>[^/]+)/start", containers.exec_start),
     ("GET", r"exec/(?P<exec_id>[^/]+)/json", containers.exec_inspect),
+    ("POST", rf"containers/{_ID}/resize", containers.resize),
+    ("POST", r"exec/(?P<exec_id>[^/]+)/resize", containers.exec_resize),
     ("GET", r"images/json", images.list_),
     ("GET", r"images/(?P<ref>.+)/json", images.inspect),
     ("GET", r"networks", networks.list_),
@@ -59,8 +61,12 @@ _COMPILED = [(method, re.compile(pattern + r"/?"), handler) for method, pattern,
 
 # What a 501 names for paths Berth knows about but does not serve yet.
 _UNSUPPORTED = [
-    (r"containers/[^/]+/attach(/ws)?", "attach (docker run without -d, docker attach)"),
-    (r"containers/[^/]+/(stats|top|changes|export|archive|resize|rename|update)", "container {0}"),
+    (
+        r"containers/[^/]+/attach(/ws)?",
+        "attach on this port: it needs the upgraded connection of Berth's Docker API listener "
+        "(DOCKER_HOST=tcp://127.0.0.1:2375)",
+    ),
+    (r"containers/[^/]+/(stats|top|changes|export|archive|rename|update)", "container {0}"),
     (r"images/(create|load|get|search|prune)", "image {0}"),
     (r"images/.+/(push|tag|history|get)", "image {0}"),
     (r"build(/prune)?", "image build"),
@@ -68,7 +74,6 @@ _UNSUPPORTED = [
     (r"(volumes|networks|containers)/prune", "{0} prune"),
     (r"events", "the event stream"),
     (r"system/df", "system df"),
-    (r"exec/[^/]+/resize", "exec resize"),
 ]
 
 

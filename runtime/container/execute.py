@@ -122,6 +122,10 @@ def spawn(
                 _program(p, stdio, tty)
             for fd in set(stdio):
                 os.close(fd)
+            # From here the helper only waits. It must hold none of its parent's descriptors:
+            # a copy of the write end of the program's stdin pipe kept open here would never
+            # let the program read end-of-file (docker exec -i with input piped in).
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             _, status = os.waitpid(child, 0)
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code

@@ -1,12 +1,17 @@
 """The real docker CLI and the docker Python SDK against a served Berth (DOCKER_HOST=tcp://...).
 
 Only the docker client is used (no dockerd): the CLI reads the Berth token from a temporary
-DOCKER_CONFIG's config.json HttpHeaders, as docs/docker-api.md tells users to do.
+DOCKER_CONFIG's config.json HttpHeaders, as docs/docker-api.md tells users to do. The CLI talks
+to Berth's Docker API listener (`manage.py serve_docker_api`), which hands ordinary calls to the
+same Django application as the web server and upgrades attach and exec connections itself.
 """
 
 import json
 import os
+import pty
+import select
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -14,13 +19,46 @@ import urllib.request
 import pytest
 from dockerapi.frames import unframe
 
+from tests.e2e.conftest import PY, REPO, free_port, wait_until
+
 DEVELOPER = "dev-docker"
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
 
 
 @pytest.fixture(scope="module")
-def dock(web, tmp_path_factory):
+def listener(web):
+    """`manage.py serve_docker_api` for this stack on a free loopback port; stopped by its pid."""
+    port = free_port()
+    with open(web.logs / "docker-api.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"],
+            cwd=REPO,
+            env=web.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: (
+                proc.poll() is not None or "ready." in (web.logs / "docker-api.log").read_text()
+            ),
+            30,
+            "the Docker API listener",
+        )
+        assert proc.poll() is None, (web.logs / "docker-api.log").read_text()[-3000:]
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def dock(web, listener, tmp_path_factory):
     """(run, env): run("ps") runs the docker CLI as a developer of team e2e against Berth."""
     code = (
         "from accounts.models import Membership, Team, User; "
@@ -41,7 +79,7 @@ def dock(web, tmp_path_factory):
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(config),
-        "DOCKER_HOST": f"tcp://127.0.0.1:{web.web_port}",
+        "DOCKER_HOST": f"tcp://127.0.0.1:{listener}",
         "DOCKER_CONFIG": str(config),
     }
 
@@ -117,18 +155,155 @@ def test_run_detached_ps_logs_stop_and_remove(dock, web):
     assert gone.returncode != 0 and "No such object: dk-sleep" in gone.stderr
 
 
-def test_attached_run_is_a_clear_501_and_run_d_logs_wait_work(dock, web):
+def test_run_d_wait_logs_and_rm_is_a_clear_501(dock, web):
     rm = dock("run", "--rm", "busybox", "echo", "hi", check=False)
     assert rm.returncode != 0
     assert "Berth does not support AutoRemove (docker run --rm) yet" in rm.stderr
-    attached = dock("run", "--name", "dk-attached", "busybox", "echo", "hi", check=False)
-    assert attached.returncode != 0 and "501" in attached.stderr  # attach needs the hijack
-    dock("rm", "-f", "dk-attached", check=False)
-
     dock("run", "-d", "--name", "dk-exit", "busybox", "sh", "-c", "echo hi; exit 3")
     assert dock("wait", "dk-exit", timeout=120).stdout.strip() == "3"
     assert dock("logs", "dk-exit").stdout == "hi\n"
     dock("rm", "dk-exit")
+
+
+def test_attached_run_streams_both_outputs_and_the_exit_code(dock, web):
+    result = dock(
+        "run", "--name", "dk-attached", "busybox", "sh", "-c", "echo out; echo err >&2; exit 5",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    assert result.stdout == "out\n" and result.stderr == "err\n"
+    # docker start -a: attached again to the stopped container, it runs and streams once more.
+    again = dock("start", "-a", "dk-attached", check=False)
+    assert again.returncode == 5 and again.stdout == "out\n" and again.stderr == "err\n"
+    events = web.sql(
+        "SELECT outcome, summary FROM audit_auditevent WHERE action = 'container.attach' "
+        "ORDER BY seq"
+    )
+    assert len(events) == 2 and all(outcome == "allowed" for outcome, _ in events)
+    assert json.loads(events[0][1])["via"] == "docker-api"
+    dock("rm", "dk-attached")
+
+
+def test_exec_without_a_tty_keeps_stdout_stderr_input_and_exit_code(dock, web):
+    dock("run", "-d", "--name", "dk-exec", "busybox", "sleep", "1000")
+    out = dock("exec", "dk-exec", "sh", "-c", "echo $((6*7)); echo warn >&2; exit 4", check=False)
+    assert out.returncode == 4 and out.stdout == "42\n" and out.stderr == "warn\n"
+    piped = subprocess.run(
+        ["docker", "exec", "-i", "dk-exec", "sh", "-c", "tr a-z A-Z; echo done"],
+        input="hello through stdin\n",
+        env=dock.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == "HELLO THROUGH STDIN\ndone\n"
+    stopped = dock("run", "-d", "--name", "dk-exec-stopped", "busybox", "true")
+    dock("wait", "dk-exec-stopped")
+    refused = dock("exec", "dk-exec-stopped", "true", check=False)
+    assert refused.returncode != 0 and "is not running" in refused.stderr
+    assert stopped.returncode == 0
+    dock("rm", "-f", "dk-exec", "dk-exec-stopped")
+
+
+PAUSE = 3.0  # seconds before typing into a session whose first output is not awaited
+
+
+def _on_a_pty(dock, args, steps, timeout=60):
+    """Run the docker CLI on a pseudo-terminal; `steps` are (text to wait for, bytes to type),
+    the text None for "after PAUSE seconds". Returns (exit code, everything the CLI wrote)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("docker", ["docker", *args], dock.env)
+    seen, everything = b"", b""
+    deadline = time.monotonic() + timeout
+    pending = list(steps)
+    try:
+        while time.monotonic() < deadline:
+            while pending and (
+                pending[0][0].encode() in seen
+                if pending[0][0] is not None
+                else time.monotonic() > deadline - timeout + PAUSE
+            ):
+                _, typed = pending.pop(0)
+                seen = b""  # what comes next is matched afresh
+                os.write(fd, typed)
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            data = b""
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the CLI exited and closed the terminal
+                    data = None
+            if data is None or (ready and not data):
+                break
+            seen += data
+            everything += data
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), everything
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"docker {' '.join(args)} did not finish; it wrote {everything[-2000:]!r}")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), everything
+
+
+def test_run_it_and_attach_take_input_on_the_containers_tty(dock, web):
+    # The CLI attaches before it starts the container: what the shell prints first is lost,
+    # so the first line is typed after a pause, as a person would.
+    code, seen = _on_a_pty(
+        dock,
+        ["run", "-it", "--name", "dk-tty", "busybox", "sh"],
+        [(None, b"echo tty-$((40+2))\r"), ("tty-42", b"exit 7\r")],
+    )
+    assert code == 7 and b"tty-42" in seen, seen
+    dock("run", "-dit", "--name", "dk-tty2", "busybox", "sh")
+    code, seen = _on_a_pty(
+        dock, ["attach", "dk-tty2"], [(None, b"echo back-$((1+1))\r"), ("back-2", b"exit 3\r")]
+    )
+    assert code == 3 and b"back-2" in seen, seen
+    dock("rm", "-f", "dk-tty", "dk-tty2")
+
+
+def test_exec_it_runs_a_shell_on_a_tty(dock, web):
+    dock("run", "-d", "--name", "dk-exec-tty", "busybox", "sleep", "1000")
+    code, seen = _on_a_pty(
+        dock,
+        ["exec", "-it", "dk-exec-tty", "sh"],
+        [(None, b"echo is-$((3*3))\r"), ("is-9", b"exit 3\r")],
+    )
+    assert code == 3, seen
+    assert b"is-9" in seen
+    dock("rm", "-f", "dk-exec-tty")
+
+
+def test_attach_to_another_teams_container_is_a_404(dock, web):
+    web.api("POST", "/containers/?wait=60", {
+        "team": "e2e", "host": web.host, "start": True,
+        "spec": {"image": "busybox", "name": "dk-admins", "command": ["sleep", "1000"], "tty": True},
+    })  # fmt: skip
+    # The developer is in team e2e too: make the container another team's.
+    web.manage("shell", "-c", (
+        "from accounts.models import Team; from containers.models import Container; "
+        "other, _ = Team.objects.get_or_create(name='e2e-other'); "
+        "Container.objects.filter(name='dk-admins').update(team=other)"
+    ))  # fmt: skip
+    refused = dock("attach", "dk-admins", check=False, timeout=30)
+    assert refused.returncode != 0 and "No such container: dk-admins" in refused.stderr
+    # The CLI looks the container up first: that lookup is the refused, audited call.
+    denied = web.sql(
+        "SELECT COUNT(*) FROM audit_auditevent WHERE object_id = 'dk-admins' AND outcome = 'denied'"
+    )[0][0]
+    assert denied >= 1
+    web.manage("shell", "-c", (
+        "from accounts.models import Team; from containers.models import Container; "
+        "Container.objects.filter(name='dk-admins').update(team=Team.objects.get(name='e2e'))"
+    ))  # fmt: skip
+    dock("rm", "-f", "dk-admins")
 
 
 def test_volumes_and_networks(dock, web):

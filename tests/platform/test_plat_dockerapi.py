@@ -326,8 +326,12 @@ def test_exec_create_is_decided_and_bound_to_the_caller(docker, containers):
     other = docker("admin")
     assert other.get(f"{V}/exec/{exec_id}/json").status_code == 404  # another user's exec
     assert client.get(f"{V}/exec/{exec_id}x/json").status_code == 404  # forged
+    # A TTY exec is created here; starting it needs the listener's upgraded connection.
     tty = _post(client, "/containers/tp-web-a/exec", {"Cmd": ["sh"], "Tty": True})
-    assert tty.status_code == 501 and "TTY" in tty.json()["message"]
+    assert tty.status_code == 201
+    started = _post(client, f"/exec/{tty.json()['Id']}/start", {"Tty": True})
+    assert started.status_code == 400 and "listener" in started.json()["message"]
+    assert client.get(f"{V}/exec/{tty.json()['Id']}/json").json()["OpenStdin"] is False
 
 
 def test_volumes_and_networks_of_the_callers_team(docker, teams, host):

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "backups",
     "compliance",
     "api",
+    "dockerapi",
     "agent",
     "channels",
     "dashboard",
@@ -170,10 +171,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A frozen Redis (up but not answering) must not hold a web request that publishes a task:
 # a socket read gives up after this many seconds (issue 22; operations/dispatch.py).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 3}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ROUTES = ("config.celery.route_task",)

@@ -9,7 +9,10 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if os.environ.get("BERTH_TEST_CHANNELS") != "redis":
+    # In-process tests; a served stack (tests/e2e) whose web and agent processes talk through
+    # the layer keeps base's Redis layer by setting BERTH_TEST_CHANNELS=redis.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests run on an in-memory SQLite database; nothing is written under var/.
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}

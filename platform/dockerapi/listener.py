@@ -1,0 +1,262 @@
+"""Berth's Docker API listener: the Docker Engine API on its own port (2375 by default).
+
+An ASGI server cannot upgrade a connection to a raw stream, which `docker run` without -d,
+`docker attach` and `docker exec` need (`Upgrade: tcp`, then `101 UPGRADED`). This small
+HTTP/1.1 server, on h11, hands every ordinary request to Django's ASGI application in this
+process (the same URLs, token check, gate and audit as the web server's /v1.NN/ paths) and
+takes the two hijacked calls itself: hijack.prepare() decides them through the gate, then
+hijack_relay.Relay carries the streams to the host agent's session.
+"""
+
+import asyncio
+import contextlib
+import io
+import ipaddress
+import logging
+import signal
+from urllib.parse import unquote
+
+import h11
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+
+from dockerapi import errors, hijack, hijack_relay, router
+
+log = logging.getLogger(__name__)
+READ_CHUNK = 65536
+# Bodies of API calls are small; 256 MiB leaves room for `docker cp` and build contexts later.
+MAX_BODY = 256 * 1024 * 1024
+IDLE_SECONDS = 300  # a kept-alive connection with no request for this long is closed
+_VERSIONED = "/v"
+
+
+class BodyTooLarge(Exception):
+    """The client sent more than MAX_BODY bytes."""
+
+
+def split_path(path: str) -> tuple[str | None, str]:
+    """('1.47', 'containers/x/attach') for /v1.47/containers/x/attach, (None, '_ping') unversioned."""
+    path = unquote(path)
+    if path.startswith(_VERSIONED):
+        version, _, rest = path[len(_VERSIONED) :].partition("/")
+        return version, rest
+    return None, path.lstrip("/")
+
+
+def _wants_upgrade(request: h11.Request) -> bool:
+    headers = {name.lower(): value.lower() for name, value in request.headers}
+    return headers.get(b"upgrade") == b"tcp" and b"upgrade" in headers.get(b"connection", b"")
+
+
+class Connection:
+    """One client connection: requests in turn (keep-alive), or one upgraded stream."""
+
+    def __init__(self, app, reader, writer):
+        self.app = app
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        self.peer = writer.get_extra_info("peername") or ("", 0)
+        self.sockname = writer.get_extra_info("sockname") or ("", 0)
+
+    async def serve(self) -> None:
+        """Serve requests until the client leaves or the connection is upgraded."""
+        try:
+            while True:
+                request = await self._next(timeout=IDLE_SECONDS)
+                if not isinstance(request, h11.Request):
+                    return
+                try:
+                    body = await self._body()
+                except BodyTooLarge:
+                    await self._error(413, "request body too large")
+                    return
+                method = request.method.decode("ascii", "replace")
+                path, _, query = request.target.decode("latin-1").partition("?")
+                version, rest = split_path(path)
+                if _wants_upgrade(request) and hijack.is_hijack(method, rest):
+                    await self._hijack(request, body, version, rest)
+                    return
+                await self._forward(request, body)
+                if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                    return  # closing, or a response cut short (the client left mid-stream)
+                self.h11.start_next_cycle()
+        except (h11.RemoteProtocolError, ConnectionError, TimeoutError) as err:
+            log.debug("docker api connection from %s ended: %s", self.peer, err)
+        finally:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def _next(self, timeout: float | None = None):
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+                self.h11.receive_data(data)
+                continue
+            return event
+
+    async def _body(self) -> bytes:
+        chunks, size = [], 0
+        while True:
+            event = await self._next()
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    raise BodyTooLarge
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise h11.RemoteProtocolError("connection closed in the request body")
+
+    async def _send(self, event) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _error(self, status: int, message: str) -> None:
+        body = errors.response(status, message).content
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"api-version", router.MAX_VERSION.encode()),
+            (b"server", b"Berth"),
+        ]
+        with contextlib.suppress(h11.LocalProtocolError):
+            await self._send(h11.Response(status_code=status, headers=headers))
+            await self._send(h11.Data(data=body))
+            await self._send(h11.EndOfMessage())
+
+    def _scope(self, request: h11.Request) -> dict:
+        path, _, query = request.target.partition(b"?")
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": request.http_version.decode(),
+            "method": request.method.decode("ascii", "replace"),
+            "scheme": "http",
+            "path": unquote(path.decode("latin-1")),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": "",
+            "headers": [(name.lower(), value) for name, value in request.headers],
+            "client": tuple(self.peer[:2]),
+            "server": tuple(self.sockname[:2]),
+        }
+
+    async def _forward(self, request: h11.Request, body: bytes) -> None:
+        """An ordinary call: Django's ASGI application answers it, streamed back as it comes."""
+        delivered = False
+        disconnected = asyncio.Event()
+
+        async def receive():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                await self._send(
+                    h11.Response(status_code=message["status"], headers=message.get("headers", []))
+                )
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    await self._send(h11.Data(data=message["body"]))
+                if not message.get("more_body"):
+                    await self._send(h11.EndOfMessage())
+
+        async def watch_client():
+            # Only an end of input matters here (Docker clients do not pipeline requests).
+            data = await self.reader.read(READ_CHUNK)
+            if data:
+                self.h11.receive_data(data)
+            else:
+                disconnected.set()
+
+        watcher = asyncio.ensure_future(watch_client())
+        try:
+            await self.app(self._scope(request), receive, send)
+        finally:
+            if not watcher.done():
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _hijack(self, request: h11.Request, body: bytes, version, rest) -> None:
+        """attach / exec start: decide, answer 101 UPGRADED, then relay the streams."""
+        scope = self._scope(request)
+        django_request = ASGIRequest(scope, io.BytesIO(body))
+        try:
+            plan = await sync_to_async(hijack.prepare, thread_sensitive=False)(
+                django_request, version, rest
+            )
+        except Exception as exc:
+            known = errors.from_exception(exc)
+            if known is None:
+                log.error("docker api: unhandled error on %s", rest, exc_info=exc)
+                known = errors.DockerError(500, "internal error in Berth; see the server log")
+            await self._error(known.status, known.message)
+            return
+        await self._send(
+            h11.InformationalResponse(
+                status_code=101,
+                headers=[
+                    (b"content-type", plan.media_type.encode()),
+                    (b"connection", b"Upgrade"),
+                    (b"upgrade", b"tcp"),
+                    (b"api-version", router.MAX_VERSION.encode()),
+                    (b"server", b"Berth"),
+                ],
+                reason=b"UPGRADED",
+            )
+        )
+        trailing, _closed = self.h11.trailing_data
+        await hijack_relay.Relay(plan, self.reader, self.writer, bytes(trailing)).run()
+
+
+def check_bind(host: str) -> None:
+    """Refuse an address off this machine: tokens would cross the network in clear text."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(
+            f"refusing to serve the Docker API on {host}: API tokens would cross the network "
+            "unencrypted. Bind to 127.0.0.1, or put a TLS proxy in front of it."
+        )
+
+
+async def serve(host: str, port: int, ready=None) -> None:
+    """Listen on host:port until SIGTERM or SIGINT; then close every connection and return."""
+    app = ASGIHandler()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    connections: set[asyncio.Task] = set()
+
+    async def handle(reader, writer):
+        task = asyncio.current_task()
+        connections.add(task)
+        try:
+            await Connection(app, reader, writer).serve()
+        finally:
+            connections.discard(task)
+
+    server = await asyncio.start_server(handle, host, port, limit=READ_CHUNK)
+    log.info("Berth's Docker API listens on %s:%s", host, port)
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        # Attached clients are cut off; their host sessions end with the relay (term.close).
+        for task in list(connections):
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
