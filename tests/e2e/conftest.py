@@ -155,6 +155,9 @@ class Stack:
             BERTH_ROOT=str(self.root),
             BERTH_RUN_ROOT=str(self.run_root),
             BERTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            # Web, Docker API listener and agent are separate processes: sessions (terminal,
+            # attach, exec) cross the Channels layer in Redis.
+            BERTH_TEST_CHANNELS="redis",
             PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
             PYTHONUNBUFFERED="1",
         )
