@@ -27,7 +27,6 @@ API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB p
 
 import argparse
 import http.client
-import json
 import os
 import secrets
 import statistics
@@ -84,12 +83,12 @@ class Berth:
 
     def conn(self) -> http.client.HTTPConnection:
         """A keep-alive connection to the web server."""
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
 
     def api_create(self, conn, name: str) -> str:
         """Create and start one container through the API, waiting for it; returns its id."""
         body = {"team": "bench", "start": True, "spec": {"image": "busybox", "name": name, **SPEC}}
-        status, data = call(conn, "POST", "/api/v1/containers/?wait=60", body, self.auth)
+        status, data = call(conn, "POST", "/api/v1/containers/?wait=120", body, self.auth)
         state = (data.get("container") or {}).get("observed_state") if status == 200 else None
         if state != "running":
             raise RuntimeError(f"berth create: {status} {data!r:.400}")
@@ -412,9 +411,6 @@ def main() -> int:
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"bench/scale.py --counts {args.counts} --runs {args.runs} ({stamp})")
         print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
-        (base.parent / "berth-scale-last.json").write_text(
-            json.dumps({"results": {str(k): v for k, v in results.items()}}, indent=1)
-        )
     except Exception:
         for name in served.procs:
             print(f"--- {name} log ---\n{served.log(name)}", file=sys.stderr)
