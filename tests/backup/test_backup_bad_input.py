@@ -137,3 +137,31 @@ def test_image_blobs_are_refused_not_ignored(tmp_path, password):
     with pytest.raises(CommandError, match="--images blobs is not supported yet"):
         call_command("backup", "--to", str(tmp_path / "t"), "--images", "blobs")
     assert not (tmp_path / "t").exists()
+
+
+def test_scheduled_backup_writes_a_set_then_applies_retention(tmp_path, password, monkeypatch):
+    from backups.tasks import scheduled_backup
+
+    target = tmp_path / "sched"
+    old = target / "sets" / "20200101T030000Z-aaaa"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text("{}")
+    monkeypatch.setenv("BERTH_BACKUP_DIR", str(target))
+    # Keep one day's set: the one just written; the older one goes.
+    monkeypatch.setenv("BERTH_BACKUP_KEEP_DAILY", "1")
+    monkeypatch.setenv("BERTH_BACKUP_KEEP_WEEKLY", "0")
+    done = scheduled_backup()
+    assert done["state"] == "succeeded" and done["removed"] == [old.name]
+    assert BackupRun.objects.get().trigger == "schedule"
+    manifest.verify(target / "sets" / done["set"])
+
+
+def test_a_failing_scheduled_backup_is_an_alarm(tmp_path, password, monkeypatch):
+    from backups import status
+    from backups.tasks import scheduled_backup
+
+    password.unlink()
+    monkeypatch.setenv("BERTH_BACKUP_DIR", str(tmp_path / "sched"))
+    assert scheduled_backup()["state"] == "failed"
+    assert status.overview()["alarm"] is True
+    assert AuditEvent.objects.filter(action="backup.run", outcome="failed").exists()
