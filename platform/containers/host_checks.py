@@ -35,6 +35,13 @@ class HostMismatch(InvalidRequest):
         self.field = field
 
 
+class ImageMissing(HostMismatch):
+    """The image is not on the host: 404, which Docker clients answer by pulling it first."""
+
+    status = 404
+    code = "no_such_image"
+
+
 def problems(spec: dict, host) -> list[HostMismatch]:
     """Every field of `spec` that `host` (as last reported) cannot honour, in field order."""
     found = []
@@ -61,7 +68,7 @@ def _image(spec, host):
     if not Image.objects.filter(host_id=host.pk).exists():
         return []
     if ownership.find(host, ref) is None:
-        return [HostMismatch("image", f"{ref!r} is not on host {host.name}; pull or import it")]
+        return [ImageMissing("image", f"{ref!r} is not on host {host.name}; pull or import it")]
     return []
 
 

@@ -171,7 +171,6 @@ def call_host(host, task_name: str, args: list, timeout: float | None = None, *,
     try:
         return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
     except CeleryTimeout:
-        result.revoke()  # nobody waits for it any more: a busy agent skips it when it gets there
         host.refresh_from_db(fields=["last_heartbeat", "state"])
         if host.is_alive:
             # The agent beats but has not answered: busy with other work, not gone. 504 means

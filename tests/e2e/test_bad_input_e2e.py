@@ -93,7 +93,8 @@ def test_served_bodies_ids_and_host_facts_are_refused_up_front(web):
     ]
     for spec, field in cases:
         status, answer = web.api("POST", "containers/?wait=30", {**base, "spec": spec})
-        assert status == 400 and answer["error"]["details"]["field"] == field, answer
+        assert status == (404 if field == "image" else 400), answer
+        assert answer["error"]["details"]["field"] == field, answer
         assert answer["error"]["message"].startswith(field + ": ")
     assert _counts(web) == before
 
