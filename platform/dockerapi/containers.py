@@ -18,7 +18,7 @@ from config.ids import is_id
 from containers import maxima, services
 from containers.api.spec import parse_spec
 from containers.models import Container
-from dockerapi import frames, render, where
+from dockerapi import frames, log_follow, render, where
 from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.refs import docker_id, find_container
 from dockerapi.translate import to_spec
@@ -291,9 +291,8 @@ def _since(call):
 
 
 def logs(call, ref):
-    """GET /containers/{id}/logs: stdout/stderr, multiplexed unless the container has a TTY."""
-    if call.flag("follow"):
-        raise not_supported("following logs (docker logs -f)")
+    """GET /containers/{id}/logs: stdout/stderr, multiplexed unless the container has a TTY;
+    with follow, streamed as the container writes them (dockerapi/log_follow.py)."""
     if call.query.get("until"):
         raise not_supported("logs --until")
     container = find_container(call, ref, "container.logs")
@@ -308,12 +307,25 @@ def logs(call, ref):
         "since": _since(call),
         "timestamps": call.flag("timestamps"),
     }
+    tty = bool(container.spec.get("tty"))
+    if call.flag("follow"):
+        summary = call.summary(follow=True)
+        decision = gate.require(call.user, "container.logs", container, summary=summary)
+        body = log_follow.stream(
+            call,
+            container,
+            decision,
+            params={k: v for k, v in params.items() if v is not None},
+            tty=tty,
+            streams={name for name, on in (("stdout", stdout), ("stderr", stderr)) if on},
+            summary=summary,
+        )
+        return StreamingHttpResponse(body, content_type=frames.RAW if tty else frames.MULTIPLEXED)
     decision = gate.authorize(call.user, "container.logs", container, summary=call.summary())
     claims = dispatch.decision_claims(decision, object_id=container.pk)
     result = dispatch.call_host(
         container.host, "agent.container_logs", [container.pk, params], decision=claims
     )
-    tty = bool(container.spec.get("tty"))
     chunks = []
     for stream, stamp, text in result.get("lines") or []:
         if (stream == "stdout" and not stdout) or (stream == "stderr" and not stderr):

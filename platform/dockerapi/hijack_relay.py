@@ -19,7 +19,7 @@ from django.core.cache import cache
 
 from dashboard import terminal_protocol as proto
 from dockerapi import containers, frames, hijack
-from trust import envelope, keys
+from operations.sessions import signed_command
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 30.0  # seconds for the host agent to open its side
@@ -253,12 +253,7 @@ class Relay:
     async def _to_agent(self, message: dict) -> None:
         """One command to the agent's relay, signed for this session and host."""
         self.seq += 1
-        message = dict(message, seq=self.seq)
-        message["envelope"] = envelope.seal(
-            keys.control_private_key(),
-            task=message["type"],
-            host=self.plan.host_name,
-            args=proto.signed_args(self.plan.session, self.seq, message),
-            ttl=proto.COMMAND_TTL,
+        await self.layer.send(
+            self.agent_channel,
+            signed_command(self.plan.host_name, self.plan.session, self.seq, message),
         )
-        await self.layer.send(self.agent_channel, message)

@@ -11,6 +11,7 @@ from audit import context
 from dashboard import terminal_protocol as proto
 from operations import dispatch
 from rbac import gate
+from trust import envelope, keys
 
 
 def queue_session(user, container, decision, *, summary: dict, params: dict) -> int:
@@ -38,3 +39,17 @@ def queue_session(user, container, decision, *, summary: dict, params: dict) -> 
             lambda: dispatch.send_signed(proto.TASK_NAME, host, [op_id], task_id=task_id)
         )
     return op_id
+
+
+def signed_command(host_name: str, session: str, seq: int, message: dict) -> dict:
+    """One command for the agent's relay (input, resize, end of input, close), signed for this
+    session, its place in the sequence and this host: Redis cannot forge or replay one."""
+    message = dict(message, seq=seq)
+    message["envelope"] = envelope.seal(
+        keys.control_private_key(),
+        task=message["type"],
+        host=host_name,
+        args=proto.signed_args(session, seq, message),
+        ttl=proto.COMMAND_TTL,
+    )
+    return message

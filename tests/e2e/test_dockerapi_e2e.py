@@ -184,6 +184,19 @@ def test_attached_run_streams_both_outputs_and_the_exit_code(dock, web):
     dock("rm", "dk-attached")
 
 
+def test_logs_follow_streams_until_the_container_stops(dock, web):
+    dock(
+        "run", "-d", "--name", "dk-follow", "busybox", "sh", "-c",
+        "for i in 1 2 3; do echo line$i; echo warn$i >&2; sleep 1; done",
+    )  # fmt: skip
+    followed = dock("logs", "-f", "dk-follow", timeout=60)
+    assert followed.stdout == "line1\nline2\nline3\n"
+    assert followed.stderr == "warn1\nwarn2\nwarn3\n"
+    # The host reports the exit a moment after the log ends.
+    assert dock("wait", "dk-follow", timeout=60).stdout.strip() == "0"
+    dock("rm", "dk-follow")
+
+
 def test_exec_without_a_tty_keeps_stdout_stderr_input_and_exit_code(dock, web):
     dock("run", "-d", "--name", "dk-exec", "busybox", "sleep", "1000")
     out = dock("exec", "dk-exec", "sh", "-c", "echo $((6*7)); echo warn >&2; exit 4", check=False)
