@@ -180,14 +180,25 @@ def test_backup_destroy_restore_compare(fleet, tmp_path):
 
     _t("backed up")
     _destroy(fleet)
+    # The second machine comes back under another name: its data follows --host-map.
+    b = fleet.hosts[1]
+    old_b, new_b = b.name, b.name + "n"
+    b.name, b.env = new_b, dict(b.env, BERTH_AGENT_HOST=new_b)
+    volumes = {(new_b if h == old_b else h, v): data for (h, v), data in volumes.items()}
     _fresh_install(fleet)
     _t("fresh install")
-    dry = fleet.manage("restore", set_dir, "--dry-run").stdout
-    assert "dry run: nothing was changed" in dry
-    fleet.manage("restore", set_dir)
+    host_map = ["--host-map", f"{old_b}={new_b}"]
+    dry = fleet.manage("restore", set_dir, *host_map, "--dry-run").stdout
+    assert "dry run: nothing was changed" in dry and f"host {old_b} -> {new_b}" in dry
+    fleet.manage("restore", set_dir, *host_map)
     _t("restored")
 
+    def renamed(row, at):
+        return (*row[:at], new_b if row[at] == old_b else row[at], *row[at + 1 :])
+
     after = _rows(fleet)
+    before["volumes"] = [renamed(r, 1) for r in before["volumes"]]
+    before["containers"] = [renamed(r, 2) for r in before["containers"]]
     for key in ("users", "teams", "roles", "bindings", "tokens", "volumes"):
         assert after[key] == before[key], key
     assert [r[:4] for r in after["containers"]] == [r[:4] for r in before["containers"]]
