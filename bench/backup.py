@@ -22,6 +22,7 @@ the manifest (milliseconds) are not part of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -229,7 +230,19 @@ def main() -> int:
             except Exception as err:  # keep going: everything else must go too
                 print(f"delete {cid[:12]}: {err}", file=sys.stderr)
         shutil.rmtree(base, ignore_errors=True)
+        _remove_cgroup_parents(Path(cfg.cgroup_root))
     return 0
+
+
+def _remove_cgroup_parents(cgroup_root: Path) -> None:
+    """The runtime's parent cgroup of this bench's prefix, in every hierarchy (empty by now)."""
+    for parent in sorted(cgroup_root.glob(f"*/{PREFIX}")) + sorted(cgroup_root.glob(PREFIX)):
+        for sub in sorted(parent.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            if sub != parent:
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 if __name__ == "__main__":
