@@ -17,7 +17,7 @@ from config.errors import PlatformError
 from dashboard import sessions
 from dashboard import terminal_protocol as proto
 from operations.models import Operation
-from trust import envelope, keys
+from operations.sessions import signed_command
 
 READY_TIMEOUT = 20  # seconds for the host agent to answer
 MAX_BUFFER = 64  # input messages kept until the agent is ready
@@ -126,15 +126,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def to_agent(self, message: dict):
         """Send one command to the agent's relay, signed for this session and host."""
         self.seq += 1
-        message = dict(message, seq=self.seq)
-        message["envelope"] = envelope.seal(
-            keys.control_private_key(),
-            task=message["type"],
-            host=self.host_name,
-            args=proto.signed_args(self.session, self.seq, message),
-            ttl=proto.COMMAND_TTL,
+        await self.channel_layer.send(
+            self.agent_channel, signed_command(self.host_name, self.session, self.seq, message)
         )
-        await self.channel_layer.send(self.agent_channel, message)
 
     # Messages from the agent's relay, through the session group.
     async def term_ready(self, event):
