@@ -4,8 +4,8 @@ iptables-nft, an admin's rules), and the program behind a listening socket.
 
 A DNAT rule holds no socket, so binding a test socket (ports.check_bindable) does not see it;
 the second installation would silently take the port's packets. This reads the host's rule set
-(libnftables, JSON output, one table at a time so this installation's own large maps are never
-read) and answers with what holds a port, to be named in the refusal.
+(libnftables, JSON output, one `list ruleset`; this installation's own table is skipped) and
+answers with what holds a port, to be named in the refusal.
 """
 
 from __future__ import annotations
@@ -119,11 +119,14 @@ def _dport(node) -> str | None:
     return None
 
 
-def _table_holders(family: str, table: str) -> list[Holder]:
-    document = _list(f"list table {family} {table}")
+def _holders(document: dict, skip: tuple[str, str]) -> list[Holder]:
+    """The port forwards of every table in `document` but `skip` (family, name)."""
     found: list[Holder] = []
-    maps_used: dict[str, tuple[str, str]] = {}  # map name -> (protocol, chain)
+    maps_used: dict[tuple, str] = {}  # (family, table, map name) -> protocol
     for rule in _items(document, "rule"):
+        family, table = rule.get("family"), rule.get("table")
+        if (family, table) == skip or family not in ("ip", "inet"):
+            continue  # Berth's own maps are checked from its state; ports are IPv4 DNAT
         expr = rule.get("expr") or []
         if not _is_nat(expr):
             continue
@@ -140,12 +143,12 @@ def _table_holders(family: str, table: str) -> list[Holder]:
                 data = mapping.get("data")
                 protocols = [p for p in map(_dport, _walk(mapping.get("key"))) if p]
                 if isinstance(data, str) and data.startswith("@") and protocols:
-                    maps_used[data[1:]] = (protocols[0], rule.get("chain") or "")
+                    maps_used[(family, table, data[1:])] = protocols[0]
     for item in _items(document, "map"):
-        name = item.get("name")
-        if name not in maps_used:
+        family, table, name = item.get("family"), item.get("table"), item.get("name")
+        protocol = maps_used.get((family, table, name))
+        if protocol is None:
             continue
-        protocol, chain = maps_used[name]
         owner = f"a port map in table {family} {table} (map {name})"
         for element in item.get("elem") or []:
             key = element[0] if isinstance(element, list) and element else element
@@ -160,15 +163,11 @@ def _table_holders(family: str, table: str) -> list[Holder]:
 
 
 def held(own_table: str, family: str = "ip") -> list[Holder]:
-    """Every port forward on the host outside this installation's table `family own_table`."""
-    holders: list[Holder] = []
-    for table in _items(_list("list tables"), "table"):
-        if table.get("family") not in ("ip", "inet"):
-            continue  # published ports are IPv4 DNAT
-        if (table.get("family"), table.get("name")) == (family, own_table):
-            continue  # Berth's own maps are checked from its state
-        holders += _table_holders(table["family"], table["name"])
-    return holders
+    """Every port forward on the host outside this installation's table `family own_table`.
+
+    One `list ruleset` (libnftables reads the kernel's whole rule set for any list command, so
+    listing table by table costs more, measured in bench/foreign_ports.py)."""
+    return _holders(_list("list ruleset"), (family, own_table))
 
 
 def conflict(holders: list[Holder], protocol: str, host_ip: str, port: int) -> Holder | None:
