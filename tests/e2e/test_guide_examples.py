@@ -25,7 +25,7 @@ from tests.e2e.conftest import REPO
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 GUIDE = REPO / "docs" / "guide"
-PAGES = ("developer.md", "team-admin.md", "operator.md")
+PAGES = ("developer.md", "team-admin.md", "operator.md", "api.md", "troubleshooting.md")
 EXAMPLE = re.compile(
     r"<!-- guide-test: (?P<name>[\w-]+)(?P<attrs>[^>]*?) -->\s*\n"
     r"```sh\n(?P<code>.*?)\n```\n"
