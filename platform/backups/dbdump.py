@@ -37,9 +37,15 @@ def _pg_env() -> tuple[list[str], dict]:
     return args, env
 
 
-def _run(cmd: list[str], env: dict, what: str) -> None:
+def _run(cmd: list[str], env: dict, what: str, target: Path | None = None) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
+        low = done.stderr.lower()
+        # The target's own problems are named like any other write to it (backup.target_error).
+        if target is not None and "no space left" in low:
+            raise OSError(errno.ENOSPC, "no space left on device", str(target))
+        if target is not None and "read-only file system" in low:
+            raise OSError(errno.EROFS, "read-only file system", str(target))
         raise Unavailable(f"{what} failed: {done.stderr.strip()[-400:]}", code="backup_failed")
 
 
@@ -92,6 +98,7 @@ def dump(into: Path) -> Path:
             ["pg_dump", "--format=custom", "--no-owner", "--file", str(target), *args],
             env,
             "pg_dump",
+            target,
         )
     return target
 

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from audit.models import AuditEvent
-from backups import hostwork, manifest, retention
+from backups import dbdump, hostwork, manifest, retention
 from backups.backup import TargetError, do_backup
 from backups.models import BackupRun
 from config.errors import HostTimeout, Unavailable
@@ -30,7 +30,7 @@ def _set(tmp_path, password):
 def test_backup_writes_a_verifiable_set(tmp_path, password):
     run = _set(tmp_path, password)
     data = manifest.verify(run.path)
-    assert set(data["files"]) == {"db.sqlite3", "site.json"}
+    assert set(data["files"]) == {dbdump.dump_name(), "site.json"}
     assert data["audit_head"]["seq"] > 0 and len(data["audit_head"]["hash"]) == 64
     assert not list((tmp_path / "target" / "sets").glob(".partial-*"))
     actions = list(AuditEvent.objects.filter(action="backup.run").values_list("outcome", flat=True))
