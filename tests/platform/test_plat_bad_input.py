@@ -25,6 +25,21 @@ pytestmark = pytest.mark.django_db
 GiB = 1024**3
 
 
+@pytest.fixture(autouse=True)
+def empty_host_queues(broker, host):
+    """Calls these tests send to the host's queues (no agent takes them) are dropped after
+    each test, so the next test's queue holds only what it sent."""
+    import redis
+
+    yield
+    client = redis.Redis.from_url(broker)
+    try:
+        for key in client.scan_iter(match=f"{host.queue}*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def reported(host, teams):
     """The host as its agent reported it: 2 CPUs, 4 GiB, one disk, busybox, a /24 network."""
