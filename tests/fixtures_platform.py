@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+import redis
 
 from accounts.models import Membership, Team, User
 from config.celery import app as celery_app
@@ -51,6 +52,15 @@ def broker(redis_url):
     old = (celery_app.conf.broker_url, celery_app.conf.result_backend)
     celery_app.conf.broker_url = redis_url
     celery_app.conf.result_backend = redis_url
+    # Messages an earlier test queued for a host (no agent consumes them here) must not be
+    # counted by the next one: every test starts with empty host queues.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stale = list(client.scan_iter(match="host.*", count=1000))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()
     yield redis_url
     celery_app.conf.broker_url, celery_app.conf.result_backend = old
 
