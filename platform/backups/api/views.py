@@ -2,6 +2,7 @@
 (backup.run) for the control-plane worker (queue berth.control)."""
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -68,6 +69,7 @@ class BackupRunViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     queryset = BackupRun.objects.all()
     serializer_class = BackupRunSerializer
 
+    @extend_schema(request=BackupRequestSerializer, responses={202: BackupRunSerializer})
     def create(self, request, *args, **kwargs):
         """Queue one backup of the whole platform; 202 with its run (state running)."""
         body = BackupRequestSerializer(data=request.data)
