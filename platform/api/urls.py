@@ -7,14 +7,8 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
-from compliance.api.views import (
-    CheckViewSet,
-    ExceptionViewSet,
-    FindingViewSet,
-    RunViewSet,
-    ScoreViewSet,
-)
 from backups.api.views import BackupRunViewSet
+from compliance.api.rollouts import RolloutViewSet
 from compliance.api.views import (
     CheckViewSet,
     ExceptionViewSet,
@@ -22,7 +16,6 @@ from compliance.api.views import (
     RunViewSet,
     ScoreViewSet,
 )
-from compliance.api.rollouts import RolloutViewSet
 from compliance.api.vulns import AdvisoryViewSet, InventoryViewSet, OsvImportViewSet
 from containers.api.views import ContainerViewSet
 from directory.api.views import GroupMappingViewSet
@@ -58,11 +51,6 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("operations", OperationProgressViewSet, basename="operation-progress")
 router.register("registries", RegistryViewSet, basename="registry")
 router.register("audit", AuditEventViewSet, basename="audit")
-router.register("compliance/checks", CheckViewSet, basename="compliance-check")
-router.register("compliance/runs", RunViewSet, basename="compliance-run")
-router.register("compliance/findings", FindingViewSet, basename="compliance-finding")
-router.register("compliance/scores", ScoreViewSet, basename="compliance-score")
-router.register("compliance/exceptions", ExceptionViewSet, basename="compliance-exception")
 router.register("backups", BackupRunViewSet, basename="backup")
 router.register("directory/mappings", GroupMappingViewSet, basename="directory-mapping")
 router.register("compliance/checks", CheckViewSet, basename="compliance-check")
