@@ -115,7 +115,10 @@ def test_a_user_the_image_lacks_ends_failed_with_the_reason(web):
         assert out["operation"]["state"] == "failed", out
         assert "unable to find user nosuchuser" in out["operation"]["error"], out
         status, row = web.api("GET", f"containers/{cid}/")
-        assert row["observed_state"] != "pending", row
+        assert row["observed_state"] == "error", row
         assert "unable to find user nosuchuser" in row["error"], row
+        # Refused before anything was made: no runtime object, no runtime id on the row.
+        assert not [s for s in web.runtime().list() if s.get("name") == "nouser"]
+        assert web.sql("SELECT runtime_id FROM containers_container WHERE id = ?", cid) == [("",)]
     finally:
         web.api("DELETE", f"containers/{cid}/?wait=60&force=1")
