@@ -13,9 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
 app = Celery("berth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Only the worker imports the agent's tasks (on its import_modules signal); the web process
-# sends by name and never loads them, so it never imports `runtime`.
-app.autodiscover_tasks(["agent"])
+# Only the agent's worker imports the agent's tasks (on its import_modules signal); the web
+# process sends by name and never loads them, so it never imports `runtime`, and neither does
+# the control plane's worker (scripts/berth-control: BERTH_CELERY_ROLE=control).
+if os.environ.get("BERTH_CELERY_ROLE") != "control":
+    app.autodiscover_tasks(["agent"])
 
 HOST_TASK_PREFIX = "agent."
 
