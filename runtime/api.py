@@ -128,7 +128,7 @@ class Runtime:
     def _create(self, spec, start_now: bool, auto_remove: bool = False) -> dict:
         rec = self._prepare(spec)
         cid, paths = rec["id"], self.store.paths(rec["id"])
-        if auto_remove:
+        if auto_remove or rec["spec"].get("auto_remove"):
             if rec["spec"]["restart"]["name"] != "no":
                 raise InvalidSpec("conflicting options: a restart policy and auto-remove (--rm)")
             rec["auto_remove"] = True

@@ -508,6 +508,8 @@ class ContainerSpec:
     init: bool = False
     stop_signal: str = "SIGTERM"
     stop_timeout: int = 10
+    # Removed by the host when it exits (docker run --rm); never with a restart policy.
+    auto_remove: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> ContainerSpec:
@@ -552,6 +554,7 @@ class ContainerSpec:
             init=_bool(data, "init", False),
             stop_signal=data.get("stop_signal", "SIGTERM"),
             stop_timeout=_opt_int(data.get("stop_timeout", 10), "stop_timeout", 0),
+            auto_remove=_bool(data, "auto_remove", False),
         )
         spec.validate()
         return spec
@@ -603,6 +606,8 @@ class ContainerSpec:
         self.network.validate()
         if self.restart.name != "no" and self.network.mode.startswith("container:"):
             pass  # allowed, as in Docker
+        if self.auto_remove and self.restart.name != "no":
+            raise InvalidSpec("conflicting options: a restart policy and auto-remove (--rm)")
 
     @property
     def effective_capabilities(self) -> list[str]:

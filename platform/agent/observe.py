@@ -2,6 +2,7 @@
 
 from django.utils import timezone
 
+from audit.services import record_event
 from containers.models import Container
 
 Observed = Container.Observed
@@ -50,6 +51,23 @@ def record(container: Container, state: dict) -> None:
 def record_missing(container: Container, observed: str) -> None:
     """The host does not know the container: removed (as wanted) or a ghost (not as wanted)."""
     _update(container, {"observed_state": observed, "pid": None, "observed_at": timezone.now()})
+
+
+def record_auto_removed(container: Container) -> None:
+    """A container made with auto_remove is gone after it exited: removed, as wanted."""
+    Container.objects.filter(pk=container.pk, host_id=container.host_id).update(
+        desired_state=Container.Desired.REMOVED, updated_at=timezone.now()
+    )
+    record_missing(container, Observed.REMOVED)
+    record_event(
+        action="container.remove",
+        outcome="allowed",
+        reason="auto-remove: the container exited",
+        object_type="container",
+        object_id=container.pk,
+        object_repr=container.name,
+        summary={"host_id": container.host_id, "trigger": "auto_remove"},
+    )
 
 
 def record_error(container: Container, message: str) -> None:

@@ -130,6 +130,10 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
             continue  # never created: its create operation failed or has not run
         if not _still_missing(container, rt):
             continue  # an operation made, replaced or removed it after this pass looked
+        if (container.spec or {}).get("auto_remove"):
+            observe.record_auto_removed(container)  # run --rm: the host removed it on exit
+            counts["removed"] += 1
+            continue
         counts["ghosts"] += 1
         _repair_ghost(container, host_name, rt)
         counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 
 from celery import shared_task
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from agent import admission, claims, containers_ops, lookup
+from agent import admission, claims, containers_ops, lookup, observe
 from agent.hostname import this_host
 from agent.runtime_handle import get_runtime
 from agent.sessions import (
@@ -34,6 +35,7 @@ from dashboard import terminal_protocol as proto
 from operations.models import Operation
 
 log = logging.getLogger(__name__)
+AUTO_REMOVE_GRACE = 3.0  # seconds an ended attach waits for a run --rm container to go
 IDLE_SECONDS = 3600  # a session nobody typed into for an hour is closed
 
 
@@ -104,7 +106,7 @@ async def _notify(group: str, message: dict) -> None:
     await get_channel_layer().group_send(group, message)
 
 
-def run_session(op_id: int, session, group: str) -> None:
+def run_session(op_id: int, session, group: str, container=None) -> None:
     """Thread body: relay, then close the session and record the outcome."""
     code, error = None, ""
     try:
@@ -114,6 +116,11 @@ def run_session(op_id: int, session, group: str) -> None:
         error = f"relay failed: {err}"
     finally:
         code = session.close()
+        if container is not None and isinstance(session, AttachSession | LogSession):
+            # The container's own output ended, most often because it exited: record that
+            # now, before the client hears the end and asks (docker run, start -a, wait),
+            # rather than at the next reconcile pass.
+            _observe_now(container)
         message = "" if code is None else f"exit code {code}"
         with contextlib.suppress(Exception):
             asyncio.run(
@@ -123,6 +130,28 @@ def run_session(op_id: int, session, group: str) -> None:
         op = Operation.objects.get(pk=op_id)
         claims.finish(op, result={"exit_code": code}, error=error)
         close_old_connections()
+
+
+def _observe_now(container) -> None:
+    try:
+        close_old_connections()
+        rt = get_runtime()
+        state = lookup.find(rt, container)
+        if (container.spec or {}).get("auto_remove"):
+            # run --rm: the shim removes it just after the exit; give it a moment.
+            deadline = time.monotonic() + AUTO_REMOVE_GRACE
+            while state is not None and time.monotonic() < deadline:
+                if state.get("status") in ("running", "paused", "restarting"):
+                    break
+                time.sleep(0.05)
+                state = lookup.find(rt, container)
+            if state is None:
+                observe.record_auto_removed(container)
+                return
+        if state is not None:
+            observe.record(container, state)
+    except Exception:  # the reconciler records it later anyway
+        log.exception("could not record the state of container %s", container.pk)
 
 
 def _refuse_root(rt, runtime_id: str, user, params: dict) -> None:
@@ -208,6 +237,9 @@ def relay_terminal(self, operation_id, host=None, envelope=None):
         asyncio.run(_notify(group, {"type": proto.EXIT, "code": None, "message": str(err)}))
         return {"started": False, "error": str(err)}
     threading.Thread(
-        target=run_session, args=(op.pk, session, group), name=f"berth-term-{op.pk}", daemon=True
+        target=run_session,
+        args=(op.pk, session, group, container),
+        name=f"berth-term-{op.pk}",
+        daemon=True,
     ).start()
     return {"started": True}

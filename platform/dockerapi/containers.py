@@ -13,6 +13,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
 
 from config.ids import is_id
 from containers import maxima, services
@@ -23,6 +24,7 @@ from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.refs import docker_id, find_container
 from dockerapi.translate import to_spec
 from operations import dispatch
+from operations.models import Operation
 from rbac import gate
 from rbac.grants import in_scope
 
@@ -258,10 +260,24 @@ class _Watch:
         # or a container that was only created now has an exit.
         self.first_pid = container.pid
         self.never_started = status == "created"
+        self.began = timezone.now()
+
+    def _started_since(self) -> bool:
+        """Whether a start of this container finished after the wait began (`docker start -a`
+        of a container that then exits before any look at its row sees it running)."""
+        return Operation.objects.filter(
+            target_type="container",
+            target_id=str(self.pk),
+            kind__in=("container.start", "container.restart"),
+            state=Operation.State.SUCCEEDED,
+            finished_at__gte=self.began,
+        ).exists()
 
     def check(self):
         try:
             container = Container.objects.filter(pk=self.pk).first()
+            if container is not None and not self.seen_running and self._started_since():
+                self.seen_running = True
         finally:
             connection.close()
         if container is None or container.observed_state == Container.Observed.REMOVED:

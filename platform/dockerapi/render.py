@@ -174,7 +174,7 @@ def inspect(container) -> dict:
                 "Name": restart.get("name") or "no",
                 "MaximumRetryCount": restart.get("max_retries") or 0,
             },
-            "AutoRemove": False,
+            "AutoRemove": bool(spec.get("auto_remove")),
             "CapAdd": spec.get("cap_add") or None,
             "CapDrop": spec.get("cap_drop") or None,
             "Dns": network.get("dns") or [],

@@ -77,7 +77,6 @@ _HOST_EMPTY_ONLY = {
     "IOMaximumBandwidth": "IOMaximumBandwidth",
     "KernelMemory": "KernelMemory",
     "KernelMemoryTCP": "KernelMemoryTCP",
-    "AutoRemove": "AutoRemove (docker run --rm)",
     "VolumesFrom": "VolumesFrom (--volumes-from)",
     "DnsOptions": "DnsOptions (--dns-option)",
     "GroupAdd": "GroupAdd (--group-add)",
@@ -118,6 +117,7 @@ _HOST_MAPPED = {
     "PortBindings",
     "PublishAllPorts",
     "RestartPolicy",
+    "AutoRemove",
     "VolumeDriver",
     "CapAdd",
     "CapDrop",
@@ -500,6 +500,11 @@ def to_spec(body: dict, name: str | None = None) -> dict:
             "name": restart["Name"],
             "max_retries": _int(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
         }
+    auto_remove = host.get("AutoRemove")
+    if auto_remove not in (None, False, True):
+        raise bad_request("AutoRemove must be true or false")
+    if auto_remove:
+        spec["auto_remove"] = True
     log_config = _dict(host.get("LogConfig"), "LogConfig")
     if log_config.get("Type") not in (None, "", "json-file", "local") or log_config.get("Config"):
         raise not_supported("log drivers and their options (--log-driver, --log-opt)")

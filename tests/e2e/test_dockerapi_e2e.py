@@ -155,10 +155,15 @@ def test_run_detached_ps_logs_stop_and_remove(dock, web):
     assert gone.returncode != 0 and "No such object: dk-sleep" in gone.stderr
 
 
-def test_run_d_wait_logs_and_rm_is_a_clear_501(dock, web):
-    rm = dock("run", "--rm", "busybox", "echo", "hi", check=False)
-    assert rm.returncode != 0
-    assert "Berth does not support AutoRemove (docker run --rm) yet" in rm.stderr
+def test_run_rm_prints_and_leaves_nothing_and_run_d_wait_logs(dock, web):
+    rm = dock("run", "--rm", "--name", "dk-rm", "busybox", "echo", "hi", timeout=90)
+    assert rm.stdout == "hi\n"
+    assert "dk-rm" not in dock("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert web.sql(
+        "SELECT desired_state, observed_state FROM containers_container WHERE name = 'dk-rm'"
+    ) == [("removed", "removed")]
+    conflict = dock("run", "--rm", "--restart", "always", "busybox", "true", check=False)
+    assert conflict.returncode != 0 and "restart" in conflict.stderr
     dock("run", "-d", "--name", "dk-exit", "busybox", "sh", "-c", "echo hi; exit 3")
     assert dock("wait", "dk-exit", timeout=120).stdout.strip() == "3"
     assert dock("logs", "dk-exit").stdout == "hi\n"
@@ -177,7 +182,7 @@ def test_attached_run_streams_both_outputs_and_the_exit_code(dock, web):
     assert again.returncode == 5 and again.stdout == "out\n" and again.stderr == "err\n"
     events = web.sql(
         "SELECT outcome, summary FROM audit_auditevent WHERE action = 'container.attach' "
-        "ORDER BY seq"
+        "AND object_repr = 'dk-attached' ORDER BY seq"
     )
     assert len(events) == 2 and all(outcome == "allowed" for outcome, _ in events)
     assert json.loads(events[0][1])["via"] == "docker-api"

@@ -231,7 +231,12 @@ def test_dangerous_host_config_is_refused_by_the_policy(docker, host, changes, w
         ({"Sysctls": {"net.ipv4.ip_forward": "1"}}, 501, "Sysctls"),
         ({"CgroupParent": "/system.slice"}, 501, "CgroupParent"),
         ({"UsernsMode": "host"}, 501, "UsernsMode"),
-        ({"AutoRemove": True}, 501, "AutoRemove"),
+        ({"AutoRemove": "yes"}, 400, "AutoRemove must be true or false"),
+        (
+            {"AutoRemove": True, "RestartPolicy": {"Name": "always"}},
+            400,
+            "a restart policy and auto-remove",
+        ),
         ({"MaskedPaths": []}, 501, "systempaths"),
         ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1}]}, 501, "Ulimits"),
         ({"SecurityOpt": ["apparmor=unconfined"]}, 501, "apparmor"),

@@ -259,6 +259,8 @@ class ContainerSpecSerializer(StrictSerializer):
     init = StrictBooleanField(required=False, default=False)
     stop_signal = StrictCharField(required=False, default="SIGTERM")
     stop_timeout = StrictIntegerField(required=False, default=10, min_value=0)
+    # Removed by the host when it exits (docker run --rm).
+    auto_remove = StrictBooleanField(required=False, default=False)
 
     def validate_name(self, value):
         if value is not None and FULL_ID_RE.match(value):
@@ -334,6 +336,10 @@ class ContainerSpecSerializer(StrictSerializer):
                 raise serializers.ValidationError(
                     {"limits": ["memory+swap limit must be at least the memory limit"]}
                 )
+        if attrs.get("auto_remove") and (attrs.get("restart") or {}).get("name", "no") != "no":
+            raise serializers.ValidationError(
+                {"auto_remove": ["conflicting options: a restart policy and auto-remove (--rm)"]}
+            )
         return attrs
 
 
