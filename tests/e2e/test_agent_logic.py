@@ -94,6 +94,11 @@ class FakeRuntime:
     def stop(self, ref, timeout=None):
         self._get(ref).update(status="stopped", pid=None, exit_code=143)
 
+    def signal_stop(self, ref, timeout=None, keep=False):
+        # The fake's process ends on the stop signal at once (the real shim waits the grace).
+        self.stop(ref, timeout)
+        return self.state(ref)
+
     def delete(self, ref, force=False):
         state = self._get(ref)
         if state["status"] == "running" and not force:
