@@ -185,7 +185,7 @@ def test_port_conflicts_leave_nothing(manager, procs, files, prefix):
         listener.bind(("0.0.0.0", 0))
         listener.listen()
         taken = listener.getsockname()[1]
-        with pytest.raises(Conflict, match="in use by another program"):
+        with pytest.raises(Conflict, match=r"already in use by \S+ \(pid \d+\)"):
             manager.attach(
                 "i" * 64,
                 "x",
