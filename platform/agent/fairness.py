@@ -100,6 +100,18 @@ def team_limit(which: str | None = None) -> int:
     return max(1, workers - max(1, workers // 4))
 
 
+_clients: dict[tuple, object] = {}
+
+
+def _broker_client():
+    # One client per process and broker, kept: opening a connection for every turn cost about
+    # 6 ms of each operation. redis-py's pool is thread-safe; a forked pool process makes its own.
+    key = (os.getpid(), celery_app.conf.broker_url)
+    if key not in _clients:
+        _clients[key] = celery_app.connection_for_write().default_channel.client
+    return _clients[key]
+
+
 class Scheduler:
     """The fair lists of one lane of one host."""
 
@@ -112,7 +124,7 @@ class Scheduler:
     @property
     def client(self):
         if self._client is None:
-            self._client = celery_app.connection_for_write().default_channel.client
+            self._client = _broker_client()
         return self._client
 
     def submit(self, op_id: int, team: str) -> None:
