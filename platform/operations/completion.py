@@ -23,10 +23,12 @@ SUBSCRIBE_TIMEOUT_SECONDS = 2.0
 _clients: dict[tuple, object] = {}
 
 
-def _client():
-    # The broker's own connection settings (password, TLS) serve these messages too, as for
-    # the agent's nonces (agent/admission.py). One client per process and broker: redis-py's
-    # pool is thread-safe, and a forked pool process must not share its parent's sockets.
+def broker_client():
+    """The broker's Redis client, one per process and broker URL (completions, fair turns).
+
+    The broker's own connection settings (password, TLS) serve these messages too, as for the
+    agent's nonces (agent/admission.py). redis-py's pool is thread-safe, and a forked pool
+    process must not share its parent's sockets: the key holds the pid."""
     key = (os.getpid(), celery_app.conf.broker_url)
     if key not in _clients:
         _clients[key] = celery_app.connection_for_write().default_channel.client
@@ -41,7 +43,7 @@ def channel(op_id) -> str:
 def publish(op_id, state: str) -> None:
     """Announce that operation `op_id` reached `state` (after its row was committed)."""
     try:
-        _client().publish(channel(op_id), state)
+        broker_client().publish(channel(op_id), state)
     except Exception as err:  # waiters fall back to reading the row; the outcome is recorded
         log.info("could not announce the end of operation %s: %s", op_id, err)
 
@@ -61,7 +63,7 @@ class Listener:
 
     def __enter__(self):
         try:
-            pubsub = _client().pubsub()
+            pubsub = broker_client().pubsub()
             pubsub.subscribe(channel(self.op_id))
             # Wait for the server's confirmation: only then is no later publish missed.
             deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
