@@ -2,7 +2,6 @@
 OIDC pointed at the test provider; daphne's runserver on a loopback port, stopped by its PID."""
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -10,6 +9,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from tests.sso.sso_helpers import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 PY = Path(sys.executable)
@@ -103,13 +104,5 @@ class BerthWeb:
         """Stop the server by its PID and remove its data directory."""
         import shutil
 
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if getattr(self, "log", None):
-            self.log.close()
+        stop_process(self.proc, getattr(self, "log", None))
         shutil.rmtree(self.data, ignore_errors=True)

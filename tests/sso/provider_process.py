@@ -3,7 +3,6 @@ its own data directory, stopped by its PID."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.sso.slapd import free_port
+from tests.sso.sso_helpers import stop_process
 
 HERE = Path(__file__).resolve().parent / "provider"
 CLIENT_ID = "berth-test-client"
@@ -135,13 +135,5 @@ class Provider:
 
     def stop(self) -> None:
         """Stop the process by its PID; its data directory goes with pytest's tmp_path."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if getattr(self, "log", None):
-            self.log.close()
+        stop_process(self.proc, getattr(self, "log", None))
         shutil.rmtree(self.data / "unused", ignore_errors=True)

@@ -1,9 +1,7 @@
 """A throwaway OpenLDAP directory: Debian's slapd on a loopback port, its own config and data
 under a temporary directory, stopped by its PID."""
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -11,6 +9,8 @@ import time
 from pathlib import Path
 
 import ldap3
+
+from tests.sso.sso_helpers import stop_process
 
 SUFFIX = "dc=berth,dc=test"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -199,15 +199,7 @@ class Slapd:
 
     def stop(self) -> None:
         """Stop slapd by its PID and remove its directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if getattr(self, "log", None):
-            self.log.close()
+        stop_process(self.proc, getattr(self, "log", None))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def settings(self, **overrides) -> dict:

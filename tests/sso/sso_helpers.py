@@ -19,3 +19,20 @@ GROUPS = {
 
 def team_names(user) -> set[str]:
     return set(Team.objects.filter(memberships__user=user).values_list("name", flat=True))
+
+
+def stop_process(proc, log=None) -> None:
+    """Stop a server a test started, by its PID: SIGTERM, then SIGKILL if it lingers; close its log."""
+    import os
+    import signal
+    import subprocess
+
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    if log is not None:
+        log.close()
