@@ -459,3 +459,28 @@ def web(stack):
     if stack.web is None:
         stack.start_web()
     return stack
+
+
+@contextlib.contextmanager
+def serving(args: list[str], env: dict, log_path: Path, what: str, timeout: float = 60):
+    """A long-running Berth process for a test (the Docker API listener, the control worker):
+    started with its output in `log_path`, ready when the log says " ready.", stopped by its pid
+    (SIGTERM, then SIGKILL) when the block ends."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or " ready." in log_path.read_text()[offset:],
+            timeout,
+            what,
+        )
+        assert proc.poll() is None, f"{what} exited:\n{log_path.read_text()[-3000:]}"
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

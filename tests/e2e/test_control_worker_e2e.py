@@ -4,41 +4,19 @@ It takes compliance runs and backups off the web requests and the schedule, and 
 the agent's tasks (which import `runtime`): it is a control-plane process, not a host's.
 """
 
-import signal
-import subprocess
-
 import pytest
 
-from tests.e2e.conftest import REPO, wait_until
+from tests.e2e.conftest import REPO, serving
 
 
 @pytest.fixture(scope="module")
 def control(web):
     """The stack's control worker, stopped by its pid."""
     log_path = web.logs / "control.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [str(REPO / "scripts" / "berth-control"), "--loglevel", "INFO"],
-            cwd=REPO,
-            env=dict(web.env, BERTH_CONTROL_CONCURRENCY="1"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(
-            lambda: proc.poll() is not None or " ready." in log_path.read_text(),
-            60,
-            "the control worker",
-        )
-        assert proc.poll() is None, log_path.read_text()[-3000:]
+    args = [str(REPO / "scripts" / "berth-control"), "--loglevel", "INFO"]
+    env = dict(web.env, BERTH_CONTROL_CONCURRENCY="1")
+    with serving(args, env, log_path, "the control worker"):
         yield log_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_control_worker_runs_a_compliance_run_sent_to_its_queue(web, control):

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from dockerapi.frames import unframe
 
-from tests.e2e.conftest import PY, REPO, free_port, wait_until
+from tests.e2e.conftest import PY, free_port, serving
 
 DEVELOPER = "dev-docker"
 
@@ -30,31 +30,9 @@ pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="no docke
 def listener(web):
     """`manage.py serve_docker_api` for this stack on a free loopback port; stopped by its pid."""
     port = free_port()
-    with open(web.logs / "docker-api.log", "ab") as log:
-        proc = subprocess.Popen(
-            [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"],
-            cwd=REPO,
-            env=web.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(
-            lambda: (
-                proc.poll() is not None or "ready." in (web.logs / "docker-api.log").read_text()
-            ),
-            30,
-            "the Docker API listener",
-        )
-        assert proc.poll() is None, (web.logs / "docker-api.log").read_text()[-3000:]
+    args = [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"]
+    with serving(args, web.env, web.logs / "docker-api.log", "the Docker API listener"):
         yield port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
