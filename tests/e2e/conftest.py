@@ -484,3 +484,55 @@ def serving(args: list[str], env: dict, log_path: Path, what: str, timeout: floa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# The real docker CLI against a served Berth (tests of the Docker Engine API, issue 10).
+DEVELOPER = "dev-docker"
+
+
+@pytest.fixture(scope="module")
+def listener(web):
+    """`manage.py serve_docker_api` for this stack on a free loopback port; stopped by its pid."""
+    port = free_port()
+    args = [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"]
+    with serving(args, web.env, web.logs / "docker-api.log", "the Docker API listener"):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def dock(web, listener, tmp_path_factory):
+    """(run, env): run("ps") runs the docker CLI as a developer of team e2e against Berth."""
+    code = (
+        "from accounts.models import Membership, Team, User; "
+        "from rbac.models import Role, RoleBinding; "
+        "team = Team.objects.get(name='e2e'); "
+        f"user = User.objects.create_user(username={DEVELOPER!r}, password='x-unused-1'); "
+        "Membership.objects.create(team=team, user=user); "
+        "RoleBinding.objects.create(user=user, role=Role.objects.get(name='developer'), "
+        "scope_team=team)"
+    )
+    web.manage("shell", "-c", code)
+    secret = web.manage("create_token", DEVELOPER, "--name", "docker", "--days", "1").stdout
+    token = secret.strip().splitlines()[-1]
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "config.json").write_text(
+        json.dumps({"HttpHeaders": {"Authorization": f"Bearer {token}"}})
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(config),
+        "DOCKER_HOST": f"tcp://127.0.0.1:{listener}",
+        "DOCKER_CONFIG": str(config),
+    }
+
+    def run(*args, check=True, timeout=60):
+        result = subprocess.run(
+            ["docker", *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"docker {' '.join(args)}: {result.returncode}\n{result.stderr}")
+        return result
+
+    run.env = env
+    run.token = token
+    return run
