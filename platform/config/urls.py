@@ -28,3 +28,6 @@ urlpatterns = [
     # The browser dashboard owns every other path.
     path("", include("dashboard.urls")),
 ]
+
+# A body over the size limit, found before any view runs, is a 413 (config/error_pages.py).
+handler400 = "config.error_pages.bad_request"
