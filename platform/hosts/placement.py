@@ -26,8 +26,8 @@ from rbac import gate
 LIVE_DESIRED = ("created", "running", "paused")
 
 
-def refusal(host: Host) -> str:
-    """Why `host` takes no new container now ("" when it does)."""
+def unreachable(host: Host) -> str:
+    """Why `host` cannot do any new work now: removed, not joined or down ("" when it can)."""
     if host.revoked_at is not None:
         return f"host {host.name} was removed; it takes no containers"
     if host.state == Host.State.PENDING:
@@ -35,13 +35,18 @@ def refusal(host: Host) -> str:
             f"host {host.name} has not joined yet: run `scripts/berth-agent --join URL TOKEN` "
             "on that machine"
         )
-    if host.cordoned:
-        return f"host {host.name} is cordoned; it takes no new containers"
     stale = host.last_heartbeat and timezone.now() - host.last_heartbeat >= HEARTBEAT_GRACE
     if host.state != Host.State.UP or stale:
         since = host.last_heartbeat.isoformat() if host.last_heartbeat else "never"
         return f"host {host.name} is down (last heartbeat: {since})"
     return ""
+
+
+def refusal(host: Host) -> str:
+    """Why `host` takes no new container now ("" when it does): unreachable, or cordoned."""
+    if host.cordoned and host.revoked_at is None and host.state != Host.State.PENDING:
+        return f"host {host.name} is cordoned; it takes no new containers"
+    return unreachable(host)
 
 
 def check_accepts(host: Host) -> None:

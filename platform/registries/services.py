@@ -2,8 +2,9 @@
 
 import ipaddress
 
-from config.errors import InvalidRequest
+from config.errors import Conflict, InvalidRequest
 from config.ids import as_id, is_id
+from hosts import placement
 from operations.services import do_host_operation
 from rbac import gate
 from registries import refs
@@ -78,7 +79,15 @@ def do_image_operation(
     summary=None,
     extra=(),
 ):
-    """Queue an image Operation; `extra` allowed decisions (registry.use) are audited with it."""
+    """Queue an image Operation; `extra` allowed decisions (registry.use) are audited with it.
+
+    A host that is removed, not joined or down is refused (409, audited as failed) before
+    anything is written: nobody would take the work, and a pull or build would wait for ever.
+    A cordoned host still pulls and builds: cordoning stops new containers only."""
+    reason = placement.unreachable(host)
+    if reason:
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=reason)
+        raise Conflict(reason, code="host_unavailable")
     others = [d for d in extra if d is not None]
 
     def before():
