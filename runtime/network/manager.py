@@ -88,6 +88,10 @@ class NetworkManager:
                 found.append(c.get("name") or c["id"])
         return found
 
+    def resolve(self, state: dict, ref: str) -> str:
+        """The network that `ref` (a name or an id prefix) names in `state`; NotFound if none."""
+        return self._resolve(state, ref)
+
     def _resolve(self, state: dict, ref: str) -> str:
         if ref in state["networks"]:
             return ref
