@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from dockerapi import containers, errors, images, networks, system, volumes
 from dockerapi.auth import authenticate
 from dockerapi.call import Call
+from dockerapi.extras_routes import EXTRA_ROUTES
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ ROUTES = [
     ("POST", r"exec/(?P<exec_id>[^/]+)/resize", containers.exec_resize),
     ("GET", r"images/json", images.list_),
     ("GET", r"images/(?P<ref>.+)/json", images.inspect),
+    *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
     ("GET", r"networks", networks.list_),
     ("POST", r"networks/create", networks.create),
     ("GET", rf"networks/{_ID}", networks.inspect),
@@ -66,14 +68,11 @@ _UNSUPPORTED = [
         "attach on this port: it needs the upgraded connection of Berth's Docker API listener "
         "(DOCKER_HOST=tcp://127.0.0.1:2375)",
     ),
-    (r"containers/[^/]+/(stats|top|changes|export|archive|rename|update)", "container {0}"),
+    (r"containers/[^/]+/(changes|export|archive|update)", "container {0}"),
     (r"images/(create|load|get|search|prune)", "image {0}"),
     (r"images/.+/(push|tag|history|get)", "image {0}"),
     (r"build(/prune)?", "image build"),
     (r"networks/[^/]+/(connect|disconnect)", "network {0}"),
-    (r"(volumes|networks|containers)/prune", "{0} prune"),
-    (r"events", "the event stream"),
-    (r"system/df", "system df"),
 ]
 
 

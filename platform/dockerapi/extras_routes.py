@@ -1,0 +1,16 @@
+"""Routes of the container extras, prunes, events and df (kept apart from router.py's table)."""
+
+from dockerapi import df, events, prune, rename, stats
+
+_ID = r"(?P<ref>[^/]+)"
+
+EXTRA_ROUTES = [
+    ("GET", rf"containers/{_ID}/stats", stats.stats),
+    ("GET", rf"containers/{_ID}/top", stats.top),
+    ("POST", rf"containers/{_ID}/rename", rename.rename),
+    ("POST", r"containers/prune", prune.containers),
+    ("POST", r"networks/prune", prune.networks),
+    ("POST", r"volumes/prune", prune.volumes),
+    ("GET", r"events", events.events),
+    ("GET", r"system/df", df.df),
+]

@@ -1,0 +1,198 @@
+"""Docker API container extras without an agent: stats/top shapes, rename, prune, events, df.
+
+Operations stay pending here (no agent); events are derived from succeeded Operation rows,
+which the tests write as an agent would. Other teams' objects are 404 and every call is an
+audited gate decision.
+"""
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from dockerapi import containers as docker_containers
+from dockerapi import stats as docker_stats
+from dockerapi.events import Source
+
+from accounts.models import ApiToken
+from audit.models import AuditEvent
+from containers.models import Container
+from operations.models import Operation
+from tests.platform.factories import make_container
+from volumes.models import Volume
+
+pytestmark = pytest.mark.django_db
+UA = "Docker-Client/28.2.2 (linux)"
+V = "/v1.47"
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """No agent consumes the queue: calls answer once the Operation is queued."""
+    monkeypatch.setattr(docker_containers, "WAIT_SECONDS", 0)
+
+
+@pytest.fixture
+def docker(users):
+    def make(name, **options):
+        _, secret = ApiToken.issue(users[name], f"docker-x-{name}-{len(options)}", **options)
+        return Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_USER_AGENT=UA)
+
+    return make
+
+
+@pytest.fixture
+def mine(teams, host):
+    """A stopped container of alpha (the developer's team) and one of beta."""
+    return {
+        "alpha": make_container(teams["alpha"], host, "tp-x-a", observed_state="stopped"),
+        "beta": make_container(teams["beta"], host, "tp-x-b", observed_state="stopped"),
+    }
+
+
+def _body(response) -> bytes:
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
+def test_stats_shape_gives_docker_cpu_percent(mine, host):
+    host.info = {"cpus": "0-1", "mem_total": 4 << 30}
+    mine["alpha"].host = host
+    first = {"cpu_usage_ns": 1_000_000_000, "read_at": 100.0, "memory_usage": 50 << 20}
+    second = {"cpu_usage_ns": 1_500_000_000, "read_at": 101.0, "memory_usage": 60 << 20}
+    shaped = docker_stats.shape(mine["alpha"], second | {"pids_current": 3}, first)
+    cpu, pre = shaped["cpu_stats"], shaped["precpu_stats"]
+    # The docker CLI's formula: half a second of CPU in one second is 50 %.
+    percent = (
+        (cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"])
+        / (cpu["system_cpu_usage"] - pre["system_cpu_usage"])
+        * cpu["online_cpus"]
+        * 100
+    )
+    assert round(percent) == 50
+    assert shaped["memory_stats"] == {
+        "usage": 60 << 20,
+        "max_usage": 0,
+        "limit": 4 << 30,  # no limit: the host's memory, as Docker shows
+        "failcnt": 0,
+        "stats": {},
+    }
+    assert shaped["pids_stats"] == {"current": 3} and shaped["name"] == "/tp-x-a"
+
+
+def test_stats_and_top_of_a_stopped_container_and_of_others(docker, mine):
+    client = docker("developer")
+    zero = client.get(f"{V}/containers/tp-x-a/stats?stream=0")
+    assert zero.status_code == 200 and zero.json()["cpu_stats"]["cpu_usage"]["total_usage"] == 0
+    assert client.get(f"{V}/containers/tp-x-a/top").status_code == 409
+    bad = client.get(f"{V}/containers/tp-x-a/top?ps_args=-o%20pid,rss")
+    assert bad.status_code == 501 and "rss" in bad.json()["message"]
+    both = client.get(f"{V}/containers/tp-x-a/stats?stream=1&one-shot=1")
+    assert both.status_code == 400
+    for path in ("stats?stream=0", "top"):
+        response = client.get(f"{V}/containers/tp-x-b/{path}")
+        assert response.status_code == 404, (path, response.content)
+    denied = AuditEvent.objects.filter(outcome="denied", object_id="tp-x-b")
+    assert denied.count() == 2
+    allowed = AuditEvent.objects.filter(action="container.stats", outcome="allowed").first()
+    assert allowed.summary["user_agent"] == UA and allowed.summary["via"] == "docker-api"
+
+
+def test_rename_goes_through_the_rest_service(docker, mine):
+    client = docker("developer")
+    assert client.post(f"{V}/containers/tp-x-a/rename?name=tp-x-new").status_code == 204
+    mine["alpha"].refresh_from_db()
+    assert mine["alpha"].name == "tp-x-new"
+    op = Operation.objects.get(kind="container.rename")
+    assert op.params == {"old": "tp-x-a", "new": "tp-x-new"}
+    bad = client.post(f"{V}/containers/tp-x-new/rename?name=../x")
+    assert bad.status_code == 400
+    assert client.post(f"{V}/containers/tp-x-b/rename?name=mine").status_code == 404
+    viewer = docker("viewer")
+    assert viewer.post(f"{V}/containers/tp-x-new/rename?name=zz").status_code == 403
+
+
+def test_container_prune_removes_only_the_callers_stopped_ones(docker, teams, host, mine):
+    running = make_container(teams["alpha"], host, "tp-x-run", observed_state="running")
+    Container.objects.filter(pk=running.pk).update(desired_state="running")
+    client = docker("developer")
+    answer = client.post(f"{V}/containers/prune")
+    assert answer.status_code == 200
+    assert answer.json()["ContainersDeleted"] == [f"berth-{mine['alpha'].pk}"]
+    ops = list(Operation.objects.values_list("kind", "target_id"))
+    assert ops == [("container.remove", str(mine["alpha"].pk))]
+    labelled = client.post(f'{V}/containers/prune?filters={{"label":["nope=1"]}}')
+    assert labelled.json()["ContainersDeleted"] is None
+    assert docker("viewer").post(f"{V}/containers/prune").status_code == 403
+
+
+def test_volume_prune_keeps_volumes_in_use(docker, teams, host):
+    used = Volume.objects.create(team=teams["alpha"], host=host, name="tp-used", state="ready")
+    Volume.objects.create(team=teams["alpha"], host=host, name="tp-idle", state="ready")
+    Volume.objects.create(team=teams["beta"], host=host, name="tp-theirs", state="ready")
+    c = make_container(teams["alpha"], host, "tp-x-vol")
+    c.spec = {**c.spec, "mounts": [{"type": "volume", "source": used.name, "target": "/d"}]}
+    c.save()
+    client = docker("developer")
+    # Since API 1.42 only anonymous volumes go unless all=true (Berth makes none).
+    assert client.post(f"{V}/volumes/prune").json()["VolumesDeleted"] is None
+    pruned = client.post(f'{V}/volumes/prune?filters={{"all":["true"]}}').json()
+    assert pruned["VolumesDeleted"] == ["tp-idle"]
+    assert list(Operation.objects.values_list("kind", flat=True)) == ["volume.remove"]
+    assert client.post(f"{V}/networks/prune").json()["NetworksDeleted"] is None
+
+
+def _succeeded(container, kind, when, **extra):
+    return Operation.objects.create(
+        kind=kind,
+        target_type="container",
+        target_id=str(container.pk),
+        host=container.host,
+        team=container.team,
+        state="succeeded",
+        finished_at=when,
+        **extra,
+    )
+
+
+def test_events_come_from_operations_and_exits(docker, mine):
+    now = timezone.now()
+    alpha, beta = mine["alpha"], mine["beta"]
+    _succeeded(alpha, "container.create", now - timedelta(seconds=30))
+    _succeeded(alpha, "container.start", now - timedelta(seconds=29))
+    _succeeded(beta, "container.start", now - timedelta(seconds=28))
+    Container.objects.filter(pk=alpha.pk).update(
+        exit_code=3, observed_at=now - timedelta(seconds=20)
+    )
+    client = docker("developer")
+    since, until = time.time() - 60, time.time()
+    response = client.get(f"{V}/events?since={since}&until={until}")
+    assert response.status_code == 200
+    events = [json.loads(line) for line in _body(response).splitlines() if line.strip()]
+    assert [e["Action"] for e in events] == ["create", "start", "die"]
+    assert {e["Actor"]["Attributes"]["name"] for e in events} == {"tp-x-a"}
+    assert events[2]["Actor"]["Attributes"]["exitCode"] == "3"
+    assert events[0]["Type"] == "container" and events[0]["timeNano"] // 10**9 == events[0]["time"]
+    only_die = client.get(f'{V}/events?since={since}&until={until}&filters={{"event":["die"]}}')
+    assert [json.loads(x)["Action"] for x in _body(only_die).splitlines()] == ["die"]
+    assert client.get(f"{V}/events?since=x").status_code == 400
+    assert client.get(f'{V}/events?filters={{"type":["swarm"]}}').status_code == 400
+
+
+def test_event_source_sends_each_event_once(users, mine):
+    now = timezone.now()
+    _succeeded(mine["alpha"], "container.stop", now - timedelta(seconds=1), result={"exit_code": 137})
+    source = Source(users["developer"], {})
+    first = source.window(now - timedelta(seconds=5), now)
+    assert [e["Action"] for e in first] == ["kill", "die", "stop"]
+    assert first[1]["Actor"]["Attributes"]["exitCode"] == "137"
+    assert source.window(now - timedelta(seconds=5), now) == []
+
+
+def test_system_df_counts_what_the_caller_sees(docker, mine):
+    data = docker("developer").get(f"{V}/system/df").json()
+    assert [c["Names"] for c in data["Containers"]] == [["/tp-x-a"]]
+    assert data["BuildCache"] == [] and "LayersSize" in data
