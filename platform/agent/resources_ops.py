@@ -91,9 +91,13 @@ def image_tag(rt, op):
 def image_remove(rt, op):
     """Remove an image; refused while a container of this host uses it unless forced."""
     row = _target_image(op)
+    # `ref`: one of the row's own tags (`docker rmi name:tag` only untags while others remain).
+    ref = op.params.get("ref") or row.image_id
+    if ref != row.image_id and ref not in (row.repo_tags or []):
+        raise InvalidSpec(f"{ref} is not a tag of image {row.image_id}")
     users = [s["id"] for s in rt.list() if s.get("image_id") == row.image_id]
     try:
-        removed = rt.images.remove(row.image_id, force=bool(op.params.get("force")), users=users)
+        removed = rt.images.remove(ref, force=bool(op.params.get("force")), users=users)
     except NotFound:
         removed = []
     _sync_tags(rt, op)

@@ -11,7 +11,18 @@ import re
 
 from django.views.decorators.csrf import csrf_exempt
 
-from dockerapi import containers, errors, images, networks, system, volumes
+from dockerapi import (
+    containers,
+    errors,
+    images,
+    images_archive,
+    images_build,
+    images_manage,
+    images_pull,
+    networks,
+    system,
+    volumes,
+)
 from dockerapi.auth import authenticate
 from dockerapi.call import Call
 from dockerapi.extras_routes import EXTRA_ROUTES
@@ -49,6 +60,17 @@ ROUTES = [
     ("POST", r"exec/(?P<exec_id>[^/]+)/resize", containers.exec_resize),
     ("GET", r"images/json", images.list_),
     ("GET", r"images/(?P<ref>.+)/json", images.inspect),
+    ("POST", r"images/create", images_pull.create),
+    ("GET", r"images/search", images_pull.search),
+    ("POST", r"images/load", images_archive.load),
+    ("GET", r"images/get", images_archive.save_many),
+    ("POST", r"images/prune", images_manage.prune),
+    ("POST", r"images/(?P<ref>.+)/push", images_pull.push),
+    ("POST", r"images/(?P<ref>.+)/tag", images_manage.tag),
+    ("GET", r"images/(?P<ref>.+)/history", images_manage.history),
+    ("GET", r"images/(?P<ref>.+)/get", images_archive.save),
+    ("DELETE", r"images/(?P<ref>.+)", images_manage.remove),
+    ("POST", r"build", images_build.build),
     *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
     ("GET", r"networks", networks.list_),
     ("POST", r"networks/create", networks.create),
@@ -69,9 +91,7 @@ _UNSUPPORTED = [
         "(DOCKER_HOST=tcp://127.0.0.1:2375)",
     ),
     (r"containers/[^/]+/(changes|export|archive|update)", "container {0}"),
-    (r"images/(create|load|get|search|prune)", "image {0}"),
-    (r"images/.+/(push|tag|history|get)", "image {0}"),
-    (r"build(/prune)?", "image build"),
+    (r"build/prune", "build cache prune (POST /images/prune prunes the build cache too)"),
     (r"networks/[^/]+/(connect|disconnect)", "network {0}"),
 ]
 
