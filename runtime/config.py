@@ -53,6 +53,29 @@ class RuntimeConfig:
     def run_containers_dir(self) -> Path:
         return self.run_root / "containers"
 
+    def to_dict(self) -> dict:
+        """The JSON form handed to the shim, its hooks and the fork server."""
+        return {
+            "root": str(self.root),
+            "run_root": str(self.run_root),
+            "prefix": self.prefix,
+            "cgroup_root": str(self.cgroup_root),
+            "default_pids_limit": self.default_pids_limit,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> "RuntimeConfig":
+        """The config back from its JSON form (to_dict)."""
+        return cls(
+            root=Path(cfg["root"]),
+            run_root=Path(cfg["run_root"]),
+            prefix=cfg["prefix"],
+            cgroup_root=Path(cfg["cgroup_root"]),
+            default_pids_limit=cfg["default_pids_limit"],
+            extra=cfg.get("extra") or {},
+        )
+
     @classmethod
     def from_env(cls, environ=os.environ) -> "RuntimeConfig":
         """Build the config from BERTH_ROOT, BERTH_RUN_ROOT, BERTH_PREFIX, BERTH_CGROUP_ROOT."""

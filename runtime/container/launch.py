@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from runtime import linux
-from runtime.container import init, plan, postexit, shimbin
+from runtime.container import init, plan, shimbin
 from runtime.container.fsutil import proc_start_time, socket_path, write_json
 from runtime.container.paths import ContainerPaths
 from runtime.errors import (
@@ -161,7 +161,13 @@ def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
     return pid
 
 
+# Commands the shim runs with --python (the project's root in argv[2]). Named, not imported:
+# both entry points import runtime.api, which sits above this module.
 RESPAWN_CODE = "import sys; sys.path.insert(0, sys.argv[2]); from runtime.container.respawn import main; main()"
+POST_EXIT_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[2]); "
+    "from runtime.container.postexit import main; main()"
+)
 
 
 def exec_shim(shim_args: dict) -> None:
@@ -226,7 +232,7 @@ def exec_shim(shim_args: dict) -> None:
             json.dumps(a),
         ]
         if a["post_exit"]:
-            argv += ["--post-exit-code", postexit.CODE]
+            argv += ["--post-exit-code", POST_EXIT_CODE]
         if a["tty"]:
             argv += ["--pty-socket", str(a["pty_sock"]), "--winsize", str(a["winsize"])]
         else:
@@ -338,7 +344,6 @@ def wait_gone(pid: int | None, timeout: float = 10.0) -> None:
 def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> dict:
     """What the shim needs: descriptors, files, restart policy and how to respawn."""
     spec = rec["spec"]
-    cfg = rt.config
     return {
         "cid": rec["id"],
         "log": str(paths.log_file),
@@ -353,14 +358,7 @@ def shim_args(rt, rec: dict, paths: ContainerPaths, fds: dict, listen: int) -> d
         "restart_count": rec.get("restart_count", 0),
         "project": PROJECT,
         "binary": shimbin.ensure(rt.config.root),
-        "config": {
-            "root": str(cfg.root),
-            "run_root": str(cfg.run_root),
-            "prefix": cfg.prefix,
-            "cgroup_root": str(cfg.cgroup_root),
-            "default_pids_limit": cfg.default_pids_limit,
-            "extra": cfg.extra,
-        },
+        "config": rt.config.to_dict(),
         "post_exit": needs_post_exit(rec),
         "auto_remove": bool(rec.get("auto_remove")),
         "caller_cleans": str(paths.caller_cleans),

@@ -268,14 +268,37 @@ def _user_mount(root_fd: int, m: dict) -> None:
         _remount(root_fd, m["target"], linux.MS_RDONLY)
 
 
+def _mount_idmapped_overlay(plan: dict) -> str:
+    """Overlay on idmapped layers, staged on a private tmpfs; returns the root's path.
+
+    The layers and the state directory are detached mounts runtime.container.userns made
+    on the host side; they are attached here, inside the new mount namespace.
+    """
+    rootfs = plan["rootfs"]
+    stage = linux.fsmount_new("tmpfs", {"mode": "0755", "size": "64k"})
+    linux.move_mount(stage, linux.AT_FDCWD, "")  # onto the working directory: merged
+    os.mkdir("root", 0o755, dir_fd=stage)
+    lower = []
+    for i, fd in enumerate(plan["userns"]["layer_fds"]):
+        os.mkdir(f"l{i}", 0o755, dir_fd=stage)
+        linux.move_mount(fd, stage, f"l{i}")
+        lower.append(f"/proc/self/fd/{stage}/l{i}")
+    os.mkdir("state", 0o755, dir_fd=stage)
+    linux.move_mount(plan["userns"]["state_fd"], stage, "state")
+    state = f"/proc/self/fd/{stage}/state"
+    upper, work = (os.path.basename(rootfs[k]) for k in ("upper", "work"))
+    merged = f"/proc/self/fd/{stage}/root"
+    data = f"lowerdir={':'.join(lower)},upperdir={state}/{upper},workdir={state}/{work},userxattr"
+    linux.mount("overlay", merged, "overlay", 0, data)
+    return merged
+
+
 def setup_rootfs(plan: dict) -> None:
     """Mount everything the container sees and pivot into it (runs in the child)."""
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     rootfs = plan["rootfs"]
     if plan.get("userns"):
-        from runtime.container import userns  # local: only user-namespaced containers
-
-        merged = userns.mount_overlay(plan)
+        merged = _mount_idmapped_overlay(plan)
     else:
         merged = rootfs["merged"]
         data = (

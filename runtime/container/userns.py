@@ -172,27 +172,6 @@ def enter(plan: dict) -> None:
     os.setresuid(0, 0, 0)
 
 
-def mount_overlay(plan: dict) -> str:
-    """Overlay on idmapped layers, staged on a private tmpfs; returns the root's path."""
-    rootfs = plan["rootfs"]
-    stage = linux.fsmount_new("tmpfs", {"mode": "0755", "size": "64k"})
-    linux.move_mount(stage, linux.AT_FDCWD, "")  # onto the working directory: merged
-    os.mkdir("root", 0o755, dir_fd=stage)
-    lower = []
-    for i, fd in enumerate(plan["userns"]["layer_fds"]):
-        os.mkdir(f"l{i}", 0o755, dir_fd=stage)
-        linux.move_mount(fd, stage, f"l{i}")
-        lower.append(f"/proc/self/fd/{stage}/l{i}")
-    os.mkdir("state", 0o755, dir_fd=stage)
-    linux.move_mount(plan["userns"]["state_fd"], stage, "state")
-    state = f"/proc/self/fd/{stage}/state"
-    upper, work = (os.path.basename(rootfs[k]) for k in ("upper", "work"))
-    merged = f"/proc/self/fd/{stage}/root"
-    data = f"lowerdir={':'.join(lower)},upperdir={state}/{upper},workdir={state}/{work},userxattr"
-    linux.mount("overlay", merged, "overlay", 0, data)
-    return merged
-
-
 def fork_init(plan: dict, child_main) -> int:
     """Fork the helper that makes the namespaces and the init; returns the init's host pid."""
     # The init's parent (the helper) exits at once: this process adopts it and can wait for it.

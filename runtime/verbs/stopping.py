@@ -1,0 +1,132 @@
+"""Runtime verbs that signal, stop, restart, pause and unpause containers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from runtime.container import grace as grace_mod
+from runtime.container import status as sm
+from runtime.errors import BerthError
+from runtime.lazy import LazyModule
+from runtime.signals import parse_signal
+
+# Loaded when a verb first needs it (ctypes, the shim binary): `ps` and `rm` never do.
+launch = LazyModule("runtime.container.launch")
+
+
+class StopVerbs:
+    """Signals, stop with grace, restart, pause (mixed into runtime.api.Runtime)."""
+
+    def kill(self, ref: str, sig="KILL") -> None:
+        """Send a signal to the container's init (Docker: only while it runs)."""
+        number = parse_signal(sig)
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("kill", rec["name"], obs["status"])
+            if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+                # A deliberate kill is a user stop: no restart, as in Docker.
+                self.store.paths(cid).stop_flag.touch()
+                # Kept in the state too (the flag goes with a reboot): unless-stopped stays down.
+                state = self.store.read_state(cid)
+                if not state.get("user_stopped"):
+                    self.store.write_state(cid, dict(state, user_stopped=True))
+            if obs["pid"]:  # never 0: os.kill(0, ...) would signal our own process group
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(obs["pid"], number)
+        if number == signal.SIGKILL:
+            self._wait_stopped(cid, 10)
+
+    def stop(self, ref: str, timeout: int | None = None) -> dict:
+        """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped."""
+        return self._stop(ref, timeout, keep=False)
+
+    def signal_stop(self, ref: str, timeout: int | None = None, *, keep: bool = False) -> dict:
+        """Send the stop signal and return at once; the shim SIGKILLs after `timeout` seconds.
+
+        A paused container, or a grace of 0, is stopped here and now (that takes no waiting).
+        Call stop() (or restart(), with `keep`) once it has exited, to release its network.
+        """
+        return self._stop(ref, timeout, keep, wait=False)
+
+    def _stop(self, ref: str, timeout: int | None, keep: bool, wait: bool = True) -> dict:
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            if obs["process"]:
+                spec = self.spec_of(rec)
+                grace = spec.stop_timeout if timeout is None else timeout
+                paths = self.store.paths(cid)
+                paths.stop_flag.touch()
+                if keep or not rec.get("auto_remove"):  # --rm: the post-exit hook removes it
+                    paths.caller_cleans.touch()
+                state = self.store.read_state(cid)
+                state["user_stopped"] = True
+                self.store.write_state(cid, state)
+                if obs["status"] == sm.RUNNING and obs["pid"]:
+                    if not wait and grace > 0 and obs["shim_pid"]:
+                        # The shim sits out the grace period (runtime/container/grace.py).
+                        grace_mod.arm(
+                            paths,
+                            pid=obs["pid"],
+                            shim_pid=obs["shim_pid"],
+                            stop_signal=parse_signal(spec.stop_signal),
+                            grace=grace,
+                        )
+                        return self.state(cid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(obs["pid"], parse_signal(spec.stop_signal))
+                    self._wait_stopped(cid, grace)
+                self._kill_and_wait(cid, obs)
+            self._detach_network(cid)
+            # Read under the lock: a --rm container's post-exit hook removes it right after.
+            return self.state(cid)
+
+    def _kill_and_wait(self, cid: str, obs: dict) -> None:
+        with contextlib.suppress(OSError, BerthError):
+            self.cgroups.kill_all(cid, signal.SIGKILL)
+        with contextlib.suppress(OSError, BerthError):
+            self.cgroups.thaw(cid)  # frozen tasks do not die until thawed
+        launch.wait_gone(obs.get("pid"), 10)
+        launch.wait_gone(obs.get("shim_pid"), 10)
+
+    def _wait_stopped(self, cid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            obs = sm.observe(self.store.paths(cid), lambda: False)
+            if not obs["pid"]:
+                launch.wait_gone(obs["shim_pid"], max(0.0, deadline - time.monotonic()))
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            launch.wait_gone(obs["pid"], min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _detach_network(self, cid: str) -> None:
+        if self.store.paths(cid).network_file.exists() or self._networks is not None:
+            with contextlib.suppress(OSError, BerthError):
+                self.networks.detach(cid)
+            self.store.paths(cid).network_file.unlink(missing_ok=True)
+
+    def restart(self, ref: str, timeout: int | None = None) -> dict:
+        """Stop (if running) and start again (a --rm container is kept for the start)."""
+        self._stop(ref, timeout, keep=True)
+        return self.start(ref)
+
+    def pause(self, ref: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("pause", rec["name"], obs["status"])
+            self.cgroups.freeze(cid)
+
+    def unpause(self, ref: str) -> None:
+        """Thaw a paused container."""
+        cid = self.store.resolve(ref)
+        with self.store.locked(cid):
+            rec, obs = self._observe(cid)
+            sm.check("unpause", rec["name"], obs["status"])
+            self.cgroups.thaw(cid)
