@@ -217,3 +217,7 @@ def _start_timer(sender=None, **kwargs):
 def _stop_timer(sender=None, **kwargs):
     control_loop.stop()
     lanes.stop_long_worker()
+
+
+# The Docker API's file calls (docker cp, export, diff): registered here, defined apart.
+from agent import files_tasks as _files_tasks  # noqa: E402,F401

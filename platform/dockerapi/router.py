@@ -26,6 +26,7 @@ from dockerapi import (
 from dockerapi.auth import authenticate
 from dockerapi.call import Call
 from dockerapi.extras_routes import EXTRA_ROUTES
+from dockerapi.extras_routes import EXTRA_ROUTES
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ ROUTES = [
     ("DELETE", r"images/(?P<ref>.+)", images_manage.remove),
     ("POST", r"build", images_build.build),
     *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
+    *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
     ("GET", r"networks", networks.list_),
     ("POST", r"networks/create", networks.create),
     ("GET", rf"networks/{_ID}", networks.inspect),
@@ -90,7 +92,11 @@ _UNSUPPORTED = [
         "attach on this port: it needs the upgraded connection of Berth's Docker API listener "
         "(DOCKER_HOST=tcp://127.0.0.1:2375)",
     ),
-    (r"containers/[^/]+/(changes|export|archive|update)", "container {0}"),
+    (
+        r"containers/[^/]+/(update)",
+        "container {0}: Berth sets a container's limits when it creates it (recreate it with "
+        "the new limits)",
+    ),
     (r"build/prune", "build cache prune (POST /images/prune prunes the build cache too)"),
     (r"networks/[^/]+/(connect|disconnect)", "network {0}"),
 ]

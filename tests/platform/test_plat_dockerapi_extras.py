@@ -5,13 +5,17 @@ which the tests write as an agent would. Other teams' objects are 404 and every 
 audited gate decision.
 """
 
+import io
 import json
+import os
+import tarfile
 import time
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from dockerapi import archive as docker_archive
 from dockerapi import containers as docker_containers
 from dockerapi import stats as docker_stats
 from dockerapi.events import Source
@@ -92,11 +96,11 @@ def test_stats_and_top_of_a_stopped_container_and_of_others(docker, mine):
     assert bad.status_code == 501 and "rss" in bad.json()["message"]
     both = client.get(f"{V}/containers/tp-x-a/stats?stream=1&one-shot=1")
     assert both.status_code == 400
-    for path in ("stats?stream=0", "top"):
+    for path in ("stats?stream=0", "top", "changes", "export", "archive?path=/"):
         response = client.get(f"{V}/containers/tp-x-b/{path}")
         assert response.status_code == 404, (path, response.content)
     denied = AuditEvent.objects.filter(outcome="denied", object_id="tp-x-b")
-    assert denied.count() == 2
+    assert denied.count() == 5
     allowed = AuditEvent.objects.filter(action="container.stats", outcome="allowed").first()
     assert allowed.summary["user_agent"] == UA and allowed.summary["via"] == "docker-api"
 
@@ -184,7 +188,9 @@ def test_events_come_from_operations_and_exits(docker, mine):
 
 def test_event_source_sends_each_event_once(users, mine):
     now = timezone.now()
-    _succeeded(mine["alpha"], "container.stop", now - timedelta(seconds=1), result={"exit_code": 137})
+    _succeeded(
+        mine["alpha"], "container.stop", now - timedelta(seconds=1), result={"exit_code": 137}
+    )
     source = Source(users["developer"], {})
     first = source.window(now - timedelta(seconds=5), now)
     assert [e["Action"] for e in first] == ["kill", "die", "stop"]
@@ -196,3 +202,83 @@ def test_system_df_counts_what_the_caller_sees(docker, mine):
     data = docker("developer").get(f"{V}/system/df").json()
     assert [c["Names"] for c in data["Containers"]] == [["/tp-x-a"]]
     assert data["BuildCache"] == [] and "LayersSize" in data
+
+
+def _tar(*entries) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def _member(name, kind=tarfile.REGTYPE, data=b"", **extra):
+    info = tarfile.TarInfo(name)
+    info.type, info.size = kind, len(data)
+    for key, value in extra.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def test_cp_uploads_are_checked_before_the_host_sees_them(docker, mine, monkeypatch):
+    client = docker("developer")
+
+    def put(body, path="/tmp"):
+        return client.put(
+            f"{V}/containers/tp-x-a/archive?path={path}", body, content_type="application/x-tar"
+        )
+
+    bad = [
+        (_tar(_member("../evil", data=b"x")), "leaves the target directory"),
+        (_tar(_member("a/../../evil", data=b"x")), "leaves the target directory"),
+        (_tar(_member("dev", tarfile.CHRTYPE, devmajor=1, devminor=3)), "device node"),
+        (_tar(_member("l", tarfile.LNKTYPE, linkname="/etc/shadow")), "outside the archive"),
+        (b"not a tar at all" * 100, "not a tar archive"),
+    ]
+    for body, words in bad:
+        response = put(body)
+        assert response.status_code == 400 and words in response.json()["message"], words
+    monkeypatch.setattr(docker_archive, "MAX_ARCHIVE_BYTES", 1024)
+    huge = put(_tar(_member("big", data=b"x" * 4096)))
+    assert huge.status_code == 413 and "limit" in huge.json()["message"]
+    assert not Operation.objects.exists()
+    # Each refusal was still a decision of the gate, kept with the client's User-Agent.
+    decided = AuditEvent.objects.filter(action="container.exec", object_id=str(mine["alpha"].pk))
+    assert decided.count() == 6 and decided.first().summary["user_agent"] == UA
+    assert client.put(f"{V}/containers/tp-x-b/archive?path=/", b"").status_code == 404
+
+
+def test_merged_layers_and_changes_of_an_upper_layer(tmp_path, monkeypatch):
+    from agent import files_ops
+
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for path, data in {"bin/sh": b"sh", "etc/passwd": b"root", "etc/gone": b"x"}.items():
+        (lower / path).parent.mkdir(parents=True, exist_ok=True)
+        (lower / path).write_bytes(data)
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc/passwd").write_bytes(b"root\nme")
+    (upper / "etc/hosts").write_bytes(b"127.0.0.1")  # the runtime's: not a change
+    (upper / "new").mkdir()
+    (upper / "new/file").write_bytes(b"hi")
+    os.mknod(upper / "etc/gone", 0o600 | 0o020000, os.makedev(0, 0))  # a whiteout
+    entries = {rel: layer for rel, layer, _ in files_ops.merged([str(upper), str(lower)])}
+    assert sorted(entries) == ["bin", "bin/sh", "etc", "etc/hosts", "etc/passwd", "new", "new/file"]
+    assert entries["etc/passwd"] == str(upper) and entries["bin/sh"] == str(lower)
+
+    class Store:  # the runtime's record, as changes() reads it
+        def read_record(self, cid):
+            return {"lower": [str(lower)]}
+
+        def paths(self, cid):
+            return type("P", (), {"upper": upper})()
+
+    rt = type("Rt", (), {"store": Store()})()
+    monkeypatch.setattr(files_ops, "_state", lambda rt, c: {"id": "x"})
+    found = files_ops.changes(rt, None, {})["changes"]
+    assert found == [
+        {"Path": "/etc", "Kind": 0},
+        {"Path": "/etc/gone", "Kind": 2},
+        {"Path": "/etc/passwd", "Kind": 0},
+        {"Path": "/new", "Kind": 1},
+        {"Path": "/new/file", "Kind": 1},
+    ]

@@ -1,0 +1,479 @@
+"""A container's files for the Docker API: changes, export, and `docker cp` both ways.
+
+Paths inside a running container are resolved from its root (/proc/<pid>/root) one component
+at a time, never following a link out of that root (runtime.container.safepath), and trees are
+walked by descriptor (os.fwalk, no symlinks followed), so a link inside the container can never
+reach the host. A stopped container's files are read from its overlay layers on disk: the
+upper (writable) layer over the image's layers, whiteouts hiding what was deleted.
+
+Uploads are checked whole before the first byte is written (names, types, conflicts with what
+exists); files are owned by the container's root (or by the archive's ids shifted into the
+container's range with copyUIDGID).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import tarfile
+from pathlib import PurePosixPath
+
+from dockerapi.tar_rules import TarRefused, check_members
+
+from agent import lookup
+from runtime.container.safepath import fd_path, open_in_root
+from runtime.errors import InvalidSpec, InvalidState, NotFound
+
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # each way; the web refuses larger with 413
+_OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
+# What the runtime itself puts in a container (Docker keeps these out of `diff` too).
+_RUNTIME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
+_RUNTIME_DIRS = {"/proc", "/sys", "/dev"}
+# Go's os.FileMode bits, which the docker CLI reads from X-Docker-Container-Path-Stat.
+_GO_DIR, _GO_LINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+_GO_SETUID, _GO_SETGID, _GO_CHAR, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+class TooLarge(InvalidSpec):
+    """The archive would exceed MAX_ARCHIVE_BYTES."""
+
+
+def _state(rt, container) -> dict:
+    state = lookup.find(rt, container)
+    if state is None:
+        raise NotFound(f"container {container.name} does not exist on host {container.host.name}")
+    return state
+
+
+def _running_root(rt, container) -> int:
+    """An O_PATH descriptor of the running container's root directory."""
+    state = _state(rt, container)
+    if state.get("status") not in ("running", "paused") or not state.get("pid"):
+        raise InvalidState(
+            f"container {container.name} is not running: Berth copies files into and out of "
+            "running containers (start it first)"
+        )
+    return os.open(f"/proc/{state['pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _layers(rt, container) -> list[str]:
+    """The container's layer directories, top first: upper, then the image's."""
+    cid = _state(rt, container)["id"]
+    record = rt.store.read_record(cid)
+    return [str(rt.store.paths(cid).upper), *(record.get("lower") or [])]
+
+
+def go_mode(st) -> int:
+    """A stat result's mode as Go's os.FileMode."""
+    mode = st.st_mode & 0o777
+    kind = stat.S_IFMT(st.st_mode)
+    mode |= {
+        stat.S_IFDIR: _GO_DIR,
+        stat.S_IFLNK: _GO_LINK,
+        stat.S_IFBLK: _GO_DEVICE,
+        stat.S_IFCHR: _GO_DEVICE | _GO_CHAR,
+        stat.S_IFIFO: _GO_PIPE,
+        stat.S_IFSOCK: _GO_SOCKET,
+    }.get(kind, 0)
+    for bit, go in ((stat.S_ISUID, _GO_SETUID), (stat.S_ISGID, _GO_SETGID)):
+        if st.st_mode & bit:
+            mode |= go
+    if st.st_mode & stat.S_ISVTX:
+        mode |= _GO_STICKY
+    return mode
+
+
+def _clean(path: str) -> str:
+    if not path or "\0" in path:
+        raise InvalidSpec("a path inside the container is required")
+    return path if path.startswith("/") else "/" + path
+
+
+def _split(path: str) -> tuple[str, str]:
+    """('/etc', 'passwd') for /etc/passwd; ('/etc', '.') for /etc/. (the contents only)."""
+    trimmed = path.rstrip("/") or "/"
+    if trimmed == "/":
+        return "/", "."
+    parent, _, name = trimmed.rpartition("/")
+    return parent or "/", name
+
+
+@contextlib.contextmanager
+def _entry(root: int, path: str):
+    """(parent descriptor, name, lstat) of `path` inside the root; the last link not followed."""
+    parent_path, name = _split(path)
+    if name == "..":
+        raise InvalidSpec(f"path {path!r} may not end in ..")
+    parent = open_in_root(root, parent_path)
+    try:
+        if name == ".":
+            st = os.stat(fd_path(parent))
+        else:
+            try:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                raise NotFound(f"Could not find the file {path} in container") from None
+        yield parent, name, st
+    finally:
+        os.close(parent)
+
+
+def _stat_dict(name: str, st, link: str = "") -> dict:
+    return {
+        "name": name,
+        "size": st.st_size,
+        "mode": go_mode(st),
+        "mtime": _rfc3339(st.st_mtime),
+        "linkTarget": link,
+    }
+
+
+def _rfc3339(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def stat_path(rt, container, params) -> dict:
+    """What HEAD /archive answers: the path's name, size, Go mode, mtime, link target."""
+    path = _clean(params.get("path"))
+    root = _running_root(rt, container)
+    try:
+        with _entry(root, path) as (parent, name, st):
+            link = os.readlink(name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
+            return _stat_dict(PurePosixPath(path.rstrip("/") or "/").name or "/", st, link)
+    finally:
+        os.close(root)
+
+
+class _Writer:
+    """A tar in memory that refuses to grow past the limit."""
+
+    def __init__(self):
+        self.buffer = io.BytesIO()
+        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (closed in bytes())
+
+    def add(self, arcname: str, st, *, link: str = "", data_fd: int | None = None) -> None:
+        info = tarfile.TarInfo(arcname)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mtime = int(st.st_mtime)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            info.type = tarfile.DIRTYPE
+        elif kind == stat.S_IFLNK:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+            info.type = tarfile.CHRTYPE if kind == stat.S_IFCHR else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        elif kind == stat.S_IFIFO:
+            info.type = tarfile.FIFOTYPE
+        elif kind == stat.S_IFREG:
+            info.size = st.st_size
+        else:
+            return  # sockets are not archived
+        if self.buffer.tell() + info.size > MAX_ARCHIVE_BYTES:
+            raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
+        if info.type == tarfile.REGTYPE and data_fd is not None:
+            with os.fdopen(data_fd, "rb", closefd=False) as data:
+                self.tar.addfile(info, data)
+        else:
+            self.tar.addfile(info)
+
+    def bytes(self) -> bytes:
+        self.tar.close()
+        return self.buffer.getvalue()
+
+
+def _add_file(writer: _Writer, parent: int, name: str, arcname: str, st) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        writer.add(arcname, st, link=os.readlink(name, dir_fd=parent))
+    elif stat.S_ISREG(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            writer.add(arcname, os.fstat(fd), data_fd=fd)
+        finally:
+            os.close(fd)
+    else:
+        writer.add(arcname, st)
+
+
+def get_archive(rt, container, params) -> dict:
+    """GET /archive: the path as a tar (a directory with everything under it), and its stat."""
+    path = _clean(params.get("path"))
+    root = _running_root(rt, container)
+    writer = _Writer()
+    try:
+        with _entry(root, path) as (parent, name, st):
+            base = PurePosixPath(path.rstrip("/") or "/").name or "/"
+            link = os.readlink(name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
+            arc = "." if name == "." else name
+            if not stat.S_ISDIR(st.st_mode):
+                _add_file(writer, parent, name, arc, st)
+            else:
+                top = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                try:
+                    _add_tree(writer, top, arc)
+                finally:
+                    os.close(top)
+        return {"stat": _stat_dict(base, st, link), "tar": writer.bytes()}
+    finally:
+        os.close(root)
+
+
+def _add_tree(writer: _Writer, top: int, arc: str) -> None:
+    """Every entry under the directory `top`, by descriptor, links not followed."""
+    writer.add(arc, os.fstat(top))
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+        prefix = os.path.normpath(os.path.join(arc, dirpath))
+        for name in sorted(dirnames) + sorted(filenames):
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            arcname = f"{prefix}/{name}"
+            if stat.S_ISDIR(st.st_mode):
+                writer.add(arcname, st)
+            else:
+                _add_file(writer, dirfd, name, arcname, st)
+
+
+# -- a stopped container's layers ------------------------------------------------------------
+
+
+def _lstat(path: str):
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _whiteout(st) -> bool:
+    return st is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path: str) -> bool:
+    for name in _OPAQUE:
+        with contextlib.suppress(OSError):
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+    return False
+
+
+def merged(layers: list[str], rel: str = ""):
+    """(relative path, layer directory, lstat) of the merged tree under `rel`, parents first."""
+    holders = [layer for layer in layers if _is_dir(os.path.join(layer, rel))]
+    names: dict[str, None] = {}
+    for layer in holders:
+        with contextlib.suppress(OSError):
+            names.update(dict.fromkeys(sorted(os.listdir(os.path.join(layer, rel)))))
+        if _opaque(os.path.join(layer, rel)):
+            break
+    for name in sorted(names):
+        child = os.path.join(rel, name)
+        for index, layer in enumerate(holders):
+            st = _lstat(os.path.join(layer, child))
+            if st is None:
+                if _opaque(os.path.join(layer, rel)):
+                    break
+                continue
+            if _whiteout(st):
+                break
+            yield child, layer, st
+            if stat.S_ISDIR(st.st_mode):
+                yield from merged(holders[index:], child)
+            break
+
+
+def _is_dir(path: str) -> bool:
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def export(rt, container, params) -> dict:
+    """GET /export: the container's root filesystem (its layers merged) as a tar."""
+    writer = _Writer()
+    for rel, layer, st in merged(_layers(rt, container)):
+        full = os.path.join(layer, rel)
+        if stat.S_ISLNK(st.st_mode):
+            writer.add(rel, st, link=os.readlink(full))
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                writer.add(rel, os.fstat(fd), data_fd=fd)
+            finally:
+                os.close(fd)
+        else:
+            writer.add(rel, st)
+    return {"tar": writer.bytes()}
+
+
+def changes(rt, container, params) -> dict:
+    """GET /changes: what the writable layer changed: Kind 0 modified, 1 added, 2 deleted."""
+    upper, *lower = _layers(rt, container)
+    found: dict[str, tuple[int, bool]] = {}
+    for dirpath, dirnames, filenames, _ in os.fwalk(upper, follow_symlinks=False):
+        rel_dir = os.path.relpath(dirpath, upper)
+        for name in dirnames + filenames:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = _lstat(os.path.join(upper, rel))
+            in_lower = any(_lstat(os.path.join(layer, rel)) is not None for layer in lower)
+            kind = 2 if _whiteout(st) else 0 if in_lower else 1
+            found["/" + rel] = (kind, st is not None and stat.S_ISDIR(st.st_mode))
+    kept = {p: v for p, v in found.items() if p not in _RUNTIME_FILES}
+    # Deepest first: a directory that is only there for the runtime's files or mount points
+    # (a modified /etc holding only /etc/hosts, an added /proc) is no change of the user's.
+    for path in sorted(kept, key=lambda p: p.count("/"), reverse=True):
+        kind, is_dir = kept[path]
+        inner = any(q.startswith(path + "/") for q in kept)
+        if is_dir and not inner and (kind == 0 or path in _RUNTIME_DIRS):
+            kept.pop(path)
+    return {"changes": [{"Path": p, "Kind": v[0]} for p, v in sorted(kept.items())]}
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+
+def _shift(uid: int, base: int) -> int:
+    return base + uid if uid < 65536 else base
+
+
+def put_archive(rt, container, params) -> dict:
+    """PUT /archive: extract the tar under `path` (an existing directory) inside the running
+    container; everything is checked first, so a refusal writes nothing."""
+    data = params["tar"]
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
+    path = _clean(params.get("path"))
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 (in memory)
+        members = tar.getmembers()
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise InvalidSpec(f"the body is not a tar archive: {err}") from None
+    try:
+        check_members(members)
+    except TarRefused as err:
+        raise InvalidSpec(str(err)) from None
+    root = _running_root(rt, container)
+    try:
+        try:
+            dest = open_in_root(root, path)
+        except InvalidSpec:
+            raise NotFound(f"Could not find the file {path} in container") from None
+        try:
+            if not stat.S_ISDIR(os.stat(fd_path(dest)).st_mode):
+                raise InvalidSpec(f"extraction point is not a directory: {path}")
+            owner = os.stat(fd_path(root))
+            plan = _plan(dest, members, bool(params.get("no_overwrite_dir_non_dir")))
+            for member, relative in plan:
+                _write(tar, dest, member, relative, owner, bool(params.get("copy_uid_gid")))
+        finally:
+            os.close(dest)
+    finally:
+        os.close(root)
+    return {"written": len(members)}
+
+
+def _plan(dest: int, members, no_overwrite: bool) -> list:
+    """Each member with its path under the target; conflicts refused before anything is written."""
+    plan = []
+    for member in members:
+        relative = "/".join(p for p in PurePosixPath(member.name).parts if p not in ("/", "."))
+        if not relative:
+            continue
+        if no_overwrite:
+            try:
+                fd = open_in_root(dest, relative)
+            except InvalidSpec:
+                fd = None
+            if fd is not None:
+                try:
+                    is_dir = stat.S_ISDIR(os.stat(fd_path(fd)).st_mode)
+                finally:
+                    os.close(fd)
+                if is_dir != member.isdir():
+                    what = "a directory" if is_dir else "a non-directory"
+                    raise InvalidSpec(
+                        f"cannot overwrite {what} {relative!r} with a "
+                        f"{'directory' if member.isdir() else 'non-directory'}"
+                    )
+        plan.append((member, relative))
+    return plan
+
+
+def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None:
+    parent_rel, _, name = relative.rpartition("/")
+    parent = open_in_root(dest, parent_rel, create="dir") if parent_rel else os.dup(dest)
+    try:
+        fd_dir = os.open(fd_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    finally:
+        os.close(parent)
+    uid = _shift(member.uid, owner.st_uid) if copy_ids else owner.st_uid
+    gid = _shift(member.gid, owner.st_gid) if copy_ids else owner.st_gid
+    mode = member.mode & 0o1777  # no setuid or setgid bits from an upload
+    try:
+        existing = _lstat_at(fd_dir, name)
+        if member.isdir():
+            if existing is None:
+                os.mkdir(name, 0o700, dir_fd=fd_dir)
+            elif not stat.S_ISDIR(existing.st_mode):
+                os.unlink(name, dir_fd=fd_dir)
+                os.mkdir(name, 0o700, dir_fd=fd_dir)
+            _finish_entry(fd_dir, name, uid, gid, mode)
+            return
+        if existing is not None:
+            if stat.S_ISDIR(existing.st_mode):
+                raise InvalidSpec(f"cannot overwrite the directory {relative!r} with a file")
+            os.unlink(name, dir_fd=fd_dir)  # a link is replaced, never followed
+        if member.issym():
+            os.symlink(member.linkname, name, dir_fd=fd_dir)
+            os.chown(name, uid, gid, dir_fd=fd_dir, follow_symlinks=False)
+        elif member.islnk():
+            source = open_in_root(dest, member.linkname.lstrip("./"))
+            try:
+                os.link(fd_path(source), name, dst_dir_fd=fd_dir, follow_symlinks=True)
+            finally:
+                os.close(source)
+        elif member.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=fd_dir)
+            _finish_entry(fd_dir, name, uid, gid, mode)
+        else:
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=fd_dir,
+            )
+            with os.fdopen(fd, "wb") as out:
+                source = tar.extractfile(member)
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+                os.fchown(out.fileno(), uid, gid)
+                os.fchmod(out.fileno(), mode)
+            os.utime(name, (member.mtime, member.mtime), dir_fd=fd_dir, follow_symlinks=False)
+    finally:
+        os.close(fd_dir)
+
+
+def _lstat_at(dir_fd: int, name: str):
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _finish_entry(dir_fd: int, name: str, uid: int, gid: int, mode: int) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+OPS = {
+    "stat": stat_path,
+    "get": get_archive,
+    "put": put_archive,
+    "export": export,
+    "changes": changes,
+}
