@@ -26,7 +26,6 @@ from dockerapi import (
 from dockerapi.auth import authenticate
 from dockerapi.call import Call
 from dockerapi.extras_routes import EXTRA_ROUTES
-from dockerapi.extras_routes import EXTRA_ROUTES
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,6 @@ ROUTES = [
     ("GET", r"images/(?P<ref>.+)/get", images_archive.save),
     ("DELETE", r"images/(?P<ref>.+)", images_manage.remove),
     ("POST", r"build", images_build.build),
-    *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
     *EXTRA_ROUTES,  # stats, top, cp, rename, prune, events, df (dockerapi/extras_routes.py)
     ("GET", r"networks", networks.list_),
     ("POST", r"networks/create", networks.create),
