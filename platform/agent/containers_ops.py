@@ -304,3 +304,8 @@ HANDLERS = {
 from agent import migrate_ops  # noqa: E402 (it needs nothing of this module)
 
 HANDLERS.update(migrate_ops.CONTAINER_HANDLERS)
+
+# docker network connect/disconnect (agent/network_join_ops.py).
+from agent import network_join_ops  # noqa: E402
+
+HANDLERS.update(network_join_ops.CONTAINER_HANDLERS)
