@@ -72,11 +72,8 @@ def _shape(network) -> dict:
         "Ingress": False,
         "Containers": {},
         "Options": {},
-        "Labels": {
-            **(network.labels or {}),
-            "io.berth.team": network.team.name,
-            "io.berth.host": network.host.name,
-        },
+        # Only the labels it was given: compose warns about any label it did not set.
+        "Labels": network.labels or {},
     }
 
 
@@ -141,7 +138,8 @@ def create(call):
         raise bad_request(f"unknown field {unknown[0]!r} in the network config")
     if body.get("Driver") not in (None, "", "bridge"):
         raise not_supported(f"the network driver {body['Driver']!r}")
-    for key in ("Internal", "Attachable", "Ingress", "ConfigOnly", "EnableIPv6"):
+    # Attachable (compose sends it) only matters to swarm: any container may join a Berth network.
+    for key in ("Internal", "Ingress", "ConfigOnly", "EnableIPv6"):
         if body.get(key):
             raise not_supported(f"{key} networks")
     if body.get("ConfigFrom") or body.get("Options"):

@@ -85,6 +85,10 @@ def _networks(container) -> dict:
     info = container.network_info or {}
     names = (spec.get("network") or {}).get("networks") or ["bridge"]
     address = info.get("ip") or info.get("ip_address") or info.get("address") or ""
+    aliases = (spec.get("network") or {}).get("aliases") or []
+    # Docker adds the short id as an alias on user networks; compose looks for it to tell that
+    # a container is already connected (otherwise it disconnects and reconnects it).
+    short = [docker_id(container)[:12]]
     return {
         name: {
             "NetworkID": "",
@@ -93,7 +97,7 @@ def _networks(container) -> dict:
             "IPAddress": address if i == 0 else "",
             "IPPrefixLen": 0,
             "MacAddress": info.get("mac", "") if i == 0 else "",
-            "Aliases": (spec.get("network") or {}).get("aliases") or None,
+            "Aliases": (aliases + short) if name not in ("bridge", "host", "none") else None,
         }
         for i, name in enumerate(names)
     }
@@ -130,6 +134,16 @@ def _port_bindings(spec) -> dict:
             {"HostIp": port.get("host_ip", ""), "HostPort": host_port}
         )
     return bindings
+
+
+def _published(container) -> dict:
+    """NetworkSettings.Ports: the bound host ports while the container runs (compose ps)."""
+    if status_of(container) not in ("running", "paused"):
+        return {}
+    return {
+        key: [{"HostIp": b["HostIp"] or "0.0.0.0", "HostPort": b["HostPort"]} for b in bound]
+        for key, bound in _port_bindings(container.spec).items()
+    }
 
 
 def inspect(container) -> dict:
@@ -175,6 +189,8 @@ def inspect(container) -> dict:
                 "MaximumRetryCount": restart.get("max_retries") or 0,
             },
             "AutoRemove": bool(spec.get("auto_remove")),
+            # Berth keeps every container's log (docker logs); compose shows no log without it.
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "CapAdd": spec.get("cap_add") or None,
             "CapDrop": spec.get("cap_drop") or None,
             "Dns": network.get("dns") or [],
@@ -221,7 +237,7 @@ def inspect(container) -> dict:
             "StopSignal": spec.get("stop_signal") or "SIGTERM",
             "StopTimeout": spec.get("stop_timeout", 10),
         },
-        "NetworkSettings": {"Networks": _networks(container), "Ports": {}},
+        "NetworkSettings": {"Networks": _networks(container), "Ports": _published(container)},
         "Berth": {
             "Id": container.pk,
             "Team": container.team.name,

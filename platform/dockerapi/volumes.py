@@ -18,14 +18,11 @@ def _shape(volume) -> dict:
         "Driver": volume.driver,
         "Mountpoint": "",
         "CreatedAt": volume.created_at.isoformat().replace("+00:00", "Z"),
-        "Labels": {
-            **(volume.labels or {}),
-            "io.berth.team": volume.team.name,
-            "io.berth.host": volume.host.name,
-        },
+        # Only the labels it was given: compose warns about any label it did not set.
+        "Labels": volume.labels or {},
         "Scope": "local",
         "Options": volume.options or {},
-        "Status": {"State": volume.state},
+        "Status": {"State": volume.state, "Team": volume.team.name, "Host": volume.host.name},
     }
 
 
