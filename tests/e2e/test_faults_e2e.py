@@ -1,0 +1,472 @@
+"""Fault injection (issue 17): Berth converges after the agent, the web server, Redis or a
+container's monitor is killed with SIGKILL in the middle of work.
+
+A few client threads send 100 mixed operations (create, start, stop, remove, exec) through the
+REST API. While they run, the test kills in turn the agent's whole process group, the web
+server, Redis (its own, with the append-only file of the default set-up) and the shim of a
+running container, then starts each again. After each fault the clients pause, and within two
+reconcile intervals every container row must match the host (state by state, counted through
+the runtime's own list), no operation may be left pending or running, and no container may be
+made twice. At the end every container is removed through the API, and no veth, nft rule,
+mount, cgroup, netns, state file or process of the test's prefix may be left; the audit chain
+must still verify.
+"""
+
+import collections
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import PrivateRedis, Stack, _random, free_port
+from tests.runtime.reboot_sim import kill_monitor
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.faults]
+
+LABEL = "io.berth.container"
+RECONCILE_SECONDS = 2
+TOTAL_OPERATIONS = 100
+CLIENTS = 3
+# The operation count at which each fault is injected (the clients keep working meanwhile).
+FAULTS = (("agent", 15), ("web", 35), ("redis", 55), ("shim", 75))
+# The runtime's words for a container's status, as rows spell them (agent/observe.py).
+STATUS = {
+    "created": "created",
+    "running": "running",
+    "restarting": "running",
+    "paused": "paused",
+    "stopped": "stopped",
+    "exited": "stopped",
+}
+DONE = ("succeeded", "failed")
+
+
+class FaultStack(Stack):
+    """A stack whose agent runs in a process group of its own, so a crash can take all of it."""
+
+    def start_worker(self, concurrency: int = 2):
+        log_path = self.logs / "agent.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        env = dict(self.env, BERTH_AGENT_CONCURRENCY=str(concurrency))
+        with open(log_path, "ab") as log:
+            self.worker = subprocess.Popen(
+                [str(Path(__file__).resolve().parents[2] / "scripts" / "berth-agent")],
+                cwd=Path(__file__).resolve().parents[2],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready():
+            if self.worker.poll() is not None:
+                pytest.fail(f"agent exited:\n{log_path.read_text()[-3000:]}")
+            lines = log_path.read_text()[offset:].splitlines()
+            return any(" ready." in line and "long@" not in line for line in lines)
+
+        self.wait_until(ready, 60, "the agent to be ready")
+
+    def kill_worker(self, sig=signal.SIGKILL):
+        """SIGKILL the agent's process group: both lanes, their pools and fork servers."""
+        if self.worker is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.worker.pid, sig)
+            self.worker.wait(30)
+        self.worker = None
+
+    def kill_web(self):
+        self.web.kill()
+        self.web.wait(10)
+        self.web = None
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    """Web, agent (2 s reconcile interval) and a Redis of their own with its append-only file."""
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests run as root")
+    redis = PrivateRedis(tmp_path_factory.mktemp("faults-redis"))
+    redis.start({"appendonly": "yes"})
+    base = Path(f"/tmp/berth-e2e-{_random(8)}")
+    base.mkdir(mode=0o755)
+    stack = FaultStack(base, redis.url)
+    stack.redis = redis
+    stack.env.update(BERTH_RECONCILE_SECONDS=str(RECONCILE_SECONDS), BERTH_HEARTBEAT_SECONDS="1")
+    try:
+        stack.setup()
+        stack.start_worker()
+        stack.start_web()
+        yield stack
+    finally:
+        stack.teardown()
+        redis.stop()
+
+
+# -- the clients ---------------------------------------------------------------------------
+
+
+class Workload:
+    """Shared by the client threads: the operation budget, the pause gate, what went wrong."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.running = threading.Event()
+        self.running.set()
+        self.parked = 0
+        self.stuck: list[str] = []
+        self.answers = collections.Counter()
+        self.clients: list[Client] = []
+
+    def take(self) -> bool:
+        """One more operation of the budget, after any pause; False when the budget is spent."""
+        with self.lock:
+            self.parked += 1
+        self.running.wait()
+        with self.lock:
+            self.parked -= 1
+            if self.sent >= TOTAL_OPERATIONS:
+                return False
+            self.sent += 1
+            return True
+
+    def pause(self):
+        """Stop handing out operations and wait until every client finished its current one."""
+        self.running.clear()
+        alive = lambda: [c for c in self.clients if c.is_alive()]  # noqa: E731
+        self.stack.wait_until(lambda: self.parked >= len(alive()), 120, "the clients to pause")
+
+    def resume(self):
+        self.running.set()
+
+
+class Client(threading.Thread):
+    """Sends create, start, stop, remove and exec calls for containers of its own."""
+
+    def __init__(self, work: Workload, number: int):
+        super().__init__(name=f"faults-client-{number}", daemon=True)
+        self.work, self.stack = work, work.stack
+        self.rng = random.Random(number)
+        self.number = number
+        self.mine: list[int] = []
+        self.count = 0
+
+    def run(self):
+        while self.work.take():
+            try:
+                self.one()
+            except Exception as err:  # a killed server: the call failed, the test goes on
+                self.work.answers[f"client error {type(err).__name__}"] += 1
+
+    def call(self, method, path, body=None):
+        """One API call; while the web server is down (connection refused), try again."""
+        what = f"{method} {path.split('?')[0].rstrip('/').split('/')[-1]}"
+        if what.split()[1].isdigit():
+            what = f"{method} container"
+        for _ in range(300):
+            try:
+                status, out = self.stack.api(method, path, body, timeout=30)
+                break
+            except urllib.error.URLError as err:
+                if not isinstance(err.reason, ConnectionRefusedError):
+                    raise
+                self.work.answers["refused, tried again"] += 1
+                time.sleep(0.1)
+        self.work.answers[f"{what} {status}"] += 1
+        return status, out
+
+    def one(self):
+        live = self._live()
+        if len(live) < 2 or self.rng.random() < 0.3:
+            return self._create()
+        cid, desired = self.rng.choice(live)
+        roll = self.rng.random()
+        if desired == "running":
+            if roll < 0.4:
+                status, _ = self.call(
+                    "POST", f"containers/{cid}/exec/", {"command": ["true"], "timeout": 5}
+                )
+                return
+            verb, body = ("stop", {"timeout": 1}) if roll < 0.75 else ("remove", None)
+        else:
+            verb, body = ("start", {}) if roll < 0.7 else ("remove", None)
+        if verb == "remove":
+            status, out = self.call("DELETE", f"containers/{cid}/?force=true")
+        else:
+            status, out = self.call("POST", f"containers/{cid}/{verb}/", body)
+        self._await(status, out)
+
+    def _live(self) -> list[tuple[int, str]]:
+        if not self.mine:
+            return []
+        marks = ",".join("?" * len(self.mine))
+        return self.stack.sql(
+            f"SELECT id, desired_state FROM containers_container WHERE id IN ({marks}) "
+            "AND desired_state != 'removed'",
+            *self.mine,
+        )
+
+    def _create(self):
+        self.count += 1
+        spec = {
+            "image": "busybox",
+            "name": f"f{self.number}n{self.count}",
+            "command": ["sleep", "1000"],
+            "restart": {"name": "unless-stopped"},
+        }
+        if self.rng.random() < 0.25:
+            spec["network"] = {"ports": [{"container_port": 80, "host_port": free_port()}]}
+        body = {"team": self.stack.team, "host": self.stack.host, "start": True, "spec": spec}
+        status, out = self.call("POST", "containers/", body)
+        if status == 202:
+            self.mine.append(out["container"]["id"])
+        else:
+            # The web died in the request: the row may exist all the same; find it by name.
+            rows = self.stack.sql(
+                "SELECT id FROM containers_container WHERE name = ?", spec["name"]
+            )
+            self.mine.extend(r[0] for r in rows)
+        self._await(status, out)
+
+    def _await(self, status, out):
+        """Wait for the operation the call made (read from the database: the web may be down)."""
+        if status != 202 or not isinstance(out, dict) or "operation" not in out:
+            return
+        op_id = out["operation"]["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = self.stack.sql("SELECT state FROM operations_operation WHERE id = ?", op_id)
+            if rows and rows[0][0] in DONE:
+                return
+            time.sleep(0.1)
+        self.work.stuck.append(f"operation {op_id} not done after 60 s")
+
+
+# -- the faults ----------------------------------------------------------------------------
+
+
+def kill_agent(stack):
+    stack.kill_worker()
+    time.sleep(1)  # work keeps arriving for the dead agent
+    stack.start_worker()
+
+
+def kill_web(stack):
+    stack.kill_web()
+    time.sleep(1)
+    stack.start_web()
+
+
+def kill_redis(stack):
+    stack.redis.proc.kill()
+    stack.redis.proc.wait(10)
+    time.sleep(1)
+    stack.redis.start({"appendonly": "yes"})
+
+
+def kill_shim(stack):
+    rt = stack.runtime()
+    running = [s for s in rt.list() if s.get("status") == "running"]
+    assert running, "no running container to take the monitor of"
+    kill_monitor(rt, random.Random(7).choice(running)["id"])
+
+
+INJECT = {"agent": kill_agent, "web": kill_web, "redis": kill_redis, "shim": kill_shim}
+
+
+# -- what must hold ------------------------------------------------------------------------
+
+
+def problems(stack) -> list[str]:
+    """What differs between the database and the host; empty when they agree."""
+    found = []
+    copies = collections.defaultdict(list)
+    for state in stack.runtime().list():
+        label = ((state.get("spec") or {}).get("labels") or {}).get(LABEL, "")
+        host, _, pk = label.partition("/")
+        if host == stack.host:
+            copies[int(pk)].append(state)
+    rows = stack.sql(
+        "SELECT c.id, c.name, c.desired_state, c.observed_state FROM containers_container c "
+        "JOIN hosts_host h ON h.id = c.host_id WHERE h.name = ?",
+        stack.host,
+    )
+    known = {row[0] for row in rows}
+    by_row, by_host = collections.Counter(), collections.Counter()
+    for pk, name, desired, observed in rows:
+        here = copies.get(pk, [])
+        if len(here) > 1:
+            found.append(f"{name}: {len(here)} copies on the host")
+        if desired == "removed":
+            if here or observed != "removed":
+                found.append(f"{name}: removed in the database, {observed}, {len(here)} on host")
+            continue
+        if not here:
+            if observed not in ("pending", "error"):
+                found.append(f"{name}: observed {observed} but not on the host")
+            elif desired in ("running", "paused"):
+                found.append(f"{name}: desired {desired}, never made ({observed})")
+            continue
+        status = STATUS.get(here[0].get("status"), "error")
+        by_row[observed] += 1
+        by_host[status] += 1
+        if observed != status:
+            found.append(f"{name}: row says {observed}, host says {status}")
+        want = {"running": ("running",), "paused": ("paused",)}.get(desired, ("created", "stopped"))
+        if status not in want:
+            found.append(f"{name}: desired {desired}, host has it {status}")
+    if by_row != by_host:
+        found.append(f"counts by state differ: rows {dict(by_row)}, host {dict(by_host)}")
+    found += [f"runtime container of row {pk} that has no row" for pk in copies if pk not in known]
+    unfinished = stack.sql(
+        "SELECT o.id, o.kind, o.state FROM operations_operation o JOIN hosts_host h "
+        "ON h.id = o.host_id WHERE h.name = ? AND o.state IN ('pending', 'running')",
+        stack.host,
+    )
+    found += [f"operation {i} {kind} still {state}" for i, kind, state in unfinished]
+    return found
+
+
+def converge(stack, after: str) -> None:
+    """Within two reconcile intervals (of a pass that may start late) nothing differs."""
+    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + 2
+    while True:
+        left = problems(stack)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"after the {after} fault, not converged:\n" + "\n".join(left))
+        time.sleep(0.2)
+
+
+def leftovers(stack, baseline: dict) -> list[str]:
+    """Kernel objects and files of the test's prefix beyond the baseline (networks stay)."""
+    now = kernel_objects(stack.prefix, stack.base, stack.root, stack.run_root)
+    left = []
+    for kind, items in now.items():
+        extra = items - baseline.get(kind, set())
+        left += [f"{kind}: {item}" for item in sorted(extra)]
+    return left
+
+
+def kernel_objects(prefix: str, base: Path, root: Path, run_root: Path) -> dict[str, set]:
+    """veths, nft rules, mounts, cgroups, netns, state files and processes of a prefix."""
+    objects: dict[str, set] = {}
+    links = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True
+    ).stdout
+    objects["veth"] = {
+        name
+        for line in links.splitlines()
+        if (name := line.split(":")[1].strip().split("@")[0]).startswith(prefix)
+    }
+    rules = set()
+    for family in ("inet", "ip", "ip6"):
+        out = subprocess.run(
+            ["nft", "list", "table", family, prefix], capture_output=True, text=True
+        ).stdout
+        rules |= {f"{family} {line.strip()}" for line in out.splitlines() if line.strip()}
+    objects["nft"] = rules
+    objects["mount"] = {
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith(str(base) + "/")
+    }
+    cgroups = set()
+    for top in [*Path("/sys/fs/cgroup").glob(prefix), *Path("/sys/fs/cgroup").glob(f"*/{prefix}")]:
+        cgroups |= {str(p) for p in top.rglob("*") if p.is_dir()}
+    objects["cgroup"] = cgroups
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    objects["netns"] = {line.split()[0] for line in netns.splitlines() if prefix in line}
+    objects["state"] = {
+        str(p) for d in (root / "containers", run_root / "containers") if d.is_dir()
+        for p in d.iterdir() if not p.name.startswith(".")  # the index, not a container
+    }  # fmt: skip
+    procs = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cgroup = (proc / "cgroup").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if f"/{prefix}/" in cgroup or str(root) in cmdline or str(run_root) in cmdline:
+                procs.add(f"{proc.name} {cmdline[:80]}")
+    objects["process"] = procs
+    return objects
+
+
+# -- the test ------------------------------------------------------------------------------
+
+
+def test_converges_after_each_fault_and_leaves_nothing(faulty):
+    stack = faulty
+    # What the stack holds with no container: the default network's bridge and nft table
+    # (made with the first container that publishes a port), never the agent's processes.
+    body = {
+        "team": stack.team,
+        "host": stack.host,
+        "start": True,
+        "spec": {
+            "image": "busybox",
+            "name": "fwarm",
+            "command": ["sleep", "1000"],
+            "network": {"ports": [{"container_port": 80, "host_port": free_port()}]},
+        },
+    }
+    _, out = stack.api("POST", "containers/?wait=60", body, expect=200)
+    stack.api("DELETE", f"containers/{out['container']['id']}/?wait=60&force=true", expect=200)
+    baseline = kernel_objects(stack.prefix, stack.base, stack.root, stack.run_root)
+    baseline["process"] = set()
+    t0 = time.monotonic()
+    work = Workload(stack)
+    work.clients = [Client(work, n) for n in range(CLIENTS)]
+    for client in work.clients:
+        client.start()
+    try:
+        for name, at in FAULTS:
+            stack.wait_until(lambda at=at: work.sent >= at, 120, f"{at} operations sent")
+            began = time.monotonic()
+            INJECT[name](stack)
+            back = time.monotonic()
+            work.pause()
+            paused = time.monotonic()
+            converge(stack, name)
+            print(
+                f"{name}: back in {back - began:.1f} s, clients paused in {paused - back:.1f} s,"
+                f" converged in {time.monotonic() - paused:.1f} s"
+            )
+            work.resume()
+        for client in work.clients:
+            client.join(180)
+        converge(stack, "last")
+    finally:
+        work.resume()
+        work.sent = TOTAL_OPERATIONS
+    assert not work.stuck, work.stuck
+    print(f"workload and faults: {time.monotonic() - t0:.1f} s")
+    print("answers:", json.dumps(work.answers, sort_keys=True))
+    states = collections.Counter(r[0] for r in stack.sql("SELECT state FROM operations_operation"))
+    print("operations:", dict(states))
+
+    # Everything goes through the API; then nothing of the prefix may be left.
+    live = stack.sql("SELECT id FROM containers_container WHERE desired_state != 'removed'")
+    for (cid,) in live:
+        stack.api("DELETE", f"containers/{cid}/?wait=60&force=true", expect=200)
+    converge(stack, "removal")
+    print(f"removed everything: {time.monotonic() - t0:.1f} s")
+    stack.kill_worker()  # the agent's group, with its fork servers: none of it may linger
+    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + 2
+    while (left := leftovers(stack, baseline)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, "left on the host:\n" + "\n".join(left)
+    verdict = stack.manage("verify_audit_chain", "--skip-checks", check=False)
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
