@@ -62,10 +62,12 @@ class Plan:
             part = m["hosts"].get(old, {})
             cont = [c for c in self.site["containers"] if c["host"] == old]
             running = sum(1 for c in cont if c["desired_state"] in ("running", "paused"))
+            images = part.get("images") or {}
             out.append(
                 f"host {old} -> {new}: {len(part.get('volumes', {}))} volume(s), "
                 f"{len(cont)} container(s) ({running} to start), "
                 f"snapshot {part.get('snapshot') or '-'}"
+                + (f", {images.get('count', 0)} image(s) from the set" if images else "")
             )
         for name in self.unmapped:
             out.append(f"host {name}: no data; its row is kept, down")
@@ -142,12 +144,12 @@ def plan(set_dir, host_map=None, *, force=False) -> Plan:
     location = data["repository"]
     known = repo.snapshots(location)
     for name, part in data["hosts"].items():
-        snap = part.get("snapshot")
-        # restic 0.14 names a new snapshot by its short id (a prefix of the full one).
-        if snap and not any(full.startswith(snap) for full in known):
-            raise InvalidRequest(
-                f"snapshot {snap[:12]} of host {name} is not in the repository {location}"
-            )
+        for snap in (part.get("snapshot"), (part.get("images") or {}).get("snapshot")):
+            # restic 0.14 names a new snapshot by its short id (a prefix of the full one).
+            if snap and not any(full.startswith(snap) for full in known):
+                raise InvalidRequest(
+                    f"snapshot {snap[:12]} of host {name} is not in the repository {location}"
+                )
     return result
 
 
@@ -163,7 +165,7 @@ def do_restore(the_plan: Plan, *, acting_user=None, check_repository=True) -> Ba
     }
     others = [h for h in Host.objects.all() if h.name not in the_plan.host_map.values()]
     dbdump.load(the_plan.set_dir / m["database"]["file"])
-    problems = _after_load(the_plan, fresh, others)
+    problems, old_ids = _after_load(the_plan, fresh, others)
     run = BackupRun.objects.create(
         kind=BackupRun.Kind.RESTORE, set_id=m["set"], path=str(the_plan.set_dir)
     )
@@ -181,7 +183,7 @@ def do_restore(the_plan: Plan, *, acting_user=None, check_repository=True) -> Ba
         return _fail(
             run, started, "the audit chain of the backup is broken: " + "; ".join(problems)
         )
-    failed = _restore_hosts(the_plan)
+    failed = _restore_hosts(the_plan, old_ids)
     if failed:
         names = ", ".join(f"{k} ({v})" for k, v in sorted(failed.items()))
         return _fail(run, started, f"restored the database, but not: {names}"[:2000])
@@ -196,8 +198,10 @@ def do_restore(the_plan: Plan, *, acting_user=None, check_repository=True) -> Ba
     return run
 
 
-def _after_load(the_plan: Plan, fresh: dict, others: list) -> list[str]:
-    """Point the restored rows at this install's hosts; nothing of the old site runs on."""
+def _after_load(the_plan: Plan, fresh: dict, others: list) -> tuple[list[str], dict]:
+    """Point the restored rows at this install's hosts; nothing of the old site runs on.
+    Returns the audit chain's problems and the containers' old runtime ids ({pk: id}), which
+    the hosts need to point joiners (`container:<id>`) at their targets' new ids."""
     m = the_plan.manifest
     with transaction.atomic():
         for old, new in the_plan.host_map.items():
@@ -217,6 +221,7 @@ def _after_load(the_plan: Plan, fresh: dict, others: list) -> list[str]:
             state="succeeded", finished_at=timezone.now(), error=""
         )
         live = Container.objects.exclude(observed_state="removed")
+        old_ids = {str(pk): rid for pk, rid in live.values_list("pk", "runtime_id") if rid}
         # "pending": the reconciler leaves rows to their create; the restore makes them.
         live.update(observed_state="pending", runtime_id="", pid=None, exit_code=None)
         Volume.objects.filter(host__name__in=the_plan.host_map.values()).update(state="pending")
@@ -226,10 +231,10 @@ def _after_load(the_plan: Plan, fresh: dict, others: list) -> list[str]:
         and m["audit_head"]["seq"]
     ):
         problems.append(f"the manifest's audit head #{m['audit_head']['seq']} is not in the log")
-    return problems
+    return problems, old_ids
 
 
-def _restore_hosts(the_plan: Plan) -> dict[str, str]:
+def _restore_hosts(the_plan: Plan, old_ids: dict) -> dict[str, str]:
     m = the_plan.manifest
     ops = []
     for old, new in sorted(the_plan.host_map.items()):
@@ -243,6 +248,12 @@ def _restore_hosts(the_plan: Plan) -> dict[str, str]:
             "snapshot": part.get("snapshot", ""),
             "volumes": part.get("volumes", {}),
             "uppers": part.get("uppers", {}),
+            "images": part.get("images") or {},
+            "runtime_ids": {
+                pk: old_ids[pk]
+                for pk in map(str, has_containers.values_list("pk", flat=True))
+                if pk in old_ids
+            },
         }
         ops.append(hostwork.start(host, "backup.restore_host", params))
     failed = {}

@@ -133,9 +133,11 @@ def test_retention_keeps_daily_then_weekly():
     assert keep == wanted
 
 
-def test_image_blobs_are_refused_not_ignored(tmp_path, password):
-    with pytest.raises(CommandError, match="--images blobs is not supported yet"):
-        call_command("backup", "--to", str(tmp_path / "t"), "--images", "blobs")
+def test_unknown_images_mode_is_refused(tmp_path, password):
+    from config.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="--images takes 'refs' or 'blobs'"):
+        do_backup(to=tmp_path / "t", images="layers")
     assert not (tmp_path / "t").exists()
 
 

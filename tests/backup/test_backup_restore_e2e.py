@@ -1,8 +1,10 @@
 """Back up a two-host site, destroy it (database, state roots, volumes), restore it, compare.
 
 The site: two teams, a custom role and bindings, users with tokens (one revoked), 20
-containers (some running, some stopped) on two hosts, named volumes with known bytes, a
-file in a running container's upper layer, a few hundred audit events.
+containers (some running, some stopped) on two hosts, one joining another's network and pid
+namespaces, named volumes with known bytes, a file in a running container's upper layer, a
+few hundred audit events. The set holds the images (--images blobs): the hosts' image
+stores are destroyed too and nothing is pulled.
 """
 
 import json
@@ -97,6 +99,17 @@ def _make_site(fleet):
         if i % 4 == 1 and i > 10:
             cid = out["container"]["id"]
             fleet.api("POST", f"containers/{cid}/stop/?wait=60", {"timeout": 1}, expect=200)
+    # A joiner: bk4's network and pid namespaces, bound to bk4's runtime id at create.
+    joiner = {
+        "image": "busybox",
+        "name": "bkj",
+        "command": ["sleep", "100000"],
+        "network": {"mode": "container:bk4"},
+        "namespaces": {"pid": "container:bk4"},
+    }
+    body = {"team": "red", "host": a.name, "spec": joiner, "start": True}
+    status, out = fleet.api("POST", "containers/?wait=60", body)
+    assert status in (200, 201), out
     for i in range(6):
         host = (a, b)[i % 2]
         data = host.root / "volumes" / f"bkvol{i}" / "_data"
@@ -118,9 +131,7 @@ def _destroy(fleet):
     for host in fleet.hosts:
         done = host.in_netns(_DELETE_ALL)
         assert done.returncode == 0, done.stderr
-        # The image store stands for the registry the new machine pulls from (images are kept
-        # as references); it is put back by _fresh_install instead of building busybox again.
-        shutil.move(host.root / "images", host.base / "registry-images")
+        # The image store goes too: the set holds the images (--images blobs), no registry.
         shutil.rmtree(host.root, ignore_errors=True)
         shutil.rmtree(host.run_root, ignore_errors=True)
     for name in ("berth.sqlite3", "berth.sqlite3-wal", "berth.sqlite3-shm"):
@@ -136,7 +147,6 @@ def _fresh_install(fleet):
         fleet.manage("bootstrap", "--skip-checks", "--host-name", host.name, env=host.env)
         fleet.sql_write("UPDATE hosts_host SET address = ? WHERE name = ?", host.address, host.name)
         host.root.mkdir(parents=True, exist_ok=True)
-        shutil.move(host.base / "registry-images", host.root / "images")
     fleet._start_web()
     for host in fleet.hosts:
         fleet.start_agent(host)
@@ -172,9 +182,11 @@ def test_backup_destroy_restore_compare(fleet, tmp_path):
     assert any(s in ("stopped", "created", "exited") for s in states.values()), states
 
     target = tmp_path / "backups"
-    out = fleet.manage("backup", "--to", str(target)).stdout.strip().splitlines()
-    set_dir = out[-1]
-    head = json.loads((Path(set_dir) / "manifest.json").read_text())["audit_head"]
+    out = fleet.manage("backup", "--to", str(target), "--images", "blobs").stdout
+    set_dir = out.strip().splitlines()[-1]
+    data = json.loads((Path(set_dir) / "manifest.json").read_text())
+    assert all(part["images"]["count"] >= 1 for part in data["hosts"].values()), data["hosts"]
+    head = data["audit_head"]
     head_seq, head_hash = head["seq"], head["hash"]
     assert head_seq > 300
 
@@ -190,6 +202,8 @@ def test_backup_destroy_restore_compare(fleet, tmp_path):
     host_map = ["--host-map", f"{old_b}={new_b}"]
     dry = fleet.manage("restore", set_dir, *host_map, "--dry-run").stdout
     assert "dry run: nothing was changed" in dry and f"host {old_b} -> {new_b}" in dry
+    assert "image(s) from the set" in dry
+    assert not (fleet.hosts[0].root / "images" / "index.json").exists()
     fleet.manage("restore", set_dir, *host_map)
     _t("restored")
 
@@ -217,9 +231,21 @@ def test_backup_destroy_restore_compare(fleet, tmp_path):
     # The upper layer came back: the file the container wrote before the backup.
     for host in fleet.hosts:
         for state in host.containers():
-            if state["status"] == "running" and state["name"].startswith("bk"):
+            if state["status"] == "running" and state["name"][2:].isdigit():
                 code, text = host.runtime().exec(state["id"], ["cat", "/marker"])
                 assert code == 0 and text.strip() == f"upper-{state['name'][2:]}".encode()
+
+    # The joiner came back in its target's new namespaces (old ids mapped to new ones).
+    [a] = [h for h in fleet.hosts if h.name != new_b]
+    by_name = {s["name"]: s for s in a.containers()}
+    target, joined = by_name["bk4"], by_name["bkj"]
+    assert joined["status"] == "running", joined
+    for ns in ("net", "pid"):
+        assert os.readlink(f"/proc/{joined['pid']}/ns/{ns}") == os.readlink(
+            f"/proc/{target['pid']}/ns/{ns}"
+        ), ns
+    [(spec,)] = fleet.sql("SELECT spec FROM containers_container WHERE name = 'bkj'")
+    assert json.loads(spec)["network"]["mode"] == "container:" + target["id"]
 
     # The audit chain: intact, the backed-up head inside it, and it went on after the restore.
     fleet.manage("verify_audit_chain")
