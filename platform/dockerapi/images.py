@@ -1,5 +1,7 @@
 """/images/json and /images/{name}/json: the images the caller may see (read only here)."""
 
+import fnmatch
+
 from django.http import JsonResponse
 
 from dockerapi.errors import DockerError
@@ -24,11 +26,13 @@ def _labels(image) -> dict:
 def list_(call):
     """GET /images/json."""
     gate.authorize(call.user, "image.view", resource="image", summary=call.summary())
-    call.filters({"reference", "label", "dangling", "before", "since"})
+    filters = call.filters({"reference", "label", "dangling", "before", "since"})
     seen, found = set(), []
     for image in _visible(call):
         if image.image_id in seen:
             continue  # the same image on several hosts is one image to a Docker client
+        if not _matches(image, filters):
+            continue
         seen.add(image.image_id)
         found.append(
             {
@@ -45,6 +49,27 @@ def list_(call):
             }
         )
     return JsonResponse(found, safe=False)
+
+
+def _matches(image, filters: dict) -> bool:
+    """Docker's `reference` (a name or name:tag glob), `dangling` and `label` filters."""
+    tags = image.repo_tags or []
+    wanted = filters.get("reference")
+    if wanted and not any(
+        fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(tag.rsplit(":", 1)[0], pattern)
+        for tag in tags
+        for pattern in wanted
+    ):
+        return False
+    dangling = filters.get("dangling")
+    if dangling and (dangling[-1].lower() in ("true", "1")) != (not tags):
+        return False
+    labels = _labels(image)
+    for value in filters.get("label", []):
+        key, sep, want = value.partition("=")
+        if key not in labels or (sep and labels[key] != want):
+            return False
+    return True
 
 
 def _normal(ref: str) -> str:

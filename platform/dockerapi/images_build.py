@@ -210,14 +210,23 @@ def build(call):
 
 
 class _BuildRender:
-    """The build log as `stream` lines (none when quiet), then the image id or the error."""
+    """The build log as `stream` lines, one per line of text as Docker sends them (none when
+    quiet), then the image id or the error."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self.partial = ""
+
+    def _lines(self, text: str, done: bool):
+        text = self.partial + text
+        lines = text.splitlines(keepends=True)
+        self.partial = "" if done or not lines or lines[-1].endswith("\n") else lines.pop()
+        if not self.quiet:
+            for one in lines:
+                yield line(stream=one)
 
     def __call__(self, op, _layers, text):
-        if text and not self.quiet:
-            yield line(stream=text)
+        yield from self._lines(text, op.is_done)
         if op.state == op.State.FAILED:
             yield error_line(op.error or "the build failed")
         elif op.state == op.State.SUCCEEDED:

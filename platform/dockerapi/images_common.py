@@ -114,8 +114,15 @@ def tag_of(row: Image, ref: str) -> str | None:
 
 
 def team_and_host(call, labels: dict | None = None):
-    """The team (label io.berth.team, else the caller's one team) and host of a new image."""
-    team = where.team_for(call.user, labels)
+    """The team and host of a new image: the label io.berth.team, else the caller's one team,
+    else (several teams) none: a public image, as the REST API's default, which the gate
+    allows only with a global grant."""
+    try:
+        team = where.team_for(call.user, labels)
+    except DockerError:
+        if (labels or {}).get(where.TEAM_LABEL):
+            raise
+        team = None
     named = (labels or {}).get(where.HOST_LABEL)
     if named:
         try:
@@ -125,6 +132,10 @@ def team_and_host(call, labels: dict | None = None):
     try:
         return team, pick_host(call.user, None)  # the one host the caller sees, as the REST API
     except InvalidRequest:
+        if team is None:
+            raise bad_request(
+                f"you may use several hosts: name one with the label {where.HOST_LABEL}=<host>"
+            ) from None
         return team, placement.choose(call.user, team)
 
 

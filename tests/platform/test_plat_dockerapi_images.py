@@ -287,6 +287,11 @@ def test_build_render_speaks_the_legacy_builders_stream():
     ]
     op.state, op.result = Operation.State.SUCCEEDED, {"image_id": "sha256:" + "d" * 64}
     assert list(render(op, {}, "")) == [line(aux={"ID": "sha256:" + "d" * 64})]
+    # One stream line per line of the log, as the SDK's build() parses them.
+    split = images_build._BuildRender(quiet=False)
+    running = Operation(kind="image.build", state=Operation.State.RUNNING)
+    assert list(split(running, {}, "a\nSuccessfully b")) == [line(stream="a\n")]
+    assert list(split(running, {}, "uilt 1234\n")) == [line(stream="Successfully built 1234\n")]
     op.state, op.error = Operation.State.FAILED, "RUN false: exit 1"
     assert json.loads(list(render(op, {}, ""))[0])["error"] == "RUN false: exit 1"
     pull = images_pull._PullRender("busybox:1.36")
