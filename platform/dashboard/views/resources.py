@@ -172,7 +172,21 @@ def network_detail(request, pk):
     attached = _attached(
         request.user, {"host_id": net.host_id}, lambda n: net.name in (n.get("networks") or [])
     )
-    context = {"net": net, "builtin": False, "containers": attached}
+    # Containers of the network's team on its host that may join it (bridge mode, not in it).
+    joinable = _attached(
+        request.user,
+        {"host_id": net.host_id, "team_id": net.team_id},
+        lambda n: (
+            (n.get("mode") or "bridge") == "bridge" and net.name not in (n.get("networks") or [])
+        ),
+    )
+    context = {
+        "net": net,
+        "builtin": False,
+        "containers": attached,
+        "joinable": [c for c in joinable if may(request.user, "container.change", c)],
+        "can_change": [c.pk for c in attached if may(request.user, "container.change", c)],
+    }
     return render(request, "dashboard/network_detail.html", context)
 
 
