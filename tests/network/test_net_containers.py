@@ -321,3 +321,56 @@ def test_stats_count_the_container_network_traffic(rt):
         assert after["eth0"]["rx_packets"] > before["rx_packets"]
     finally:
         rt.delete(web["id"], force=True)
+
+
+def test_connect_and_disconnect_a_running_container_and_a_stopped_one(rt):
+    rt.networks.create("netjoin", subnet=free_subnet())
+    try:
+        server = rt.run(
+            _spec(
+                name="netjoinsrv",
+                command=["httpd", "-f", "-p", "80", "-h", "/etc"],
+                network={"networks": ["netjoin"]},
+            )
+        )
+        client = rt.run(_spec(name="netjoincli"))
+        # (busybox's wget -T crashes; the checks below need no timeout: no name, no interface.)
+        fetch = ["wget", "-q", "-O-", "http://netjoinsrv/hostname"]
+        assert "netjoinsrv" not in rt.exec(client["id"], ["cat", "/etc/hosts"])[1].decode()
+        before = set(rt.networks.links.names_with_prefix(rt.config.prefix))
+
+        joined = rt.connect_network(client["id"], "netjoin", aliases=["cli"])
+        assert joined["spec"]["network"]["networks"] == ["bridge", "netjoin"]
+        address = joined["network"]["networks"]["netjoin"]["ip"]
+        assert joined["network"]["networks"]["netjoin"]["ifname"] == "eth1"
+        code, output = rt.exec(client["id"], fetch)
+        assert code == 0 and output.decode().strip() == server["id"][:12]
+        # The peers on that network know the newcomer by name and alias.
+        hosts = rt.exec(server["id"], ["cat", "/etc/hosts"])[1].decode()
+        assert any(line.startswith(address) and "cli" in line for line in hosts.splitlines())
+        with pytest.raises(Conflict, match="already connected"):
+            rt.connect_network(client["id"], "netjoin")
+        with pytest.raises(NotFound):
+            rt.connect_network(client["id"], "no-such-net")
+        with pytest.raises(Conflict, match="first network"):
+            rt.disconnect_network(client["id"], "bridge")
+
+        left = rt.disconnect_network(client["id"], "netjoin")
+        assert left["spec"]["network"]["networks"] == ["bridge"]
+        assert "netjoin" not in left["network"]["networks"]
+        assert "eth1" not in rt.exec(client["id"], ["ip", "addr"])[1].decode()
+        assert "netjoinsrv" not in rt.exec(client["id"], ["cat", "/etc/hosts"])[1].decode()
+        assert set(rt.networks.links.names_with_prefix(rt.config.prefix)) == before
+        hosts = rt.exec(server["id"], ["cat", "/etc/hosts"])[1].decode()
+        assert address not in hosts
+
+        # A stopped container joins at its next start.
+        rt.stop(client["id"], timeout=1)
+        rt.connect_network(client["id"], "netjoin")
+        restarted = rt.start(client["id"])
+        assert set(restarted["network"]["networks"]) == {"bridge", "netjoin"}
+        assert rt.exec(client["id"], fetch)[0] == 0
+    finally:
+        for c in rt.list():
+            rt.delete(c["id"], force=True)
+        rt.networks.remove("netjoin")
