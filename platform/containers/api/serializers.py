@@ -1,5 +1,6 @@
 """Serializers of the container API."""
 
+from django.conf import settings
 from rest_framework import serializers
 
 from api.fields import (
@@ -51,6 +52,20 @@ class ContainerSerializer(serializers.ModelSerializer):
 _DATETIME = serializers.DateTimeField()
 
 
+def _when_drf(value):
+    """A date-time as DRF's DateTimeField writes it."""
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def _when_utc(value):
+    """The same as _when_drf when the API's time zone is UTC, without DRF's per-value time
+    zone lookups (the database hands back UTC date-times)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else _DATETIME.to_representation(value)
+
+
 class ContainerListSerializer(ContainerSerializer):
     """A row of the container list: the summary, without the spec (see the detail view)."""
 
@@ -58,30 +73,89 @@ class ContainerListSerializer(ContainerSerializer):
         fields = [f for f in ContainerSerializer.Meta.fields if f != "spec"]
         read_only_fields = fields
 
-    def to_representation(self, c):
-        # The same keys and formats as the fields above, without a field object per value:
-        # a page of 500 rows costs a fifth of the generic path.
-        when = _DATETIME.to_representation
+    # The list reads these columns with values_list() (no model instance per row, no team
+    # and host objects): a page of 500 rows costs a fraction of building 1,500 instances.
+    COLUMNS = (
+        "id",
+        "name",
+        "team_id",
+        "team__name",
+        "host_id",
+        "host__name",
+        "image",
+        "labels",
+        "desired_state",
+        "observed_state",
+        "exit_code",
+        "runtime_id",
+        "pid",
+        "network_info",
+        "error",
+        "created_at",
+        "updated_at",
+        "observed_at",
+    )
+
+    @classmethod
+    def rows(cls, tuples) -> list[dict]:
+        """List rows from tuples of COLUMNS (the same keys and formats as the fields)."""
+        when = _when_utc if settings.TIME_ZONE == "UTC" else _when_drf
+        return [cls.row(values, when) for values in tuples]
+
+    @staticmethod
+    def row(values, when=_when_drf) -> dict:
+        """One list row from a tuple of COLUMNS."""
+        (
+            pk,
+            name,
+            team_id,
+            team_name,
+            host_id,
+            host_name,
+            image,
+            labels,
+            desired,
+            observed,
+            exit_code,
+            runtime_id,
+            pid,
+            network_info,
+            error,
+            created_at,
+            updated_at,
+            observed_at,
+        ) = values
         return {
-            "id": c.pk,
-            "name": c.name,
-            "team": c.team_id,
-            "team_name": c.team.name,
-            "host": c.host_id,
-            "host_name": c.host.name,
-            "image": c.image,
-            "labels": c.labels,
-            "desired_state": c.desired_state,
-            "observed_state": c.observed_state,
-            "exit_code": c.exit_code,
-            "runtime_id": c.runtime_id,
-            "pid": c.pid,
-            "network_info": c.network_info,
-            "error": c.error,
-            "created_at": when(c.created_at) if c.created_at else None,
-            "updated_at": when(c.updated_at) if c.updated_at else None,
-            "observed_at": when(c.observed_at) if c.observed_at else None,
+            "id": pk,
+            "name": name,
+            "team": team_id,
+            "team_name": team_name,
+            "host": host_id,
+            "host_name": host_name,
+            "image": image,
+            "labels": labels,
+            "desired_state": desired,
+            "observed_state": observed,
+            "exit_code": exit_code,
+            "runtime_id": runtime_id,
+            "pid": pid,
+            "network_info": network_info,
+            "error": error,
+            "created_at": when(created_at),
+            "updated_at": when(updated_at),
+            "observed_at": when(observed_at),
         }
+
+    def to_representation(self, c):
+        return self.row(tuple(_column(c, name) for name in self.COLUMNS))
+
+
+def _column(c, name: str):
+    """The value of one of ContainerListSerializer.COLUMNS on a Container instance."""
+    if "__" in name:
+        relation, field = name.split("__")
+        return getattr(getattr(c, relation), field)
+    return getattr(c, name)
 
 
 class ContainerAnswerSerializer(serializers.Serializer):

@@ -92,6 +92,16 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     def get_serializer_class(self):
         return ContainerListSerializer if self.action == "list" else super().get_serializer_class()
 
+    def list(self, request, *args, **kwargs):
+        """The gate's one decision, then the visible rows as tuples (no instance per row)."""
+        self.authorize()
+        rows = self.filter_queryset(self.get_queryset()).values_list(
+            *ContainerListSerializer.COLUMNS
+        )
+        page = self.paginate_queryset(rows)
+        data = ContainerListSerializer.rows(rows if page is None else page)
+        return Response(data) if page is None else self.get_paginated_response(data)
+
     @extend_schema(request=ContainerCreateSerializer, responses={202: ContainerAnswerSerializer})
     def create(self, request):
         """Create a container from a spec (202 with the Operation)."""

@@ -1,0 +1,86 @@
+"""The container list reads tuples, not instances (containers/api/views.py): the same rows, the
+same visibility, filters, ordering and pages as the generic serializer, and one gate decision
+with a fixed number of queries per request whoever asks and however many rows there are."""
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from containers.api.serializers import ContainerSerializer
+from containers.models import Container
+from tests.platform.factories import make_container
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/containers/"
+
+
+def _rows(client, query="") -> list[dict]:
+    answer = client.get(f"{URL}?page_size=500{query}")
+    assert answer.status_code == 200, answer.content
+    return answer.json()["results"]
+
+
+def _expected(queryset) -> list[dict]:
+    """What the generic serializer says of these rows, without the spec."""
+    rows = queryset.select_related("team", "host").order_by("name")
+    return [{k: v for k, v in ContainerSerializer(c).data.items() if k != "spec"} for c in rows]
+
+
+@pytest.fixture
+def many(teams, host):
+    """Six containers in two teams, in several states, some with observations."""
+    made = [
+        make_container(teams["alpha" if i % 2 else "beta"], host, f"tq-{i}", labels={"n": str(i)})
+        for i in range(6)
+    ]
+    Container.objects.filter(pk=made[1].pk).update(
+        observed_state="stopped", exit_code=3, observed_at=timezone.now(), network_info={"p": [1]}
+    )
+    make_container(teams["alpha"], host, "tq-gone", observed_state="removed")
+    return made
+
+
+def test_rows_equal_the_generic_serializer_for_each_visibility(api, teams, many):
+    live = Container.objects.exclude(observed_state="removed")
+    assert _rows(api("admin")) == _expected(live)
+    assert _rows(api("developer")) == _expected(live.filter(team=teams["alpha"]))
+    assert _rows(api("viewer")) == _expected(live)
+    assert api("rando").get(URL).status_code == 403
+    removed = _rows(api("developer"), "&state=removed")
+    assert [r["name"] for r in removed] == ["tq-gone"]
+
+
+def test_filters_ordering_search_and_pages_still_apply(api, many):
+    client = api("admin")
+    assert [r["name"] for r in _rows(client, "&ordering=-name")][:2] == ["tq-5", "tq-4"]
+    assert [r["name"] for r in _rows(client, "&label=n=3")] == ["tq-3"]
+    assert [r["name"] for r in _rows(client, "&search=tq-2")] == ["tq-2"]
+    assert [r["name"] for r in _rows(client, "&state=stopped")] == ["tq-1"]
+    page = client.get(f"{URL}?page_size=2&page=2").json()
+    assert page["count"] == 6 and [r["name"] for r in page["results"]] == ["tq-2", "tq-3"]
+
+
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_rows_follow_another_time_zone(api, many):
+    rows = _rows(api("admin"))
+    assert rows == _expected(Container.objects.exclude(observed_state="removed"))
+    assert rows[0]["created_at"].endswith("+01:00") or rows[0]["created_at"].endswith("+02:00")
+
+
+def test_one_decision_and_fixed_queries_per_request(api, teams, host, many):
+    def measure(name) -> int:
+        client = api(name)
+        client.get(URL)  # session and caches warm
+        before = AuditEvent.objects.count()
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(f"{URL}?page_size=500").status_code == 200
+        assert AuditEvent.objects.count() == before + 1  # one decision, audited
+        return len(ctx.captured_queries)
+
+    few = {name: measure(name) for name in ("admin", "developer")}
+    for i in range(30):
+        make_container(teams["alpha"], host, f"tq-more-{i}")
+    assert {name: measure(name) for name in ("admin", "developer")} == few
