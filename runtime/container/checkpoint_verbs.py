@@ -20,8 +20,13 @@ def freezer_dir(rt, cid: str) -> str | None:
     return f"{mounts['freezer']}/{rt.config.prefix}/{cid}"
 
 
-def checkpoint(rt, ref, name, leave_running=False, export=None, tcp_established=False) -> dict:
-    """Dump a running container into checkpoint `name` (stopping it unless leave_running)."""
+def checkpoint(
+    rt, ref, name, leave_running=False, export=None, tcp_established=False, parent=None
+) -> dict:
+    """Dump a running container into checkpoint `name` (stopping it unless leave_running).
+
+    `parent` names a pre-dump of this checkpoint (precopy.py): only pages dirtied since it
+    are written, the rest stay in NAME.pre where the images' parent link points."""
     cid = rt.store.resolve(ref)
     paths = rt.store.paths(cid)
     with rt.store.locked(cid):
@@ -32,7 +37,7 @@ def checkpoint(rt, ref, name, leave_running=False, export=None, tcp_established=
                 f"cannot checkpoint container {rec['name']}: it is {obs['status']}{hint}"
             )
         criu.refuse_unsupported(rec)
-        checkpoints.clear_partials(paths)
+        checkpoints.clear_partials(paths, keep=name if parent else None)
         partial = checkpoints.begin(paths, name)
         pid = obs["pid"]
         try:
@@ -52,6 +57,7 @@ def checkpoint(rt, ref, name, leave_running=False, export=None, tcp_established=
                 freezer=freezer_dir(rt, cid),
                 mounts=meta["mounts"],
                 files=meta["stdio"],
+                parent=f"../../{name}.pre/{parent}" if parent else None,
             )
             criu.run_dump(argv, partial / "images")
         except BaseException:
@@ -123,30 +129,36 @@ def _restore_locked(rt, rec: dict, where) -> None:
 def import_(rt, archive, name=None, labels=None) -> dict:
     """Create a container from an exported checkpoint archive and restore it running."""
     with portable.unpacked(rt, archive) as (manifest, where):
-        spec = dict(manifest["spec"])
-        spec["name"] = name or manifest["name"]
-        if labels is not None:
-            spec["labels"] = dict(labels)
-        rec = portable.check_image(rt, manifest, rt._prepare(spec))
-        me = os.getpid()  # a restore killed half-way is then cleared like a killed create
-        rec["creating"] = {"pid": me, "start": proc_start_time(me)}
-        cid = rec["id"]
-        rt.store.publish_record(rec)
-        try:
-            rt._claim_name(rec["name"], cid)
-            paths = rt.store.paths(cid)
-            for d in (paths.upper, paths.work, paths.merged):
-                d.mkdir(parents=True, exist_ok=True, mode=0o755)
-            portable.unpack_upper(where, paths.upper)
-            rt.store.write_state(cid, {"started_at": None})
-            with rt.store.locked(cid):
-                _restore_locked(rt, rec, where)
-                del rec["creating"]
-                rt.store.write_record(rec)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                rt._teardown(cid, rec["name"], network=True)
-            raise
+        return import_unpacked(rt, manifest, where, name, labels)
+
+
+def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
+    """Create a container from a verified checkpoint in `where` (images/, meta.json,
+    upper.tar) and restore it running; nothing of it is left if that fails."""
+    spec = dict(manifest["spec"])
+    spec["name"] = name or manifest["name"]
+    if labels is not None:
+        spec["labels"] = dict(labels)
+    rec = portable.check_image(rt, manifest, rt._prepare(spec))
+    me = os.getpid()  # a restore killed half-way is then cleared like a killed create
+    rec["creating"] = {"pid": me, "start": proc_start_time(me)}
+    cid = rec["id"]
+    rt.store.publish_record(rec)
+    try:
+        rt._claim_name(rec["name"], cid)
+        paths = rt.store.paths(cid)
+        for d in (paths.upper, paths.work, paths.merged):
+            d.mkdir(parents=True, exist_ok=True, mode=0o755)
+        portable.unpack_upper(where, paths.upper)
+        rt.store.write_state(cid, {"started_at": None})
+        with rt.store.locked(cid):
+            _restore_locked(rt, rec, where)
+            del rec["creating"]
+            rt.store.write_record(rec)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            rt._teardown(cid, rec["name"], network=True)
+        raise
     return rt.state(cid)
 
 

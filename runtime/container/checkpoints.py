@@ -1,7 +1,9 @@
 """A container's checkpoints: CRIU images plus meta.json under <container dir>/checkpoints/NAME.
 
 A checkpoint is made in NAME.partial and renamed when whole, so a dump killed half-way
-never looks like a checkpoint (and the next create of that name clears it).
+never looks like a checkpoint (and the next create of that name clears it). A checkpoint of a
+pre-copy migration also has NAME.pre/pre-N: the pre-dumps whose pages its images refer to
+(CRIU's images/parent symlink); it goes with the checkpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def root(paths: ContainerPaths) -> Path:
 
 def check_name(name: str) -> None:
     """InvalidSpec unless `name` is a valid checkpoint name."""
-    if not isinstance(name, str) or not _NAME.match(name) or name.endswith(".partial"):
+    if not isinstance(name, str) or not _NAME.match(name) or name.endswith((".partial", ".pre")):
         raise InvalidSpec(f"invalid checkpoint name {name!r}: use [A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -38,6 +40,12 @@ def path(paths: ContainerPaths, name: str) -> Path:
     if not (found / "meta.json").exists():
         raise NotFound(f"no checkpoint {name} of container {paths.cid[:12]}")
     return found
+
+
+def pre_dir(paths: ContainerPaths, name: str) -> Path:
+    """Where the pre-dumps of checkpoint `name` (made while the container ran) go."""
+    check_name(name)
+    return root(paths) / f"{name}.pre"
 
 
 def read_meta(where: Path) -> dict:
@@ -86,7 +94,7 @@ def listing(paths: ContainerPaths) -> list[dict]:
     except FileNotFoundError:
         return []
     for entry in entries:
-        if entry.name.endswith(".partial"):
+        if entry.name.endswith((".partial", ".pre")):
             continue
         try:
             meta = read_meta(Path(entry.path))
@@ -97,11 +105,15 @@ def listing(paths: ContainerPaths) -> list[dict]:
 
 
 def remove(paths: ContainerPaths, name: str) -> None:
-    """Delete checkpoint `name` (NotFound if it does not exist)."""
+    """Delete checkpoint `name` and its pre-dumps (NotFound if it does not exist)."""
     shutil.rmtree(path(paths, name))
+    shutil.rmtree(pre_dir(paths, name), ignore_errors=True)
 
 
-def clear_partials(paths: ContainerPaths) -> None:
-    """Remove checkpoints a killed dump left half-made."""
+def clear_partials(paths: ContainerPaths, keep: str | None = None) -> None:
+    """Remove checkpoints a killed dump left half-made (but the pre-dumps of `keep`)."""
     for partial in root(paths).glob("*.partial"):
         shutil.rmtree(partial, ignore_errors=True)
+    for pre in root(paths).glob("*.pre"):
+        if pre.name != f"{keep}.pre" and not (pre.with_suffix("") / "meta.json").exists():
+            shutil.rmtree(pre, ignore_errors=True)

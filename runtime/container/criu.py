@@ -59,6 +59,22 @@ def unusable(program: str) -> str:
     )
 
 
+@functools.cache
+def dirty_tracking() -> bool:
+    """Whether the kernel tracks pages written since a pre-dump (CONFIG_MEM_SOFT_DIRTY):
+    without it every round, and the final dump, write all the memory again."""
+    try:
+        done = subprocess.run(
+            [binary(), "check", "--feature", "mem_dirty_track"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired, KernelError):
+        return False
+    return done.returncode == 0 and "OFF" not in done.stdout + done.stderr
+
+
 def fd_key(pid: int, fd: int) -> str:
     """CRIU's name for descriptor `fd` of `pid` when its file is outside the container."""
     target = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -97,8 +113,10 @@ def dump_argv(
     freezer: str | None,
     mounts: list[str],
     files: list[str],
+    parent: str | None = None,
 ) -> list[str]:
-    """`criu dump` of the tree under `pid` into `images`."""
+    """`criu dump` of the tree under `pid` into `images` (only pages dirtied since the
+    pre-dump in `parent`, a path relative to `images`, when given)."""
     netns = os.stat(f"/proc/{pid}/ns/net").st_ino
     argv = [binary(), "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", *COMMON]
     argv += ["--external", f"net[{netns}]:{NETNS_KEY}"]
@@ -113,6 +131,21 @@ def dump_argv(
         argv.append("--leave-running")
     if tcp_established:
         argv.append("--tcp-established")
+    if parent:
+        argv += ["--track-mem", "--prev-images-dir", parent]
+    return argv
+
+
+def predump_argv(pid: int, images: Path, *, freezer: str | None, parent: str | None) -> list[str]:
+    """`criu pre-dump`: the tree's memory into `images` while it keeps running (pages dirtied
+    since the pre-dump in `parent`, relative to `images`, when given); --track-mem arms the
+    kernel's soft-dirty bits for the next round."""
+    argv = [binary(), "pre-dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", "-v2"]
+    argv.append("--track-mem")
+    if freezer:
+        argv += ["--freeze-cgroup", freezer]
+    if parent:
+        argv += ["--prev-images-dir", parent]
     return argv
 
 
@@ -168,12 +201,20 @@ def refuse_unsupported(rec: dict) -> None:
     elif spec.get("privileged"):
         why = "it is privileged (the host's /dev and /sys are bind-mounted)"
     elif spec["namespaces"].get("user") == "private":
-        why = "it runs in a user namespace"
+        # CRIU restores no idmapped mounts, which a private user namespace's rootfs is made of.
+        why = (
+            "it runs in a private user namespace, whose idmapped rootfs CRIU cannot restore; "
+            "create it with namespaces user=host to checkpoint or migrate it"
+        )
     elif spec.get("tty"):
         why = "it has a TTY (not supported yet)"
     elif spec["network"]["mode"] == "host" or spec["network"]["mode"].startswith("container:"):
         why = f"it shares a network namespace (network {spec['network']['mode']})"
-    elif any(str(v).startswith(("container:", "host")) for v in spec["namespaces"].values()):
+    elif any(
+        str(v).startswith(("container:", "host"))
+        for kind, v in spec["namespaces"].items()
+        if kind != "user"  # the host's user namespace is no namespace of its own to carry
+    ):
         why = "it shares namespaces with the host or another container"
     if why:
         raise InvalidSpec(f"cannot checkpoint container {name}: {why}")

@@ -46,6 +46,9 @@ def _scratch(rt) -> Path:
 def export(rt, rec: dict, checkpoint: Path, target) -> None:
     """Write checkpoint + upper layer + spec of `rec` to the archive file `target`."""
     target = Path(target)
+    if (checkpoint / "images" / "parent").is_symlink():
+        # Its pages are partly in pre-dumps (precopy.py) that an archive does not carry.
+        raise InvalidSpec(f"checkpoint {checkpoint.name} is a pre-copy one; it cannot be exported")
     paths = rt.store.paths(rec["id"])
     scratch = _scratch(rt)
     try:

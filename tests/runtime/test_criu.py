@@ -44,6 +44,8 @@ def _counter(rt, name, network="none"):
             "name": name,
             "command": ["sh", "-c", LOOP],
             "network": {"mode": network},
+            # CRIU cannot restore the idmapped mounts of a private user namespace.
+            "namespaces": {"user": "host"},
         }
     )
     _wait_count(rt, name, 5)

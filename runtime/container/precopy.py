@@ -1,0 +1,193 @@
+"""Pre-copy live migration, runtime side: memory goes ahead in rounds, then a short freeze.
+
+Source (send): `criu pre-dump --track-mem` rounds while the container runs, each round's pages
+sent to the target at once (round N holds only pages dirtied since round N-1); rounds stop
+when the dirty set is small, stops shrinking, or after MAX_ROUNDS. Then the freeze: the final
+dump writes only what changed since the last round (--prev-images-dir), and it, the upper
+layer and the container's spec go over; the target restores and answers. The container
+is down from the final dump until the target's restore is done: that is the downtime.
+
+On the source the pre-dumps and the final images form an ordinary checkpoint (NAME with
+NAME.pre): if the target says it failed, the source restores from it at once, where it was.
+If the target never answers, the caller decides (the target may have restored after all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from runtime.container import checkpoint_verbs, checkpoints, criu, portable
+from runtime.container import status as sm
+from runtime.container.precopy_wire import Channel, PeerFailed, WireError
+from runtime.errors import InvalidState
+
+MAX_ROUNDS = 5
+SMALL_ENOUGH = 2 << 20  # a dirty set this small is sent during the freeze itself
+SHRINK = 0.8  # a round must dirty at most this share of the one before to be worth another
+
+
+def _pages(images: Path) -> int:
+    return sum(p.stat().st_size for p in images.glob("pages-*.img"))
+
+
+def _predump(rt, cid: str, where: Path, parent: str | None) -> int:
+    """One pre-dump round of the running container into `where`; the bytes of its pages."""
+    with rt.store.locked(cid):
+        rec, obs = rt._observe(cid)
+        if obs["status"] != sm.RUNNING:
+            raise InvalidState(f"container {rec['name']} is {obs['status']}, not running")
+        criu.refuse_unsupported(rec)
+        where.mkdir(mode=0o700)
+        argv = criu.predump_argv(
+            obs["pid"], where, freezer=checkpoint_verbs.freezer_dir(rt, cid), parent=parent
+        )
+        criu.run_dump(argv, where)
+    return _pages(where)
+
+
+def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progress=None) -> dict:
+    """Move the running container over `ch` (authenticated already); returns timings.
+
+    Raises before the freeze: the container runs on, untouched. Raises WireError with
+    "failed" from the target: the container is resumed here first. Any other error after
+    the freeze: the container is stopped here with its checkpoint kept (`name`)."""
+    cid = rt.store.resolve(ref)
+    paths = rt.store.paths(cid)
+    top = checkpoints.root(paths)
+    pre = checkpoints.pre_dir(paths, name)
+    if (top / name).exists():
+        raise InvalidState(f"checkpoint {name} exists already")
+    shutil.rmtree(pre, ignore_errors=True)
+    pre.mkdir(parents=True, mode=0o700)
+    rounds: list[int] = []
+    try:
+        # Without the kernel's dirty tracking a round would have to be sent again in full
+        # during the freeze: then the final dump is the only one (stop-and-copy).
+        while criu.dirty_tracking():
+            n = len(rounds) + 1
+            parent = f"../pre-{n - 1}" if rounds else None
+            size = _predump(rt, cid, pre / f"pre-{n}", parent)
+            ch.send_tree(top, pre / f"pre-{n}")
+            rounds.append(size)
+            ch.send({"t": "round", "n": n, "bytes": size})
+            if progress:
+                progress({"round": n, "bytes": size})
+            shrinking = n == 1 or size <= rounds[-2] * SHRINK
+            if size <= SMALL_ENOUGH or not shrinking or n >= MAX_ROUNDS:
+                break
+        frozen = time.monotonic()
+        checkpoint_verbs.checkpoint(
+            rt,
+            cid,
+            name,
+            tcp_established=tcp_established,
+            parent=f"pre-{len(rounds)}" if rounds else None,
+        )
+    except BaseException:
+        shutil.rmtree(pre, ignore_errors=True)
+        raise
+    dumped = time.monotonic()
+    final = top / name
+    portable.tar_upper(paths.upper, final / "upper.tar")
+    rec = rt.store.read_record(cid)
+    ch.send_tree(top, final)
+    ch.send({"t": "final", "name": name, "manifest": manifest(rec, checkpoints.read_meta(final))})
+    try:
+        answer = ch.recv()  # no answer at all (WireError, OSError): the caller asks the target
+    except PeerFailed as err:
+        resume(rt, cid, name)
+        raise WireError(f"the target failed ({err}); the container runs on here") from None
+    if answer.get("t") != "restored":
+        resume(rt, cid, name)
+        raise WireError(f"the target answered {answer.get('t')!r}; the container runs on here")
+    restored = time.monotonic()
+    return {
+        "rounds": rounds,
+        "dirty_tracking": criu.dirty_tracking(),
+        "sent": ch.sent,
+        "dump_ms": round((dumped - frozen) * 1000, 1),
+        "downtime_ms": round((restored - frozen) * 1000, 1),
+        "restore_ms": answer.get("restore_ms"),
+        "state": answer.get("state") or {},
+    }
+
+
+def resume(rt, cid: str, name: str) -> None:
+    """Restore the container here from its migration checkpoint, then drop the checkpoint."""
+    with contextlib.suppress(Exception):
+        if rt.state(cid)["status"] != sm.RUNNING:
+            checkpoint_verbs.start_from(rt, cid, name)
+    with contextlib.suppress(Exception):
+        checkpoint_verbs.remove(rt, cid, name)
+
+
+def manifest(rec: dict, meta: dict) -> dict:
+    """What the target needs besides the images: spec, image and architecture."""
+    return {
+        "arch": platform.machine(),
+        "name": rec["name"],
+        "image": rec["image"],
+        "image_id": rec["image_id"],
+        "spec": rec["spec"],
+        "meta": meta,
+    }
+
+
+def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
+    """Target side: take the rounds and the final checkpoint, restore the container running,
+    answer the source; returns its state. On failure nothing of it is left, and the source
+    is told (it resumes the container)."""
+    stage = Path(rt.config.root) / "tmp" / f"precopy-{secrets.token_hex(6)}"
+    stage.mkdir(parents=True, mode=0o700)
+    try:
+        header = _take_files(ch, stage)
+        try:
+            started = time.monotonic()
+            got = header.get("manifest") or {}
+            if got.get("arch") != platform.machine():
+                raise WireError(f"the checkpoint is for {got.get('arch')}, not this host")
+            where = stage / checkpoints_name(header.get("name"))
+            if not (where / "images").is_dir() or not (where / "upper.tar").is_file():
+                raise WireError("the final checkpoint is incomplete")
+            if not (where / "meta.json").is_file():
+                raise WireError("the final checkpoint has no meta.json")
+            state = checkpoint_verbs.import_unpacked(rt, got, where, name, labels)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                ch.send({"t": "failed", "error": str(err)[:2000]})
+            raise
+        took = round((time.monotonic() - started) * 1000, 1)
+        snapshot = {k: state.get(k) for k in ("id", "status", "pid", "network")}
+        ch.send({"t": "restored", "restore_ms": took, "state": snapshot})
+        return state
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def checkpoints_name(name) -> str:
+    """The final checkpoint's directory name, checked."""
+    try:
+        checkpoints.check_name(name)
+    except Exception:
+        raise WireError(f"bad checkpoint name {name!r}") from None
+    return name
+
+
+def _take_files(ch: Channel, stage: Path) -> dict:
+    """Files and links until the "final" message, which is returned."""
+    while True:
+        header = ch.recv()
+        kind = header.get("t")
+        if kind == "file":
+            ch.recv_file(header, stage)
+        elif kind == "link":
+            ch.recv_link(header, stage)
+        elif kind == "final":
+            return header
+        elif kind != "round":
+            raise WireError(f"unexpected message {kind!r}")

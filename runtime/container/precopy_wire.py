@@ -1,0 +1,215 @@
+"""The direct channel of a pre-copy migration: one TCP connection from source to target host.
+
+Both ends prove who they are before anything else, each signing the other's fresh nonce with
+its host's Ed25519 key (the caller passes `sign` and `verify`; the agent's host keys, whose
+public halves the control plane holds). Then frames: a 4-byte length and a JSON header; a
+file's header is followed by its bytes and their SHA-256, which the receiver checks before it
+keeps the file. Paths are relative to the receiver's staging directory and checked there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from runtime.errors import InvalidSpec
+
+CHUNK = 1 << 20
+MAX_HEADER = 16 << 20
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LENGTH = struct.Struct(">I")
+
+
+class WireError(InvalidSpec):
+    """The peer broke the protocol, failed to prove who it is, or went away."""
+
+
+class PeerFailed(WireError):
+    """The peer said it failed (and cleaned up after itself)."""
+
+
+def _proof(role: str, session: str, nonce: str) -> bytes:
+    return f"berth-precopy-{role}\n{session}\n{nonce}".encode()
+
+
+class Channel:
+    """Framed messages and files over a connected socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.sent = 0
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.sock.close()
+
+    def send(self, header: dict) -> None:
+        """One JSON message."""
+        data = json.dumps(header).encode()
+        self.sock.sendall(_LENGTH.pack(len(data)) + data)
+
+    def recv(self) -> dict:
+        """The next JSON message (WireError when the peer closed or sent garbage)."""
+        (length,) = _LENGTH.unpack(self._exactly(_LENGTH.size))
+        if length > MAX_HEADER:
+            raise WireError(f"a message of {length} bytes is too big")
+        try:
+            header = json.loads(self._exactly(length))
+        except ValueError:
+            raise WireError("the peer sent a message that is not JSON") from None
+        if not isinstance(header, dict):
+            raise WireError("the peer sent a message that is not an object")
+        if header.get("t") == "failed":
+            raise PeerFailed(str(header.get("error") or "the peer failed"))
+        return header
+
+    def _exactly(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(min(n - len(buf), CHUNK))
+            if not chunk:
+                raise WireError("the peer closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def send_file(self, path: Path, name: str) -> int:
+        """A file under its relative `name`; returns its size."""
+        size = path.stat().st_size
+        self.send({"t": "file", "path": name, "size": size})
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+                self.sock.sendall(chunk)
+        self.sock.sendall(digest.digest())
+        self.sent += size
+        return size
+
+    def send_tree(self, top: Path, where: Path) -> int:
+        """Every file and symlink under `where`, named relative to `top`; returns the bytes."""
+        total = 0
+        for item in sorted(where.iterdir()):
+            name = str(item.relative_to(top))
+            if item.is_symlink():
+                self.send({"t": "link", "path": name, "target": os.readlink(item)})
+            elif item.is_file():
+                total += self.send_file(item, name)
+            elif item.is_dir():
+                total += self.send_tree(top, item)
+        return total
+
+    def recv_file(self, header: dict, stage: Path) -> Path:
+        """Store the file announced by `header` under `stage`, checked against its SHA-256."""
+        target = safe_path(stage, header.get("path"))
+        size = header.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise WireError(f"bad size for {header.get('path')!r}")
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256()
+        left = size
+        with open(target, "wb") as out:
+            while left:
+                chunk = self.sock.recv(min(left, CHUNK))
+                if not chunk:
+                    raise WireError("the peer closed the connection in the middle of a file")
+                digest.update(chunk)
+                out.write(chunk)
+                left -= len(chunk)
+        if self._exactly(32) != digest.digest():
+            raise WireError(f"{header['path']} does not match its SHA-256")
+        return target
+
+    def recv_link(self, header: dict, stage: Path) -> None:
+        """A pre-dump's `parent` symlink; it must point inside `stage`."""
+        where = safe_path(stage, header.get("path"))
+        target = str(header.get("target") or "")
+        if where.name != "parent" or target.startswith("/"):
+            raise WireError(f"unexpected link {header.get('path')!r}")
+        resolved = Path(os.path.normpath(where.parent / target))
+        if Path(os.path.normpath(stage)) not in resolved.parents:
+            raise WireError(f"link {header['path']} points out of the checkpoint")
+        where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.symlink(target, where)
+
+
+def safe_path(stage: Path, name) -> Path:
+    """`stage`/`name` if `name` is a relative path of plain parts (WireError otherwise)."""
+    parts = str(name or "").split("/")
+    if not 1 <= len(parts) <= 4 or not all(_PART.match(p) for p in parts):
+        raise WireError(f"unexpected path {name!r}")
+    return stage.joinpath(*parts)
+
+
+def listen(address: str) -> socket.socket:
+    """A listening socket on `address`, on a port the kernel picks."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind((address, 0))
+    sock.listen(1)
+    return sock
+
+
+def connect(address: str, port: int, timeout: float) -> Channel:
+    """A channel to the target's listener."""
+    sock = socket.create_connection((address, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Channel(sock)
+
+
+def accept(listener: socket.socket, timeout: float) -> Channel:
+    """The source's connection (WireError if none comes within `timeout`)."""
+    listener.settimeout(timeout)
+    try:
+        sock, _ = listener.accept()
+    except TimeoutError:
+        raise WireError(f"the source host did not connect within {timeout:g} s") from None
+    sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Channel(sock)
+
+
+Sign = Callable[[bytes], bytes]
+Verify = Callable[[bytes, bytes], bool]
+
+
+def prove_source(ch: Channel, session: str, host: str, sign: Sign, verify_target: Verify) -> None:
+    """Source side: sign the target's nonce, then check the target's signature of ours."""
+    hello = ch.recv()
+    nonce = secrets.token_hex(16)
+    theirs = str(hello.get("nonce") or "")
+    if hello.get("t") != "hello" or len(theirs) != 32:
+        raise WireError("the target did not greet as a Berth host")
+    sig = sign(_proof("source", session, theirs)).hex()
+    ch.send({"t": "auth", "host": host, "session": session, "nonce": nonce, "sig": sig})
+    answer = ch.recv()
+    if not _checks(verify_target, _proof("target", session, nonce), answer.get("sig")):
+        raise WireError("the target host's signature does not verify")
+
+
+def prove_target(ch: Channel, session: str, host: str, sign: Sign, verify_source: Verify) -> None:
+    """Target side: check the source's signature of our nonce, then sign the source's."""
+    nonce = secrets.token_hex(16)
+    ch.send({"t": "hello", "nonce": nonce})
+    auth = ch.recv()
+    theirs = str(auth.get("nonce") or "")
+    if auth.get("t") != "auth" or auth.get("session") != session or len(theirs) != 32:
+        raise WireError("the peer is not the source of this migration")
+    if auth.get("host") != host:
+        raise WireError(f"the peer says it is host {auth.get('host')!r}, not {host!r}")
+    if not _checks(verify_source, _proof("source", session, nonce), auth.get("sig")):
+        raise WireError(f"the signature of host {host!r} does not verify")
+    ch.send({"t": "auth", "sig": sign(_proof("target", session, theirs)).hex()})
+
+
+def _checks(verify: Verify, message: bytes, sig) -> bool:
+    try:
+        return bool(verify(message, bytes.fromhex(str(sig or ""))))
+    except ValueError:
+        return False

@@ -1,0 +1,91 @@
+"""Pre-copy migration with real CRIU, both ends on one runtime over a loopback connection."""
+
+import hashlib
+import hmac
+import threading
+
+import pytest
+
+from runtime.container import criu, precopy, precopy_wire
+from runtime.errors import InvalidSpec
+from tests.criu_support import criu_problem
+from tests.runtime.test_criu import _counter, _no_leftovers, _numbers, _wait_count
+
+_PROBLEM = criu_problem()
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(bool(_PROBLEM), reason=_PROBLEM or "criu works"),
+]
+
+KEYS = {"src": b"source-key", "dst": b"target-key"}
+
+
+def _signer(host):
+    return lambda msg: hmac.new(KEYS[host], msg, hashlib.sha256).digest()
+
+
+def _verifier(host):
+    return lambda msg, sig: hmac.compare_digest(_signer(host)(msg), sig)
+
+
+def _move(rt, ref, new_name, *, source_key="src"):
+    """Run the target in a thread and the source here; returns (sent, received or error)."""
+    listener = precopy_wire.listen("127.0.0.1")
+    port = listener.getsockname()[1]
+    got = {}
+
+    def target():
+        try:
+            ch = precopy_wire.accept(listener, 30)
+            with ch.sock:
+                precopy_wire.prove_target(ch, "s1", "src", _signer("dst"), _verifier("src"))
+                got["state"] = precopy.receive(rt, ch, name=new_name)
+        except Exception as err:  # noqa: BLE001 (reported to the test)
+            got["error"] = err
+        finally:
+            listener.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        ch = precopy_wire.connect("127.0.0.1", port, 30)
+        with ch.sock:
+            precopy_wire.prove_source(ch, "s1", "src", _signer(source_key), _verifier("dst"))
+            return precopy.send(rt, ref, ch, "migrate-t1"), got
+    finally:
+        thread.join(60)
+
+
+def test_precopy_moves_the_counter_and_it_goes_on(rt):
+    _counter(rt, "pc-src")
+    sent, got = _move(rt, "pc-src", "pc-dst")
+    assert "error" not in got, got
+    if criu.dirty_tracking():  # else (no CONFIG_MEM_SOFT_DIRTY) one final dump only
+        assert sent["rounds"] and sent["rounds"][0] > 0  # memory went ahead while it ran
+    assert sent["downtime_ms"] > 0
+    assert rt.state("pc-src")["status"] == "stopped"
+    last = _numbers(rt, "pc-src")[-1]
+    got = _wait_count(rt, "pc-dst", last + 3)
+    assert got[0] > 5 and got[0] <= last + 2  # continued from the source's count
+    rt.delete("pc-src", force=True)
+    _no_leftovers(rt)
+
+
+def test_a_failed_restore_resumes_the_source(rt):
+    _counter(rt, "pc-stay")
+    _counter(rt, "pc-taken")  # the target's name is taken: its restore fails
+    with pytest.raises(InvalidSpec, match="runs on here"):
+        _move(rt, "pc-stay", "pc-taken")
+    assert rt.state("pc-stay")["status"] == "running"
+    now = _numbers(rt, "pc-stay")[-1]
+    _wait_count(rt, "pc-stay", now + 3)
+    assert rt.checkpoints("pc-stay") == []
+    _no_leftovers(rt)
+
+
+def test_a_source_with_the_wrong_key_is_refused(rt):
+    _counter(rt, "pc-key")
+    with pytest.raises(precopy_wire.WireError):
+        _move(rt, "pc-key", "pc-key2", source_key="dst")
+    assert rt.state("pc-key")["status"] == "running"
+    _no_leftovers(rt)
