@@ -68,7 +68,9 @@ class Connection:
                 try:
                     body = await self._body()
                 except BodyTooLarge:
-                    await self._error(413, "request body too large")
+                    await self._error(
+                        413, f"request body too large: Berth takes at most {MAX_BODY} bytes"
+                    )
                     return
                 method = request.method.decode("ascii", "replace")
                 path, _, query = request.target.decode("latin-1").partition("?")
