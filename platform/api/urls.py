@@ -9,6 +9,7 @@ from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
 from backups.api.views import BackupRunViewSet
 from compliance.api.rollouts import RolloutViewSet
+from compliance.api.schedules import RolloutScheduleViewSet
 from compliance.api.views import (
     CheckViewSet,
     ExceptionViewSet,
@@ -62,6 +63,9 @@ router.register("compliance/inventories", InventoryViewSet, basename="compliance
 router.register("compliance/advisories", AdvisoryViewSet, basename="compliance-advisory")
 router.register("compliance/osv-imports", OsvImportViewSet, basename="compliance-osv-import")
 router.register("compliance/rollouts", RolloutViewSet, basename="compliance-rollout")
+router.register(
+    "compliance/rollout-schedules", RolloutScheduleViewSet, basename="compliance-rollout-schedule"
+)
 
 urlpatterns = [
     *router.urls,

@@ -82,8 +82,11 @@ def _images_on_host(image: Image, acting_user, summary) -> dict:
     return op.result.get("images") or {}
 
 
-def do_plan(image: Image, *, target_ref: str, source: str, acting_user, summary=None) -> Rollout:
-    """Plan a rolling update of the containers that use `image` onto `target_ref`."""
+def do_plan(
+    image: Image, *, target_ref: str, source: str, acting_user, summary=None, team=None
+) -> Rollout:
+    """Plan a rolling update of the containers that use `image` onto `target_ref` (only
+    `team`'s, when given: a team's scheduled rollout leaves other teams' containers alone)."""
     if source not in Rollout.Source.values:
         raise InvalidRequest(f"source must be one of {', '.join(Rollout.Source.values)}")
     target_ref = (target_ref or (image.repo_tags[:1] or [""])[0]).strip()
@@ -91,7 +94,11 @@ def do_plan(image: Image, *, target_ref: str, source: str, acting_user, summary=
         raise InvalidRequest("the image has no tag: name the target reference")
     live = list(_live(image.host_id))
     running = _images_on_host(image, acting_user, summary)
-    users = [c for c in live if running.get(str(c.pk)) == image.image_id]
+    users = [
+        c
+        for c in live
+        if running.get(str(c.pk)) == image.image_id and (team is None or c.team_id == team.pk)
+    ]
     if not users:
         raise Conflict(f"no live container on host {image.host.name} uses {image}")
     refused, allowed = [], []

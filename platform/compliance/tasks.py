@@ -23,3 +23,11 @@ def scan_inventories():
     from compliance import inventories
 
     return {"operations": inventories.scan_everywhere()}
+
+
+@shared_task(name="compliance.scheduled_rollouts", ignore_result=True)
+def scheduled_rollouts():
+    """Roll out newer images for the teams that opted in, inside their windows."""
+    from compliance import schedule
+
+    return schedule.run_due()

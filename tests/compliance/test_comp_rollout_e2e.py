@@ -1,5 +1,7 @@
 """End to end, real agent and containers: a rolling update of three containers to a rebuilt
-image keeps their volumes' data, and a broken new image is rolled back (the rest untouched)."""
+image keeps their volumes' data, a broken new image is rolled back (the rest untouched), and
+a team that opted in to scheduled rollouts gets the next good rebuild from the scheduled
+pass."""
 
 import io
 import json
@@ -155,3 +157,28 @@ def test_rolling_update_keeps_volumes_and_a_broken_image_rolls_back(web):  # noq
         "the rolled-back container started again on v2",
     )
     assert _history(web, "tc-vol-1") == ["v1", "v2"]  # untouched
+
+    # Scheduled: the team opts in (all day, no registry checks); the scheduled pass rolls the
+    # next good build out by itself, as the user who opted in.
+    status, opted = web.api(
+        "POST",
+        "compliance/rollout-schedules/",
+        {"team": web.team, "window_start": 0, "window_end": 0, "pull": False},
+    )
+    assert status == 201, opted
+    v4 = _build(web, tag, _context("v4"))
+    out = web.manage(
+        "shell",
+        "-c",
+        "import json; from compliance import schedule; print(json.dumps(schedule.run_due()))",
+    ).stdout
+    done = json.loads(out.strip().splitlines()[-1])[web.team]
+    assert done["errors"] == [] and [r["state"] for r in done["rollouts"]] == ["succeeded"], done
+    assert _history(web, "tc-vol-1") == ["v1", "v2", "v4"]
+    _, rollout = web.api("GET", f"compliance/rollouts/{done['rollouts'][0]['id']}/", expect=200)
+    assert rollout["new_image_id"] == v4["image_id"]
+    [(actor,)] = web.sql(
+        "SELECT actor FROM audit_auditevent WHERE action = 'compliance.run' "
+        "AND reason LIKE 'scheduled rollouts%'"
+    )
+    assert actor

@@ -3,7 +3,7 @@
 from compliance.models.advisories import Advisory, AffectedPackage, ImageAdvisory, OsvImport
 from compliance.models.findings import ComplianceException, ComplianceRun, Finding, TeamScore
 from compliance.models.inventory import ImageInventory
-from compliance.models.rollouts import Rollout
+from compliance.models.rollouts import Rollout, RolloutSchedule
 
 __all__ = [
     "AffectedPackage",
@@ -15,5 +15,6 @@ __all__ = [
     "ImageInventory",
     "OsvImport",
     "Rollout",
+    "RolloutSchedule",
     "TeamScore",
 ]

@@ -50,3 +50,40 @@ class Rollout(models.Model):
 
     def __str__(self):
         return f"rollout {self.pk} of {self.target_ref}"
+
+
+class RolloutSchedule(models.Model):
+    """A team's opt-in to scheduled rolling updates: the hours they may run, and as whom."""
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    enabled = models.BooleanField(default=True)
+    # The window, in whole hours UTC: start <= hour < end (it wraps past midnight when
+    # end < start; start == end is the whole day).
+    window_start = models.PositiveSmallIntegerField(default=2)
+    window_end = models.PositiveSmallIntegerField(default=5)
+    # Also ask registries for newer digests of pulled tags (and pull them); without it only
+    # images rebuilt on the host (a tag that names a newer image there) are rolled out.
+    pull = models.BooleanField(default=True)
+    # Scheduled rollouts act as the user who opted in: the gate decides every step with their
+    # permissions at that time, so a user who lost container.recreate stops them.
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    rbac_team_field = "team"
+
+    class Meta:
+        ordering = ["team__name"]
+
+    def __str__(self):
+        return f"rollout schedule of {self.team}"
+
+    def in_window(self, hour: int) -> bool:
+        """Whether `hour` (0-23, UTC) is inside the window."""
+        start, end = self.window_start, self.window_end
+        if start == end:
+            return True
+        return start <= hour < end if start < end else hour >= start or hour < end

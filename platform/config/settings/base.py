@@ -267,6 +267,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * BERTH_COMPLIANCE_EVERY_SECONDS,
         "options": {"queue": "berth.control"},
     },
+    # Scheduled rolling updates of the teams that opted in, inside their windows (issue 13).
+    "compliance-rollouts": {
+        "task": "compliance.scheduled_rollouts",
+        "schedule": int(secret("BERTH_ROLLOUT_SCHEDULE_SECONDS") or 1800),
+        "options": {"queue": "berth.control"},
+    },
     # Backups (issue 12): one set a day at BERTH_BACKUP_HOUR (UTC), then retention.
     "backup-daily": {
         "task": "backups.scheduled_backup",

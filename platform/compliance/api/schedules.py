@@ -1,0 +1,96 @@
+"""/api/v1/compliance/rollout-schedules/: a team opts in to scheduled rolling updates.
+
+PUT-like POST: one schedule per team, created or replaced (permission container.recreate on
+the team: the scheduled rollouts act as the user who opted in); DELETE opts out. Every change
+is audited with the window."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from accounts.models import Team
+from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
+from compliance.models import RolloutSchedule
+from rbac import gate
+
+
+class RolloutScheduleSerializer(serializers.ModelSerializer):
+    """A team's schedule as the API shows it."""
+
+    team_name = serializers.CharField(source="team.name", read_only=True)
+    acting_user = serializers.CharField(source="acting_user.username", default=None)
+
+    class Meta:
+        model = RolloutSchedule
+        fields = [
+            "id",
+            "team",
+            "team_name",
+            "enabled",
+            "window_start",
+            "window_end",
+            "pull",
+            "acting_user",
+            "last_run_at",
+            "last_result",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class RolloutScheduleRequestSerializer(serializers.Serializer):
+    """What POST takes: the team (id or name), the window in hours UTC, pull, enabled."""
+
+    team = serializers.CharField()
+    window_start = serializers.IntegerField(min_value=0, max_value=23, default=2)
+    window_end = serializers.IntegerField(min_value=0, max_value=23, default=5)
+    pull = serializers.BooleanField(default=True)
+    enabled = serializers.BooleanField(default=True)
+
+
+class RolloutScheduleViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
+    """Teams' opt-ins to scheduled rollouts: list, set (create or replace), remove."""
+
+    resource = "compliance"
+    gate_actions = {
+        "list": "compliance.view",
+        "retrieve": "compliance.view",
+        "create": "container.recreate",
+        "destroy": "container.recreate",
+    }
+    queryset = RolloutSchedule.objects.select_related("team", "acting_user")
+    serializer_class = RolloutScheduleSerializer
+    filterset_fields = ["team", "enabled"]
+
+    @extend_schema(request=RolloutScheduleRequestSerializer, responses=RolloutScheduleSerializer)
+    def create(self, request):
+        """Opt a team in (or change its window); the caller becomes the acting user."""
+        body = RolloutScheduleRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        ref = data.pop("team")
+        team = Team.objects.filter(pk=int(ref) if ref.isdigit() else None).first()
+        team = team or Team.objects.filter(name=ref).first()
+        if team is None:
+            gate.not_visible(request.user, "container.recreate", "team", ref)
+        existing = RolloutSchedule.objects.filter(team=team).first()
+        obj = existing or RolloutSchedule(team=team)
+        decision = self.require(obj)
+        with transaction.atomic():
+            for name, value in data.items():
+                setattr(obj, name, value)
+            obj.acting_user = request.user
+            obj.save()
+            gate.record(decision, summary=self.summary() | {"schedule": data, "team": team.name})
+        code = status.HTTP_200_OK if existing else status.HTTP_201_CREATED
+        return Response(RolloutScheduleSerializer(obj).data, status=code)
+
+    def destroy(self, request, pk=None):
+        """Opt the team out: no more scheduled rollouts (running ones finish)."""
+        obj = self.get_object()
+        decision = self.require(obj)
+        with transaction.atomic():
+            gate.record(decision, summary=self.summary() | {"team": obj.team.name})
+            obj.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
