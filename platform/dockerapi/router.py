@@ -19,6 +19,7 @@ from dockerapi import (
     images_build,
     images_manage,
     images_pull,
+    netjoin,
     networks,
     system,
     volumes,
@@ -76,6 +77,8 @@ ROUTES = [
     ("POST", r"networks/create", networks.create),
     ("GET", rf"networks/{_ID}", networks.inspect),
     ("DELETE", rf"networks/{_ID}", networks.remove),
+    ("POST", rf"networks/{_ID}/connect", netjoin.connect),
+    ("POST", rf"networks/{_ID}/disconnect", netjoin.disconnect),
     ("GET", r"volumes", volumes.list_),
     ("POST", r"volumes/create", volumes.create),
     ("GET", r"volumes/(?P<name>[^/]+)", volumes.inspect),
@@ -96,7 +99,6 @@ _UNSUPPORTED = [
         "the new limits)",
     ),
     (r"build/prune", "build cache prune (POST /images/prune prunes the build cache too)"),
-    (r"networks/[^/]+/(connect|disconnect)", "network {0}"),
 ]
 
 

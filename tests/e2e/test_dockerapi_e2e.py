@@ -277,7 +277,18 @@ def test_volumes_and_networks(dock, web):
     inspected = json.loads(dock("inspect", "dk-user").stdout)[0]
     assert inspected["HostConfig"]["NetworkMode"] == "dk-net"
     assert inspected["Mounts"][0]["Name"] == "dk-data"
+    # docker network connect/disconnect of the running container, at once.
+    dock("network", "create", "dk-net2")
+    dock("network", "connect", "--alias", "second", "dk-net2", "dk-user")
+    assert "eth1" in dock("exec", "dk-user", "ip", "-o", "addr").stdout
+    connected = json.loads(dock("inspect", "dk-user").stdout)[0]
+    assert set(connected["NetworkSettings"]["Networks"]) == {"dk-net", "dk-net2"}
+    again = dock("network", "connect", "dk-net2", "dk-user", check=False)
+    assert again.returncode != 0 and "already connected" in again.stderr
+    dock("network", "disconnect", "dk-net2", "dk-user")
+    assert "eth1" not in dock("exec", "dk-user", "ip", "-o", "addr").stdout
     dock("rm", "-f", "dk-user")
+    dock("network", "rm", "dk-net2")
     dock("network", "rm", "dk-net")
     dock("volume", "rm", "dk-data")
     assert "dk-net" not in dock("network", "ls", "--format", "{{.Name}}").stdout.split()
