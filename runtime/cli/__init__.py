@@ -16,6 +16,7 @@ from runtime.errors import BerthError
 # Areas that register commands; a missing module (not built yet) is skipped.
 _AREAS = (
     "runtime.cli.containers",
+    "runtime.cli.ps",
     "runtime.cli.images",
     "runtime.cli.registry",
     "runtime.cli.networks",
@@ -25,11 +26,12 @@ _AREAS = (
 # so `ps` does not pay for the registry client or the image store. Other words (help, a
 # typo) load every area, so argparse can list them all.
 _CONTAINERS = (
-    "run create start stop restart kill pause unpause wait inspect top rm rename ps logs exec "
+    "run create start stop restart kill pause unpause wait inspect top rm rename logs exec "
     "attach stats"
 )
 _WORDS = {
     **dict.fromkeys(_CONTAINERS.split(), ("runtime.cli.containers",)),
+    "ps": ("runtime.cli.ps",),  # reads the index's kept views: neither runtime.api nor spec
     **dict.fromkeys(
         ["images", "rmi", "tag", "import", "load", "save"],
         ("runtime.cli.images", "runtime.cli.registry"),

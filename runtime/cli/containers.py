@@ -8,9 +8,9 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 
 from runtime.cli import specflags
+from runtime.cli.ps import table as _table
 from runtime.errors import BerthError, InvalidSpec
 
 # socket, threading and runtime.cli.terminal are imported by the verbs that attach: `ps`,
@@ -63,11 +63,6 @@ def register(subparsers) -> None:
     p.add_argument("container")
     p.add_argument("new_name")
     p.set_defaults(func=_rename)
-    p = subparsers.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.set_defaults(func=_ps)
     p = subparsers.add_parser("logs", help="show a container's output")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-n", "--tail")
@@ -244,76 +239,6 @@ def _inspect(args) -> int:
 def _top(args) -> int:
     table = _rt(args).top(args.containers[0])
     _table(table["titles"], table["processes"])
-    return 0
-
-
-# -- listing -----------------------------------------------------------------------------
-def _ago(iso: str | None) -> str:
-    if not iso:
-        return ""
-    then = (
-        datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
-        if "." in iso
-        else datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    )
-    seconds = int((datetime.now(UTC) - then).total_seconds())
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} seconds"
-
-
-def _status_text(st: dict) -> str:
-    if st["status"] == "running":
-        return f"Up {_ago(st['started_at'])}"
-    if st["status"] == "paused":
-        return f"Up {_ago(st['started_at'])} (Paused)"
-    if st["status"] == "stopped":
-        return f"Exited ({st['exit_code']}) {_ago(st['finished_at'])} ago"
-    return st["status"].capitalize()
-
-
-def _ports(st: dict) -> str:
-    ports = (st.get("network") or {}).get("ports") or []
-    return ", ".join(
-        f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        for p in ports
-    )
-
-
-def _table(titles, rows) -> None:
-    widths = [max(len(str(r[i])) for r in [titles, *rows]) for i in range(len(titles))]
-    for row in [titles, *rows]:
-        print("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-
-
-def _ps(args) -> int:
-    states = [
-        s
-        for s in _rt(args).list()
-        if args.all or s["status"] in ("running", "paused", "restarting")
-    ]
-    if args.quiet:
-        for st in states:
-            print(st["id"] if args.no_trunc else st["id"][:12])
-        return 0
-    rows = []
-    for st in reversed(states):
-        cmd = " ".join(st.get("command") or [])
-        if not args.no_trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        rows.append(
-            [
-                st["id"] if args.no_trunc else st["id"][:12],
-                st["image"],
-                json.dumps(cmd),
-                f"{_ago(st['created'])} ago",
-                _status_text(st),
-                _ports(st),
-                st["name"],
-            ]
-        )
-    _table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
     return 0
 
 

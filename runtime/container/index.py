@@ -23,6 +23,12 @@ CREATE TABLE IF NOT EXISTS containers (
     rec TEXT,
     state TEXT,
     dirty INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS views (
+    id TEXT PRIMARY KEY,
+    gen INTEGER NOT NULL DEFAULT 0,
+    vkey TEXT,
+    view TEXT
 )
 """
 
@@ -72,7 +78,7 @@ class ContainerIndex:
             conn.execute("PRAGMA synchronous=NORMAL")
             # WAL: readers never wait for writers; the setting stays with the file.
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
             raise
@@ -128,17 +134,81 @@ class ContainerIndex:
         """Forget removed containers."""
         for cid in cids:
             self._run("DELETE FROM containers WHERE id = ?", (cid,))
+            self._run("DELETE FROM views WHERE id = ?", (cid,))
 
     def clear(self) -> None:
         """Forget everything (a rebuild follows)."""
         self._run("DELETE FROM containers")
+        self._run("DELETE FROM views")
 
-    def rows(self) -> dict[str, tuple[dict, dict, bool]]:
-        """{id: (summary record, state, dirty)} of every indexed container."""
+    def rows(self, only=None) -> dict[str, tuple[dict, dict, bool]]:
+        """{id: (summary record, state, dirty)} of every indexed container (or of `only`)."""
+        if only is None:
+            got = self._run("SELECT id, rec, state, dirty FROM containers")
+        else:
+            got, only = [], list(only)
+            for at in range(0, len(only), 500):  # SQLite's limit on bound parameters
+                part = only[at : at + 500]
+                marks = ",".join("?" * len(part))
+                got += self._run(
+                    f"SELECT id, rec, state, dirty FROM containers WHERE id IN ({marks})", part
+                )
         found = {}
-        for cid, rec, state, dirty in self._run("SELECT id, rec, state, dirty FROM containers"):
+        for cid, rec, state, dirty in got:
             try:
                 found[cid] = (json.loads(rec), json.loads(state or "{}"), bool(dirty))
             except (TypeError, ValueError):
                 found[cid] = ({}, {}, True)  # unreadable: taken from the files
         return found
+
+    # -- list views: each container's composed list() entry, kept until something changes ----
+    # A view is valid while its row is clean, its generation unchanged (every release of the
+    # container's lock bumps it: pause and unpause change no file) and its key (the change times
+    # of the container's two directories, where every file write, the shim's exit record and its
+    # pid file come and go) still matches: see runtime/container/listing.py.
+
+    def invalidate(self, cid: str) -> None:
+        """Forget `cid`'s list view and bump its generation (a view being computed meanwhile
+        is then not stored)."""
+        self._run(
+            "INSERT INTO views (id, gen) VALUES (?, 1) "
+            "ON CONFLICT(id) DO UPDATE SET gen = gen + 1, vkey = NULL, view = NULL",
+            (cid,),
+        )
+
+    def forget_views(self) -> None:
+        """Forget every list view (reconcile: the next list observes every container)."""
+        self._run("UPDATE views SET gen = gen + 1, vkey = NULL, view = NULL")
+
+    def views(self) -> dict[str, tuple[bool, int, str | None, str | None]]:
+        """{id: (dirty, generation, key, view JSON)} of every indexed container."""
+        return {
+            cid: (bool(dirty), gen or 0, vkey, view)
+            for cid, dirty, gen, vkey, view in self._run(
+                "SELECT c.id, c.dirty, v.gen, v.vkey, v.view "
+                "FROM containers c LEFT JOIN views v ON v.id = c.id"
+            )
+        }
+
+    def store_views(self, items) -> None:
+        """Store (id, generation read before observing, key, view JSON) in one transaction;
+        each only if its generation is still the one read (nothing changed meanwhile)."""
+        sql = (
+            "INSERT INTO views (id, gen, vkey, view) SELECT ?, ?, ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM containers WHERE id = ?) "
+            "ON CONFLICT(id) DO UPDATE SET vkey = excluded.vkey, view = excluded.view "
+            "WHERE views.gen = excluded.gen"
+        )
+        try:
+            conn = self._db()
+            if conn is None:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, [(*item, item[0]) for item in items])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            return  # a cache: a reader that cannot write it (read-only, busy) lists anyway

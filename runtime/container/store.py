@@ -16,7 +16,6 @@ from runtime.container.fsutil import alive, read_json, write_json
 from runtime.container.index import ContainerIndex
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, NotFound
-from runtime.spec import check_container_name, is_full_id
 
 # Threads still deleting removed containers' files (see ContainerStore.remove).
 _CLEANUPS: list[threading.Thread] = []
@@ -88,6 +87,8 @@ class ContainerStore:
     @staticmethod
     def check_name(name: str) -> None:
         """InvalidSpec unless `name` is a valid container name."""
+        from runtime.spec import check_container_name  # not at import: `ps` never needs spec
+
         check_container_name(name)
 
     def reserve_name(self, name: str, cid: str) -> None:
@@ -170,6 +171,8 @@ class ContainerStore:
         if not isinstance(ref, str) or not ref or "/" in ref.strip("/") or ref in (".", ".."):
             raise NotFound(f"no such container: {ref}")
         ref = ref.lstrip("/")
+        from runtime.spec import is_full_id  # not at import: `ps` never needs spec
+
         if is_full_id(ref):
             # Written as an id: only that container, never a name or a prefix of another id.
             if (self.config.containers_dir / ref / "config.json").exists():
@@ -225,6 +228,8 @@ class ContainerStore:
         """
         on_disk = set(self.ids())
         rows = self.index.rows()
+        if repair:
+            self.index.forget_views()  # reconcile: the next list() observes every container
         found = []
         gone = [cid for cid in rows if cid not in on_disk]
         if gone:
@@ -272,7 +277,12 @@ class ContainerStore:
                 same = False
             if not same:
                 raise NotFound(f"no such container: {cid}")
-            yield
+            try:
+                yield
+            finally:
+                # Whatever the holder changed (pause and unpause change no file), a list view
+                # computed before it is stale (runtime/container/listing.py).
+                self.index.invalidate(cid)
         finally:
             os.close(fd)
 

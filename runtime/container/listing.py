@@ -1,0 +1,142 @@
+"""Runtime.list() at a cost that barely grows with the number of containers.
+
+Each container's composed list() entry (its "view") is kept in the index beside its record
+(runtime/container/index.py) and served again while nothing about the container changed. What
+can change, and how a kept view notices:
+
+- a file of the container (record, state, the shim's exit record, its pid file, the network
+  file, the exec FIFO): every one is written by a rename into, created in or removed from one
+  of the container's two directories, which changes that directory's ctime. The view's key is
+  the two ctimes, read before the container is observed; a key younger than RACY_NS is never
+  stored (a change in the same clock tick would leave the ctime equal);
+- a row a writer has marked dirty: recomputed from the files;
+- the freezer (pause, unpause) and anything else done under the container's lock: releasing
+  the lock bumps the view's generation, and a view observed before is not stored;
+- the container's processes dying with nobody writing anything (its monitor killed, or a
+  reboot): the view's pids are checked with `kill(pid, 0)` (a reaped process is gone), and
+  the reconcile pass (boot.recover's reap, Runtime.reconcile) observes every container in full
+  and forgets every view.
+
+So list() costs one index query, two stat calls, two null signals and one JSON decode per
+container, instead of a dozen file reads (the start-time check of /proc/<pid>/stat is the
+costly one; a kept view trusts the pid until the monitor's exit or the reconcile pass).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+
+from runtime.container import status as sm
+from runtime.errors import NotFound
+
+# A directory changed this recently may change again within the same ctime tick: not kept.
+RACY_NS = 1_000_000_000
+
+# Statuses whose view depends on processes being alive (checked on every list).
+_LIVE = (sm.RUNNING, sm.PAUSED, sm.CREATED, sm.RESTARTING)
+
+
+def _key(cdir: int, rdir: int, cid: str) -> tuple[int, int]:
+    """(ctime of the persistent directory, of the runtime directory or 0) in ns."""
+    try:
+        persistent = os.stat(cid, dir_fd=cdir, follow_symlinks=False).st_ctime_ns
+    except FileNotFoundError:
+        persistent = 0
+    try:
+        runtime = os.stat(cid, dir_fd=rdir, follow_symlinks=False).st_ctime_ns if rdir >= 0 else 0
+    except FileNotFoundError:
+        runtime = 0
+    return persistent, runtime
+
+
+def _alive(pid) -> bool:
+    """Whether a process with this pid exists (a reaped one does not)."""
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _open_dir(path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return -1
+
+
+def list_containers(store, runtime) -> list[dict]:
+    """Every container of `store` as Runtime.list() answers, oldest first.
+
+    `runtime()` gives the Runtime that observes containers without a valid view: called only
+    then, so `ps` with every view valid never imports runtime.api.
+    """
+    on_disk = store.ids()
+    views = store.index.views()
+    present = set(on_disk)
+    gone = [cid for cid in views if cid not in present]
+    if gone:
+        store.index.drop(gone)
+    cdir = _open_dir(store.config.containers_dir)
+    rdir = _open_dir(store.config.run_containers_dir)
+    if cdir < 0:
+        return []
+    result, todo = [], {}
+    try:
+        for cid in on_disk:
+            dirty, gen, vkey, view = views.get(cid, (True, 0, None, None))
+            key = _key(cdir, rdir, cid)
+            if not dirty and view is not None and vkey == f"{key[0]}:{key[1]}":
+                entry = json.loads(view)
+                pids = entry.pop("_pids", ())
+                if all(_alive(pid) for pid in pids):
+                    result.append(entry)
+                    continue
+            todo[cid] = (gen, key)
+    finally:
+        os.close(cdir)
+        if rdir >= 0:
+            os.close(rdir)
+    if todo:
+        result += _observe_all(store, runtime(), todo)
+    return sorted(result, key=lambda s: s["created"])
+
+
+def _observe_all(store, rt, todo: dict) -> list[dict]:
+    """Observe the containers of `todo` ({id: (generation, key)}) from their files and keep
+    their views; returns their entries."""
+    rows = store.index.rows(only=todo)
+    found, keep = [], []
+    now = time.time_ns()
+    for cid, (gen, key) in todo.items():
+        row = rows.get(cid)
+        try:
+            if row is not None and not row[2]:
+                rec, state = row[0], row[1]
+            else:
+                _, rec, state = store._from_files(cid, write=row is None)
+        except NotFound:
+            continue  # removed meanwhile
+        if not rec or store.abandoned(rec):
+            continue
+        obs = sm.observe(store.paths(cid), rt._frozen(cid))
+        if obs["status"] == sm.STOPPED and not state.get("started_at"):
+            obs["status"] = sm.CREATED  # created, never started, no process waiting
+        entry = rt._compose(cid, rec, obs, state)
+        found.append(entry)
+        if rec.get("creating") or now - max(key) < RACY_NS or (row is not None and row[2]):
+            continue  # still being made, or changed too recently to trust the key
+        pids = [obs["shim_pid"], obs["pid"]] if obs["status"] in _LIVE else []
+        with contextlib.suppress(TypeError, ValueError):
+            view = json.dumps({**entry, "_pids": [p for p in pids if p]})
+            keep.append((cid, gen, f"{key[0]}:{key[1]}", view))
+    if keep:
+        store.index.store_views(keep)
+    return found
