@@ -44,6 +44,16 @@ _EMPTY_OK = {
     "networkmode": ("", "default", "none"),
     "isolation": ("", "default"),
     "version": ("", "1"),
+    # Resource limits of RUN steps: Berth's builder applies its own.
+    "memory": ("", "0"),
+    "memswap": ("", "0"),
+    "cpushares": ("", "0"),
+    "cpuquota": ("", "0"),
+    "cpuperiod": ("", "0"),
+    "cpusetcpus": ("",),
+    "cpusetmems": ("",),
+    "shmsize": ("", "0"),
+    "ulimits": ("", "null", "[]"),
 }
 
 
@@ -169,6 +179,9 @@ def build(call):
     labels = _json_map(call, "labels")
     quiet, no_cache = call.flag("q"), call.flag("nocache")
     summary = call.summary(tag=tag or "")
+    if "buildargs" in summary.get("query", {}):
+        # Build arguments often carry secrets: the audit log keeps their names only.
+        summary["query"]["buildargs"] = sorted(build_args)
     # Refused (and audited) before the context is read, as POST /api/v1/images/build/ does.
     gate.require(call.user, "image.build", resource="image", summary=summary)
     team, host = team_and_host(call, labels)

@@ -114,7 +114,7 @@ def test_build_queues_the_rest_apis_operation_for_the_callers_team(docker, teams
         docker("developer"),
         context(entry("app.txt", b"hello")),
         t="tp-app:1",
-        buildargs=json.dumps({"V": "1", "UNSET": None}),
+        buildargs=json.dumps({"V": "s3cr3t-value", "UNSET": None}),
         nocache="1",
         labels=json.dumps({"org.example.team": "alpha"}),
     )
@@ -122,7 +122,7 @@ def test_build_queues_the_rest_apis_operation_for_the_callers_team(docker, teams
     op = Operation.objects.get(pk=response.json()["operation"])
     assert (op.kind, op.team, op.host) == ("image.build", teams["alpha"], host)
     params = op.params
-    assert params["tag"] == "tp-app:1" and params["build_args"] == {"V": "1"}
+    assert params["tag"] == "tp-app:1" and params["build_args"] == {"V": "s3cr3t-value"}
     assert params["no_cache"] is True and params["private"] is True
     # --label becomes a LABEL at the end of the Dockerfile, as Docker's classic builder does.
     with tarfile.open(params["path"]) as tar:
@@ -132,6 +132,8 @@ def test_build_queues_the_rest_apis_operation_for_the_callers_team(docker, teams
     assert uploads() - before == {settings.UPLOAD_DIR / params["path"].rsplit("/", 1)[1]}
     event = AuditEvent.objects.filter(action="image.build", operation_id=op.pk).get()
     assert event.summary["user_agent"] == UA and event.summary["via"] == "docker-api"
+    assert event.summary["query"]["buildargs"] == ["V"]
+    assert "s3cr3t" not in json.dumps(event.summary)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +180,7 @@ def test_build_options_berth_cannot_honour_are_501(docker, host):
         ({"target": "stage1"}, "target"),
         ({"remote": "https://example.com/x.git"}, "remote"),
         ({"t": "a:1&t=b:2"}, "several tags"),
+        ({"memory": "1000000"}, "memory"),
     ]:
         response = build(client, context(), **query)
         assert response.status_code == 501 and words in response.json()["message"], query
