@@ -1,17 +1,28 @@
 """Live migration on the agents: checkpoint and upload on the source, import on the target.
 
-The source keeps its checkpoint until the migration ends, so a failed migration resumes the
-container from it, where it was (container.resume). The archive travels through the
-control plane (transfers/, kind "checkpoint"), each request signed by the host's key.
+Stop-and-copy (a container with named volumes): the archive travels through the control plane
+(transfers/, kind "checkpoint"), each request signed by the host's key. Pre-copy (the rest):
+the target listens (checkpoint.receive, its port in the operation's result while it waits),
+the source connects to it directly (container.precopy); both prove their host keys on that
+connection (runtime/container/precopy_wire.py). The source keeps its checkpoint until the
+migration ends, so a failed migration resumes the container from it, where it was.
 """
 
 import tempfile
 from pathlib import Path
 
-from agent import control_client, lookup, observe
+from cryptography.exceptions import InvalidSignature
+
+from agent import control_client, identity, lookup, observe
 from containers.models import Container
-from runtime.container import checkpoint_verbs, portable
+from hosts.models import Host
+from operations.models import Operation
+from runtime.container import checkpoint_verbs, portable, precopy, precopy_wire
 from runtime.errors import InvalidSpec, NotFound
+from trust import keys
+
+ACCEPT_SECONDS = 60  # how long the target waits for the source to connect
+IO_SECONDS = 300  # how long either side waits for the other mid-transfer
 
 
 def _scratch(rt) -> Path:
@@ -87,9 +98,101 @@ def import_checkpoint(rt, op):
     return {"runtime_id": state["id"], "state": _snapshot(state)}
 
 
+def _peer(op, key: str) -> Host:
+    host = Host.objects.filter(pk=op.params.get(key)).first()
+    if host is None or host.revoked_at is not None or not host.public_key:
+        raise InvalidSpec("the other host of this migration is not an enrolled host")
+    return host
+
+
+def _verifier(host: Host):
+    public = keys.decode_public(host.public_key)
+
+    def verify(message: bytes, sig: bytes) -> bool:
+        try:
+            public.verify(sig, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _session(op) -> str:
+    session = str(op.params.get("session") or "")
+    if len(session) != 16:
+        raise InvalidSpec("the operation names no migration session")
+    return session
+
+
+def precopy_send(rt, op, container):
+    """Source: connect to the target, send memory ahead, freeze, send the rest (pre-copy)."""
+    state = lookup.find(rt, container)
+    if state is None:
+        raise NotFound(f"container {container.name} does not exist on host {op.host.name}")
+    target = _peer(op, "target_host")
+    port = int(op.params.get("port") or 0)
+    try:
+        ch = precopy_wire.connect(target.address, port, IO_SECONDS)
+    except OSError as err:
+        raise InvalidSpec(
+            f"cannot reach host {target.name} at {target.address}:{port}: {err}"
+        ) from None
+    try:
+        with ch.sock:
+            precopy_wire.prove_source(
+                ch, _session(op), op.host.name, identity.current().host_key.sign, _verifier(target)
+            )
+            result = precopy.send(
+                rt,
+                state["id"],
+                ch,
+                _name(op),
+                tcp_established=bool(op.params.get("tcp_established")),
+            )
+    except OSError as err:
+        raise precopy_wire.WireError(
+            f"the connection to host {target.name} failed: {err}"
+        ) from None
+    finally:
+        observe.record(container, rt.state(state["id"]))
+    return result
+
+
+def precopy_receive(rt, op):
+    """Target: listen, tell the web the port, take the container from its source, restore it."""
+    container = Container.objects.filter(pk=op.target_id).first()
+    if container is None:
+        raise NotFound(f"container {op.target_id} no longer exists")
+    source = _peer(op, "source_host")
+    session = _session(op)
+    listener = precopy_wire.listen("0.0.0.0")
+    try:
+        # The web reads the port from here and hands it to the source's agent.
+        port = listener.getsockname()[1]
+        Operation.objects.filter(pk=op.pk).update(result={"port": port})
+        ch = precopy_wire.accept(listener, ACCEPT_SECONDS)
+    finally:
+        listener.close()
+    labels = dict(container.spec.get("labels") or {})
+    labels[lookup.LABEL] = f"{op.host.name}/{container.pk}"
+    try:
+        with ch.sock:
+            ch.sock.settimeout(IO_SECONDS)
+            precopy_wire.prove_target(
+                ch, session, source.name, identity.current().host_key.sign, _verifier(source)
+            )
+            state = precopy.receive(rt, ch, name=container.name, labels=labels)
+    except OSError as err:
+        raise precopy_wire.WireError(
+            f"the connection from host {source.name} failed: {err}"
+        ) from None
+    return {"runtime_id": state["id"], "state": _snapshot(state)}
+
+
 def _snapshot(state) -> dict:
     return {k: state.get(k) for k in ("id", "status", "pid", "network")}
 
 
-CONTAINER_HANDLERS = {"checkpoint": checkpoint, "resume": resume}
-HANDLERS = {"checkpoint.import": import_checkpoint}
+CONTAINER_HANDLERS = {"checkpoint": checkpoint, "resume": resume, "precopy": precopy_send}
+HANDLERS = {"checkpoint.import": import_checkpoint, "checkpoint.receive": precopy_receive}

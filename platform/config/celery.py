@@ -44,6 +44,8 @@ LONG_KINDS = frozenset(
         "container.checkpoint",
         "container.resume",
         "checkpoint.import",
+        "checkpoint.receive",
+        "container.precopy",
         "volume.export",
         "volume.import",
     }

@@ -1,5 +1,12 @@
-"""Live migration of one running container to another host (CRIU stop-and-copy).
+"""Live migration of one running container to another host (CRIU).
 
+Pre-copy, for a container without named volumes: the target listens (checkpoint.receive),
+the source sends memory ahead while the container runs, freezes it for the final dump and
+sends the rest straight to the target over a connection both prove their host keys on
+(agent/migrate_ops.py, runtime/container/precopy.py); the target restores and answers. If
+the source's step fails, the target's outcome decides: restored there, or resumed here.
+
+Stop-and-copy, for a container with named volumes (they are copied while it is stopped).
 Steps, each an audited Operation like a drain's (hosts/drain.py, whose helpers it uses):
 checkpoint on the source (the container stops; its checkpoint stays there), the archive
 through the control plane (transfers/, kind "checkpoint"), named volumes copied as a drain
@@ -11,6 +18,7 @@ source from its checkpoint, where it was.
 """
 
 import secrets
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -50,6 +58,135 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
     decision = steps.audited(acting_user, "container.migrate", moved, summary)
     check_target(container, target)
     source = container.host
+    if references.volume_names(container.spec):
+        result = _stop_and_copy(container, target, acting_user, summary)
+    else:
+        result = _precopy(container, target, acting_user, summary)
+    # Removed before the row moves: the source's agent finds the row only while it is on its host.
+    _on_source(container, "container.remove", acting_user, {"force": True}, summary, check=False)
+    state = result.get("state") or {}
+    with transaction.atomic():
+        Container.objects.filter(pk=container.pk).update(
+            host=target,
+            runtime_id=result.get("runtime_id", ""),
+            observed_state=Container.Observed.RUNNING,
+            pid=state.get("pid"),
+            network_info=state.get("network") or {},
+            error="",
+            observed_at=timezone.now(),
+        )
+        # The gate's decision, recorded with the move it allowed (one event, in the same
+        # transaction as the row's new host).
+        gate.record(
+            decision,
+            summary=summary | {"from": source.name, "step": "moved"} | _timings(result),
+            reason=f"{decision.reason}; moved from host {source.name} to host {target.name}",
+        )
+    container.refresh_from_db()
+    return container
+
+
+def _timings(result: dict) -> dict:
+    """What the audit event keeps of how the move went (pre-copy rounds, downtime)."""
+    return {k: result[k] for k in ("rounds", "downtime_ms", "mode") if k in result}
+
+
+def _precopy(container, target, acting_user, summary) -> dict:
+    """Pre-copy over the direct channel; returns the target's result (StepFailed: the
+    container runs on the source)."""
+    source = container.host
+    if not target.address:
+        raise StepFailed(f"host {target.name} has no address the source could reach it at")
+    session = secrets.token_hex(8)
+    receive = steps.new_operation(
+        "checkpoint.receive",
+        target,
+        container.team,
+        "container",
+        container.pk,
+        acting_user,
+        {"session": session, "source_host": source.pk},
+    )
+    _send(receive)
+    port = _port_of(receive)
+    if not port:
+        _call_off(receive)
+        raise StepFailed(f"host {target.name} did not get ready to receive: {receive.error}")
+    params = {
+        "session": session,
+        "target_host": target.pk,
+        "port": port,
+        "checkpoint": f"migrate-{session}",
+    }
+    sent = _on_source(container, "container.precopy", acting_user, params, summary, check=False)
+    received = _outcome(receive)
+    if received.state == Operation.State.SUCCEEDED:
+        # Restored on the target (even if the source did not hear it answer).
+        return received.result | {"mode": "pre-copy"} | _sent_timings(sent)
+    if sent.state == Operation.State.SUCCEEDED:
+        received = dispatch.wait_for(received, steps.STEP_SECONDS)
+        if received.state == Operation.State.SUCCEEDED:
+            return received.result | {"mode": "pre-copy"} | _sent_timings(sent)
+    # The target has nothing: the container runs on (or is resumed) on the source.
+    _on_source(container, "container.resume", acting_user, params, summary, check=False)
+    raise StepFailed(
+        f"migration to {target.name}: {sent.error or received.error or 'it did not finish'}"
+    )
+
+
+def _send(op) -> None:
+    """Queue `op` on its host's lane without waiting (the receive runs beside the send)."""
+    queue = dispatch.operation_queue(op.host.queue, op.kind)
+    dispatch.send_signed(
+        dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id, queue=queue
+    )
+
+
+def _sent_timings(sent) -> dict:
+    result = sent.result or {}
+    return {k: result[k] for k in ("rounds", "downtime_ms", "dump_ms") if k in result}
+
+
+def _port_of(op) -> int:
+    """The port the target listens on (0 if it failed or did not start in time)."""
+    deadline = time.monotonic() + steps.STEP_SECONDS
+    while time.monotonic() < deadline:
+        row = Operation.objects.filter(pk=op.pk).values("state", "result", "error").first()
+        port = (row["result"] or {}).get("port")
+        if isinstance(port, int) and port > 0 and row["state"] == Operation.State.RUNNING:
+            return port
+        if row["state"] in (Operation.State.FAILED, Operation.State.SUCCEEDED):
+            op.error = row["error"]
+            return 0
+        time.sleep(0.02)
+    op.error = f"it did not start within {steps.STEP_SECONDS} s"
+    return 0
+
+
+def _call_off(op) -> bool:
+    """Fail `op` if no agent took it yet; whether it was called off."""
+    return bool(
+        Operation.objects.filter(pk=op.pk, state=Operation.State.PENDING).update(
+            state=Operation.State.FAILED,
+            error="the migration was called off",
+            finished_at=timezone.now(),
+        )
+    )
+
+
+def _outcome(op):
+    """The receive step's end (called off if it never started)."""
+    op = dispatch.wait_for(op, steps.STEP_SECONDS)
+    if op.state == Operation.State.PENDING:
+        _call_off(op)
+        op.refresh_from_db()
+    return op
+
+
+def _stop_and_copy(container, target, acting_user, summary) -> dict:
+    """Checkpoint, archive through the control plane, volumes, restore; returns the target's
+    result (StepFailed: the container was resumed on the source)."""
+    source = container.host
     name = f"migrate-{secrets.token_hex(4)}"
     transfer = Transfer.objects.create(
         source=source,
@@ -81,28 +218,7 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
     finally:
         storage(transfer.pk).unlink(missing_ok=True)
         Transfer.objects.filter(pk=transfer.pk).update(state=Transfer.State.DONE)
-    # Removed before the row moves: the source's agent finds the row only while it is on its host.
-    _on_source(container, "container.remove", acting_user, {"force": True}, summary, check=False)
-    state = result.get("state") or {}
-    with transaction.atomic():
-        Container.objects.filter(pk=container.pk).update(
-            host=target,
-            runtime_id=result.get("runtime_id", ""),
-            observed_state=Container.Observed.RUNNING,
-            pid=state.get("pid"),
-            network_info=state.get("network") or {},
-            error="",
-            observed_at=timezone.now(),
-        )
-        # The gate's decision, recorded with the move it allowed (one event, in the same
-        # transaction as the row's new host).
-        gate.record(
-            decision,
-            summary=summary | {"from": source.name, "step": "moved"},
-            reason=f"{decision.reason}; moved from host {source.name} to host {target.name}",
-        )
-    container.refresh_from_db()
-    return container
+    return result | {"mode": "stop-and-copy"}
 
 
 def _restored(op, container, target) -> dict:

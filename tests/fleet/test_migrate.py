@@ -1,10 +1,12 @@
 """Live migration (issue 11): a running container moves to the other host, memory and all."""
 
+import os
 import time
 
 import pytest
 
 from tests.criu_support import criu_problem
+from tests.fleet.test_two_hosts import fetch, refused
 
 _PROBLEM = criu_problem()
 pytestmark = [
@@ -28,15 +30,17 @@ def numbers(host, runtime_id) -> list[int]:
     return [int(b) for _, _, b in rt.logs(runtime_id) if b.strip().isdigit()]
 
 
-def counter(fleet, host, name):
+def counter(fleet, host, name, command=LOOP, network=None):
     body = {
         "team": fleet.team,
         "host": host.name,
         "spec": {
             "image": "busybox",
             "name": name,
-            "command": ["sh", "-c", LOOP],
-            "network": {"mode": "none"},
+            "command": ["sh", "-c", command],
+            "network": network or {"mode": "none"},
+            # CRIU cannot restore the idmapped mounts of a private user namespace.
+            "namespaces": {"user": "host"},
         },
     }
     status, out = fleet.api("POST", "containers/?wait=60", body)
@@ -69,6 +73,37 @@ def test_counting_loop_continues_after_migration(fleet):
     )
     events = fleet.sql("SELECT outcome FROM audit_auditevent WHERE action = 'container.migrate'")
     assert ("allowed",) in events
+    fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
+
+
+def _page(address, port):
+    try:
+        return fetch(address, port).strip()
+    except OSError:
+        return None
+
+
+def test_httpd_answers_on_the_target_hosts_port_after_migration(fleet):
+    a, b = fleet.hosts[:2]
+    port = 20000 + int.from_bytes(os.urandom(2)) % 20000
+    serve = "mkdir -p /www && echo kept-state > /www/index.html && exec httpd -f -p 80 -h /www"
+    net = {"ports": [{"container_port": 80, "host_port": port}]}
+    row = counter(fleet, a, "mig-web", serve, net)
+    assert fleet.wait_until(lambda: _page(a.address, port), 20, "httpd on a") == "kept-state"
+    status, out = fleet.api(
+        "POST", f"containers/{row['id']}/migrate/", {"host": b.name}, timeout=300
+    )
+    assert status == 200, out
+    [copy] = mine(b, row["id"])
+    # The same server process (not started again), answering on B's address, not A's.
+    assert fleet.wait_until(lambda: _page(b.address, port), 20, "httpd on b") == "kept-state"
+    assert refused(a.address, port)
+    assert mine(a, row["id"]) == []
+    [(summary,)] = fleet.sql(
+        "SELECT summary FROM audit_auditevent WHERE action = 'container.migrate' "
+        "AND summary LIKE '%mig-web%moved%'"
+    )
+    assert "pre-copy" in summary
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
 
 
