@@ -106,7 +106,12 @@ def _entry(root: int, path: str):
     parent_path, name = _split(path)
     if name == "..":
         raise InvalidSpec(f"path {path!r} may not end in ..")
-    parent = open_in_root(root, parent_path)
+    try:
+        parent = open_in_root(root, parent_path)
+    except InvalidSpec as err:
+        if "does not exist" in str(err):
+            raise NotFound(f"Could not find the file {path} in container") from None
+        raise
     try:
         if name == ".":
             st = os.stat(fd_path(parent))
@@ -153,6 +158,7 @@ class _Writer:
 
     def __init__(self):
         self.buffer = io.BytesIO()
+        self.links: dict[tuple[int, int], str] = {}  # (dev, inode) -> first name (hard links)
         self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (closed in bytes())
 
     def add(self, arcname: str, st, *, link: str = "", data_fd: int | None = None) -> None:
@@ -170,8 +176,12 @@ class _Writer:
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
         elif kind == stat.S_IFIFO:
             info.type = tarfile.FIFOTYPE
+        elif kind == stat.S_IFREG and st.st_nlink > 1 and (st.st_dev, st.st_ino) in self.links:
+            info.type, info.linkname = tarfile.LNKTYPE, self.links[(st.st_dev, st.st_ino)]
         elif kind == stat.S_IFREG:
             info.size = st.st_size
+            if st.st_nlink > 1:
+                self.links[(st.st_dev, st.st_ino)] = arcname
         else:
             return  # sockets are not archived
         if self.buffer.tell() + info.size > MAX_ARCHIVE_BYTES:

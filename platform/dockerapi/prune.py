@@ -107,7 +107,8 @@ def containers(call):
         c
         for c in rows
         if render.status_of(c) in _STOPPED
-        and c.desired_state != Container.Desired.RUNNING
+        # A container being started (created, wanted running) is not stopped yet.
+        and not (render.status_of(c) == "created" and c.desired_state == Container.Desired.RUNNING)
         and (until is None or c.created_at < until)
         and _labels_match(c.labels or {}, filters)
     ]

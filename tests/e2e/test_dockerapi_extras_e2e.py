@@ -1,0 +1,125 @@
+"""The real docker CLI against a served Berth: cp both ways, stats, top, diff, export, rename,
+events, system df and container prune (dockerapi/stats.py, archive.py, events.py, ...).
+
+One long-running container serves most checks; one short run gives the events a die.
+"""
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+
+
+@pytest.fixture(scope="module")
+def main(dock):
+    """A running busybox container of the developer's, removed at the end."""
+    dock("run", "-d", "--name", "dx-main", "busybox", "sleep", "1000")
+    try:
+        yield "dx-main"
+    finally:
+        for name in ("dx-main", "dx-renamed"):
+            dock("rm", "-f", name, check=False)
+
+
+def test_cp_both_ways_file_and_directory(dock, main, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello from the host\n")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a\n")
+    (tree / "link").symlink_to("/etc/passwd")
+    dock("cp", str(tmp_path / "hello.txt"), f"{main}:/tmp/")
+    dock("cp", str(tree), f"{main}:/tmp/tree")
+    listing = dock(
+        "exec", main, "sh", "-c", "cat /tmp/hello.txt /tmp/tree/sub/a.txt; ls -l /tmp/tree"
+    )
+    assert "hello from the host" in listing.stdout and "a\n" in listing.stdout
+    assert "link -> /etc/passwd" in listing.stdout
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dock("cp", f"{main}:/etc/passwd", str(out / "passwd"))
+    assert (out / "passwd").read_text().startswith("root:")
+    dock("cp", f"{main}:/tmp/tree", str(out / "tree"))
+    assert (out / "tree" / "sub" / "a.txt").read_text() == "a\n"
+    assert (out / "tree" / "link").is_symlink()
+
+    # An archive with a ../ entry is refused whole: nothing of it is written.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("fine.txt", "../escaped.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+    refused = subprocess.run(
+        ["docker", "cp", "-", f"{main}:/tmp"],
+        input=buffer.getvalue(),
+        env=dock.env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert b"leaves the target directory" in refused.stderr
+    left = dock("exec", main, "ls", "/tmp", "/").stdout
+    assert "fine.txt" not in left and "escaped.txt" not in left
+    # A path missing in the container is Docker's "Could not find the file".
+    missing = dock("cp", f"{main}:/no/such", str(out / "x"), check=False)
+    assert missing.returncode != 0 and "Could not find the file" in missing.stderr
+
+    changes = dock("diff", main).stdout.splitlines()
+    assert "A /tmp/hello.txt" in changes and "A /tmp/tree/sub/a.txt" in changes
+    assert "C /tmp" in changes and not any("/etc/hosts" in line for line in changes)
+
+
+def test_stats_top_export_rename(dock, main):
+    stats = dock(
+        "stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}", main
+    ).stdout
+    name, cpu, usage = stats.split(maxsplit=2)
+    assert name == main and cpu.endswith("%") and float(cpu[:-1]) < 100
+    assert "/" in usage and not usage.startswith("0B")
+    top = dock("top", main).stdout
+    assert "sleep 1000" in top and "PID" in top.splitlines()[0]
+    exported = subprocess.run(
+        f"docker export {main} | tar t", shell=True, env=dock.env, capture_output=True, timeout=60
+    )
+    names = exported.stdout.decode().split()
+    assert exported.returncode == 0 and "bin/busybox" in names
+    dock("rename", main, "dx-renamed")
+    assert "dx-renamed" in dock("ps", "--format", "{{.Names}}").stdout
+    dock("rename", "dx-renamed", main)
+    refused = dock("update", "--memory", "64m", main, check=False)
+    assert refused.returncode != 0 and "Berth does not support container update" in refused.stderr
+
+
+def test_events_df_and_container_prune(dock, main):
+    since = time.time() - 1
+    dock("run", "--name", "dx-short", "busybox", "sh", "-c", "exit 3", check=False)
+    until = time.time() + 1
+    events = dock(
+        "events",
+        "--since",
+        f"{since:.3f}",
+        "--until",
+        f"{until:.3f}",
+        "--filter",
+        "container=dx-short",
+        "--format",
+        "{{json .}}",
+    ).stdout.splitlines()
+    actions = [json.loads(line)["Action"] for line in events]
+    assert actions[:3] == ["create", "start", "die"], actions
+    assert json.loads(events[2])["Actor"]["Attributes"]["exitCode"] == "3"
+
+    df = dock("system", "df").stdout
+    assert "Images" in df and "Containers" in df and "Local Volumes" in df
+
+    pruned = dock("container", "prune", "-f").stdout
+    assert "Deleted Containers" in pruned
+    left = dock("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert "dx-short" not in left and main in left
