@@ -1,4 +1,4 @@
-"""Version ordering per ecosystem: Debian's (python-debian) and Alpine's apk ordering.
+"""Version ordering per ecosystem: Debian's (python-debian), Alpine's apk ordering and rpm's.
 
 apk's rules (apk-tools' version.c, descended from Gentoo's): dot-separated numbers, then an
 optional letter, then suffixes (_alpha < _beta < _pre < _rc < no suffix < _cvs < _svn < _git
@@ -155,6 +155,71 @@ def debian_fast_compare(a: str, b: str) -> int:
     return _cmp(ka, kb)
 
 
+RPM_ECOSYSTEMS = ("Red Hat", "Rocky Linux", "AlmaLinux")
+
+
+def _rpm_segments(text: str):
+    """rpm's tokens of a version part: ("~"|"^"|"n"|"a", value), separators dropped."""
+    for match in re.finditer(r"~|\^|[0-9]+|[A-Za-z]+", text):
+        token = match.group()
+        kind = token if token in "~^" else ("n" if token.isdigit() else "a")
+        yield kind, token
+
+
+def rpmvercmp(a: str, b: str) -> int:
+    """rpm's rpmvercmp on one part (version or release): digit runs compare as numbers and
+    beat letter runs, `~` sorts before anything (even the end), `^` after the end only."""
+    if a == b:
+        return 0
+    left, right = list(_rpm_segments(a)), list(_rpm_segments(b))
+    for i in range(max(len(left), len(right))):
+        x = left[i] if i < len(left) else None
+        y = right[i] if i < len(right) else None
+        if x is None or y is None:
+            other = y if x is None else x
+            sign = 1 if x is None else -1  # the side that still has tokens is "other"
+            if other[0] == "~":
+                return sign  # a tilde sorts before the end
+            return -sign  # anything else, a caret included, sorts after the end
+        if x[0] != y[0]:
+            for special in ("~", "^"):
+                if special in (x[0], y[0]):
+                    return -1 if x[0] == special else 1
+            return 1 if x[0] == "n" else -1  # numbers are newer than letters
+        if x[0] == "n":
+            diff = _cmp(int(x[1]), int(y[1]))
+        elif x[0] == "a":
+            diff = _cmp(x[1], y[1])
+        else:
+            diff = 0
+        if diff:
+            return diff
+    return 0
+
+
+def _rpm_evr(version: str) -> tuple[int, str, str]:
+    epoch, sep, rest = version.partition(":")
+    if not sep:
+        epoch, rest = "0", version
+    if not epoch.isdigit():
+        raise BadVersion(f"rpm version {version!r}: the epoch is not a number")
+    ver, _, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    return int(epoch), ver, release
+
+
+def rpm_compare(a: str, b: str) -> int:
+    """rpm's order of [epoch:]version[-release]: epoch, then version, then release (a side
+    without a release matches any release, as rpm compares a dependency)."""
+    ea, va, ra = _rpm_evr(a)
+    eb, vb, rb = _rpm_evr(b)
+    if ea != eb:
+        return _cmp(ea, eb)
+    diff = rpmvercmp(va, vb)
+    if diff or not (ra and rb):
+        return diff
+    return rpmvercmp(ra, rb)
+
+
 def comparator(ecosystem: str):
     """The compare function of an OSV ecosystem ("Debian:12" -> dpkg order), or None."""
     base = ecosystem.split(":", 1)[0]
@@ -162,6 +227,8 @@ def comparator(ecosystem: str):
         return debian_fast_compare
     if base == "Alpine":
         return apk_compare
+    if base in RPM_ECOSYSTEMS:
+        return rpm_compare
     return None
 
 

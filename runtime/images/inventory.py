@@ -1,8 +1,10 @@
 """The package inventory of an image, read from its unpacked layers (no container is started).
 
-Readers: dpkg (`var/lib/dpkg/status`, plus `var/lib/dpkg/status.d/*` of distroless images)
-and apk (`lib/apk/db/installed`). An image with an rpm database, or a package database that
-cannot be read, is reported `unknown` with the reason: never as an image without packages.
+Readers: dpkg (`var/lib/dpkg/status`, plus `var/lib/dpkg/status.d/*` of distroless images),
+apk (`lib/apk/db/installed`) and rpm's sqlite database (`rpmdb.sqlite`, runtime/images/rpmdb.py).
+An image with an older rpm database (Berkeley DB `Packages`, SUSE's `Packages.db`), or a
+package database that cannot be read, is reported `unknown` with the reason: never as an
+image without packages.
 The distribution comes from `etc/os-release` and decides the OSV ecosystem ("Debian:12",
 "Alpine:v3.19").
 
@@ -18,11 +20,17 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from runtime.images import rpmdb
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 DPKG_STATUS = "var/lib/dpkg/status"
 DPKG_STATUS_D = "var/lib/dpkg/status.d"
 APK_INSTALLED = "lib/apk/db/installed"
-RPM_DATABASES = ("var/lib/rpm/Packages", "var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm")
+RPM_SQLITE = ("usr/lib/sysimage/rpm/rpmdb.sqlite", "var/lib/rpm/rpmdb.sqlite")
+RPM_DATABASES = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages.db", "usr/lib/sysimage/rpm")
+# OSV ecosystems of rpm distributions (os-release ID -> name; a ":<major>" is added where OSV
+# names releases that way).
+RPM_ECOSYSTEMS = {"almalinux": "AlmaLinux:", "rocky": "Rocky Linux:", "rhel": "Red Hat"}
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 MAX_DB_BYTES = 64 * 1024 * 1024  # a package database bigger than this is not one we trust
 MAX_LINKS = 8
@@ -39,7 +47,7 @@ class Package:
     source: str = ""  # dpkg Source / apk origin; OSV advisories name source packages
     source_version: str = ""
     arch: str = ""
-    kind: str = ""  # deb | apk
+    kind: str = ""  # deb | apk | rpm
 
 
 @dataclass
@@ -244,6 +252,9 @@ def ecosystem_of(release: dict, kind: str) -> str:
         return f"Alpine:v{parts[0]}.{parts[1]}" if len(parts) >= 2 else "Alpine"
     if kind == "deb" and distro == "ubuntu":
         return f"Ubuntu:{version}" if version else "Ubuntu"
+    if kind == "rpm" and distro in RPM_ECOSYSTEMS:
+        name = RPM_ECOSYSTEMS[distro]
+        return name + version.split(".")[0] if name.endswith(":") else name
     return {"deb": "Debian", "apk": "Alpine"}.get(kind, "")
 
 
@@ -273,9 +284,23 @@ def read_inventory(layer_dirs) -> Inventory:
         if apk is not None:
             packages = parse_apk_installed(_read(apk))
             return Inventory(OK, ecosystem_of(release, "apk"), distro, packages, release_error)
+        for rel in RPM_SQLITE:
+            found = layers.find(rel)
+            if found is not None:
+                if not found.is_file() or found.stat().st_size > MAX_DB_BYTES:
+                    raise ValueError(f"{rel} is not a regular file of at most {MAX_DB_BYTES} bytes")
+                packages = [Package(**p, kind="rpm") for p in rpmdb.read_sqlite(found)]
+                return Inventory(OK, ecosystem_of(release, "rpm"), distro, packages, release_error)
         for rel in RPM_DATABASES:
             if layers.find(rel) is not None:
-                return Inventory(UNKNOWN, "", distro, [], "an rpm database: no reader for it yet")
+                return Inventory(
+                    UNKNOWN,
+                    "",
+                    distro,
+                    [],
+                    f"an rpm database in a format without a reader here ({rel}; "
+                    "rpm's sqlite rpmdb.sqlite is read)",
+                )
     except (OSError, ValueError, UnicodeDecodeError) as err:
         return Inventory(UNKNOWN, "", distro, [], f"package database unreadable: {err}")
-    return Inventory(UNKNOWN, "", distro, [], "no package database found (dpkg, apk)")
+    return Inventory(UNKNOWN, "", distro, [], "no package database found (dpkg, apk, rpm)")

@@ -3,6 +3,8 @@ packages), apk's database, whiteouts and symlinks across layers, unreadable data
 unknown; the agent's operation stores them; the SBOM export."""
 
 import json
+import sqlite3
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +15,7 @@ from compliance.models import ImageInventory
 from images.models import Image
 from operations.models import Operation
 from runtime.config import RuntimeConfig
-from runtime.images import ImageStore
+from runtime.images import ImageStore, rpmdb
 from runtime.images.inventory import read_inventory
 from tests.runtime.images.image_archives import docker_archive, layer
 
@@ -39,6 +41,33 @@ V:3.1.4-r1
 A:x86_64
 o:openssl
 """
+
+ROCKY_RELEASE = b'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3"\n'
+
+
+def _rpmdb(blobs) -> bytes:
+    """An sqlite file shaped like rpm's rpmdb.sqlite, holding these header blobs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rpmdb.sqlite"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB)")
+        conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(b,) for b in blobs])
+        conn.execute("CREATE TABLE Name (key TEXT, hnum INTEGER, idx INTEGER)")
+        conn.commit()
+        conn.close()
+        return path.read_bytes()
+
+
+RPM_HEADERS = [
+    rpmdb.make_header(tags)
+    for tags in (
+        {1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64", 1044: "bash-5.1.8-6.el9_1.src.rpm"},
+        {1000: "openssl-libs", 1003: 1, 1001: "3.0.7", 1002: "25.el9_3", 1022: "x86_64", 1044: "openssl-3.0.7-25.el9_3.src.rpm"},
+        {1000: "gpg-pubkey", 1001: "350d275d", 1002: "6279464b"},
+    )
+]  # fmt: skip
+RPM_LAYER = [("usr/", None), ("usr/lib/", None), ("usr/lib/sysimage/", None)]
+RPM_LAYER += [("usr/lib/sysimage/rpm/", None), ("etc/", None), ("etc/os-release", ROCKY_RELEASE)]
 
 IMAGES = {
     # Two layers: the upper one replaces dpkg's status and whites out apk's database.
@@ -96,6 +125,19 @@ IMAGES = {
         ]
     ],
     "tc-static:1": [[("bin/", None), ("bin/app", b"\x7fELF")]],
+    # rpm's sqlite database, reached through var/lib/rpm -> ../../usr/lib/sysimage/rpm.
+    "tc-rocky:1": [
+        RPM_LAYER
+        + [
+            ("usr/lib/sysimage/rpm/rpmdb.sqlite", _rpmdb(RPM_HEADERS)),
+            ("var/", None),
+            ("var/lib/", None),
+            ("var/lib/rpm", ("sym", "../../usr/lib/sysimage/rpm")),
+        ]
+    ],
+    "tc-rpm-garbled:1": [
+        RPM_LAYER + [("usr/lib/sysimage/rpm/rpmdb.sqlite", _rpmdb([b"\0\0\0\x09 not a header"]))]
+    ],
 }
 
 
@@ -142,10 +184,24 @@ def test_apk_database(store):
     }
 
 
+def test_rpm_sqlite_database_through_a_symlink(store):
+    found = _inventory(store, "tc-rocky:1")
+    assert found.status == "ok" and found.ecosystem == "Rocky Linux:9", found
+    # The signing key rpm keeps as a package is not one.
+    assert [(p.name, p.version, p.source, p.arch, p.kind) for p in found.packages] == [
+        ("bash", "5.1.8-6.el9_1", "bash", "x86_64", "rpm"),
+        ("openssl-libs", "1:3.0.7-25.el9_3", "openssl", "x86_64", "rpm"),
+    ]
+    # Nothing was written next to the database in the image's layer (opened immutable).
+    [layer] = store.layer_dirs(store.resolve("tc-rocky:1"))
+    assert sorted(p.name for p in (layer / "usr/lib/sysimage/rpm").iterdir()) == ["rpmdb.sqlite"]
+
+
 @pytest.mark.parametrize(
     "ref,words",
     [
         ("tc-garbled:1", "unreadable"),
+        ("tc-rpm-garbled:1", "unreadable"),
         ("tc-rpm:1", "rpm"),
         ("tc-static:1", "no package database"),
     ],
@@ -165,7 +221,7 @@ def test_agent_operation_stores_inventories_and_sbom(store, host, teams, api):
         )
     op = Operation.objects.create(kind="image.inventory", target_type="image", host=host)
     result = inventory_ops.image_inventory(SimpleNamespace(images=store), op)
-    assert result["scanned"] == len(IMAGES) and result["unknown"] == 3
+    assert result["scanned"] == len(IMAGES) and result["unknown"] == 4
     debian = ImageInventory.objects.get(image=rows["tc-debian:1"])
     assert debian.status == "ok" and debian.package_count == 7 and debian.team == teams["alpha"]
     garbled = ImageInventory.objects.get(image=rows["tc-garbled:1"])
@@ -190,6 +246,34 @@ def test_agent_operation_stores_inventories_and_sbom(store, host, teams, api):
     assert (
         "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc" in purls
     )
+    # SPDX 2.3 JSON (spdx-tools validated it before writing): the image contains its packages.
+    response = developer.get(f"/api/v1/compliance/inventories/{debian.pk}/sbom/?kind=spdx")
+    assert response.status_code == 200, response.content
+    doc = json.loads(response.content)
+    assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
+    [root] = [
+        r["relatedSpdxElement"]
+        for r in doc["relationships"]
+        if r["relationshipType"] == "DESCRIBES"
+    ]
+    packages = {p["SPDXID"]: p for p in doc["packages"]}
+    assert packages[root]["primaryPackagePurpose"] == "CONTAINER" and len(packages) == 8
+    contained = {
+        r["relatedSpdxElement"] for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"
+    }
+    assert contained == set(packages) - {root}
+    refs = {ref["referenceLocator"] for p in packages.values() for ref in p.get("externalRefs", [])}
+    assert "pkg:deb/debian/bash@5.2.15-2%2Bb8?arch=amd64&distro=debian-12" in refs
+    rocky = ImageInventory.objects.get(image=rows["tc-rocky:1"])
+    spdx = developer.get(f"/api/v1/compliance/inventories/{rocky.pk}/sbom/?kind=spdx").json()
+    refs = {ref["referenceLocator"] for p in spdx["packages"] for ref in p.get("externalRefs", [])}
+    assert {r.split("?")[0] for r in refs} == {
+        "pkg:rpm/rockylinux/bash@5.1.8-6.el9_1",
+        "pkg:rpm/rockylinux/openssl-libs@3.0.7-25.el9_3",
+    }
+    assert any("epoch=1" in r and "upstream=openssl" in r for r in refs), refs
+    bad = developer.get(f"/api/v1/compliance/inventories/{debian.pk}/sbom/?kind=xml")
+    assert bad.status_code == 400
     unknown = developer.get(f"/api/v1/compliance/inventories/{garbled.pk}/sbom/")
     assert unknown.status_code == 409 and "unknown" in unknown.json()["error"]["message"]
     # The global viewer sees them too (compliance.view everywhere).

@@ -2,7 +2,7 @@
 
 import pytest
 
-from compliance.versions import BadVersion, affected, apk_compare, debian_compare
+from compliance.versions import BadVersion, affected, apk_compare, debian_compare, rpm_compare
 
 # Each list is in strictly increasing order.
 DEBIAN_ORDER = [
@@ -18,6 +18,21 @@ DEBIAN_ORDER = [
     "1:0.1-1",  # any epoch 1 beats every epoch 0
     "1:1.0-1",
     "2:0.0.1-1",
+]
+# rpm (rpmvercmp on version, then release): ~ before anything, ^ after the end only,
+# numbers beat letters and compare as numbers, the epoch first.
+RPM_ORDER = [
+    "1.0~rc1-1.el9",
+    "1.0-1.el9",
+    "1.0-1.el9_1",
+    "1.0-2.el9",
+    "1.0-10.el9",
+    "1.0^git1-1.el9",
+    "1.0a-1",
+    "1.0.1-1",
+    "1.01.2-1",  # 01 reads as 1: above 1.0.1, below 1.2
+    "1.2-1",
+    "1:0.1-1",
 ]
 APK_ORDER = [
     "1.0_alpha",
@@ -48,7 +63,8 @@ APK_ORDER = [
 
 
 @pytest.mark.parametrize(
-    "order,compare", [(DEBIAN_ORDER, debian_compare), (APK_ORDER, apk_compare)]
+    "order,compare",
+    [(DEBIAN_ORDER, debian_compare), (APK_ORDER, apk_compare), (RPM_ORDER, rpm_compare)],
 )
 def test_total_order(order, compare):
     for i, a in enumerate(order):

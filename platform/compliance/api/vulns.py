@@ -47,7 +47,11 @@ class InventoryViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
 
     @action(detail=True, methods=["get"])
     def sbom(self, request, pk=None):
-        """The inventory as a CycloneDX 1.5 JSON SBOM (unknown inventories: 409)."""
+        """The inventory as an SBOM: CycloneDX 1.5 JSON, or SPDX 2.3 JSON with ?kind=spdx
+        (unknown inventories: 409)."""
+        kind = request.query_params.get("kind") or "cyclonedx"
+        if kind not in ("cyclonedx", "spdx"):
+            raise InvalidRequest("kind must be cyclonedx or spdx")
         inventory = self.get_object()
         self.authorize(inventory)
         if inventory.status != ImageInventory.Status.OK:
@@ -61,9 +65,13 @@ class InventoryViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                 },
                 status=status.HTTP_409_CONFLICT,
             )
-        response = HttpResponse(sbom.cyclonedx_json(inventory), content_type="application/json")
+        if kind == "spdx":
+            body, suffix = sbom.spdx_json(inventory), "spdx.json"
+        else:
+            body, suffix = sbom.cyclonedx_json(inventory), "cdx.json"
+        response = HttpResponse(body, content_type="application/json")
         response["Content-Disposition"] = (
-            f'attachment; filename="sbom-{inventory.image_id}.cdx.json"'
+            f'attachment; filename="sbom-{inventory.image_id}.{suffix}"'
         )
         return response
 
