@@ -243,7 +243,7 @@ def test_remove_untags_by_name_and_carries_force(docker, images):
     assert admin.delete(V + "/images/nope:1").status_code == 404
 
 
-def test_pull_follows_the_rest_apis_registry_rules(docker, host):
+def test_pull_follows_the_rest_apis_registry_rules(docker, images):
     developer = docker("developer")
     bad = developer.post(V + "/images/create?fromImage=UPPER&tag=1")
     assert bad.status_code == 400 and "invalid reference format" in bad.json()["message"]
@@ -251,6 +251,9 @@ def test_pull_follows_the_rest_apis_registry_rules(docker, host):
     # A host-local registry Berth does not have: only registry managers may reach it.
     local = developer.post(V + "/images/create?fromImage=127.0.0.1:5999/x&tag=1")
     assert local.status_code == 403 and "registry.manage" in local.json()["message"]
+    # Pulling a name another team's private image holds would move its tag: refused.
+    taken = developer.post(V + "/images/create?fromImage=secret&tag=1")
+    assert taken.status_code == 403 and "another team" in taken.json()["message"]
     assert not Operation.objects.exists()
     ok = developer.post(V + "/images/create?fromImage=docker.io/library/busybox&tag=1.36")
     op = Operation.objects.get(pk=ok.json()["operation"])
