@@ -311,3 +311,18 @@ def test_build_render_speaks_the_legacy_builders_stream():
         "id": "e" * 12,
     }
     assert list(pull(op, layers, "")) == []  # each change once
+
+
+def test_image_list_filters(docker, images):
+    developer = docker("developer")
+
+    def listed(filters):
+        response = developer.get(V + "/images/json", {"filters": json.dumps(filters)})
+        assert response.status_code == 200, response.content
+        return sorted(tag for image in response.json() for tag in image["RepoTags"])
+
+    assert listed({}) == ["app:1", "busybox:latest"]  # not beta's secret
+    assert listed({"reference": ["app"]}) == ["app:1"]
+    assert listed({"reference": ["busy*:latest"]}) == ["busybox:latest"]
+    assert listed({"dangling": ["true"]}) == []
+    assert developer.get(V + "/images/json", {"filters": '{"nope": ["x"]}'}).status_code == 400
