@@ -97,6 +97,40 @@ def test_stats_top_export_rename(dock, main):
     assert refused.returncode != 0 and "Berth does not support container update" in refused.stderr
 
 
+def _first_lines(dock, args, count, then=None, timeout=30):
+    """Start a streaming docker command, run `then`, read `count` lines, stop it by its pid."""
+    proc = subprocess.Popen(
+        ["docker", *args], env=dock.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        if then:
+            time.sleep(1.5)  # the stream's first poll; no assertion depends on this pause
+            then()
+        lines = []
+        deadline = time.monotonic() + timeout
+        while len(lines) < count and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+        return lines
+    finally:
+        proc.kill()  # the CLI waits out SIGTERM while it streams
+        proc.wait(10)
+
+
+def test_stats_and_events_stream(dock, main):
+    samples = _first_lines(dock, ["stats", "--format", "{{json .}}", main], 2)
+    assert len(samples) == 2 and all(main in line for line in samples)
+    followed = _first_lines(
+        dock,
+        ["events", "--filter", f"container={main}", "--format", "{{.Action}} {{.Actor.ID}}"],
+        1,
+        then=lambda: dock("pause", main) and dock("unpause", main),
+    )
+    assert followed and followed[0].startswith("pause ")
+
+
 def test_events_df_and_container_prune(dock, main):
     since = time.time() - 1
     dock("run", "--name", "dx-short", "busybox", "sh", "-c", "exit 3", check=False)
