@@ -32,6 +32,7 @@ from images.models import Image
 from rbac import gate
 
 DEFAULT_MAX_CONTEXT = 256 * 1024 * 1024  # the Docker API listener's largest body
+MAX_ENTRIES = 200_000  # files, directories and links in one context
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # Query parameters the CLI sends with their "not given" value; anything else is not honoured.
 _EMPTY_OK = {
@@ -127,6 +128,11 @@ def check_context(path: Path, dockerfile: str, limit: int) -> set[str]:
                         f"the build context unpacks to more than Berth's limit of {limit} bytes",
                     )
                 names.add(norm)
+                if len(names) > MAX_ENTRIES:
+                    raise DockerError(
+                        413,
+                        f"the build context holds more than Berth's limit of {MAX_ENTRIES} files",
+                    )
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise bad_request(
             f"the build context is not a tar archive (plain or gzip): {exc}"

@@ -159,7 +159,7 @@ def test_bad_build_contexts_are_refused_with_nothing_left(docker, host, body, wo
     assert uploads() == before
 
 
-def test_a_context_over_the_limit_is_413_naming_it(docker, host):
+def test_a_context_over_the_limit_is_413_naming_it(docker, host, monkeypatch):
     before = uploads()
     bomb = gzip.compress(context(entry("zeros", b"\0" * 200_000)))
     assert len(bomb) < 4096
@@ -169,6 +169,9 @@ def test_a_context_over_the_limit_is_413_naming_it(docker, host):
         unpacked = build(client, bomb)
     assert sent.status_code == 413 and "20000 bytes" in sent.json()["message"]
     assert unpacked.status_code == 413 and "unpacks to more than" in unpacked.json()["message"]
+    monkeypatch.setattr(images_build, "MAX_ENTRIES", 10)
+    crowded = build(client, context(*(entry(f"f{i}", b"") for i in range(12))))
+    assert crowded.status_code == 413 and "limit of 10 files" in crowded.json()["message"]
     assert uploads() == before
     assert not Operation.objects.filter(kind="image.build").exists()
 
