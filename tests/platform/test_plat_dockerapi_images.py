@@ -329,3 +329,30 @@ def test_image_list_filters(docker, images):
     assert listed({"reference": ["busy*:latest"]}) == ["busybox:latest"]
     assert listed({"dangling": ["true"]}) == []
     assert developer.get(V + "/images/json", {"filters": '{"nope": ["x"]}'}).status_code == 400
+
+
+def test_odd_input_is_never_a_500(docker, images):
+    admin = docker("admin")
+    odd = ["ü", "%00", "a" * 2000, "sha256:", "..", "app:1:2", "@", "x@sha256:zz"]
+    for ref in odd:
+        for method, path in [
+            ("get", f"/images/{ref}/history"),
+            ("post", f"/images/{ref}/tag?repo=x"),
+            ("post", f"/images/app:1/tag?repo={ref}"),
+            ("delete", f"/images/{ref}"),
+            ("post", f"/images/{ref}/push"),
+            ("get", f"/images/{ref}/get"),
+            ("post", f"/images/create?fromImage={ref}"),
+            ("get", f"/images/search?term={ref}"),
+        ]:
+            response = getattr(admin, method)(V + path)
+            assert response.status_code < 500, (method, path, response.content)
+    for query in [
+        "buildargs=null",
+        "labels=%7B%22a%22%3A1%7D",
+        "t=%C3%BC",
+        "dockerfile=%00",
+        "q=maybe",
+    ]:
+        response = admin.post(f"{V}/build?{query}", context(), content_type="application/x-tar")
+        assert 400 <= response.status_code < 500, (query, response.content)
