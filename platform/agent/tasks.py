@@ -13,6 +13,7 @@ from agent import (
     admission,
     containers_ops,
     control_loop,
+    detached,
     executor,
     fairness,
     identity,
@@ -107,7 +108,7 @@ def _query_error(err: BerthError) -> QueryFailed:
     return QueryFailed(str(err))
 
 
-def _query(name, container_id, params, envelope):
+def _query(name, container_id, params, envelope, *, task=None):
     claims = _admit(f"agent.container_{name}", [container_id, params], {}, envelope)
     params = dict(params or {})
     # Whether root is allowed is the gate's word, signed; never what the params say.
@@ -119,11 +120,19 @@ def _query(name, container_id, params, envelope):
     )
     if container is None:
         raise QueryFailed(f"container {container_id} is not on host {this_host()}")
-    try:
-        return containers_ops.QUERIES[name](get_runtime(), container, params)
-    except BerthError as err:
-        # A plain exception: the web rebuilds it without importing `runtime`.
-        raise _query_error(err) from None
+    rt = get_runtime()
+
+    def answer():
+        try:
+            return containers_ops.QUERIES[name](rt, container, params)
+        except BerthError as err:
+            # A plain exception: the web rebuilds it without importing `runtime`.
+            raise _query_error(err) from None
+
+    if task is not None:
+        # It waits for a command: run it apart, the worker is free now (agent/detached.py).
+        detached.run(task, answer)
+    return answer()
 
 
 @shared_task(name="agent.container_logs", throws=(QueryFailed,))
@@ -144,10 +153,10 @@ def container_top(container_id, params=None, envelope=None):
     return _query("top", container_id, params, envelope)
 
 
-@shared_task(name="agent.container_exec", throws=(QueryFailed,))
-def container_exec(container_id, params=None, envelope=None):
+@shared_task(name="agent.container_exec", bind=True, throws=(QueryFailed,))
+def container_exec(self, container_id, params=None, envelope=None):
     """Run a non-interactive command in a container: {"exit_code", "output"}."""
-    return _query("exec", container_id, params, envelope)
+    return _query("exec", container_id, params, envelope, task=self)
 
 
 @shared_task(name="agent.reconcile_host", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -221,3 +230,4 @@ def _stop_timer(sender=None, **kwargs):
 
 # The Docker API's file calls (docker cp, export, diff): registered here, defined apart.
 from agent import files_tasks as _files_tasks  # noqa: E402,F401
+from agent import update_ops as _update_ops  # noqa: E402,F401  (container.update)

@@ -269,15 +269,28 @@ def kill_web(stack):
 def kill_redis(stack):
     stack.redis.proc.kill()
     stack.redis.proc.wait(10)
-    time.sleep(1)
+    time.sleep(2)
     stack.redis.start({"appendonly": "yes"})
 
 
 def kill_shim(stack):
+    """The monitors of two running containers: one idle, one whose stop waits out its grace."""
     rt = stack.runtime()
     running = [s for s in rt.list() if s.get("status") == "running"]
-    assert running, "no running container to take the monitor of"
-    kill_monitor(rt, random.Random(7).choice(running)["id"])
+    assert len(running) >= 2, "too few running containers to take the monitors of"
+    idle, stopping = random.Random(7).sample(running, 2)
+    pk = int(stopping["spec"]["labels"][LABEL].partition("/")[2])
+    # busybox sleep as PID 1 ignores SIGTERM: the stop is parked until the shim's kill.
+    _, out = stack.api("POST", f"containers/{pk}/stop/", {"timeout": 3}, expect=202)
+    op_id = out["operation"]["id"]
+
+    def parked():
+        rows = stack.sql("SELECT state, result FROM operations_operation WHERE id = ?", op_id)
+        return rows[0][0] in DONE or "waiting" in (rows[0][1] or "")
+
+    stack.wait_until(parked, 30, "the stop to be parked")
+    kill_monitor(rt, stopping["id"])
+    kill_monitor(rt, idle["id"])
 
 
 INJECT = {"agent": kill_agent, "web": kill_web, "redis": kill_redis, "shim": kill_shim}
@@ -404,7 +417,59 @@ def kernel_objects(prefix: str, base: Path, root: Path, run_root: Path) -> dict[
     return objects
 
 
-# -- the test ------------------------------------------------------------------------------
+# -- issue 20: a long exec holds no worker ---------------------------------------------------
+
+
+def _sleeps(stack, argv: bytes) -> int:
+    """Processes running `argv` inside this stack's containers."""
+    found = 0
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == argv:
+                found += f"/{stack.prefix}/" in (proc / "cgroup").read_text()
+    return found
+
+
+def test_long_execs_do_not_delay_another_teams_create(faulty):
+    """Four execs of a 10 s command (the agent has two short-lane workers) and, meanwhile,
+    another team's create: it finishes while all four still run (run before the faults, on
+    the same stack)."""
+    stack = faulty
+    stack.manage(
+        "shell", "-c", "from accounts.models import Team; Team.objects.get_or_create(name='e2e-b')"
+    )
+    spec = {"image": "busybox", "command": ["sleep", "1000"], "network": {"mode": "none"}}
+    body = {"team": stack.team, "host": stack.host, "start": True}
+    _, out = stack.api(
+        "POST", "containers/?wait=60", {**body, "spec": {**spec, "name": "xlong"}}, expect=200
+    )
+    cid = out["container"]["id"]
+    answers = []
+
+    def long_exec():
+        answers.append(
+            stack.api(
+                "POST", f"containers/{cid}/exec/", {"command": ["sleep", "10"], "timeout": 30}
+            )
+        )
+
+    execs = [threading.Thread(target=long_exec) for _ in range(4)]
+    for thread in execs:
+        thread.start()
+    stack.wait_until(lambda: _sleeps(stack, b"sleep\x0010\x00") == 4, 30, "four execs to run")
+    other = {**body, "team": "e2e-b", "spec": {**spec, "name": "xother"}}
+    _, made = stack.api("POST", "containers/?wait=60", other, expect=200)
+    assert made["operation"]["state"] == "succeeded", made
+    # Not a clock: the order. The create was done while every exec still ran its command.
+    assert _sleeps(stack, b"sleep\x0010\x00") == 4 and all(t.is_alive() for t in execs)
+    for thread in execs:
+        thread.join(60)
+    assert [a for a in answers if a != (200, {"exit_code": 0, "output": ""})] == []
+    for pk in (cid, made["container"]["id"]):
+        stack.api("DELETE", f"containers/{pk}/?wait=60&force=true", expect=200)
+
+
+# -- the faults test -------------------------------------------------------------------------
 
 
 def test_converges_after_each_fault_and_leaves_nothing(faulty):
