@@ -225,6 +225,12 @@ class Relay:
             except ConnectionError:
                 data = b""
             if not data:
+                if self.plan.stdin and self.plan.tty and not self.plan.exec_id:
+                    # As dockerd does: the end of a client's input ends its attach to a TTY
+                    # (the container's terminal stays open), rather than leaving the client
+                    # waiting for output that only stops when the container does.
+                    self.ended.set()
+                    return
                 # A half-close is the end of the client's input; the output goes on.
                 if self.plan.stdin:
                     await self._command({"type": proto.EOF})

@@ -27,6 +27,7 @@ READ_CHUNK = 65536
 # Bodies of API calls are small; 256 MiB leaves room for `docker cp` and build contexts later.
 MAX_BODY = 256 * 1024 * 1024
 IDLE_SECONDS = 300  # a kept-alive connection with no request for this long is closed
+DETACH_PRIMER = b"\x00"  # sent with the 101 of a TTY stream with input (see _hijack)
 _VERSIONED = "/v"
 
 
@@ -203,7 +204,7 @@ class Connection:
                 known = errors.DockerError(500, "internal error in Berth; see the server log")
             await self._error(known.status, known.message)
             return
-        await self._send(
+        upgraded = self.h11.send(
             h11.InformationalResponse(
                 status_code=101,
                 headers=[
@@ -216,6 +217,16 @@ class Connection:
                 reason=b"UPGRADED",
             )
         )
+        if plan.detach_keys:
+            # The docker CLI finds the detach keys itself, but over TCP it only notices that it
+            # did when bytes came with the 101 (it then reads through its own buffer instead of
+            # net.TCPConn.ReadFrom, which wraps the "read escape sequence" error it looks for);
+            # otherwise it half-closes and waits for the container to exit. A NUL, which
+            # terminals ignore, in the same write as the 101 lets `docker attach` and
+            # `docker run -it` return on ctrl-p ctrl-q.
+            upgraded += DETACH_PRIMER
+        self.writer.write(upgraded)
+        await self.writer.drain()
         trailing, _closed = self.h11.trailing_data
         await hijack_relay.Relay(plan, self.reader, self.writer, bytes(trailing)).run()
 

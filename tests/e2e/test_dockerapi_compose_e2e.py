@@ -2,12 +2,18 @@
 
 One module-scoped stack and listener (tests/e2e/conftest.py `dock`): compose brings a stack of
 three services up (a user network, a named volume, a published port, depends_on, environment),
-`ps` and `logs` show it, `down -v` removes everything it made.
+`ps` and `logs` show it, `down -v` removes everything it made. Then the detach keys on a real
+terminal: `docker run -it` and `docker attach` return on ctrl-p ctrl-q, the container runs on.
 """
 
 import json
+import os
+import pty
+import select
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -88,3 +94,58 @@ def test_compose_up_ps_logs_down(dock, web, tmp_path):
     assert "dkstack" not in dock("ps", "-a", "--format", "{{.Names}}").stdout
     assert "dkstack_dbdata" not in dock("volume", "ls", "--format", "{{.Name}}").stdout
     assert "dkstack_back" not in dock("network", "ls", "--format", "{{.Name}}").stdout
+
+
+PAUSE = 2.0
+
+
+def _detach_on_a_pty(dock, args, timeout=60):
+    """Run the docker CLI on a pseudo-terminal, type a command once the shell answers, then
+    ctrl-p and ctrl-q as a person does (two reads). Returns (exit code, everything written)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("docker", ["docker", *args], dock.env)
+    # The shell's first prompt may come before the attach: type after a pause instead.
+    steps = [(b"", b"echo up-$((6*7))\r"), (b"up-42", b"\x10"), (b"", b"\x11")]
+    seen = everything = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if steps and steps[0][0] in seen:
+                # The first pause lets the container start; the others keep the keys in separate
+                # reads, as typed (the CLI's escape proxy matches one key a read).
+                time.sleep(PAUSE if len(steps) == 3 else 0.3)
+                os.write(fd, steps.pop(0)[1])
+                seen = b""
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the CLI exited and closed the terminal
+                    data = b""
+                if not data:
+                    break
+                seen += data
+                everything += data
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), everything
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), everything
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(f"docker {' '.join(args)} did not return; it wrote {everything[-2000:]!r}")
+    finally:
+        os.close(fd)
+
+
+def test_ctrl_p_ctrl_q_detaches_and_the_container_keeps_running(dock, web):
+    code, seen = _detach_on_a_pty(dock, ["run", "-it", "--name", "dk-detach", "busybox", "sh"])
+    assert code == 0 and b"up-42" in seen, seen  # docker run -it: detached, exit 0
+    assert dock("inspect", "-f", "{{.State.Status}}", "dk-detach").stdout.strip() == "running"
+    code, seen = _detach_on_a_pty(dock, ["attach", "dk-detach"])
+    assert code == 1 and b"read escape sequence" in seen, seen  # as against dockerd
+    assert dock("inspect", "-f", "{{.State.Status}}", "dk-detach").stdout.strip() == "running"
+    dock("rm", "-f", "dk-detach")
