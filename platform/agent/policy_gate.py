@@ -11,6 +11,8 @@ from runtime.errors import InvalidSpec
 from runtime.spec import ContainerSpec
 from volumes.models import Volume
 
+USERNS_LABEL = "io.berth.userns"  # runtime.container.userns.LABEL (the range's key)
+
 
 def checked_spec(container) -> ContainerSpec:
     """Parse the stored spec and refuse it if its creator may not run it here (InvalidSpec)."""
@@ -35,7 +37,11 @@ def checked_spec(container) -> ContainerSpec:
         raise InvalidSpec(
             f"container {container.name}: refused by the host policy: " + "; ".join(problems)
         )
-    return ContainerSpec.from_dict(data)
+    spec = ContainerSpec.from_dict(data)
+    # One user namespace range per team (runtime.container.userns): set here, never taken
+    # from the request, so no container can ask for another team's range.
+    spec.labels[USERNS_LABEL] = f"team-{container.team_id}"
+    return spec
 
 
 def _volume_options(container, data) -> dict:

@@ -115,7 +115,14 @@ def violations(
         problems.append("namespaces must be an object")
         namespaces = {}
     for kind, value in sorted(namespaces.items()):
-        if value == "host":
+        if kind == "user" and value == "host":
+            # User namespaces are on by default: asking for the host's makes root inside the
+            # container root on the host.
+            need(
+                "container.host_namespaces",
+                "the host user namespace (--userns host: root in the container is root on the host)",
+            )
+        elif value == "host":
             need("container.host_namespaces", f"the host {kind} namespace")
     network = spec.get("network") or {}
     if isinstance(network, dict) and network.get("mode") == "host":

@@ -84,7 +84,6 @@ _HOST_EMPTY_ONLY = {
     "OomScoreAdj": "OomScoreAdj (--oom-score-adj)",
     "StorageOpt": "StorageOpt (--storage-opt)",
     "Tmpfs": "Tmpfs (--tmpfs; use Mounts of type tmpfs)",
-    "UsernsMode": "UsernsMode (--userns)",
     "ShmSize": "ShmSize (--shm-size)",
     "Sysctls": "Sysctls (--sysctl)",
     "Annotations": "Annotations",
@@ -122,6 +121,7 @@ _HOST_MAPPED = {
     "CapAdd",
     "CapDrop",
     "CgroupnsMode",
+    "UsernsMode",
     "Dns",
     "DnsSearch",
     "ExtraHosts",
@@ -538,5 +538,7 @@ def to_spec(body: dict, name: str | None = None) -> dict:
     _namespace(host.get("IpcMode") or "", "ipc", spec, private=("", "private", "shareable"))
     _namespace(host.get("UTSMode") or "", "uts", spec)
     _namespace(host.get("CgroupnsMode") or "", "cgroup", spec)
+    # Berth's containers have a user namespace by default; "host" (a dangerous option) opts out.
+    _namespace(host.get("UsernsMode") or "", "user", spec, private=("", "private"))
     _network(host, body, networking, spec)
     return spec

@@ -150,7 +150,7 @@ def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None) -> int:
     if child_plan.get("userns"):
         from runtime.container import userns  # local: only user-namespaced containers
 
-        return userns.fork_init(child_plan, init.child_main)
+        return userns.fork_init(child_plan, init.child_main, pid_fd)
     if pid_fd is not None:
         linux.setns(pid_fd, linux.CLONE_NEWPID)
     elif pid_mode == "private":
@@ -391,7 +391,13 @@ def _child_plan(
     if spec.namespaces.get("user") == "private":
         from runtime.container import userns  # local: only user-namespaced containers
 
-        userns.prepare(child, *userns.host_range(rt.config))
+        # Made before ranges were kept in records: the pool's first range, as then.
+        first, count = userns.legacy_range(rt.config)
+        info = rec.get("userns") or {"first": first, "count": count}
+        join_pid = rt.running_pid(info["join"]) if info.get("join") else None
+        userns.prepare(
+            child, info["first"], info["count"], join_pid=join_pid, device_dir=paths.dir / "devices"
+        )
     return child
 
 

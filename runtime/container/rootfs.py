@@ -105,7 +105,11 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
     dev = os.open(fd_path(dev_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     os.close(dev_fd)
     try:
+        copies = plan.get("device_files") or {}
         for name, major, minor in STANDARD_DEVICES + tuple(plan["devices"]):
+            if name in copies:  # a --device node the parent made, owned by root inside
+                _attach_device(dev, name, copies[name])
+                continue
             if plan.get("userns"):
                 # mknod is refused in a user namespace: bind the host's node instead.
                 _bind_host_device(dev, name, major, minor)
@@ -149,6 +153,15 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
                 os.close(pts)
         else:
             _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
+
+
+def _attach_device(dev: int, name: str, source: str) -> None:
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
+    target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+    try:
+        linux.move_mount(int(source[len(TREE) :]), target, "")
+    finally:
+        os.close(target)
 
 
 def _bind_host_device(dev: int, name: str, major: int, minor: int) -> None:

@@ -1,24 +1,47 @@
-"""User namespaces (opt-in): root inside maps to an unprivileged host range.
+"""User namespaces, on by default: root inside maps to an unprivileged host range.
+
+Ranges: one per key, 65536 ids each, cut from a pool (config `userns_range`,
+BERTH_USERNS_RANGE, a `berth` line of /etc/subuid, else 100000 and up). The key is the label
+`io.berth.userns` (the host agent sets it to the container's team: one range per team, so a
+team's containers share its volumes) or "default" (every container made without one, as
+Docker's userns-remap does). A container that joins another's namespaces (network or pid
+`container:<id>`) joins its user namespace too. The allocation is kept in `userns.json`
+under the state root, so a team's range never changes.
 
 The parent makes the user namespace through a throwaway child, writes its uid/gid maps and
-keeps a descriptor to it. It also makes idmapped, detached mounts of each image layer, so
-files that belong to root on the host still look root-owned inside. A helper forked by the shim-to-be joins the cgroup, joins the user
-namespace, makes the PID namespace (owned by it) and forks the container's init, which makes
-its other namespaces; the shim, a child subreaper, adopts the init when the helper exits.
+keeps a descriptor to it. It also makes idmapped, detached mounts of each image layer and of
+the upper layer's directory, so files that belong to root on the host still look root-owned
+inside and the container's own files are stored with the image's uids. Named volumes are
+shifted into the range on first use (their root directory still owned by host root); bind
+mounts (each one allowed by a permission and a path) are idmapped, so their host files keep
+the owners they have without a user namespace; `--device` nodes are copied into the
+container's state directory, owned by the range's root. A helper
+forked by the shim-to-be joins the cgroup, joins the user namespace, makes the PID namespace
+(owned by it) and forks the container's init, which makes its other namespaces; the shim, a
+child subreaper, adopts the init when the helper exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import stat
 
 from runtime import linux
+from runtime.container.fsutil import read_json, write_json
 from runtime.container.rootfs import TREE
 from runtime.errors import InvalidSpec, KernelError
 
-DEFAULT_RANGE = (100000, 65536)
+DEFAULT_POOL = (100000, 65536 * 30000)  # ends below 2**31
+RANGE_SIZE = 65536
 SUBID_USER = "berth"
+LABEL = "io.berth.userns"
+DEFAULT_KEY = "default"
+# Why a container keeps the host's user namespace when the spec does not say: these options
+# are root on the host anyway (each needs its own permission in the platform).
+_HOST_ONLY = "privileged mode, a host namespace or the host network"
 
 
 def _parse_range(text: str) -> tuple[int, int]:
@@ -32,8 +55,8 @@ def _parse_range(text: str) -> tuple[int, int]:
     return start, size
 
 
-def host_range(config, environ=os.environ, subuid: str = "/etc/subuid") -> tuple[int, int]:
-    """The host uid/gid range for root inside: config extra, env, /etc/subuid `berth`, default."""
+def pool(config, environ=os.environ, subuid: str = "/etc/subuid") -> tuple[int, int]:
+    """The host ids ranges are cut from: config extra, env, /etc/subuid `berth`, default."""
     text = config.extra.get("userns_range") or environ.get("BERTH_USERNS_RANGE")
     if text:
         return _parse_range(str(text))
@@ -42,7 +65,114 @@ def host_range(config, environ=os.environ, subuid: str = "/etc/subuid") -> tuple
             name, _, rest = line.strip().partition(":")
             if name == SUBID_USER and rest:
                 return _parse_range(rest)
-    return DEFAULT_RANGE
+    return DEFAULT_POOL
+
+
+def default_mode(config, environ=os.environ) -> str:
+    """What a spec that does not name the user namespace gets: 'private' unless turned off."""
+    mode = config.extra.get("userns_default") or environ.get("BERTH_USERNS_DEFAULT") or "private"
+    if mode not in ("private", "host"):
+        raise InvalidSpec(f"BERTH_USERNS_DEFAULT must be private or host, got {mode!r}")
+    return mode
+
+
+def legacy_range(config) -> tuple[int, int]:
+    """The first range of the pool: key "default", and every opt-in container made before
+    ranges were kept in records (they all used it)."""
+    first, count = pool(config)
+    return first, min(RANGE_SIZE, count)
+
+
+def allocate(config, key: str) -> tuple[int, int]:
+    """The range of `key` (first, count), given out once from the pool and kept for good.
+
+    "default" always has the pool's first range; a pool with room for one range only is
+    shared by every key.
+    """
+    first, count = pool(config)
+    size = min(RANGE_SIZE, count)
+    slots = count // size
+    if key == DEFAULT_KEY or slots == 1:
+        return first, size
+    config.root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(config.root / "userns.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = read_json(config.root / "userns.json", {}) or {}
+        index = table.get(key)
+        if index is None:
+            used = set(table.values())
+            index = next((i for i in range(1, slots) if i not in used), None)
+            if index is None:
+                raise InvalidSpec(
+                    f"no free user namespace range: all {slots} ranges of {size} ids in "
+                    f"{first}:{count} are taken (widen BERTH_USERNS_RANGE)"
+                )
+            table[key] = index
+            write_json(config.root / "userns.json", table)
+    finally:
+        os.close(lock)
+    return first + index * size, size
+
+
+def _host_only(spec) -> bool:
+    if spec.privileged or spec.network.mode == "host":
+        return True
+    return any(v == "host" for k, v in spec.namespaces.items() if k != "user")
+
+
+def _joined(spec) -> list[str]:
+    """References of the containers whose namespaces the spec joins."""
+    refs = [
+        v.partition(":")[2]
+        for k, v in spec.namespaces.items()
+        if k != "user" and v.startswith("container:")
+    ]
+    if spec.network.mode.startswith("container:"):
+        refs.append(spec.network.mode.partition(":")[2])
+    return refs
+
+
+def resolve(rt, spec) -> tuple[str, dict | None]:
+    """The user namespace of a new container: ('host', None) or ('private', its range).
+
+    Absent from the spec: private by default; the host's for what is root on the host anyway;
+    a joiner's is the joined container's. The range dict is kept in the container's record.
+    """
+    asked = spec.namespaces.get("user")
+    if asked == "host":
+        return "host", None
+    if asked is None and (_host_only(spec) or default_mode(rt.config) == "host"):
+        return "host", None
+    if _host_only(spec):
+        raise InvalidSpec(f"a private user namespace cannot go with {_HOST_ONLY}")
+    targets = {}
+    for ref in _joined(spec):
+        cid = rt.store.resolve(ref)
+        targets[cid] = rt.store.read_record(cid)
+    if targets:
+        shared = {
+            cid: rec.get("userns") if rec["spec"]["namespaces"].get("user") == "private" else None
+            for cid, rec in targets.items()
+        }
+        if len({json.dumps(v, sort_keys=True) for v in shared.values()}) > 1:
+            raise InvalidSpec("the containers joined do not share one user namespace")
+        cid, info = next(iter(shared.items()))
+        name = targets[cid]["name"]
+        if info is None and targets[cid]["spec"]["namespaces"].get("user") == "private":
+            first, count = legacy_range(rt.config)  # made before ranges were kept
+            info = {"first": first, "count": count, "key": DEFAULT_KEY}
+        if info is None:
+            if asked == "private":
+                raise InvalidSpec(
+                    f"a private user namespace cannot join container {name}: "
+                    "it runs in the host's user namespace"
+                )
+            return "host", None
+        return "private", {k: info[k] for k in ("first", "count", "key")} | {"join": cid}
+    key = spec.labels.get(LABEL) or DEFAULT_KEY
+    first, count = allocate(rt.config, key)
+    return "private", {"first": first, "count": count, "key": key}
 
 
 def create(first: int, count: int) -> int:
@@ -101,9 +231,65 @@ def close_all(fds) -> None:
             os.close(fd)
 
 
-def prepare(plan: dict, first: int, count: int) -> None:
-    """Make the user namespace and idmapped layers for a child plan (parent side)."""
-    user_fd = create(first, count)
+def join(pid: int) -> int:
+    """A descriptor to the user namespace of process `pid` (a container joined)."""
+    try:
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise KernelError(f"cannot open the user namespace of pid {pid}: {err.strerror}") from None
+
+
+def _shift(path: str, first: int, count: int) -> None:
+    st = os.lstat(path)
+    uid, gid = st.st_uid, st.st_gid
+    if first <= uid < first + count and first <= gid < first + count:
+        return  # shifted already (a second hard link, or a shift killed half-way)
+    new_uid = first + uid if uid < count else uid
+    new_gid = first + gid if gid < count else gid
+    os.chown(path, new_uid, new_gid, follow_symlinks=False)
+    if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+        os.chmod(path, stat.S_IMODE(st.st_mode))  # chown cleared them; they stay inside the range
+
+
+def shift_volume(path: str, first: int, count: int) -> None:
+    """Shift a named volume's files into the range on first use (its root still host root's).
+
+    The root directory is shifted last: as long as it belongs to host root the volume is not
+    done, and the next start resumes (files already in the range are skipped). A volume that
+    belongs to another range (another team's) is left as it is.
+    """
+    st = os.lstat(path)
+    if st.st_uid != 0 or st.st_gid != 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+        for name in dirnames + filenames:
+            _shift(os.path.join(dirpath, name), first, count)
+    _shift(path, first, count)
+
+
+def copy_devices(nodes, directory, first: int) -> dict[str, str]:
+    """`--device` nodes made again in `directory`, owned by root inside (host uid `first`).
+
+    Root inside is not the owner of the host's node (nor in its group), so a bind of the
+    host's node would be unusable; the cgroup's device rules still say what may be opened.
+    """
+    directory.mkdir(mode=0o700, exist_ok=True)
+    made = {}
+    for name, major, minor in nodes:
+        path = directory / name
+        path.unlink(missing_ok=True)
+        os.mknod(path, 0o660 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chown(path, first, first)
+        os.chmod(path, 0o660)  # not the umask's
+        made[name] = str(path)
+    return made
+
+
+def prepare(
+    plan: dict, first: int, count: int, *, join_pid: int | None = None, device_dir=None
+) -> None:
+    """Make (or join) the user namespace and idmapped layers for a child plan (parent side)."""
+    user_fd = join(join_pid) if join_pid else create(first, count)
     fds = [user_fd]
     try:
         layers = idmapped_layers(plan["rootfs"]["lower"], user_fd)
@@ -112,14 +298,11 @@ def prepare(plan: dict, first: int, count: int) -> None:
         raise
     if plan.get("fifo"):  # the init, root inside, opens it for writing to wait for `start`
         os.chown(plan["fifo"], first, first)
-    # A named volume made for this container belongs to root inside (host uid `first`).
     for m in plan["mounts"]:
-        if (
-            m["type"] == "volume"
-            and os.stat(m["source"]).st_uid == 0
-            and not os.listdir(m["source"])
-        ):
-            os.chown(m["source"], first, first)
+        if m["type"] == "volume":
+            shift_volume(m["source"], first, count)
+    if plan["devices"] and device_dir is not None:
+        plan["device_files"] = copy_devices(plan["devices"], device_dir, first)
     plan["userns"] = {
         "user_fd": user_fd,
         "layer_fds": layers,
@@ -153,10 +336,27 @@ def pin_paths(plan: dict) -> None:
     if plan.get("fifo"):  # `start` opens it from the host; the init reaches it by descriptor
         plan["fifo"] = f"/proc/self/fd/{os.open(plan['fifo'], os.O_PATH | os.O_CLOEXEC)}"
     plan["etc_files"] = {name: tree(src) for name, src in plan["etc_files"].items()}
+    if plan.get("device_files"):
+        plan["device_files"] = {name: tree(src) for name, src in plan["device_files"].items()}
     for m in plan["mounts"]:
         if m["type"] in ("bind", "volume"):
             m["is_dir"] = os.path.isdir(m["source"])
             m["source"] = tree(m["source"])
+            if m["type"] == "bind":
+                _idmap_bind(m["source"], plan["userns"]["user_fd"])
+
+
+def _idmap_bind(source: str, user_fd: int) -> None:
+    """Show a bind's host files with their host owners (root's as root's inside).
+
+    The bind was allowed to this container (a permission and a path the admin chose): it
+    should work as it would without a user namespace. Root inside still holds no capability
+    on the host, so only what the bind exposes is reached. A file system that cannot be
+    idmapped keeps the plain bind (host root's files then show as nobody).
+    """
+    # e.g. a network or pseudo file system without idmapped mounts: the plain bind stays.
+    with contextlib.suppress(KernelError):
+        linux.mount_setattr_idmap(int(source[len(TREE) :]), user_fd)
 
 
 def enter(plan: dict) -> None:
@@ -172,7 +372,7 @@ def enter(plan: dict) -> None:
     os.setresuid(0, 0, 0)
 
 
-def fork_init(plan: dict, child_main) -> int:
+def fork_init(plan: dict, child_main, pid_fd: int | None = None) -> int:
     """Fork the helper that makes the namespaces and the init; returns the init's host pid."""
     # The init's parent (the helper) exits at once: this process adopts it and can wait for it.
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
@@ -183,8 +383,10 @@ def fork_init(plan: dict, child_main) -> int:
         try:
             os.close(pid_r)
             enter(plan)
-            # Made now, the PID namespace is owned by the user namespace (so /proc mounts).
-            linux.unshare(linux.CLONE_NEWPID)
+            if pid_fd is not None:  # a joined container's (owned by the namespace joined)
+                linux.setns(pid_fd, linux.CLONE_NEWPID)
+            else:  # made now, it is owned by the user namespace (so /proc mounts)
+                linux.unshare(linux.CLONE_NEWPID)
             pid = os.fork()
             if pid == 0:
                 child_main(plan)  # never returns

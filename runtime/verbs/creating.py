@@ -49,6 +49,7 @@ class CreateVerbs:
 
     def _create(self, spec, start_now: bool, auto_remove: bool = False) -> dict:
         rec = self._prepare(spec)
+        self._settle_userns(rec)
         cid, paths = rec["id"], self.store.paths(rec["id"])
         if auto_remove or rec["spec"].get("auto_remove"):
             if rec["spec"]["restart"]["name"] != "no":
@@ -86,6 +87,19 @@ class CreateVerbs:
             self._teardown(cid, rec["name"], network=True)
             raise
         return self.state(cid)
+
+    def _settle_userns(self, rec: dict) -> None:
+        """Write down the new container's user namespace: the default is decided once, here.
+
+        The record then always names it, so a container made before user namespaces were
+        the default (no value: the host's) keeps its setting; imports keep their archive's.
+        """
+        from runtime.container import userns
+
+        mode, info = userns.resolve(self, self.spec_of(rec))
+        rec["spec"]["namespaces"]["user"] = mode
+        if info is not None:
+            rec["userns"] = info
 
     def _claim_name(self, name: str, cid: str) -> None:
         """Reserve `name`, first clearing a half-made container of a dead creator that holds it."""

@@ -207,6 +207,7 @@ def test_developer_creates_an_ordinary_berth_container(docker, teams, host):
         ({"NetworkMode": "host"}, "permission"),
         ({"PidMode": "host"}, "host pid namespace"),
         ({"IpcMode": "host"}, "host ipc namespace"),
+        ({"UsernsMode": "host"}, "--userns host"),
         ({"CapAdd": ["SYS_ADMIN"]}, "SYS_ADMIN"),
         ({"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda"}]}, "permission"),
         ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp"),
@@ -227,7 +228,6 @@ def test_dangerous_host_config_is_refused_by_the_policy(docker, host, changes, w
     [
         ({"Sysctls": {"net.ipv4.ip_forward": "1"}}, 501, "Sysctls"),
         ({"CgroupParent": "/system.slice"}, 501, "CgroupParent"),
-        ({"UsernsMode": "host"}, 501, "UsernsMode"),
         ({"AutoRemove": "yes"}, 400, "AutoRemove must be true or false"),
         (
             {"AutoRemove": True, "RestartPolicy": {"Name": "always"}},

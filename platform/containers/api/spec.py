@@ -307,6 +307,12 @@ class ContainerSpecSerializer(StrictSerializer):
                 raise serializers.ValidationError(
                     f"namespace {kind} must be 'private', 'host' or 'container:<name>'"
                 )
+            if kind == "user" and mode not in ("host", "private"):
+                # Left out, it is private (the default); a container joined through the
+                # network or pid namespace lends its user namespace as well.
+                raise serializers.ValidationError(
+                    "namespace user must be 'private' (the default) or 'host'"
+                )
         return value
 
     def validate_devices(self, value):
