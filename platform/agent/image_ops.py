@@ -15,6 +15,7 @@ from registries.recorder import ProgressRecorder
 
 from agent import lookup
 from agent.resources_ops import _upload_path
+from compliance import recipes
 from containers.models import Container
 from images.models import Image
 from runtime.errors import InvalidSpec, NotFound
@@ -101,13 +102,16 @@ def image_push(rt, op):
     return {"digest": result.digest, "uploaded": result.uploaded, "skipped": result.skipped}
 
 
-def _team_builder(op):
-    """A Builder whose FROM images must be public or of the operation's own team."""
+def _team_builder(op, bases=None):
+    """A Builder whose FROM images must be public or of the operation's own team; each base
+    used is appended to `bases` (the build's recipe records them)."""
     from runtime.build import Builder
 
     class TeamBuilder(Builder):
         def base_image(self, name, log):
             image = super().base_image(name, log)
+            if bases is not None:
+                bases.append({"ref": name, "image_id": image.id, "digest": image.digest})
             owner = (
                 Image.objects.filter(host_id=op.host_id, image_id=image.id)
                 .values_list("team_id", flat=True)
@@ -124,9 +128,10 @@ def _team_builder(op):
 def image_build(rt, op):
     """Build the uploaded context; the log goes to the progress row while it runs."""
     context = _upload_path(op)
+    bases = []
     try:
         with ProgressRecorder(op.pk) as rec:
-            result = _team_builder(op)(rt).build(
+            result = _team_builder(op, bases)(rt).build(
                 str(context),
                 op.params.get("dockerfile") or "Dockerfile",
                 op.params.get("tag") or None,
@@ -134,10 +139,13 @@ def image_build(rt, op):
                 log=rec.log,
                 no_cache=bool(op.params.get("no_cache")),
             )
+        row = _image_row(op, result.image)
+        # Issue 13: the recipe (kept context, Dockerfile, bases' digests) for rebuilds.
+        recipe = recipes.record(op, context, bases, row)
     finally:
         context.unlink(missing_ok=True)
-    row = _image_row(op, result.image)
     return {
+        "recipe": recipe.pk if recipe else None,
         "image_id": result.image.id,
         "repo_tags": list(result.image.repo_tags),
         "steps": result.steps,

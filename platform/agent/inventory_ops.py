@@ -116,7 +116,43 @@ def rollout_check(rt, op):
     return {"ref": ref, "local": image.digest, "remote": remote, "newer": remote != image.digest}
 
 
+def recipe_check(rt, op):
+    """Do the bases of a build recipe of this host have newer digests under their tags?
+    {"bases": [{"ref", "recorded", "remote", "newer"} or {"ref", "error"}], "newer"}."""
+    from compliance.models import BuildRecipe
+    from runtime.registry.pull import client_for, resolve_manifest
+    from runtime.registry.reference import parse
+
+    recipe = BuildRecipe.objects.filter(pk=op.params.get("recipe"), host_id=op.host_id).first()
+    if recipe is None:
+        raise NotFound(f"build recipe {op.params.get('recipe')} is not of host {op.host.name}")
+    out = []
+    for base in recipe.bases:
+        ref = base.get("ref") or ""
+        try:
+            credentials, insecure = _registry_for(op, ref)
+            _, _, remote = resolve_manifest(
+                client_for(parse(ref), credentials, insecure), parse(ref)
+            )
+        except (BerthError, OSError, ValueError) as err:
+            # A local base (built here, never pushed) or an unreachable registry: not newer.
+            out.append({"ref": ref, "error": str(err)[:300]})
+            continue
+        recorded = base.get("digest") or ""
+        out.append(
+            {"ref": ref, "recorded": recorded, "remote": remote, "newer": remote != recorded}
+        )
+    return {"bases": out, "newer": any(b.get("newer") for b in out)}
+
+
+def _registry_for(op, ref):
+    from agent.image_ops import _registry
+
+    return _registry(op, ref)
+
+
 HANDLERS = {
+    "recipe.check": recipe_check,
     "rollout.check": rollout_check,
     "image.inventory": image_inventory,
     "rollout.observe": rollout_observe,

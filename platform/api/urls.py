@@ -8,6 +8,7 @@ from accounts.api.views import TeamViewSet, TokenViewSet, UserViewSet
 from api.views import api_not_found
 from audit.api.views import AuditEventViewSet
 from backups.api.views import BackupRunViewSet
+from compliance.api.recipes import BuildRecipeViewSet
 from compliance.api.rollouts import RolloutViewSet
 from compliance.api.schedules import RolloutScheduleViewSet
 from compliance.api.views import (
@@ -66,6 +67,7 @@ router.register("compliance/rollouts", RolloutViewSet, basename="compliance-roll
 router.register(
     "compliance/rollout-schedules", RolloutScheduleViewSet, basename="compliance-rollout-schedule"
 )
+router.register("compliance/recipes", BuildRecipeViewSet, basename="compliance-recipe")
 
 urlpatterns = [
     *router.urls,

@@ -8,7 +8,9 @@ containers whose image has a newer one:
 - rebuilt on the host: the container's tag names another image there now (a rebuild under
   the same tag, or Berth's own rebuild of a newer base): rolled out with source "none";
 - with `pull`: the registry holds a newer digest under the tag (`rollout.check`): rolled out
-  with source "pull".
+  with source "pull"; and images the team built with Berth whose base image has a newer
+  digest (`recipe.check`) are built again from their recipes first (compliance/recipes.py),
+  which makes them "rebuilt on the host".
 
 Each rollout is the ordinary one (rollouts.do_plan and do_start: one container at a time,
 rolled back and stopped on failure), limited to the team's containers. An image whose
@@ -22,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record_event
-from compliance import rollouts
+from compliance import recipes, rollouts
 from compliance.engine import normalize_ref
 from compliance.models import Rollout, RolloutSchedule
 from config.errors import PlatformError
@@ -118,6 +120,19 @@ def _recently_failed(old: Image, ref: str, new_id: str) -> bool:
     return (failed.filter(new_image_id=new_id) if new_id else failed).exists()
 
 
+def _rebuild_on_newer_bases(schedule, summary, result) -> None:
+    """Images the team built with Berth whose base has a newer digest are built again from
+    their recipes first (the tag then names the new image, and the rollout below takes it)."""
+    for recipe in recipes.latest_for_team(schedule.team):
+        try:
+            recipe = recipes.check(recipe, schedule.acting_user, summary)
+            if recipe.base_newer:
+                new_id = recipes.rebuild(recipe, schedule.acting_user, summary)
+                result.setdefault("rebuilt", []).append({"tag": recipe.tag, "image_id": new_id})
+        except (steps.StepFailed, PlatformError) as err:
+            result["errors"].append(f"rebuild of {recipe.tag}: {getattr(err, 'message', err)}")
+
+
 def run_schedule(schedule: RolloutSchedule) -> dict:
     """One team's pass: every due rollout planned and run; {rollouts, skipped, errors}."""
     user = schedule.acting_user
@@ -126,6 +141,8 @@ def run_schedule(schedule: RolloutSchedule) -> dict:
         result["errors"].append("the user who opted in is gone or inactive")
         return result
     summary = {"scheduled": True, "schedule": schedule.pk}
+    if schedule.pull:
+        _rebuild_on_newer_bases(schedule, summary, result)
     try:
         found = candidates(schedule)
     except (steps.StepFailed, PlatformError) as err:
