@@ -1,6 +1,6 @@
 """Routes of the container extras, prunes, events and df (kept apart from router.py's table)."""
 
-from dockerapi import archive, df, events, prune, rename, stats
+from dockerapi import archive, df, events, prune, rename, stats, update
 
 _ID = r"(?P<ref>[^/]+)"
 
@@ -8,6 +8,7 @@ EXTRA_ROUTES = [
     ("GET", rf"containers/{_ID}/stats", stats.stats),
     ("GET", rf"containers/{_ID}/top", stats.top),
     ("POST", rf"containers/{_ID}/rename", rename.rename),
+    ("POST", rf"containers/{_ID}/update", update.update),
     ("GET", rf"containers/{_ID}/archive", archive.archive_get),  # HEAD too (router.py)
     ("PUT", rf"containers/{_ID}/archive", archive.archive_put),
     ("GET", rf"containers/{_ID}/export", archive.export),

@@ -95,7 +95,7 @@ def containers(call):
     summary = call.summary()
     filters = call.filters({"until", "label", "label!"})
     until = _until(filters)
-    gate.require(call.user, "container.delete", resource="container", summary=summary)
+    gate.authorize(call.user, "container.delete", resource="container", summary=summary)
     rows = gate.restrict(
         Container.objects.select_related("team", "host").exclude(
             observed_state=Container.Observed.REMOVED
@@ -138,7 +138,7 @@ def networks(call):
     summary = call.summary()
     filters = call.filters({"until", "label", "label!"})
     until = _until(filters)
-    gate.require(call.user, "network.delete", resource="network", summary=summary)
+    gate.authorize(call.user, "network.delete", resource="network", summary=summary)
     rows = list(
         gate.restrict(
             Network.objects.select_related("team", "host"), call.user, "network.delete"
@@ -164,7 +164,7 @@ def volumes(call):
     everything = call.version < "1.42" or any(
         v.lower() in ("1", "true") for v in filters.get("all", [])
     )
-    gate.require(call.user, "volume.delete", resource="volume", summary=summary)
+    gate.authorize(call.user, "volume.delete", resource="volume", summary=summary)
     rows = list(
         gate.restrict(Volume.objects.select_related("team", "host"), call.user, "volume.delete")
     )

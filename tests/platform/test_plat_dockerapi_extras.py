@@ -282,3 +282,35 @@ def test_merged_layers_and_changes_of_an_upper_layer(tmp_path, monkeypatch):
         {"Path": "/new", "Kind": 1},
         {"Path": "/new/file", "Kind": 1},
     ]
+
+
+def test_update_checks_maxima_and_quotas_then_queues_the_limits(docker, mine, teams):
+    # Created within the developer role's maxima (CPU and pids are capped, as on a create).
+    limits = {"memory": 256 << 20, "cpu_quota": 100000, "cpu_period": 100000, "pids": 512}
+    Container.objects.filter(pk=mine["alpha"].pk).update(
+        spec={**mine["alpha"].spec, "limits": limits}
+    )
+    client = docker("developer")
+    body = {"Memory": 64 << 20, "CpuShares": 0, "RestartPolicy": {"Name": ""}, "Ulimits": None}
+    answer = client.post(f"{V}/containers/tp-x-a/update", body, content_type="application/json")
+    assert answer.status_code == 200 and answer.json() == {"Warnings": []}, answer.content
+    mine["alpha"].refresh_from_db()
+    assert mine["alpha"].spec["limits"]["memory"] == 64 << 20
+    op = Operation.objects.get(kind="container.update")
+    assert op.params["limits"]["memory"] == 64 << 20
+    pids = {"PidsLimit": 100000}
+    capped = client.post(f"{V}/containers/tp-x-a/update", pids, content_type="application/json")
+    assert capped.status_code == 403 and "pids: 100000 asked" in capped.json()["message"]
+    restart = {"RestartPolicy": {"Name": "always"}}
+    refused = client.post(f"{V}/containers/tp-x-a/update", restart, content_type="application/json")
+    assert refused.status_code == 501 and "RestartPolicy" in refused.json()["message"]
+    # A running container's new limits count against the team's quota (the change only).
+    Container.objects.filter(pk=mine["alpha"].pk).update(desired_state="running")
+    teams["alpha"].quotas = {"memory": 100 << 20}
+    teams["alpha"].save()
+    big = {"Memory": 200 << 20}
+    over = client.post(f"{V}/containers/tp-x-a/update", big, content_type="application/json")
+    assert over.status_code == 403 and "quota" in over.json()["message"]
+    assert AuditEvent.objects.filter(action="container.change", outcome="denied").exists()
+    other = client.post(f"{V}/containers/tp-x-b/update", body, content_type="application/json")
+    assert other.status_code == 404
