@@ -30,6 +30,7 @@ from runtime.spec_fields import (
     parse_size,
     str_list,
 )
+from runtime.spec_health import HealthCheck
 from runtime.spec_limits import (
     MAX_CPU_PERIOD,
     MIN_CPU_PERIOD,
@@ -59,6 +60,7 @@ __all__ = [
     "NAME_RE",
     "RESTART_POLICIES",
     "ContainerSpec",
+    "HealthCheck",
     "Limits",
     "Mount",
     "NetworkSpec",
@@ -106,6 +108,8 @@ class ContainerSpec:
     stop_timeout: int = 10
     # Removed by the host when it exits (docker run --rm); never with a restart policy.
     auto_remove: bool = False
+    # Run by the host agent while the container runs (spec_health.py); None: the image's.
+    healthcheck: HealthCheck | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> ContainerSpec:
@@ -151,6 +155,7 @@ class ContainerSpec:
             stop_signal=data.get("stop_signal", "SIGTERM"),
             stop_timeout=opt_int(data.get("stop_timeout", 10), "stop_timeout", 0),
             auto_remove=bool_field(data, "auto_remove", False),
+            healthcheck=HealthCheck.from_dict(data.get("healthcheck")),
         )
         spec.validate()
         return spec

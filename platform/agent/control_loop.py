@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from agent import health, reconcile, waiting
 from agent import heartbeat as hb
-from agent import reconcile, waiting
 from agent.runtime_handle import get_runtime
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,17 @@ class ReconcileLoop(_Loop):
         self.agent_started = None
 
 
-_threads: list[_Loop | waiting.Waiter] = []
+_threads: list[_Loop | waiting.Waiter | health.HealthMonitor] = []
 
 
 def start(host_name: str) -> None:
-    """Start the heartbeat, reconciliation and Waiter threads of this agent."""
+    """Start the heartbeat, reconciliation, Waiter and health-check threads of this agent."""
     started = timezone.now()
     _threads[:] = [
         HeartbeatLoop("berth-agent-heartbeat", host_name),
         ReconcileLoop("berth-agent-reconcile", host_name, started),
         waiting.Waiter(host_name, get_runtime),
+        health.HealthMonitor(host_name, get_runtime),
     ]
     for thread in _threads:
         thread.start()

@@ -57,7 +57,8 @@ def list_(call):
     """GET /containers/json?all=&filters=&limit=."""
     gate.authorize(call.user, "container.view", resource="container", summary=call.summary())
     rows = gate.restrict(
-        Container.objects.select_related("team", "host").exclude(
+        # health: ps shows "(healthy)" without a query per row.
+        Container.objects.select_related("team", "host", "health").exclude(
             observed_state=Container.Observed.REMOVED
         ),
         call.user,

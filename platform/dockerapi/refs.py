@@ -22,7 +22,7 @@ def find_container(call, ref: str, action: str):
     from containers.models import Container
 
     visible = gate.restrict(
-        Container.objects.select_related("team", "host").exclude(
+        Container.objects.select_related("team", "host", "health").exclude(
             observed_state=Container.Observed.REMOVED
         ),
         call.user,

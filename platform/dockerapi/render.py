@@ -1,5 +1,6 @@
 """Berth's rows in Docker's JSON shapes (ContainerSummary, ContainerInspectResponse)."""
 
+from dockerapi import health
 from dockerapi.refs import docker_id
 
 # observed state -> Docker's State.Status
@@ -25,7 +26,7 @@ def status_of(container) -> str:
 def _status_text(container) -> str:
     status = status_of(container)
     if status == "running":
-        return "Up"
+        return "Up" + health.status_suffix(container)
     if status == "paused":
         return "Up (Paused)"
     if status == "exited":
@@ -174,6 +175,7 @@ def inspect(container) -> dict:
             "Error": container.error or "",
             "StartedAt": _timestamp(container.observed_at if status == "running" else None),
             "FinishedAt": _timestamp(container.observed_at if status == "exited" else None),
+            **({"Health": h} if (h := health.state_health(container)) else {}),
         },
         "Image": container.image,
         "Name": f"/{container.name}",
@@ -236,6 +238,7 @@ def inspect(container) -> dict:
             "Labels": container.labels or {},
             "StopSignal": spec.get("stop_signal") or "SIGTERM",
             "StopTimeout": spec.get("stop_timeout", 10),
+            **({"Healthcheck": h} if (h := health.to_docker(spec.get("healthcheck"))) else {}),
         },
         "NetworkSettings": {"Networks": _networks(container), "Ports": _published(container)},
         "Berth": {

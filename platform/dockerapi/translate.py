@@ -12,6 +12,7 @@ the gate, like a body of POST /api/v1/containers/.
 """
 
 from config.ids import is_id
+from dockerapi import health
 from dockerapi.errors import bad_request, not_supported
 
 TEAM_LABEL = "io.berth.team"
@@ -28,7 +29,6 @@ def _empty(value) -> bool:
 # Config fields Berth cannot honour: allowed only empty.
 _CONFIG_EMPTY_ONLY = {
     "Domainname": "Domainname (--domainname)",
-    "Healthcheck": "health checks (--health-cmd)",
     "OnBuild": "OnBuild",
     "Shell": "Shell",
     "ArgsEscaped": "ArgsEscaped",
@@ -52,6 +52,7 @@ _CONFIG_MAPPED = {
     "StopSignal",
     "StopTimeout",
     "ExposedPorts",
+    "Healthcheck",
 }
 _TOP_LEVEL = (
     _CONFIG_MAPPED
@@ -478,6 +479,9 @@ def to_spec(body: dict, name: str | None = None) -> dict:
         spec["stop_signal"] = body["StopSignal"]
     if body.get("StopTimeout") is not None:
         spec["stop_timeout"] = _int(body["StopTimeout"], "StopTimeout")
+    healthcheck = health.to_spec(body.get("Healthcheck"))
+    if healthcheck is not None:
+        spec["healthcheck"] = healthcheck
 
     mounts = [_bind(text) for text in _strings(host.get("Binds"), "Binds")]
     mounts += [_mount(item) for item in host.get("Mounts") or []]

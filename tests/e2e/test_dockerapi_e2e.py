@@ -366,3 +366,23 @@ def test_the_python_sdk(dock, monkeypatch):
     volume = client.volumes.create("dk-sdk-vol")
     assert volume.name in [v.name for v in client.volumes.list()]
     volume.remove()
+
+
+def test_health_cmd_is_run_and_shown_by_ps_and_inspect(dock, web):
+    dock(
+        "run", "-d", "--name", "dk-health", "--health-cmd", "echo ok",
+        "--health-interval", "1s", "--health-retries", "1", "busybox", "sleep", "1000",
+    )  # fmt: skip
+
+    def healthy():
+        state = dock("inspect", "--format", "{{json .State.Health}}", "dk-health").stdout
+        return json.loads(state) if '"healthy"' in state else None
+
+    health = web.wait_until(healthy, 30, "docker inspect to show the container healthy")
+    assert health["Log"][-1]["Output"] == "ok\n" and health["FailingStreak"] == 0
+    assert "(healthy)" in dock("ps", "--filter", "name=dk-health", "--format", "{{.Status}}").stdout
+    config = json.loads(
+        dock("inspect", "--format", "{{json .Config.Healthcheck}}", "dk-health").stdout
+    )
+    assert config["Test"] == ["CMD-SHELL", "echo ok"] and config["Interval"] == 1_000_000_000
+    dock("rm", "-f", "dk-health")

@@ -133,3 +133,41 @@ def test_oom_kill_reaches_the_database(web):
     assert row["exit_code"] == 137
     assert row["error"] == "OOM killed"
     web.api("DELETE", f"containers/{cid}/?wait=60", expect=200)
+
+
+def test_health_check_goes_unhealthy_then_healthy_and_is_shown(web):
+    body = {
+        "team": web.team,
+        "host": web.host,
+        "start": True,
+        "spec": {
+            "image": "busybox",
+            "name": "health",
+            "command": ["sleep", "1000"],
+            "network": {"mode": "none"},
+            "healthcheck": {
+                "test": ["CMD-SHELL", "test -f /tmp/ok && echo fine"],
+                "interval": 1,
+                "timeout": 2,
+                "retries": 2,
+            },
+        },
+    }
+    status, out = web.api("POST", "containers/?wait=60", body)
+    assert status == 200, out
+    cid = out["container"]["id"]
+
+    def health_is(wanted):
+        def check():
+            _, row = web.api("GET", f"containers/{cid}/", expect=200)
+            health = row["health"]
+            return health if health and health["status"] == wanted else None
+
+        return check
+
+    sick = web.wait_until(health_is("unhealthy"), 30, "the failing check to make it unhealthy")
+    assert sick["failing_streak"] >= 2 and sick["log"][-1]["exit_code"] == 1
+    web.api("POST", f"containers/{cid}/exec/", {"command": ["touch", "/tmp/ok"]}, expect=200)
+    well = web.wait_until(health_is("healthy"), 30, "the passing check to make it healthy")
+    assert well["failing_streak"] == 0 and well["log"][-1]["output"] == "fine\n"
+    web.api("DELETE", f"containers/{cid}/?force=true&wait=60", expect=200)

@@ -14,6 +14,7 @@ from containers.api.spec import NAME_RE, ContainerSpecSerializer
 from containers.models import Container
 from containers.references import FULL_ID_RE
 from operations.api.serializers import OperationSerializer
+from health.serializers import ContainerHealthSerializer
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -22,6 +23,8 @@ class ContainerSerializer(serializers.ModelSerializer):
     team_name = serializers.CharField(source="team.name", read_only=True)
     host_name = serializers.CharField(source="host.name", read_only=True)
 
+    # Null until the host has run the container's health check (or when it has none).
+    health = ContainerHealthSerializer(read_only=True, allow_null=True)
     class Meta:
         model = Container
         fields = [
@@ -45,6 +48,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "updated_at",
             "observed_at",
         ]
+            "health",
         read_only_fields = fields
 
 

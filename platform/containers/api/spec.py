@@ -16,6 +16,7 @@ from api.fields import (
     StrictSerializer,
     string_list,
 )
+from containers.api.spec_health import HealthCheckSerializer
 from containers.policy import normalize_capability
 from containers.references import FULL_ID_RE
 
@@ -261,6 +262,8 @@ class ContainerSpecSerializer(StrictSerializer):
     stop_timeout = StrictIntegerField(required=False, default=10, min_value=0)
     # Removed by the host when it exits (docker run --rm).
     auto_remove = StrictBooleanField(required=False, default=False)
+    # Run by the host while the container runs; null: the image's HEALTHCHECK, if any.
+    healthcheck = HealthCheckSerializer(required=False, default=None, allow_null=True)
 
     def validate_name(self, value):
         if value is not None and FULL_ID_RE.match(value):
