@@ -25,10 +25,11 @@ from registries import services
 
 from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.images_archive import receive
-from dockerapi.images_common import check_ref, error_line, follow, line, team_and_host
+from dockerapi.images_common import check_ref, error_line, finish, follow, line, team_and_host
 from dockerapi.translate import HOST_LABEL, TEAM_LABEL
 from images import ownership
 from images.models import Image
+from operations.services import do_host_operation
 from rbac import gate
 
 DEFAULT_MAX_CONTEXT = 256 * 1024 * 1024  # the Docker API listener's largest body
@@ -174,12 +175,15 @@ def with_labels(path: Path, dockerfile: str, labels: dict) -> Path:
 def build(call):
     """POST /build?t=&dockerfile=&buildargs=&nocache=&q=&labels=: stream the build."""
     _unsupported_options(call)
-    tags = [t for t in call.query.getlist("t") if t]
-    if len(tags) > 1:
-        raise not_supported("several tags in one build (give one -t, then docker tag)")
-    tag = ownership.canonical(check_ref(tags[0], "tag")) if tags else None
-    if tag and "@" in tag:
-        raise bad_request("a build tag cannot be a digest")
+    tags = []
+    for given in call.query.getlist("t"):
+        if given:
+            named = ownership.canonical(check_ref(given, "tag"))
+            if "@" in named:
+                raise bad_request("a build tag cannot be a digest")
+            if named not in tags:
+                tags.append(named)
+    tag = tags[0] if tags else None
     dockerfile = _dockerfile(call)
     build_args = _json_map(call, "buildargs", nulls=True)
     labels = _json_map(call, "labels")
@@ -196,6 +200,22 @@ def build(call):
     )
     if tag:
         ownership.check_tag_free(call.user, host, tag, team, summary=summary)
+    # Further -t names: image.tag on the new image, decided now, tagged once it is built.
+    extra = []
+    for other in tags[1:]:
+        ownership.check_tag_free(call.user, host, other, team, summary=summary)
+        extra.append(
+            (
+                other,
+                gate.require(
+                    call.user,
+                    "image.tag",
+                    Image(host=host, team=team),
+                    resource="image",
+                    summary=summary,
+                ),
+            )
+        )
     limit = max_context()
     path, size = receive(call, "context", limit)
     try:
@@ -225,7 +245,39 @@ def build(call):
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return follow(op, _BuildRender(quiet))
+    after = _TagAfterBuild(call.user, extra, summary) if extra else None
+    return follow(op, _BuildRender(quiet), after=after)
+
+
+class _TagAfterBuild:
+    """The further tags of a build, as image.tag Operations on the image it made."""
+
+    def __init__(self, user, extra, summary):
+        self.user, self.extra, self.summary = user, extra, summary
+
+    def __call__(self, op) -> list[bytes]:
+        row = Image.objects.filter(pk=(op.result or {}).get("row") or 0).first()
+        if row is None:
+            return [error_line("the built image is gone before it could be tagged")]
+        lines = []
+        for tag, decision in self.extra:
+            tagging = do_host_operation(
+                decision,
+                kind="image.tag",
+                target_type="image",
+                target_id=row.pk,
+                host=row.host,
+                team=row.team,
+                params={"tag": tag},
+                acting_user=self.user,
+                summary=self.summary | {"tag": tag},
+            )
+            try:
+                finish(tagging)
+            except DockerError as exc:
+                return [*lines, error_line(exc.message)]
+            lines.append(line(stream=f"Successfully tagged {tag}\n"))
+        return lines
 
 
 class _BuildRender:

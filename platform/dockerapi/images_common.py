@@ -183,11 +183,18 @@ def _look(pk: int, since: int):
     return op, layers, log[since:], len(log)
 
 
-def follow(operation, render, *, seconds: float = STREAM_MAX_SECONDS):
+def follow(operation, render, *, seconds: float = STREAM_MAX_SECONDS, after=None):
     """A streamed answer: `render` is a generator function fed with (op, layers, new log text)
     snapshots and yielding lines; it ends when the Operation is done (render is called once
-    more with the final state) or the wait is over."""
+    more with the final state) or the wait is over. `after(op)`, run in a worker thread once
+    the Operation succeeded, returns the stream's last lines (more work on its result)."""
     pk = operation.pk
+
+    def finally_(op):
+        try:
+            return after(op)
+        finally:
+            connection.close()
 
     async def body():
         since = 0
@@ -197,6 +204,9 @@ def follow(operation, render, *, seconds: float = STREAM_MAX_SECONDS):
             for chunk in render(op, layers, text):
                 yield chunk
             if op.is_done:
+                if after is not None and op.state == Operation.State.SUCCEEDED:
+                    for chunk in await sync_to_async(finally_, thread_sensitive=False)(op):
+                        yield chunk
                 return
             if time.monotonic() > deadline:
                 yield error_line(f"Berth stopped waiting; operation {pk} goes on on the host")

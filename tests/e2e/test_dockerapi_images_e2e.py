@@ -70,12 +70,12 @@ def test_build_twice_tag_history_rmi_save_load_and_run(dock, admin_dock, web, bu
     again = dock("build", "-t", "dkimg:1", str(build_dir), timeout=120)
     assert again.stdout.count("Using cache") == 3, again.stdout
     assert json.loads(dock("inspect", "dkimg:1").stdout)[0]["Id"] == image_id
-    quiet = dock("build", "-q", "-t", "dkimg:1", str(build_dir), timeout=120).stdout
-    assert quiet.strip() == image_id
+    quiet = dock("build", "-q", "-t", "dkimg:1", "-t", "dkimg:q", str(build_dir), timeout=120)
+    assert quiet.stdout.strip() == image_id
 
     dock("tag", "dkimg:1", "dkimg:2")
     tags = dock("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    assert {"dkimg:1", "dkimg:2"} <= set(tags)
+    assert {"dkimg:1", "dkimg:2", "dkimg:q"} <= set(tags)
     history = dock("history", "--no-trunc", "--format", "{{.CreatedBy}}", "dkimg:1").stdout
     assert "RUN cat /hello.txt > /copy.txt" in history and "COPY hello.txt" in history
     # Removing is not a developer's permission (as on the REST API).
@@ -84,8 +84,9 @@ def test_build_twice_tag_history_rmi_save_load_and_run(dock, admin_dock, web, bu
 
     user = dock("run", "-d", "--name", "dk-img-user", "dkimg:1", "sleep", "1000").stdout.strip()
     try:
-        untagged = admin_dock("rmi", "dkimg:2").stdout
-        assert "Untagged: dkimg:2" in untagged and "Deleted" not in untagged
+        untagged = admin_dock("rmi", "dkimg:2", "dkimg:q").stdout
+        assert "Untagged: dkimg:2" in untagged and "Untagged: dkimg:q" in untagged
+        assert "Deleted" not in untagged
         in_use = admin_dock("rmi", "dkimg:1", check=False)
         assert in_use.returncode != 0 and "conflict" in in_use.stderr and "in use" in in_use.stderr
     finally:

@@ -22,6 +22,7 @@ from accounts.models import ApiToken
 from audit.models import AuditEvent
 from images.models import Image
 from operations.models import Operation
+from rbac import gate
 
 pytestmark = pytest.mark.django_db
 UA = "Docker-Client/28.2.2 (linux)"
@@ -35,7 +36,7 @@ def no_waiting(monkeypatch, broker):
     answers with the queued Operation instead of following it."""
     monkeypatch.setattr(images_common, "WAIT_SECONDS", 0)
 
-    def queued(op, _render):
+    def queued(op, _render, **_options):
         return JsonResponse({"operation": op.pk})
 
     monkeypatch.setattr(images_build, "follow", queued)
@@ -182,7 +183,6 @@ def test_build_options_berth_cannot_honour_are_501(docker, host):
         ({"version": "2"}, "BuildKit"),
         ({"target": "stage1"}, "target"),
         ({"remote": "https://example.com/x.git"}, "remote"),
-        ({"t": "a:1&t=b:2"}, "several tags"),
         ({"memory": "1000000"}, "memory"),
     ]:
         response = build(client, context(), **query)
@@ -356,3 +356,20 @@ def test_odd_input_is_never_a_500(docker, images):
     ]:
         response = admin.post(f"{V}/build?{query}", context(), content_type="application/x-tar")
         assert 400 <= response.status_code < 500, (query, response.content)
+
+
+def test_further_build_tags_are_decided_first_and_tagged_after(docker, users, images):
+    developer = docker("developer")
+    # Each -t is checked before anything is queued: a name another team holds stops it all.
+    taken = build(developer, context(), t="tp-ok:1&t=secret:1")
+    assert taken.status_code == 403 and not Operation.objects.exists()
+    response = build(developer, context(), t="tp-ok:1&t=tp-ok:2&t=tp-ok:1")
+    op = Operation.objects.get(pk=response.json()["operation"])
+    assert op.params["tag"] == "tp-ok:1"
+    alpha = images["alpha"]
+    decision = gate.require(users["developer"], "image.tag", alpha, resource="image")
+    op.result = {"row": alpha.pk}
+    after = images_build._TagAfterBuild(users["developer"], [("tp-ok:2", decision)], {})
+    assert after(op) == [line(stream="Successfully tagged tp-ok:2\n")]
+    tagging = Operation.objects.get(kind="image.tag")
+    assert tagging.params == {"tag": "tp-ok:2"} and tagging.target_id == str(alpha.pk)
