@@ -11,6 +11,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from containers.api.serializers import ContainerSerializer
 from containers.models import Container
+from health.models import ContainerHealth
 from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +41,9 @@ def many(teams, host):
         observed_state="stopped", exit_code=3, observed_at=timezone.now(), network_info={"p": [1]}
     )
     make_container(teams["alpha"], host, "tq-gone", observed_state="removed")
+    ContainerHealth.objects.create(
+        container=made[2], status="unhealthy", failing_streak=2, log=[{"exit_code": 1}]
+    )
     return made
 
 

@@ -1,6 +1,7 @@
 """Serializers of the container API."""
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from api.fields import (
@@ -13,8 +14,8 @@ from api.fields import (
 from containers.api.spec import NAME_RE, ContainerSpecSerializer
 from containers.models import Container
 from containers.references import FULL_ID_RE
-from operations.api.serializers import OperationSerializer
 from health.serializers import ContainerHealthSerializer
+from operations.api.serializers import OperationSerializer
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -22,9 +23,9 @@ class ContainerSerializer(serializers.ModelSerializer):
 
     team_name = serializers.CharField(source="team.name", read_only=True)
     host_name = serializers.CharField(source="host.name", read_only=True)
-
     # Null until the host has run the container's health check (or when it has none).
     health = ContainerHealthSerializer(read_only=True, allow_null=True)
+
     class Meta:
         model = Container
         fields = [
@@ -47,8 +48,8 @@ class ContainerSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "observed_at",
-        ]
             "health",
+        ]
         read_only_fields = fields
 
 
@@ -98,6 +99,11 @@ class ContainerListSerializer(ContainerSerializer):
         "created_at",
         "updated_at",
         "observed_at",
+        # The container's health (a one-to-one row; null without one), in the same query.
+        "health__status",
+        "health__failing_streak",
+        "health__log",
+        "health__updated_at",
     )
 
     @classmethod
@@ -128,6 +134,10 @@ class ContainerListSerializer(ContainerSerializer):
             created_at,
             updated_at,
             observed_at,
+            health,
+            failing_streak,
+            health_log,
+            checked_at,
         ) = values
         return {
             "id": pk,
@@ -148,6 +158,14 @@ class ContainerListSerializer(ContainerSerializer):
             "created_at": when(created_at),
             "updated_at": when(updated_at),
             "observed_at": when(observed_at),
+            "health": None
+            if health is None
+            else {
+                "status": health,
+                "failing_streak": failing_streak,
+                "log": health_log,
+                "updated_at": when(checked_at),
+            },
         }
 
     def to_representation(self, c):
@@ -156,10 +174,15 @@ class ContainerListSerializer(ContainerSerializer):
 
 def _column(c, name: str):
     """The value of one of ContainerListSerializer.COLUMNS on a Container instance."""
-    if "__" in name:
-        relation, field = name.split("__")
-        return getattr(getattr(c, relation), field)
-    return getattr(c, name)
+    value = c
+    for part in name.split("__"):
+        try:
+            value = getattr(value, part)
+        except ObjectDoesNotExist:  # no health row yet
+            return None
+        if value is None:
+            return None
+    return value
 
 
 class ContainerAnswerSerializer(serializers.Serializer):
