@@ -62,6 +62,24 @@ class ContainerForm(forms.Form):
         label="Stop timeout (s)",
         help_text="seconds between the stop signal and SIGKILL (default 10)",
     )
+    health_cmd = forms.CharField(
+        required=False,
+        max_length=4000,
+        label="Health check",
+        help_text="a shell command run inside; exit 0 means healthy (e.g. wget -q -O- localhost)",
+    )
+    health_interval = forms.IntegerField(
+        required=False, min_value=1, max_value=86400, label="Check every (s)", initial=30
+    )
+    health_timeout = forms.IntegerField(
+        required=False, min_value=1, max_value=86400, label="Check timeout (s)", initial=30
+    )
+    health_retries = forms.IntegerField(
+        required=False, min_value=1, max_value=100, label="Failures before unhealthy", initial=3
+    )
+    health_start_period = forms.IntegerField(
+        required=False, min_value=0, max_value=86400, label="Start period (s)", initial=0
+    )
     team = forms.TypedChoiceField(coerce=int, choices=())
     host = forms.TypedChoiceField(coerce=int, choices=())
     env = forms.CharField(
@@ -204,6 +222,11 @@ class ContainerForm(forms.Form):
                 body[key] = data[key].strip()
         if data.get("stop_timeout") is not None:
             body["stop_timeout"] = data["stop_timeout"]
+        if (data.get("health_cmd") or "").strip():
+            body["healthcheck"] = {"test": ["CMD-SHELL", data["health_cmd"].strip()]}
+            for key in ("interval", "timeout", "retries", "start_period"):
+                if data.get(f"health_{key}") is not None:
+                    body["healthcheck"][key] = data[f"health_{key}"]
         if data["volumes"]:
             body["mounts"] = data["volumes"]
         limits = {}
@@ -265,6 +288,19 @@ def _mount_line(mount: dict) -> str:
     return f"{mount.get('source')}:{mount['target']}" + (":ro" if mount.get("read_only") else "")
 
 
+def _health_initial(check) -> dict:
+    """The health fields of a duplicated container (a CMD check is shown as its shell line)."""
+    if not check or not check.get("test") or check["test"][0] == "NONE":
+        return {}
+    test = check["test"]
+    command = test[1] if test[0] == "CMD-SHELL" else shlex.join(test[1:])
+    return {
+        "health_cmd": command,
+        **{f"health_{k}": int(check[k]) for k in ("interval", "timeout", "retries") if k in check},
+        "health_start_period": int(check.get("start_period", 0)),
+    }
+
+
 def initial_from_spec(container) -> dict:
     """The create form's initial values copied from an existing container ("duplicate")."""
     spec = container.spec or {}
@@ -283,6 +319,7 @@ def initial_from_spec(container) -> dict:
         "hostname": spec.get("hostname") or "",
         "dns": " ".join(net.get("dns") or []),
         "stop_timeout": spec.get("stop_timeout"),
+        **_health_initial(spec.get("healthcheck")),
         "team": container.team_id,
         "host": container.host_id,
         "env": "\n".join(spec.get("env") or []),
