@@ -127,10 +127,11 @@ def dump_argv(
             argv += ["--external", key]
     if freezer:
         argv += ["--freeze-cgroup", freezer]
+    # Connections a server has not accepted yet cannot be carried: their clients retry.
+    argv.append("--skip-in-flight")
     if leave_running:
         argv.append("--leave-running")
-    if tcp_established:
-        argv.append("--tcp-established")
+    argv.append(_tcp_option(tcp_established))
     if parent:
         argv += ["--track-mem", "--prev-images-dir", parent]
     return argv
@@ -170,9 +171,14 @@ def restore_argv(
         argv += ["--external", f"mnt[{point}]:{source}"]
     for key, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{key}"]
-    if tcp_established:
-        argv.append("--tcp-established")
+    argv.append(_tcp_option(tcp_established))
     return argv
+
+
+def _tcp_option(established: bool) -> str:
+    """Established connections carried (on request), else closed: a server's clients see
+    their connection end and reconnect, instead of the dump failing on them."""
+    return "--tcp-established" if established else "--tcp-close"
 
 
 def log_tail(path: Path, lines: int = 6) -> str:

@@ -21,7 +21,7 @@ from runtime import linux
 from runtime.container import criu, launch
 from runtime.container.fsutil import proc_start_time
 from runtime.container.paths import ContainerPaths
-from runtime.errors import Conflict, KernelError
+from runtime.errors import Conflict, InvalidSpec, KernelError
 
 
 def _netns_holder() -> tuple[int, int]:
@@ -69,7 +69,7 @@ def prepare_netns(rt, rec: dict, files: dict, old_network: dict) -> tuple[int, d
         paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
         network = None
         if same is not None:
-            with contextlib.suppress(Conflict):
+            with contextlib.suppress(Conflict, InvalidSpec):  # taken, or not in this subnet
                 network = rt.networks.attach(
                     rec["id"], rec["name"], pid, same, rec["hostname"], exposed, paths
                 )

@@ -1,0 +1,300 @@
+"""CRIU: checkpoint and restore through Berth vs Podman, and live-migration downtime (issue 11).
+
+Usage: .venv/bin/python bench/criu.py [-n 5] [--no-podman] [--no-migrate]
+
+Workload: a busybox shell holding 64 MB of written memory (a 64 MB string), no network.
+Part 1, same run: Berth's runtime API (what the host agent calls) and its command line, against
+`podman container checkpoint` / `podman container restore` (runc; storage in a private
+temporary root; criu 4.2 from /usr/local/sbin). Medians in ms, and Berth/Podman ratios.
+Part 2: live migration between the two hosts of tests/fleet/fleet.py (two agents in their
+own network namespaces, one control plane) of a busybox httpd whose shell holds the same
+64 MB: clients in the root namespace fetch the page from both hosts' published port every few
+ms; downtime = the longest gap between two answered requests. The source's own measure
+(freeze to the target's "restored") is read from the audit event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runtime.api import Runtime  # noqa: E402
+from runtime.config import RuntimeConfig  # noqa: E402
+from runtime.images import ImageStore  # noqa: E402
+from runtime.images.busybox import build_image, build_rootfs_tar  # noqa: E402
+
+PREFIX = "bnchcr"
+HOLD = 'x=$(head -c 67108864 /dev/zero | tr "\\0" a); echo ready; '
+# busybox sh execs the last command of -c: a loop keeps the shell (and its 64 MB) alive.
+IDLE = HOLD + "while :; do sleep 3600; done"
+CRIU_DIR = "/usr/local/sbin"
+
+
+def median(xs):
+    """Median, NaN for no samples."""
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ms(fn) -> float:
+    """Milliseconds `fn` took."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of `pid` (kB)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_rss(pid_of, kb: int = 64 * 1024, timeout: float = 30) -> None:
+    """Until the workload holds its 64 MB."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = pid_of()
+        if pid and rss_kb(pid) >= kb:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the workload never held 64 MB")
+
+
+def bench_berth(n: int) -> dict:
+    """Checkpoint (container stops) and restore through Berth's API and its CLI."""
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-criu-"))
+    cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
+    rt = Runtime(cfg)
+    out = {"checkpoint": [], "restore": [], "cli_checkpoint": [], "cli_restore": []}
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(cfg.root),
+        BERTH_RUN_ROOT=str(cfg.run_root),
+        BERTH_PREFIX=PREFIX,
+        PATH=f"{CRIU_DIR}:{os.environ.get('PATH', '')}",
+    )
+    repo = Path(__file__).resolve().parents[1]
+
+    def cli(*args):
+        subprocess.run(
+            [sys.executable, "-m", "runtime", *args],
+            env=env,
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    try:
+        build_image(ImageStore(cfg))
+        rt.run(
+            {
+                "image": "busybox",
+                "name": "mem",
+                "command": ["sh", "-c", IDLE],
+                "network": {"mode": "none"},
+                "namespaces": {"user": "host"},  # CRIU restores no idmapped rootfs
+            }
+        )
+        wait_rss(lambda: rt.state("mem")["pid"])
+        for i in range(n):
+            out["checkpoint"].append(ms(lambda i=i: rt.checkpoint("mem", f"c{i}")))
+            out["restore"].append(ms(lambda i=i: rt.start("mem", checkpoint=f"c{i}")))
+            rt.checkpoint_remove("mem", f"c{i}")
+        for i in range(n):
+            out["cli_checkpoint"].append(
+                ms(lambda i=i: cli("checkpoint", "create", "mem", f"k{i}"))
+            )
+            out["cli_restore"].append(ms(lambda i=i: cli("start", "--checkpoint", f"k{i}", "mem")))
+            rt.checkpoint_remove("mem", f"k{i}")
+        assert rss_kb(rt.state("mem")["pid"]) >= 64 * 1024  # still the same 64 MB
+    finally:
+        for st in rt.list():
+            rt.delete(st["id"], force=True)
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
+def bench_podman(n: int) -> dict:
+    """`podman container checkpoint` / `restore` of the same workload (runc, private storage)."""
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-podman-"))
+    env = dict(os.environ, PATH=f"{CRIU_DIR}:{os.environ.get('PATH', '')}")
+    pm = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run")]
+    pm += ["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", "runc"]
+
+    def podman(*args, check=True) -> str:
+        done = subprocess.run(
+            [*pm, *args], env=env, capture_output=True, text=True, check=False, timeout=120
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"podman {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    out = {"checkpoint": [], "restore": []}
+    try:
+        build_rootfs_tar(str(base / "rootfs.tar"))
+        podman("import", str(base / "rootfs.tar"), "localhost/berth-bench-bb")
+        podman(
+            "run", "-d", "--name", "mem", "--network", "none",
+            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096",
+            "localhost/berth-bench-bb", "sh", "-c", IDLE,
+        )  # fmt: skip
+        wait_rss(lambda: int(podman("inspect", "-f", "{{.State.Pid}}", "mem") or 0))
+        for _ in range(n):
+            out["checkpoint"].append(ms(lambda: podman("container", "checkpoint", "mem")))
+            out["restore"].append(ms(lambda: podman("container", "restore", "mem")))
+    finally:
+        podman("rm", "-f", "-t", "0", "mem", check=False)
+        podman("system", "reset", "-f", check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
+class Prober:
+    """Clients fetching the page from both hosts' port; the longest gap between answers."""
+
+    def __init__(self, addresses, port, threads_per_address=2, timeout=0.1):
+        self.targets = [a for a in addresses for _ in range(threads_per_address)]
+        self.port, self.timeout = port, timeout
+        self.answers: list[float] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(a,)) for a in self.targets]
+
+    def _run(self, address):
+        url = f"http://{address}:{self.port}/"
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=self.timeout) as r:
+                    r.read()
+                with self.lock:
+                    self.answers.append(time.monotonic())
+            except OSError:
+                time.sleep(0.002)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def longest_gap(self, since: float, until: float) -> float:
+        """Longest time (ms) with no answer from either host in [since, until]."""
+        times = sorted(t for t in self.answers if since <= t <= until)
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        return max(gaps, default=float("nan")) * 1000
+
+
+def bench_migrate(n: int) -> dict:
+    """Migrate a 64 MB httpd back and forth between the fleet's two hosts."""
+    import json
+    import secrets
+
+    from tests.fleet.fleet import Fleet
+
+    base = Path(f"/tmp/berth-fleet-bench-{secrets.token_hex(4)}")
+    base.mkdir(mode=0o755)
+    fleet = Fleet(base)
+    out = {"downtime": [], "source_downtime": [], "total": [], "mode": set()}
+    try:
+        fleet.start()
+        a, b = fleet.hosts
+        port = 20000 + int.from_bytes(os.urandom(2)) % 20000
+        serve = "mkdir -p /www && echo hi > /www/index.html && " + HOLD
+        serve += "httpd -f -p 80 -h /www; echo $x > /dev/null"
+        body = {
+            "team": fleet.team,
+            "host": a.name,
+            "spec": {
+                "image": "busybox",
+                "name": "mem-web",
+                "command": ["sh", "-c", serve],
+                "network": {"ports": [{"container_port": 80, "host_port": port}]},
+                "namespaces": {"user": "host"},
+            },
+        }
+        _, row = fleet.api("POST", "containers/?wait=60", body, expect=200)
+        row = row["container"]
+        wait_rss(lambda: fleet.api("GET", f"containers/{row['id']}/", expect=200)[1]["pid"])
+        with Prober([a.address, b.address], port) as probe:
+            fleet.wait_until(lambda: probe.answers, 20, "httpd to answer")
+            where = [b, a]
+            for i in range(n):
+                to = where[i % 2]
+                t0 = time.monotonic()
+                fleet.api("POST", f"containers/{row['id']}/migrate/", {"host": to.name},
+                          expect=200, timeout=300)  # fmt: skip
+                t1 = time.monotonic()
+                fleet.wait_until(lambda t1=t1: any(t > t1 for t in probe.answers), 20, "answers")
+                out["downtime"].append(probe.longest_gap(t0, time.monotonic()))
+                out["total"].append((t1 - t0) * 1000)
+                time.sleep(0.5)
+        for (summary,) in fleet.sql(
+            "SELECT summary FROM audit_auditevent WHERE action = 'container.migrate' "
+            "AND summary LIKE '%moved%'"
+        ):
+            got = json.loads(summary)
+            out["mode"].add(got.get("mode"))
+            if "downtime_ms" in got:
+                out["source_downtime"].append(got["downtime_ms"])
+        fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1")
+    finally:
+        fleet.teardown()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=5)
+    parser.add_argument("--no-podman", action="store_true")
+    parser.add_argument("--no-migrate", action="store_true")
+    args = parser.parse_args()
+    berth = bench_berth(args.n)
+    rows = [
+        ("berth (API)", berth["checkpoint"], berth["restore"]),
+        ("berth (CLI)", berth["cli_checkpoint"], berth["cli_restore"]),
+    ]
+    podman = None
+    if not args.no_podman and shutil.which("podman"):
+        podman = bench_podman(args.n)
+        rows.append(("podman (CLI)", podman["checkpoint"], podman["restore"]))
+    print(f"64 MB workload, n={args.n}, medians")
+    print(f"{'':14}{'checkpoint (ms)':>16}{'restore (ms)':>14}{'sum (ms)':>10}")
+    for name, cp, rs in rows:
+        print(f"{name:14}{median(cp):16.1f}{median(rs):14.1f}{median(cp) + median(rs):10.1f}")
+    if podman:
+        for name, key in (("API", ""), ("CLI", "cli_")):
+            cp = median(berth[key + "checkpoint"]) / median(podman["checkpoint"])
+            rs = median(berth[key + "restore"]) / median(podman["restore"])
+            both = (median(berth[key + "checkpoint"]) + median(berth[key + "restore"])) / (
+                median(podman["checkpoint"]) + median(podman["restore"])
+            )
+            print(f"berth {name}/podman: checkpoint {cp:.2f}x, restore {rs:.2f}x, sum {both:.2f}x")
+    if not args.no_migrate:
+        mig = bench_migrate(args.n)
+        print(f"live migration, 64 MB httpd, {args.n} moves between two hosts ({mig['mode']})")
+        print(f"  downtime seen by clients: median {median(mig['downtime']):.0f} ms, "
+              f"max {max(mig['downtime'], default=float('nan')):.0f} ms")  # fmt: skip
+        print(f"  source's freeze-to-restored: median {median(mig['source_downtime']):.0f} ms")
+        print(f"  API call (whole migration): median {median(mig['total']):.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
