@@ -45,7 +45,6 @@ INSTALLED_APPS = [
     "compliance",
     "api",
     "dockerapi",
-    "dockertls",
     "agent",
     "channels",
     "dashboard",
