@@ -61,19 +61,13 @@ class ObserveVerbs:
     def list(self) -> list[dict]:
         """Every container of this runtime's root, oldest first.
 
-        Records and states come from the store's index (one file), not from each container's
-        files; only what changes without the runtime (processes, exits) is observed per
-        container.
+        Each container's last composed entry is kept in the store's index and served again
+        while nothing about it changed (runtime/container/listing.py); only the others are
+        observed from their files.
         """
-        result = []
-        for cid, rec, state in self.store.entries():
-            if not rec or self.store.abandoned(rec):
-                continue
-            obs = sm.observe(self.store.paths(cid), self._frozen(cid))
-            if obs["status"] == sm.STOPPED and not state.get("started_at"):
-                obs["status"] = sm.CREATED
-            result.append(self._compose(cid, rec, obs, state))
-        return sorted(result, key=lambda s: s["created"])
+        from runtime.container.listing import list_containers
+
+        return list_containers(self.store, lambda: self)
 
     def wait(self, ref: str) -> int:
         """Block until the container is not running; return its exit code."""
