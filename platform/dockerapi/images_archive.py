@@ -8,6 +8,7 @@ held by another team's image (images/ownership.py), and nothing is queued for a 
 is not an image archive.
 """
 
+import asyncio
 import contextlib
 import json
 import tarfile
@@ -196,12 +197,16 @@ def _save_one(call, ref: str):
 
 
 def _send(path: Path):
-    def chunks():
+    """The archive as the answer, read in worker threads (an async body: Django would read a
+    synchronous one whole into memory under ASGI), deleted once sent or abandoned."""
+
+    async def chunks():
+        src = await asyncio.to_thread(open, path, "rb")
         try:
-            with open(path, "rb") as src:
-                while data := src.read(CHUNK):
-                    yield data
+            while data := await asyncio.to_thread(src.read, CHUNK):
+                yield data
         finally:
+            src.close()
             with contextlib.suppress(OSError):
                 path.unlink()  # the archive was for this answer only
 

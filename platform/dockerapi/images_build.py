@@ -245,15 +245,15 @@ def build(call):
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    after = _TagAfterBuild(call.user, extra, summary) if extra else None
+    after = _TagAfterBuild(call.user, extra, summary, quiet) if extra else None
     return follow(op, _BuildRender(quiet), after=after)
 
 
 class _TagAfterBuild:
     """The further tags of a build, as image.tag Operations on the image it made."""
 
-    def __init__(self, user, extra, summary):
-        self.user, self.extra, self.summary = user, extra, summary
+    def __init__(self, user, extra, summary, quiet=False):
+        self.user, self.extra, self.summary, self.quiet = user, extra, summary, quiet
 
     def __call__(self, op) -> list[bytes]:
         row = Image.objects.filter(pk=(op.result or {}).get("row") or 0).first()
@@ -276,7 +276,8 @@ class _TagAfterBuild:
                 finish(tagging)
             except DockerError as exc:
                 return [*lines, error_line(exc.message)]
-            lines.append(line(stream=f"Successfully tagged {tag}\n"))
+            if not self.quiet:
+                lines.append(line(stream=f"Successfully tagged {tag}\n"))
         return lines
 
 
