@@ -257,6 +257,8 @@ def test_pull_follows_the_rest_apis_registry_rules(docker, images):
     # Pulling a name another team's private image holds would move its tag: refused.
     taken = developer.post(V + "/images/create?fromImage=secret&tag=1")
     assert taken.status_code == 403 and "another team" in taken.json()["message"]
+    shared = developer.post(V + "/images/create?fromImage=busybox&tag=latest")
+    assert shared.status_code == 403 and "shared image" in shared.json()["message"]
     assert not Operation.objects.exists()
     ok = developer.post(V + "/images/create?fromImage=docker.io/library/busybox&tag=1.36")
     op = Operation.objects.get(pk=ok.json()["operation"])
