@@ -14,11 +14,12 @@ container's range with copyUIDGID).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import stat
 import tarfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from dockerapi.tar_rules import TarRefused, check_members
 
@@ -45,6 +46,16 @@ def _state(rt, container) -> dict:
     if state is None:
         raise NotFound(f"container {container.name} does not exist on host {container.host.name}")
     return state
+
+
+def _running_pid(rt, container) -> int:
+    state = _state(rt, container)
+    if state.get("status") not in ("running", "paused") or not state.get("pid"):
+        raise InvalidState(
+            f"container {container.name} is not running: Berth copies files into and out of "
+            "running containers (start it first)"
+        )
+    return int(state["pid"])
 
 
 def _running_root(rt, container) -> int:
@@ -363,6 +374,7 @@ def put_archive(rt, container, params) -> dict:
         check_members(members)
     except TarRefused as err:
         raise InvalidSpec(str(err)) from None
+    pid = _running_pid(rt, container)
     root = _running_root(rt, container)
     try:
         try:
@@ -372,10 +384,18 @@ def put_archive(rt, container, params) -> dict:
         try:
             if not stat.S_ISDIR(os.stat(fd_path(dest)).st_mode):
                 raise InvalidSpec(f"extraction point is not a directory: {path}")
-            owner = os.stat(fd_path(root))
             plan = _plan(dest, members, bool(params.get("no_overwrite_dir_non_dir")))
-            for member, relative in plan:
-                _write(tar, dest, member, relative, owner, bool(params.get("copy_uid_gid")))
+            first_uid, first_gid = _root_ids(pid)
+            chowns = []
+            # Written as the container's root: a user-namespaced container's filesystem takes
+            # only ids mapped into its namespace (and the files are then its root's).
+            with _acting_as(first_uid, first_gid):
+                for member, relative in plan:
+                    _write(tar, dest, member, relative)
+                    chowns.append((relative, member.uid, member.gid))
+            if params.get("copy_uid_gid"):
+                for relative, uid, gid in chowns:
+                    _chown(dest, relative, _shift(uid, first_uid), _shift(gid, first_gid))
         finally:
             os.close(dest)
     finally:
@@ -410,15 +430,58 @@ def _plan(dest: int, members, no_overwrite: bool) -> list:
     return plan
 
 
-def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None:
+def _root_ids(pid: int) -> tuple[int, int]:
+    """The host uid and gid of the container's root (0, 0 without a user namespace)."""
+    ids = []
+    for name in ("uid_map", "gid_map"):
+        first = 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                inside, outside, _count = (int(x) for x in line.split())
+                if inside == 0:
+                    first = outside
+        ids.append(first)
+    return ids[0], ids[1]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def _acting_as(uid: int, gid: int):
+    """File system ids of this thread set to uid/gid (setfsuid is per thread), then back."""
+    if not uid and not gid:
+        yield
+        return
+    _LIBC.setfsgid(gid)
+    _LIBC.setfsuid(uid)
+    try:
+        yield
+    finally:
+        _LIBC.setfsuid(0)
+        _LIBC.setfsgid(0)
+
+
+def _chown(dest: int, relative: str, uid: int, gid: int) -> None:
+    parent_rel, _, name = relative.rpartition("/")
+    parent = open_in_root(dest, parent_rel) if parent_rel else os.dup(dest)
+    try:
+        fd_dir = os.open(fd_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    finally:
+        os.close(parent)
+    try:
+        os.chown(name, uid, gid, dir_fd=fd_dir, follow_symlinks=False)
+    finally:
+        os.close(fd_dir)
+
+
+def _write(tar, dest: int, member, relative: str) -> None:
     parent_rel, _, name = relative.rpartition("/")
     parent = open_in_root(dest, parent_rel, create="dir") if parent_rel else os.dup(dest)
     try:
         fd_dir = os.open(fd_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     finally:
         os.close(parent)
-    uid = _shift(member.uid, owner.st_uid) if copy_ids else owner.st_uid
-    gid = _shift(member.gid, owner.st_gid) if copy_ids else owner.st_gid
     mode = member.mode & 0o1777  # no setuid or setgid bits from an upload
     try:
         existing = _lstat_at(fd_dir, name)
@@ -428,7 +491,7 @@ def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None
             elif not stat.S_ISDIR(existing.st_mode):
                 os.unlink(name, dir_fd=fd_dir)
                 os.mkdir(name, 0o700, dir_fd=fd_dir)
-            _finish_entry(fd_dir, name, uid, gid, mode)
+            _finish_entry(fd_dir, name, mode)
             return
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
@@ -436,7 +499,6 @@ def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None
             os.unlink(name, dir_fd=fd_dir)  # a link is replaced, never followed
         if member.issym():
             os.symlink(member.linkname, name, dir_fd=fd_dir)
-            os.chown(name, uid, gid, dir_fd=fd_dir, follow_symlinks=False)
         elif member.islnk():
             source = open_in_root(dest, member.linkname.lstrip("./"))
             try:
@@ -445,7 +507,7 @@ def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None
                 os.close(source)
         elif member.isfifo():
             os.mkfifo(name, 0o600, dir_fd=fd_dir)
-            _finish_entry(fd_dir, name, uid, gid, mode)
+            _finish_entry(fd_dir, name, mode)
         else:
             fd = os.open(
                 name,
@@ -457,7 +519,6 @@ def _write(tar, dest: int, member, relative: str, owner, copy_ids: bool) -> None
                 source = tar.extractfile(member)
                 while chunk := source.read(1 << 20):
                     out.write(chunk)
-                os.fchown(out.fileno(), uid, gid)
                 os.fchmod(out.fileno(), mode)
             os.utime(name, (member.mtime, member.mtime), dir_fd=fd_dir, follow_symlinks=False)
     finally:
@@ -471,10 +532,9 @@ def _lstat_at(dir_fd: int, name: str):
         return None
 
 
-def _finish_entry(dir_fd: int, name: str, uid: int, gid: int, mode: int) -> None:
+def _finish_entry(dir_fd: int, name: str, mode: int) -> None:
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
-        os.fchown(fd, uid, gid)
         os.fchmod(fd, mode)
     finally:
         os.close(fd)

@@ -5,6 +5,10 @@ Here they go into the runtime's record of the container (so every later start us
 when it runs, into its cgroup at once. Registered as the `update` verb of container operations.
 """
 
+import contextlib
+import os
+from pathlib import Path
+
 from agent import containers_ops, lookup, observe
 from runtime.spec import ContainerSpec, Limits
 
@@ -25,11 +29,35 @@ def update(rt, op, container):
         record["spec"] = spec
         rt.store.write_record(record)
         if state.get("status") in ("running", "paused"):
-            pids = parsed.pids if parsed.pids is not None else rt.config.default_pids_limit
-            rt.cgroups._write_limits(cid, parsed, pids)
+            _write_live(rt.cgroups, cid, parsed, rt.config.default_pids_limit)
     fresh = rt.state(cid)
     observe.record(container, fresh)
     return {"updated": True, **observe.snapshot(fresh)}
+
+
+def _write_live(driver, cid: str, limits: Limits, default_pids: int) -> None:
+    """The limits into the running container's cgroup, as the driver's create writes them."""
+    if not getattr(driver, "_parents_ready", True):
+        # Creates run in the fork server: this process's driver has not read the parents yet.
+        driver._prepare_parents([])
+        driver._parents_ready = True
+    memsw = _v1_memsw(driver, cid)
+    if memsw and limits.memory is not None:
+        # cgroup v1 refuses a memory limit above memory+swap: raise that one first.
+        swap = limits.memory_swap if limits.memory_swap not in (None, -1) else 2 * limits.memory
+        with contextlib.suppress(OSError, ValueError):
+            if int(Path(memsw).read_text().strip() or 0) < swap:
+                Path(memsw).write_text(str(swap))
+    pids = limits.pids if limits.pids is not None else default_pids
+    driver._write_limits(cid, limits, pids)
+
+
+def _v1_memsw(driver, cid: str) -> str:
+    mount = (getattr(driver, "mounts", None) or {}).get("memory")
+    if not mount:
+        return ""
+    path = f"{mount}/{driver.prefix}/{cid}/memory.memsw.limit_in_bytes"
+    return path if os.path.exists(path) else ""
 
 
 containers_ops.HANDLERS.setdefault("update", update)

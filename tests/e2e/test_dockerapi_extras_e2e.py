@@ -93,8 +93,12 @@ def test_stats_top_export_rename(dock, main):
     dock("rename", main, "dx-renamed")
     assert "dx-renamed" in dock("ps", "--format", "{{.Names}}").stdout
     dock("rename", "dx-renamed", main)
-    refused = dock("update", "--memory", "64m", main, check=False)
-    assert refused.returncode != 0 and "Berth does not support container update" in refused.stderr
+    # New limits through the role's maxima, live in the running container's cgroup.
+    dock("update", "--memory", "64m", main)
+    usage = dock("stats", "--no-stream", "--format", "{{.MemUsage}}", main).stdout
+    assert usage.strip().endswith("/ 64MiB"), usage
+    refused = dock("update", "--pids-limit", "100000", main, check=False)
+    assert refused.returncode != 0 and "pids: 100000 asked" in refused.stderr
 
 
 def _first_lines(dock, args, count, then=None, timeout=30):
