@@ -3,7 +3,7 @@
 It releases what the stopped container still holds: its port maps and addresses, or the
 whole container when it was run with auto-remove (`run --rm`). The shim itself stays a small
 C program; this Python process lives only for the cleanup. The shim runs it by the command
-launch.POST_EXIT_CODE; only entry points import it, since main imports runtime.api, the top.
+shimexec.POST_EXIT_CODE; only entry points import it, since main imports runtime.api, the top.
 """
 
 from __future__ import annotations
