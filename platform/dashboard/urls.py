@@ -8,6 +8,7 @@ from dashboard.views import (
     audit,
     auth,
     container_detail,
+    container_migrate,
     containers,
     create,
     home,
@@ -36,6 +37,12 @@ urlpatterns = [
     path("containers/<int:pk>/state/", container_detail.state_fragment, name="container_state"),
     path("containers/<int:pk>/action/", container_detail.action, name="container_action"),
     path("containers/<int:pk>/rename/", container_detail.rename, name="container_rename"),
+    path("containers/<int:pk>/migrate/", container_migrate.migrate, name="container_migrate"),
+    path(
+        "containers/<int:pk>/migrate/progress/",
+        container_migrate.progress,
+        name="container_migrate_progress",
+    ),
     path("containers/<int:pk>/logs/", container_detail.logs, name="container_logs"),
     path(
         "containers/<int:pk>/logs/download/",

@@ -56,12 +56,22 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
     steps.audited(acting_user, "container.migrate", container, summary)
     moved = Container(team=container.team, host=target, name=container.name, spec=container.spec)
     decision = steps.audited(acting_user, "container.migrate", moved, summary)
-    check_target(container, target)
     source = container.host
-    if references.volume_names(container.spec):
-        result = _stop_and_copy(container, target, acting_user, summary)
-    else:
-        result = _precopy(container, target, acting_user, summary)
+    try:
+        check_target(container, target)
+        if references.volume_names(container.spec):
+            result = _stop_and_copy(container, target, acting_user, summary)
+        else:
+            result = _precopy(container, target, acting_user, summary)
+    except StepFailed as err:
+        # Allowed, but it did not happen: the event says why (the container stays on source).
+        gate.record(
+            decision,
+            summary=summary | {"from": source.name, "step": "failed", "error": str(err)[:500]},
+            outcome=gate.FAILED,
+            reason=f"{decision.reason}; not moved: {err}",
+        )
+        raise
     # Removed before the row moves: the source's agent finds the row only while it is on its host.
     _on_source(container, "container.remove", acting_user, {"force": True}, summary, check=False)
     state = result.get("state") or {}

@@ -20,6 +20,7 @@ from containers.api.serializers import RenameSerializer
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may
+from dashboard.views import container_migrate
 from operations import dispatch
 from rbac import gate
 from rbac.errors import AccessDenied
@@ -89,6 +90,7 @@ def detail(request, pk):
         "can_stats": may(user, "container.stats", container),
         "can_top": may(user, "container.top", container),
         "can_rename": may(user, "container.change", container),
+        **container_migrate.panel_context(user, container),
     }
     return render(request, "dashboard/containers/detail.html", context)
 
