@@ -212,7 +212,9 @@ def _add_file(writer: _Writer, parent: int, name: str, arcname: str, st) -> None
     if stat.S_ISLNK(st.st_mode):
         writer.add(arcname, st, link=os.readlink(name, dir_fd=parent))
     elif stat.S_ISREG(st.st_mode):
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent
+        )
         try:
             writer.add(arcname, os.fstat(fd), data_fd=fd)
         finally:
@@ -318,7 +320,7 @@ def export(rt, container, params) -> dict:
         if stat.S_ISLNK(st.st_mode):
             writer.add(rel, st, link=os.readlink(full))
         elif stat.S_ISREG(st.st_mode):
-            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 writer.add(rel, os.fstat(fd), data_fd=fd)
             finally:

@@ -14,7 +14,7 @@ class TarRefused(ValueError):
 def check_members(members) -> None:
     """Refuse `..` in names, device nodes, unknown types, and hard links to anything but an
     earlier entry of the same archive."""
-    names = set()
+    names: dict[str, bool] = {}  # earlier entries: whether each is a regular file
     for member in members:
         name = member.name
         if ".." in PurePosixPath(name).parts:
@@ -30,7 +30,9 @@ def check_members(members) -> None:
                 target = target[2:]
             if ".." in PurePosixPath(target).parts or target.rstrip("/") not in names:
                 raise TarRefused(f"hard link {name!r} points outside the archive")
+            if not names[target.rstrip("/")]:
+                raise TarRefused(f"hard link {name!r} points to an entry that is not a file")
         clean = name.lstrip("/")
         while clean.startswith("./"):
             clean = clean[2:]
-        names.add(clean.rstrip("/") or ".")
+        names[clean.rstrip("/") or "."] = member.isfile()

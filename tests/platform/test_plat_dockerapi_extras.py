@@ -233,6 +233,10 @@ def test_cp_uploads_are_checked_before_the_host_sees_them(docker, mine, monkeypa
         (_tar(_member("a/../../evil", data=b"x")), "leaves the target directory"),
         (_tar(_member("dev", tarfile.CHRTYPE, devmajor=1, devminor=3)), "device node"),
         (_tar(_member("l", tarfile.LNKTYPE, linkname="/etc/shadow")), "outside the archive"),
+        (
+            _tar(_member("d", tarfile.DIRTYPE), _member("l", tarfile.LNKTYPE, linkname="d")),
+            "not a file",
+        ),
         (b"not a tar at all" * 100, "not a tar archive"),
     ]
     for body, words in bad:
@@ -244,7 +248,7 @@ def test_cp_uploads_are_checked_before_the_host_sees_them(docker, mine, monkeypa
     assert not Operation.objects.exists()
     # Each refusal was still a decision of the gate, kept with the client's User-Agent.
     decided = AuditEvent.objects.filter(action="container.exec", object_id=str(mine["alpha"].pk))
-    assert decided.count() == 6 and decided.first().summary["user_agent"] == UA
+    assert decided.count() == 7 and decided.first().summary["user_agent"] == UA
     assert client.put(f"{V}/containers/tp-x-b/archive?path=/", b"").status_code == 404
 
 
