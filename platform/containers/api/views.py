@@ -281,5 +281,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
 
 def _container_body(container) -> dict:
     """The container as it is now (after a ?wait the agent has updated its row)."""
-    container.refresh_from_db()
-    return {"container": ContainerSerializer(container).data}
+    # One query for the row, its team, host and health (refresh_from_db and the serializer's
+    # lookups made four).
+    fresh = Container.objects.select_related("team", "host", "health").get(pk=container.pk)
+    return {"container": ContainerSerializer(fresh).data}
