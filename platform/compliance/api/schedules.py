@@ -70,7 +70,8 @@ class RolloutScheduleViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         ref = data.pop("team")
-        team = Team.objects.filter(pk=int(ref) if ref.isdigit() else None).first()
+        by_id = ref.isascii() and ref.isdigit() and len(ref) <= 9  # no overflow, no "²"
+        team = Team.objects.filter(pk=int(ref)).first() if by_id else None
         team = team or Team.objects.filter(name=ref).first()
         if team is None:
             gate.not_visible(request.user, "container.recreate", "team", ref)
