@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 from runtime.errors import InvalidSpec, KernelError
 
 NETNS_KEY = "extnet"
+PTS_MAJORS = range(136, 144)  # Unix98 pty slaves
 # Options both sides pass: unix sockets to peers outside, POSIX/flock locks, and CRIU's
 # own log in the work directory (read back into the error message when it fails).
 COMMON = ["--ext-unix-sk", "--file-locks", "-v2"]
@@ -80,6 +82,10 @@ def fd_key(pid: int, fd: int) -> str:
     target = os.readlink(f"/proc/{pid}/fd/{fd}")
     if target.startswith("pipe:"):
         return target  # pipe:[inode]
+    st = os.stat(f"/proc/{pid}/fd/{fd}")
+    if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in PTS_MAJORS:
+        # A TTY container's pty slave: its master is the shim's, outside the dumped tree.
+        return f"tty[{st.st_rdev:x}:{st.st_dev:x}]"
     mnt_id = 0
     with open(f"/proc/{pid}/fdinfo/{fd}") as info:
         for line in info:
@@ -100,6 +106,10 @@ def external_mounts(pid: int) -> list[str]:
             # Fresh mounts (proc, tmpfs, sysfs...) have root "/"; binds from inside the tree
             # of a fresh mount (the masks: /dev/null over /proc/keys) are CRIU's to resolve.
             if root != _FRESH_ROOT and fstype not in ("tmpfs", "proc", "sysfs", "devpts"):
+                found.append(point)
+            elif fstype == "devpts" and root not in (_FRESH_ROOT, "/ptmx"):
+                # /dev/console of a TTY container: a bind of its pty slave, whose master is
+                # the shim's; the restore binds the new terminal's slave there instead.
                 found.append(point)
     return found
 
@@ -122,8 +132,8 @@ def dump_argv(
     argv += ["--external", f"net[{netns}]:{NETNS_KEY}"]
     for point in mounts:
         argv += ["--external", f"mnt[{point}]:{point}"]
-    for key in files:
-        if key.startswith("file["):
+    for key in set(files):
+        if key.startswith(("file[", "tty[")):
             argv += ["--external", key]
     if freezer:
         argv += ["--freeze-cgroup", freezer]
@@ -212,8 +222,6 @@ def refuse_unsupported(rec: dict) -> None:
             "it runs in a private user namespace, whose idmapped rootfs CRIU cannot restore; "
             "create it with namespaces user=host to checkpoint or migrate it"
         )
-    elif spec.get("tty"):
-        why = "it has a TTY (not supported yet)"
     elif spec["network"]["mode"] == "host" or spec["network"]["mode"].startswith("container:"):
         why = f"it shares a network namespace (network {spec['network']['mode']})"
     elif any(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -84,11 +85,15 @@ def prepare_netns(rt, rec: dict, files: dict, old_network: dict) -> tuple[int, d
     return fd, network
 
 
-def external_mounts(rt, rec: dict, files: dict, points: list[str]) -> dict[str, str]:
+def external_mounts(
+    rt, rec: dict, files: dict, points: list[str], console: str | None = None
+) -> dict[str, str]:
     """Host sources, on this host, for the mount points the dump named external."""
     from runtime.container import plan
 
     sources = {f"/etc/{name}": path for name, path in files.items()}
+    if console:
+        sources["/dev/console"] = console
     for m in plan.mounts(rt.spec_of(rec), rt.config):
         sources[m["target"]] = m["source"]
     plan.ensure_volumes(plan.mounts(rt.spec_of(rec), rt.config))
@@ -136,16 +141,37 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args) -
     launch.exec_shim(args)
 
 
+def _tty_stdio(fds: dict) -> list[int]:
+    """A TTY container's new terminal: a pty whose master goes to the shim (as the init of a
+    fresh start sends it) and whose slave CRIU hands the restored tasks in place of the old
+    one (the dump named it external: tty[rdev:dev])."""
+    master, slave = os.openpty()
+    sock = socket.socket(fileno=fds.pop("pty_peer"))
+    try:
+        socket.send_fds(sock, [b"m"], [master])
+    finally:
+        sock.close()
+        os.close(master)
+    os.set_inheritable(slave, False)
+    return [slave] * 3
+
+
 def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     """Restore the checkpoint in `images` as container `rec` under a new shim; returns its info."""
     paths = ContainerPaths(rt.config, rec["id"])
     files = launch.etc_files(rt, rec, paths)
     for flag in (paths.stop_flag, paths.caller_cleans, paths.fifo):
         flag.unlink(missing_ok=True)
-    mounts = external_mounts(rt, rec, files, meta["mounts"])
-    netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
     fds = launch.make_stdio(rec["spec"])
-    stdio = launch.child_stdio(fds)
+    stdio = _tty_stdio(fds) if rec["spec"]["tty"] else launch.child_stdio(fds)
+    try:
+        console = os.ttyname(stdio[0]) if rec["spec"]["tty"] else None
+        mounts = external_mounts(rt, rec, files, meta["mounts"], console)
+        netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
+    except BaseException:
+        for fd in {*fds.values(), *stdio}:
+            os.close(fd)
+        raise
     inherit = {criu.NETNS_KEY: netns_fd}
     for number, key in enumerate(meta["stdio"]):
         inherit.setdefault(key, stdio[number])
@@ -162,7 +188,8 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     )
     listen = launch.listen_socket(paths.attach_socket)
     args = launch.shim_args(rt, rec, paths, fds, listen)
-    args["winsize"] = None
+    winsize = launch.winsize_socket(paths.winsize_socket) if rec["spec"]["tty"] else None
+    args["winsize"] = winsize
     procs = rt.cgroups.procs_files(rec["id"])
     msg_r, msg_w = os.pipe()
     pid0 = os.fork()
@@ -178,7 +205,7 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
         finally:
             os._exit(0)
     os.waitpid(pid0, 0)
-    for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd}:
+    for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd, winsize} - {None}:
         os.close(fd)
     shake = launch.Handshake(msg_r, -1)
     try:

@@ -198,3 +198,28 @@ def test_cli_checkpoint_ls_rm_start(rt):
     _wait_count(rt, "cr-cli", last + 3)
     berth("checkpoint", "rm", "cr-cli", "c1")
     assert "c1" not in berth("checkpoint", "ls", "cr-cli")
+
+
+def test_a_tty_container_restores_with_a_new_terminal(rt):
+    rt.run(
+        {
+            "image": "busybox",
+            "name": "cr-tty",
+            "command": ["sh", "-c", LOOP],
+            "network": {"mode": "none"},
+            "namespaces": {"user": "host"},
+            "tty": True,
+        }
+    )
+    _wait_count(rt, "cr-tty", 5)
+    rt.checkpoint("cr-tty", "t")
+    last = _numbers(rt, "cr-tty")[-1]
+    st = rt.start("cr-tty", checkpoint="t")
+    assert st["status"] == "running"
+    got = _wait_count(rt, "cr-tty", last + 3)  # the shim reads the new terminal: logs go on
+    assert got[got.index(last) + 1] == last + 1
+    # The restored shell writes to a terminal still (output carries the pty's \r\n).
+    code, out = rt.exec("cr-tty", ["sh", "-c", "ls -l /proc/1/fd/1"])
+    assert code == 0 and b"/dev/pts/" in out, out
+    rt.stop("cr-tty", timeout=1)
+    _no_leftovers(rt)
