@@ -1,4 +1,5 @@
-"""Who is calling: a Berth API token as `Authorization: Bearer ...`, nothing else.
+"""Who is calling: a Berth API token as `Authorization: Bearer ...`, or on the TLS listener a
+client certificate Berth's CA issued (dockerapi/tls.py).
 
 No session cookie is accepted (a browser's cookie would make every page a cross-site request
 forger), so the Docker API needs no CSRF token. The docker CLI sends the header from
@@ -8,6 +9,7 @@ forger), so the Docker API needs no CSRF token. The docker CLI sends the header 
 from rest_framework import exceptions
 
 from accounts.authentication import BearerTokenAuthentication
+from dockerapi import tls
 from dockerapi.errors import DockerError
 
 NO_TOKEN = (
@@ -18,7 +20,14 @@ NO_TOKEN = (
 
 
 def authenticate(request):
-    """The user of the request's bearer token; DockerError 401 without a valid one."""
+    """The user of the request's verified TLS client certificate (dockerapi/tls.py) or bearer
+    token; DockerError 401 without a valid one."""
+    identity = (getattr(request, "scope", None) or {}).get(tls.SCOPE_KEY)
+    if identity:
+        user, reason = tls.certificate_user(identity)
+        if user is None:
+            raise DockerError(401, f"Berth refused the client certificate: {reason}")
+        return user
     try:
         found = BearerTokenAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as exc:

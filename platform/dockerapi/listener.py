@@ -14,13 +14,14 @@ import io
 import ipaddress
 import logging
 import signal
+import ssl
 from urllib.parse import unquote
 
 import h11
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
-from dockerapi import errors, hijack, hijack_relay, router
+from dockerapi import errors, hijack, hijack_relay, router, tls, tls_stream
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 65536
@@ -58,6 +59,8 @@ class Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self.peer = writer.get_extra_info("peername") or ("", 0)
         self.sockname = writer.get_extra_info("sockname") or ("", 0)
+        self.tls = writer.get_extra_info("ssl_object") is not None
+        self.client_certificate = tls.peer_identity(writer)
 
     async def serve(self) -> None:
         """Serve requests until the client leaves or the connection is upgraded."""
@@ -133,12 +136,12 @@ class Connection:
 
     def _scope(self, request: h11.Request) -> dict:
         path, _, query = request.target.partition(b"?")
-        return {
+        scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version.decode(),
             "method": request.method.decode("ascii", "replace"),
-            "scheme": "http",
+            "scheme": "https" if self.tls else "http",
             "path": unquote(path.decode("latin-1")),
             "raw_path": path,
             "query_string": query,
@@ -147,6 +150,10 @@ class Connection:
             "client": tuple(self.peer[:2]),
             "server": tuple(self.sockname[:2]),
         }
+        if self.client_certificate:
+            # Set only here, from the verified handshake: auth.authenticate() trusts this key.
+            scope[tls.SCOPE_KEY] = self.client_certificate
+        return scope
 
     async def _forward(self, request: h11.Request, body: bytes) -> None:
         """An ordinary call: Django's ASGI application answers it, streamed back as it comes."""
@@ -231,8 +238,10 @@ class Connection:
         await hijack_relay.Relay(plan, self.reader, self.writer, bytes(trailing)).run()
 
 
-def check_bind(host: str) -> None:
-    """Refuse an address off this machine: tokens would cross the network in clear text."""
+def check_bind(host: str, tls_on: bool = False) -> None:
+    """Refuse an address off this machine without TLS: tokens would cross it in clear text."""
+    if tls_on:
+        return
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -240,11 +249,11 @@ def check_bind(host: str) -> None:
     if not loopback:
         raise ValueError(
             f"refusing to serve the Docker API on {host}: API tokens would cross the network "
-            "unencrypted. Bind to 127.0.0.1, or put a TLS proxy in front of it."
+            "unencrypted. Bind to 127.0.0.1, or serve TLS (--tls-cert, --tls-key)."
         )
 
 
-async def serve(host: str, port: int, ready=None) -> None:
+async def serve(host: str, port: int, ready=None, ssl_context=None) -> None:
     """Listen on host:port until SIGTERM or SIGINT; then close every connection and return."""
     app = ASGIHandler()
     loop = asyncio.get_running_loop()
@@ -257,10 +266,23 @@ async def serve(host: str, port: int, ready=None) -> None:
         task = asyncio.current_task()
         connections.add(task)
         try:
+            if ssl_context is not None:
+                try:
+                    stream = await tls_stream.accept(reader, writer, ssl_context)
+                except (ssl.SSLError, ConnectionError, TimeoutError) as err:
+                    log.info(
+                        "docker api: TLS handshake from %s failed: %s",
+                        writer.get_extra_info("peername"),
+                        err,
+                    )
+                    writer.close()
+                    return
+                reader = writer = stream
             await Connection(app, reader, writer).serve()
         finally:
             connections.discard(task)
 
+    # TLS is done in tls_stream, not by asyncio: the CLI half-closes hijacked connections.
     server = await asyncio.start_server(handle, host, port, limit=READ_CHUNK)
     log.info("Berth's Docker API listens on %s:%s", host, port)
     if ready is not None:

@@ -149,3 +149,46 @@ def test_ctrl_p_ctrl_q_detaches_and_the_container_keeps_running(dock, web):
     assert code == 1 and b"read escape sequence" in seen, seen  # as against dockerd
     assert dock("inspect", "-f", "{{.State.Status}}", "dk-detach").stdout.strip() == "running"
     dock("rm", "-f", "dk-detach")
+
+
+def test_tls_with_a_client_certificate_per_user(dock, web, tmp_path):
+    """serve_docker_api --tls-cert --tls-key --tls-ca: the CLI with DOCKER_TLS_VERIFY and the
+    certificate issue_docker_cert made for the developer, no token; revoked, it is refused."""
+    from tests.e2e.conftest import DEVELOPER, PY, free_port, serving
+
+    web.manage("issue_docker_cert", "--server")
+    certs = tmp_path / "certs"
+    issued = web.manage("issue_docker_cert", DEVELOPER, "--out", str(certs), "--days", "1").stdout
+    serial = issued.split()[1]
+    tls_dir = web.data_dir / "docker-tls"
+    port = free_port()
+    args = [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"]
+    args += ["--tls-cert", str(tls_dir / "server-cert.pem")]
+    args += ["--tls-key", str(tls_dir / "server-key.pem"), "--tls-ca", str(tls_dir / "ca.pem")]
+    no_token = tmp_path / "config"
+    no_token.mkdir()
+    env = dict(
+        dock.env,
+        DOCKER_HOST=f"tcp://127.0.0.1:{port}",
+        DOCKER_TLS_VERIFY="1",
+        DOCKER_CERT_PATH=str(certs),
+        DOCKER_CONFIG=str(no_token),
+    )
+
+    def docker(*argv):
+        return subprocess.run(
+            ["docker", *argv], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    with serving(args, web.env, web.logs / "docker-api-tls.log", "the TLS listener"):
+        # Hijacked and half-closed over TLS: the output comes after the CLI's close_notify.
+        ran = docker("run", "--rm", "--name", "dk-tls", "busybox", "echo", "hello-tls")
+        assert ran.returncode == 0 and ran.stdout.strip() == "hello-tls", ran.stderr
+        owner = web.sql(
+            "SELECT u.username FROM containers_container c JOIN accounts_user u "
+            "ON u.id = c.created_by_id WHERE c.name = 'dk-tls'"
+        )
+        assert owner == [(DEVELOPER,)]
+        web.manage("issue_docker_cert", "--revoke", serial)
+        refused = docker("ps")
+        assert refused.returncode != 0 and "revoked" in refused.stderr, refused.stderr

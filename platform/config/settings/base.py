@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "compliance",
     "api",
     "dockerapi",
+    "dockertls",
     "agent",
     "channels",
     "dashboard",
