@@ -1,12 +1,13 @@
 """list() serves each container's kept view from the index (runtime/container/listing.py).
 
 A kept view must never hide a change: a pause (no file changes), an exit the monitor records,
-a start, a container killed behind the monitor's back (shown after the monitor notices, or,
-when the monitor itself was killed, after the reconcile pass), a removal. `ps` answers from
+a start, a container killed behind the monitor's back (shown once the monitor records it), a
+monitor killed with its program, a removal. `ps` answers from
 the views without loading runtime.api. RACY_NS is set to 0 so that views are kept at once;
 each change that only the directories' ctimes reveal waits a clock tick first (the ctime of
 the change must differ from the one the view was keyed with; listing refuses, outside tests,
-keys younger than a second).
+keys younger than a second). A monitor killed with its program (nothing written) is seen
+through the processes the view names, and the reconcile pass records the exit.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def test_views_follow_pause_exit_start_and_removal(rt, base_spec, fresh_views):
     assert a not in rt.store.index.views()
 
 
-def test_lost_monitor_is_listed_stopped_after_the_reconcile_pass(rt, base_spec, fresh_views):
+def test_lost_monitor_is_listed_at_once_and_recorded_by_the_reconcile_pass(
+    rt, base_spec, fresh_views
+):
     cid = rt.run(dict(base_spec, name="live-lost"))["id"]
     assert _same_as_state(rt, cid)["status"] == "running" and _kept(rt, cid)
     _tick()
@@ -93,8 +96,9 @@ def test_lost_monitor_is_listed_stopped_after_the_reconcile_pass(rt, base_spec, 
     os.kill(shim["pid"], signal.SIGKILL)
     wait_gone(shim["shim"])
     wait_gone(shim["pid"])
-    # Until the pass, a reaped process is noticed by its pid; an unreaped one (a zombie whose
-    # parent does not reap) may still be listed running. The agent's pass reaps it:
+    # Nothing was written, yet list() sees the view's processes gone (zombies included):
+    assert _same_as_state(rt, cid)["status"] == "stopped"
+    # The agent's pass records the exit the monitor could not:
     assert [r["id"] for r in boot.reap_all(rt)] == [cid]
     listed = _same_as_state(rt, cid)
     assert listed["status"] == "stopped" and listed["exit_code"] == boot.UNKNOWN_EXIT
