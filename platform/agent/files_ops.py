@@ -155,6 +155,10 @@ def _rfc3339(seconds: float) -> str:
 def stat_path(rt, container, params) -> dict:
     """What HEAD /archive answers: the path's name, size, Go mode, mtime, link target."""
     path = _clean(params.get("path"))
+    if not _runs(rt, container):
+        _, full, st = layered_entry(_layers(rt, container), path)
+        link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+        return _stat_dict(PurePosixPath(path.rstrip("/") or "/").name or "/", st, link)
     root = _running_root(rt, container)
     try:
         with _entry(root, path) as (parent, name, st):
@@ -226,6 +230,8 @@ def _add_file(writer: _Writer, parent: int, name: str, arcname: str, st) -> None
 def get_archive(rt, container, params) -> dict:
     """GET /archive: the path as a tar (a directory with everything under it), and its stat."""
     path = _clean(params.get("path"))
+    if not _runs(rt, container):
+        return _layered_archive(_layers(rt, container), path)
     root = _running_root(rt, container)
     writer = _Writer()
     try:
@@ -307,6 +313,113 @@ def merged(layers: list[str], rel: str = ""):
             break
 
 
+def _runs(rt, container) -> bool:
+    return _state(rt, container).get("status") in ("running", "paused")
+
+
+def _holders(layers: list[str], rel: str) -> list[str]:
+    """The layers in which `rel` is a directory that shows, top first (cut below an opaque one)."""
+    found = []
+    for layer in layers:
+        full = os.path.join(layer, rel)
+        st = _lstat(full)
+        if st is None:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            break  # a file or whiteout here hides the directories below
+        found.append(layer)
+        if rel and _opaque(full):
+            break
+    return found
+
+
+def layered_entry(layers: list[str], path: str) -> tuple[list[str], str, object]:
+    """(holders of its parent, its path on disk, lstat) of `path` in the merged layers of a
+    stopped container; links in the middle of the path are resolved inside the layers."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    rel, links = "", 0
+    holders = _holders(layers, "")
+    found = (holders, holders[0] if holders else layers[0], os.lstat(layers[0]))
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            rel = os.path.dirname(rel)
+            holders = _holders(layers, rel)
+            found = (
+                holders,
+                os.path.join(holders[0], rel),
+                os.lstat(os.path.join(holders[0], rel)),
+            )
+            continue
+        child = os.path.join(rel, name)
+        hit = None
+        for layer in holders:
+            st = _lstat(os.path.join(layer, child))
+            if st is not None:
+                hit = None if _whiteout(st) else (layer, st)
+                break
+        if hit is None:
+            raise NotFound(f"Could not find the file {path} in container")
+        layer, st = hit
+        if stat.S_ISLNK(st.st_mode) and parts:
+            links += 1
+            if links > 40:
+                raise InvalidSpec(f"too many symbolic links resolving {path!r}")
+            target = os.readlink(os.path.join(layer, child))
+            rel = "" if target.startswith("/") else rel
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            holders = _holders(layers, rel)
+            continue
+        if parts and not stat.S_ISDIR(st.st_mode):
+            raise NotFound(f"Could not find the file {path} in container")
+        found = (holders, os.path.join(layer, child), st)
+        rel = child
+        holders = _holders(layers, rel) if stat.S_ISDIR(st.st_mode) else holders
+    return found
+
+
+def _layered_archive(layers: list[str], path: str) -> dict:
+    """GET /archive of a stopped container: the path from its merged layers."""
+    _, full, st = layered_entry(layers, path)
+    base = PurePosixPath(path.rstrip("/") or "/").name or "/"
+    contents = path.endswith("/.") or path.rstrip("/") == ""
+    arc = "." if contents else base
+    link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+    writer = _Writer()
+    _add_disk(writer, full, arc, st)
+    if stat.S_ISDIR(st.st_mode):
+        rel = _rel_of(layers, full)
+        for child, layer, child_st in merged(_holders(layers, rel), rel):
+            _add_disk(
+                writer,
+                os.path.join(layer, child),
+                f"{arc}/{child[len(rel) :].lstrip('/')}",
+                child_st,
+            )
+    return {"stat": _stat_dict(base, st, link), "tar": writer.bytes()}
+
+
+def _rel_of(layers: list[str], full: str) -> str:
+    for layer in layers:
+        if full == layer or full.startswith(layer.rstrip("/") + "/"):
+            return os.path.relpath(full, layer) if full != layer else ""
+    return ""
+
+
+def _add_disk(writer: _Writer, full: str, arc: str, st) -> None:
+    """One entry of a layer on disk (no links followed)."""
+    if stat.S_ISLNK(st.st_mode):
+        writer.add(arc, st, link=os.readlink(full))
+    elif stat.S_ISREG(st.st_mode):
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            writer.add(arc, os.fstat(fd), data_fd=fd)
+        finally:
+            os.close(fd)
+    else:
+        writer.add(arc, st)
+
+
 def _is_dir(path: str) -> bool:
     st = _lstat(path)
     return st is not None and stat.S_ISDIR(st.st_mode)
@@ -316,17 +429,7 @@ def export(rt, container, params) -> dict:
     """GET /export: the container's root filesystem (its layers merged) as a tar."""
     writer = _Writer()
     for rel, layer, st in merged(_layers(rt, container)):
-        full = os.path.join(layer, rel)
-        if stat.S_ISLNK(st.st_mode):
-            writer.add(rel, st, link=os.readlink(full))
-        elif stat.S_ISREG(st.st_mode):
-            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-            try:
-                writer.add(rel, os.fstat(fd), data_fd=fd)
-            finally:
-                os.close(fd)
-        else:
-            writer.add(rel, st)
+        _add_disk(writer, os.path.join(layer, rel), rel, st)
     return {"tar": writer.bytes()}
 
 

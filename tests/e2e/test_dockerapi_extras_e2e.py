@@ -135,7 +135,7 @@ def test_stats_and_events_stream(dock, main):
     assert followed and followed[0].startswith("pause ")
 
 
-def test_events_df_and_container_prune(dock, main):
+def test_events_df_and_container_prune(dock, main, tmp_path):
     since = time.time() - 1
     dock("run", "--name", "dx-short", "busybox", "sh", "-c", "exit 3", check=False)
     until = time.time() + 1
@@ -153,6 +153,10 @@ def test_events_df_and_container_prune(dock, main):
     actions = [json.loads(line)["Action"] for line in events]
     assert actions[:3] == ["create", "start", "die"], actions
     assert json.loads(events[2])["Actor"]["Attributes"]["exitCode"] == "3"
+
+    # Out of a stopped container: read from its layers.
+    dock("cp", "dx-short:/etc/passwd", str(tmp_path / "passwd"))
+    assert (tmp_path / "passwd").read_text().startswith("root:")
 
     df = dock("system", "df").stdout
     assert "Images" in df and "Containers" in df and "Local Volumes" in df

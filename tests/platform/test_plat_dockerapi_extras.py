@@ -318,3 +318,28 @@ def test_update_checks_maxima_and_quotas_then_queues_the_limits(docker, mine, te
     assert AuditEvent.objects.filter(action="container.change", outcome="denied").exists()
     other = client.post(f"{V}/containers/tp-x-b/update", body, content_type="application/json")
     assert other.status_code == 404
+
+
+def test_cp_from_a_stopped_containers_layers(tmp_path):
+    from agent import files_ops
+
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for path, data in {"etc/passwd": b"root", "data/old": b"old", "data/kept": b"k"}.items():
+        (lower / path).parent.mkdir(parents=True, exist_ok=True)
+        (lower / path).write_bytes(data)
+    (lower / "link").symlink_to("/data")  # an absolute link stays inside the layers
+    (upper / "data").mkdir(parents=True)
+    (upper / "data/new").write_bytes(b"new")
+    os.mknod(upper / "data/old", 0o600 | 0o020000, os.makedev(0, 0))  # deleted in the upper
+    layers = [str(upper), str(lower)]
+    _, full, st = files_ops.layered_entry(layers, "/link/new")
+    assert full == str(upper / "data/new") and st.st_size == 3
+    with pytest.raises(files_ops.NotFound):
+        files_ops.layered_entry(layers, "/data/old")
+    with pytest.raises(files_ops.NotFound):
+        files_ops.layered_entry(layers, "/../../etc/shadow")
+    result = files_ops._layered_archive(layers, "/link/../data")
+    with tarfile.open(fileobj=io.BytesIO(result["tar"])) as tar:
+        assert sorted(tar.getnames()) == ["data", "data/kept", "data/new"]
+        assert tar.extractfile("data/new").read() == b"new"
+    assert result["stat"]["name"] == "data" and result["stat"]["mode"] & (1 << 31)
