@@ -6,6 +6,8 @@ Keys of a team's `quotas` (integers; absent: no quota):
   memory       bytes: the memory limits of the running ones, summed
   cpus         thousandths of a CPU: their CPU limits, summed
   volumes      named volumes
+  images       images the team owns (public images count for nobody)
+  image_bytes  bytes: their sizes, summed (an upload counts by its size until imported)
 A create or a start that would pass a quota is refused by the gate's decision, audited, with
 the quota, what is in use and what was asked. Checks run inside the transaction that writes the
 row, with the team's row locked, so concurrent creates cannot together pass a quota.
@@ -18,7 +20,7 @@ from containers import maxima
 from rbac import gate
 from rbac.errors import AccessDenied
 
-KEYS = ("containers", "running", "memory", "cpus", "volumes")
+KEYS = ("containers", "running", "memory", "cpus", "volumes", "images", "image_bytes")
 
 
 class QuotaExceeded(Exception):
@@ -31,7 +33,10 @@ class QuotaExceeded(Exception):
 
 def usage(team) -> dict:
     """What the team uses now, in the units of KEYS."""
+    from django.db.models import Sum
+
     from containers.models import Container
+    from images.models import Image
     from volumes.models import Volume
 
     live = (
@@ -51,6 +56,8 @@ def usage(team) -> dict:
         "memory": memory,
         "cpus": cpus,
         "volumes": Volume.objects.filter(team=team).count(),
+        "images": Image.objects.filter(team=team).count(),
+        "image_bytes": Image.objects.filter(team=team).aggregate(n=Sum("size"))["n"] or 0,
     }
 
 
@@ -62,7 +69,9 @@ def _locked(team):
     return Team.objects.select_for_update().get(pk=team.pk)
 
 
-def enforce(team, *, new_container=False, starting=None, new_volumes=0) -> None:
+def enforce(
+    team, *, new_container=False, starting=None, new_volumes=0, new_images=0, image_bytes=0
+) -> None:
     """Raise QuotaExceeded if the change passes a quota; call inside the writing transaction.
 
     `starting` is the spec of a container about to run (created and started, or started again).
@@ -75,6 +84,8 @@ def enforce(team, *, new_container=False, starting=None, new_volumes=0) -> None:
     wanted = dict.fromkeys(KEYS, 0)
     wanted["containers"] = int(new_container)
     wanted["volumes"] = new_volumes
+    wanted["images"] = new_images
+    wanted["image_bytes"] = image_bytes
     problems = []
     if starting is not None:
         asked = maxima.asked(starting)

@@ -13,6 +13,7 @@ from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
 from api.fields import StrictSerializer, check_upload_size
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
+from containers import quotas
 from images import ownership
 from images.models import Image
 from operations.services import do_host_operation
@@ -92,21 +93,30 @@ class ImageViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         with open(path, "wb") as out:
             for chunk in data["file"].chunks():
                 out.write(chunk)
+        size = data["file"].size
+
+        def within_quota():
+            # In the writing transaction: the team's image quotas count this upload.
+            if team is not None:
+                quotas.enforce(team, new_images=1, image_bytes=size)
+
         try:
-            op = do_host_operation(
-                decision,
-                kind="image.import",
-                target_type="image",
-                host=host,
-                team=team,
-                params={
-                    "path": str(path),
-                    "ref": data["ref"] or None,
-                    "team": team.pk if team else None,
-                },
-                acting_user=request.user,
-                summary=self.summary() | {"ref": data["ref"], "size": data["file"].size},
-            )
+            with quotas.guarded(decision, summary=self.summary()):
+                op = do_host_operation(
+                    decision,
+                    kind="image.import",
+                    target_type="image",
+                    host=host,
+                    team=team,
+                    params={
+                        "path": str(path),
+                        "ref": data["ref"] or None,
+                        "team": team.pk if team else None,
+                    },
+                    acting_user=request.user,
+                    summary=self.summary() | {"ref": data["ref"], "size": size},
+                    before=within_quota,
+                )
         except Exception:
             path.unlink(missing_ok=True)
             raise
