@@ -181,8 +181,9 @@ class Prober:
                     r.read()
                 with self.lock:
                     self.answers.append(time.monotonic())
+                time.sleep(0.005)
             except OSError:
-                time.sleep(0.002)
+                time.sleep(0.01)  # gently: the clients must not slow the hosts they measure
 
     def __enter__(self):
         for t in self.threads:
@@ -250,6 +251,10 @@ def bench_migrate(n: int) -> dict:
             "AND summary LIKE '%moved%'"
         ):
             got = json.loads(summary)
+            print(
+                "  audit:",
+                {k: got.get(k) for k in ("mode", "rounds", "dump_ms", "restore_ms", "downtime_ms")},
+            )
             out["mode"].add(got.get("mode"))
             if "downtime_ms" in got:
                 out["source_downtime"].append(got["downtime_ms"])

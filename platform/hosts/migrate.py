@@ -98,7 +98,8 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
 
 def _timings(result: dict) -> dict:
     """What the audit event keeps of how the move went (pre-copy rounds, downtime)."""
-    return {k: result[k] for k in ("rounds", "downtime_ms", "mode") if k in result}
+    keys = ("rounds", "downtime_ms", "dump_ms", "restore_ms", "mode")
+    return {k: result[k] for k in keys if k in result}
 
 
 def _precopy(container, target, acting_user, summary) -> dict:
@@ -154,7 +155,7 @@ def _send(op) -> None:
 
 def _sent_timings(sent) -> dict:
     result = sent.result or {}
-    return {k: result[k] for k in ("rounds", "downtime_ms", "dump_ms") if k in result}
+    return {k: result[k] for k in ("rounds", "downtime_ms", "dump_ms", "restore_ms") if k in result}
 
 
 def _port_of(op) -> int:
