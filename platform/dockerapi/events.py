@@ -25,6 +25,7 @@ from containers.models import Container
 from dockerapi.errors import bad_request
 from dockerapi.networks import network_id
 from dockerapi.refs import PENDING_PREFIX
+from networks.models import Network
 from operations.models import Operation
 from rbac import gate
 
@@ -62,6 +63,7 @@ _OTHER_ACTIONS = {
     "volume.create": ["create"],
     "volume.remove": ["destroy"],
 }
+_JOINS = {"container.network_connect": "connect", "container.network_disconnect": "disconnect"}
 _EXIT_KINDS = ("container.stop", "container.kill", "container.restart", "container.remove")
 
 
@@ -244,6 +246,36 @@ class Source:
                         _event(resource, action, actor, attributes, op.finished_at),
                     )
                 )
+        return found + (self._joins(start, end) if resource == "network" else [])
+
+    def _joins(self, start, end) -> list:
+        """`connect`/`disconnect` of networks: Operations on the container (networks/joins.py)."""
+        ops = list(self._visible_ops("container", start, end).filter(kind__in=list(_JOINS)))
+        rows = {
+            str(c.pk): c
+            for c in gate.restrict(
+                Container.objects.filter(
+                    pk__in={int(o.target_id) for o in ops if o.target_id.isdigit()}
+                ),
+                self.user,
+                "container.view",
+            )
+        }
+        found = []
+        for op in ops:
+            container, name = rows.get(op.target_id), (op.params or {}).get("network") or ""
+            if container is None or not name:
+                continue
+            network = Network.objects.filter(host_id=container.host_id, name=name).first()
+            actor = network_id(network) if network else name
+            attributes = {"container": _id(container, op), "name": name, "type": "bridge"}
+            found.append(
+                (
+                    op.finished_at,
+                    op.pk,
+                    _event("network", _JOINS[op.kind], actor, attributes, op.finished_at),
+                )
+            )
         return found
 
     def _wanted(self, event: dict) -> bool:

@@ -196,6 +196,10 @@ def test_event_source_sends_each_event_once(users, mine):
     assert [e["Action"] for e in first] == ["kill", "die", "stop"]
     assert first[1]["Actor"]["Attributes"]["exitCode"] == "137"
     assert source.window(now - timedelta(seconds=5), now) == []
+    _succeeded(mine["alpha"], "container.network_connect", now, params={"network": "tp-net"})
+    joined = Source(users["developer"], {"type": ["network"]}).window(now, now + timedelta(1))
+    assert [(e["Type"], e["Action"]) for e in joined] == [("network", "connect")]
+    assert joined[0]["Actor"]["Attributes"]["name"] == "tp-net"
 
 
 def test_system_df_counts_what_the_caller_sees(docker, mine):
