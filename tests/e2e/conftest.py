@@ -410,9 +410,9 @@ def _kill_and_rmdir(path: Path) -> None:
             time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def stack(redis_url, tmp_path_factory):
-    """A migrated, bootstrapped Berth with its web server and host agent running."""
+@contextlib.contextmanager
+def running_stack(redis_url: str):
+    """A migrated, bootstrapped Berth with its host agent running; torn down on leaving."""
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests run as root")
     base = Path(f"/tmp/berth-e2e-{_random(8)}")
@@ -424,6 +424,13 @@ def stack(redis_url, tmp_path_factory):
         yield stack
     finally:
         stack.teardown()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, tmp_path_factory):
+    """A migrated, bootstrapped Berth with its web server and host agent running."""
+    with running_stack(redis_url) as made:
+        yield made
 
 
 class PrivateRedis(redis_server.RedisServer):
@@ -490,18 +497,18 @@ def serving(args: list[str], env: dict, log_path: Path, what: str, timeout: floa
 DEVELOPER = "dev-docker"
 
 
-@pytest.fixture(scope="module")
-def listener(web):
-    """`manage.py serve_docker_api` for this stack on a free loopback port; stopped by its pid."""
+@contextlib.contextmanager
+def docker_listener(web):
+    """`manage.py serve_docker_api` for `web` on a free loopback port; stopped by its pid."""
     port = free_port()
     args = [str(PY), "manage.py", "serve_docker_api", "--bind", f"127.0.0.1:{port}"]
     with serving(args, web.env, web.logs / "docker-api.log", "the Docker API listener"):
         yield port
 
 
-@pytest.fixture(scope="module")
-def dock(web, listener, tmp_path_factory):
-    """(run, env): run("ps") runs the docker CLI as a developer of team e2e against Berth."""
+def docker_cli(web, port: int, config: Path):
+    """run("ps") runs the docker CLI as a new developer of team e2e (with a Berth token in a
+    private DOCKER_CONFIG at `config`) against the listener on `port`."""
     code = (
         "from accounts.models import Membership, Team, User; "
         "from rbac.models import Role, RoleBinding; "
@@ -514,14 +521,13 @@ def dock(web, listener, tmp_path_factory):
     web.manage("shell", "-c", code)
     secret = web.manage("create_token", DEVELOPER, "--name", "docker", "--days", "1").stdout
     token = secret.strip().splitlines()[-1]
-    config = tmp_path_factory.mktemp("docker-config")
     (config / "config.json").write_text(
         json.dumps({"HttpHeaders": {"Authorization": f"Bearer {token}"}})
     )
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(config),
-        "DOCKER_HOST": f"tcp://127.0.0.1:{listener}",
+        "DOCKER_HOST": f"tcp://127.0.0.1:{port}",
         "DOCKER_CONFIG": str(config),
     }
 
@@ -536,3 +542,18 @@ def dock(web, listener, tmp_path_factory):
     run.env = env
     run.token = token
     return run
+
+
+# Module-scoped for a module of its own; the modules in tests/e2e/docker/ share one stack for
+# the whole session instead (their conftest.py), so each does not pay for starting Berth.
+@pytest.fixture(scope="module")
+def listener(web):
+    """The Docker API listener of this module's stack (its port)."""
+    with docker_listener(web) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def dock(web, listener, tmp_path_factory):
+    """The docker CLI as a developer of team e2e against this module's stack."""
+    return docker_cli(web, listener, tmp_path_factory.mktemp("docker-config"))
