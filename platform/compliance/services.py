@@ -15,6 +15,7 @@ from audit.services import record_event
 from compliance import engine
 from compliance.checks import by_id
 from compliance.models import (
+    BuildRecipe,
     ComplianceException,
     ComplianceRun,
     Finding,
@@ -72,9 +73,17 @@ def load_rows():
     )
     for image_id, severity, n in counted:
         advisories.setdefault(image_id, {})[severity] = n
+    # Images built by Berth whose last recipe check found a newer base: one query.
+    outdated: dict = {}
+    for row_id, result in BuildRecipe.objects.filter(
+        base_newer=True, image_row__isnull=False
+    ).values_list("image_row_id", "check_result"):
+        bases = [b["ref"] for b in (result or {}).get("bases", []) if b.get("newer")]
+        outdated.setdefault(row_id, []).extend(bases)
     for image in images:
         image["inventory"] = states.get(image["pk"])
         image["advisories"] = advisories.get(image["pk"], {})
+        image["base_newer"] = outdated.get(image["pk"], [])
     return containers, images
 
 

@@ -207,3 +207,24 @@ def test_image_inventory_and_vulnerability_checks(host, good_image):
     run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
     assert _failures(run, "image", vulnerable.pk) == {"image.vulnerabilities"}
     assert _failures(run, "image", good_image.pk) == set()
+
+
+def test_image_whose_recipe_found_a_newer_base(host, good_image):
+    from compliance.models import BuildRecipe
+
+    recipe = BuildRecipe.objects.create(
+        host=host,
+        image_row=good_image,
+        image_id=good_image.image_id,
+        tag="tc-good:1",
+        context_digest="sha256:" + "0" * 64,
+        bases=[{"ref": "reg.example/tc/base:1", "digest": "sha256:" + "1" * 64}],
+    )
+    run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
+    assert _failures(run, "image", good_image.pk) == set()
+    BuildRecipe.objects.filter(pk=recipe.pk).update(
+        base_newer=True,
+        check_result={"bases": [{"ref": "reg.example/tc/base:1", "newer": True}], "newer": True},
+    )
+    run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
+    assert _failures(run, "image", good_image.pk) == {"image.base-outdated"}

@@ -90,3 +90,16 @@ def vulnerabilities(image, now):
     if serious:
         return f"{serious} critical or high advisories match its packages"
     return None
+
+
+@check(
+    "image.base-outdated",
+    "A base image has a newer digest",
+    "medium",
+    "image",
+    "Rebuild the image from its recipe (POST /api/v1/compliance/recipes/{id}/rebuild/), then "
+    "roll its containers; or opt the team in to scheduled rollouts.",
+)
+def base_outdated(image, now):
+    newer = image.get("base_newer") or []
+    return f"newer base image(s) in the registry: {', '.join(newer)}" if newer else None
