@@ -20,6 +20,7 @@ class NavItem:
 ITEMS = (
     NavItem("Dashboard", "dashboard:home", None),
     NavItem("Containers", "dashboard:containers", "container.view"),
+    NavItem("Stacks", "dashboard:stacks", "container.view"),
     NavItem("Images", "dashboard:images", "image.view"),
     NavItem("Registries", "dashboard:registries", "registry.view"),
     NavItem("Networks", "dashboard:networks", "network.view"),

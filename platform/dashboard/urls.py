@@ -20,6 +20,7 @@ from dashboard.views import (
     people,
     registries,
     resources,
+    stacks,
     terminal,
 )
 
@@ -32,6 +33,8 @@ urlpatterns = [
     # Containers
     path("containers/", containers.container_list, name="containers"),
     path("containers/bulk/", containers.bulk_action, name="containers_bulk"),
+    path("stacks/", stacks.stack_list, name="stacks"),
+    path("stacks/<str:project>/action/", stacks.stack_action, name="stack_action"),
     path("containers/new/", create.container_create, name="container_create"),
     path("containers/<int:pk>/", container_detail.detail, name="container_detail"),
     path("containers/<int:pk>/state/", container_detail.state_fragment, name="container_state"),
