@@ -203,9 +203,9 @@ class Client(threading.Thread):
         else:
             verb, body = ("start", {}) if roll < 0.7 else ("remove", None)
         if verb == "remove":
-            status, out = self.call("DELETE", f"containers/{cid}/?force=true")
+            status, out = self.call("DELETE", f"containers/{cid}/?force=true&wait=15")
         else:
-            status, out = self.call("POST", f"containers/{cid}/{verb}/", body)
+            status, out = self.call("POST", f"containers/{cid}/{verb}/?wait=15", body)
         self._await(status, out)
 
     def _live(self) -> list[tuple[int, str]]:
@@ -229,8 +229,8 @@ class Client(threading.Thread):
         if self.rng.random() < 0.25:
             spec["network"] = {"ports": [{"container_port": 80, "host_port": free_port()}]}
         body = {"team": self.stack.team, "host": self.stack.host, "start": True, "spec": spec}
-        status, out = self.call("POST", "containers/", body)
-        if status == 202:
+        status, out = self.call("POST", "containers/?wait=15", body)
+        if status in (200, 202):
             self.mine.append(out["container"]["id"])
         else:
             # The web died in the request: the row may exist all the same; find it by name.
@@ -242,7 +242,7 @@ class Client(threading.Thread):
 
     def _await(self, status, out):
         """Wait for the operation the call made (read from the database: the web may be down)."""
-        if status != 202 or not isinstance(out, dict) or "operation" not in out:
+        if status not in (200, 202) or not isinstance(out, dict) or "operation" not in out:
             return
         op_id = out["operation"]["id"]
         deadline = time.monotonic() + 60
@@ -520,6 +520,8 @@ def test_converges_after_each_fault_and_leaves_nothing(faulty):
         work.resume()
         work.sent = TOTAL_OPERATIONS
     assert not work.stuck, work.stuck
+    # A fault may answer 503 (Redis down, host busy); never an internal error.
+    assert not [k for k in work.answers if k.endswith(" 500")], work.answers
     print(f"workload and faults: {time.monotonic() - t0:.1f} s")
     print("answers:", json.dumps(work.answers, sort_keys=True))
     states = collections.Counter(r[0] for r in stack.sql("SELECT state FROM operations_operation"))
