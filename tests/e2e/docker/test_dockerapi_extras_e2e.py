@@ -23,7 +23,7 @@ def main(dock):
     try:
         yield "dx-main"
     finally:
-        for name in ("dx-main", "dx-renamed"):
+        for name in ("dx-main", "dx-renamed", "dx-short"):
             dock("rm", "-f", name, check=False)
 
 
@@ -137,7 +137,9 @@ def test_stats_and_events_stream(dock, main):
 
 def test_events_df_and_container_prune(dock, main, tmp_path):
     since = time.time() - 1
-    dock("run", "--name", "dx-short", "busybox", "sh", "-c", "exit 3", check=False)
+    dock(
+        "run", "--name", "dx-short", "--label", "dx=1", "busybox", "sh", "-c", "exit 3", check=False
+    )
     until = time.time() + 1
     events = dock(
         "events",
@@ -161,7 +163,18 @@ def test_events_df_and_container_prune(dock, main, tmp_path):
     df = dock("system", "df").stdout
     assert "Images" in df and "Containers" in df and "Local Volumes" in df
 
-    pruned = dock("container", "prune", "-f").stdout
+    # Only this module's (the stack may be shared): the label filter of prune.
+    pruned = dock("container", "prune", "-f", "--filter", "label=dx=1").stdout
     assert "Deleted Containers" in pruned
     left = dock("ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert "dx-short" not in left and main in left
+
+    dock("network", "create", "--label", "dx=1", "dx-net")
+    dock("volume", "create", "--label", "dx=1", "dx-vol")
+    try:
+        networks = dock("network", "prune", "-f", "--filter", "label=dx=1").stdout
+        volumes = dock("volume", "prune", "-a", "-f", "--filter", "label=dx=1").stdout
+        assert "dx-net" in networks and "dx-vol" in volumes
+    finally:
+        dock("network", "rm", "dx-net", check=False)
+        dock("volume", "rm", "dx-vol", check=False)
