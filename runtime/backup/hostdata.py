@@ -95,32 +95,30 @@ def back_up(rt, repo: Repository, *, host: str, set_id: str, volumes: list[str],
     }
 
 
-IMAGES_REL = "backup-images/images.oci.tar"  # relative to the state root, one run at a time
+IMAGE_PATHS = ["images/oci-layout", "images/index.json", "images/blobs"]  # store layout files
 
 
 def back_up_images(rt, repo: Repository, *, host: str, set_id: str) -> dict:
-    """Snapshot every image of this host's store (blobs as stored, tags kept) as an OCI
-    layout archive, in a snapshot of its own: taken before any container is frozen, and
-    restorable with no registry. Layers keep their bytes, so restic stores each blob once."""
+    """Snapshot this host's image store as it lies (an OCI image layout: index and blobs,
+    tags kept) in a snapshot of its own, taken before any container is frozen; restorable
+    with no registry. Blobs are content-addressed files that never change, so the next run
+    reads only the new ones (restic's parent snapshot). The store's lock is held meanwhile:
+    index and blobs are read as of one moment (pulls and builds wait to commit)."""
     images = rt.images.list()
     if not images:
-        return {"snapshot": "", "file": "", "count": 0, "bytes_added": 0}
+        return {"snapshot": "", "count": 0, "bytes_added": 0}
     root = Path(rt.config.root)
-    archive = root / IMAGES_REL
-    archive.parent.mkdir(mode=0o700, exist_ok=True)
-    try:
-        rt.images.export_oci_archive([image.id for image in images], archive)
+    with rt.images.layout.locked():
+        images = rt.images.list()
         summary = repo.backup(
             root,
-            [IMAGES_REL],
+            IMAGE_PATHS,
             host=host,
             tags=[f"berth-host:{host}", f"berth-set:{set_id}", "berth-images"],
         )
-    finally:
-        archive.unlink(missing_ok=True)
     return {
         "snapshot": summary["snapshot_id"],
-        "file": IMAGES_REL,
+        "layout": "images",
         "count": len(images),
         "ids": sorted(image.id for image in images),
         "bytes_added": summary.get("data_added", 0),
@@ -129,13 +127,22 @@ def back_up_images(rt, repo: Repository, *, host: str, set_id: str) -> dict:
 
 
 def restore_images(rt, repo: Repository, part: dict) -> list[str]:
-    """Load the images of an image snapshot into this host's store; their ids. Images the
+    """Load the images of an image snapshot into this host's store; their ids. The snapshot's
+    layout is restored into a scratch directory, written as one OCI archive by a store opened
+    there, and loaded as any archive is (every blob checked, layers unpacked). Images the
     store has already are kept as they are."""
-    rel = part.get("file") or IMAGES_REL
-    with staged(rt, repo, part["snapshot"], [rel]) as st:
-        archive = st / rel
-        if not archive.is_file():
-            raise BackupError("the image snapshot holds no image archive")
+    from runtime.config import RuntimeConfig
+    from runtime.images import ImageStore
+
+    with staged(rt, repo, part["snapshot"], IMAGE_PATHS) as st:
+        if not (st / "images" / "index.json").is_file():
+            raise BackupError("the image snapshot holds no image store")
+        saved = ImageStore(RuntimeConfig(root=st, run_root=st / "run", prefix="berthbk"))
+        ids = [image.id for image in saved.list()]
+        if not ids:
+            return []
+        archive = st / "images.oci.tar"
+        saved.export_oci_archive(ids, archive)
         return sorted(image.id for image in rt.images.load_archive(archive, kind="oci"))
 
 
