@@ -103,4 +103,3 @@ def _enforce_delta(container, spec: dict) -> None:
             )
     if problems:
         raise quotas.QuotaExceeded(problems)
-
