@@ -34,6 +34,9 @@ from rbac import gate
 from transfers.models import Transfer
 from transfers.views import storage
 
+# The longest a pre-copy send may run (its connection gives up after 300 s of silence).
+PRECOPY_SECONDS = 900
+
 
 def check_target(container: Container, target: Host) -> None:
     """StepFailed unless `target` can take the container (up, not cordoned, another host)."""
@@ -129,7 +132,9 @@ def _precopy(container, target, acting_user, summary) -> dict:
         "port": port,
         "checkpoint": f"migrate-{session}",
     }
-    sent = _on_source(container, "container.precopy", acting_user, params, summary, check=False)
+    sent = _finished(
+        _on_source(container, "container.precopy", acting_user, params, summary, check=False)
+    )
     received = _outcome(receive)
     if received.state == Operation.State.SUCCEEDED:
         # Restored on the target (even if the source did not hear it answer).
@@ -143,6 +148,18 @@ def _precopy(container, target, acting_user, summary) -> dict:
     raise StepFailed(
         f"migration to {target.name}: {sent.error or received.error or 'it did not finish'}"
     )
+
+
+def _finished(op):
+    """Wait on for a source step still running (a big memory takes longer than one step's
+    wait) while its host beats: resuming under a running send would race it."""
+    deadline = time.monotonic() + PRECOPY_SECONDS
+    while not op.is_done and time.monotonic() < deadline:
+        op.host.refresh_from_db(fields=["last_heartbeat", "state"])
+        if not op.host.is_alive:
+            break
+        op = dispatch.wait_for(op, steps.STEP_SECONDS)
+    return op
 
 
 def _send(op) -> None:

@@ -21,12 +21,21 @@ def freezer_dir(rt, cid: str) -> str | None:
 
 
 def checkpoint(
-    rt, ref, name, leave_running=False, export=None, tcp_established=False, parent=None
+    rt,
+    ref,
+    name,
+    leave_running=False,
+    export=None,
+    tcp_established=False,
+    parent=None,
+    on_dumped=None,
 ) -> dict:
     """Dump a running container into checkpoint `name` (stopping it unless leave_running).
 
     `parent` names a pre-dump of this checkpoint (precopy.py): only pages dirtied since it
-    are written, the rest stay in NAME.pre where the images' parent link points."""
+    are written, the rest stay in NAME.pre where the images' parent link points.
+    `on_dumped(path)` runs as soon as the checkpoint is whole, before the bookkeeping of the
+    stopped container (a migration sends it on while that happens)."""
     cid = rt.store.resolve(ref)
     paths = rt.store.paths(cid)
     with rt.store.locked(cid):
@@ -67,12 +76,20 @@ def checkpoint(
                 paths.caller_cleans.unlink(missing_ok=True)
             raise
         final = checkpoints.finish(partial, meta)
+        failed = None
+        if on_dumped:
+            try:
+                on_dumped(final)
+            except Exception as err:  # raised once the stopped container is put in order
+                failed = err
         if not leave_running:
             rt._wait_stopped(cid, 10)
             rt._detach_network(cid)
             state = rt.store.read_state(cid)
             state["user_stopped"] = True
             rt.store.write_state(cid, state)
+        if failed is not None:
+            raise failed
         if export:
             try:
                 portable.export(rt, rec, final, export)

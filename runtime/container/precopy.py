@@ -81,22 +81,34 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
             if size <= SMALL_ENOUGH or not shrinking or n >= MAX_ROUNDS:
                 break
         frozen = time.monotonic()
+    except BaseException:
+        shutil.rmtree(pre, ignore_errors=True)
+        raise
+    rec = rt.store.read_record(cid)
+    times = {}
+
+    def ship(final: Path) -> None:
+        # Straight after the dump: the source's own bookkeeping runs after this.
+        times["dumped"] = time.monotonic()
+        portable.tar_upper(paths.upper, final / "upper.tar")
+        ch.send_tree(top, final)
+        meta = checkpoints.read_meta(final)
+        ch.send({"t": "final", "name": name, "manifest": manifest(rec, meta)})
+
+    try:
         checkpoint_verbs.checkpoint(
             rt,
             cid,
             name,
             tcp_established=tcp_established,
             parent=f"pre-{len(rounds)}" if rounds else None,
+            on_dumped=ship,
         )
     except BaseException:
-        shutil.rmtree(pre, ignore_errors=True)
+        if "dumped" not in times:  # the dump failed: CRIU resumed the tasks, nothing went
+            shutil.rmtree(pre, ignore_errors=True)
         raise
-    dumped = time.monotonic()
-    final = top / name
-    portable.tar_upper(paths.upper, final / "upper.tar")
-    rec = rt.store.read_record(cid)
-    ch.send_tree(top, final)
-    ch.send({"t": "final", "name": name, "manifest": manifest(rec, checkpoints.read_meta(final))})
+    dumped = times["dumped"]
     try:
         answer = ch.recv()  # no answer at all (WireError, OSError): the caller asks the target
     except PeerFailed as err:
