@@ -347,3 +347,36 @@ def test_cp_from_a_stopped_containers_layers(tmp_path):
         assert sorted(tar.getnames()) == ["data", "data/kept", "data/new"]
         assert tar.extractfile("data/new").read() == b"new"
     assert result["stat"]["name"] == "data" and result["stat"]["mode"] & (1 << 31)
+
+
+def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
+    """A link in the container to an absolute host path, or up with .., never leaves it."""
+    from agent import files_ops
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "tmp").mkdir(parents=True)
+    outside.mkdir()
+    (root / "tmp" / "abs").symlink_to(str(outside))
+    (root / "tmp" / "up").symlink_to("../../../outside")
+    (root / "tmp" / "file").symlink_to(str(outside / "victim"))
+    members = [
+        _member("abs/a.txt", data=b"a")[0],
+        _member("up/b.txt", data=b"b")[0],
+        _member("file", data=b"c")[0],
+    ]
+    body = _tar(
+        *[(m, d) for m, d in zip(members, (b"a", b"b", b"c"), strict=True)],
+    )
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        dest = os.open(root / "tmp", os.O_PATH | os.O_DIRECTORY)
+        try:
+            for member, relative in files_ops._plan(dest, tar.getmembers(), False):
+                files_ops._write(tar, dest, member, relative)
+        finally:
+            os.close(dest)
+    assert list(outside.iterdir()) == []  # nothing reached the host's directory
+    # Links met while extracting resolve with the target directory as their root.
+    assert (root / "tmp" / str(outside).lstrip("/") / "a.txt").read_bytes() == b"a"
+    assert (root / "tmp" / "outside" / "b.txt").read_bytes() == b"b"
+    assert not (root / "tmp" / "file").is_symlink()  # the link was replaced, not followed
+    assert (root / "tmp" / "file").read_bytes() == b"c"
