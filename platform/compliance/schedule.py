@@ -37,6 +37,33 @@ from rbac.errors import AccessDenied
 RETRY_AFTER = timedelta(days=1)
 
 
+def set_schedule(team, fields: dict, acting_user, summary=None) -> tuple[RolloutSchedule, bool]:
+    """Opt `team` in or change its schedule (container.recreate on the team, audited); the
+    caller becomes the acting user. Returns (schedule, created)."""
+    existing = RolloutSchedule.objects.filter(team=team).first()
+    obj = existing or RolloutSchedule(team=team)
+    decision = gate.require(
+        acting_user, "container.recreate", obj, resource="compliance", summary=summary
+    )
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        obj.acting_user = acting_user
+        obj.save()
+        gate.record(decision, summary=(summary or {}) | {"schedule": fields, "team": team.name})
+    return obj, existing is None
+
+
+def remove_schedule(obj: RolloutSchedule, acting_user, summary=None) -> None:
+    """Opt the team out (container.recreate on the team, audited)."""
+    decision = gate.require(
+        acting_user, "container.recreate", obj, resource="compliance", summary=summary
+    )
+    with transaction.atomic():
+        gate.record(decision, summary=(summary or {}) | {"team": obj.team.name, "removed": True})
+        obj.delete()
+
+
 def due(now=None) -> list[RolloutSchedule]:
     """The enabled schedules whose window holds this hour."""
     now = now or timezone.now()

@@ -13,6 +13,8 @@ urlpatterns = [
     path("osv/", views.osv_import, name="osv_import"),
     path("rollouts/", views.rollout_plan, name="rollout_plan"),
     path("rollouts/<int:pk>/start/", views.rollout_start, name="rollout_start"),
+    path("schedules/", views.schedule_set, name="schedule_set"),
+    path("schedules/<int:pk>/remove/", views.schedule_remove, name="schedule_remove"),
     path("exceptions/", views.exception_create, name="exception_create"),
     path("exceptions/<int:pk>/revoke/", views.exception_revoke, name="exception_revoke"),
 ]

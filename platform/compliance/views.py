@@ -12,14 +12,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from compliance import queries, rollouts, services
+from accounts.models import Team
+from compliance import queries, rollouts, schedule, services
 from compliance.checks import CHECKS, for_target
 from compliance.models import (
+    BuildRecipe,
     ComplianceException,
     ComplianceRun,
     ImageInventory,
     OsvImport,
     Rollout,
+    RolloutSchedule,
 )
 from compliance.models.findings import SEVERITY_ORDER
 from config.errors import InvalidRequest
@@ -96,6 +99,14 @@ def compliance_page(request):
             "images": visible(Image.objects.select_related("host"), request.user, "image.view")[
                 :200
             ],
+            "schedules": visible(
+                RolloutSchedule.objects.select_related("team", "acting_user"),
+                request.user,
+                "compliance.view",
+            ),
+            "recipes": visible(
+                BuildRecipe.objects.select_related("host"), request.user, "compliance.view"
+            )[:50],
             "last_import": OsvImport.objects.first(),
             "can_run": may(request.user, "compliance.run"),
             "can_except": may(request.user, "compliance.except"),
@@ -230,4 +241,44 @@ def rollout_start(request, pk):
     rollout = rollouts.do_start(rollout, acting_user=request.user, summary=_summary(request))
     level = messages.success if rollout.state in ("succeeded", "up_to_date") else messages.error
     level(request, f"Rollout {rollout.pk}: {rollout.state}. {rollout.error}")
+    return redirect("compliance:page")
+
+
+def _hour(value: str, name: str) -> int:
+    if not (value.isascii() and value.isdigit() and 0 <= int(value) <= 23):
+        raise InvalidRequest(f"{name} must be an hour from 0 to 23 (UTC)")
+    return int(value)
+
+
+@require_POST
+@gated("container.recreate")
+def schedule_set(request):
+    """Opt a team in to scheduled rollouts (or change its window); audited."""
+    team = Team.objects.filter(name=request.POST.get("team", "")).first()
+    if team is None:
+        raise InvalidRequest("choose a team")
+    fields = {
+        "window_start": _hour(request.POST.get("window_start", ""), "the window's start"),
+        "window_end": _hour(request.POST.get("window_end", ""), "the window's end"),
+        "pull": request.POST.get("pull") == "on",
+        "enabled": True,
+    }
+    schedule.set_schedule(team, fields, request.user, _summary(request))
+    messages.success(request, f"Team {team.name}: scheduled rollouts on, acting as you.")
+    return redirect("compliance:page")
+
+
+@require_POST
+@gated("container.recreate")
+def schedule_remove(request, pk):
+    """Opt a team out of scheduled rollouts; audited."""
+    obj = get_visible(
+        RolloutSchedule.objects.select_related("team"),
+        request.user,
+        pk,
+        "compliance.view",
+        "compliance",
+    )
+    schedule.remove_schedule(obj, request.user, _summary(request))
+    messages.success(request, f"Team {obj.team.name}: scheduled rollouts off.")
     return redirect("compliance:page")

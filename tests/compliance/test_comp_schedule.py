@@ -63,3 +63,24 @@ def test_a_pass_runs_only_due_teams_and_is_audited(teams, users):
     event = AuditEvent.objects.filter(action="compliance.run").latest("seq")
     assert event.actor == users["developer"].username and "scheduled rollouts" in event.reason
     assert RolloutSchedule.objects.get(team=teams["alpha"]).last_run_at is not None
+
+
+def test_dashboard_opt_in_and_out(page, teams, users):
+    dev = page("developer")
+    form = {"team": teams["alpha"].name, "window_start": "22", "window_end": "3", "pull": "on"}
+    assert dev.post("/compliance/schedules/", form).status_code == 302
+    row = RolloutSchedule.objects.get(team=teams["alpha"])
+    assert (row.window_start, row.window_end, row.pull, row.acting_user) == (
+        22,
+        3,
+        True,
+        users["developer"],
+    )
+    assert page("viewer").post("/compliance/schedules/", form).status_code == 403
+    # A bad hour: the dashboard says so and changes nothing.
+    dev.post("/compliance/schedules/", form | {"window_end": "24"})
+    assert RolloutSchedule.objects.get(team=teams["alpha"]).window_end == 3
+    shown = dev.get("/compliance/").content.decode()
+    assert "compliance-schedules" in shown and "22:00–3:00" in shown
+    assert dev.post(f"/compliance/schedules/{row.pk}/remove/").status_code == 302
+    assert not RolloutSchedule.objects.exists()

@@ -4,13 +4,13 @@ PUT-like POST: one schedule per team, created or replaced (permission container.
 the team: the scheduled rollouts act as the user who opted in); DELETE opts out. Every change
 is audited with the window."""
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.models import Team
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
+from compliance import schedule
 from compliance.models import RolloutSchedule
 from rbac import gate
 
@@ -75,23 +75,11 @@ class RolloutScheduleViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         team = team or Team.objects.filter(name=ref).first()
         if team is None:
             gate.not_visible(request.user, "container.recreate", "team", ref)
-        existing = RolloutSchedule.objects.filter(team=team).first()
-        obj = existing or RolloutSchedule(team=team)
-        decision = self.require(obj)
-        with transaction.atomic():
-            for name, value in data.items():
-                setattr(obj, name, value)
-            obj.acting_user = request.user
-            obj.save()
-            gate.record(decision, summary=self.summary() | {"schedule": data, "team": team.name})
-        code = status.HTTP_200_OK if existing else status.HTTP_201_CREATED
+        obj, created = schedule.set_schedule(team, data, request.user, self.summary())
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(RolloutScheduleSerializer(obj).data, status=code)
 
     def destroy(self, request, pk=None):
         """Opt the team out: no more scheduled rollouts (running ones finish)."""
-        obj = self.get_object()
-        decision = self.require(obj)
-        with transaction.atomic():
-            gate.record(decision, summary=self.summary() | {"team": obj.team.name})
-            obj.delete()
+        schedule.remove_schedule(self.get_object(), request.user, self.summary())
         return Response(status=status.HTTP_204_NO_CONTENT)
