@@ -16,6 +16,7 @@ ms; downtime = the longest gap between two answered requests. The source's own m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -73,12 +74,12 @@ def wait_rss(pid_of, kb: int = 64 * 1024, timeout: float = 30) -> None:
     raise RuntimeError("the workload never held 64 MB")
 
 
-def bench_berth(n: int) -> dict:
-    """Checkpoint (container stops) and restore through Berth's API and its CLI."""
+@contextlib.contextmanager
+def berth_side():
+    """Berth's runtime with the workload running; yields rounds(api: bool) -> (cp, restore)."""
     base = Path(tempfile.mkdtemp(prefix="berth-bench-criu-"))
     cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
     rt = Runtime(cfg)
-    out = {"checkpoint": [], "restore": [], "cli_checkpoint": [], "cli_restore": []}
     env = dict(
         os.environ,
         BERTH_ROOT=str(cfg.root),
@@ -87,6 +88,7 @@ def bench_berth(n: int) -> dict:
         PATH=f"{CRIU_DIR}:{os.environ.get('PATH', '')}",
     )
     repo = Path(__file__).resolve().parents[1]
+    count = iter(range(1 << 30))
 
     def cli(*args):
         subprocess.run(
@@ -96,6 +98,18 @@ def bench_berth(n: int) -> dict:
             check=True,
             capture_output=True,
         )
+
+    def one(api: bool) -> tuple[float, float]:
+        name = f"c{next(count)}"
+        if api:
+            cp = ms(lambda: rt.checkpoint("mem", name))
+            rs = ms(lambda: rt.start("mem", checkpoint=name))
+        else:
+            cp = ms(lambda: cli("checkpoint", "create", "mem", name))
+            rs = ms(lambda: cli("start", "--checkpoint", name, "mem"))
+        rt.checkpoint_remove("mem", name)
+        assert rss_kb(rt.state("mem")["pid"]) >= 64 * 1024  # still the same 64 MB
+        return cp, rs
 
     try:
         build_image(ImageStore(cfg))
@@ -109,26 +123,16 @@ def bench_berth(n: int) -> dict:
             }
         )
         wait_rss(lambda: rt.state("mem")["pid"])
-        for i in range(n):
-            out["checkpoint"].append(ms(lambda i=i: rt.checkpoint("mem", f"c{i}")))
-            out["restore"].append(ms(lambda i=i: rt.start("mem", checkpoint=f"c{i}")))
-            rt.checkpoint_remove("mem", f"c{i}")
-        for i in range(n):
-            out["cli_checkpoint"].append(
-                ms(lambda i=i: cli("checkpoint", "create", "mem", f"k{i}"))
-            )
-            out["cli_restore"].append(ms(lambda i=i: cli("start", "--checkpoint", f"k{i}", "mem")))
-            rt.checkpoint_remove("mem", f"k{i}")
-        assert rss_kb(rt.state("mem")["pid"]) >= 64 * 1024  # still the same 64 MB
+        yield one
     finally:
         for st in rt.list():
             rt.delete(st["id"], force=True)
         shutil.rmtree(base, ignore_errors=True)
-    return out
 
 
-def bench_podman(n: int) -> dict:
-    """`podman container checkpoint` / `restore` of the same workload (runc, private storage)."""
+@contextlib.contextmanager
+def podman_side():
+    """Podman (runc, private storage) with the workload running; yields one() -> (cp, rs)."""
     base = Path(tempfile.mkdtemp(prefix="berth-bench-podman-"))
     env = dict(os.environ, PATH=f"{CRIU_DIR}:{os.environ.get('PATH', '')}")
     pm = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run")]
@@ -142,7 +146,11 @@ def bench_podman(n: int) -> dict:
             raise RuntimeError(f"podman {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout.strip()
 
-    out = {"checkpoint": [], "restore": []}
+    def one() -> tuple[float, float]:
+        cp = ms(lambda: podman("container", "checkpoint", "mem"))
+        rs = ms(lambda: podman("container", "restore", "mem"))
+        return cp, rs
+
     try:
         build_rootfs_tar(str(base / "rootfs.tar"))
         podman("import", str(base / "rootfs.tar"), "localhost/berth-bench-bb")
@@ -152,14 +160,31 @@ def bench_podman(n: int) -> dict:
             "localhost/berth-bench-bb", "sh", "-c", IDLE,
         )  # fmt: skip
         wait_rss(lambda: int(podman("inspect", "-f", "{{.State.Pid}}", "mem") or 0))
-        for _ in range(n):
-            out["checkpoint"].append(ms(lambda: podman("container", "checkpoint", "mem")))
-            out["restore"].append(ms(lambda: podman("container", "restore", "mem")))
+        yield one
     finally:
         podman("rm", "-f", "-t", "0", "mem", check=False)
         podman("system", "reset", "-f", check=False)
         shutil.rmtree(base, ignore_errors=True)
-    return out
+
+
+def bench_pair(n: int, with_podman: bool) -> dict:
+    """Berth API, Berth CLI and Podman, interleaved round by round (the load here varies)."""
+    out = {k: ([], []) for k in ("berth (API)", "berth (CLI)", "podman (CLI)")}
+    with contextlib.ExitStack() as stack:
+        berth = stack.enter_context(berth_side())
+        podman = stack.enter_context(podman_side()) if with_podman else None
+        for _ in range(n):
+            for key, one in (
+                ("berth (API)", lambda: berth(True)),
+                ("berth (CLI)", lambda: berth(False)),
+                ("podman (CLI)", podman),
+            ):
+                if one is None:
+                    continue
+                cp, rs = one()
+                out[key][0].append(cp)
+                out[key][1].append(rs)
+    return {k: v for k, v in out.items() if v[0]}
 
 
 class Prober:
@@ -270,27 +295,19 @@ def main() -> int:
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--no-migrate", action="store_true")
     args = parser.parse_args()
-    berth = bench_berth(args.n)
-    rows = [
-        ("berth (API)", berth["checkpoint"], berth["restore"]),
-        ("berth (CLI)", berth["cli_checkpoint"], berth["cli_restore"]),
-    ]
-    podman = None
-    if not args.no_podman and shutil.which("podman"):
-        podman = bench_podman(args.n)
-        rows.append(("podman (CLI)", podman["checkpoint"], podman["restore"]))
-    print(f"64 MB workload, n={args.n}, medians")
+    pair = bench_pair(args.n, not args.no_podman and bool(shutil.which("podman")))
+    print(f"64 MB workload, n={args.n}, medians (rounds interleaved)")
     print(f"{'':14}{'checkpoint (ms)':>16}{'restore (ms)':>14}{'sum (ms)':>10}")
-    for name, cp, rs in rows:
+    for name, (cp, rs) in pair.items():
         print(f"{name:14}{median(cp):16.1f}{median(rs):14.1f}{median(cp) + median(rs):10.1f}")
-    if podman:
-        for name, key in (("API", ""), ("CLI", "cli_")):
-            cp = median(berth[key + "checkpoint"]) / median(podman["checkpoint"])
-            rs = median(berth[key + "restore"]) / median(podman["restore"])
-            both = (median(berth[key + "checkpoint"]) + median(berth[key + "restore"])) / (
-                median(podman["checkpoint"]) + median(podman["restore"])
+    if "podman (CLI)" in pair:
+        pcp, prs = (median(x) for x in pair["podman (CLI)"])
+        for name in ("berth (API)", "berth (CLI)"):
+            bcp, brs = (median(x) for x in pair[name])
+            print(
+                f"{name}/podman: checkpoint {bcp / pcp:.2f}x, restore {brs / prs:.2f}x, "
+                f"sum {(bcp + brs) / (pcp + prs):.2f}x"
             )
-            print(f"berth {name}/podman: checkpoint {cp:.2f}x, restore {rs:.2f}x, sum {both:.2f}x")
     if not args.no_migrate:
         mig = bench_migrate(args.n)
         print(f"live migration, 64 MB httpd, {args.n} moves between two hosts ({mig['mode']})")

@@ -8,6 +8,7 @@ connection (runtime/container/precopy_wire.py). The source keeps its checkpoint 
 migration ends, so a failed migration resumes the container from it, where it was.
 """
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from containers.models import Container
 from hosts.models import Host
 from operations.models import Operation
 from runtime.container import checkpoint_verbs, portable, precopy, precopy_wire
-from runtime.errors import InvalidSpec, NotFound
+from runtime.errors import BerthError, InvalidSpec, NotFound
 from trust import keys
 
 ACCEPT_SECONDS = 60  # how long the target waits for the source to connect
@@ -155,7 +156,8 @@ def precopy_send(rt, op, container):
             f"the connection to host {target.name} failed: {err}"
         ) from None
     finally:
-        observe.record(container, rt.state(state["id"]))
+        with contextlib.suppress(BerthError):
+            observe.record(container, rt.state(state["id"]))
     return result
 
 
@@ -166,7 +168,7 @@ def precopy_receive(rt, op):
         raise NotFound(f"container {op.target_id} no longer exists")
     source = _peer(op, "source_host")
     session = _session(op)
-    listener = precopy_wire.listen("0.0.0.0")
+    listener = precopy_wire.listen()
     try:
         # The web reads the port from here and hands it to the source's agent.
         port = listener.getsockname()[1]

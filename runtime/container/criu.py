@@ -9,11 +9,14 @@ descriptors the shim holds the other end of (pipes, the host's /dev/null).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from runtime.errors import InvalidSpec, KernelError
@@ -45,20 +48,40 @@ def unusable(program: str) -> str:
     """Why `program` cannot checkpoint on this kernel ("" when `criu check` passes).
 
     Debian 12's CRIU 3.17 fails on 6.x kernels before it does anything (it does not know the
-    kernel's vDSO layout): say so once, instead of failing half-way through a dump.
+    kernel's vDSO layout): say so once, instead of failing half-way through a dump. A pass is
+    remembered for this boot and this binary (a marker file), so each command line run does
+    not pay for `criu check` again.
     """
+    marker = _check_marker(program)
+    if marker and marker.exists():
+        return ""
     try:
         done = subprocess.run([program, "check"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"CRIU ({program}) does not run: {err}"
     text = (done.stdout + done.stderr).strip()
     if done.returncode == 0 and "Error" not in text:
+        if marker:
+            with contextlib.suppress(OSError):
+                marker.touch(mode=0o600)
         return ""
     last = text.splitlines()[-1] if text else f"exit code {done.returncode}"
     return (
         f"CRIU ({program}) does not work on this kernel ({last}); checkpoint/restore needs "
         "CRIU >= 3.19 on 6.x kernels"
     )
+
+
+def _check_marker(program: str) -> Path | None:
+    """The file whose presence says `criu check` passed for this binary since this boot."""
+    try:
+        st = os.stat(program)
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{program}\0{st.st_size}\0{st.st_mtime_ns}\0{boot}".encode())
+    return Path(tempfile.gettempdir()) / f"berth-cr-check-ok-{key.hexdigest()[:24]}"
 
 
 @functools.cache

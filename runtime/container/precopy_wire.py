@@ -147,13 +147,13 @@ def safe_path(stage: Path, name) -> Path:
     return stage.joinpath(*parts)
 
 
-def listen(address: str) -> socket.socket:
-    """A listening socket on `address`, on a port the kernel picks."""
+def listen(address: str = "") -> socket.socket:
+    """A listening socket on `address` (every address, IPv4 and IPv6, when empty), on a port
+    the kernel picks."""
+    if not address and socket.has_dualstack_ipv6():
+        return socket.create_server(("", 0), family=socket.AF_INET6, dualstack_ipv6=True)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.bind((address, 0))
-    sock.listen(1)
-    return sock
+    return socket.create_server((address or "0.0.0.0", 0), family=family)
 
 
 def connect(address: str, port: int, timeout: float) -> Channel:
