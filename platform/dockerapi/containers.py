@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -53,21 +54,42 @@ def _finish(operation, seconds: float | None = None) -> None:
         raise DockerError(409, error)
 
 
+# The columns render.summary and _matches read (one query for the whole list).
+_SUMMARY_FIELDS = (
+    "id", "name", "image", "runtime_id", "spec", "labels", "created_at", "observed_state",
+    "exit_code", "network_info", "health__status", "health__failing_streak",
+)  # fmt: skip
+
+
+def _summary_row(values: dict) -> SimpleNamespace:
+    """A list row as the attributes render.summary reads (pk, fields, health or None)."""
+    status = values.pop("health__status")
+    streak = values.pop("health__failing_streak")
+    health = None if status is None else SimpleNamespace(status=status, failing_streak=streak)
+    return SimpleNamespace(pk=values["id"], health=health, **values)
+
+
+# Rows whose Docker status is running or paused (render.STATUS), what `docker ps` lists.
+_SHOWN_BY_DEFAULT = [k for k, v in render.STATUS.items() if v in ("running", "paused")]
+
+
 def list_(call):
     """GET /containers/json?all=&filters=&limit=."""
     gate.authorize(call.user, "container.view", resource="container", summary=call.summary())
     rows = gate.restrict(
-        # health: ps shows "(healthy)" without a query per row.
-        Container.objects.select_related("team", "host", "health").exclude(
-            observed_state=Container.Observed.REMOVED
-        ),
+        Container.objects.exclude(observed_state=Container.Observed.REMOVED),
         call.user,
         "container.view",
     ).order_by("-created_at", "-id")
     filters = call.filters(_LIST_FILTERS)
     wanted_all = call.flag("all") or "status" in filters
+    if not wanted_all:
+        rows = rows.filter(observed_state__in=_SHOWN_BY_DEFAULT)
     found = []
-    for container in rows:
+    # Only the columns a summary shows, as plain values with the health row's in the same
+    # query: building 500 model instances (with their team and host) was most of `docker ps`.
+    for values in rows.values(*_SUMMARY_FIELDS):
+        container = _summary_row(values)
         status = render.status_of(container)
         if not wanted_all and status not in ("running", "paused"):
             continue
