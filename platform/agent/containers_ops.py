@@ -6,6 +6,7 @@ converges on the same single container.
 """
 
 import base64
+import contextlib
 import dataclasses
 import itertools
 
@@ -207,7 +208,9 @@ def remove(rt, op, container):
     """Delete it from the host (force kills a running one); gone already counts as done."""
     state = lookup.find(rt, container)
     if state is not None:
-        rt.delete(state["id"], force=bool(op.params.get("force")))
+        # Another pass (the reconciler, a --rm exit) may delete it between find and here.
+        with contextlib.suppress(NotFound):
+            rt.delete(state["id"], force=bool(op.params.get("force")))
     observe.record_missing(container, Observed.REMOVED)
     return {"removed": True}
 

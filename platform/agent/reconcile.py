@@ -15,6 +15,7 @@ Choices (docs/agent.md):
 - Image rows follow the host's image store (agent/image_sync.py).
 """
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -26,6 +27,7 @@ from agent import boot, claims, containers_ops, executor, image_sync, lookup, ob
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
+from runtime.errors import NotFound
 
 log = logging.getLogger(__name__)
 Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.State
@@ -116,7 +118,10 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         state = present.get(key)
         if container.desired_state == Desired.REMOVED:
             if state is not None:
-                rt.delete(state["id"], force=True)
+                if _in_flight(container):
+                    continue  # a remove asked after `busy` was read: it is the remove's to do
+                with contextlib.suppress(NotFound):  # gone meanwhile: what was wanted
+                    rt.delete(state["id"], force=True)
                 counts["removed"] += 1
             if container.observed_state != Observed.REMOVED:
                 observe.record_missing(container, Observed.REMOVED)
@@ -166,14 +171,23 @@ def _still_missing(container, rt) -> bool:
     container.refresh_from_db()
     if container.observed_state == Observed.PENDING or container.desired_state == Desired.REMOVED:
         return False
-    in_flight = Operation.objects.filter(
-        target_type="container",
-        target_id=str(container.id),
-        state__in=(OpState.PENDING, OpState.RUNNING),
-    ).exclude(kind__in=SESSION_KINDS)
-    if in_flight.exists():
+    if _in_flight(container):
         return False
     return lookup.find(rt, container) is None
+
+
+def _in_flight(container) -> bool:
+    """Whether an operation on the container is pending or running now (not when the pass
+    began: one asked for since is not in its `busy` set)."""
+    return (
+        Operation.objects.filter(
+            target_type="container",
+            target_id=str(container.id),
+            state__in=(OpState.PENDING, OpState.RUNNING),
+        )
+        .exclude(kind__in=SESSION_KINDS)
+        .exists()
+    )
 
 
 def _repair_ghost(container, host_name, rt) -> None:

@@ -26,7 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from agent import reconcile
 
+from containers.models import Container
+from runtime.errors import NotFound
+from tests.e2e import test_agent_logic as logic
 from tests.e2e.conftest import PrivateRedis, Stack, _random, free_port
 from tests.runtime.reboot_sim import kill_monitor
 
@@ -418,6 +422,58 @@ def kernel_objects(prefix: str, base: Path, root: Path, run_root: Path) -> dict[
                 procs.add(f"{proc.name} {cmdline[:80]}")
     objects["process"] = procs
     return objects
+
+
+# -- races the soak found (bench/churn_soak.py), on the agent's logic -------------------------
+
+
+world = logic.world  # the agent-logic tests' fixture: one container on one host
+_op, _run = logic._op, logic._run
+
+
+class RemoveAskedMidPass(logic.FakeRuntime):
+    """The web asks for a remove after the pass read its busy set, before it lists the host."""
+
+    def __init__(self, ask):
+        super().__init__()
+        self.ask = ask
+
+    def list(self):
+        if self.ask:
+            self.ask, ask = None, self.ask
+            ask()
+        return super().list()
+
+
+def test_a_pass_leaves_a_remove_asked_during_it_to_the_remove(world):
+    asked = []
+
+    def ask():
+        Container.objects.filter(id=world["container"].id).update(desired_state="removed")
+        asked.append(_op(world, "container.remove", force=True))
+
+    world["rt"] = rt = RemoveAskedMidPass(None)
+    assert _run(world, _op(world, "container.create", start=True))["state"] == "succeeded"
+    rt.ask = ask
+    reconcile.reconcile_host(world["host"].name, rt=rt)
+    assert asked and len(rt.list()) == 1  # not deleted under the remove's feet
+    assert _run(world, asked[0])["state"] == "succeeded"
+    assert rt.list() == []
+
+
+def test_a_remove_whose_container_vanished_meanwhile_succeeds(world):
+    rt = world["rt"]
+    assert _run(world, _op(world, "container.create", start=True))["state"] == "succeeded"
+    delete = rt.delete
+
+    def deleted_first(ref, force=False):
+        delete(ref, force=True)  # another pass was quicker
+        raise NotFound(f"no such container: {ref}")
+
+    rt.delete = deleted_first
+    out = _run(world, _op(world, "container.remove", force=True))
+    assert out["state"] == "succeeded", out
+    assert Container.objects.get(id=world["container"].id).observed_state == "removed"
 
 
 # -- issue 20: a long exec holds no worker ---------------------------------------------------
