@@ -127,7 +127,9 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
                 observe.record_missing(container, Observed.REMOVED)
             continue
         if state is not None:
-            if _changed(container, state):
+            # An operation asked since `busy` was read records its own outcome, newer than
+            # this pass's list: never overwrite it with what the list said.
+            if _changed(container, state) and not _in_flight(container):
                 observe.record(container, state)
                 counts["updated"] += 1
             continue
