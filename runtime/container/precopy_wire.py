@@ -9,6 +9,7 @@ keeps the file. Paths are relative to the receiver's staging directory and check
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -86,8 +87,10 @@ class Channel:
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             while chunk := f.read(CHUNK):
-                digest.update(chunk)
+                # Hashed while the socket takes it: both let go of the GIL (the freeze waits).
+                hashed = _POOL.submit(digest.update, chunk)
                 self.sock.sendall(chunk)
+                hashed.result()
         self.sock.sendall(digest.digest())
         self.sent += size
         return size
@@ -114,17 +117,32 @@ class Channel:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256()
         left = size
+        buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
+        pending = None
         with open(target, "wb") as out:
             while left:
-                chunk = self.sock.recv(min(left, CHUNK))
-                if not chunk:
-                    raise WireError("the peer closed the connection in the middle of a file")
-                digest.update(chunk)
-                out.write(chunk)
-                left -= len(chunk)
+                # Two buffers: one is hashed and written while the next one arrives.
+                buf = buffers[0]
+                got = self._fill(buf, min(left, CHUNK))
+                if pending:
+                    pending.result()
+                pending = _POOL.submit(_keep, digest, out, buf[:got])
+                buffers.reverse()
+                left -= got
+            if pending:
+                pending.result()
         if self._exactly(32) != digest.digest():
             raise WireError(f"{header['path']} does not match its SHA-256")
         return target
+
+    def _fill(self, buf: memoryview, n: int) -> int:
+        got = 0
+        while got < n:
+            count = self.sock.recv_into(buf[got:n])
+            if not count:
+                raise WireError("the peer closed the connection in the middle of a file")
+            got += count
+        return got
 
     def recv_link(self, header: dict, stage: Path) -> None:
         """A pre-dump's `parent` symlink; it must point inside `stage`."""
@@ -137,6 +155,15 @@ class Channel:
             raise WireError(f"link {header['path']} points out of the checkpoint")
         where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.symlink(target, where)
+
+
+def _keep(digest, out, data: memoryview) -> None:
+    digest.update(data)
+    out.write(data)
+
+
+# One worker hashes (and writes) beside the socket's copy; a file's chunks go one at a time.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-wire")
 
 
 def safe_path(stage: Path, name) -> Path:
