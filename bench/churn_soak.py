@@ -55,17 +55,23 @@ class Api:
         self.local = threading.local()
 
     def call(self, method: str, path: str, body=None):
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        try:
-            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-            response = conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException):
-            self.local.conn = None
-            raise
+        for attempt in (1, 2):
+            conn = getattr(self.local, "conn", None)
+            fresh = conn is None
+            if fresh:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
+                self.local.conn = conn
+            try:
+                conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+                response = conn.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.local.conn = None
+                # A kept-alive connection the server closed meanwhile: once more, on a new one.
+                if fresh or attempt == 2:
+                    raise
         try:
             return response.status, json.loads(raw or b"null")
         except ValueError:
@@ -205,7 +211,7 @@ def main() -> int:
 
         agent_pid, web_pid = berth.procs["agent"].pid, berth.procs["runserver"].pid
         creates, lists, rows = [], [], []
-        header = f"{'min':>5} {'agent PSS':>10} {'web PSS':>8} {'live':>5} {'veths':>6} {'cgroups':>8} {'mounts':>7}"
+        header = f"{'min':>5} {'agent PSS':>10} {'its main':>9} {'web PSS':>8} {'live':>5} {'veths':>6} {'cgroups':>8} {'mounts':>7}"
         print(header)
 
         def sample(live: int):
@@ -214,6 +220,7 @@ def main() -> int:
                 (time.monotonic() - start) / 60,
                 pss_mib(tree(agent_pid)),
                 pss_mib(tree(web_pid)),
+                pss_mib([agent_pid]),
                 live,
                 len(objects["veth"]),
                 len(objects["cgroup"]),
@@ -221,7 +228,7 @@ def main() -> int:
             )
             rows.append(row)
             print(
-                f"{row[0]:5.1f} {row[1]:10.0f} {row[2]:8.0f} {row[3]:5d} {row[4]:6d} {row[5]:8d} {row[6]:7d}",
+                f"{row[0]:5.1f} {row[1]:10.0f} {row[3]:9.0f} {row[2]:8.0f} {row[4]:5d} {row[5]:6d} {row[6]:8d} {row[7]:7d}",
                 flush=True,
             )
 
@@ -280,7 +287,8 @@ def main() -> int:
         )
         first, last = rows[0], rows[-1]
         print(
-            f"PSS MiB: agent {first[1]:.0f} -> {last[1]:.0f} (max {max(r[1] for r in rows):.0f}), "
+            f"PSS MiB: agent {first[1]:.0f} -> {last[1]:.0f} (max {max(r[1] for r in rows):.0f}; "
+            f"its main process {first[3]:.0f} -> {last[3]:.0f}), "
             f"web {first[2]:.0f} -> {last[2]:.0f} (max {max(r[2] for r in rows):.0f})"
         )
         print(
