@@ -21,7 +21,8 @@ def register(subparsers) -> None:
 
 
 def list_all(config) -> list[dict]:
-    """Runtime.list() of `config`'s root without loading runtime.api unless needed."""
+    """Runtime.list() of `config`'s root, without the specs, and without loading runtime.api
+    unless a container must be observed."""
     from runtime.container.listing import list_containers
     from runtime.container.store import ContainerStore
 
@@ -30,7 +31,7 @@ def list_all(config) -> list[dict]:
 
         return Runtime(config)
 
-    return list_containers(ContainerStore(config), runtime)
+    return list_containers(ContainerStore(config), runtime, spec=False)  # ps shows no spec
 
 
 def _ago(iso: str | None) -> str:

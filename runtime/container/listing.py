@@ -69,14 +69,15 @@ def _open_dir(path) -> int:
         return -1
 
 
-def list_containers(store, runtime) -> list[dict]:
+def list_containers(store, runtime, spec: bool = True) -> list[dict]:
     """Every container of `store` as Runtime.list() answers, oldest first.
 
     `runtime()` gives the Runtime that observes containers without a valid view: called only
-    then, so `ps` with every view valid never imports runtime.api.
+    then, so `ps` with every view valid never imports runtime.api. `spec=False` (ps): entries
+    may come without their spec.
     """
     on_disk = store.ids()
-    views = store.index.views()
+    views = store.index.views(spec=spec)
     present = set(on_disk)
     gone = [cid for cid in views if cid not in present]
     if gone:

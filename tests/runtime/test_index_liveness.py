@@ -138,7 +138,9 @@ def test_ps_answers_from_the_views_without_the_runtime_api(
     from runtime.container.store import ContainerStore
 
     assert cid in {s["id"] for s in listing.list_containers(ContainerStore(rt.config), no_runtime)}
-    assert cid in {s["id"] for s in list_all(rt.config)}
+    listed = [{k: v for k, v in s.items() if k != "spec"} for s in rt.list()]
+    assert [{k: v for k, v in s.items() if k != "spec"} for s in list_all(rt.config)] == listed
+    assert cid in {s["id"] for s in listed}
     monkeypatch.setenv("BERTH_ROOT", str(rt.config.root))
     monkeypatch.setenv("BERTH_RUN_ROOT", str(rt.config.run_root))
     monkeypatch.setenv("BERTH_PREFIX", rt.config.prefix)
