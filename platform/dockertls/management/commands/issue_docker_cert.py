@@ -18,7 +18,7 @@ class Command(BaseCommand):
     help = (
         "Issue a Docker API client certificate for USER into --out (ca.pem, cert.pem, key.pem: "
         "DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=DIR DOCKER_HOST=tcp://HOST:2376), or the "
-        "listener's own certificate with --server, or revoke one with --revoke SERIAL. The CA "
+        "listener's own certificate with --server (with USER: both), or revoke one with --revoke SERIAL. The CA "
         "is made on first use in $BERTH_DATA_DIR/docker-tls."
     )
 
@@ -39,7 +39,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"server certificate {cert}\nserver key {key}\nCA {cert.parent}/ca.pem"
             )
-            return
+            if not username:  # with USER too: the listener's certificate and the user's
+                return
         if revoke:
             return self._revoke(revoke)
         if not username or not out:
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 summary={"user": user.username, "expires_at": row.expires_at.isoformat()},
             )
         self.stdout.write(
-            f"certificate {row.serial} for {user.username} in {out}\n"
+            f"client certificate {row.serial} for {user.username} in {out}\n"
             f"DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={out} DOCKER_HOST=tcp://127.0.0.1:2376"
         )
 
