@@ -23,6 +23,7 @@ from pathlib import Path
 
 from runtime.container import checkpoint_verbs, checkpoints, criu, portable
 from runtime.container import status as sm
+from runtime.container.checkpoint import pause_at
 from runtime.container.precopy_wire import Channel, PeerFailed, WireError
 from runtime.errors import InvalidState
 
@@ -158,6 +159,7 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
     stage.mkdir(parents=True, mode=0o700)
     try:
         header = _take_files(ch, stage)
+        pause_at("precopy-final")  # tests kill the target here, the whole checkpoint in hand
         try:
             started = time.monotonic()
             got = header.get("manifest") or {}

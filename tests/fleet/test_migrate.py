@@ -1,6 +1,8 @@
 """Live migration (issue 11): a running container moves to the other host, memory and all."""
 
 import os
+import select
+import threading
 import time
 
 import pytest
@@ -122,18 +124,56 @@ def test_migration_to_a_down_host_is_refused_up_front(fleet):
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
 
 
-def test_failed_migration_leaves_the_source_running(fleet):
+def _wait_fifo(path, timeout: float) -> str:
+    """What a process paused by BERTH_TEST_PAUSE_AT writes on the FIFO (its step)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            data = os.read(fd, 100) if ready else b""
+            if data:
+                return data.decode().strip()
+            time.sleep(0.1)  # no writer yet: a FIFO reads as empty
+        raise AssertionError(f"nothing paused at {path} within {timeout} s")
+    finally:
+        os.close(fd)
+
+
+def test_target_killed_mid_migration_leaves_the_source_running(fleet):
     a, b = fleet.hosts[:2]
     row = counter(fleet, a, "mig-fail")
+    fleet.wait_until(lambda: len(numbers(a, row["runtime_id"])) > 5, 20, "counting on a")
+    fifo = fleet.base / "pause.fifo"
+    os.mkfifo(fifo)
+    pause = {"BERTH_TEST_PAUSE_AT": "precopy-final", "BERTH_TEST_PAUSE_FIFO": str(fifo)}
     fleet.kill_agent(b)
+    b.env.update(pause)
+    answer = {}
     try:
-        status, out = fleet.api(
-            "POST", f"containers/{row['id']}/migrate/", {"host": b.name}, timeout=300
-        )
-        assert status == 409, out
-    finally:
         fleet.start_agent(b)
+        call = threading.Thread(
+            target=lambda: answer.update(
+                got=fleet.api(
+                    "POST", f"containers/{row['id']}/migrate/", {"host": b.name}, timeout=300
+                )
+            )
+        )
+        call.start()
+        # The target holds the final checkpoint (the source is frozen): it dies there.
+        assert _wait_fifo(fifo, 120) == "precopy-final"
+        last = numbers(a, row["runtime_id"])[-1]
+        fleet.kill_agent(b)
+        call.join(240)
+    finally:
+        for key in pause:
+            b.env.pop(key, None)
+        fleet.start_agent(b)
+    status, out = answer["got"]
+    assert status == 409, out
     [still] = mine(a, row["id"])
-    assert still["status"] == "running"
+    assert still["status"] == "running"  # resumed from its checkpoint, where it was
+    got = numbers(a, still["id"])
+    assert last + 1 in got and got.count(1) == 1  # went on from `last`, never restarted
     assert mine(b, row["id"]) == []
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
