@@ -15,6 +15,7 @@ If the target never answers, the caller decides (the target may have restored af
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import secrets
 import shutil
@@ -155,7 +156,9 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
     """Target side: take the rounds and the final checkpoint, restore the container running,
     answer the source; returns its state. On failure nothing of it is left, and the source
     is told (it resumes the container)."""
-    stage = Path(rt.config.root) / "tmp" / f"precopy-{secrets.token_hex(6)}"
+    scratch = Path(rt.config.root) / "tmp"
+    _clear_stale(scratch)
+    stage = scratch / f"precopy-{os.getpid()}-{secrets.token_hex(6)}"
     stage.mkdir(parents=True, mode=0o700)
     try:
         header = _take_files(ch, stage)
@@ -181,6 +184,14 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
         return state
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _clear_stale(scratch: Path) -> None:
+    """Remove what receivers killed half-way left (their pid is in the name, and gone)."""
+    for old in scratch.glob("precopy-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def checkpoints_name(name) -> str:
