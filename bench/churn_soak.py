@@ -14,7 +14,7 @@ to the number of live containers.
 
 At the end it removes everything through the API, then reports what is left of the prefix
 beyond what the host held with no container (veths, nft rules, mounts, cgroups, netns, state
-files, processes: tests/e2e/test_faults_e2e.py's kernel_objects): it must be zero. It prints
+files, processes: tests/e2e/leaks.py): it must be zero. It prints
 p50/p99 of create and list and the memory at the start and the end of the churn. Exit status
 1 when something leaked or an operation failed.
 
@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 from served_berth import ServedBerth, wait_until  # noqa: E402
 
-from tests.e2e.test_faults_e2e import kernel_objects  # noqa: E402
+from tests.e2e.leaks import kernel_objects  # noqa: E402
 
 TEAM = "bench"
 
