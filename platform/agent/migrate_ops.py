@@ -79,12 +79,24 @@ def resume(rt, op, container):
     return {"status": rt.state(state["id"])["status"]}
 
 
+def _moving(op) -> tuple[str, dict]:
+    """The moving container's name and labels: from the operation (an agent with its own
+    PostgreSQL role cannot read a row of another host), else from its row."""
+    name, labels = op.params.get("name"), op.params.get("labels")
+    if not isinstance(name, str) or not isinstance(labels, dict):
+        container = Container.objects.filter(pk=op.target_id).first()
+        if container is None:
+            raise NotFound(f"container {op.target_id} no longer exists")
+        name, labels = container.name, container.spec.get("labels") or {}
+    labels = {str(k): str(v) for k, v in labels.items()}
+    labels[lookup.LABEL] = f"{op.host.name}/{op.target_id}"
+    return name, labels
+
+
 def import_checkpoint(rt, op):
     """On the target: fetch the archive, check it, restore the container (labelled for here)."""
-    container = Container.objects.filter(pk=op.target_id).first()
-    if container is None:
-        raise NotFound(f"container {op.target_id} no longer exists")
-    label = f"{op.host.name}/{container.pk}"
+    name, labels = _moving(op)
+    label = labels[lookup.LABEL]
     for state in rt.list():
         if (state["spec"].get("labels") or {}).get(lookup.LABEL) == label:
             return {"runtime_id": state["id"], "state": _snapshot(state)}  # done before
@@ -92,10 +104,8 @@ def import_checkpoint(rt, op):
     with tempfile.NamedTemporaryFile(dir=_scratch(rt), suffix=".tar") as tmp:
         got = control_client.download(_endpoint(op), Path(tmp.name))
         if not wanted or got != wanted:
-            raise InvalidSpec(f"the checkpoint of {container.name} does not match its checksum")
-        labels = dict(container.spec.get("labels") or {})
-        labels[lookup.LABEL] = label
-        state = rt.restore(tmp.name, name=container.name, labels=labels)
+            raise InvalidSpec(f"the checkpoint of {name} does not match its checksum")
+        state = rt.restore(tmp.name, name=name, labels=labels)
     return {"runtime_id": state["id"], "state": _snapshot(state)}
 
 
@@ -163,9 +173,7 @@ def precopy_send(rt, op, container):
 
 def precopy_receive(rt, op):
     """Target: listen, tell the web the port, take the container from its source, restore it."""
-    container = Container.objects.filter(pk=op.target_id).first()
-    if container is None:
-        raise NotFound(f"container {op.target_id} no longer exists")
+    name, labels = _moving(op)
     source = _peer(op, "source_host")
     session = _session(op)
     listener = precopy_wire.listen()
@@ -176,15 +184,13 @@ def precopy_receive(rt, op):
         ch = precopy_wire.accept(listener, ACCEPT_SECONDS)
     finally:
         listener.close()
-    labels = dict(container.spec.get("labels") or {})
-    labels[lookup.LABEL] = f"{op.host.name}/{container.pk}"
     try:
         with ch.sock:
             ch.sock.settimeout(IO_SECONDS)
             precopy_wire.prove_target(
                 ch, session, source.name, identity.current().host_key.sign, _verifier(source)
             )
-            state = precopy.receive(rt, ch, name=container.name, labels=labels)
+            state = precopy.receive(rt, ch, name=name, labels=labels)
     except OSError as err:
         raise precopy_wire.WireError(
             f"the connection from host {source.name} failed: {err}"

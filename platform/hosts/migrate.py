@@ -119,7 +119,7 @@ def _precopy(container, target, acting_user, summary) -> dict:
         "container",
         container.pk,
         acting_user,
-        {"session": session, "source_host": source.pk},
+        {"session": session, "source_host": source.pk} | _moving(container),
     )
     _send(receive)
     port = _port_of(receive)
@@ -160,6 +160,11 @@ def _finished(op):
             break
         op = dispatch.wait_for(op, steps.STEP_SECONDS)
     return op
+
+
+def _moving(container) -> dict:
+    """What the target restores the container as (its agent may not read the source's row)."""
+    return {"name": container.name, "labels": dict(container.spec.get("labels") or {})}
 
 
 def _send(op) -> None:
@@ -237,7 +242,7 @@ def _stop_and_copy(container, target, acting_user, summary) -> dict:
             "container",
             container.pk,
             acting_user,
-            params | {"sha256": transfer.sha256},
+            params | {"sha256": transfer.sha256} | _moving(container),
         )
         result = _restored(op, container, target)
     except StepFailed:
