@@ -127,6 +127,10 @@ def berth_side():
     finally:
         for st in rt.list():
             rt.delete(st["id"], force=True)
+        # The prefix's own cgroup directories outlive its containers.
+        for hierarchy in Path(cfg.cgroup_root).iterdir():
+            with contextlib.suppress(OSError):
+                os.rmdir(hierarchy / PREFIX)
         shutil.rmtree(base, ignore_errors=True)
 
 
