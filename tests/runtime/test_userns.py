@@ -38,9 +38,12 @@ def _fds() -> dict[str, str]:
     return found
 
 
-def _mounts() -> set[str]:
+def _mounts(rt) -> set[str]:
+    """This runtime's mounts in the host's table (other suites on the machine mount too)."""
+    ours = (str(rt.config.root), str(rt.config.run_root))
     with open("/proc/self/mountinfo") as f:
-        return {" ".join(line.split()[3:5]) for line in f}
+        found = {" ".join(line.split()[3:5]) for line in f}
+    return {m for m in found if m.split()[1].startswith(ours)}
 
 
 def test_root_inside_is_mapped_uid_outside(rt, uspec):
@@ -134,16 +137,16 @@ def test_binds_keep_host_owners_and_capabilities_stay_inside(rt, uspec, tmp_path
 
 def test_nothing_leaks(rt, uspec):
     rt.delete(rt.run(uspec)["id"], force=True)  # warm up whatever the runtime caches
-    before = _mounts()
+    before = _mounts(rt)
     fds = _fds()
     children = set(os.listdir("/proc"))
     st = rt.run(uspec)
     pid = st["pid"]
-    assert _mounts() == before  # the idmapped layers and staging live in the container only
+    assert _mounts(rt) == before  # the idmapped layers and staging live in the container only
     # No namespace or mount descriptor kept (the delete's trash may still close its own).
     assert {fd: target for fd, target in _fds().items() if fds.get(fd) != target} == {}
     rt.delete(st["id"], force=True)
-    assert _mounts() == before
+    assert _mounts(rt) == before
     assert not os.path.exists(f"/proc/{pid}")
     leftover = []
     for entry in set(os.listdir("/proc")) - children:
@@ -267,8 +270,8 @@ def test_cli_userns_private(rt):
 def test_a_range_the_kernel_refuses_leaves_nothing(rt, uspec, monkeypatch):
     monkeypatch.setenv("BERTH_USERNS_RANGE", "4294967000:65536")
     before_ids = set(rt.store.ids())
-    before_mounts = _mounts()
+    before_mounts = _mounts(rt)
     with pytest.raises(InvalidSpec, match="cannot map root to host ids"):
         rt.run(uspec)
     assert set(rt.store.ids()) == before_ids
-    assert _mounts() == before_mounts
+    assert _mounts(rt) == before_mounts
