@@ -361,3 +361,46 @@ def test_registries_page_and_network_details(as_role, stack):
     dev.wait_for_selector("#network-containers")
     assert "tb-e-bridge" in dev.inner_text("#network-containers")
     check_sizes(dev, stack.url, "network-bridge")
+
+
+def test_network_connect_and_a_health_check_from_the_browser(as_role, stack):
+    status, body = stack.api(
+        "POST",
+        "networks/?wait=60",
+        {"name": "tb-join", "team": stack.team, "host": stack.host, "subnet": "10.219.7.0/24"},
+    )
+    assert status in (200, 201), body
+    net = stack.sql("SELECT id FROM networks_network WHERE name = 'tb-join'")[0][0]
+    joiner = create(stack, "tb-e-join", network={"mode": "bridge"})
+    page = as_role("tb-dev")
+    # Connect a running container from the network's page: the agent wires it at once.
+    page.goto(f"{stack.url}/networks/{net}/")
+    page.select_option("#connect-container", value=str(joiner))
+    page.fill("#connect-aliases", "joiner")
+    page.click("#network-connect button[type=submit]")
+    page.wait_for_selector(".messages li.success")
+    stack.wait_until(
+        lambda: (
+            "tb-join"
+            in stack.sql("SELECT spec FROM containers_container WHERE name = 'tb-e-join'")[0][0]
+        ),
+        60,
+        "the connect to reach the row",
+    )
+    page.goto(f"{stack.url}/networks/{net}/")
+    assert "tb-e-join" in page.inner_text("#network-containers")
+    check_sizes(page, stack.url, "network-connect")
+    page.click("#network-containers button.danger")
+    page.wait_for_selector(".messages li.success")
+    # A health check from the create form; the live panel shows what the host found.
+    page.goto(stack.url + "/containers/new/")
+    page.fill("#id_image", "busybox")
+    page.fill("#id_name", "tb-e-health")
+    page.fill("#id_command", "sleep 1000")
+    page.fill("#id_network", "none")
+    page.fill("#id_health_cmd", "echo fine")
+    page.fill("#id_health_interval", "1")
+    page.click("#create-submit")
+    page.wait_for_url(re.compile(r"/containers/\d+/$"))
+    page.wait_for_selector("#inspect-health .state-healthy", timeout=60_000)
+    check_sizes(page, stack.url, "container-health")
