@@ -13,8 +13,9 @@ the same busybox root filesystem imported as `busybox`. Then, with the real dock
 
     .venv/bin/python bench/docker_api.py [--runs 20] [--containers 500] [--network none]
 
-Run as root. Everything started here is stopped by its pid; containers are removed by the
-sides' own cleanup (served_berth.stop deletes the runtime's, dockerd's data root goes with it).
+Run as root. Everything started here is stopped by its pid; containers are removed by each
+side's cleanup (served_berth.stop deletes the runtime's; dockerd's are force-removed through its
+API before it stops, and what it left mounted under the run's directory is unmounted).
 """
 
 import argparse
@@ -167,10 +168,43 @@ def measure(args, base: Path) -> dict[str, list[float]]:
     finally:
         try:
             if dockerd is not None:
+                remove_dockerd_containers(dockerd)
                 dockerd.stop()
+                unmount_under(base / "docker")
         finally:
             berth.stop()
     return results
+
+
+def remove_dockerd_containers(dockerd: Dockerd) -> None:
+    """Every container of the private dockerd, force-removed (their network namespaces too)."""
+    try:
+        conn = dockerd.connect()
+        status, listed = call(conn, "GET", "/containers/json?all=1")
+        conn.close()
+    except OSError:
+        return
+    if status != 200:
+        return
+
+    def one(item):
+        conn = dockerd.connect()
+        call(conn, "DELETE", f"/containers/{item['Id']}?force=1")
+        conn.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, listed))
+
+
+def unmount_under(path: Path) -> None:
+    """Lazily unmount what dockerd left mounted under path (network namespace files)."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(str(path) + "/"):
+            mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def report(args, results: dict[str, list[float]]) -> None:
