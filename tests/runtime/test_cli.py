@@ -230,7 +230,12 @@ def test_run_it_then_detach_and_attach(rt):
     )
     os.close(slave)
     try:
-        time.sleep(0.3)
+        # Type only once attach has made the terminal raw: tty.setraw flushes pending input.
+        import termios
+
+        deadline = time.monotonic() + 15
+        while termios.tcgetattr(master)[3] & termios.ECHO and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.write(master, b"exit 6\r")
         assert proc.wait(timeout=15) == 6
     finally:
