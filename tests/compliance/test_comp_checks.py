@@ -17,6 +17,11 @@ from images.models import Image
 from tests.compliance.conftest import good_spec
 
 # check id -> how to break a copy of the good spec
+IMPLIED = {
+    "container.privileged": {"container.user-namespace"},
+    "container.host-namespaces": {"container.user-namespace"},
+    "container.user-namespace": {"container.host-namespaces"},
+}
 BREAKERS = {
     "container.privileged": lambda s: s.update(privileged=True),
     "container.host-namespaces": lambda s: s["namespaces"].update(pid="host"),
@@ -30,7 +35,7 @@ BREAKERS = {
     "container.writable-rootfs": lambda s: s.update(read_only_rootfs=False),
     "container.seccomp": lambda s: s.update(seccomp=False),
     "container.no-new-privileges": lambda s: s.update(no_new_privileges=False),
-    "container.user-namespace": lambda s: s.update(namespaces={}),
+    "container.user-namespace": lambda s: s.update(namespaces={"user": "host"}),
     "container.privileged-ports": lambda s: s["network"]["ports"].append(
         {"container_port": 80, "host_port": 80}
     ),
@@ -74,7 +79,10 @@ def test_each_container_check_finds_the_breaker_and_passes_the_follower(
     run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
     assert _failures(run, "container", good.pk) == set()
     for check_id, container in broken.items():
-        assert _failures(run, "container", container.pk) == {check_id}, check_id
+        # Privileged mode and host namespaces keep the host's user namespace too; the host
+        # user namespace is a host namespace.
+        implied = IMPLIED.get(check_id, set())
+        assert _failures(run, "container", container.pk) == {check_id} | implied, check_id
 
 
 def test_restart_on_failure_needs_a_small_retry_limit(teams, good_image, make_container):
@@ -87,6 +95,27 @@ def test_restart_on_failure_needs_a_small_retry_limit(teams, good_image, make_co
     run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
     assert "container.restart-limit" in _failures(run, "container", unlimited.pk)
     assert _failures(run, "container", never.pk) == set()
+
+
+def test_the_specs_own_health_check_and_the_user_namespace_default_count(
+    teams, good_image, make_container
+):
+    spec = good_spec("h")
+    spec["image"] = "tc-nohealth:1"
+    spec["healthcheck"] = {"test": ["CMD-SHELL", "true"], "interval": 5}
+    spec["namespaces"] = {}  # the default: a private user namespace
+    own = make_container(teams["alpha"], "tc-own-health", spec)
+    spec = good_spec("o")
+    spec["healthcheck"] = {"test": ["NONE"]}
+    spec["privileged"] = True
+    off = make_container(teams["alpha"], "tc-health-off", spec)
+    run = services.run_compliance(trigger=ComplianceRun.Trigger.COMMAND)
+    failures = _failures(run, "container", own.pk)
+    assert "container.healthcheck" not in failures
+    assert "container.user-namespace" not in failures
+    assert {"container.healthcheck", "container.user-namespace"} <= _failures(
+        run, "container", off.pk
+    )
 
 
 def test_root_from_the_image_counts_and_an_unknown_image_is_not_clean(

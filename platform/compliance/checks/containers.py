@@ -197,12 +197,25 @@ def no_new_privileges(spec, image_config):
     "User namespace off",
     "low",
     "container",
-    "Recreate with namespaces.user = private so root inside is not root on the host.",
+    "Recreate without --userns host (and without what keeps the host's user namespace: "
+    "privileged mode, host pid/ipc/uts/cgroup namespaces, host network) so root inside is not "
+    "root on the host.",
     cis="2.10",
 )
 def user_namespace(spec, image_config):
-    value = (spec.get("namespaces") or {}).get("user")
-    return None if value == "private" else "no private user namespace"
+    # New containers get a private user namespace by default (docs/userns.md); these keep
+    # the host's, as the runtime decides at create.
+    namespaces = spec.get("namespaces") or {}
+    if namespaces.get("user") == "host":
+        return "the host user namespace (--userns host)"
+    if spec.get("privileged"):
+        return "privileged: the host user namespace"
+    shared = sorted(k for k, v in namespaces.items() if k != "user" and v == "host")
+    if shared:
+        return f"host {', '.join(shared)} namespace: the host user namespace"
+    if (spec.get("network") or {}).get("mode") == "host":
+        return "host network: the host user namespace"
+    return None
 
 
 @check(
@@ -268,10 +281,15 @@ def restart_limit(spec, image_config):
     "No health check",
     "low",
     "container",
-    "Add a HEALTHCHECK to the image so failures are detected at run time.",
+    "Give the container a health check (the spec's healthcheck, --health-cmd) or add a "
+    "HEALTHCHECK to the image, so failures are detected at run time.",
     cis="5.26",
 )
 def healthcheck(spec, image_config):
+    # The spec's own check wins over the image's (["NONE"] turns the image's off), as at run time.
+    own = spec.get("healthcheck")
+    if isinstance(own, dict) and own.get("test"):
+        return "health check turned off" if own["test"] == ["NONE"] else None
     health = (image_config or {}).get("Healthcheck") or {}
     test = health.get("Test") if isinstance(health, dict) else None
     if not test or test == ["NONE"]:
