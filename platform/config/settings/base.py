@@ -218,8 +218,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    # Several models have a `state`; name the host's (up, down, pending) explicitly.
-    "ENUM_NAME_OVERRIDES": {"HostStateEnum": "hosts.models.Host.State"},
+    # Several models have a `state` or a `status`: name each choice set explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "HostStateEnum": "hosts.models.Host.State",
+        "ContainerHealthStatusEnum": "health.models.ContainerHealth.Status",
+        "InventoryStatusEnum": "compliance.models.inventory.ImageInventory.Status",
+    },
 }
 
 # Berth policy knobs.
