@@ -43,6 +43,7 @@ TOTAL_OPERATIONS = 100
 CLIENTS = 3
 # The operation count at which each fault is injected (the clients keep working meanwhile).
 FAULTS = (("agent", 15), ("web", 35), ("redis", 55), ("shim", 75))
+PASS_SLACK_SECONDS = 6
 # The runtime's words for a container's status, as rows spell them (agent/observe.py).
 STATUS = {
     "created": "created",
@@ -359,7 +360,9 @@ def problems(stack) -> list[str]:
 
 def converge(stack, after: str) -> None:
     """Within two reconcile intervals (of a pass that may start late) nothing differs."""
-    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + 2
+    # Slack for the pass itself: on this 2-core machine in the middle of the whole suite a pass
+    # that restarts a container whose monitor died took a few seconds (seen once: 2 s was short).
+    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + PASS_SLACK_SECONDS
     while True:
         left = problems(stack)
         if not left:
@@ -548,7 +551,9 @@ def test_converges_after_each_fault_and_leaves_nothing(faulty):
     converge(stack, "removal")
     print(f"removed everything: {time.monotonic() - t0:.1f} s")
     stack.kill_worker()  # the agent's group, with its fork servers: none of it may linger
-    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + 2
+    # Slack for the pass itself: on this 2-core machine in the middle of the whole suite a pass
+    # that restarts a container whose monitor died took a few seconds (seen once: 2 s was short).
+    deadline = time.monotonic() + 2 * RECONCILE_SECONDS + PASS_SLACK_SECONDS
     while (left := leftovers(stack, baseline)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, "left on the host:\n" + "\n".join(left)
