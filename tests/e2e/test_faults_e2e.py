@@ -551,8 +551,6 @@ def test_converges_after_each_fault_and_leaves_nothing(faulty):
     converge(stack, "removal")
     print(f"removed everything: {time.monotonic() - t0:.1f} s")
     stack.kill_worker()  # the agent's group, with its fork servers: none of it may linger
-    # Slack for the pass itself: on this 2-core machine in the middle of the whole suite a pass
-    # that restarts a container whose monitor died took a few seconds (seen once: 2 s was short).
     deadline = time.monotonic() + 2 * RECONCILE_SECONDS + PASS_SLACK_SECONDS
     while (left := leftovers(stack, baseline)) and time.monotonic() < deadline:
         time.sleep(0.2)
