@@ -22,6 +22,17 @@ _CLEANUPS: list[threading.Thread] = []
 _CLEANUPS_LOCK = threading.Lock()
 
 
+def delete_tree(path: Path, tries: int = 5) -> None:
+    """Delete a directory tree, trying again while it still exists: a process that exits at the
+    same moment (the monitor writing its exit record) can add a file between rmtree's listing
+    and its last rmdir, which then fails with ENOTEMPTY and would leave the tree behind."""
+    for attempt in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            return
+        time.sleep(0.05 * (attempt + 1))
+
+
 def now_iso() -> str:
     """RFC 3339 UTC time with nanoseconds (the format logs and state use)."""
     ns = time.time_ns()
@@ -309,11 +320,11 @@ class ContainerStore:
         # The files go after the answer (a few ms per directory on a busy disk): the container
         # is already gone for every reader. A non-daemon thread, so a CLI process finishes it
         # before it exits; a process killed first leaves a trash entry to leftovers().
-        worker = threading.Thread(target=shutil.rmtree, args=(doomed, True), name="berth-rm")
+        worker = threading.Thread(target=delete_tree, args=(doomed,), name="berth-rm")
         try:
             worker.start()
         except RuntimeError:  # no thread possible here (a dead PID namespace): delete now
-            shutil.rmtree(doomed, ignore_errors=True)
+            delete_tree(doomed)
             return
         with _CLEANUPS_LOCK:
             _CLEANUPS[:] = [t for t in _CLEANUPS if t.is_alive()] + [worker]
