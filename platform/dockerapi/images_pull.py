@@ -184,6 +184,10 @@ def search(call):
     term = (call.query.get("term") or "").strip()
     if not term:
         raise bad_request("term is required")
+    # The term is kept in the Operation's parameters: PostgreSQL's jsonb takes no NUL, and no
+    # image name holds a control character.
+    if any(ord(c) < 32 or ord(c) == 127 for c in term):
+        raise bad_request("term must be printable text")
     limit = call.integer("limit", 25)
     if limit is None or not 1 <= limit <= 100:
         raise bad_request("limit must be between 1 and 100")
