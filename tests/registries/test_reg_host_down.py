@@ -1,8 +1,6 @@
 """Pull and build name a host that must be able to do the work: a down, removed or not-joined
 host is refused up front (409, audited as failed, nothing queued); a cordoned one still pulls."""
 
-import io
-import tarfile
 from datetime import timedelta
 
 import pytest
@@ -11,20 +9,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from hosts.models import HEARTBEAT_GRACE, Host
 from operations.models import Operation
+from tests.registries.test_reg_api import _context_tar
 
 PULL = {"ref": "registry.example.com:5000/tr/app:1", "team": "tr-alpha"}
-
-
-def _context() -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"FROM busybox\n"
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    buf.name = "context.tar"
-    return buf
 
 
 def _silence(host):
@@ -48,7 +35,7 @@ def test_pull_and_build_on_an_unusable_host_are_409_with_nothing_left(
     assert host.name in pull.json()["error"]["message"]
     build = api("developer").post(
         "/api/v1/images/build/",
-        {"context": _context(), "tag": "tr/b:1", "team": "tr-alpha"},
+        {"context": _context_tar(), "tag": "tr/b:1", "team": "tr-alpha"},
         format="multipart",
     )
     assert build.status_code == 409, build.content
