@@ -28,6 +28,14 @@ def _save_networks(container, networks: list[str], aliases: list[str]) -> None:
     container.spec = spec
 
 
+def _recorded(container, state: dict) -> dict:
+    """Write the runtime's answer to the row: its networks and aliases, then its state."""
+    network = state.get("spec", {}).get("network") or {}
+    _save_networks(container, network.get("networks") or [], network.get("aliases") or [])
+    observe.record(container, state)
+    return observe.snapshot(state)
+
+
 def connect(rt, op, container):
     """Join the network (at once when running), then record it in the row's spec."""
     name = op.params.get("network")
@@ -42,10 +50,7 @@ def connect(rt, op, container):
     state = rt.connect_network(
         _state(rt, container)["id"], name, aliases, op.params.get("ip_address")
     )
-    network = state.get("spec", {}).get("network") or {}
-    _save_networks(container, network.get("networks") or [], network.get("aliases") or [])
-    observe.record(container, state)
-    return observe.snapshot(state)
+    return _recorded(container, state)
 
 
 def disconnect(rt, op, container):
@@ -54,10 +59,7 @@ def disconnect(rt, op, container):
     if not isinstance(name, str) or not name:
         raise InvalidSpec("network disconnect needs a network")
     state = rt.disconnect_network(_state(rt, container)["id"], name)
-    network = state.get("spec", {}).get("network") or {}
-    _save_networks(container, network.get("networks") or [], network.get("aliases") or [])
-    observe.record(container, state)
-    return observe.snapshot(state)
+    return _recorded(container, state)
 
 
 CONTAINER_HANDLERS = {"network_connect": connect, "network_disconnect": disconnect}
