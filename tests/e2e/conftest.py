@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests import redis_server
+from tests.migrated_db import migrated_sqlite
 
 REPO = Path(__file__).resolve().parents[2]
 PY = Path(sys.executable)
@@ -181,16 +182,17 @@ class Stack:
 
     def setup(self):
         """Migrate, bootstrap (admin + this host), and issue an API token for the admin."""
-        self.manage("migrate", "--noinput", "--skip-checks")
-        self.bootstrap_output = self.manage(
-            "bootstrap", "--skip-checks", "--host-name", self.host
-        ).stdout
+        migrated_sqlite(self.db_path, lambda: self.manage("migrate", "--noinput", "--skip-checks"))
+        # Bootstrap and the admin's token in one process: each manage.py start costs a second.
         code = (
+            "from django.core.management import call_command; "
+            f"call_command('bootstrap', host_name={self.host!r}); "
             "from accounts.models import ApiToken, Team, User; "
             f"Team.objects.get_or_create(name={self.team!r}); "
             "print(ApiToken.issue(User.objects.get(username='admin'), 'e2e')[1])"
         )
-        self.token = self.manage("shell", "-c", code).stdout.strip().splitlines()[-1]
+        self.bootstrap_output = self.manage("shell", "-c", code).stdout
+        self.token = self.bootstrap_output.strip().splitlines()[-1]
         # The base image, built into this stack's image store as scripts/berth-up does.
         subprocess.run(
             [str(REPO / "scripts" / "build-busybox-image")],

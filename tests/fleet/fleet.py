@@ -46,6 +46,7 @@ from tests.e2e.conftest import (
     sweep,
     wait_until,
 )
+from tests.migrated_db import migrated_sqlite
 
 NETNS_DIR = Path("/run/netns")
 # Short intervals: a silent host is down after three of them.
@@ -159,7 +160,7 @@ class Fleet:
         _ip("addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         self._start_redis()
-        self.manage("migrate", "--noinput", "--skip-checks")
+        migrated_sqlite(self.db_path, lambda: self.manage("migrate", "--noinput", "--skip-checks"))
         for _ in range(hosts):
             self.add_host()
         code = (

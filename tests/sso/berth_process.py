@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from tests.migrated_db import migrated_sqlite
 from tests.sso.sso_helpers import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +59,10 @@ class BerthWeb:
         return result.stdout
 
     def start(self) -> "BerthWeb":
-        self.manage("migrate", "--noinput", "--skip-checks", "-v0")
+        migrated_sqlite(
+            self.data / "berth.sqlite3",
+            lambda: self.manage("migrate", "--noinput", "--skip-checks", "-v0"),
+        )
         self.manage("shell", "-c", SEED)
         self.log = open(self.data / "web.log", "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
