@@ -31,7 +31,11 @@ def broker_client():
     process must not share its parent's sockets: the key holds the pid."""
     key = (os.getpid(), celery_app.conf.broker_url)
     if key not in _clients:
-        _clients[key] = celery_app.connection_for_write().default_channel.client
+        connection = celery_app.connection_for_write()
+        # One attempt, no back-off: without Redis a waiter polls the row and a publisher logs;
+        # kombu's default retries would hold either for about 6 s per call.
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+        _clients[key] = connection.default_channel.client
     return _clients[key]
 
 
