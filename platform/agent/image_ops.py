@@ -219,6 +219,8 @@ def image_prune(rt, op):
     from runtime.build.cache import BuildCache
     from runtime.build.commit import prune
 
+    if op.params.get("cache_only"):  # `docker builder prune`: the build cache alone
+        return BuildCache(rt.config).clear(rt.images, everything=bool(op.params.get("all")))
     result = prune(rt, all_images=bool(op.params.get("all")), cache=BuildCache(rt.config))
     present = {image.id for image in rt.images.list()}
     Image.objects.filter(host=op.host).exclude(image_id__in=present).delete()

@@ -16,6 +16,7 @@ EXTRA_ROUTES = [
     ("POST", r"containers/prune", prune.containers),
     ("POST", r"networks/prune", prune.networks),
     ("POST", r"volumes/prune", prune.volumes),
+    ("POST", r"build/prune", prune.build),
     ("GET", r"events", events.events),
     ("GET", r"system/df", df.df),
 ]

@@ -10,6 +10,7 @@ is not an image archive.
 
 import asyncio
 import contextlib
+import io
 import json
 import tarfile
 import uuid
@@ -20,6 +21,7 @@ from django.http import StreamingHttpResponse
 from registries import services
 from registries.progress import exports_dir
 
+from dockerapi import images_quota
 from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.images_common import check_ref, find_images, finish, joined, line, team_and_host
 from images import ownership
@@ -29,6 +31,7 @@ from rbac import gate
 
 ARCHIVE_WAIT_SECONDS = 300.0
 CHUNK = 1 << 20
+MAX_SAVE_NAMES = 100
 
 
 def upload_limit() -> int:
@@ -122,6 +125,16 @@ def load(call):
         tags = archive_tags(path)
         for tag in tags:
             ownership.check_tag_free(call.user, host, tag, team, summary=summary)
+        images_quota.check(
+            call,
+            "image.import",
+            team,
+            host,
+            refs=tags,
+            size=size,
+            decision=decision,
+            summary=summary,
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -161,6 +174,20 @@ def import_rootfs(call):
     )
     ownership.check_tag_free(call.user, host, ref, team, summary=summary)
     path, size = receive(call, "import", upload_limit())
+    try:
+        images_quota.check(
+            call,
+            "image.import",
+            team,
+            host,
+            refs=[ref],
+            size=size,
+            decision=decision,
+            summary=summary,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     op = _import(
         call,
         path=path,
@@ -219,10 +246,60 @@ def save(call, ref):
 
 
 def save_many(call):
-    """GET /images/get?names=: one image (Berth writes one image per archive)."""
-    names = [n for n in call.query.getlist("names") if n]
+    """GET /images/get?names=a&names=b: one `docker load`-able tar of every image named.
+
+    Each image is its own image.save decision and Operation (the host writes one archive per
+    image); the archives are then merged here into one: layers and configs once each, one
+    manifest.json listing every image."""
+    names = list(dict.fromkeys(n for n in call.query.getlist("names") if n))
     if not names:
         raise bad_request("give the images to save: names=<image>")
-    if len(names) > 1:
-        raise not_supported("saving several images into one archive")
-    return _send(_save_one(call, names[0]))
+    if len(names) > MAX_SAVE_NAMES:
+        raise bad_request(f"at most {MAX_SAVE_NAMES} images in one archive")
+    if len(names) == 1:
+        return _send(_save_one(call, names[0]))
+    parts = []
+    try:
+        for name in names:
+            parts.append(_save_one(call, name))
+        merged = exports_dir() / f"merged-{uuid.uuid4().hex}.tar"
+        try:
+            merge_archives(parts, merged)
+        except BaseException:
+            merged.unlink(missing_ok=True)
+            raise
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return _send(merged)
+
+
+def merge_archives(parts: list[Path], into: Path) -> None:
+    """Several `docker save` archives as one: entries written once, manifests joined (an image
+    named twice keeps one entry with the tags of both)."""
+    manifest: list[dict] = []
+    by_config: dict[str, dict] = {}
+    written: set[str] = set()
+    with tarfile.open(into, "w", format=tarfile.PAX_FORMAT) as out:
+        for part in parts:
+            with tarfile.open(part) as tar:
+                for member in tar:
+                    name = member.name.lstrip("./")
+                    if name == "manifest.json":
+                        for entry in json.load(tar.extractfile(member)):
+                            known = by_config.get(entry.get("Config"))
+                            if known is None:
+                                by_config[entry.get("Config")] = entry
+                                manifest.append(entry)
+                            else:
+                                tags = (known.get("RepoTags") or []) + (entry.get("RepoTags") or [])
+                                known["RepoTags"] = list(dict.fromkeys(tags))
+                        continue
+                    if name in written:
+                        continue
+                    written.add(name)
+                    out.addfile(member, tar.extractfile(member) if member.isfile() else None)
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size, info.mode = len(data), 0o644
+        out.addfile(info, io.BytesIO(data))

@@ -23,6 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from registries import services
 
+from dockerapi import images_quota
 from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.images_archive import receive
 from dockerapi.images_common import check_ref, error_line, finish, follow, line, team_and_host
@@ -216,6 +217,9 @@ def build(call):
                 ),
             )
         )
+    images_quota.check(
+        call, "image.build", team, host, refs=tags, decision=decision, summary=summary
+    )
     limit = max_context()
     path, size = receive(call, "context", limit)
     try:

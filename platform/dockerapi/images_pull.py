@@ -11,7 +11,7 @@ from django.http import JsonResponse
 from registries import refs, services
 from registries.models import Registry
 
-from dockerapi import images_archive
+from dockerapi import images_archive, images_quota
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.images_common import (
     check_ref,
@@ -52,6 +52,7 @@ def create(call):
     # Refused (and audited) before a team or host is chosen, as POST /api/v1/images/pull/ does.
     gate.require(call.user, "image.pull", resource="image", summary=summary)
     team, host = team_and_host(call)
+    images_quota.check(call, "image.pull", team, host, refs=[ref], summary=summary)
     registry = configured_registry(call.user, ref)
     op = services.do_pull_image(
         call.user,

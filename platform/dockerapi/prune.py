@@ -1,4 +1,5 @@
-"""POST /containers/prune, /networks/prune, /volumes/prune: each removal one gate decision.
+"""POST /containers/prune, /networks/prune, /volumes/prune (each removal one gate decision) and
+/build/prune (the build cache, one image.prune decision and Operation per host).
 
 The prune itself is allowed by the resource's delete permission (audited once); every object
 removed is then its own decision and Operation, as a remove would be. Objects the gate
@@ -9,14 +10,19 @@ from datetime import UTC, datetime, timedelta
 
 from django.http import JsonResponse
 from django.utils import timezone
+from registries import services as registry_services
 
 from containers import references, services
 from containers.models import Container
 from dockerapi import hostres, render
 from dockerapi.containers import _finish
-from dockerapi.errors import bad_request
+from dockerapi.errors import bad_request, not_supported
+from dockerapi.images_common import finish
 from dockerapi.networks import PREDEFINED
 from dockerapi.refs import docker_id
+from hosts import placement
+from hosts.models import Host
+from images.models import Image
 from networks.models import Network
 from rbac import gate
 from rbac.errors import AccessDenied
@@ -186,3 +192,40 @@ def _remove_row(call, obj, resource):
         call, obj, resource=resource, params={"force": False} if resource == "volume" else None
     )
     return None
+
+
+_BUILD_FILTERS = {"until", "id", "parent", "type", "description", "inuse", "shared", "private"}
+
+
+def build(call):
+    """POST /build/prune?all=&keep-storage=&filters=: the build cache of each host the caller
+    may prune (image.prune, decided and audited per host as POST /images/prune): entries
+    holding a layer no image uses, every entry with all=true, and the layers only they held."""
+    filters = call.filters(_BUILD_FILTERS)
+    if any(filters.values()):
+        raise not_supported(f"build cache prune filter {sorted(k for k in filters)[0]!r}")
+    everything = call.flag("all")
+    keep = call.integer("keep-storage", 0) or call.integer("reserved-space", 0)
+    if keep:
+        raise not_supported("build cache prune --keep-storage")
+    summary = call.summary()
+    gate.require(call.user, "image.prune", resource="image", summary=summary)
+    hosts = gate.restrict(Host.objects.filter(placement.usable_q()), call.user, "host.view")
+    plans = [
+        (host, gate.require(call.user, "image.prune", Image(host=host, team=None), summary=summary))
+        for host in hosts
+    ]
+    deleted, reclaimed = [], 0
+    for host, decision in plans:
+        op = registry_services.do_image_operation(
+            decision,
+            kind="image.prune",
+            host=host,
+            acting_user=call.user,
+            params={"all": everything, "cache_only": True},
+            summary=summary | {"build_cache": True},
+        )
+        result = finish(op).result or {}
+        deleted.extend(str(key) for key in result.get("entries") or [])
+        reclaimed += int(result.get("bytes") or 0)
+    return JsonResponse({"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed})

@@ -93,7 +93,6 @@ _UNSUPPORTED = [
         "attach on this port: it needs the upgraded connection of Berth's Docker API listener "
         "(DOCKER_HOST=tcp://127.0.0.1:2375)",
     ),
-    (r"build/prune", "build cache prune (POST /images/prune prunes the build cache too)"),
 ]
 
 

@@ -48,3 +48,57 @@ class BuildCache:
                 entry.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def clear(self, store, everything: bool = False) -> dict:
+        """`docker builder prune`: remove the entries that hold a layer no image uses (every
+        entry with `everything`) and those layers once no image or kept entry holds them.
+
+        Returns {"entries": removed keys, "bytes": what the removed files took}."""
+        removed, reclaimed = [], 0
+        if not self.dir.is_dir():
+            return {"entries": removed, "bytes": 0}
+        with store.layout.locked():
+            images = store.list()
+            blobs = {d["digest"] for i in images for d in i.manifest.get("layers") or []}
+            diff_ids = {d for i in images for d in i.layers}
+            kept, doomed = set(), {}
+            for entry in sorted(self.dir.glob("*.json")):
+                try:
+                    layers = BuildState.from_dict(json.loads(entry.read_text())).layers
+                except (OSError, ValueError, KeyError, TypeError):
+                    layers = []  # unreadable: nothing can use it
+                else:
+                    if not everything and all(d["digest"] in blobs for d in layers):
+                        kept.update(d["digest"] for d in layers)
+                        continue
+                reclaimed += _size(entry)
+                entry.unlink(missing_ok=True)
+                removed.append(entry.stem)
+                doomed.update((d["digest"], d.get("diff_id")) for d in layers)
+            for digest, diff_id in doomed.items():
+                if digest in blobs or digest in kept:
+                    continue
+                blob = store.layout.blob_path(digest)
+                reclaimed += _size(blob)
+                blob.unlink(missing_ok=True)
+                if diff_id and diff_id not in diff_ids:
+                    reclaimed += _size(store.layout.layer_path(diff_id))
+                    store.layout.remove_layer(diff_id)
+        return {"entries": removed, "bytes": reclaimed}
+
+
+def _size(path: Path) -> int:
+    """Bytes a file or directory tree takes (links not followed; 0 when gone)."""
+    try:
+        if not path.is_dir() or path.is_symlink():
+            return path.lstat().st_size
+    except OSError:
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total

@@ -109,7 +109,6 @@ def test_unsupported_paths_answer_501_naming_them(docker):
     client = docker("developer")
     for method, path, words in [
         ("post", "/containers/abc/attach", "attach"),
-        ("post", "/build/prune", "build cache prune"),
         ("post", "/swarm/init", "POST /swarm/init"),
         ("get", "/no/such/thing", "GET /no/such/thing"),
     ]:

@@ -179,3 +179,79 @@ def test_the_sdk_builds_pushes_and_pulls(admin_dock, local_registry, monkeypatch
         client.images.pull(name, tag="no-such-tag")
     assert "no-such-tag" in str(err.value) or "not found" in str(err.value).lower()
     client.images.remove(f"{name}:1")
+
+
+def _tiny_rootfs(folder) -> str:
+    """A one-file root filesystem tar (for `docker import`: an image without a pull)."""
+    path = folder / "rootfs.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    return str(path)
+
+
+def test_save_of_several_images_into_one_archive_and_builder_prune(
+    dock, admin_dock, web, build_dir
+):
+    dock("import", _tiny_rootfs(build_dir.parent), "dksave:1")
+    try:
+        archive = build_dir.parent / "two.tar"
+        admin_dock("save", "-o", str(archive), "busybox", "dksave:1")
+        with tarfile.open(archive) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))
+            names = set(tar.getnames())
+        assert sorted(t for entry in manifest for t in entry["RepoTags"]) == [
+            "busybox:latest",
+            "dksave:1",
+        ]
+        assert all(entry["Config"] in names for entry in manifest)
+        assert all(layer in names for entry in manifest for layer in entry["Layers"])
+        exports = web.data_dir / "exports"
+        assert not exports.exists() or not list(exports.iterdir())  # every part deleted
+    finally:
+        admin_dock("rmi", "dksave:1", check=False)
+
+    # The build cache (the first test's steps: its image is gone): CachesDeleted, audited.
+    pruned = admin_dock("builder", "prune", "-f").stdout
+    assert "Total reclaimed space" in pruned, pruned
+    rows = web.sql(
+        "SELECT state, result FROM operations_operation WHERE kind = 'image.prune' "
+        "AND params LIKE '%cache_only%' ORDER BY id DESC LIMIT 1"
+    )
+    assert rows and rows[0][0] == "succeeded" and "entries" in json.loads(rows[0][1])
+    refused = dock("builder", "prune", "-f", check=False)  # not a developer's permission
+    assert refused.returncode != 0 and "image.prune" in refused.stderr
+
+
+def test_team_image_quota_refuses_docker_pull_build_load_and_import(dock, web, build_dir):
+    team = web.sql("SELECT id FROM accounts_team WHERE name = 'e2e'")[0][0]
+    used = web.api("GET", f"teams/{team}/usage/", expect=200)[1]["usage"]["images"]
+    web.api("PUT", f"teams/{team}/quotas/", {"quotas": {"images": used}}, expect=200)
+    before = web.sql("SELECT COUNT(*) FROM operations_operation")[0][0]
+    saved = build_dir.parent / "fake-save.tar"
+    with tarfile.open(saved, "w") as tar:
+        data = json.dumps([{"Config": "x.json", "RepoTags": ["dkq/load:1"], "Layers": []}])
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data.encode()))
+    try:
+        message = f"images: team e2e's quota is {used}, {used} in use, this asks 1 more"
+        for args in (
+            ("pull", "dkq/pull:1"),
+            ("build", "-t", "dkq/build:1", str(build_dir)),
+            ("load", "-i", str(saved)),
+            ("import", _tiny_rootfs(build_dir.parent), "dkq/import:1"),
+        ):
+            refused = dock(*args, check=False)
+            assert refused.returncode != 0 and message in refused.stderr, (args, refused.stderr)
+    finally:
+        web.api("PUT", f"teams/{team}/quotas/", {"quotas": {}}, expect=200)
+    assert web.sql("SELECT COUNT(*) FROM operations_operation")[0][0] == before
+    denied = web.sql(
+        "SELECT COUNT(*) FROM audit_auditevent WHERE outcome = 'denied' AND reason LIKE ?",
+        f"%{message}%",
+    )[0][0]
+    assert denied == 4
+    uploads = web.data_dir / "uploads"
+    assert not uploads.exists() or not [p for p in uploads.iterdir() if p.is_file()]
