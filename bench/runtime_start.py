@@ -5,6 +5,10 @@ Prints medians (ms) and ratios. Berth is measured through its API in-process (wh
 host agent calls) and through its command line (`python -m runtime run --rm`); the row
 "berth" is the default (a user namespace of its own), "berth nouserns" the same with
 `--userns host`, side by side in one run.
+
+"start CPU" is the CPU time a start costs, every process counted (wall times on a loaded
+machine say little): this process and all it forks run in a cpuacct group of their own, and
+the container's own group is read right after the start (its init's set-up ran there).
 """
 
 from __future__ import annotations
@@ -43,6 +47,55 @@ def spec(cmd: list[str], userns: bool = True) -> ContainerSpec:
     return ContainerSpec.from_dict(data)
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+class CpuMeter:
+    """CPU time of this process tree (a cpuacct group of its own) plus a container's group."""
+
+    def __init__(self, name: str):
+        self.dir = CPUACCT / name
+        self.home = None
+
+    def __enter__(self):
+        if not (CPUACCT / "cpuacct.usage").exists():
+            return self  # no v1 cpuacct here: CPU columns stay empty
+        self.home = CPUACCT / _cgroup_of("cpuacct").lstrip("/")
+        self.dir.mkdir(exist_ok=True)
+        (self.dir / "cgroup.procs").write_text("0")
+        return self
+
+    def __exit__(self, *exc):
+        if self.home is not None:
+            (self.home / "cgroup.procs").write_text("0")
+            for _ in range(50):  # shims of deleted containers may still be exiting
+                try:
+                    self.dir.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+    def usage(self) -> int:
+        """Nanoseconds of CPU used so far by this tree (0 without cpuacct)."""
+        return int((self.dir / "cpuacct.usage").read_text()) if self.home else 0
+
+
+def _cgroup_of(controller: str) -> str:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return path
+    return "/"
+
+
+def group_cpu_ms(path: Path) -> float:
+    """CPU milliseconds a cgroup's processes used (its cpuacct.usage; 0 if gone)."""
+    try:
+        return int((path / "cpuacct.usage").read_text()) / 1e6
+    except OSError:
+        return 0.0
+
+
 def timed(fn) -> float:
     """Milliseconds `fn` took."""
     t0 = time.perf_counter()
@@ -55,14 +108,18 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def bench_berth(rt: Runtime, n: int, userns: bool = True) -> dict:
-    """Berth through its API: start latency and run of /bin/true."""
-    start, true_run, two_step = [], [], []
+def bench_berth(rt: Runtime, n: int, userns: bool = True, meter: CpuMeter | None = None) -> dict:
+    """Berth through its API: start latency (wall and CPU) and run of /bin/true."""
+    start, true_run, two_step, cpu = [], [], [], []
     for _ in range(n):
         holder = {}
+        before = meter.usage() if meter else 0
         start.append(
             timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"], userns))))
         )
+        if meter is not None:
+            group = CPUACCT / rt.cgroups.prefix / holder["id"]
+            cpu.append((meter.usage() - before) / 1e6 + group_cpu_ms(group))
         rt.delete(holder["id"], force=True)
         # The contract's two verbs, as runc's create + start.
         two_step.append(
@@ -81,7 +138,7 @@ def bench_berth(rt: Runtime, n: int, userns: bool = True) -> dict:
             rt.delete(st["id"])
 
         true_run.append(timed(run_true))
-    return {"start": start, "run_true": true_run, "create_start": two_step}
+    return {"start": start, "run_true": true_run, "create_start": two_step, "cpu": cpu}
 
 
 def bench_berth_cli(cfg: RuntimeConfig, n: int) -> list[float]:
@@ -115,7 +172,9 @@ def bench_berth_cli(cfg: RuntimeConfig, n: int) -> list[float]:
     return [timed(lambda: subprocess.run(cmd, env=env, cwd=cwd, check=True)) for _ in range(n)]
 
 
-def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
+def bench_oci(
+    tool: str, bundle: Path, state: Path, n: int, meter: CpuMeter | None = None, first: int = 0
+) -> dict:
     """`run` of /bin/true and `create`+`start` of sleep, by runc or crun."""
 
     def command(*args: str) -> list[str]:
@@ -134,8 +193,8 @@ def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
         return base
 
     true_bundle, sleep_bundle = bundle / "true", bundle / "sleep"
-    run_true, start = [], []
-    for i in range(n):
+    run_true, start, cpu = [], [], []
+    for i in range(first, first + n):
         cid = f"{PREFIX}{tool}{i}"
         run_true.append(
             timed(
@@ -148,6 +207,7 @@ def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
             )
         )
         sid = cid + "s"
+        before = meter.usage() if meter else 0
         start.append(
             timed(
                 lambda sid=sid: (
@@ -161,8 +221,11 @@ def bench_oci(tool: str, bundle: Path, state: Path, n: int) -> dict:
                 )
             )
         )
+        if meter is not None:
+            group = CPUACCT / f"{PREFIX}oci" / "sleep"
+            cpu.append((meter.usage() - before) / 1e6 + group_cpu_ms(group))
         subprocess.run(command("delete", "-f", sid), check=False, stderr=subprocess.DEVNULL)
-    return {"start": start, "run_true": run_true}
+    return {"start": start, "run_true": run_true, "cpu": cpu}
 
 
 def main() -> int:
@@ -194,23 +257,30 @@ def main() -> int:
         rt.run(spec(["/bin/true"]))  # warm caches (imports, page cache)
         for st in rt.list():
             rt.delete(st["id"], force=True)
-        # The default (a user namespace) and --userns host, one sample of each in turn, so a
-        # busy machine weighs on both alike.
-        results = {"berth": {"start": [], "run_true": [], "create_start": []}}
-        if not args.no_userns_host:
-            results["berth nouserns"] = {"start": [], "run_true": [], "create_start": []}
-        for _ in range(args.n):
-            for name, userns in (("berth", True), ("berth nouserns", False)):
-                if name in results:
-                    for key, values in bench_berth(rt, 1, userns=userns).items():
-                        results[name][key] += values
+        # The default (a user namespace), --userns host and the peers, one sample of each in
+        # turn, so a busy machine weighs on all alike.
+        rows = [("berth", True)] + ([] if args.no_userns_host else [("berth nouserns", False)])
+        peers = [tool for tool in ("crun", "runc") if shutil.which(tool)]
+        results: dict[str, dict[str, list]] = {}
+        with CpuMeter(f"{PREFIX}bench") as meter:
+            for i in range(args.n):
+                samples = {name: bench_berth(rt, 1, userns, meter) for name, userns in rows}
+                for tool in peers:
+                    samples[tool] = bench_oci(
+                        tool, base / "bundle", base / f"{tool}-state", 1, meter, first=i
+                    )
+                for name, sample in samples.items():
+                    for key, values in sample.items():
+                        results.setdefault(name, {}).setdefault(key, []).extend(values)
+            for st in rt.list():
+                rt.delete(st["id"], force=True)
         cli = bench_berth_cli(cfg, max(5, args.n // 2))
-        for tool in ("crun", "runc"):
-            if shutil.which(tool):
-                results[tool] = bench_oci(tool, base / "bundle", base / f"{tool}-state", args.n)
-        print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}")
+        print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}{'start CPU (ms)':>16}")
         for name, r in results.items():
-            print(f"{name:14}{median(r['start']):12.1f}{median(r['run_true']):20.1f}")
+            print(
+                f"{name:14}{median(r['start']):12.1f}{median(r['run_true']):20.1f}"
+                f"{median(r['cpu']):16.1f}"
+            )
         two = median(results["berth"]["create_start"])
         print(f"{'berth c+s':14}{two:12.1f}   (create() then start(), the contract's two verbs)")
         print(
@@ -222,7 +292,8 @@ def main() -> int:
                     b, p = results[mine], results[peer]
                     print(
                         f"{mine}/{peer}: start {median(b['start']) / median(p['start']):.2f}x, "
-                        f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x"
+                        f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x, "
+                        f"start CPU {median(b['cpu']) / median(p['cpu']):.2f}x"
                     )
     finally:
         for st in rt.list():

@@ -288,7 +288,12 @@ def _child_plan(
         info = rec.get("userns") or {"first": first, "count": count}
         join_pid = rt.running_pid(info["join"]) if info.get("join") else None
         userns.prepare(
-            child, info["first"], info["count"], join_pid=join_pid, device_dir=paths.dir / "devices"
+            child,
+            info["first"],
+            info["count"],
+            join_pid=join_pid,
+            device_dir=paths.dir / "devices",
+            deferred=True,
         )
     return child
 
@@ -296,7 +301,7 @@ def _child_plan(
 def _userns_fds(child: dict) -> list[int]:
     """Descriptors the parent made for a user-namespaced child (closed after the fork)."""
     u = child.get("userns")
-    return [u["user_fd"], *u["layer_fds"]] if u else []
+    return [fd for fd in (u["user_fd"], *u["layer_fds"]) if fd is not None] if u else []
 
 
 def launch(rt, rec: dict, start_now: bool) -> dict:

@@ -194,15 +194,7 @@ def create(first: int, count: int) -> int:
     try:
         if os.read(ready_r, 1) != b"1":
             raise KernelError("could not create a user namespace")
-        for name in ("uid_map", "gid_map"):
-            try:
-                with open(f"/proc/{pid}/{name}", "w") as f:
-                    f.write(f"0 {first} {count}\n")
-            except OSError as err:
-                raise InvalidSpec(
-                    f"cannot map root to host ids {first}:{count}: {err.strerror}"
-                ) from None
-        user_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        user_fd = map_ids(pid, first, count)
     finally:
         os.close(ready_r)
         os.close(done_w)
@@ -212,16 +204,39 @@ def create(first: int, count: int) -> int:
 
 def idmapped_layers(dirs: list[str], user_fd: int) -> list[int]:
     """Detached copies of each layer directory, idmapped through the user namespace."""
-    fds: list[int] = []
+    fds = detached_layers(dirs)
     try:
-        for path in dirs:
-            fd = linux.open_tree(path, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
-            fds.append(fd)
+        for fd in fds:
             linux.mount_setattr_idmap(fd, user_fd)
     except BaseException:
         close_all(fds)
         raise
     return fds
+
+
+def detached_layers(dirs: list[str]) -> list[int]:
+    """Detached copies of each layer directory (not idmapped yet)."""
+    fds: list[int] = []
+    try:
+        for path in dirs:
+            fds.append(linux.open_tree(path, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC))
+    except BaseException:
+        close_all(fds)
+        raise
+    return fds
+
+
+def map_ids(pid: int, first: int, count: int) -> int:
+    """Write the uid/gid maps of the new user namespace of `pid`; returns a descriptor to it."""
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {first} {count}\n")
+        except OSError as err:
+            raise InvalidSpec(
+                f"cannot map root to host ids {first}:{count}: {err.strerror}"
+            ) from None
+    return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def close_all(fds) -> None:
@@ -286,16 +301,30 @@ def copy_devices(nodes, directory, first: int) -> dict[str, str]:
 
 
 def prepare(
-    plan: dict, first: int, count: int, *, join_pid: int | None = None, device_dir=None
+    plan: dict,
+    first: int,
+    count: int,
+    *,
+    join_pid: int | None = None,
+    device_dir=None,
+    deferred: bool = False,
 ) -> None:
-    """Make (or join) the user namespace and idmapped layers for a child plan (parent side)."""
-    user_fd = join(join_pid) if join_pid else create(first, count)
-    fds = [user_fd]
-    try:
-        layers = idmapped_layers(plan["rootfs"]["lower"], user_fd)
-    except BaseException:
-        close_all(fds)
-        raise
+    """Make (or join) the user namespace and idmapped layers for a child plan (parent side).
+
+    With `deferred` (and nothing to join) no namespace is made here: the helper that
+    fork_init forks makes it with unshare and the parent maps it then (no throwaway child);
+    the layers are detached copies, idmapped once the namespace exists.
+    """
+    if deferred and not join_pid:
+        user_fd = None
+        layers = detached_layers(plan["rootfs"]["lower"])
+    else:
+        user_fd = join(join_pid) if join_pid else create(first, count)
+        try:
+            layers = idmapped_layers(plan["rootfs"]["lower"], user_fd)
+        except BaseException:
+            close_all([user_fd])
+            raise
     if plan.get("fifo"):  # the init, root inside, opens it for writing to wait for `start`
         os.chown(plan["fifo"], first, first)
     for m in plan["mounts"]:
@@ -318,32 +347,54 @@ def pin_paths(plan: dict) -> None:
     The mount point becomes the working directory (unshare carries it into the new mount
     namespace); bind sources become detached mount trees, attached later with move_mount.
     """
+    pin_trees(plan)
+    idmap_pinned(plan, plan["userns"]["user_fd"])
+    os.chdir(plan["rootfs"]["merged"])
+
+
+def pin_trees(plan: dict) -> list[int]:
+    """The detached trees of pin_paths, not idmapped yet; returns every descriptor made."""
 
     def tree(path: str) -> str:
         flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC | linux.AT_RECURSIVE
-        return f"{TREE}{linux.open_tree(path, flags)}"
+        fd = linux.open_tree(path, flags)
+        made.append(fd)
+        return f"{TREE}{fd}"
 
+    made: list[int] = []
     rootfs = plan["rootfs"]
     # Upper and work must share one mount: an idmapped tree of the directory holding both,
     # so the container's files are stored with the image's own uids, like the layers.
     state = os.path.dirname(rootfs["upper"])
     if os.path.dirname(rootfs["work"]) != state:
         raise KernelError("overlay upper and work directories must share a parent")
-    fd = linux.open_tree(state, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
-    linux.mount_setattr_idmap(fd, plan["userns"]["user_fd"])
-    plan["userns"]["state_fd"] = fd
-    os.chdir(rootfs["merged"])
-    if plan.get("fifo"):  # `start` opens it from the host; the init reaches it by descriptor
-        plan["fifo"] = f"/proc/self/fd/{os.open(plan['fifo'], os.O_PATH | os.O_CLOEXEC)}"
-    plan["etc_files"] = {name: tree(src) for name, src in plan["etc_files"].items()}
-    if plan.get("device_files"):
-        plan["device_files"] = {name: tree(src) for name, src in plan["device_files"].items()}
+    try:
+        fd = linux.open_tree(state, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
+        made.append(fd)
+        plan["userns"]["state_fd"] = fd
+        if plan.get("fifo"):  # `start` opens it from the host; the init reaches it by descriptor
+            fifo = os.open(plan["fifo"], os.O_PATH | os.O_CLOEXEC)
+            made.append(fifo)
+            plan["fifo"] = f"/proc/self/fd/{fifo}"
+        plan["etc_files"] = {name: tree(src) for name, src in plan["etc_files"].items()}
+        if plan.get("device_files"):
+            plan["device_files"] = {name: tree(src) for name, src in plan["device_files"].items()}
+        for m in plan["mounts"]:
+            if m["type"] in ("bind", "volume"):
+                m["is_dir"] = os.path.isdir(m["source"])
+                m["source"] = tree(m["source"])
+    except BaseException:
+        close_all(made)
+        raise
+    return made
+
+
+def idmap_pinned(plan: dict, user_fd: int) -> None:
+    """Idmap the state directory's tree and the binds' trees through the user namespace."""
+    linux.mount_setattr_idmap(plan["userns"]["state_fd"], user_fd)
     for m in plan["mounts"]:
-        if m["type"] in ("bind", "volume"):
-            m["is_dir"] = os.path.isdir(m["source"])
-            m["source"] = tree(m["source"])
-            if m["type"] == "bind":
-                _idmap_bind(m["source"], plan["userns"]["user_fd"])
+        if m["type"] == "bind":
+            _idmap_bind(m["source"], user_fd)
 
 
 def _idmap_bind(source: str, user_fd: int) -> None:
@@ -359,30 +410,68 @@ def _idmap_bind(source: str, user_fd: int) -> None:
         linux.mount_setattr_idmap(int(source[len(TREE) :]), user_fd)
 
 
-def enter(plan: dict) -> None:
-    """As host root: join the cgroup, pin paths, then join the user namespace as its root."""
+def enter(plan: dict, release: tuple[int, int] | None = None) -> None:
+    """As host root: join the cgroup, pin paths, then join the user namespace as its root.
+
+    With `release` (a deferred plan: the paths were pinned by the parent) make the user
+    namespace here with unshare, say so on the first descriptor and wait on the second
+    until the parent has written the maps and idmapped the trees.
+    """
     for path in plan["procs_files"]:
         with open(path, "w") as f:
             f.write("0")
     plan["procs_files"] = []  # the init inherits the cgroup; it could not write there now
-    pin_paths(plan)
-    linux.setns(plan["userns"]["user_fd"], linux.CLONE_NEWUSER)
+    if release is None:
+        pin_paths(plan)
+        linux.setns(plan["userns"]["user_fd"], linux.CLONE_NEWUSER)
+    else:
+        os.chdir(plan["rootfs"]["merged"])
+        linux.unshare(linux.CLONE_NEWUSER)
+        os.write(release[0], b"1")
+        if os.read(release[1], 1) != b"1":
+            raise KernelError("the parent could not map the user namespace")
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+
+
+def _map_helper(plan: dict, helper: int, ns_r: int) -> None:
+    """Parent side of a deferred plan: map the helper's new namespace and idmap the trees."""
+    if os.read(ns_r, 1) != b"1":
+        raise KernelError("the user namespace helper failed")
+    u = plan["userns"]
+    user_fd = map_ids(helper, u["first"], u["count"])
+    try:
+        for fd in u["layer_fds"]:
+            linux.mount_setattr_idmap(fd, user_fd)
+        idmap_pinned(plan, user_fd)
+    finally:
+        os.close(user_fd)  # the idmapped mounts and the helper keep the namespace
+
+
+def _report(plan: dict, err: BaseException) -> None:
+    msg = {"error": f"user namespace setup: {err}", "code": 125}
+    if isinstance(err, InvalidSpec):
+        msg["kind"] = "InvalidSpec"
+    with contextlib.suppress(OSError):
+        os.write(plan["msg_fd"], (json.dumps(msg) + "\n").encode())
 
 
 def fork_init(plan: dict, child_main, pid_fd: int | None = None) -> int:
     """Fork the helper that makes the namespaces and the init; returns the init's host pid."""
     # The init's parent (the helper) exits at once: this process adopts it and can wait for it.
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    deferred = plan["userns"]["user_fd"] is None
+    pinned = pin_trees(plan) if deferred else []
     pid_r, pid_w = os.pipe()
+    ns_r, ns_w = os.pipe() if deferred else (None, None)
+    go_r, go_w = os.pipe() if deferred else (None, None)
     helper = os.fork()
     if helper == 0:
         code = 125
         try:
-            os.close(pid_r)
-            enter(plan)
+            close_all([pid_r, *((ns_r, go_w) if deferred else ())])  # so a parent gone is EOF
+            enter(plan, (ns_w, go_r) if deferred else None)
             if pid_fd is not None:  # a joined container's (owned by the namespace joined)
                 linux.setns(pid_fd, linux.CLONE_NEWPID)
             else:  # made now, it is owned by the user namespace (so /proc mounts)
@@ -393,16 +482,24 @@ def fork_init(plan: dict, child_main, pid_fd: int | None = None) -> int:
             os.write(pid_w, str(pid).encode())
             code = 0
         except BaseException as err:
-            with contextlib.suppress(OSError):
-                msg = {"error": f"user namespace setup: {err}", "code": 125}
-                os.write(plan["msg_fd"], (json.dumps(msg) + "\n").encode())
+            _report(plan, err)
         finally:
             os._exit(code)
     os.close(pid_w)
     try:
+        if deferred:
+            os.close(ns_w)
+            os.close(go_r)
+            try:
+                _map_helper(plan, helper, ns_r)
+                os.write(go_w, b"1")
+            except BaseException as err:
+                _report(plan, err)
+            finally:
+                os.close(go_w)  # on failure the helper reads EOF and exits
         data = os.read(pid_r, 32)
     finally:
-        os.close(pid_r)
+        close_all([pid_r, *pinned, *((ns_r,) if deferred else ())])
         os.waitpid(helper, 0)
     if not data:
         raise KernelError("the user namespace helper failed")
