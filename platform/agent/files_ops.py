@@ -6,28 +6,45 @@ walked by descriptor (os.fwalk, no symlinks followed), so a link inside the cont
 reach the host. A stopped container's files are read from its overlay layers on disk: the
 upper (writable) layer over the image's layers, whiteouts hiding what was deleted.
 
+Archives travel as files in the data directory the web and the agents share (as image saves
+and loads do), never through the broker: what the agent writes for the web goes to the exports
+directory under a name the web chose (`out`, 32 hex digits), streamed to the client and deleted
+there; an upload is a file the web wrote in UPLOAD_DIR (`upload`), read here. Each way at most
+MAX_ARCHIVE_BYTES.
+
 Uploads are checked whole before the first byte is written (names, types, conflicts with what
-exists); files are owned by the container's root (or by the archive's ids shifted into the
-container's range with copyUIDGID).
+exists). Into a running (or created, waiting) container they go through its root; into a
+stopped one, into its upper layer on disk (the directories on the way copied up from the
+image's layers, a whiteout replaced, a directory that replaces one made opaque), with the
+container's store lock held so that it cannot start meanwhile. Files are owned by the
+container's root (or by the archive's ids with copyUIDGID): through a running user-namespaced
+container's idmapped root, as its range's ids; in a stopped one's upper layer, which stores the
+image's own ids (the layer is idmapped when it runs), unshifted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
+import re
 import stat
 import tarfile
+import time
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from dockerapi.tar_rules import TarRefused, check_members
+from registries.progress import exports_dir
 
 from agent import lookup
 from runtime.container.safepath import fd_path, open_in_root
 from runtime.errors import InvalidSpec, InvalidState, NotFound
 
-MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # each way; the web refuses larger with 413
+MAX_ARCHIVE_BYTES = 4 << 30  # each way; the web refuses larger with 413
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+_UPLOAD = re.compile(r"cp-[0-9a-f]{32}\.tar")
+STALE_SECONDS = 3600  # an archive the web never fetched (it gave up waiting) is deleted then
 _OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
 # What the runtime itself puts in a container (Docker keeps these out of `diff` too).
 _RUNTIME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
@@ -46,16 +63,6 @@ def _state(rt, container) -> dict:
     if state is None:
         raise NotFound(f"container {container.name} does not exist on host {container.host.name}")
     return state
-
-
-def _running_pid(rt, container) -> int:
-    state = _state(rt, container)
-    if state.get("status") not in ("running", "paused") or not state.get("pid"):
-        raise InvalidState(
-            f"container {container.name} is not running: Berth copies files into and out of "
-            "running containers (start it first)"
-        )
-    return int(state["pid"])
 
 
 def _running_root(rt, container) -> int:
@@ -168,13 +175,57 @@ def stat_path(rt, container, params) -> dict:
         os.close(root)
 
 
-class _Writer:
-    """A tar in memory that refuses to grow past the limit."""
+def output_path(token: str) -> Path:
+    """Where the archive of the web's call `token` is written (exports directory)."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise InvalidSpec("the call names no valid output (32 hex digits)")
+    return exports_dir() / f"files-{token}.tar"
 
-    def __init__(self):
-        self.buffer = io.BytesIO()
+
+def upload_path(name) -> Path:
+    """The upload the web wrote for this call: a file of UPLOAD_DIR (the name is checked)."""
+    if not isinstance(name, str) or not _UPLOAD.fullmatch(name):
+        raise InvalidSpec("the call names no valid upload")
+    path = Path(settings.UPLOAD_DIR) / name
+    if not path.is_file() or path.is_symlink():
+        raise NotFound(f"the upload {name} is gone")
+    return path
+
+
+def _sweep(folder: Path) -> None:
+    """Archives of calls the web gave up on (it deletes the ones it streamed)."""
+    limit = time.time() - STALE_SECONDS
+    for old in folder.glob("*files-*.tar*"):
+        with contextlib.suppress(OSError):
+            if old.lstat().st_mtime < limit:
+                old.unlink()
+
+
+@contextlib.contextmanager
+def _output(params):
+    """A _Writer onto the call's output file: renamed into place when done, gone on error."""
+    final = output_path(params.get("out"))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(final.parent)
+    partial = final.with_name(f".{final.name}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            writer = _Writer(out)
+            yield writer
+            writer.close()
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class _Writer:
+    """A tar written to a file, refusing to grow past the limit."""
+
+    def __init__(self, out):
+        self.out = out
         self.links: dict[tuple[int, int], str] = {}  # (dev, inode) -> first name (hard links)
-        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (closed in bytes())
+        self.tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (closed in close())
 
     def add(self, arcname: str, st, *, link: str = "", data_fd: int | None = None) -> None:
         info = tarfile.TarInfo(arcname)
@@ -199,7 +250,7 @@ class _Writer:
                 self.links[(st.st_dev, st.st_ino)] = arcname
         else:
             return  # sockets are not archived
-        if self.buffer.tell() + info.size > MAX_ARCHIVE_BYTES:
+        if self.out.tell() + info.size > MAX_ARCHIVE_BYTES:
             raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
         if info.type == tarfile.REGTYPE and data_fd is not None:
             with os.fdopen(data_fd, "rb", closefd=False) as data:
@@ -207,9 +258,9 @@ class _Writer:
         else:
             self.tar.addfile(info)
 
-    def bytes(self) -> bytes:
+    def close(self) -> None:
         self.tar.close()
-        return self.buffer.getvalue()
+        self.size = self.out.tell()
 
 
 def _add_file(writer: _Writer, parent: int, name: str, arcname: str, st) -> None:
@@ -231,11 +282,10 @@ def get_archive(rt, container, params) -> dict:
     """GET /archive: the path as a tar (a directory with everything under it), and its stat."""
     path = _clean(params.get("path"))
     if not _runs(rt, container):
-        return _layered_archive(_layers(rt, container), path)
+        return _layered_archive(_layers(rt, container), path, params)
     root = _running_root(rt, container)
-    writer = _Writer()
     try:
-        with _entry(root, path) as (parent, name, st):
+        with _entry(root, path) as (parent, name, st), _output(params) as writer:
             base = PurePosixPath(path.rstrip("/") or "/").name or "/"
             link = os.readlink(name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
             arc = "." if name == "." else name
@@ -247,7 +297,7 @@ def get_archive(rt, container, params) -> dict:
                     _add_tree(writer, top, arc)
                 finally:
                     os.close(top)
-        return {"stat": _stat_dict(base, st, link), "tar": writer.bytes()}
+        return {"stat": _stat_dict(base, st, link), "size": writer.size}
     finally:
         os.close(root)
 
@@ -378,25 +428,25 @@ def layered_entry(layers: list[str], path: str) -> tuple[list[str], str, object]
     return found
 
 
-def _layered_archive(layers: list[str], path: str) -> dict:
+def _layered_archive(layers: list[str], path: str, params) -> dict:
     """GET /archive of a stopped container: the path from its merged layers."""
     _, full, st = layered_entry(layers, path)
     base = PurePosixPath(path.rstrip("/") or "/").name or "/"
     contents = path.endswith("/.") or path.rstrip("/") == ""
     arc = "." if contents else base
     link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
-    writer = _Writer()
-    _add_disk(writer, full, arc, st)
-    if stat.S_ISDIR(st.st_mode):
-        rel = _rel_of(layers, full)
-        for child, layer, child_st in merged(_holders(layers, rel), rel):
-            _add_disk(
-                writer,
-                os.path.join(layer, child),
-                f"{arc}/{child[len(rel) :].lstrip('/')}",
-                child_st,
-            )
-    return {"stat": _stat_dict(base, st, link), "tar": writer.bytes()}
+    with _output(params) as writer:
+        _add_disk(writer, full, arc, st)
+        if stat.S_ISDIR(st.st_mode):
+            rel = _rel_of(layers, full)
+            for child, layer, child_st in merged(_holders(layers, rel), rel):
+                _add_disk(
+                    writer,
+                    os.path.join(layer, child),
+                    f"{arc}/{child[len(rel) :].lstrip('/')}",
+                    child_st,
+                )
+    return {"stat": _stat_dict(base, st, link), "size": writer.size}
 
 
 def _rel_of(layers: list[str], full: str) -> str:
@@ -427,10 +477,11 @@ def _is_dir(path: str) -> bool:
 
 def export(rt, container, params) -> dict:
     """GET /export: the container's root filesystem (its layers merged) as a tar."""
-    writer = _Writer()
-    for rel, layer, st in merged(_layers(rt, container)):
-        _add_disk(writer, os.path.join(layer, rel), rel, st)
-    return {"tar": writer.bytes()}
+    layers = _layers(rt, container)
+    with _output(params) as writer:
+        for rel, layer, st in merged(layers):
+            _add_disk(writer, os.path.join(layer, rel), rel, st)
+    return {"size": writer.size}
 
 
 def changes(rt, container, params) -> dict:
@@ -464,24 +515,50 @@ def _shift(uid: int, base: int) -> int:
 
 
 def put_archive(rt, container, params) -> dict:
-    """PUT /archive: extract the tar under `path` (an existing directory) inside the running
-    container; everything is checked first, so a refusal writes nothing."""
-    data = params["tar"]
-    if len(data) > MAX_ARCHIVE_BYTES:
-        raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
+    """PUT /archive: extract the uploaded tar under `path` (an existing directory) inside the
+    container, running or stopped; everything is checked first, so a refusal writes nothing."""
     path = _clean(params.get("path"))
+    source = upload_path(params.get("upload"))
+    if source.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 (in memory)
-        members = tar.getmembers()
+        tar = tarfile.open(source, mode="r:*")  # noqa: SIM115 (closed below)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise InvalidSpec(f"the body is not a tar archive: {err}") from None
     try:
-        check_members(members)
-    except TarRefused as err:
-        raise InvalidSpec(str(err)) from None
-    pid = _running_pid(rt, container)
-    root = _running_root(rt, container)
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise InvalidSpec(f"the body is not a tar archive: {err}") from None
+        try:
+            check_members(members)
+        except TarRefused as err:
+            raise InvalidSpec(str(err)) from None
+        state = _state(rt, container)
+        pid = _live_pid(state)
+        if pid:
+            _put_live(pid, tar, members, path, params)
+        else:
+            _put_stopped(rt, container, state["id"], tar, members, path, params)
+    finally:
+        tar.close()
+    return {"written": len(members)}
+
+
+def _live_pid(state) -> int:
+    """The pid whose root is the container's: running, paused, or created and waiting for
+    `start` (its init has set up the root and waits before exec); 0 when stopped."""
+    pid = int(state.get("pid") or 0)
+    if not pid or state.get("status") not in ("running", "paused", "created"):
+        return 0
+    return pid if os.path.exists(f"/proc/{pid}") else 0
+
+
+def _put_live(pid: int, tar, members, path: str, params) -> None:
+    root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if os.path.samestat(os.fstat(root), os.stat("/")):
+            raise InvalidState("the container's process has no root of its own yet; try again")
         try:
             dest = open_in_root(root, path)
         except InvalidSpec:
@@ -489,7 +566,11 @@ def put_archive(rt, container, params) -> dict:
         try:
             if not stat.S_ISDIR(os.stat(fd_path(dest)).st_mode):
                 raise InvalidSpec(f"extraction point is not a directory: {path}")
-            plan = _plan(dest, members, bool(params.get("no_overwrite_dir_non_dir")))
+            plan = _plan(
+                members,
+                bool(params.get("no_overwrite_dir_non_dir")),
+                lambda relative: _is_dir_at(dest, relative),
+            )
             first_uid, first_gid = _root_ids(pid)
             chowns = []
             # Written as the container's root: a user-namespaced container's filesystem takes
@@ -505,32 +586,104 @@ def put_archive(rt, container, params) -> dict:
             os.close(dest)
     finally:
         os.close(root)
-    return {"written": len(members)}
 
 
-def _plan(dest: int, members, no_overwrite: bool) -> list:
-    """Each member with its path under the target; conflicts refused before anything is written."""
+def _is_dir_at(dest: int, relative: str):
+    """Whether `relative` under the descriptor is a directory (None: it does not exist)."""
+    try:
+        fd = open_in_root(dest, relative)
+    except InvalidSpec:
+        return None
+    try:
+        return stat.S_ISDIR(os.stat(fd_path(fd)).st_mode)
+    finally:
+        os.close(fd)
+
+
+def _put_stopped(rt, container, cid: str, tar, members, path: str, params) -> None:
+    """Into a stopped container's upper layer, its store lock held (no start meanwhile)."""
+    with rt.store.locked(cid):
+        state = _state(rt, container)
+        if _live_pid(state) or state.get("status") in ("running", "paused"):
+            raise InvalidState(f"container {container.name} started meanwhile; copy again")
+        layers = _layers(rt, container)
+        _, full, st = layered_entry(layers, path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise InvalidSpec(f"extraction point is not a directory: {path}")
+        rel = _rel_of(layers, full)
+        base = "/" + rel if rel else ""
+        plan = _plan(
+            members,
+            bool(params.get("no_overwrite_dir_non_dir")),
+            lambda relative: _layered_is_dir(layers, f"{base}/{relative}"),
+        )
+        upper = layers[0]
+        _copy_up(layers, rel)
+        top = os.open(upper, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            dest = open_in_root(top, rel) if rel else os.dup(top)
+        finally:
+            os.close(top)
+        try:
+            for member, relative in plan:
+                _write(tar, dest, member, relative, layered=True)
+            if params.get("copy_uid_gid"):
+                # The upper layer keeps the image's own ids (idmapped when it runs).
+                for member, relative in plan:
+                    _chown(dest, relative, _shift(member.uid, 0), _shift(member.gid, 0))
+        finally:
+            os.close(dest)
+
+
+def _layered_is_dir(layers: list[str], path: str):
+    try:
+        return stat.S_ISDIR(layered_entry(layers, path)[2].st_mode)
+    except NotFound:
+        return None
+
+
+def _copy_up(layers: list[str], rel: str) -> None:
+    """Make each directory of `rel` (resolved, every part a directory in the merged view) in
+    the upper layer, with the mode, owner and times it shows from the layer below."""
+    upper, done = layers[0], ""
+    for part in [p for p in rel.split("/") if p]:
+        done = f"{done}/{part}" if done else part
+        target = os.path.join(upper, done)
+        existing = _lstat(target)
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            continue
+        if existing is not None:  # layered_entry found a directory: nothing else shows here
+            raise InvalidState(f"/{done} changed in the container's upper layer; copy again")
+        shown = next(
+            (st for layer in layers[1:] if (st := _lstat(os.path.join(layer, done))) is not None),
+            None,
+        )
+        os.mkdir(target, 0o700)
+        if shown is not None and stat.S_ISDIR(shown.st_mode):
+            os.chown(target, shown.st_uid, shown.st_gid, follow_symlinks=False)
+            os.chmod(target, stat.S_IMODE(shown.st_mode), follow_symlinks=False)
+            os.utime(target, ns=(shown.st_atime_ns, shown.st_mtime_ns), follow_symlinks=False)
+        else:
+            os.chmod(target, 0o755)
+
+
+def _plan(members, no_overwrite: bool, is_dir) -> list:
+    """Each member with its path under the target; conflicts refused before anything is written.
+
+    `is_dir(relative)` says what is there now: True, False, or None (nothing)."""
     plan = []
     for member in members:
         relative = "/".join(p for p in PurePosixPath(member.name).parts if p not in ("/", "."))
         if not relative:
             continue
         if no_overwrite:
-            try:
-                fd = open_in_root(dest, relative)
-            except InvalidSpec:
-                fd = None
-            if fd is not None:
-                try:
-                    is_dir = stat.S_ISDIR(os.stat(fd_path(fd)).st_mode)
-                finally:
-                    os.close(fd)
-                if is_dir != member.isdir():
-                    what = "a directory" if is_dir else "a non-directory"
-                    raise InvalidSpec(
-                        f"cannot overwrite {what} {relative!r} with a "
-                        f"{'directory' if member.isdir() else 'non-directory'}"
-                    )
+            there = is_dir(relative)
+            if there is not None and there != member.isdir():
+                what = "a directory" if there else "a non-directory"
+                raise InvalidSpec(
+                    f"cannot overwrite {what} {relative!r} with a "
+                    f"{'directory' if member.isdir() else 'non-directory'}"
+                )
         plan.append((member, relative))
     return plan
 
@@ -580,7 +733,10 @@ def _chown(dest: int, relative: str, uid: int, gid: int) -> None:
         os.close(fd_dir)
 
 
-def _write(tar, dest: int, member, relative: str) -> None:
+def _write(tar, dest: int, member, relative: str, layered: bool = False) -> None:
+    """One member written under `dest`; `layered`: `dest` is in a stopped container's upper
+    layer, where a directory replacing a whiteout is made opaque (what was deleted below
+    stays hidden)."""
     parent_rel, _, name = relative.rpartition("/")
     parent = open_in_root(dest, parent_rel, create="dir") if parent_rel else os.dup(dest)
     try:
@@ -596,6 +752,8 @@ def _write(tar, dest: int, member, relative: str) -> None:
             elif not stat.S_ISDIR(existing.st_mode):
                 os.unlink(name, dir_fd=fd_dir)
                 os.mkdir(name, 0o700, dir_fd=fd_dir)
+                if layered and _whiteout(existing):
+                    _make_opaque(fd_dir, name)
             _finish_entry(fd_dir, name, mode)
             return
         if existing is not None:
@@ -628,6 +786,17 @@ def _write(tar, dest: int, member, relative: str) -> None:
             os.utime(name, (member.mtime, member.mtime), dir_fd=fd_dir, follow_symlinks=False)
     finally:
         os.close(fd_dir)
+
+
+def _make_opaque(dir_fd: int, name: str) -> None:
+    """Mark a directory of an upper layer opaque for either kind of overlay mount (a private
+    user namespace's reads user.*, the host's trusted.*)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        for key in _OPAQUE:
+            os.setxattr(fd, key, b"y")
+    finally:
+        os.close(fd)
 
 
 def _lstat_at(dir_fd: int, name: str):

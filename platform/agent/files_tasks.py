@@ -3,10 +3,9 @@
 One task, `agent.container_files`, carries the operation's name: `changes` needs the gate's
 decision for container.top; reading or writing files (`stat`, `get`, `put`, `export`) is what an
 exec as root could do, so it needs container.exec with root allowed. The envelope binds the
-decision to this container; tar bodies travel base64-encoded.
+decision to this container. Archives do not travel in the task: the web names a file of the
+shared data directory to write (`out`) or to read (`upload`; agent/files_ops.py).
 """
-
-import base64
 
 from celery import shared_task
 
@@ -52,8 +51,6 @@ def container_files(container_id, op, params=None, envelope=None):
         raise QueryInvalid(f"unknown file operation {op!r}")
     _check(op, container_id, claims)
     params = dict(params or {})
-    if op == "put":
-        params["tar"] = base64.b64decode(params.get("tar_base64") or "")
     container = (
         Container.objects.select_related("host")
         .filter(id=container_id, host__name=this_host())
@@ -67,6 +64,4 @@ def container_files(container_id, op, params=None, envelope=None):
         raise _query_error(err) from None
     except OSError as err:
         raise QueryInvalid(f"{op}: {err.strerror or err}") from None
-    if "tar" in result:
-        result["tar_base64"] = base64.b64encode(result.pop("tar")).decode()
     return result

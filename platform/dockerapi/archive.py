@@ -4,27 +4,34 @@ GET/HEAD/PUT /containers/{id}/archive, GET /containers/{id}/export and /changes 
 container's host (agent.container_files, agent/files_ops.py). Reading or writing a container's
 files is what an exec as root could do, so those calls need container.exec with root allowed
 (the same rule as `docker exec -u 0`); `changes` lists names only and needs container.top.
-An upload is read whole (at most MAX_ARCHIVE_BYTES, else 413) and its entries are checked
-here before anything is sent (dockerapi/tar_rules.py); the agent checks again and refuses
-before it writes the first file, so a refused upload leaves nothing half-written.
+
+Archives go as files of the data directory the web and the agents share, not through the
+broker (as image saves and loads): the agent writes a download to the exports directory under
+a name chosen here, streamed to the client and deleted as it is sent (or abandoned); an upload
+is streamed to UPLOAD_DIR, its entries checked here (dockerapi/tar_rules.py) before anything is
+sent, and deleted once the agent is done. The agent checks again and refuses before it writes
+the first file, so a refused upload leaves nothing half-written. At most MAX_ARCHIVE_BYTES each
+way (413 past it; the Docker API listener takes request bodies up to its own MAX_BODY).
 """
 
 import base64
-import io
 import json
 import tarfile
+import uuid
 
 from django.http import HttpResponse, JsonResponse
+from registries.progress import exports_dir
 
 from config.errors import InvalidRequest
 from dockerapi.errors import DockerError, bad_request
+from dockerapi.images_archive import receive, stream_file
 from dockerapi.refs import find_container
 from dockerapi.tar_rules import TarRefused, check_members
 from operations import dispatch
 from rbac import gate
 
-MAX_ARCHIVE_BYTES = 64 * 1024 * 1024  # as agent/files_ops.py: each way
-TIMEOUT_SECONDS = 120.0
+MAX_ARCHIVE_BYTES = 4 << 30  # as agent/files_ops.py: each way
+TIMEOUT_SECONDS = 600.0
 TASK = "agent.container_files"
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 TAR = "application/x-tar"
@@ -68,6 +75,21 @@ def _ask(call, ref, op: str, params: dict):
     return _send(container, claims, op, params)
 
 
+def _fetch(call, ref, op: str, params: dict):
+    """(result, archive file) of an operation that writes an archive for this call."""
+    container, claims = _decide(call, ref, op)
+    token = uuid.uuid4().hex
+    path = exports_dir() / f"files-{token}.tar"
+    try:
+        result = _send(container, claims, op, params | {"out": token})
+        if not path.is_file():
+            raise DockerError(409, "the host did not write the archive")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return result, path
+
+
 def _path(call) -> str:
     path = call.query.get("path")
     if not path:
@@ -87,25 +109,19 @@ def archive_get(call, ref):
         answer = HttpResponse(status=200, content_type=TAR)
         answer[STAT_HEADER] = _stat_header(stat)
         return answer
-    result = _ask(call, ref, "get", {"path": path})
-    answer = HttpResponse(base64.b64decode(result.get("tar_base64") or ""), content_type=TAR)
+    result, archive = _fetch(call, ref, "get", {"path": path})
+    answer = stream_file(archive)
     answer[STAT_HEADER] = _stat_header(result.get("stat") or {})
     return answer
 
 
-def _body(call) -> bytes:
-    request = call.request
+def _declared(call) -> None:
     try:
-        declared = int(request.headers.get("Content-Length") or 0)
+        declared = int(call.request.headers.get("Content-Length") or 0)
     except ValueError:
         raise bad_request("invalid Content-Length") from None
     if declared > MAX_ARCHIVE_BYTES:
         raise _too_large()
-    # Read from the stream (request.body stops at the form size limit, far below this one).
-    data = request.read(MAX_ARCHIVE_BYTES + 1)
-    if len(data) > MAX_ARCHIVE_BYTES:
-        raise _too_large()
-    return data
 
 
 def archive_put(call, ref):
@@ -117,23 +133,26 @@ def archive_put(call, ref):
         "copy_uid_gid": call.flag("copyUIDGID"),
     }
     container, claims = _decide(call, ref, "put")
-    data = _body(call)
+    _declared(call)
+    upload, _size = receive(call, "cp", MAX_ARCHIVE_BYTES)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            check_members(tar.getmembers())
-    except TarRefused as exc:
-        raise bad_request(f"Berth refused this archive: {exc}") from None
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise bad_request(f"the body is not a tar archive: {exc}") from None
-    params["tar_base64"] = base64.b64encode(data).decode()
-    _send(container, claims, "put", params)
+        try:
+            with tarfile.open(upload, mode="r:*") as tar:
+                check_members(tar.getmembers())
+        except TarRefused as exc:
+            raise bad_request(f"Berth refused this archive: {exc}") from None
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise bad_request(f"the body is not a tar archive: {exc}") from None
+        _send(container, claims, "put", params | {"upload": upload.name})
+    finally:
+        upload.unlink(missing_ok=True)
     return HttpResponse(status=200)
 
 
 def export(call, ref):
     """GET /export: the container's root filesystem as a tar."""
-    result = _ask(call, ref, "export", {})
-    return HttpResponse(base64.b64decode(result.get("tar_base64") or ""), content_type=TAR)
+    _result, archive = _fetch(call, ref, "export", {})
+    return stream_file(archive)
 
 
 def changes(call, ref):

@@ -223,7 +223,7 @@ def _save_one(call, ref: str):
     return path
 
 
-def _send(path: Path):
+def stream_file(path: Path):
     """The archive as the answer, read in worker threads (an async body: Django would read a
     synchronous one whole into memory under ASGI), deleted once sent or abandoned."""
 
@@ -242,7 +242,7 @@ def _send(path: Path):
 
 def save(call, ref):
     """GET /images/{name}/get: a `docker load`-able tar of one image."""
-    return _send(_save_one(call, ref))
+    return stream_file(_save_one(call, ref))
 
 
 def save_many(call):
@@ -257,7 +257,7 @@ def save_many(call):
     if len(names) > MAX_SAVE_NAMES:
         raise bad_request(f"at most {MAX_SAVE_NAMES} images in one archive")
     if len(names) == 1:
-        return _send(_save_one(call, names[0]))
+        return stream_file(_save_one(call, names[0]))
     parts = []
     try:
         for name in names:
@@ -271,7 +271,7 @@ def save_many(call):
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
-    return _send(merged)
+    return stream_file(merged)
 
 
 def merge_archives(parts: list[Path], into: Path) -> None:

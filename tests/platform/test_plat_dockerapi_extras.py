@@ -324,8 +324,10 @@ def test_update_checks_maxima_and_quotas_then_queues_the_limits(docker, mine, te
     assert other.status_code == 404
 
 
-def test_cp_from_a_stopped_containers_layers(tmp_path):
+def test_cp_from_a_stopped_containers_layers(tmp_path, settings):
     from agent import files_ops
+
+    settings.DATA_DIR = tmp_path / "data"  # the archive is written to its exports directory
 
     lower, upper = tmp_path / "lower", tmp_path / "upper"
     for path, data in {"etc/passwd": b"root", "data/old": b"old", "data/kept": b"k"}.items():
@@ -342,8 +344,11 @@ def test_cp_from_a_stopped_containers_layers(tmp_path):
         files_ops.layered_entry(layers, "/data/old")
     with pytest.raises(files_ops.NotFound):
         files_ops.layered_entry(layers, "/../../etc/shadow")
-    result = files_ops._layered_archive(layers, "/link/../data")
-    with tarfile.open(fileobj=io.BytesIO(result["tar"])) as tar:
+    token = "0" * 32
+    result = files_ops._layered_archive(layers, "/link/../data", {"out": token})
+    archive = files_ops.output_path(token)
+    assert archive.stat().st_size == result["size"]
+    with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == ["data", "data/kept", "data/new"]
         assert tar.extractfile("data/new").read() == b"new"
     assert result["stat"]["name"] == "data" and result["stat"]["mode"] & (1 << 31)
@@ -370,7 +375,10 @@ def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         dest = os.open(root / "tmp", os.O_PATH | os.O_DIRECTORY)
         try:
-            for member, relative in files_ops._plan(dest, tar.getmembers(), False):
+            plan = files_ops._plan(
+                tar.getmembers(), False, lambda relative: files_ops._is_dir_at(dest, relative)
+            )
+            for member, relative in plan:
                 files_ops._write(tar, dest, member, relative)
         finally:
             os.close(dest)
@@ -380,3 +388,35 @@ def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
     assert (root / "tmp" / "outside" / "b.txt").read_bytes() == b"b"
     assert not (root / "tmp" / "file").is_symlink()  # the link was replaced, not followed
     assert (root / "tmp" / "file").read_bytes() == b"c"
+
+
+def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
+    """Directories on the way copied up with their owner and mode; a directory that replaces a
+    whiteout is opaque (what was deleted below stays hidden); nothing lands in a lower layer."""
+    from agent import files_ops
+
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "srv" / "old").mkdir(parents=True)
+    (lower / "srv" / "old" / "gone.txt").write_bytes(b"g")
+    os.chown(lower / "srv", 1000, 1000)
+    os.chmod(lower / "srv", 0o750)
+    upper.mkdir()
+    layers = [str(upper), str(lower)]
+    files_ops._copy_up(layers, "srv")
+    st = os.stat(upper / "srv")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o750)
+    os.mknod(upper / "srv" / "old", 0o600 | 0o020000, os.makedev(0, 0))  # deleted in the upper
+    body = _tar(_member("old", tarfile.DIRTYPE), _member("old/new.txt", data=b"n"))
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        dest = os.open(upper / "srv", os.O_PATH | os.O_DIRECTORY)
+        try:
+            for member, relative in files_ops._plan(tar.getmembers(), False, lambda r: None):
+                files_ops._write(tar, dest, member, relative, layered=True)
+        finally:
+            os.close(dest)
+    assert (upper / "srv" / "old" / "new.txt").read_bytes() == b"n"
+    assert os.getxattr(upper / "srv" / "old", "trusted.overlay.opaque") == b"y"
+    assert os.getxattr(upper / "srv" / "old", "user.overlay.opaque") == b"y"
+    names = [rel for rel, _, _ in files_ops.merged(layers)]
+    assert "srv/old/new.txt" in names and "srv/old/gone.txt" not in names
+    assert sorted(os.listdir(lower / "srv" / "old")) == ["gone.txt"]

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,48 @@ def test_events_df_and_container_prune(dock, main, tmp_path):
     finally:
         dock("network", "rm", "dx-net", check=False)
         dock("volume", "rm", "dx-vol", check=False)
+
+
+def test_cp_into_stopped_and_created_containers(dock, web, tmp_path):
+    """Into an exited container's upper layer (a deleted directory made again stays opaque, a
+    link resolves inside the container, the file is root's inside its user namespace) and into
+    a created one that waits for its start."""
+    script = (
+        "if [ -e /tmp/marker ]; then ls /var/spool; cat /etc/dx-in.txt /root/dx-esc.txt; "
+        "stat -c %u:%g /etc/dx-in.txt; else rm -rf /var/spool; ln -s /root /tmp/esc; "
+        "touch /tmp/marker; fi"
+    )
+    (tmp_path / "dx-in.txt").write_text("into a stopped one\n")
+    (tmp_path / "dx-esc.txt").write_text("stays inside\n")
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "new.txt").write_text("n\n")
+    try:
+        dock("run", "--name", "dx-stopped", "busybox", "sh", "-c", script)
+        dock("cp", str(tmp_path / "dx-in.txt"), "dx-stopped:/etc/")
+        dock("cp", str(tmp_path / "spool"), "dx-stopped:/var/spool")
+        dock("cp", str(tmp_path / "dx-esc.txt"), "dx-stopped:/tmp/esc/")
+        assert not Path("/root/dx-esc.txt").exists()
+        out = dock("start", "-a", "dx-stopped").stdout.split()
+        assert out == ["new.txt", "into", "a", "stopped", "one", "stays", "inside", "0:0"], out
+
+        dock("create", "--name", "dx-created", "busybox", "cat", "/dx-in.txt")
+        dock("cp", str(tmp_path / "dx-in.txt"), "dx-created:/")
+        assert dock("start", "-a", "dx-created").stdout == "into a stopped one\n"
+    finally:
+        dock("rm", "-f", "dx-stopped", "dx-created", check=False)
+    uploads = web.data_dir / "uploads"
+    assert not uploads.exists() or not [p for p in uploads.iterdir() if p.name.startswith("cp-")]
+
+
+def test_cp_of_an_archive_over_64_mib_both_ways(dock, main, web, tmp_path):
+    size = 80 * 1024 * 1024
+    dock("exec", main, "dd", "if=/dev/zero", "of=/tmp/dx-big", "bs=1M", "count=80")
+    try:
+        dock("cp", f"{main}:/tmp/dx-big", str(tmp_path / "big"), timeout=180)
+        assert (tmp_path / "big").stat().st_size == size
+        dock("cp", str(tmp_path / "big"), f"{main}:/tmp/dx-big2", timeout=180)
+        assert dock("exec", main, "stat", "-c", "%s", "/tmp/dx-big2").stdout.strip() == str(size)
+    finally:
+        dock("exec", main, "rm", "-f", "/tmp/dx-big", "/tmp/dx-big2", check=False)
+    exports = web.data_dir / "exports"
+    assert not exports.exists() or not [p for p in exports.iterdir() if "files-" in p.name]
