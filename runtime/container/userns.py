@@ -8,25 +8,28 @@ Docker's userns-remap does). A container that joins another's namespaces (networ
 `container:<id>`) joins its user namespace too. The allocation is kept in `userns.json`
 under the state root, so a team's range never changes.
 
-The parent makes the user namespace through a throwaway child, writes its uid/gid maps and
-keeps a descriptor to it. It also makes idmapped, detached mounts of each image layer and of
-the upper layer's directory, so files that belong to root on the host still look root-owned
-inside and the container's own files are stored with the image's uids. Named volumes are
+The shim-to-be clones the container's init straight into a new user and PID namespace
+(clone_init: no throwaway child, no helper), writes its uid/gid maps, idmaps detached mounts
+of each image layer and of the upper layer's directory (made beforehand, as host root), so
+files that belong to root on the host still look root-owned inside and the container's own
+files are stored with the image's uids, and moves the init into its cgroup. Named volumes are
 shifted into the range on first use (their root directory still owned by host root); bind
 mounts (each one allowed by a permission and a path) are idmapped, so their host files keep
 the owners they have without a user namespace; `--device` nodes are copied into the
-container's state directory, owned by the range's root. A helper
-forked by the shim-to-be joins the cgroup, joins the user namespace, makes the PID namespace
-(owned by it) and forks the container's init, which makes its other namespaces; the shim, a
-child subreaper, adopts the init when the helper exits.
+container's state directory, owned by the range's root. A container that joins another's
+user namespace has it opened in the caller instead (prepare without `deferred`), and a helper
+forked by the shim-to-be joins the cgroup, the user namespace and the PID namespace and forks
+the init; the shim, a child subreaper, adopts the init when the helper exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
+import signal
 import stat
 
 from runtime import linux
@@ -410,43 +413,22 @@ def _idmap_bind(source: str, user_fd: int) -> None:
         linux.mount_setattr_idmap(int(source[len(TREE) :]), user_fd)
 
 
-def enter(plan: dict, release: tuple[int, int] | None = None) -> None:
-    """As host root: join the cgroup, pin paths, then join the user namespace as its root.
-
-    With `release` (a deferred plan: the paths were pinned by the parent) make the user
-    namespace here with unshare, say so on the first descriptor and wait on the second
-    until the parent has written the maps and idmapped the trees.
-    """
+def enter(plan: dict) -> None:
+    """As host root: join the cgroup, pin paths, then join the user namespace as its root."""
     for path in plan["procs_files"]:
         with open(path, "w") as f:
             f.write("0")
     plan["procs_files"] = []  # the init inherits the cgroup; it could not write there now
-    if release is None:
-        pin_paths(plan)
-        linux.setns(plan["userns"]["user_fd"], linux.CLONE_NEWUSER)
-    else:
-        os.chdir(plan["rootfs"]["merged"])
-        linux.unshare(linux.CLONE_NEWUSER)
-        os.write(release[0], b"1")
-        if os.read(release[1], 1) != b"1":
-            raise KernelError("the parent could not map the user namespace")
+    pin_paths(plan)
+    linux.setns(plan["userns"]["user_fd"], linux.CLONE_NEWUSER)
+    become_root()
+
+
+def become_root() -> None:
+    """Root of the user namespace this process is in (its maps written)."""
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-
-
-def _map_helper(plan: dict, helper: int, ns_r: int) -> None:
-    """Parent side of a deferred plan: map the helper's new namespace and idmap the trees."""
-    if os.read(ns_r, 1) != b"1":
-        raise KernelError("the user namespace helper failed")
-    u = plan["userns"]
-    user_fd = map_ids(helper, u["first"], u["count"])
-    try:
-        for fd in u["layer_fds"]:
-            linux.mount_setattr_idmap(fd, user_fd)
-        idmap_pinned(plan, user_fd)
-    finally:
-        os.close(user_fd)  # the idmapped mounts and the helper keep the namespace
 
 
 def _report(plan: dict, err: BaseException) -> None:
@@ -458,20 +440,22 @@ def _report(plan: dict, err: BaseException) -> None:
 
 
 def fork_init(plan: dict, child_main, pid_fd: int | None = None) -> int:
-    """Fork the helper that makes the namespaces and the init; returns the init's host pid."""
+    """Fork the helper that makes the namespaces and the init; returns the init's host pid.
+
+    A deferred plan (a namespace of its own, nothing joined) has no helper: the init is
+    cloned straight into its new user and PID namespaces (clone_init).
+    """
     # The init's parent (the helper) exits at once: this process adopts it and can wait for it.
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    deferred = plan["userns"]["user_fd"] is None
-    pinned = pin_trees(plan) if deferred else []
+    if plan["userns"]["user_fd"] is None and pid_fd is None:
+        return clone_init(plan, child_main)
     pid_r, pid_w = os.pipe()
-    ns_r, ns_w = os.pipe() if deferred else (None, None)
-    go_r, go_w = os.pipe() if deferred else (None, None)
     helper = os.fork()
     if helper == 0:
         code = 125
         try:
-            close_all([pid_r, *((ns_r, go_w) if deferred else ())])  # so a parent gone is EOF
-            enter(plan, (ns_w, go_r) if deferred else None)
+            os.close(pid_r)
+            enter(plan)
             if pid_fd is not None:  # a joined container's (owned by the namespace joined)
                 linux.setns(pid_fd, linux.CLONE_NEWPID)
             else:  # made now, it is owned by the user namespace (so /proc mounts)
@@ -487,20 +471,84 @@ def fork_init(plan: dict, child_main, pid_fd: int | None = None) -> int:
             os._exit(code)
     os.close(pid_w)
     try:
-        if deferred:
-            os.close(ns_w)
-            os.close(go_r)
-            try:
-                _map_helper(plan, helper, ns_r)
-                os.write(go_w, b"1")
-            except BaseException as err:
-                _report(plan, err)
-            finally:
-                os.close(go_w)  # on failure the helper reads EOF and exits
         data = os.read(pid_r, 32)
     finally:
-        close_all([pid_r, *pinned, *((ns_r,) if deferred else ())])
+        os.close(pid_r)
         os.waitpid(helper, 0)
     if not data:
         raise KernelError("the user namespace helper failed")
     return int(data)
+
+
+_SYS_CLONE = 56  # x86_64, like the other numbers in runtime.linux
+
+
+def _clone(flags: int) -> int:
+    """clone(2) on the caller's stack, as fork does: 0 in the child, its pid in the parent.
+
+    Only for a single-threaded caller (the shim-to-be): the child runs on without the
+    interpreter's after-fork hooks, which matter only when other threads exist.
+    """
+    return linux._sys(
+        _SYS_CLONE, "clone", ctypes.c_ulong(flags | signal.SIGCHLD), None, None, None, None
+    )
+
+
+def clone_init(plan: dict, child_main) -> int:
+    """Clone the init into a new user and PID namespace, map it and idmap its trees from here.
+
+    One process instead of a throwaway child and a helper: the caller (host root) pins the
+    host paths first, writes the maps, idmaps the layers, the state directory and the binds,
+    moves the init into the container's cgroup (root inside could not), then lets it go on
+    as root of its namespace.
+    """
+    pinned = pin_trees(plan)
+    procs, plan["procs_files"] = plan["procs_files"], []
+    go_r, go_w = os.pipe()
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # The mount point, carried into the init as its working directory (root inside
+        # cannot traverse the host's state directories to reach it).
+        os.chdir(plan["rootfs"]["merged"])
+        pid = _clone(linux.CLONE_NEWUSER | linux.CLONE_NEWPID)
+        if pid == 0:
+            try:
+                os.close(go_w)
+                if os.read(go_r, 1) != b"1":
+                    raise KernelError("the parent could not set up the user namespace")
+                os.close(go_r)
+                become_root()
+                child_main(plan)  # never returns
+            except BaseException as err:
+                _report(plan, err)
+            finally:
+                os._exit(125)
+        os.fchdir(here)
+    finally:
+        close_all([here, go_r])
+    try:
+        _map_child(plan, pid, procs)
+        os.write(go_w, b"1")
+    except BaseException as err:
+        _report(plan, err)
+        os.close(go_w)  # the init reads EOF and exits
+        go_w = None
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        close_all([*pinned, *([go_w] if go_w is not None else [])])
+    return pid
+
+
+def _map_child(plan: dict, pid: int, procs: list[str]) -> None:
+    u = plan["userns"]
+    user_fd = map_ids(pid, u["first"], u["count"])
+    try:
+        for fd in u["layer_fds"]:
+            linux.mount_setattr_idmap(fd, user_fd)
+        idmap_pinned(plan, user_fd)
+    finally:
+        os.close(user_fd)  # the idmapped mounts and the init keep the namespace
+    for path in procs:
+        with open(path, "w") as f:
+            f.write(str(pid))
