@@ -23,7 +23,17 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from agent import boot, claims, containers_ops, executor, image_sync, lookup, observe, orphans
+from agent import (
+    boot,
+    claims,
+    containers_ops,
+    executor,
+    image_sync,
+    lookup,
+    observe,
+    orphans,
+    volume_sizes,
+)
 from agent.runtime_handle import get_runtime
 from containers.models import Container
 from operations.models import Operation
@@ -145,6 +155,7 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         _repair_ghost(container, host_name, rt)
         counts["repaired"] += container.desired_state in (Desired.RUNNING, Desired.PAUSED)
     counts.update(image_sync.sync_images(host_name, rt))
+    volume_sizes.measure(host_name, rt)  # the team volume_bytes quota's use (not a change)
     counts.update(orphans.handle(host_name, rt, present, wanted))
     if any(counts.values()):
         log.info("reconciled host %s: %s", host_name, counts)

@@ -8,6 +8,10 @@ Keys of a team's `quotas` (integers; absent: no quota):
   volumes      named volumes
   images       images the team owns (public images count for nobody)
   image_bytes  bytes: their sizes, summed (an upload counts by its size until imported)
+  volume_bytes bytes: the named volumes' sizes on disk as their hosts' agents last measured
+               them (agent/volume_sizes.py). Growth inside a running container cannot be
+               asked for in advance, so this quota refuses what would add to a team already
+               past it: a new volume, or a start of a container that mounts a named volume.
 A create or a start that would pass a quota is refused by the gate's decision, audited, with
 the quota, what is in use and what was asked. Checks run inside the transaction that writes the
 row, with the team's row locked, so concurrent creates cannot together pass a quota.
@@ -20,7 +24,16 @@ from containers import maxima
 from rbac import gate
 from rbac.errors import AccessDenied
 
-KEYS = ("containers", "running", "memory", "cpus", "volumes", "images", "image_bytes")
+KEYS = (
+    "containers",
+    "running",
+    "memory",
+    "cpus",
+    "volumes",
+    "images",
+    "image_bytes",
+    "volume_bytes",
+)
 
 
 class QuotaExceeded(Exception):
@@ -33,7 +46,7 @@ class QuotaExceeded(Exception):
 
 def usage(team) -> dict:
     """What the team uses now, in the units of KEYS."""
-    from django.db.models import Sum
+    from django.db.models import Count, Sum
 
     from containers.models import Container
     from images.models import Image
@@ -45,6 +58,7 @@ def usage(team) -> dict:
         .exclude(observed_state=Container.Observed.REMOVED)
     )
     running = live.filter(desired_state__in=(Container.Desired.RUNNING, Container.Desired.PAUSED))
+    volumes = Volume.objects.filter(team=team).aggregate(n=Count("id"), size=Sum("size"))
     memory = cpus = 0
     for spec in running.values_list("spec", flat=True):
         asked = maxima.asked(spec or {})
@@ -55,9 +69,10 @@ def usage(team) -> dict:
         "running": running.count(),
         "memory": memory,
         "cpus": cpus,
-        "volumes": Volume.objects.filter(team=team).count(),
+        "volumes": volumes["n"],
         "images": Image.objects.filter(team=team).count(),
         "image_bytes": Image.objects.filter(team=team).aggregate(n=Sum("size"))["n"] or 0,
+        "volume_bytes": volumes["size"] or 0,
     }
 
 
@@ -104,8 +119,26 @@ def enforce(
                 f"{key}: team {team.name}'s quota is {quota}, {used[key]} in use, "
                 f"this asks {wanted[key]} more"
             )
+    if new_volumes or (starting is not None and _mounts_volumes(starting)):
+        problems += _volume_bytes(team, quotas.get("volume_bytes"), used["volume_bytes"])
     if problems:
         raise QuotaExceeded(problems)
+
+
+def _mounts_volumes(spec: dict) -> bool:
+    return any(m.get("type") == "volume" for m in spec.get("mounts") or [])
+
+
+def _volume_bytes(team, quota, used: int) -> list[str]:
+    # Nothing is asked in advance (a volume grows as it is used): at the quota still passes,
+    # past it nothing more is given until the team frees space.
+    if not isinstance(quota, int) or used <= quota:
+        return []
+    return [
+        f"volume_bytes: team {team.name}'s quota is {quota}, {used} in use (as measured on "
+        "its hosts), this asks 0 more: no new volume nor a start with volumes until the "
+        "team's volumes are back within it"
+    ]
 
 
 @contextlib.contextmanager

@@ -15,6 +15,10 @@ class Volume(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, default="pending")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bytes on disk as the host's agent last measured them (agent/volume_sizes.py; None: not
+    # measured, e.g. a bind of a host path); summed for the team's volume_bytes quota.
+    size = models.BigIntegerField(null=True, blank=True)
+    size_measured_at = models.DateTimeField(null=True, blank=True)
 
     rbac_team_field = "team"
     rbac_host_field = "host"

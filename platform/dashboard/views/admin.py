@@ -84,7 +84,7 @@ def teams(request):
 
 
 def _shown(key, value):
-    if key in ("memory", "image_bytes"):
+    if key in ("memory", "image_bytes", "volume_bytes"):
         return f"{value / 1024**2:.0f} MiB"
     if key == "cpus":
         return f"{value / 1000:g}"
