@@ -356,7 +356,7 @@ def test_cp_from_a_stopped_containers_layers(tmp_path, settings):
 
 def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
     """A link in the container to an absolute host path, or up with .., never leaves it."""
-    from agent import files_ops
+    from agent import files_put
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "tmp").mkdir(parents=True)
@@ -375,11 +375,11 @@ def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         dest = os.open(root / "tmp", os.O_PATH | os.O_DIRECTORY)
         try:
-            plan = files_ops._plan(
-                tar.getmembers(), False, lambda relative: files_ops._is_dir_at(dest, relative)
+            plan = files_put._plan(
+                tar.getmembers(), False, lambda relative: files_put._is_dir_at(dest, relative)
             )
             for member, relative in plan:
-                files_ops._write(tar, dest, member, relative)
+                files_put._write(tar, dest, member, relative)
         finally:
             os.close(dest)
     assert list(outside.iterdir()) == []  # nothing reached the host's directory
@@ -393,7 +393,7 @@ def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
 def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     """Directories on the way copied up with their owner and mode; a directory that replaces a
     whiteout is opaque (what was deleted below stays hidden); nothing lands in a lower layer."""
-    from agent import files_ops
+    from agent import files_ops, files_put
 
     lower, upper = tmp_path / "lower", tmp_path / "upper"
     (lower / "srv" / "old").mkdir(parents=True)
@@ -402,7 +402,7 @@ def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     os.chmod(lower / "srv", 0o750)
     upper.mkdir()
     layers = [str(upper), str(lower)]
-    files_ops._copy_up(layers, "srv")
+    files_put._copy_up(layers, "srv")
     st = os.stat(upper / "srv")
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o750)
     os.mknod(upper / "srv" / "old", 0o600 | 0o020000, os.makedev(0, 0))  # deleted in the upper
@@ -410,8 +410,8 @@ def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         dest = os.open(upper / "srv", os.O_PATH | os.O_DIRECTORY)
         try:
-            for member, relative in files_ops._plan(tar.getmembers(), False, lambda r: None):
-                files_ops._write(tar, dest, member, relative, layered=True)
+            for member, relative in files_put._plan(tar.getmembers(), False, lambda r: None):
+                files_put._write(tar, dest, member, relative, layered=True)
         finally:
             os.close(dest)
     assert (upper / "srv" / "old" / "new.txt").read_bytes() == b"n"
