@@ -1,11 +1,13 @@
 """The audit log is append-only in the model and in the database, and its hash chain detects tampering."""
 
+import threading
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from audit import context
+from audit import context, services
 from audit.models import AppendOnlyError, AuditEvent
 from audit.services import record_event, verify_chain
 
@@ -103,3 +105,55 @@ def test_chain_detects_truncated_tail(events):
 def test_verify_command_ok(events, capsys):
     call_command("verify_audit_chain")
     assert "intact" in capsys.readouterr().out
+
+
+def test_group_commit_writes_waiting_events_together():
+    # Threads outside a transaction (a busy server's requests) append while another thread's
+    # write is in progress: the next write takes all of them in one batch, each thread returns
+    # only after its own event was written, and none is written twice or lost.
+    batches, first_in, release = [], threading.Event(), threading.Event()
+
+    def write(events):
+        if not batches:
+            first_in.set()
+            release.wait(30)  # the first write is slow: the others queue meanwhile
+        batches.append([e.object_id for e in events])
+        for e in events:
+            e.seq = len(batches)
+
+    group = services._GroupCommit(write)
+    seen_after_return = {}
+
+    def work(n):
+        event = AuditEvent(action="container.view", outcome="allowed", object_id=str(n))
+        group.append(event)
+        seen_after_return[n] = event.seq  # set by the write: it happened before the return
+
+    first = threading.Thread(target=work, args=(0,))
+    first.start()
+    assert first_in.wait(30)
+    others = [threading.Thread(target=work, args=(n,)) for n in range(1, 6)]
+    for t in others:
+        t.start()
+    while len(group._queue) < 5:  # all five queued behind the slow write
+        threading.Event().wait(0.01)
+    release.set()
+    for t in [first, *others]:
+        t.join(30)
+    assert [sorted(b) for b in batches] == [["0"], ["1", "2", "3", "4", "5"]]
+    assert seen_after_return == {0: 1, 1: 2, 2: 2, 3: 2, 4: 2, 5: 2}
+
+
+def test_group_commit_chains_and_a_failure_is_only_the_bad_event(users):
+    good = [
+        AuditEvent(action="container.view", outcome="allowed", object_id=f"g{i}") for i in range(3)
+    ]
+    bad = AuditEvent(action="container.view", outcome="allowed", actor_id="not a number")
+    tickets = [services._Ticket(e) for e in (good[0], bad, *good[1:])]
+    services._GroupCommit(services._append)._write(tickets)  # the batch fails, then one by one
+    assert all(t.done for t in tickets)
+    assert [t.error is None for t in tickets] == [True, False, True, True]
+    assert sorted(AuditEvent.objects.filter(object_id__startswith="g").values_list(
+        "object_id", flat=True)) == ["g0", "g1", "g2"]  # fmt: skip
+    services._GROUP.append(AuditEvent(action="container.view", outcome="allowed"))
+    assert verify_chain() == []
