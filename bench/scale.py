@@ -390,6 +390,14 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.counts.split(","))
+    # Bytecode as scripts/berth-up leaves it (compileall): a stale .pyc under
+    # PYTHONDONTWRITEBYTECODE makes every `ps` compile its modules again.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "runtime", "platform"],
+        cwd=REPO,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     base = Path(tempfile.mkdtemp(prefix="berth-scale-"))
     served = ServedBerth(base / "berth", args.settings)
     (base / "berth").mkdir()

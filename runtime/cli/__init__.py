@@ -7,11 +7,11 @@ exit code. Errors print one clear line and exit with the error's code (125 by de
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+from typing import TYPE_CHECKING
 
-from runtime.errors import BerthError
+if TYPE_CHECKING:
+    import argparse
 
 # Areas that register commands; a missing module (not built yet) is skipped.
 _AREAS = (
@@ -54,6 +54,8 @@ def _areas_for(argv) -> tuple[str, ...]:
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
     """The parser with the areas `argv` needs (None: every registered area)."""
+    import importlib
+
     from runtime.cli.parser import OneLineParser  # bad values: one line, exit 125
 
     parser = OneLineParser(prog="berth", description="Berth container runtime")
@@ -74,6 +76,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args) -> int:
+    """Run the parsed command's handler with the config from the environment."""
+    from runtime.errors import BerthError
+
     try:
         from runtime.config import RuntimeConfig
 

@@ -10,6 +10,41 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+# `ps`'s flags, for the quick path that skips argparse (runtime/__main__.py).
+_FLAGS = {
+    "-a": "all",
+    "--all": "all",
+    "-q": "quiet",
+    "--quiet": "quiet",
+    "--no-trunc": "no_trunc",
+}
+
+
+class _Args:
+    """What argparse would give `_ps` (args.config is set by runtime.cli.run)."""
+
+    def __init__(self, flags: set[str]):
+        self.all = "all" in flags
+        self.quiet = "quiet" in flags
+        self.no_trunc = "no_trunc" in flags
+        self.func = _ps
+
+
+def quick_args(argv: list[str]) -> _Args | None:
+    """The parsed `ps [-a] [-q] [--no-trunc]` (short flags may be joined: -aq); None for
+    anything else (help, other flags, another command), which goes through argparse."""
+    if not argv or argv[0] != "ps":
+        return None
+    flags = set()
+    for word in argv[1:]:
+        if word in _FLAGS:
+            flags.add(_FLAGS[word])
+        elif len(word) > 2 and word[0] == "-" and word[1] != "-" and set(word[1:]) <= {"a", "q"}:
+            flags.update(_FLAGS["-" + c] for c in word[1:])
+        else:
+            return None
+    return _Args(flags)
+
 
 def register(subparsers) -> None:
     """Add `ps`."""
