@@ -3,8 +3,8 @@
 Measured like `du`: the blocks allocated (st_blocks), each hard-linked file once, symbolic
 links not followed, other file systems mounted inside not entered. Project quotas (XFS, or
 ext4 with the `project` feature) would give the same number without a walk, and could even
-enforce it, but the volumes directory sits on a file system without them here (ext4 without
-`prjquota` is the common case), so the walk is the way that works everywhere. Each volume is
+enforce it, but the volumes directory sits on an ext4 mounted without `prjquota` here (the
+common case), so the walk is the way that works everywhere. Each volume is
 measured at most every BERTH_VOLUME_SIZE_SECONDS (60) during the reconcile pass; a volume
 that is a bind of a host path (`device=` option) is not the team's space and is not counted.
 """

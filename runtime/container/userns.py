@@ -369,49 +369,61 @@ def clone_init(plan: dict, child_main) -> int:
     """Clone the init into a new user and PID namespace, map it and idmap its trees from here.
 
     One process instead of a throwaway child and a helper: the caller (host root) pins the
-    host paths first, writes the maps, idmaps the layers, the state directory and the binds,
-    moves the init into the container's cgroup (root inside could not), then lets it go on
-    as root of its namespace.
+    host paths and opens the cgroup's procs files first, writes the maps, idmaps the layers,
+    the state directory and the binds, then lets the init go on: it joins its cgroup through
+    those descriptors and becomes root of its namespace.
     """
-    pinned = pin_trees(plan)
-    procs, plan["procs_files"] = plan["procs_files"], []
-    go_r, go_w = os.pipe()
-    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    owned = pin_trees(plan)  # closed here once the init holds them
+    joins: list[int] = []
+    go_r = go_w = here = pid = None
     try:
+        # Opened as host root: the init writes itself into them once it runs (a cgroup.procs
+        # write is judged by the opener's credentials) while this process execs the shim.
+        for path in plan["procs_files"]:
+            joins.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+        plan["procs_files"] = []
+        go_r, go_w = os.pipe()
+        here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # The mount point, carried into the init as its working directory (root inside
         # cannot traverse the host's state directories to reach it).
         os.chdir(plan["rootfs"]["merged"])
         pid = _clone(linux.CLONE_NEWUSER | linux.CLONE_NEWPID)
         if pid == 0:
-            try:
-                os.close(go_w)
-                if os.read(go_r, 1) != b"1":
-                    raise KernelError("the parent could not set up the user namespace")
-                os.close(go_r)
-                become_root()
-                child_main(plan)  # never returns
-            except BaseException as err:
-                _report(plan, err)
-            finally:
-                os._exit(125)
+            _cloned(plan, child_main, go_r, go_w, joins)  # never returns
         os.fchdir(here)
-    finally:
-        close_all([here, go_r])
-    try:
-        _map_child(plan, pid, procs)
+        _map_child(plan, pid)
         os.write(go_w, b"1")
     except BaseException as err:
         _report(plan, err)
-        os.close(go_w)  # the init reads EOF and exits
-        go_w = None
-        os.waitpid(pid, 0)
+        if pid is not None:  # the init reads EOF and exits
+            os.close(go_w)
+            go_w = None
+            os.waitpid(pid, 0)
         raise
     finally:
-        close_all([*pinned, *([go_w] if go_w is not None else [])])
+        close_all([fd for fd in (*owned, *joins, go_r, go_w, here) if fd is not None])
     return pid
 
 
-def _map_child(plan: dict, pid: int, procs: list[str]) -> None:
+def _cloned(plan: dict, child_main, go_r: int, go_w: int, joins: list[int]) -> None:
+    """The init, just cloned: wait for its maps, join its cgroup, become root, set up, exec."""
+    try:
+        os.close(go_w)
+        if os.read(go_r, 1) != b"1":
+            raise KernelError("the parent could not set up the user namespace")
+        os.close(go_r)
+        for fd in joins:
+            os.write(fd, b"0")
+            os.close(fd)
+        become_root()
+        child_main(plan)  # never returns
+    except BaseException as err:
+        _report(plan, err)
+    finally:
+        os._exit(125)
+
+
+def _map_child(plan: dict, pid: int) -> None:
     u = plan["userns"]
     user_fd = map_ids(pid, u["first"], u["count"])
     try:
@@ -420,6 +432,3 @@ def _map_child(plan: dict, pid: int, procs: list[str]) -> None:
         idmap_pinned(plan, user_fd)
     finally:
         os.close(user_fd)  # the idmapped mounts and the init keep the namespace
-    for path in procs:
-        with open(path, "w") as f:
-            f.write(str(pid))

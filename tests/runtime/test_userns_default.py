@@ -48,6 +48,11 @@ def test_default_root_is_an_unprivileged_uid_and_volumes_follow(rt, base_spec):
     with open(f"/proc/{pid}/status") as f:
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert uids == [str(DEFAULT_FIRST)] * 4
+    # The init joined every group of the container itself (through descriptors its parent
+    # opened as host root), before it ran anything.
+    for path in rt.cgroups.procs_files(st["id"]):
+        with open(path) as f:
+            assert str(pid) in f.read().split(), path
     assert output(rt, st["id"], "id", "-u").strip() == "0"
     output(rt, st["id"], "sh", "-c", "echo new > /data/new && mkdir /data/d && chown 7:8 /data/d")
     owners = {
