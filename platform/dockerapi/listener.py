@@ -3,7 +3,8 @@
 An ASGI server cannot upgrade a connection to a raw stream, which `docker run` without -d,
 `docker attach` and `docker exec` need (`Upgrade: tcp`, then `101 UPGRADED`). This small
 HTTP/1.1 server, on h11, hands every ordinary request to Django's ASGI application in this
-process (the same URLs, token check, gate and audit as the web server's /v1.NN/ paths) and
+process (the same URLs, token check, gate and audit as the web server's /v1.NN/ paths; the
+Docker API's own paths through its sync handler in one worker thread, dockerapi/sync_answer.py) and
 takes the two hijacked calls itself: hijack.prepare() decides them through the gate, then
 hijack_relay.Relay carries the streams to the host agent's session.
 """
@@ -21,7 +22,7 @@ import h11
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
-from dockerapi import errors, hijack, hijack_relay, router, tls, tls_stream
+from dockerapi import errors, hijack, hijack_relay, router, sync_answer, tls, tls_stream
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 65536
@@ -53,8 +54,9 @@ def _wants_upgrade(request: h11.Request) -> bool:
 class Connection:
     """One client connection: requests in turn (keep-alive), or one upgraded stream."""
 
-    def __init__(self, app, reader, writer):
+    def __init__(self, app, reader, writer, answers=None):
         self.app = app
+        self.answers = answers  # sync_answer.SyncAnswers for the Docker API's paths
         self.reader, self.writer = reader, writer
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self.peer = writer.get_extra_info("peername") or ("", 0)
@@ -188,8 +190,12 @@ class Connection:
                 disconnected.set()
 
         watcher = asyncio.ensure_future(watch_client())
+        scope = self._scope(request)
         try:
-            await self.app(self._scope(request), receive, send)
+            if self.answers is not None and sync_answer.is_docker_path(scope["path"]):
+                await self.answers.answer(scope, body, send, disconnected)
+            else:
+                await self.app(scope, receive, send)
         finally:
             if not watcher.done():
                 watcher.cancel()
@@ -256,6 +262,7 @@ def check_bind(host: str, tls_on: bool = False) -> None:
 async def serve(host: str, port: int, ready=None, ssl_context=None) -> None:
     """Listen on host:port until SIGTERM or SIGINT; then close every connection and return."""
     app = ASGIHandler()
+    answers = sync_answer.SyncAnswers(app)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -278,7 +285,7 @@ async def serve(host: str, port: int, ready=None, ssl_context=None) -> None:
                     writer.close()
                     return
                 reader = writer = stream
-            await Connection(app, reader, writer).serve()
+            await Connection(app, reader, writer, answers).serve()
         finally:
             connections.discard(task)
 
@@ -295,3 +302,4 @@ async def serve(host: str, port: int, ready=None, ssl_context=None) -> None:
         for task in list(connections):
             task.cancel()
         await asyncio.gather(*connections, return_exceptions=True)
+        answers.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,79 @@
+"""Docker API calls answered in one worker thread: Django's middleware chain in sync mode.
+
+Django's ASGIHandler runs each sync middleware and the view through their own thread hops
+(sync_to_async, then async_to_sync back for the URL resolver, then sync_to_async again for
+the view), each in a new thread per request, so every call opened its own database and
+broker connections. Under load those hops were most of a `HEAD /_ping` (about 10 ms of 12 at
+load average 8). The Docker API listener (dockerapi/listener.py) hands its calls here
+instead: the same middleware, URLs, token check, gate and audit, run start to end in one
+thread of a long-lived pool; a non-streaming answer is finished (and its request_finished
+signal sent, which closes the thread's database connections) before its bytes are sent.
+Streamed answers (logs -f, events, stats, wait, build output) are async iterators; they are
+sent from the event loop and stop when the client leaves, as with ASGIHandler.
+"""
+
+import asyncio
+import contextlib
+import io
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.urls import set_script_prefix
+
+# Calls that block for a while (a create waiting for its host, a non-TTY exec) hold a thread
+# each; Django gave every request a new thread, so the cap only queues beyond this many.
+MAX_THREADS = 64
+# The Docker API's own paths (dockerapi/urls.py); anything else goes to ASGIHandler.
+DOCKER_PATH = re.compile(r"^/(?:_ping|version|v\d+\.\d+/.*)$", re.DOTALL)
+
+
+def is_docker_path(path: str) -> bool:
+    """Whether a (decoded) request path is one of the Docker API's."""
+    return DOCKER_PATH.match(path) is not None
+
+
+class SyncAnswers:
+    """Answer Docker API calls through Django's sync handler in a thread pool."""
+
+    def __init__(self, asgi: ASGIHandler):
+        self.asgi = asgi  # its create_request and send_response are reused as they are
+        self.handler = BaseHandler()
+        self.handler.load_middleware(is_async=False)
+        self.pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="docker-api")
+
+    def _respond(self, scope: dict, body: bytes):
+        """In a worker thread: the response, finished unless it streams."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=ASGIHandler, scope=scope)
+        request, response = self.asgi.create_request(scope, io.BytesIO(body))
+        if request is not None:
+            response = self.handler.get_response(request)
+        if not response.streaming:
+            response.close()  # request_finished here, in the thread that used the connections
+        return response
+
+    async def answer(self, scope: dict, body: bytes, send, disconnected: asyncio.Event) -> None:
+        """Answer one call; a streamed answer stops when `disconnected` is set."""
+        response = await sync_to_async(self._respond, thread_sensitive=False, executor=self.pool)(
+            scope, body
+        )
+        if not response.streaming:
+            await self.asgi.send_response(response, send)
+            return
+        sending = asyncio.ensure_future(self.asgi.send_response(response, send))
+        gone = asyncio.ensure_future(disconnected.wait())
+        try:
+            await asyncio.wait({sending, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sending, gone):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await sync_to_async(response.close, thread_sensitive=False, executor=self.pool)()
+        if not sending.cancelled():
+            sending.result()  # a send that failed (the client left mid-answer) raises here
