@@ -88,6 +88,22 @@ def test_live_rows_fragment(login, containers):
     assert html.startswith("<tbody") and "td-web-a" in html and "<nav" not in html
 
 
+def test_rows_show_ports_and_never_a_stale_state(login, teams, host):
+    c = make_container(teams["alpha"], host, "td-ports", observed_state="running")
+    c.spec["network"] = {"ports": [{"container_port": 80, "host_port": 8080}, {"container_port": 53, "protocol": "udp"}]}  # fmt: skip
+    c.save(update_fields=["spec"])
+    client = login("admin")
+
+    def fragment():
+        return client.get("/containers/?partial=rows", HTTP_HX_REQUEST="true").content.decode()
+
+    first = fragment()
+    assert "0.0.0.0:8080-&gt;80/tcp, 53/udp" in first and "state-running" in first
+    assert fragment() == first  # rendered once, the same text again
+    Container.objects.filter(pk=c.pk).update(observed_state="stopped")
+    assert "state-stopped" in fragment()  # the rendered rows are keyed by what they show
+
+
 @pytest.mark.parametrize("n", [5, 60])
 def test_container_list_costs_a_constant_number_of_queries(login, teams, host, n):
     for i in range(n):
