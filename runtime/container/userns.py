@@ -389,7 +389,7 @@ def clone_init(plan: dict, child_main) -> int:
         os.chdir(plan["rootfs"]["merged"])
         pid = _clone(linux.CLONE_NEWUSER | linux.CLONE_NEWPID)
         if pid == 0:
-            _cloned(plan, child_main, go_r, go_w, joins)  # never returns
+            _cloned(plan, child_main, go_r, [go_w, here], joins)  # never returns
         os.fchdir(here)
         _map_child(plan, pid)
         os.write(go_w, b"1")
@@ -405,10 +405,10 @@ def clone_init(plan: dict, child_main) -> int:
     return pid
 
 
-def _cloned(plan: dict, child_main, go_r: int, go_w: int, joins: list[int]) -> None:
+def _cloned(plan: dict, child_main, go_r: int, parents: list[int], joins: list[int]) -> None:
     """The init, just cloned: wait for its maps, join its cgroup, become root, set up, exec."""
     try:
-        os.close(go_w)
+        close_all(parents)  # the pipe's write end, and the parent's own working directory
         if os.read(go_r, 1) != b"1":
             raise KernelError("the parent could not set up the user namespace")
         os.close(go_r)
