@@ -78,10 +78,21 @@ class Api:
             return response.status, raw.decode(errors="replace")
 
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on that no container of this run publishes yet (a published
+    port is an nft map element, not a socket: the kernel would hand it out again)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with _handed_out_lock:
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 def create(api: Api, name: str, host: str, publish: bool) -> tuple[float, int]:
@@ -172,6 +183,17 @@ def main() -> int:
     # Not dev: with DEBUG on, Django keeps the last 9,000 queries of every database
     # connection, which grows each process by tens of MiB before it levels off.
     parser.add_argument("--settings", default="config.settings.test")
+    parser.add_argument(
+        "--memtrace",
+        metavar="FILE",
+        help="the agent's main process appends what grew to FILE every --memtrace-seconds "
+        "(agent/memtrace.py); with --memtrace-frames N also tracemalloc's top differences",
+    )
+    parser.add_argument("--memtrace-seconds", type=float, default=300)
+    parser.add_argument("--memtrace-frames", type=int, default=0)
+    parser.add_argument(
+        "--memtrace-trim", action="store_true", help="malloc_trim(0) after each dump"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the agent makes containers")
@@ -180,6 +202,11 @@ def main() -> int:
     berth = ServedBerth(base / "berth", args.settings)
     berth.env.setdefault("BERTH_AGENT_CONCURRENCY", "4")
     berth.env["BERTH_TEST_CHANNELS"] = "redis"  # test settings, but separate processes
+    if args.memtrace:
+        berth.env["BERTH_AGENT_MEMTRACE"] = str(Path(args.memtrace).resolve())
+        berth.env["BERTH_AGENT_MEMTRACE_SECONDS"] = str(args.memtrace_seconds)
+        berth.env["BERTH_AGENT_MEMTRACE_FRAMES"] = str(args.memtrace_frames)
+        berth.env["BERTH_AGENT_MEMTRACE_TRIM"] = "1" if args.memtrace_trim else "0"
     failures = 0
     try:
         berth.start(["runserver"])
@@ -211,7 +238,7 @@ def main() -> int:
 
         agent_pid, web_pid = berth.procs["agent"].pid, berth.procs["runserver"].pid
         creates, lists, rows = [], [], []
-        header = f"{'min':>5} {'agent PSS':>10} {'its main':>9} {'web PSS':>8} {'live':>5} {'veths':>6} {'cgroups':>8} {'mounts':>7}"
+        header = f"{'min':>5} {'agent PSS':>10} {'its main':>9} {'web PSS':>8} {'live':>5} {'veths':>6} {'cgroups':>8} {'mounts':>7} {'load':>5} {'UTC':>8}"
         print(header)
 
         def sample(live: int):
@@ -225,10 +252,11 @@ def main() -> int:
                 len(objects["veth"]),
                 len(objects["cgroup"]),
                 len(objects["mount"]),
+                os.getloadavg()[0],
             )
             rows.append(row)
             print(
-                f"{row[0]:5.1f} {row[1]:10.0f} {row[3]:9.0f} {row[2]:8.0f} {row[4]:5d} {row[5]:6d} {row[6]:8d} {row[7]:7d}",
+                f"{row[0]:5.1f} {row[1]:10.0f} {row[3]:9.0f} {row[2]:8.0f} {row[4]:5d} {row[5]:6d} {row[6]:8d} {row[7]:7d} {row[8]:5.1f} {time.strftime('%H:%M:%S', time.gmtime()):>8}",
                 flush=True,
             )
 
@@ -290,6 +318,10 @@ def main() -> int:
             f"PSS MiB: agent {first[1]:.0f} -> {last[1]:.0f} (max {max(r[1] for r in rows):.0f}; "
             f"its main process {first[3]:.0f} -> {last[3]:.0f}), "
             f"web {first[2]:.0f} -> {last[2]:.0f} (max {max(r[2] for r in rows):.0f})"
+        )
+        print(
+            f"load average (1 min) over the churn: {min(r[8] for r in rows):.1f} to "
+            f"{max(r[8] for r in rows):.1f}, mean {statistics.mean(r[8] for r in rows):.1f}"
         )
         print(
             "leaked after removing everything: "

@@ -8,13 +8,14 @@ Each loop has its own thread, so a slow reconciliation pass never delays a heart
 
 import logging
 import threading
+import time
 from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from agent import health, reconcile, waiting
+from agent import health, memtrace, reconcile, waiting
 from agent import heartbeat as hb
 from agent.runtime_handle import get_runtime
 
@@ -50,7 +51,16 @@ class HeartbeatLoop(_Loop):
     interval = hb.INTERVAL_SECONDS
 
     def tick(self):
-        hb.beat(self.host_name, info=hb.host_info(get_runtime))
+        # Stamped before and after the host's report: listing and reading the counters of
+        # hundreds of containers can take tens of seconds on a loaded host, and a stamp that
+        # waited for it could go stale (placement refuses a host silent for three intervals).
+        hb.beat(self.host_name)
+        began = time.monotonic()
+        info = hb.host_info(get_runtime)
+        took = time.monotonic() - began
+        if took > self.interval:
+            log.warning("heartbeat: the host's report took %.1f s", took)
+        hb.beat(self.host_name, info=info)
         # What the agent.heartbeat task does after a beat goes here too (the task is kept
         # for callers that send it): removed containers' rows past retention are purged.
         try:
@@ -96,6 +106,7 @@ def start(host_name: str) -> None:
     ]
     for thread in _threads:
         thread.start()
+    memtrace.start()  # off unless BERTH_AGENT_MEMTRACE is set (soaks)
 
 
 def stop() -> None:

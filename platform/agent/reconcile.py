@@ -47,6 +47,8 @@ Observed, Desired, OpState = Container.Observed, Container.Desired, Operation.St
 LOST_MESSAGE_AFTER = timedelta(seconds=2 * settings.BERTH_RECONCILE_SECONDS)
 # Operations that are live sessions run by their own task (agent/streams.py), never re-run.
 SESSION_KINDS = frozenset({"container.terminal"})
+# A removed container's row that needs nothing more unless its container is still listed.
+SETTLED_REMOVED = Q(desired_state=Desired.REMOVED, observed_state=Observed.REMOVED)
 
 
 def recover_operations(host_name: str, *, agent_started=None, rt=None) -> list[int]:
@@ -118,9 +120,8 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
         "reaped": recovery["reaped"],
         "restarted": recovery["restarted"],
     }
-    rows = Container.objects.filter(host__name=host_name).select_related("host", "created_by")
     wanted = set()
-    for container in rows:
+    for container in _rows(host_name, present, wanted):
         key = lookup.label_value(container)
         wanted.add(key)
         if str(container.id) in busy:
@@ -160,6 +161,27 @@ def reconcile_host(host_name: str, *, agent_started=None, rt=None) -> dict:
     if any(counts.values()):
         log.info("reconciled host %s: %s", host_name, counts)
     return counts
+
+
+def _rows(host_name: str, present: dict, wanted: set):
+    """The rows of this host a pass looks at (lazily: `wanted` fills as they are read).
+
+    A removed container's row stays until the retention purges it (a week by default), so
+    those rows grow with every remove: reading them all each pass made the pass, and the
+    agent's main process, grow with every container ever removed (bench/churn_soak.py). A
+    settled one (desired and observed removed) needs nothing unless the runtime still lists
+    its container, which the pass then deletes: only those are read.
+    """
+    rows = Container.objects.filter(host__name=host_name).select_related("host", "created_by")
+    yield from rows.exclude(SETTLED_REMOVED)
+    prefix = f"{host_name}/"
+    listed = sorted(
+        int(key[len(prefix) :])
+        for key in present
+        if key.startswith(prefix) and key not in wanted and key[len(prefix) :].isdigit()
+    )
+    for at in range(0, len(listed), 500):  # SQLite's limit on bound parameters
+        yield from rows.filter(SETTLED_REMOVED, pk__in=listed[at : at + 500])
 
 
 def _changed(container, state) -> bool:
