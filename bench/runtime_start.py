@@ -1,6 +1,6 @@
 """Start latency and `run /bin/true`: Berth vs crun vs runc, same busybox rootfs and limits, one run.
 
-Usage: .venv/bin/python bench/runtime_start.py [-n 20]
+Usage: .venv/bin/python bench/runtime_start.py [-n 20] [--helper-row]
 Prints medians (ms) and ratios. Berth is measured through its API in-process (what the
 host agent calls) and through its command line (`python -m runtime run --rm`); the row
 "berth" is the default (a user namespace of its own), "berth nouserns" the same with
@@ -94,6 +94,24 @@ def group_cpu_ms(path: Path) -> float:
         return int((path / "cpuacct.usage").read_text()) / 1e6
     except OSError:
         return 0.0
+
+
+@contextlib.contextmanager
+def helper_path():
+    """Starts made as before clone_init: runtime.container.userns.prepare not deferred."""
+    from runtime.container import userns
+
+    prepare = userns.prepare
+
+    def eager(*args, **kwargs):
+        """prepare() with the namespace made at once (a throwaway child)."""
+        return prepare(*args, **{**kwargs, "deferred": False})
+
+    userns.prepare = eager
+    try:
+        yield
+    finally:
+        userns.prepare = prepare
 
 
 def timed(fn) -> float:
@@ -233,6 +251,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="iterations per tool")
     parser.add_argument("--no-userns-host", action="store_true", help="skip the --userns host row")
+    parser.add_argument(
+        "--helper-row",
+        action="store_true",
+        help="add 'berth helper': the user namespace made the way it was before clone_init "
+        "(a throwaway child in the caller, a helper joins it; still the path of joiners)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
@@ -265,6 +289,9 @@ def main() -> int:
         with CpuMeter(f"{PREFIX}bench") as meter:
             for i in range(args.n):
                 samples = {name: bench_berth(rt, 1, userns, meter) for name, userns in rows}
+                if args.helper_row:
+                    with helper_path():
+                        samples["berth helper"] = bench_berth(rt, 1, True, meter)
                 for tool in peers:
                     samples[tool] = bench_oci(
                         tool, base / "bundle", base / f"{tool}-state", 1, meter, first=i
@@ -286,7 +313,7 @@ def main() -> int:
         print(
             f"{'berth CLI':14}{'':12}{median(cli):20.1f}   (python -m runtime run --rm, includes interpreter start)"
         )
-        for mine in ("berth", "berth nouserns"):
+        for mine in ("berth", "berth nouserns", "berth helper"):
             for peer in ("crun", "runc"):
                 if peer in results and mine in results:
                     b, p = results[mine], results[peer]
