@@ -420,3 +420,24 @@ def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     names = [rel for rel, _, _ in files_ops.merged(layers)]
     assert "srv/old/new.txt" in names and "srv/old/gone.txt" not in names
     assert sorted(os.listdir(lower / "srv" / "old")) == ["gone.txt"]
+
+
+def test_the_agent_takes_only_its_own_archive_names(tmp_path, settings):
+    """The files a call names are checked on the host: 32 hex digits for an output, a `cp-`
+    upload of UPLOAD_DIR (no path, no link) for an input."""
+    from agent import files_ops, files_put
+
+    settings.DATA_DIR, settings.UPLOAD_DIR = tmp_path / "data", tmp_path / "uploads"
+    settings.UPLOAD_DIR.mkdir()
+    for bad in ("../x", "A" * 32, "0" * 31, None, "0" * 32 + "/.."):
+        with pytest.raises(files_ops.InvalidSpec):
+            files_ops.output_path(bad)
+    good = "cp-" + "0" * 32 + ".tar"
+    for bad in ("../" + good, "/etc/passwd", "x.tar", None):
+        with pytest.raises(files_ops.InvalidSpec):
+            files_put.upload_path(bad)
+    with pytest.raises(files_ops.NotFound):
+        files_put.upload_path(good)
+    (settings.UPLOAD_DIR / good).symlink_to("/etc/passwd")
+    with pytest.raises(files_ops.NotFound):
+        files_put.upload_path(good)
