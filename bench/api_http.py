@@ -58,6 +58,31 @@ def berth_sample(conn: http.client.HTTPConnection, token: str, name: str, networ
     return elapsed, container["id"]
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_ms(root_pids) -> float:
+    """CPU milliseconds (user + system) used so far by these processes and their live
+    descendants (web server, agent and its pool and fork servers; not the containers, whose
+    shims leave the tree). A process that exited between two samples drops out: the agent's
+    short-lived children (runtime forks) are counted by their parent's cutime only once reaped,
+    so the numbers are an estimate of the steady processes' work, compared like for like."""
+    total, todo, seen = 0, list(root_pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += map(int, (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total * 1000 / TICK
+
+
 def berth_remove(conn, token: str, cid) -> None:
     """Remove a container through the API and wait for it (untimed)."""
     auth = {"Authorization": f"Bearer {token}"}
@@ -117,12 +142,16 @@ def run(args, base: Path) -> dict[str, list[float]]:
             dockerd.start(base / "docker" / "rootfs.tar", "bb")
             docker_conn = dockerd.connect()
         tag = secrets.token_hex(2)
+        pids = [proc.pid for proc in berth.procs.values()]
         for i in range(WARMUP + args.runs):
             for server, conn in conns.items():
+                cpu = tree_cpu_ms(pids)
                 ms, cid = berth_sample(conn, berth.token, f"{server[0]}{tag}{i}", args.network)
+                cpu = tree_cpu_ms(pids) - cpu
                 berth_remove(conn, berth.token, cid)
                 if i >= WARMUP:
                     results.setdefault(f"berth ({server})", []).append(ms)
+                    results.setdefault(f"berth CPU ({server})", []).append(cpu)
             if docker_conn is not None:
                 ms, cid = docker_sample(docker_conn, f"bench{tag}{i}", args.network)
                 docker_remove(docker_conn, cid)
@@ -156,10 +185,11 @@ def report(args, results: dict[str, list[float]]) -> None:
     docker = results.get("docker engine API")
     if docker:
         for side, values in results.items():
-            if side.startswith("berth"):
+            if side.startswith("berth ("):
                 ratio = statistics.median(values) / statistics.median(docker)
                 print(f"ratio {side} / docker (medians): {ratio:.2f}")
     print("target (issue 9): ratio at most 0.3")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.json:
         Path(args.json).write_text(json.dumps(results))
 

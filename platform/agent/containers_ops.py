@@ -9,6 +9,7 @@ import base64
 import contextlib
 import dataclasses
 import itertools
+import logging
 
 from django.utils import timezone
 
@@ -16,9 +17,10 @@ from agent import lookup, observe, waiting
 from agent.policy_gate import checked_spec
 from containers import references
 from containers.models import Container
-from runtime.errors import BerthError, InvalidSpec, NotFound
+from runtime.errors import BerthError, Conflict, InvalidSpec, NotFound
 from volumes.models import Volume
 
+log = logging.getLogger(__name__)
 Observed = Container.Observed
 MAX_LOG_LINES = 10_000
 MAX_OUTPUT_BYTES = 1024 * 1024
@@ -35,8 +37,16 @@ def runtime_spec(container):
 def _make(rt, container, *, start: bool) -> dict:
     """Create (and with `start`, run) the container from its checked spec."""
     spec = runtime_spec(container)
-    # The runtime itself frees a name held by a create that was killed half-way.
-    state = (rt.run if start else rt.create)(spec)
+    make = rt.run if start else rt.create
+    try:
+        # The runtime itself frees a name held by a create that was killed half-way.
+        state = make(spec)
+    except Conflict:
+        # A removed row's container may still hold the name here (the web answers a remove
+        # before the host deletes it): deleted now, whichever message comes first.
+        if not _free_name(rt, container):
+            raise
+        state = make(spec)
     # Volumes made on first use exist now (the runtime made their directories).
     Volume.objects.filter(
         host_id=container.host_id,
@@ -45,6 +55,28 @@ def _make(rt, container, *, start: bool) -> dict:
         state="pending",
     ).update(state="ready")
     return state
+
+
+def _free_name(rt, container) -> bool:
+    """Delete the runtime container holding `container`'s name if it is the container of a
+    removed row of this host; True when the name is free now (a create may try again)."""
+    try:
+        holder = rt.state(container.name)
+    except NotFound:
+        return True  # deleted meanwhile (its agent.remove_container ran)
+    spec = holder.get("spec") or {}
+    value = (holder.get("labels") or spec.get("labels") or {}).get(lookup.LABEL) or ""
+    host_name, _, pk = value.partition("/")
+    if host_name != container.host.name or not pk.isdigit() or int(pk) == container.pk:
+        return False
+    removed = Container.objects.filter(
+        pk=int(pk), host_id=container.host_id, desired_state=Container.Desired.REMOVED
+    ).exists()
+    if not removed:
+        return False
+    with contextlib.suppress(NotFound):
+        rt.delete(holder["id"], force=True)
+    return True
 
 
 def _ensure_created(rt, container) -> dict:
@@ -212,6 +244,29 @@ def remove(rt, op, container):
         with contextlib.suppress(NotFound):
             rt.delete(state["id"], force=bool(op.params.get("force")))
     observe.record_missing(container, Observed.REMOVED)
+    return {"removed": True}
+
+
+def delete_removed(rt, container_id: int, *, host_name: str) -> dict:
+    """agent.remove_container: delete the runtime container of a row the web marked removed.
+
+    Only a row of this host that is still wanted removed: anything else is left alone. A
+    failure is logged; the reconciler deletes what a removed row left on the host."""
+    container = (
+        Container.objects.select_related("host")
+        .filter(pk=container_id, host__name=host_name)
+        .first()
+    )
+    if container is None or container.desired_state != Container.Desired.REMOVED:
+        return {"removed": False}
+    try:
+        state = lookup.find(rt, container)
+        if state is not None:
+            with contextlib.suppress(NotFound):  # a create of its name or a pass deleted it
+                rt.delete(state["id"], force=True)
+    except BerthError as err:
+        log.warning("could not delete removed container %s: %s", container_id, err)
+        return {"removed": False, "error": str(err)}
     return {"removed": True}
 
 

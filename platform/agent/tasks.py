@@ -54,6 +54,13 @@ def execute_operation(self, operation_id, host=None, envelope=None):
     )
 
 
+@shared_task(name="agent.remove_container", acks_late=True, reject_on_worker_lost=True)
+def remove_container(container_id, envelope=None):
+    """Delete the runtime container of a row the web already marked removed (issue 19)."""
+    _admit("agent.remove_container", [container_id], {}, envelope)
+    return containers_ops.delete_removed(get_runtime(), int(container_id), host_name=this_host())
+
+
 @shared_task(name="agent.fair_turn", acks_late=True, reject_on_worker_lost=True)
 def fair_turn(host_name=None, lane=None, envelope=None):
     """An owed turn (agent/fairness.py): run the next team's waiting operation, if any."""

@@ -7,6 +7,7 @@ Operation the host agent will perform (sent by name after the transaction commit
 import secrets
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit import context
 from config.errors import Conflict, InvalidRequest, Unavailable
@@ -14,6 +15,7 @@ from containers import host_checks, policy, quotas, references
 from containers.models import Container
 from hosts import placement
 from operations import dispatch
+from operations.models import Operation
 from rbac import gate
 from rbac.grants import in_scope
 
@@ -28,6 +30,15 @@ LIFECYCLE = {
     "remove": Container.Desired.REMOVED,
 }
 ACTION_OF = {verb: f"container.{verb}" for verb in LIFECYCLE} | {"remove": "container.delete"}
+# Observed states in which no process of the container runs on its host (stopped, made but
+# never started, failed, unknown to the host): removing one is answered once its row is
+# removed, and the host deletes the container after the answer (issue 19; see remove_now).
+QUICK_REMOVE = (
+    Container.Observed.STOPPED,
+    Container.Observed.CREATED,
+    Container.Observed.ERROR,
+    Container.Observed.GHOST,
+)
 
 
 def _new_name(spec: dict) -> str:
@@ -139,6 +150,12 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
         raise InvalidRequest(f"unknown container action {verb!r}")
     decision = gate.require(acting_user, ACTION_OF[verb], container, summary=summary)
     check_broker(decision, summary)
+    if verb == "remove":
+        op = remove_now(
+            container, decision, acting_user=acting_user, params=params, summary=summary
+        )
+        if op is not None:
+            return op
     # Starting a container that was not meant to run counts against the running quotas.
     starts = LIFECYCLE[verb] == Container.Desired.RUNNING and container.desired_state not in (
         Container.Desired.RUNNING,
@@ -152,6 +169,58 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
         op = _operation(container, f"container.{verb}", acting_user, params)
         gate.record(decision, summary=summary, operation=op)
         dispatch.send_after_commit(op)
+    return op
+
+
+def remove_now(container, decision, *, acting_user, params=None, summary=None):
+    """Remove a container that runs nothing, as one row update: the Operation is done now.
+
+    In one transaction: the row becomes removed (wanted and observed, so its name is free for
+    a new container at once), the remove Operation is recorded as succeeded, and the audit
+    event names it. After the commit the host is asked to delete the runtime container
+    (agent.remove_container); a create of the same name that reaches the host first deletes
+    it itself (agent/containers_ops.py), and a lost message is the reconciler's to finish
+    (a runtime container whose row is removed goes). Returns None, changing nothing, when the
+    row may still have a process (running, paused, pending, unknown) or an operation of the
+    container is pending or running: those go to the host and are answered when it is done.
+    """
+    now = timezone.now()
+    in_flight = Operation.objects.filter(
+        target_type="container",
+        target_id=str(container.pk),
+        state__in=(Operation.State.PENDING, Operation.State.RUNNING),
+    )
+    with transaction.atomic():
+        if in_flight.exists():
+            return None
+        removed = Container.objects.filter(pk=container.pk, observed_state__in=QUICK_REMOVE).update(
+            desired_state=Container.Desired.REMOVED,
+            observed_state=Container.Observed.REMOVED,
+            pid=None,
+            observed_at=now,
+            updated_at=now,
+        )
+        if removed != 1:
+            return None
+        op = dispatch.new_operation(
+            kind="container.remove",
+            target_type="container",
+            target_id=container.pk,
+            host=container.host,
+            team=container.team,
+            params=params or {},
+            user=acting_user,
+            request_id=context.current().request_id,
+            state=Operation.State.SUCCEEDED,
+            started_at=now,
+            finished_at=now,
+            # What is left for the host: deleting its files, after this answer.
+            result={"removed": True, "host_deletion": "queued"},
+        )
+        gate.record(decision, summary=summary, operation=op)
+        dispatch.send_removal_after_commit(container)
+    container.desired_state = Container.Desired.REMOVED
+    container.observed_state = Container.Observed.REMOVED
     return op
 
 

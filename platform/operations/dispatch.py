@@ -6,6 +6,8 @@ Task names the host agent implements (queue `host.<name>`):
   agent.container_stats(container_id, params)    -- the runtime's stats dict
   agent.container_top(container_id, params)      -- {"titles": [...], "processes": [[...], ...]}
   agent.container_exec(container_id, params)     -- {"exit_code": int, "output": str}
+  agent.remove_container(container_id)           -- deletes the runtime container of a row
+                                                    already marked removed (no answer)
 
 Every message is signed for its host (trust/envelope.py) and goes as the task's `envelope`
 keyword; read-style calls also carry the gate's decision that allowed them.
@@ -30,6 +32,7 @@ from trust import envelope, keys
 
 log = logging.getLogger(__name__)
 EXECUTE_OPERATION = "agent.execute_operation"
+REMOVE_CONTAINER = "agent.remove_container"
 # Refusals of read-style calls on the host, by the class name the agent raises them under.
 HOST_REFUSALS = {
     "QueryConflict": Conflict,
@@ -59,9 +62,20 @@ def check_broker() -> None:
 
 
 def new_operation(
-    *, kind, target_type, target_id, host, team=None, params=None, user=None, request_id=""
+    *,
+    kind,
+    target_type,
+    target_id,
+    host,
+    team=None,
+    params=None,
+    user=None,
+    request_id="",
+    **done,
 ):
-    """Create a pending Operation with its task id chosen up front (so the audit event names it)."""
+    """Create a pending Operation with its task id chosen up front (so the audit event names it).
+
+    `done` (state, result, started_at, finished_at) records one the web completed itself."""
     return Operation.objects.create(
         kind=kind,
         target_type=target_type,
@@ -72,6 +86,7 @@ def new_operation(
         task_id=uuid.uuid4().hex,
         created_by=user,
         request_id=request_id,
+        **done,
     )
 
 
@@ -132,6 +147,23 @@ def send_after_commit(operation: Operation) -> None:
             # lost from the row itself (agent/reconcile.py), so desired state still wins.
             log.warning(
                 "operation %s not queued (%s); its host will take it from the row", op_id, exc
+            )
+
+    transaction.on_commit(send)
+
+
+def send_removal_after_commit(container) -> None:
+    """Ask the container's host to delete its runtime container once the transaction (which
+    marked the row removed) commits. The row is the outbox here too: if the message is lost,
+    the host's reconciler deletes a runtime container whose row is removed (agent/reconcile.py)."""
+    host, pk = container.host, container.pk
+
+    def send():
+        try:
+            send_signed(REMOVE_CONTAINER, host, [pk])
+        except Exception as exc:
+            log.warning(
+                "removal of container %s not sent (%s); its host's reconciler does it", pk, exc
             )
 
     transaction.on_commit(send)
