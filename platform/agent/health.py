@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -29,6 +30,7 @@ TICK_SECONDS = 1.0
 ROWS_EVERY_SECONDS = 3.0  # how often the list of running containers is read again
 POOL_SIZE = 4
 NS = 1_000_000_000
+_RETRY = object()  # "could not tell now": not remembered, looked up on the next refresh
 
 
 def image_check(config: dict) -> HealthCheck | None:
@@ -82,6 +84,10 @@ class HealthMonitor(threading.Thread):
         self.stopping = threading.Event()
         self.pool = concurrent.futures.ThreadPoolExecutor(POOL_SIZE, "berth-health")
         self.tracked: dict[int, _Tracked] = {}
+        # (row id, runtime id) -> its check or None, for the running containers only: a
+        # container's spec and image are fixed for its runtime id, so each is read once
+        # (not the specs of every running container every few seconds).
+        self.checks: dict[tuple[int, str], HealthCheck | None] = {}
         self.image_checks: dict[str, HealthCheck | None] = {}
         self.image_of: dict[str, str] = {}  # runtime id -> image id (fixed for a container)
         self.rows_read = 0.0
@@ -110,21 +116,34 @@ class HealthMonitor(threading.Thread):
         rows = Container.objects.filter(
             host__name=self.host_name, observed_state=Container.Observed.RUNNING
         ).exclude(runtime_id="")
+        running = list(rows.values_list("id", "runtime_id", "pid"))
+        new = [row_id for row_id, rid, _ in running if (row_id, rid) not in self.checks]
+        for at in range(0, len(new), 500):  # SQLite's limit on bound parameters
+            for row in rows.filter(id__in=new[at : at + 500]).only("id", "runtime_id", "spec"):
+                check = self.check_of(row)
+                if check is not _RETRY:  # the runtime could not say: asked again next time
+                    self.checks[(row.id, row.runtime_id)] = check
         alive = {}
-        for row in rows.only("id", "runtime_id", "pid", "spec"):
-            check = self.check_of(row)
-            if check is None:
+        for row_id, rid, pid in running:
+            check = self.checks.get((row_id, rid))
+            if check is None:  # none, or not known yet
                 continue
-            known = self.tracked.get(row.id)
-            if known is None or (known.runtime_id, known.pid) != (row.runtime_id, row.pid):
-                known = _Tracked(row, check)  # new, or restarted: starting again
+            known = self.tracked.get(row_id)
+            if known is None or (known.runtime_id, known.pid) != (rid, pid):
+                # New, or restarted: starting again.
+                known = _Tracked(SimpleNamespace(id=row_id, runtime_id=rid, pid=pid), check)
                 self.save(known)
-            alive[row.id] = known
+            alive[row_id] = known
         self.tracked = alive
-        running = {item.runtime_id for item in alive.values()}
-        self.image_of = {k: v for k, v in self.image_of.items() if k in running}
+        # Only what the running containers need is kept (removed ones are forgotten).
+        keys = {(row_id, rid) for row_id, rid, _ in running}
+        self.checks = {k: v for k, v in self.checks.items() if k in keys}
+        rids = {rid for _, rid, _ in running}
+        self.image_of = {k: v for k, v in self.image_of.items() if k in rids}
+        images = set(self.image_of.values())
+        self.image_checks = {k: v for k, v in self.image_checks.items() if k in images}
 
-    def check_of(self, row) -> HealthCheck | None:
+    def check_of(self, row) -> HealthCheck | None | object:
         spec_check = (row.spec or {}).get("healthcheck")
         if spec_check:
             try:
@@ -134,13 +153,15 @@ class HealthMonitor(threading.Thread):
             return None if check.argv is None else check
         return self.image_check_of(row.runtime_id)
 
-    def image_check_of(self, runtime_id: str) -> HealthCheck | None:
+    def image_check_of(self, runtime_id: str) -> HealthCheck | None | object:
+        """The image's check of the container, None, or _RETRY when the runtime could not
+        say which image it runs."""
         rt = self.get_runtime()
         if runtime_id not in self.image_of:
             try:
                 self.image_of[runtime_id] = rt.state(runtime_id).get("image_id") or ""
             except BerthError:
-                return None
+                return _RETRY
         image_id = self.image_of[runtime_id]
         if image_id not in self.image_checks:
             try:
