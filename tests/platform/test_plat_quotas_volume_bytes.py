@@ -75,6 +75,9 @@ def test_at_the_quota_allowed_one_byte_over_refused(api, host, teams):
     assert denied.count() == 3
     usage = api("developer").get(f"/api/v1/teams/{teams['alpha'].pk}/usage/").json()
     assert usage["usage"]["volume_bytes"] == QUOTA + 1
+    shown = api("developer").get("/api/v1/volumes/").json()
+    shown = shown.get("results", shown)
+    assert {v["name"]: v["size"] for v in shown} == {"vb1": QUOTA + 1, "vb2": None}
     assert usage["quotas"] == {"volume_bytes": QUOTA}
 
 

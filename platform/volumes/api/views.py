@@ -28,6 +28,9 @@ class VolumeSerializer(serializers.ModelSerializer):
             "labels",
             "state",
             "created_at",
+            # Bytes on disk as the host last measured them (null: not yet); team volume_bytes.
+            "size",
+            "size_measured_at",
         ]
         read_only_fields = fields
 
