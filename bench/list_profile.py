@@ -69,6 +69,11 @@ for name, call in kinds.items():
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
     print(f"===== {name}: own time =====")
     print(out.getvalue())
+from audit.services import verify_chain
+from audit.models import AuditEvent
+problems = verify_chain()
+print(f"audit chain: {AuditEvent.objects.count()} events, {problems or 'intact'}")
+assert not problems
 """
 
 

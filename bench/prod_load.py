@@ -29,6 +29,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import ssl
 import statistics
@@ -245,16 +246,27 @@ def cpu_seconds(root_pid: int) -> float:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
+            if pid == root_pid:  # children that exited meanwhile (PostgreSQL's backends)
+                total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def run_load(base, tls, token, cookie, args, server_pid: int) -> dict:
+def own_cpu_seconds() -> float:
+    """CPU time of this process: the load generator (TLS and HTTP for every client) runs on
+    the same cores as the server, so its share is reported too."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_load(base, tls, token, cookie, args, server_pid: int, db_pid: int = 0) -> dict:
     assets = await discover_assets(base, tls, cookie)
     stop_at = time.monotonic() + args.seconds
     api, pages, static = Stats(), Stats(), Stats()
     counter = [0]
     started = time.monotonic()
     cpu_before = cpu_seconds(server_pid)
+    db_before = cpu_seconds(db_pid) if db_pid else 0.0
+    client_before = own_cpu_seconds()
     await asyncio.gather(
         *(api_client(base, tls, token, stop_at, api, counter) for _ in range(args.api_clients)),
         *(
@@ -264,10 +276,19 @@ async def run_load(base, tls, token, cookie, args, server_pid: int) -> dict:
     )
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(server_pid) - cpu_before
+    db_cpu = cpu_seconds(db_pid) - db_before if db_pid else 0.0
+    client_cpu = own_cpu_seconds() - client_before
     with contextlib.suppress(OSError):
         load = os.getloadavg()[0]
     return {
         "server_cpu_ms_per_request": round(1000 * cpu / max(counter[0], 1), 2),
+        # Cores busy on average: the server's processes, PostgreSQL's, the load generator's.
+        "cores_used": {
+            "server": round(cpu / elapsed, 2),
+            "database": round(db_cpu / elapsed, 2),
+            "load_generator": round(client_cpu / elapsed, 2),
+        },
+        "load_generator_cpu_ms_per_request": round(1000 * client_cpu / max(counter[0], 1), 2),
         "load_average": round(load, 1),
         "seconds": round(elapsed, 1),
         "requests_per_second": round(counter[0] / elapsed, 1),
@@ -327,6 +348,10 @@ class Postgres:
             str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "berth"
         )
         return f"postgres://postgres@127.0.0.1:{self.port}/berth"
+
+    def pid(self) -> int:
+        """The postmaster's pid (its backends are its children)."""
+        return int((self.dir / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
@@ -392,11 +417,14 @@ def main():
                    "browsers": args.browsers, "prod_workers": workers, "think": args.think,
                    "database": args.database}  # fmt: skip
 
+        db_pid = pg.pid() if pg is not None else 0
         dev_port = free_port()
         dev = start_dev(served, dev_port)
         print(f"dev: runserver on http://127.0.0.1:{dev_port}/ for {args.seconds:g} s", flush=True)
         results["dev"] = asyncio.run(
-            run_load(f"http://127.0.0.1:{dev_port}", None, served.token, cookie, args, dev.pid)
+            run_load(
+                f"http://127.0.0.1:{dev_port}", None, served.token, cookie, args, dev.pid, db_pid
+            )
         )
         stop(dev)
         dev = None
@@ -404,7 +432,9 @@ def main():
         served.start()
         print(f"prod: gunicorn, {workers} uvicorn workers, HTTPS, for {args.seconds:g} s")
         results["prod"] = asyncio.run(
-            run_load(served.base_url, served.tls, served.token, cookie, args, served.proc.pid)
+            run_load(
+                served.base_url, served.tls, served.token, cookie, args, served.proc.pid, db_pid
+            )
         )
         results["dev"]["server_log_problems"] = log_problems(served.base / "dev.log")
         results["prod"]["server_log_problems"] = log_problems(served.base / "web.log")

@@ -12,15 +12,6 @@ from audit.models import GENESIS_HASH, AuditEvent, ChainHead
 MAX_REASON = 500
 
 
-def _head() -> ChainHead:
-    # select_for_update locks the head row on PostgreSQL; SQLite transactions start IMMEDIATE
-    # (see config.env.sqlite_database), which locks the whole database for the append.
-    head = ChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        head = ChainHead.objects.create(pk=1)
-    return head
-
-
 def _text(value, limit: int) -> str:
     """A column's text as PostgreSQL takes it: no NUL characters, at most `limit` long (hostile
     input reaches the audit log verbatim: an id in a URL, a name in a body)."""
@@ -82,17 +73,26 @@ def record_event(
 def _append(events: list[AuditEvent]) -> None:
     """Chain `events` after the head and insert them: one head lock, one INSERT, one head
     update however many there are."""
-    with transaction.atomic():
-        head = _head()
+    # The head's two statements in SQL (the ORM would compile them again for every append);
+    # FOR UPDATE locks the head row on PostgreSQL, SQLite's IMMEDIATE transactions (see
+    # config.env.sqlite_database) lock the whole database.
+    table = connection.ops.quote_name(ChainHead._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, last_hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+        row = cursor.fetchone()
+        if row is None:
+            head = ChainHead.objects.create(pk=1)
+            row = (head.seq, head.last_hash)
+        seq, prev = row
         now = timezone.now()
-        seq, prev = head.seq, head.last_hash
         for event in events:
             seq += 1
             event.pk = None  # a batch rolled back and written again gets new ids
             event.seq, event.time, event.prev_hash = seq, now, prev
             event.hash = prev = event.compute_hash()
         AuditEvent.objects.bulk_create(events)
-        ChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
+        cursor.execute(f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
     for event in events:
         # What save() would send (the metrics count gate decisions from it).
         post_save.send(
