@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 
 from agent import control_client, identity, lookup, observe
+from agent.policy_gate import USERNS_LABEL
 from containers.models import Container
 from hosts.models import Host
 from operations.models import Operation
@@ -90,6 +91,10 @@ def _moving(op) -> tuple[str, dict]:
         name, labels = container.name, container.spec.get("labels") or {}
     labels = {str(k): str(v) for k, v in labels.items()}
     labels[lookup.LABEL] = f"{op.host.name}/{op.target_id}"
+    if op.team_id:
+        # The team's user namespace range here, as policy_gate sets it on every container
+        # this agent runs (the restore keeps the source's range when it is free here).
+        labels[USERNS_LABEL] = f"team-{op.team_id}"
     return name, labels
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from pathlib import Path
 
-from runtime.container import checkpoints, criu, portable, restore
+from runtime.container import checkpoints, criu, criu_userns, portable, restore
 from runtime.container import status as sm
 from runtime.container.fsutil import proc_start_time, read_json
 from runtime.errors import InvalidState
@@ -67,6 +68,7 @@ def checkpoint(
                 mounts=meta["mounts"],
                 files=meta["stdio"],
                 parent=f"../../{name}.pre/{parent}" if parent else None,
+                userns=rec["spec"]["namespaces"].get("user") == "private",
             )
             criu.run_dump(argv, partial / "images")
         except BaseException:
@@ -156,7 +158,9 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
     spec["name"] = name or manifest["name"]
     if labels is not None:
         spec["labels"] = dict(labels)
+    _keep_range(rt, spec, where)
     rec = portable.check_image(rt, manifest, rt._prepare(spec))
+    rt._settle_userns(rec)  # the archive's setting; a private one gets its key's range here
     me = os.getpid()  # a restore killed half-way is then cleared like a killed create
     rec["creating"] = {"pid": me, "start": proc_start_time(me)}
     cid = rec["id"]
@@ -177,6 +181,20 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
             rt._teardown(cid, rec["name"], network=True)
         raise
     return rt.state(cid)
+
+
+def _keep_range(rt, spec: dict, where) -> None:
+    """A user-namespaced checkpoint: its key takes the range it was dumped with when this
+    host has none for it yet and that range is free (else restore maps it to this host's)."""
+    image = criu_userns.image(Path(where) / "images")
+    if image is None or (spec.get("namespaces") or {}).get("user") != "private":
+        return
+    from runtime.container import userns_ranges
+
+    key = (spec.get("labels") or {}).get(userns_ranges.LABEL) or userns_ranges.DEFAULT_KEY
+    uid = criu_userns.read_maps(image)["uid"]
+    if len(uid) == 1 and uid[0][0] == 0:
+        userns_ranges.claim(rt.config, key, uid[0][1])
 
 
 def export_existing(rt, ref, name, target) -> None:

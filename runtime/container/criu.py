@@ -147,12 +147,22 @@ def dump_argv(
     mounts: list[str],
     files: list[str],
     parent: str | None = None,
+    userns: bool = False,
 ) -> list[str]:
     """`criu dump` of the tree under `pid` into `images` (only pages dirtied since the
-    pre-dump in `parent`, a path relative to `images`, when given)."""
-    netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    pre-dump in `parent`, a path relative to `images`, when given).
+
+    A container in a user namespace of its own also owns its network namespace, which no
+    namespace made beforehand can replace (setns into a network namespace of the host's
+    user namespace is refused from inside the restored one): its network is left out
+    ("empty") and wired again at restore, in the namespace CRIU makes (netns_script).
+    """
     argv = [binary(), "dump", "-t", str(pid), "-D", str(images), "-o", "dump.log", *COMMON]
-    argv += ["--external", f"net[{netns}]:{NETNS_KEY}"]
+    if userns:
+        argv += ["--empty-ns", "net"]
+    else:
+        netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+        argv += ["--external", f"net[{netns}]:{NETNS_KEY}"]
     for point in mounts:
         argv += ["--external", f"mnt[{point}]:{point}"]
     for key in set(files):
@@ -191,8 +201,14 @@ def restore_argv(
     tcp_established: bool,
     mounts: dict[str, str],
     inherit: dict[str, int],
+    netns_script: Path | None = None,
 ) -> list[str]:
-    """`criu restore` detached, the root task a child of the caller (the shim-to-be)."""
+    """`criu restore` detached, the root task a child of the caller (the shim-to-be).
+
+    With `netns_script` (a user-namespaced container) CRIU makes an empty network namespace
+    inside the user namespace it restores, and runs the script once it exists
+    (setup-namespaces): the runtime wires it there, as a fresh start does.
+    """
     argv = [binary(), "restore", "-D", str(images), "-W", str(work), "-o", "restore.log"]
     argv += [*COMMON, "--root", root, "--restore-detached", "--restore-sibling"]
     # The restored tasks stay in the cgroup CRIU runs in (the new container's, limits set):
@@ -200,6 +216,8 @@ def restore_argv(
     # same machine, are killed with it).
     argv.append("--manage-cgroups=ignore")
     argv += ["--pidfile", str(work / "pid")]
+    if netns_script is not None:
+        argv += ["--empty-ns", "net", "--action-script", str(netns_script)]
     for point, source in mounts.items():
         argv += ["--external", f"mnt[{point}]:{source}"]
     for key, fd in inherit.items():
@@ -239,12 +257,8 @@ def refuse_unsupported(rec: dict) -> None:
         why = "it has devices passed through (--device)"
     elif spec.get("privileged"):
         why = "it is privileged (the host's /dev and /sys are bind-mounted)"
-    elif spec["namespaces"].get("user") == "private":
-        # CRIU restores no idmapped mounts, which a private user namespace's rootfs is made of.
-        why = (
-            "it runs in a private user namespace, whose idmapped rootfs CRIU cannot restore; "
-            "create it with namespaces user=host to checkpoint or migrate it"
-        )
+    elif (rec.get("userns") or {}).get("join"):
+        why = "it shares the user namespace of another container"
     elif spec["network"]["mode"] == "host" or spec["network"]["mode"].startswith("container:"):
         why = f"it shares a network namespace (network {spec['network']['mode']})"
     elif any(

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from runtime import linux
-from runtime.container import criu, launch
+from runtime.container import criu, criu_userns, launch, restore_userns
 from runtime.container.fsutil import proc_start_time
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, InvalidSpec, KernelError
@@ -61,23 +61,24 @@ def _wanted_network(rt, rec: dict, old: dict):
     return net, None
 
 
+def wire(rt, rec: dict, files: dict, old_network: dict, pid: int) -> dict:
+    """Wire the netns of `pid` like the container's (its old address if free)."""
+    spec, same = _wanted_network(rt, rec, old_network)
+    exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
+    paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
+    if same is not None:
+        with contextlib.suppress(Conflict, InvalidSpec):  # taken, or not in this subnet
+            return rt.networks.attach(
+                rec["id"], rec["name"], pid, same, rec["hostname"], exposed, paths
+            )
+    return rt.networks.attach(rec["id"], rec["name"], pid, spec, rec["hostname"], exposed, paths)
+
+
 def prepare_netns(rt, rec: dict, files: dict, old_network: dict) -> tuple[int, dict]:
     """A new netns wired like the container's (its old address if free); returns (fd, network)."""
     pid, release = _netns_holder()
     try:
-        spec, same = _wanted_network(rt, rec, old_network)
-        exposed = (rec.get("image_config") or {}).get("config", {}).get("ExposedPorts") or {}
-        paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
-        network = None
-        if same is not None:
-            with contextlib.suppress(Conflict, InvalidSpec):  # taken, or not in this subnet
-                network = rt.networks.attach(
-                    rec["id"], rec["name"], pid, same, rec["hostname"], exposed, paths
-                )
-        if network is None:
-            network = rt.networks.attach(
-                rec["id"], rec["name"], pid, spec, rec["hostname"], exposed, paths
-            )
+        network = wire(rt, rec, files, old_network, pid)
         fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(release)
@@ -86,29 +87,42 @@ def prepare_netns(rt, rec: dict, files: dict, old_network: dict) -> tuple[int, d
 
 
 def external_mounts(
-    rt, rec: dict, files: dict, points: list[str], console: str | None = None
+    rt, rec: dict, files: dict, points: list[str], console: str | None = None, staged=None
 ) -> dict[str, str]:
-    """Host sources, on this host, for the mount points the dump named external."""
+    """Host sources, on this host, for the mount points the dump named external.
+
+    `staged` (a user-namespaced container): a list that receives the (host source, name)
+    of each bind mount, whose source becomes an idmapped tree under the rootfs' stage."""
     from runtime.container import plan
 
     sources = {f"/etc/{name}": path for name, path in files.items()}
     if console:
         sources["/dev/console"] = console
-    for m in plan.mounts(rt.spec_of(rec), rt.config):
+    user_mounts = plan.mounts(rt.spec_of(rec), rt.config)
+    for m in user_mounts:
         sources[m["target"]] = m["source"]
-    plan.ensure_volumes(plan.mounts(rt.spec_of(rec), rt.config))
+    if staged is not None:
+        sources.update(restore_userns.device_sources())
+    plan.ensure_volumes(user_mounts)
     missing = [p for p in points if p not in sources]
     if missing:
         raise KernelError(f"the checkpoint needs mounts this container lacks: {missing}")
-    return {p: sources[p] for p in points}
+    found = {p: sources[p] for p in points}
+    if staged is None:
+        return found
+    binds = {m["source"] for m in user_mounts if m["type"] == "bind"}
+    return restore_userns.staged(found, binds, staged)
 
 
-def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args) -> None:
+def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, rng, binds):
     """In the forked shim-to-be: mount the rootfs privately, run CRIU, become the shim."""
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    data = f"lowerdir={':'.join(rec['lower'])},upperdir={paths.upper},workdir={paths.work}"
-    linux.mount("overlay", str(paths.merged), "overlay", 0, data)
+    if rng:  # user-namespaced: CRIU's --root is the stage's (argv says so)
+        restore_userns.mount_root(rec, paths, rng, binds)
+    else:
+        data = f"lowerdir={':'.join(rec['lower'])},upperdir={paths.upper},workdir={paths.work}"
+        linux.mount("overlay", str(paths.merged), "overlay", 0, data)
     for fd in inherit_fds:
         os.set_inheritable(fd, True)
 
@@ -132,7 +146,10 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args) -
         os._exit(1)
     cpid = int((work / "pid").read_text().strip())
     # The restored tasks have their own mount namespace now; ours need not keep the rootfs.
-    linux.umount(str(paths.merged), linux.MNT_DETACH)
+    if rng:
+        restore_userns.unmount_root()
+    else:
+        linux.umount(str(paths.merged), linux.MNT_DETACH)
     me = os.getpid()
     launch._send(
         msg_w, pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid)
@@ -156,35 +173,76 @@ def _tty_stdio(fds: dict) -> list[int]:
     return [slave] * 3
 
 
+def _check_userns(images: Path, rec: dict, rng: dict | None) -> None:
+    """The checkpoint's user namespace mapped to the record's range (rewritten if it was
+    made with another: an import or a migration to a host that gave the key another)."""
+    if rng is None:
+        if criu_userns.image(images) is not None:
+            raise InvalidSpec(
+                f"the checkpoint ran in a user namespace of its own; container {rec['name']} "
+                "runs in the host's"
+            )
+        return
+    if criu_userns.remap(images, rng["first"], rng["count"]) is None:
+        raise InvalidSpec(
+            f"the checkpoint ran in the host's user namespace; container {rec['name']} "
+            "has one of its own"
+        )
+
+
+def _wire_restored(rt, rec, files, meta, handoff, shake, deadline) -> dict | None:
+    """Wire the network namespace CRIU made inside the restored user namespace; returns the
+    network (None if the restore failed before: the handshake then says why)."""
+    pid = handoff.wait_pid(shake.msg_r, deadline)
+    if pid is None:
+        return None
+    try:
+        network = wire(rt, rec, files, meta.get("network") or {}, pid)
+    except BaseException:
+        handoff.answer(False)
+        with contextlib.suppress(Exception):
+            shake.next(deadline)  # CRIU gives up: the shim-to-be reports and exits
+        raise
+    handoff.answer(True)
+    return network
+
+
 def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     """Restore the checkpoint in `images` as container `rec` under a new shim; returns its info."""
     paths = ContainerPaths(rt.config, rec["id"])
+    rng = restore_userns.range_of(rt, rec)
+    _check_userns(images, rec, rng)
     files = launch.etc_files(rt, rec, paths)
     for flag in (paths.stop_flag, paths.caller_cleans, paths.fifo):
         flag.unlink(missing_ok=True)
     fds = launch.make_stdio(rec["spec"])
     stdio = _tty_stdio(fds) if rec["spec"]["tty"] else launch.child_stdio(fds)
+    binds: list = [] if rng else None
+    netns_fd = network = None
     try:
         console = os.ttyname(stdio[0]) if rec["spec"]["tty"] else None
-        mounts = external_mounts(rt, rec, files, meta["mounts"], console)
-        netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
+        mounts = external_mounts(rt, rec, files, meta["mounts"], console, binds)
+        if not rng:  # else wired once CRIU has made it (restore_userns.NetnsHandoff)
+            netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
     except BaseException:
         for fd in {*fds.values(), *stdio}:
             os.close(fd)
         raise
-    inherit = {criu.NETNS_KEY: netns_fd}
+    inherit = {criu.NETNS_KEY: netns_fd} if netns_fd is not None else {}
     for number, key in enumerate(meta["stdio"]):
         inherit.setdefault(key, stdio[number])
     work = paths.run_dir / "criu-restore"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
+    handoff = restore_userns.NetnsHandoff(work) if rng else None
     argv = criu.restore_argv(
         images,
         work,
-        str(paths.merged),
+        f"{restore_userns.STAGE}/root" if rng else str(paths.merged),
         tcp_established=meta.get("tcp_established", False),
         mounts=mounts,
         inherit=inherit,
+        netns_script=handoff.script if handoff else None,
     )
     listen = launch.listen_socket(paths.attach_socket)
     args = launch.shim_args(rt, rec, paths, fds, listen)
@@ -192,13 +250,17 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     args["winsize"] = winsize
     procs = rt.cgroups.procs_files(rec["id"])
     msg_r, msg_w = os.pipe()
+    lent = restore_userns.lend_images(images, rng["first"]) if rng else []
     pid0 = os.fork()
     if pid0 == 0:
         try:
             os.setsid()
+            if handoff:  # the caller alone holds the FIFOs' other ends
+                handoff.close()
             if os.fork() == 0:
                 os.close(msg_r)
-                _shim_to_be(rec, paths, argv, work, list(set(inherit.values())), procs, msg_w, args)
+                inherit_fds = list(set(inherit.values()))
+                _shim_to_be(rec, paths, argv, work, inherit_fds, procs, msg_w, args, rng, binds)
         except BaseException as err:  # noqa: BLE001 (a forked child reports and exits)
             with contextlib.suppress(OSError):
                 launch._send(msg_w, error=f"restore failed: {err}")
@@ -208,16 +270,24 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd, winsize} - {None}:
         os.close(fd)
     shake = launch.Handshake(msg_r, -1)
+    deadline = time.monotonic() + 300
+    info = {}
     try:
-        info = shake.next(time.monotonic() + 300)
+        if handoff:
+            network = _wire_restored(rt, rec, files, meta, handoff, shake, deadline)
+        info = shake.next(deadline)
         if "error" in info:
             raise KernelError(info["error"])
     except BaseException:
-        launch._kill_quietly(shake.info.get("pid"))
+        launch._kill_quietly(info.get("pid"))
         with contextlib.suppress(OSError):
             rt.networks.detach(rec["id"])
         raise
     finally:
+        restore_userns.give_back(lent)
+        if handoff:
+            handoff.close()
+            restore_userns.remove_stage_dir()
         os.close(msg_r)
         shutil.rmtree(work, ignore_errors=True)
     info["network"] = network

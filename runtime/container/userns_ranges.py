@@ -94,6 +94,28 @@ def allocate(config, key: str) -> tuple[int, int]:
     return first + index * size, size
 
 
+def claim(config, key: str, first: int) -> None:
+    """Give `key` the range starting at host id `first` if it has none here yet and that
+    range is free (a container restored from another host keeps the ids it had there, and
+    so do the files of its team's volumes copied with it). Otherwise nothing changes: the
+    restore then maps the checkpoint to the range `key` has here (criu_userns.remap)."""
+    start, count = pool(config)
+    size = min(RANGE_SIZE, count)
+    index, rest = divmod(first - start, size)
+    if key == DEFAULT_KEY or count // size == 1 or rest or not 0 < index < count // size:
+        return
+    config.root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(config.root / "userns.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = read_json(config.root / "userns.json", {}) or {}
+        if key not in table and index not in table.values():
+            table[key] = index
+            write_json(config.root / "userns.json", table)
+    finally:
+        os.close(lock)
+
+
 def _host_only(spec) -> bool:
     if spec.privileged or spec.network.mode == "host":
         return True

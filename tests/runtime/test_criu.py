@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.container import restore_userns
 from runtime.errors import Conflict, InvalidSpec, InvalidState
 from tests.criu_support import criu_problem
 
@@ -37,19 +38,31 @@ def _wait_count(rt, ref, at_least: int, timeout: float = 10) -> list[int]:
     raise AssertionError(f"the count of {ref} never reached {at_least}: {_numbers(rt, ref)[-5:]}")
 
 
-def _counter(rt, name, network="none"):
-    st = rt.run(
-        {
-            "image": "busybox",
-            "name": name,
-            "command": ["sh", "-c", LOOP],
-            "network": {"mode": network},
-            # CRIU cannot restore the idmapped mounts of a private user namespace.
-            "namespaces": {"user": "host"},
-        }
-    )
+def _counter(rt, name, network="none", userns="host", labels=None):
+    spec = {
+        "image": "busybox",
+        "name": name,
+        "command": ["sh", "-c", LOOP],
+        "network": {"mode": network},
+        "labels": labels or {},
+    }
+    if userns == "host":  # else the default: a user namespace of its own (issue 14)
+        spec["namespaces"] = {"user": "host"}
+    st = rt.run(spec)
     _wait_count(rt, name, 5)
     return st
+
+
+def _uid_map(rt, ref) -> tuple[int, int, int]:
+    """The restored init's uid_map (one line: inside, host, count)."""
+    with open(f"/proc/{rt.state(ref)['pid']}/uid_map") as f:
+        return tuple(int(v) for v in f.read().split())
+
+
+def _range(rt, ref) -> tuple[int, int, int]:
+    """The uid_map a container's record asks for (0 -> its range's first id)."""
+    info = rt.store.read_record(rt.store.resolve(ref))["userns"]
+    return (0, info["first"], info["count"])
 
 
 def _tmp_criu_dirs() -> set[str]:
@@ -65,9 +78,14 @@ def _no_leftovers(rt):
         assert not list((rt.store.paths(cid).dir / "checkpoints").glob("*.partial"))
 
 
-def test_checkpoint_and_restore_continue_counting(rt):
+@pytest.mark.parametrize("userns", ["host", "private"])
+def test_checkpoint_and_restore_continue_counting(rt, userns):
     before = _tmp_criu_dirs()
-    _counter(rt, "cr-count", network="bridge")
+    _counter(rt, "cr-count", network="bridge", userns=userns)
+    ip = rt.state("cr-count")["network"]["networks"]["bridge"]["ip"]
+    if userns == "private":
+        mapped = _uid_map(rt, "cr-count")
+        assert mapped == _range(rt, "cr-count") and mapped[1] > 0
     rt.checkpoint("cr-count", "one")
     assert rt.state("cr-count")["status"] == "stopped"
     assert [c["name"] for c in rt.checkpoints("cr-count")] == ["one"]
@@ -75,10 +93,15 @@ def test_checkpoint_and_restore_continue_counting(rt):
     time.sleep(0.3)
     assert _numbers(rt, "cr-count")[-1] == last  # dumped and stopped: no counting
     st = rt.start("cr-count", checkpoint="one")
-    assert st["status"] == "running" and st["network"]["networks"]["bridge"]["ip"]
+    assert st["status"] == "running" and st["network"]["networks"]["bridge"]["ip"] == ip
     got = _wait_count(rt, "cr-count", last + 5)
     after = got[got.index(last) + 1 :]
     assert after[:3] == [last + 1, last + 2, last + 3]  # from where it was, not from 1
+    if userns == "private":  # the same range, and the idmapped rootfs writable as before
+        assert _uid_map(rt, "cr-count") == mapped
+        code, out = rt.exec("cr-count", ["sh", "-c", "echo w > /w && stat -c %u /w /bin/sh"])
+        assert (code, out) == (0, b"0\n0\n")
+        assert not os.path.exists(restore_userns.STAGE)
     # The shim watches the restored process: stats, stop and the exit code work.
     assert rt.stats("cr-count")
     rt.stop("cr-count", timeout=1)
@@ -91,7 +114,7 @@ def test_checkpoint_and_restore_continue_counting(rt):
 
 
 def test_leave_running_keeps_counting(rt):
-    _counter(rt, "cr-live")
+    _counter(rt, "cr-live", userns="private")
     rt.checkpoint("cr-live", "snap", leave_running=True)
     assert rt.state("cr-live")["status"] == "running"
     now = _numbers(rt, "cr-live")[-1]
@@ -104,6 +127,7 @@ def test_leave_running_keeps_counting(rt):
     rt.start("cr-live", checkpoint="snap")
     got = _wait_count(rt, "cr-live", 3)
     assert got[-1] >= 3
+    assert _uid_map(rt, "cr-live") == _range(rt, "cr-live")
     _no_leftovers(rt)
 
 
@@ -134,7 +158,7 @@ def test_bad_input_leaves_the_source_running(rt):
 
 
 def test_export_import_under_a_new_name(rt, tmp_path):
-    _counter(rt, "cr-src")
+    _counter(rt, "cr-src", userns="private")
     archive = tmp_path / "cp.tar"
     rt.exec("cr-src", ["sh", "-c", "echo kept > /data.txt"])
     rt.checkpoint("cr-src", "exp", leave_running=True, export=str(archive))
@@ -147,6 +171,15 @@ def test_export_import_under_a_new_name(rt, tmp_path):
     code, out = rt.exec("cr-copy", ["cat", "/data.txt"])
     assert out == b"kept\n"
     assert rt.state("cr-src")["status"] == "running"
+    assert _uid_map(rt, "cr-copy") == _uid_map(rt, "cr-src")  # the key's range: the same
+    # A key with another range here (a migration to a host that gave the team another):
+    # the checkpoint's map is rewritten to it, and the copy runs on in that range.
+    st = rt.restore(str(archive), name="cr-other", labels={"io.berth.userns": "cr-team"})
+    assert st["status"] == "running"
+    assert _uid_map(rt, "cr-other") == _range(rt, "cr-other") != _uid_map(rt, "cr-src")
+    assert _wait_count(rt, "cr-other", 3)[0] > 1
+    code, out = rt.exec("cr-other", ["cat", "/data.txt"])
+    assert (code, out) == (0, b"kept\n")
     _no_leftovers(rt)
 
 
