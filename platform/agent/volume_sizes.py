@@ -5,20 +5,25 @@ links not followed, other file systems mounted inside not entered. Project quota
 ext4 with the `project` feature) would give the same number without a walk, and could even
 enforce it, but the volumes directory sits on an ext4 mounted without `prjquota` here (the
 common case), so the walk is the way that works everywhere. Each volume is
-measured at most every BERTH_VOLUME_SIZE_SECONDS (60) during the reconcile pass; a volume
-that is a bind of a host path (`device=` option) is not the team's space and is not counted.
+measured at most every BERTH_VOLUME_SIZE_SECONDS (60) during the reconcile pass, the least
+recently measured first, and a pass stops walking after BUDGET_SECONDS (the next pass goes on),
+so large volumes never hold up the reconciliation for long; a volume that is a bind of a host
+path (`device=` option) is not the team's space and is not counted.
 """
 
 import logging
 import os
+import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from volumes.models import Volume
 
 log = logging.getLogger(__name__)
+BUDGET_SECONDS = 2.0
 
 
 def disk_usage(path) -> int:
@@ -55,10 +60,14 @@ def measure(host_name: str, rt) -> int:
     due = (
         Volume.objects.filter(host__name=host_name, driver="local")
         .exclude(size_measured_at__gt=now - every)
+        .order_by(F("size_measured_at").asc(nulls_first=True), "id")
         .only("id", "name", "options")
     )
     measured = 0
+    started = time.monotonic()
     for vol in due:
+        if time.monotonic() - started > BUDGET_SECONDS:
+            break
         if (vol.options or {}).get("device"):
             continue
         data = rt.config.volumes_dir / vol.name / "_data"

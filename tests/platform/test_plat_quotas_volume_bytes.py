@@ -128,3 +128,13 @@ def test_the_agent_measures_its_hosts_volumes(tmp_path, host, teams):
     assert volume_sizes.measure(host.name, rt) == 1
     made.refresh_from_db()
     assert made.size >= 80_000
+
+
+def test_a_pass_stops_walking_after_its_budget(tmp_path, host, teams, monkeypatch):
+    rt = Runtime(RuntimeConfig(root=tmp_path / "root", run_root=tmp_path / "run", prefix="tpvb"))
+    for name in ("vbx", "vby"):
+        Volume.objects.create(team=teams["alpha"], host=host, name=name)
+    monkeypatch.setattr(volume_sizes, "BUDGET_SECONDS", -1.0)  # spent before the first
+    assert volume_sizes.measure(host.name, rt) == 0
+    monkeypatch.setattr(volume_sizes, "BUDGET_SECONDS", 2.0)
+    assert volume_sizes.measure(host.name, rt) == 2
