@@ -185,9 +185,9 @@ def prepare(
 ) -> None:
     """Make (or join) the user namespace and idmapped layers for a child plan (parent side).
 
-    With `deferred` (and nothing to join) no namespace is made here: the helper that
-    fork_init forks makes it with unshare and the parent maps it then (no throwaway child);
-    the layers are detached copies, idmapped once the namespace exists.
+    With `deferred` (and nothing to join) no namespace is made here: fork_init clones the
+    init into a new one (clone_init) and maps it then (no throwaway child, no helper); the
+    layers are detached copies, idmapped once the namespace exists.
     """
     if deferred and not join_pid:
         user_fd = None
