@@ -88,3 +88,22 @@ def test_one_decision_and_fixed_queries_per_request(api, teams, host, many):
     for i in range(30):
         make_container(teams["alpha"], host, f"tq-more-{i}")
     assert {name: measure(name) for name in ("admin", "developer")} == few
+
+
+def test_pages_answer_as_before_with_the_total_from_the_same_query(api, many):
+    client = api("admin")
+    with CaptureQueriesContext(connection) as ctx:
+        page = client.get(f"{URL}?page_size=4&page=2").json()
+    assert page["count"] == 6 and [r["name"] for r in page["results"]] == ["tq-4", "tq-5"]
+    assert page["next"] is None and page["previous"].endswith("page_size=4")
+    assert not any(
+        "COUNT(*) AS" in q["sql"] and "OVER" not in q["sql"] for q in ctx.captured_queries
+    )
+    first = client.get(f"{URL}?page_size=4").json()
+    assert first["count"] == 6 and len(first["results"]) == 4 and "page=2" in first["next"]
+    assert client.get(f"{URL}?page=last&page_size=4").json()["results"] == page["results"]
+    for bad in ("3&page_size=4", "0", "x", "٢"):  # past the end, zero, not a number
+        answer = client.get(f"{URL}?page={bad}")
+        assert answer.status_code == 404, (bad, answer.content)
+    empty = client.get(f"{URL}?state=paused").json()
+    assert empty == {"count": 0, "next": None, "previous": None, "results": []}

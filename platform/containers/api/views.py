@@ -13,6 +13,7 @@ from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
 from containers import maxima, services
 from containers.api.filters import ContainerFilter
+from containers.api.listing import OneQueryPagination
 from containers.api.serializers import (
     ContainerAnswerSerializer,
     ContainerCreateSerializer,
@@ -78,6 +79,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     queryset = Container.objects.select_related("team", "host")
     serializer_class = ContainerSerializer
     filterset_class = ContainerFilter
+    pagination_class = OneQueryPagination  # the list's rows and total in one query
     search_fields = ["name", "image", "runtime_id"]
     ordering_fields = ["name", "created_at", "observed_state", "desired_state", "image", "id"]
     ordering = ["name"]
