@@ -48,12 +48,11 @@ def _make(rt, container, *, start: bool) -> dict:
             raise
         state = make(spec)
     # Volumes made on first use exist now (the runtime made their directories).
-    Volume.objects.filter(
-        host_id=container.host_id,
-        team_id=container.team_id,
-        name__in=references.volume_names(container.spec),
-        state="pending",
-    ).update(state="ready")
+    names = references.volume_names(container.spec)
+    if names:
+        Volume.objects.filter(
+            host_id=container.host_id, team_id=container.team_id, name__in=names, state="pending"
+        ).update(state="ready")
     return state
 
 

@@ -150,10 +150,15 @@ def _network(spec, host):
             found.append(HostMismatch("network.mac_address", f"{mac} is not a usable address"))
     names = [n for n in net.get("networks") or [] if isinstance(n, str)]
     wanted = [n for n in dict.fromkeys(names) if n != DEFAULT_NETWORK]
+    # No query is built for a spec on the default network only (most of them).
     rows = {
         n.name: n
-        for n in Network.objects.filter(host_id=host.pk, name__in=wanted).only(
-            "name", "subnet", "gateway", "state"
+        for n in (
+            Network.objects.filter(host_id=host.pk, name__in=wanted).only(
+                "name", "subnet", "gateway", "state"
+            )
+            if wanted
+            else ()
         )
     }
     for name in wanted:

@@ -125,15 +125,22 @@ def _foreign_rows(spec: dict, *, team_id, host_id) -> list[str]:
     from networks.models import Network
     from volumes.models import Volume
 
-    problems = []
-    volumes = Volume.objects.filter(host_id=host_id, name__in=volume_names(spec))
-    for name in volumes.exclude(team_id=team_id).values_list("name", flat=True):
-        problems.append(f"volume {name!r} belongs to another team")
     wanted = [n for n in network_names(spec) if n != DEFAULT_NETWORK]
-    networks = Network.objects.filter(host_id=host_id, name__in=wanted)
-    for name in networks.exclude(team_id=team_id).values_list("name", flat=True):
-        problems.append(f"network {name!r} belongs to another team")
-    return problems
+    return [
+        f"volume {name!r} belongs to another team"
+        for name in _others(Volume, volume_names(spec), team_id=team_id, host_id=host_id)
+    ] + [
+        f"network {name!r} belongs to another team"
+        for name in _others(Network, wanted, team_id=team_id, host_id=host_id)
+    ]
+
+
+def _others(model, names, *, team_id, host_id) -> list[str]:
+    """Which of `names` are rows of `model` of another team on the host (no query for none)."""
+    if not names:
+        return []
+    rows = model.objects.filter(host_id=host_id, name__in=names).exclude(team_id=team_id)
+    return list(rows.values_list("name", flat=True))
 
 
 def unclaimed_volumes(spec: dict, *, host) -> list[str]:
@@ -141,6 +148,8 @@ def unclaimed_volumes(spec: dict, *, host) -> list[str]:
     from volumes.models import Volume
 
     names = sorted(set(volume_names(spec)))
+    if not names:
+        return []  # most specs mount none: no query to build
     known = set(Volume.objects.filter(host=host, name__in=names).values_list("name", flat=True))
     return [n for n in names if n not in known]
 
@@ -153,6 +162,15 @@ def claim_new_volumes(spec: dict, *, team, host) -> list[str]:
     created = unclaimed_volumes(spec, host=host)
     Volume.objects.bulk_create([Volume(team=team, host=host, name=n) for n in created])
     return created
+
+
+def _owned(model, names: set, *, team_id, host_id) -> set:
+    """Which of `names` are rows of `model` of the team on the host. No query is built for
+    none (building one costs more than running it, and the agent checks every create)."""
+    if not names:
+        return set()
+    rows = model.objects.filter(host_id=host_id, team_id=team_id, name__in=names)
+    return set(rows.values_list("name", flat=True))
 
 
 def verify(spec: dict, *, team_id, host_id) -> list[str]:
@@ -170,17 +188,9 @@ def verify(spec: dict, *, team_id, host_id) -> list[str]:
         if not ok:
             problems.append(f"{where}: container {ref[:12]} is not a live container of this team")
     names = set(volume_names(spec))
-    owned = set(
-        Volume.objects.filter(host_id=host_id, team_id=team_id, name__in=names).values_list(
-            "name", flat=True
-        )
-    )
+    owned = _owned(Volume, names, team_id=team_id, host_id=host_id)
     problems += [f"volume {n!r} is not a volume of this team" for n in sorted(names - owned)]
     wanted = set(network_names(spec)) - {DEFAULT_NETWORK}
-    mine = set(
-        Network.objects.filter(host_id=host_id, team_id=team_id, name__in=wanted).values_list(
-            "name", flat=True
-        )
-    )
+    mine = _owned(Network, wanted, team_id=team_id, host_id=host_id)
     problems += [f"network {n!r} is not a network of this team" for n in sorted(wanted - mine)]
     return problems
