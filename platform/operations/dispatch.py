@@ -177,9 +177,10 @@ def wait_for(operation: Operation, seconds: float) -> Operation:
     the row decides and a lost announcement only delays the answer.
     """
     deadline = time.monotonic() + max(0.0, min(seconds, settings.BERTH_MAX_WAIT_SECONDS))
-    operation.refresh_from_db()
-    if operation.is_done or time.monotonic() >= deadline:
-        return operation
+    if operation.is_done:
+        return operation  # completed by the web itself (a remove that was a row update)
+    # No read before subscribing: the loop's first read comes after it, and the operation
+    # was just created (a read here would find it pending, one query for nothing).
     with completion.Listener(operation.pk) as listener:
         while True:
             operation.refresh_from_db()
