@@ -32,7 +32,7 @@ def numbers(host, runtime_id) -> list[int]:
     return [int(b) for _, _, b in rt.logs(runtime_id) if b.strip().isdigit()]
 
 
-def counter(fleet, host, name, command=LOOP, network=None):
+def counter(fleet, host, name, command=LOOP, network=None, userns="host"):
     body = {
         "team": fleet.team,
         "host": host.name,
@@ -41,19 +41,27 @@ def counter(fleet, host, name, command=LOOP, network=None):
             "name": name,
             "command": ["sh", "-c", command],
             "network": network or {"mode": "none"},
-            # CRIU cannot restore the idmapped mounts of a private user namespace.
-            "namespaces": {"user": "host"},
         },
     }
+    if userns == "host":  # else the default: a user namespace of its own (issue 14)
+        body["spec"]["namespaces"] = {"user": "host"}
     status, out = fleet.api("POST", "containers/?wait=60", body)
     assert status == 200 and out["container"]["observed_state"] == "running", out
     return out["container"]
 
 
+def uid_map(host, runtime_id) -> tuple[int, ...]:
+    """The uid_map of the container's init (inside, host, count)."""
+    with open(f"/proc/{host.runtime().state(runtime_id)['pid']}/uid_map") as f:
+        return tuple(int(v) for v in f.read().split())
+
+
 def test_counting_loop_continues_after_migration(fleet):
     a, b = fleet.hosts[:2]
-    row = counter(fleet, a, "mig-count")
+    row = counter(fleet, a, "mig-count", userns="private")  # the default container
     fleet.wait_until(lambda: len(numbers(a, row["runtime_id"])) > 5, 20, "counting on a")
+    mapped = uid_map(a, row["runtime_id"])
+    assert mapped[0] == 0 and mapped[1] > 0  # root inside is not root on the host
     status, out = fleet.api(
         "POST", f"containers/{row['id']}/migrate/", {"host": b.name}, timeout=300
     )
@@ -64,6 +72,9 @@ def test_counting_loop_continues_after_migration(fleet):
     time.sleep(0.5)
     got = numbers(b, copy["id"])
     assert got and got[0] > 5  # continued, not started again from 1
+    # The team's range on the target is the one it had on the source.
+    info = b.runtime().store.read_record(copy["id"])["userns"]
+    assert uid_map(b, copy["id"]) == mapped == (0, info["first"], info["count"])
     # The target's agent reports it (a source agent's observation in flight may come first).
     fleet.wait_until(
         lambda: (
@@ -142,7 +153,8 @@ def _wait_fifo(path, timeout: float) -> str:
 
 def test_target_killed_mid_migration_leaves_the_source_running(fleet):
     a, b = fleet.hosts[:2]
-    row = counter(fleet, a, "mig-fail")
+    row = counter(fleet, a, "mig-fail", userns="private")  # resumed in its own range
+    mapped = uid_map(a, row["runtime_id"])
     fleet.wait_until(lambda: len(numbers(a, row["runtime_id"])) > 5, 20, "counting on a")
     fifo = fleet.base / "pause.fifo"
     os.mkfifo(fifo)
@@ -175,5 +187,6 @@ def test_target_killed_mid_migration_leaves_the_source_running(fleet):
     assert still["status"] == "running"  # resumed from its checkpoint, where it was
     got = numbers(a, still["id"])
     assert last + 1 in got and got.count(1) == 1  # went on from `last`, never restarted
+    assert uid_map(a, still["id"]) == mapped
     assert mine(b, row["id"]) == []
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)

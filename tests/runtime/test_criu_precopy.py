@@ -9,7 +9,7 @@ import pytest
 from runtime.container import criu, precopy, precopy_wire
 from runtime.errors import InvalidSpec
 from tests.criu_support import criu_problem
-from tests.runtime.test_criu import _counter, _no_leftovers, _numbers, _wait_count
+from tests.runtime.test_criu import _counter, _no_leftovers, _numbers, _uid_map, _wait_count
 
 _PROBLEM = criu_problem()
 pytestmark = [
@@ -57,7 +57,8 @@ def _move(rt, ref, new_name, *, source_key="src"):
 
 
 def test_precopy_moves_the_counter_and_it_goes_on(rt):
-    _counter(rt, "pc-src")
+    _counter(rt, "pc-src", userns="private")  # the default: a user namespace of its own
+    mapped = _uid_map(rt, "pc-src")
     sent, got = _move(rt, "pc-src", "pc-dst")
     assert "error" not in got, got
     if criu.dirty_tracking():  # else (no CONFIG_MEM_SOFT_DIRTY) one final dump only
@@ -67,6 +68,7 @@ def test_precopy_moves_the_counter_and_it_goes_on(rt):
     last = _numbers(rt, "pc-src")[-1]
     got = _wait_count(rt, "pc-dst", last + 3)
     assert got[0] > 5 and got[0] <= last + 2  # continued from the source's count
+    assert _uid_map(rt, "pc-dst") == mapped
     rt.delete("pc-src", force=True)
     _no_leftovers(rt)
 
