@@ -139,7 +139,8 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
 
     @extend_schema(parameters=[FORCE])
     def destroy(self, request, pk=None):
-        """Remove the container (202 with the Operation)."""
+        """Remove the container (202 with the Operation; 200 at once for one that runs
+        nothing: its row is removed and its host deletes it after the answer)."""
         wait_seconds(request)
         container = self.get_object()
         params = {"force": request.query_params.get("force") in ("1", "true")}
