@@ -41,10 +41,10 @@ def _make(rt, container, *, start: bool) -> dict:
     try:
         # The runtime itself frees a name held by a create that was killed half-way.
         state = make(spec)
-    except Conflict:
+    except Conflict as err:
         # A removed row's container may still hold the name here (the web answers a remove
         # before the host deletes it): deleted now, whichever message comes first.
-        if not _free_name(rt, container):
+        if not _free_name(rt, container, str(err)):
             raise
         state = make(spec)
     # Volumes made on first use exist now (the runtime made their directories).
@@ -56,13 +56,15 @@ def _make(rt, container, *, start: bool) -> dict:
     return state
 
 
-def _free_name(rt, container) -> bool:
+def _free_name(rt, container, conflict: str) -> bool:
     """Delete the runtime container holding `container`'s name if it is the container of a
     removed row of this host; True when the name is free now (a create may try again)."""
     try:
         holder = rt.state(container.name)
     except NotFound:
-        return True  # deleted meanwhile (its agent.remove_container ran)
+        # Deleted since the conflict (its agent.remove_container ran): try again if it was
+        # the name that conflicted, not something else (a port, an address).
+        return f'"/{container.name}" is already in use' in conflict
     spec = holder.get("spec") or {}
     value = (holder.get("labels") or spec.get("labels") or {}).get(lookup.LABEL) or ""
     host_name, _, pk = value.partition("/")

@@ -41,7 +41,7 @@ class MiniRuntime:
 
     def create(self, spec):
         if any(s["name"] == spec.name for s in self.containers.values()):
-            raise Conflict(f"the container name {spec.name} is already in use")
+            raise Conflict(f'the container name "/{spec.name}" is already in use')
         cid = f"{next(self._ids):064x}"
         self.containers[cid] = {
             "id": cid,
@@ -231,6 +231,14 @@ def test_a_name_held_by_a_live_row_is_still_a_conflict(world):
     out = executor.execute(op.id, host_name=host.name, rt=rt)
     assert out["state"] == "failed" and "already in use" in out["error"]
     assert len(rt.containers) == 1
+
+
+def test_a_holder_deleted_since_the_conflict_lets_the_create_try_again(world):
+    _, _, container, rt = world
+    container = Container.objects.select_related("host").get(pk=container.pk)
+    name_taken = f'the container name "/{container.name}" is already in use by container "x"'
+    assert containers_ops._free_name(rt, container, name_taken) is True
+    assert containers_ops._free_name(rt, container, "port 8080 is already in use") is False
 
 
 def test_the_agents_create_and_remove_statements(world):
