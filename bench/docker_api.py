@@ -11,7 +11,15 @@ the same busybox root filesystem imported as `busybox`. Then, with the real dock
    threads, not timed; created, not started: 500 running containers would be 500 shims on each
    side); target: Berth no slower than dockerd.
 
+Beside the wall time of each CLI call it reports the CPU time each side's server spent on it
+(the process trees: Berth's Docker API listener, agent with its pool and Redis; dockerd with
+containerd and the shims), which a loaded machine disturbs far less than wall time.
+
     .venv/bin/python bench/docker_api.py [--runs 20] [--containers 500] [--network none]
+        [--settings config.settings.test]
+
+Berth runs with test settings by default (DEBUG off, as in production; dev settings keep
+every SQL query of a request in memory and log it).
 
 Run as root. Everything started here is stopped by its pid; containers are removed by each
 side's cleanup (served_berth.stop deletes the runtime's; dockerd's are force-removed through its
@@ -39,6 +47,7 @@ from served_berth import PY, REPO, ServedBerth, free_port, wait_until  # noqa: E
 
 WARMUP = 2
 TEAM_LABEL = "io.berth.team=bench"
+LOADS: list[str] = []  # the 1-minute load average at the start and at the end
 
 
 def cli(env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -49,6 +58,56 @@ def cli(env: dict, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     if done.returncode:
         raise RuntimeError(f"docker {' '.join(args)}: {done.stderr.strip()}")
     return ms, done
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_ms(roots: list[int], marker: str) -> float:
+    """CPU time (user + system, ms, reaped children included) of the processes under `roots`,
+    and of those whose command line or environment names `marker` (the side's directory):
+    both sides' shims detach from the daemon that started them."""
+    parent, ticks, marked = {}, {}, set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            pid = int(stat.parent.name)
+            if (
+                marker.encode()
+                in (stat.parent / "cmdline").read_bytes() + (stat.parent / "environ").read_bytes()
+            ):
+                marked.add(pid)
+        except OSError:
+            continue  # gone meanwhile
+        fields = text[text.rindex(")") + 2 :].split()
+        parent[pid] = int(fields[1])
+        # utime, stime, cutime, cstime (fields 14-17 of proc(5))
+        ticks[pid] = sum(int(v) for v in fields[11:15])
+    tops = set(roots) | marked
+    total = 0
+    for pid in parent:
+        walk = pid
+        while walk in parent and walk not in tops:
+            walk = parent[walk]
+        if walk in tops:
+            total += ticks[pid]
+    return total * 1000 / TICK
+
+
+def own_cpu_ms(pid: int) -> float:
+    """CPU time (user + system, ms) of one process, its children not included."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICK
+
+
+def timed(env: dict, side: tuple, *args: str) -> tuple[float, float, float]:
+    """Run the docker CLI; (wall ms, CPU ms of the API server's process, CPU ms of the whole
+    server side: daemon or listener, host agent, Redis, containerd, shims)."""
+    roots, marker = side
+    front, whole = own_cpu_ms(roots[0]), tree_cpu_ms(roots, marker)
+    ms, _ = cli(env, *args)
+    return ms, own_cpu_ms(roots[0]) - front, tree_cpu_ms(roots, marker) - whole
 
 
 def berth_env(berth: ServedBerth, port: int, base: Path) -> dict:
@@ -120,7 +179,8 @@ def fill_dockerd(dockerd: Dockerd, n: int, network: str) -> None:
 def measure(args, base: Path) -> dict[str, list[float]]:
     """Start both sides, take the samples, stop both."""
     results: dict[str, list[float]] = {}
-    berth = ServedBerth(base / "berth", "config.settings.dev")
+    berth = ServedBerth(base / "berth", args.settings)
+    berth.env["BERTH_TEST_CHANNELS"] = "redis"  # test settings, but separate processes
     (base / "berth").mkdir()
     dockerd = None
     try:
@@ -142,13 +202,23 @@ def measure(args, base: Path) -> dict[str, list[float]]:
         build_rootfs_tar(str(base / "docker" / "rootfs.tar"))
         dockerd.start(base / "docker" / "rootfs.tar", "busybox")
         sides = {"berth": berth_env(berth, port, base), "dockerd": dockerd_env(dockerd, base)}
+        roots = {
+            # The listener first: its own CPU is the API server's (as dockerd's is dockerd's).
+            "berth": (
+                [listener.pid, *(p.pid for p in berth.procs.values() if p is not listener)],
+                f"{base / 'berth'}/",
+            ),
+            "dockerd": ([dockerd.proc.pid], f"{base / 'docker'}/"),
+        }
         run_args = ["run", "-d", "--network", args.network, "--label", TEAM_LABEL]
         run_args += ["busybox", "sleep", "600"]
         for i in range(WARMUP + args.runs):
             for side, env in sides.items():
-                ms, _ = cli(env, *run_args)
+                ms, front, whole = timed(env, roots[side], *run_args)
                 if i >= WARMUP:
                     results.setdefault(f"run -d ({side})", []).append(ms)
+                    results.setdefault(f"run -d api CPU ({side})", []).append(front)
+                    results.setdefault(f"run -d all CPU ({side})", []).append(whole)
         # The list: N created containers on each side besides the run ones.
         have = WARMUP + args.runs
         fill_berth(port, berth.token, args.containers - have, args.network)
@@ -158,9 +228,11 @@ def measure(args, base: Path) -> dict[str, list[float]]:
             results[f"listed ({side})"] = [float(len(listed.stdout.split()))]
         for i in range(WARMUP + args.runs):
             for side, env in sides.items():
-                ms, _ = cli(env, "ps", "-a")
+                ms, front, whole = timed(env, roots[side], "ps", "-a")
                 if i >= WARMUP:
                     results.setdefault(f"ps -a ({side})", []).append(ms)
+                    results.setdefault(f"ps -a api CPU ({side})", []).append(front)
+                    results.setdefault(f"ps -a all CPU ({side})", []).append(whole)
     except Exception:
         for name in berth.procs:
             print(f"--- {name} log ---\n{berth.log(name)}", file=sys.stderr)
@@ -210,19 +282,28 @@ def unmount_under(path: Path) -> None:
 def report(args, results: dict[str, list[float]]) -> None:
     """Medians and the two ratios."""
     print(f"docker CLI, {args.runs} runs each (after {WARMUP} warm-up), network {args.network}")
-    print(f"{'what':<22} {'median ms':>10} {'min':>8} {'max':>8}")
+    print(f"Berth settings {args.settings}; load average {' '.join(LOADS)}")
+    print(f"{'what':<26} {'median ms':>10} {'min':>8} {'max':>8}")
     for what, values in results.items():
         if what.startswith("listed"):
-            print(f"{what:<22} {int(values[0]):>10} containers")
+            print(f"{what:<26} {int(values[0]):>10} containers")
             continue
         print(
-            f"{what:<22} {statistics.median(values):>10.1f} {min(values):>8.1f} {max(values):>8.1f}"
+            f"{what:<26} {statistics.median(values):>10.1f} {min(values):>8.1f} {max(values):>8.1f}"
         )
     for verb, target in (("run -d", "<= 0.5"), ("ps -a", "<= 1.0")):
         ratio = statistics.median(results[f"{verb} (berth)"]) / statistics.median(
             results[f"{verb} (dockerd)"]
         )
         print(f"ratio {verb} berth / dockerd: {ratio:.2f} (target {target})")
+        for part in ("api", "all"):
+            mine = statistics.median(results[f"{verb} {part} CPU (berth)"])
+            theirs = statistics.median(results[f"{verb} {part} CPU (dockerd)"])
+            # CPU times come in clock ticks (10 ms): a zero median means under one tick.
+            print(
+                f"ratio {verb} {part} CPU berth / dockerd: {mine / max(theirs, 1000 / TICK):.2f}"
+                + (" (dockerd under one tick)" if not theirs else "")
+            )
 
 
 def main() -> int:
@@ -231,6 +312,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--containers", type=int, default=500)
     parser.add_argument("--network", choices=["none", "bridge"], default="none")
+    parser.add_argument("--settings", default="config.settings.test")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root: the agent and dockerd create namespaces and cgroups", file=sys.stderr)
@@ -239,10 +321,12 @@ def main() -> int:
         print("needs the docker CLI and dockerd", file=sys.stderr)
         return 1
     base = Path(tempfile.mkdtemp(prefix="bd-", dir="/tmp"))
+    LOADS.append(Path("/proc/loadavg").read_text().split()[0])
     try:
         results = measure(args, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    LOADS.append(Path("/proc/loadavg").read_text().split()[0])
     report(args, results)
     return 0
 

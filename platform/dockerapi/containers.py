@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import TextField
+from django.db.models import BigIntegerField, Func, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -61,29 +61,48 @@ def _finish(operation, seconds: float | None = None) -> None:
 # come as text (only the four keys of the spec a summary shows, extracted by the database)
 # and each distinct text is parsed once per list: most rows share their command, network,
 # mounts and labels, and parsing every row's whole spec was a third of a 500-row `docker ps`.
+# The creation time comes as Unix seconds (what the summary shows) rather than as a datetime.
 _SUMMARY_FIELDS = (
-    "id", "name", "image", "runtime_id", "created_at", "observed_state", "exit_code",
+    "id", "name", "image", "runtime_id", "observed_state", "exit_code",
     "health__status", "health__failing_streak",
 )  # fmt: skip
 _SPEC_KEYS = ("command", "entrypoint", "network", "mounts")
+
+
+class _UnixSeconds(Func):
+    """A datetime column as whole seconds since the epoch (SQLite and PostgreSQL)."""
+
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # '%%%%s': the template's formatting makes it %%s, which the backend's parameter
+        # substitution then turns into strftime's own %s.
+        template = "CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+# In this order after _SUMMARY_FIELDS (values_list takes the expressions by position).
 _SUMMARY_TEXT = {
     **{f"spec_{key}": KT(f"spec__{key}") for key in _SPEC_KEYS},
     "labels_text": Cast("labels", TextField()),
     "network_info_text": Cast("network_info", TextField()),
+    "created": _UnixSeconds("created_at"),
 }
 
 
-def _summary_row(values: dict, parse) -> SimpleNamespace:
-    """A list row as the attributes render.summary reads (pk, fields, health or None)."""
-    status = values.pop("health__status")
-    streak = values.pop("health__failing_streak")
-    health = None if status is None else SimpleNamespace(status=status, failing_streak=streak)
-    spec = {key: parse(values.pop(f"spec_{key}")) for key in _SPEC_KEYS}
-    labels = parse(values.pop("labels_text"))
-    network_info = parse(values.pop("network_info_text"))
+def _summary_row(row: tuple, parse) -> SimpleNamespace:
+    """A list row (_SUMMARY_FIELDS, then _SUMMARY_TEXT) as the attributes render.summary reads."""
+    pk, name, image, runtime_id, observed, exit_code, health, streak, *texts, created = row
+    command, entrypoint, network, mounts, labels, network_info = map(parse, texts)
     return SimpleNamespace(
-        pk=values["id"], health=health, spec=spec, labels=labels, network_info=network_info,
-        **values,
+        pk=pk, id=pk, name=name, image=image, runtime_id=runtime_id, observed_state=observed,
+        exit_code=exit_code, created=created, labels=labels, network_info=network_info,
+        health=None if health is None else SimpleNamespace(status=health, failing_streak=streak),
+        spec={"command": command, "entrypoint": entrypoint, "network": network, "mounts": mounts},
     )  # fmt: skip
 
 
@@ -121,18 +140,19 @@ def list_(call):
     parse = _parser()
     # Only the columns a summary shows, as plain values with the health row's in the same
     # query: building 500 model instances (with their team and host) was most of `docker ps`.
-    for values in rows.values(*_SUMMARY_FIELDS, **_SUMMARY_TEXT):
-        container = _summary_row(values, parse)
+    for row in rows.values_list(*_SUMMARY_FIELDS, *_SUMMARY_TEXT.values()):
+        container = _summary_row(row, parse)
         status = render.status_of(container)
         if not wanted_all and status not in ("running", "paused"):
             continue
         if not _matches(container, status, filters):
             continue
-        found.append(render.summary(container))
+        found.append(render.summary(container, created=container.created))
     limit = call.integer("limit", -1)
     if limit and limit > 0:
         found = found[:limit]
-    return JsonResponse(found, safe=False)
+    # Compact, as dockerd's Go encoder writes it (a tenth fewer bytes for the CLI to read).
+    return JsonResponse(found, safe=False, json_dumps_params={"separators": (",", ":")})
 
 
 def _matches(container, status: str, filters: dict) -> bool:
@@ -170,7 +190,7 @@ def create(call):
         summary=summary | {"spec": spec},
     )
     _finish(op)
-    container.refresh_from_db()
+    container.refresh_from_db(fields=["runtime_id"])  # the Id, once the host made it
     return JsonResponse({"Id": docker_id(container), "Warnings": []}, status=201)
 
 

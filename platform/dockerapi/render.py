@@ -104,8 +104,8 @@ def _networks(container) -> dict:
     }
 
 
-def summary(container) -> dict:
-    """One row of GET /containers/json."""
+def summary(container, created: int | None = None) -> dict:
+    """One row of GET /containers/json (`created`: its Unix time, when the caller has it)."""
     spec = container.spec
     return {
         "Id": docker_id(container),
@@ -113,7 +113,7 @@ def summary(container) -> dict:
         "Image": container.image,
         "ImageID": "",
         "Command": _command(spec),
-        "Created": int(container.created_at.timestamp()),
+        "Created": int(container.created_at.timestamp()) if created is None else created,
         "Ports": _ports(container),
         "Labels": container.labels or {},
         "State": status_of(container),
