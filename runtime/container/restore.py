@@ -111,7 +111,7 @@ def external_mounts(
     if staged is None:
         return found
     binds = {m["source"] for m in user_mounts if m["type"] == "bind"}
-    return restore_userns.staged(found, binds, staged)
+    return restore_userns.staged(found, binds, staged, restore_userns.stage_dir(rec["id"]))
 
 
 def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, rng, binds):
@@ -147,7 +147,7 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
     cpid = int((work / "pid").read_text().strip())
     # The restored tasks have their own mount namespace now; ours need not keep the rootfs.
     if rng:
-        restore_userns.unmount_root()
+        restore_userns.unmount_root(rec["id"])
     else:
         linux.umount(str(paths.merged), linux.MNT_DETACH)
     me = os.getpid()
@@ -158,7 +158,7 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
     launch.exec_shim(args)
 
 
-def _tty_stdio(fds: dict) -> list[int]:
+def _tty_stdio(fds: dict, rng: dict | None = None) -> list[int]:
     """A TTY container's new terminal: a pty whose master goes to the shim (as the init of a
     fresh start sends it) and whose slave CRIU hands the restored tasks in place of the old
     one (the dump named it external: tty[rdev:dev])."""
@@ -170,6 +170,10 @@ def _tty_stdio(fds: dict) -> list[int]:
         sock.close()
         os.close(master)
     os.set_inheritable(slave, False)
+    if rng:
+        # CRIU gives the slave the owner it had inside (root, group tty: the container's
+        # devpts has gid=5) from inside the user namespace, which may only keep it as is.
+        os.fchown(slave, rng["first"], rng["first"] + 5)
     return [slave] * 3
 
 
@@ -216,7 +220,7 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     for flag in (paths.stop_flag, paths.caller_cleans, paths.fifo):
         flag.unlink(missing_ok=True)
     fds = launch.make_stdio(rec["spec"])
-    stdio = _tty_stdio(fds) if rec["spec"]["tty"] else launch.child_stdio(fds)
+    stdio = _tty_stdio(fds, rng) if rec["spec"]["tty"] else launch.child_stdio(fds)
     binds: list = [] if rng else None
     netns_fd = network = None
     try:
@@ -238,7 +242,7 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
     argv = criu.restore_argv(
         images,
         work,
-        f"{restore_userns.STAGE}/root" if rng else str(paths.merged),
+        f"{restore_userns.stage_dir(rec['id'])}/root" if rng else str(paths.merged),
         tcp_established=meta.get("tcp_established", False),
         mounts=mounts,
         inherit=inherit,
@@ -287,7 +291,7 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
         restore_userns.give_back(lent)
         if handoff:
             handoff.close()
-            restore_userns.remove_stage_dir()
+            restore_userns.remove_stage_dir(rec["id"])
         os.close(msg_r)
         shutil.rmtree(work, ignore_errors=True)
     info["network"] = network

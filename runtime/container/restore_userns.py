@@ -32,8 +32,16 @@ from runtime.errors import KernelError
 
 # The restored tasks open CRIU's external mount sources themselves, from inside their user
 # namespace: they must reach them by a path every user may traverse. Each restore mounts its
-# own tmpfs here, in its private mount namespace (the host sees only the empty directory).
-STAGE = "/run/berth-restore-stage"
+# own tmpfs on STAGE_ROOT/<container id>, in its private mount namespace: the host sees an
+# empty directory during the restore (one per container: a restore holds its lock), removed
+# after; never a shared one (an rmdir would detach the mounts of a restore still using it).
+STAGE_ROOT = "/run/berth-restore-stage"
+
+
+def stage_dir(cid: str) -> str:
+    """Where the restore of container `cid` stages its rootfs and external mounts."""
+    return f"{STAGE_ROOT}/{cid}"
+
 
 _SCRIPT = """#!/bin/sh
 # CRIU's action script (runtime/container/restore_userns.py): wire the restored netns.
@@ -68,9 +76,9 @@ def device_sources() -> dict[str, str]:
     return sources
 
 
-def staged(mounts: dict[str, str], idmapped: set[str], made: list) -> dict[str, str]:
+def staged(mounts: dict[str, str], idmapped: set[str], made: list, where: str) -> dict[str, str]:
     """The external mounts' sources as CRIU must see them: every host path but a device's
-    moves under STAGE (the restored tasks open them, and cannot traverse the runtime's
+    moves under `where` (stage_dir) (the restored tasks open them, and cannot traverse the runtime's
     root-only directories); `made` receives (host source, name, idmap) for mount_root."""
     out = {}
     for i, (point, source) in enumerate(sorted(mounts.items())):
@@ -78,13 +86,13 @@ def staged(mounts: dict[str, str], idmapped: set[str], made: list) -> dict[str, 
             out[point] = source
             continue
         made.append((source, f"e{i}", source in idmapped))
-        out[point] = f"{STAGE}/e{i}"
+        out[point] = f"{where}/e{i}"
     return out
 
 
 def mount_root(rec: dict, paths, rng: dict, made: list) -> str:
-    """In the shim-to-be (own mount namespace): a tmpfs at STAGE with the idmapped rootfs
-    at STAGE/root and the external mounts' sources (bind mounts idmapped, as at start);
+    """In the shim-to-be (own mount namespace): a tmpfs at stage_dir with the idmapped rootfs
+    at its root/ and the external mounts' sources (bind mounts idmapped, as at start);
     returns the root's path for CRIU's --root."""
     flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
     user_fd = userns.create(rng["first"], rng["count"])
@@ -102,17 +110,21 @@ def mount_root(rec: dict, paths, rng: dict, made: list) -> str:
         userns.close_all([*trees, user_fd])
         raise
     try:
-        return _stage(rec, paths, made, trees, user_fd)
+        return _stage(rec, paths, made, trees, user_fd, stage_dir(rec["id"]))
     finally:
         os.close(user_fd)
 
 
-def _stage(rec: dict, paths, made: list, trees: list[int], user_fd: int) -> str:
+def _stage(rec: dict, paths, made: list, trees: list[int], user_fd: int, where: str) -> str:
     layers = len(rec["lower"])
-    os.makedirs(STAGE, mode=0o755, exist_ok=True)
+    for _ in range(5):  # another restore's remove_stage_dir may take STAGE_ROOT in between
+        with contextlib.suppress(FileNotFoundError):
+            os.makedirs(where, mode=0o755, exist_ok=True)
+            break
+    os.chmod(STAGE_ROOT, 0o755)  # not the umask's: the restored tasks traverse it
     stage = linux.fsmount_new("tmpfs", {"mode": "0755", "size": "64k"})
     try:
-        linux.move_mount(stage, linux.AT_FDCWD, STAGE)
+        linux.move_mount(stage, linux.AT_FDCWD, where)
         names = [f"l{i}" for i in range(layers)] + ["state"] + [name for _, name, _ in made]
         sources = [None] * (layers + 1) + [source for source, _, _ in made]
         for name, source, fd in zip(names, sources, trees, strict=True):
@@ -127,17 +139,17 @@ def _stage(rec: dict, paths, made: list, trees: list[int], user_fd: int) -> str:
     finally:
         userns.close_all([stage, *trees])
     upper, work = os.path.basename(paths.upper), os.path.basename(paths.work)
-    lower = ":".join(f"{STAGE}/l{i}" for i in range(layers))
-    data = f"lowerdir={lower},upperdir={STAGE}/state/{upper},workdir={STAGE}/state/{work},userxattr"
-    overlay = _overlay_as_root_inside(data, user_fd)
+    lower = ":".join(f"{where}/l{i}" for i in range(layers))
+    data = f"lowerdir={lower},upperdir={where}/state/{upper},workdir={where}/state/{work},userxattr"
+    overlay = _overlay_as_root_inside(data, user_fd, f"{where}/root")
     try:
-        linux.move_mount(overlay, linux.AT_FDCWD, f"{STAGE}/root")
+        linux.move_mount(overlay, linux.AT_FDCWD, f"{where}/root")
     finally:
         os.close(overlay)
-    return f"{STAGE}/root"
+    return f"{where}/root"
 
 
-def _overlay_as_root_inside(data: str, user_fd: int) -> int:
+def _overlay_as_root_inside(data: str, user_fd: int, target: str) -> int:
     """The overlay, mounted by root of a user namespace with the container's map; returns a
     detached copy of it.
 
@@ -154,9 +166,8 @@ def _overlay_as_root_inside(data: str, user_fd: int) -> int:
             linux.setns(user_fd, linux.CLONE_NEWUSER)
             userns.become_root()
             linux.unshare(linux.CLONE_NEWNS)  # owned by that user namespace: it may mount
-            linux.mount("overlay", f"{STAGE}/root", "overlay", 0, data)
-            flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
-            fd = linux.open_tree(f"{STAGE}/root", flags)
+            linux.mount("overlay", target, "overlay", 0, data)
+            fd = linux.open_tree(target, linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC)
             socket.send_fds(theirs, [b"m"], [fd])
             code = 0
         except BaseException as err:  # noqa: BLE001 (a forked child reports and exits)
@@ -175,15 +186,17 @@ def _overlay_as_root_inside(data: str, user_fd: int) -> int:
     return fds[0]
 
 
-def unmount_root() -> None:
+def unmount_root(cid: str) -> None:
     """Detach the stage (in the shim-to-be's namespace; the restored tasks have their own)."""
-    linux.umount(STAGE, linux.MNT_DETACH)
+    linux.umount(stage_dir(cid), linux.MNT_DETACH)
 
 
-def remove_stage_dir() -> None:
-    """Remove the empty mount point on the host (busy while another restore uses it)."""
-    with contextlib.suppress(OSError):
-        os.rmdir(STAGE)
+def remove_stage_dir(cid: str) -> None:
+    """Remove the container's empty mount point on the host, and STAGE_ROOT when no other
+    restore has one there (rmdir of a non-empty directory fails: theirs stay)."""
+    for path in (stage_dir(cid), STAGE_ROOT):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 class NetnsHandoff:

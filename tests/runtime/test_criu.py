@@ -75,6 +75,7 @@ def _no_leftovers(rt):
     for cid in rt.store.ids():
         run = rt.store.paths(cid).run_dir
         assert not (run / "criu-restore").exists()
+        assert not os.path.exists(restore_userns.stage_dir(cid))
         assert not list((rt.store.paths(cid).dir / "checkpoints").glob("*.partial"))
 
 
@@ -101,7 +102,9 @@ def test_checkpoint_and_restore_continue_counting(rt, userns):
         assert _uid_map(rt, "cr-count") == mapped
         code, out = rt.exec("cr-count", ["sh", "-c", "echo w > /w && stat -c %u /w /bin/sh"])
         assert (code, out) == (0, b"0\n0\n")
-        assert not os.path.exists(restore_userns.STAGE)
+        # The images were lent to the range's root for the restore only.
+        images = rt.store.paths(st["id"]).dir / "checkpoints" / "one" / "images"
+        assert (images.stat().st_gid, images.stat().st_mode & 0o777) == (0, 0o700)
     # The shim watches the restored process: stats, stop and the exit code work.
     assert rt.stats("cr-count")
     rt.stop("cr-count", timeout=1)
@@ -233,14 +236,15 @@ def test_cli_checkpoint_ls_rm_start(rt):
     assert "c1" not in berth("checkpoint", "ls", "cr-cli")
 
 
-def test_a_tty_container_restores_with_a_new_terminal(rt):
+@pytest.mark.parametrize("userns", ["host", "private"])
+def test_a_tty_container_restores_with_a_new_terminal(rt, userns):
     rt.run(
         {
             "image": "busybox",
             "name": "cr-tty",
             "command": ["sh", "-c", LOOP],
             "network": {"mode": "none"},
-            "namespaces": {"user": "host"},
+            "namespaces": {"user": userns},
             "tty": True,
         }
     )
