@@ -61,26 +61,47 @@ def berth_sample(conn: http.client.HTTPConnection, token: str, name: str, networ
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_ms(root_pids) -> float:
-    """CPU milliseconds (user + system) used so far by these processes and their live
-    descendants (web server, agent and its pool and fork servers; not the containers, whose
-    shims leave the tree). A process that exited between two samples drops out: the agent's
-    short-lived children (runtime forks) are counted by their parent's cutime only once reaped,
-    so the numbers are an estimate of the steady processes' work, compared like for like."""
-    total, todo, seen = 0, list(root_pids), set()
+def _group(pid: int) -> str:
+    """Which part of Berth a process is: web, agent (its main process), pool, forkserver, redis."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return "gone"
+    if b"forkserver" in cmd:
+        return "forkserver"
+    if b"redis-server" in cmd:
+        return "redis"
+    if b"celery" in cmd:
+        return "agent"  # the main process and its pool share the command line
+    if b"runserver" in cmd or b"daphne" in cmd:
+        return "web"
+    return "other"
+
+
+def tree_cpu_by_group(root_pids) -> dict[str, float]:
+    """CPU milliseconds so far per part (see _group) of these processes and their live
+    descendants; the agent's pool processes, its children, are told apart as `pool`. The
+    containers are not counted (their shims leave the tree), nor the runtime's short-lived
+    forks (counted by their parent only once reaped): an estimate of the steady processes'
+    work, compared like for like."""
+    totals: dict[str, float] = {}
+    todo, seen = [(pid, None) for pid in root_pids], set()
     while todo:
-        pid = todo.pop()
+        pid, parent_group = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            group = _group(pid)
+            if group == "agent" and parent_group == "agent":
+                group = "pool"
+            totals[group] = totals.get(group, 0) + (int(fields[11]) + int(fields[12])) * 1000 / TICK
             for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += map(int, (task / "children").read_text().split())
+                todo += [(c, group) for c in map(int, (task / "children").read_text().split())]
         except (OSError, ValueError):
             continue
-    return total * 1000 / TICK
+    return totals
 
 
 def berth_remove(conn, token: str, cid) -> None:
@@ -145,13 +166,16 @@ def run(args, base: Path) -> dict[str, list[float]]:
         pids = [proc.pid for proc in berth.procs.values()]
         for i in range(WARMUP + args.runs):
             for server, conn in conns.items():
-                cpu = tree_cpu_ms(pids)
+                before = tree_cpu_by_group(pids)
                 ms, cid = berth_sample(conn, berth.token, f"{server[0]}{tag}{i}", args.network)
-                cpu = tree_cpu_ms(pids) - cpu
+                after = tree_cpu_by_group(pids)
                 berth_remove(conn, berth.token, cid)
                 if i >= WARMUP:
                     results.setdefault(f"berth ({server})", []).append(ms)
-                    results.setdefault(f"berth CPU ({server})", []).append(cpu)
+                    cpu = {g: after[g] - before.get(g, 0) for g in after}
+                    results.setdefault(f"berth CPU ({server})", []).append(sum(cpu.values()))
+                    for group in ("web", "agent", "pool", "forkserver", "redis"):
+                        results.setdefault(f"  CPU {group}", []).append(cpu.get(group, 0.0))
             if docker_conn is not None:
                 ms, cid = docker_sample(docker_conn, f"bench{tag}{i}", args.network)
                 docker_remove(docker_conn, cid)
