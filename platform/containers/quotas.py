@@ -85,17 +85,28 @@ def _locked(team):
 
 
 def enforce(
-    team, *, new_container=False, starting=None, new_volumes=0, new_images=0, image_bytes=0
+    team,
+    *,
+    new_container=False,
+    starting=None,
+    new_volumes=0,
+    new_images=0,
+    image_bytes=0,
+    pending_images=None,
 ) -> None:
     """Raise QuotaExceeded if the change passes a quota; call inside the writing transaction.
 
     `starting` is the spec of a container about to run (created and started, or started again).
+    `pending_images(team)`, called under the team's lock, counts images not yet written whose
+    work is queued or running (images/quota_check.py): in use too.
     """
     team = _locked(team)
     quotas = team.quotas or {}
     if not quotas:
         return
     used = usage(team)
+    pending = pending_images(team) if pending_images and "images" in quotas else 0
+    used["images"] += pending
     wanted = dict.fromkeys(KEYS, 0)
     wanted["containers"] = int(new_container)
     wanted["volumes"] = new_volumes
@@ -115,8 +126,9 @@ def enforce(
     for key in KEYS:
         quota = quotas.get(key)
         if isinstance(quota, int) and wanted[key] and used[key] + wanted[key] > quota:
+            note = f" ({pending} of them pending)" if key == "images" and pending else ""
             problems.append(
-                f"{key}: team {team.name}'s quota is {quota}, {used[key]} in use, "
+                f"{key}: team {team.name}'s quota is {quota}, {used[key]} in use{note}, "
                 f"this asks {wanted[key]} more"
             )
     if new_volumes or (starting is not None and _mounts_volumes(starting)):

@@ -78,34 +78,44 @@ def do_image_operation(
     params=None,
     summary=None,
     extra=(),
+    quota=None,
 ):
     """Queue an image Operation; `extra` allowed decisions (registry.use) are audited with it.
 
     A host that is removed, not joined or down is refused (409, audited as failed) before
     anything is written: nobody would take the work, and a pull or build would wait for ever.
-    A cordoned host still pulls and builds: cordoning stops new containers only."""
+    A cordoned host still pulls and builds: cordoning stops new containers only. `quota`
+    ({"refs": tags, "size": bytes}) checks the team's image quotas in the writing transaction
+    (images/quota_check.py; refused 403, audited, nothing queued)."""
+    from containers import quotas
+    from images import quota_check
+
     reason = placement.unreachable(host)
     if reason:
         gate.record(decision, summary=summary, outcome=gate.FAILED, reason=reason)
         raise Conflict(reason, code="host_unavailable")
     others = [d for d in extra if d is not None]
+    limited = quota is not None and team is not None and bool(team.quotas)
 
     def before():
+        if limited:
+            quota_check.enforce(team, host, refs=quota.get("refs") or (), size=quota.get("size", 0))
         for other in others:
             gate.record(other, summary=summary)
 
-    return do_host_operation(
-        decision,
-        kind=kind,
-        target_type="image",
-        target_id=str(target_id)[:64],
-        host=host,
-        team=team,
-        params=params or {},
-        acting_user=acting_user,
-        summary=summary,
-        before=before if others else None,
-    )
+    with quotas.guarded(decision, summary):
+        return do_host_operation(
+            decision,
+            kind=kind,
+            target_type="image",
+            target_id=str(target_id)[:64],
+            host=host,
+            team=team,
+            params=params or {},
+            acting_user=acting_user,
+            summary=summary,
+            before=before if others or limited else None,
+        )
 
 
 def do_pull_image(user, *, ref, host, team=None, registry=None, summary=None):
@@ -134,4 +144,5 @@ def do_pull_image(user, *, ref, host, team=None, registry=None, summary=None):
         acting_user=user,
         summary=(summary or {}) | {"ref": ref, "registry": registry.name if registry else ""},
         extra=[use],
+        quota={"refs": [ref]},
     )

@@ -37,6 +37,8 @@ def test_image_count_quota(api, host, teams, uploads):
     Image.objects.create(host=host, team=None, image_id="sha256:" + "b" * 64, size=10)  # public
     _quotas(api, teams["alpha"], {"images": 2})
     assert _import(api, 100).status_code == 202  # 1 in use + 1 asked = the quota
+    # The import finishes: its operation is done, its image written.
+    Operation.objects.update(state=Operation.State.SUCCEEDED)
     Image.objects.create(host=host, team=teams["alpha"], image_id="sha256:" + "c" * 64, size=10)
     refused = _import(api, 100)
     assert refused.status_code == 403, refused.content

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_POST
 from accounts.models import Team
 from config.errors import InvalidRequest
 from config.ids import is_id
+from containers import quotas
 from containers.services import check_placement
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, visible
 from hosts.models import Host
-from images import ownership
+from images import ownership, quota_check
 from images.models import Image
 from operations.services import do_host_operation
 from rbac import gate
@@ -76,16 +77,19 @@ def image_import(request):
         for chunk in upload.chunks():
             out.write(chunk)
     try:
-        do_host_operation(
-            decision,
-            kind="image.import",
-            target_type="image",
-            host=host,
-            team=team,
-            params={"path": str(path), "ref": ref or None, "team": team.pk if team else None},
-            acting_user=user,
-            summary=_summary(request, ref=ref, size=upload.size),
-        )
+        # The team's image quotas, in the transaction that writes the Operation.
+        with quotas.guarded(decision, _summary(request, ref=ref, size=upload.size)):
+            do_host_operation(
+                decision,
+                kind="image.import",
+                target_type="image",
+                host=host,
+                team=team,
+                params={"path": str(path), "ref": ref or None, "team": team.pk if team else None},
+                acting_user=user,
+                summary=_summary(request, ref=ref, size=upload.size),
+                before=quota_check.before(team, host, refs=[ref], size=upload.size),
+            )
     except Exception:
         path.unlink(missing_ok=True)
         raise

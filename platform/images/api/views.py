@@ -14,7 +14,7 @@ from api.fields import StrictSerializer, check_upload_size
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from containers import quotas
-from images import ownership
+from images import ownership, quota_check
 from images.models import Image
 from operations.services import do_host_operation
 
@@ -95,11 +95,6 @@ class ImageViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                 out.write(chunk)
         size = data["file"].size
 
-        def within_quota():
-            # In the writing transaction: the team's image quotas count this upload.
-            if team is not None:
-                quotas.enforce(team, new_images=1, image_bytes=size)
-
         try:
             with quotas.guarded(decision, summary=self.summary()):
                 op = do_host_operation(
@@ -115,7 +110,8 @@ class ImageViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                     },
                     acting_user=request.user,
                     summary=self.summary() | {"ref": data["ref"], "size": size},
-                    before=within_quota,
+                    # In the writing transaction: the team's image quotas count this upload.
+                    before=quota_check.before(team, host, refs=[data["ref"]], size=size),
                 )
         except Exception:
             path.unlink(missing_ok=True)

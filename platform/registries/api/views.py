@@ -209,6 +209,7 @@ class ImageActionViewSet(GatedViewSet):
                 },
                 summary=self.summary()
                 | {"tag": data.get("tag") or "", "size": data["context"].size},
+                quota={"refs": [data.get("tag") or ""]},
             )
         except Exception:
             path.unlink(missing_ok=True)
