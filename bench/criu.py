@@ -1,9 +1,11 @@
 """CRIU: checkpoint and restore through Berth vs Podman, and live-migration downtime (issue 11).
 
 Usage: .venv/bin/python bench/criu.py [-n 5] [--no-podman] [--no-migrate]
+       [--migrate-userns private|host]
 
 Workload: a busybox shell holding 64 MB of written memory (a 64 MB string), no network.
-Part 1, same run: Berth's runtime API (what the host agent calls) and its command line, against
+Part 1, same run: Berth's runtime API (what the host agent calls; `--userns host` and the
+default, a user namespace of its own) and its command line, against
 `podman container checkpoint` / `podman container restore` (runc; storage in a private
 temporary root; criu 4.2 from /usr/local/sbin). Medians in ms, and Berth/Podman ratios.
 Part 2: live migration between the two hosts of tests/fleet/fleet.py (two agents in their
@@ -99,30 +101,32 @@ def berth_side():
             capture_output=True,
         )
 
-    def one(api: bool) -> tuple[float, float]:
+    def one(api: bool, ref: str = "mem") -> tuple[float, float]:
         name = f"c{next(count)}"
         if api:
-            cp = ms(lambda: rt.checkpoint("mem", name))
-            rs = ms(lambda: rt.start("mem", checkpoint=name))
+            cp = ms(lambda: rt.checkpoint(ref, name))
+            rs = ms(lambda: rt.start(ref, checkpoint=name))
         else:
-            cp = ms(lambda: cli("checkpoint", "create", "mem", name))
-            rs = ms(lambda: cli("start", "--checkpoint", name, "mem"))
-        rt.checkpoint_remove("mem", name)
-        assert rss_kb(rt.state("mem")["pid"]) >= 64 * 1024  # still the same 64 MB
+            cp = ms(lambda: cli("checkpoint", "create", ref, name))
+            rs = ms(lambda: cli("start", "--checkpoint", name, ref))
+        rt.checkpoint_remove(ref, name)
+        assert rss_kb(rt.state(ref)["pid"]) >= 64 * 1024  # still the same 64 MB
         return cp, rs
 
     try:
         build_image(ImageStore(cfg))
-        rt.run(
-            {
-                "image": "busybox",
-                "name": "mem",
-                "command": ["sh", "-c", IDLE],
-                "network": {"mode": "none"},
-                "namespaces": {"user": "host"},  # CRIU restores no idmapped rootfs
-            }
-        )
-        wait_rss(lambda: rt.state("mem")["pid"])
+        for name, userns in (("mem", "host"), ("mem-u", "private")):
+            rt.run(
+                {
+                    "image": "busybox",
+                    "name": name,
+                    "command": ["sh", "-c", IDLE],
+                    "network": {"mode": "none"},
+                    # mem-u: the default since issue 14, a user namespace of its own
+                    "namespaces": {"user": userns},
+                }
+            )
+            wait_rss(lambda name=name: rt.state(name)["pid"])
         yield one
     finally:
         for st in rt.list():
@@ -173,13 +177,15 @@ def podman_side():
 
 def bench_pair(n: int, with_podman: bool) -> dict:
     """Berth API, Berth CLI and Podman, interleaved round by round (the load here varies)."""
-    out = {k: ([], []) for k in ("berth (API)", "berth (CLI)", "podman (CLI)")}
+    keys = ("berth (API)", "berth (API, userns)", "berth (CLI)", "podman (CLI)")
+    out = {k: ([], []) for k in keys}
     with contextlib.ExitStack() as stack:
         berth = stack.enter_context(berth_side())
         podman = stack.enter_context(podman_side()) if with_podman else None
         for _ in range(n):
             for key, one in (
                 ("berth (API)", lambda: berth(True)),
+                ("berth (API, userns)", lambda: berth(True, "mem-u")),
                 ("berth (CLI)", lambda: berth(False)),
                 ("podman (CLI)", podman),
             ):
@@ -231,7 +237,7 @@ class Prober:
         return max(gaps, default=float("nan")) * 1000
 
 
-def bench_migrate(n: int) -> dict:
+def bench_migrate(n: int, userns: str = "private") -> dict:
     """Migrate a 64 MB httpd back and forth between the fleet's two hosts."""
     import json
     import secrets
@@ -256,7 +262,7 @@ def bench_migrate(n: int) -> dict:
                 "name": "mem-web",
                 "command": ["sh", "-c", serve],
                 "network": {"ports": [{"container_port": 80, "host_port": port}]},
-                "namespaces": {"user": "host"},
+                "namespaces": {"user": userns},
             },
         }
         _, row = fleet.api("POST", "containers/?wait=60", body, expect=200)
@@ -298,23 +304,30 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=5)
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--no-migrate", action="store_true")
+    parser.add_argument(
+        "--migrate-userns", choices=("private", "host"), default="private",
+        help="the migrated container's user namespace (private: the default container)",
+    )  # fmt: skip
     args = parser.parse_args()
     pair = bench_pair(args.n, not args.no_podman and bool(shutil.which("podman")))
     print(f"64 MB workload, n={args.n}, medians (rounds interleaved)")
-    print(f"{'':14}{'checkpoint (ms)':>16}{'restore (ms)':>14}{'sum (ms)':>10}")
+    print(f"{'':22}{'checkpoint (ms)':>16}{'restore (ms)':>14}{'sum (ms)':>10}")
     for name, (cp, rs) in pair.items():
-        print(f"{name:14}{median(cp):16.1f}{median(rs):14.1f}{median(cp) + median(rs):10.1f}")
+        print(f"{name:22}{median(cp):16.1f}{median(rs):14.1f}{median(cp) + median(rs):10.1f}")
     if "podman (CLI)" in pair:
         pcp, prs = (median(x) for x in pair["podman (CLI)"])
-        for name in ("berth (API)", "berth (CLI)"):
+        for name in ("berth (API)", "berth (API, userns)", "berth (CLI)"):
             bcp, brs = (median(x) for x in pair[name])
             print(
                 f"{name}/podman: checkpoint {bcp / pcp:.2f}x, restore {brs / prs:.2f}x, "
                 f"sum {(bcp + brs) / (pcp + prs):.2f}x"
             )
     if not args.no_migrate:
-        mig = bench_migrate(args.n)
-        print(f"live migration, 64 MB httpd, {args.n} moves between two hosts ({mig['mode']})")
+        mig = bench_migrate(args.n, args.migrate_userns)
+        print(
+            f"live migration, 64 MB httpd (userns {args.migrate_userns}), {args.n} moves "
+            f"between two hosts ({mig['mode']})"
+        )
         print(f"  downtime seen by clients: median {median(mig['downtime']):.0f} ms, "
               f"max {max(mig['downtime'], default=float('nan')):.0f} ms")  # fmt: skip
         print(f"  source's freeze-to-restored: median {median(mig['source_downtime']):.0f} ms")
