@@ -8,10 +8,6 @@ exit code. Errors print one clear line and exit with the error's code (125 by de
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import argparse
 
 # Areas that register commands; a missing module (not built yet) is skipped.
 _AREAS = (
@@ -52,8 +48,10 @@ def _areas_for(argv) -> tuple[str, ...]:
     return _WORDS.get(word, _AREAS)
 
 
-def build_parser(argv=None) -> argparse.ArgumentParser:
-    """The parser with the areas `argv` needs (None: every registered area)."""
+def build_parser(argv=None):
+    """The argparse parser with the areas `argv` needs (None: every registered area).
+
+    No annotation: `ps` must not import argparse or typing (runtime/__main__.py)."""
     import importlib
 
     from runtime.cli.parser import OneLineParser  # bad values: one line, exit 125

@@ -73,7 +73,8 @@ def test_quick_ps_imports_neither_argparse_nor_the_runtime_api(tmp_path):
         "import sys, runpy; sys.argv = ['runtime', 'ps', '-a']\n"
         "try:\n    runpy.run_module('runtime', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('argparse', 'runtime.api', 'runtime.spec') if m in sys.modules))"
+        "print(sorted(m for m in ('argparse', 'typing', 'runtime.api', 'runtime.spec')"
+        " if m in sys.modules))"
     )
     env = dict(os.environ, BERTH_ROOT=str(tmp_path / "root"), BERTH_RUN_ROOT=str(tmp_path / "run"))
     out = subprocess.run(
