@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 # Three missed agent heartbeats (15 s each by default).
-HEARTBEAT_GRACE = timedelta(seconds=3 * settings.BERTH_HEARTBEAT_SECONDS)
+HEARTBEAT_GRACE = timedelta(seconds=settings.BERTH_HEARTBEAT_GRACE_SECONDS)
 
 
 class Host(models.Model):

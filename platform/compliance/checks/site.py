@@ -129,7 +129,7 @@ def admin_second_factor(now):
 def host_heartbeat(now):
     from hosts.models import Host
 
-    silent_after = timedelta(seconds=3 * settings.BERTH_HEARTBEAT_SECONDS)
+    silent_after = timedelta(seconds=settings.BERTH_HEARTBEAT_GRACE_SECONDS)
     hosts = list(
         Host.objects.filter(revoked_at__isnull=True)
         .exclude(state=Host.State.PENDING)  # not joined yet: no agent to hear from

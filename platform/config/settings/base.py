@@ -249,6 +249,11 @@ BERTH_EXEC_MARGIN_SECONDS = (
 # its reconcile pass; tests shorten them to see a host go down in seconds.
 BERTH_HEARTBEAT_SECONDS = int(secret("BERTH_HEARTBEAT_SECONDS") or 15)
 BERTH_RECONCILE_SECONDS = int(secret("BERTH_RECONCILE_SECONDS") or 15)
+# How long a host may stay silent before it counts as down: three intervals unless set (tests
+# with one-second beats give a loaded machine more than three seconds of slack).
+BERTH_HEARTBEAT_GRACE_SECONDS = int(
+    secret("BERTH_HEARTBEAT_GRACE_SECONDS") or 3 * BERTH_HEARTBEAT_SECONDS
+)
 # How long a removed container's row stays (listed with ?state=removed) before each host's
 # heartbeat purges it; 0 keeps them forever. The audit log keeps their history regardless.
 BERTH_REMOVED_RETENTION_SECONDS = int(secret("BERTH_REMOVED_RETENTION_SECONDS") or 7 * 86400)
