@@ -161,6 +161,7 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
     _keep_range(rt, spec, where)
     rec = portable.check_image(rt, manifest, rt._prepare(spec))
     rt._settle_userns(rec)  # the archive's setting; a private one gets its key's range here
+    _move_volumes(rt, rec, where)
     me = os.getpid()  # a restore killed half-way is then cleared like a killed create
     rec["creating"] = {"pid": me, "start": proc_start_time(me)}
     cid = rec["id"]
@@ -195,6 +196,36 @@ def _keep_range(rt, spec: dict, where) -> None:
     uid = criu_userns.read_maps(image)["uid"]
     if len(uid) == 1 and uid[0][0] == 0:
         userns_ranges.claim(rt.config, key, uid[0][1])
+
+
+def _move_volumes(rt, rec: dict, where) -> None:
+    """Named volumes copied with the source's owners follow the container into this host's
+    range for its key, when that differs from the range the checkpoint was dumped with."""
+    image = criu_userns.image(Path(where) / "images")
+    if image is None or not rec.get("userns"):
+        return
+    from runtime.container import plan
+
+    uid = criu_userns.read_maps(image)["uid"]
+    new = rec["userns"]
+    if len(uid) != 1 or uid[0][1] == new["first"]:
+        return
+    # A volume other containers here use stays theirs (their range owns it).
+    used = {
+        m.get("source")
+        for st in rt.list()
+        if st["id"] != rec["id"]
+        for m in st["spec"].get("mounts") or []
+        if m.get("type") == "volume"
+    }
+    for m, asked in zip(plan.mounts(rt.spec_of(rec), rt.config), _volume_names(rec), strict=True):
+        if m["type"] == "volume" and asked not in used and os.path.isdir(m["source"]):
+            criu_userns.move_volume(m["source"], uid[0][1], new["first"], new["count"])
+
+
+def _volume_names(rec: dict) -> list:
+    """The spec's mount sources in order (a volume's name where plan.mounts has its path)."""
+    return [m.get("source") for m in rec["spec"].get("mounts") or []]
 
 
 def export_existing(rt, ref, name, target) -> None:

@@ -13,6 +13,7 @@ uid_map = 1 and gid_map = 2, each an extent {first = 1, lower_first = 2, count =
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -115,3 +116,30 @@ def remap(images: Path, first: int, count: int) -> dict | None:
         partial.write_bytes(data)
         os.replace(partial, path)
     return {"first": lower, "count": size}
+
+
+def move_volume(path: str, old_first: int, new_first: int, count: int) -> bool:
+    """Move a named volume's files from the range a checkpoint was dumped with to this
+    container's (a migration to a host where the team has another range: the volume was
+    copied with the source's owners). Only a volume whose root belongs to the old range's
+    root is moved; its root directory goes last, so a move killed half-way resumes. Returns
+    whether it moved anything."""
+    st = os.lstat(path)
+    if st.st_uid != old_first or old_first == new_first:
+        return False
+
+    def shift(item: str) -> None:
+        info = os.lstat(item)
+        ids = []
+        for value in (info.st_uid, info.st_gid):
+            ids.append(value - old_first + new_first if 0 <= value - old_first < count else value)
+        if ids != [info.st_uid, info.st_gid]:
+            os.chown(item, *ids, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(item, stat.S_IMODE(info.st_mode))  # chown cleared them
+
+    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+        for name in dirnames + filenames:
+            shift(os.path.join(dirpath, name))
+    shift(path)
+    return True

@@ -38,13 +38,14 @@ def _wait_count(rt, ref, at_least: int, timeout: float = 10) -> list[int]:
     raise AssertionError(f"the count of {ref} never reached {at_least}: {_numbers(rt, ref)[-5:]}")
 
 
-def _counter(rt, name, network="none", userns="host", labels=None):
+def _counter(rt, name, network="none", userns="host", labels=None, mounts=None):
     spec = {
         "image": "busybox",
         "name": name,
         "command": ["sh", "-c", LOOP],
         "network": {"mode": network},
         "labels": labels or {},
+        "mounts": mounts or [],
     }
     if userns == "host":  # else the default: a user namespace of its own (issue 14)
         spec["namespaces"] = {"user": "host"}
@@ -161,9 +162,10 @@ def test_bad_input_leaves_the_source_running(rt):
 
 
 def test_export_import_under_a_new_name(rt, tmp_path):
-    _counter(rt, "cr-src", userns="private")
+    volume = [{"type": "volume", "source": f"crvol-{os.getpid()}", "target": "/vol"}]
+    _counter(rt, "cr-src", userns="private", mounts=volume)
     archive = tmp_path / "cp.tar"
-    rt.exec("cr-src", ["sh", "-c", "echo kept > /data.txt"])
+    rt.exec("cr-src", ["sh", "-c", "echo kept > /data.txt && echo v > /vol/f"])
     rt.checkpoint("cr-src", "exp", leave_running=True, export=str(archive))
     assert rt.checkpoints("cr-src") == []  # exported: no local copy
     last = _numbers(rt, "cr-src")[-1]
@@ -175,14 +177,20 @@ def test_export_import_under_a_new_name(rt, tmp_path):
     assert out == b"kept\n"
     assert rt.state("cr-src")["status"] == "running"
     assert _uid_map(rt, "cr-copy") == _uid_map(rt, "cr-src")  # the key's range: the same
+    mapped = _uid_map(rt, "cr-src")
+    for name in ("cr-src", "cr-copy"):  # the volume is then the moving container's alone
+        rt.delete(name, force=True)
     # A key with another range here (a migration to a host that gave the team another):
-    # the checkpoint's map is rewritten to it, and the copy runs on in that range.
+    # the checkpoint's map is rewritten to it, the copy runs on in that range, and the
+    # volume (as a migration copies it, with the source's owners) follows it there.
     st = rt.restore(str(archive), name="cr-other", labels={"io.berth.userns": "cr-team"})
     assert st["status"] == "running"
-    assert _uid_map(rt, "cr-other") == _range(rt, "cr-other") != _uid_map(rt, "cr-src")
+    assert _uid_map(rt, "cr-other") == _range(rt, "cr-other") != mapped
     assert _wait_count(rt, "cr-other", 3)[0] > 1
-    code, out = rt.exec("cr-other", ["cat", "/data.txt"])
-    assert (code, out) == (0, b"kept\n")
+    code, out = rt.exec("cr-other", ["sh", "-c", "cat /data.txt /vol/f && echo w >> /vol/f"])
+    assert (code, out) == (0, b"kept\nv\n")
+    data = rt.config.volumes_dir / volume[0]["source"] / "_data"
+    assert os.stat(data / "f").st_uid == _range(rt, "cr-other")[1]
     _no_leftovers(rt)
 
 
