@@ -28,9 +28,10 @@ def base_url() -> str:
     return url.rstrip("/")
 
 
-def _request(method: str, path: str, *, data=None, sha256: str = "", length=None):
+def _request(method: str, path: str, *, data=None, sha256: str = "", length=None, headers=None):
     ident = identity.current()
-    headers = {"Authorization": hostauth.header(ident.host, ident.host_key, method, path, sha256)}
+    headers = dict(headers or {})
+    headers["Authorization"] = hostauth.header(ident.host, ident.host_key, method, path, sha256)
     if sha256:
         headers["X-Berth-Content-Sha256"] = sha256
     if length is not None:
@@ -49,17 +50,20 @@ def _open(request, timeout: float):
         raise ControlPlaneError(f"cannot reach the control plane at {base_url()}: {err}") from None
 
 
-def upload(path: str, archive: Path, sha256: str, *, timeout: float = 600) -> None:
+def upload(path: str, archive: Path, sha256: str, *, timeout: float = 600, headers=None) -> None:
     """PUT a file to `path` (under /api/v1/...) with its checksum, signed by this host."""
     with open(archive, "rb") as body:
-        request = _request("PUT", path, data=body, sha256=sha256, length=archive.stat().st_size)
+        request = _request(
+            "PUT", path, data=body, sha256=sha256, length=archive.stat().st_size, headers=headers
+        )
         _open(request, timeout).close()
 
 
-def download(path: str, into: Path, *, timeout: float = 600) -> str:
+def download(path: str, into: Path, *, timeout: float = 600, headers=None) -> str:
     """GET `path` into a file; returns the SHA-256 of what arrived."""
     digest = hashlib.sha256()
-    with _open(_request("GET", path), timeout) as response, open(into, "wb") as out:
+    request = _request("GET", path, headers=headers)
+    with _open(request, timeout) as response, open(into, "wb") as out:
         while chunk := response.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)

@@ -182,7 +182,8 @@ def _sweep(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _output(params):
-    """A _Writer onto the call's output file: renamed into place when done, gone on error."""
+    """A _Writer onto the call's output file: renamed into place when done, gone on error;
+    handed to the web by a host with a data directory of its own (agent/remote_files.py)."""
     final = output_path(params.get("out"))
     final.parent.mkdir(parents=True, exist_ok=True)
     _sweep(final.parent)
@@ -196,6 +197,9 @@ def _output(params):
         os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)
+    from agent import remote_files  # local: remote_files imports the control client
+
+    remote_files.push(final, message=params.get("_message"))
 
 
 class _Writer:

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from dockerapi.tar_rules import TarRefused, check_members
 
+from agent import control_client, remote_files
 from agent.files_ops import (
     _OPAQUE,
     MAX_ARCHIVE_BYTES,
@@ -45,11 +46,17 @@ from runtime.errors import InvalidSpec, InvalidState, NotFound
 _UPLOAD = re.compile(r"cp-[0-9a-f]{32}\.tar")
 
 
-def upload_path(name) -> Path:
-    """The upload the web wrote for this call: a file of UPLOAD_DIR (the name is checked)."""
+def upload_path(name, message=None) -> Path:
+    """The upload the web wrote for this call: a file of UPLOAD_DIR (the name is checked),
+    fetched from the web by a host with a data directory of its own (agent/remote_files.py)."""
     if not isinstance(name, str) or not _UPLOAD.fullmatch(name):
         raise InvalidSpec("the call names no valid upload")
     path = Path(settings.UPLOAD_DIR) / name
+    if not path.exists() and message is not None:
+        try:
+            remote_files.fetch(path, message=message)
+        except control_client.ControlPlaneError as err:
+            raise NotFound(f"the upload {name} is gone ({err})") from None
     if not path.is_file() or path.is_symlink():
         raise NotFound(f"the upload {name} is gone")
     return path
@@ -63,7 +70,15 @@ def put_archive(rt, container, params) -> dict:
     """PUT /archive: extract the uploaded tar under `path` (an existing directory) inside the
     container, running or stopped; everything is checked first, so a refusal writes nothing."""
     path = _clean(params.get("path"))
-    source = upload_path(params.get("upload"))
+    source = upload_path(params.get("upload"), params.get("_message"))
+    try:
+        return _put_archive(rt, container, params, path, source)
+    finally:
+        if remote_files.remote():
+            source.unlink(missing_ok=True)  # the fetched copy (the web deletes its own)
+
+
+def _put_archive(rt, container, params, path: str, source: Path) -> dict:
     if source.stat().st_size > MAX_ARCHIVE_BYTES:
         raise TooLarge(f"the archive is larger than {MAX_ARCHIVE_BYTES >> 20} MiB")
     try:

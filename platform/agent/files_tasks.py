@@ -50,7 +50,10 @@ def container_files(container_id, op, params=None, envelope=None):
     if op not in NEEDS:
         raise QueryInvalid(f"unknown file operation {op!r}")
     _check(op, container_id, claims)
-    params = dict(params or {})
+    # The signed call itself: an agent without the web's data directory shows it to the web to
+    # fetch the upload or store the archive it names (agent/remote_files.py).
+    message = {"task": TASK, "args": [container_id, op, params], "envelope": envelope}
+    params = dict(params or {}, _message=message)
     container = (
         Container.objects.select_related("host")
         .filter(id=container_id, host__name=this_host())

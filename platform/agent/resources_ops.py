@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from agent import control_client, remote_files
 from images.models import Image
 from networks.models import Network
 from runtime.errors import Conflict, InvalidSpec, NotFound
@@ -36,15 +37,24 @@ def _image_row(op, image, team_id=None) -> Image:
 
 
 def _upload_path(op) -> Path:
-    """The uploaded archive, which must lie inside the upload directory (the row is untrusted)."""
+    """The uploaded archive: a file of the upload directory, by name (the row is untrusted).
+
+    The path is the web's; an agent with a data directory of its own (another machine) fetches
+    the file of that name from the web, which checks that the operation names it
+    (agent/remote_files.py)."""
     path = op.params.get("path")
-    if not path:
+    name = Path(str(path or "")).name
+    if not path or name in ("", ".", ".."):
         raise InvalidSpec("image import needs the path of an uploaded archive")
-    resolved = Path(path).resolve()
-    if Path(settings.UPLOAD_DIR).resolve() not in resolved.parents:
+    # Only the name counts: the directory may be another machine's upload directory.
+    resolved = Path(settings.UPLOAD_DIR).resolve() / name
+    if resolved.is_symlink():
         raise InvalidSpec("the image archive must be an upload of this installation")
     if not resolved.is_file():
-        raise NotFound(f"the uploaded archive {resolved.name} is gone")
+        try:
+            remote_files.fetch(resolved, operation=op.pk)
+        except control_client.ControlPlaneError as err:
+            raise NotFound(f"the uploaded archive {name} is gone ({err})") from None
     return resolved
 
 

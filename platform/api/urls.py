@@ -27,6 +27,7 @@ from images.api.views import ImageViewSet
 from networks.api.views import NetworkViewSet
 from operations.api.views import OperationViewSet
 from rbac.api.views import BindingViewSet, RoleViewSet
+from transfers.files import host_file
 from transfers.views import transfer_data
 from volumes.api.views import VolumeViewSet
 
@@ -73,5 +74,7 @@ urlpatterns = [
     *router.urls,
     # Host-to-host archives: signed by host keys, not by users (transfers/hostauth.py).
     path("transfers/<str:pk>/data/", transfer_data, name="transfer-data"),
+    # Uploads and downloads of an agent without the web's data directory (transfers/files.py).
+    path("transfers/files/<str:name>/", host_file, name="transfer-file"),
     re_path(r"^.*$", api_not_found),
 ]
