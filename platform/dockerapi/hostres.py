@@ -3,13 +3,17 @@
 Operation is queued after the row is written, both in one transaction."""
 
 from config.errors import Conflict
+from containers import quotas
 from dockerapi.containers import _finish
 from operations.services import do_host_operation
 from rbac import gate
 
 
-def create(call, model, *, resource, team, host, fields: dict, options=None, summary=None):
-    """Save a new row of `model` on `host` for `team` and queue `<resource>.create`."""
+def create(
+    call, model, *, resource, team, host, fields: dict, options=None, summary=None, quota=None
+):
+    """Save a new row of `model` on `host` for `team` and queue `<resource>.create`; `quota(team)`
+    raises quotas.QuotaExceeded inside the writing transaction, as the REST API's create does."""
     obj = model(team=team, host=host, **fields)
     decision = gate.require(
         call.user,
@@ -22,19 +26,22 @@ def create(call, model, *, resource, team, host, fields: dict, options=None, sum
         raise Conflict(f"{resource} {obj.name!r} already exists on host {host.name}")
 
     def save():
+        if quota is not None:
+            quota(team)
         obj.save(force_insert=True)
         return obj.pk
 
-    op = do_host_operation(
-        decision,
-        kind=f"{resource}.create",
-        target_type=resource,
-        host=host,
-        team=team,
-        acting_user=call.user,
-        summary=summary,
-        before=save,
-    )
+    with quotas.guarded(decision, summary):
+        op = do_host_operation(
+            decision,
+            kind=f"{resource}.create",
+            target_type=resource,
+            host=host,
+            team=team,
+            acting_user=call.user,
+            summary=summary,
+            before=save,
+        )
     _finish(op)
     obj.refresh_from_db()
     return obj

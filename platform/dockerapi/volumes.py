@@ -4,6 +4,7 @@ import secrets
 
 from django.http import HttpResponse, JsonResponse
 
+from containers import quotas
 from dockerapi import hostres, where
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.refs import find_named
@@ -106,6 +107,8 @@ def create(call):
         fields=fields,
         # Driver options that bind a host path are a bind mount in disguise: the gate checks.
         options=lambda obj: {"options": obj.options},
+        # The team's volume count and size quotas, as for the REST API's create.
+        quota=lambda team: quotas.enforce(team, new_volumes=1),
         summary=summary | {"body": body},
     )
     return JsonResponse(_shape(volume), status=201)

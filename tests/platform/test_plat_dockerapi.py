@@ -364,6 +364,20 @@ def test_volumes_and_networks_of_the_callers_team(docker, teams, host):
     assert kinds == ["network.create", "network.remove", "volume.create", "volume.remove"]
 
 
+def test_docker_volume_create_counts_against_the_team_volume_quota(docker, teams, host):
+    teams["alpha"].quotas = {"volumes": 1}
+    teams["alpha"].save(update_fields=["quotas"])
+    client = docker("developer")
+    assert _post(client, "/volumes/create", {"Name": "first"}).status_code == 201
+    refused = _post(client, "/volumes/create", {"Name": "second"})
+    assert refused.status_code == 403
+    expected = f"volumes: team {teams['alpha'].name}'s quota is 1, 1 in use, this asks 1 more"
+    assert expected in refused.json()["message"]
+    assert not Volume.objects.filter(name="second").exists()
+    assert AuditEvent.objects.filter(action="volume.create", outcome="denied").exists()
+    assert list(Operation.objects.values_list("kind", flat=True)) == ["volume.create"]
+
+
 def test_create_token_prints_a_working_token_once(users):
     out = io.StringIO()
     call_command(
