@@ -15,6 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from config.asgi_limit import BoundedHTTP  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 # Berth runs offline on one host behind daphne: it serves its own static/ (CSS, JS, vendored
@@ -24,6 +25,9 @@ http_app = (
     if getattr(settings, "BERTH_SERVE_STATIC", True)
     else django_asgi_app
 )
+# At most this many requests of a worker inside Django at once (config/asgi_limit.py); 0: no
+# limit (settings without it, e.g. dev).
+http_app = BoundedHTTP(http_app, getattr(settings, "BERTH_HTTP_CONCURRENCY", 0))
 
 application = ProtocolTypeRouter(
     {

@@ -43,3 +43,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
         "max_size": int(secret("BERTH_DB_POOL_SIZE") or 8),
         "timeout": 10,
     }
+
+# Requests of one worker process inside Django at once (config/asgi_limit.py): as many as its
+# pool has database connections; the rest wait on the event loop instead of as threads.
+BERTH_HTTP_CONCURRENCY = int(secret("BERTH_HTTP_CONCURRENCY") or secret("BERTH_DB_POOL_SIZE") or 8)
