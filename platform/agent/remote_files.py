@@ -6,7 +6,7 @@ an upload it does not find locally, and pushes what it wrote for the web, over t
 endpoint (transfers/files.py), each request signed with its host key and naming the operation
 or the signed call that named the file (the web refuses anything else). Whether this data
 directory is the web's: BERTH_REMOTE_FILES=1/0, else whether it holds the control plane's
-private key (only the web's machine does).
+private key (only the web's machine does) while the web's URL is known.
 """
 
 import base64
@@ -17,17 +17,24 @@ from pathlib import Path
 
 from django.conf import settings
 
-from agent import control_client
+from agent import control_client, identity
 
 CHUNK = 1024 * 1024
 
 
 def remote() -> bool:
-    """Whether the web cannot see this agent's data directory."""
+    """Whether the web cannot see this agent's data directory: BERTH_REMOTE_FILES=1/0, else
+    when the agent knows the web's URL and its data directory lacks the control key."""
     value = os.environ.get("BERTH_REMOTE_FILES", "")
     if value in ("0", "1"):
         return value == "1"
-    return not Path(settings.BERTH_CONTROL_KEY_FILE).exists()
+    if Path(settings.BERTH_CONTROL_KEY_FILE).exists():
+        return False
+    try:
+        control_client.base_url()
+    except (control_client.ControlPlaneError, identity.MissingIdentity):
+        return False  # nowhere to push to: the web's own machine (or a test) it is
+    return True
 
 
 def _endpoint(name: str) -> str:
