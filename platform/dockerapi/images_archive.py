@@ -21,10 +21,11 @@ from django.http import StreamingHttpResponse
 from registries import services
 from registries.progress import exports_dir
 
+from containers import quotas
 from dockerapi import images_quota
 from dockerapi.errors import DockerError, bad_request, not_supported
 from dockerapi.images_common import check_ref, find_images, finish, joined, line, team_and_host
-from images import ownership
+from images import ownership, quota_check
 from images.models import Image
 from operations.services import do_host_operation
 from rbac import gate
@@ -93,18 +94,22 @@ def _member(tar, name):
     raise KeyError(name)
 
 
-def _import(call, *, path, size, ref, team, host, decision, summary):
+def _import(call, *, path, size, ref, team, host, decision, summary, refs=None):
     try:
-        op = do_host_operation(
-            decision,
-            kind="image.import",
-            target_type="image",
-            host=host,
-            team=team,
-            params={"path": str(path), "ref": ref, "team": team.pk if team else None},
-            acting_user=call.user,
-            summary=summary | {"size": size},
-        )
+        # The image quotas again, in the transaction that writes the Operation (unfinished
+        # pulls, builds and imports counted: images/quota_check.py).
+        with quotas.guarded(decision, summary):
+            op = do_host_operation(
+                decision,
+                kind="image.import",
+                target_type="image",
+                host=host,
+                team=team,
+                params={"path": str(path), "ref": ref, "team": team.pk if team else None},
+                acting_user=call.user,
+                summary=summary | {"size": size},
+                before=quota_check.before(team, host, refs=refs or [ref], size=size),
+            )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -147,6 +152,7 @@ def load(call):
         host=host,
         decision=decision,
         summary=summary | {"tags": tags[:20]},
+        refs=tags,
     )
     result = op.result or {}
     shown = result.get("repo_tags") or []

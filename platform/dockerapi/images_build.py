@@ -245,6 +245,7 @@ def build(call):
             },
             acting_user=call.user,
             summary=summary | {"size": size},
+            quota={"refs": tags},
         )
     except BaseException:
         path.unlink(missing_ok=True)
