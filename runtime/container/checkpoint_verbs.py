@@ -158,6 +158,12 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
     spec["name"] = name or manifest["name"]
     if labels is not None:
         spec["labels"] = dict(labels)
+    if not (spec.get("namespaces") or {}).get("user"):
+        # An archive from before user namespaces were the default: what it ran in says.
+        inside = criu_userns.image(Path(where) / "images") is not None
+        spec["namespaces"] = dict(
+            spec.get("namespaces") or {}, user="private" if inside else "host"
+        )
     _keep_range(rt, spec, where)
     rec = portable.check_image(rt, manifest, rt._prepare(spec))
     rt._settle_userns(rec)  # the archive's setting; a private one gets its key's range here

@@ -1,5 +1,7 @@
 """Checkpoint and restore with real CRIU: the counting loop goes on where it was."""
 
+import io
+import json
 import os
 import subprocess
 import sys
@@ -204,13 +206,26 @@ def test_tampered_archive_is_refused(rt, tmp_path):
             data = src.extractfile(member).read()
             if member.name.startswith("images/pages"):
                 data = bytes([data[0] ^ 0xFF]) + data[1:]
-            import io
-
             out.addfile(member, io.BytesIO(data))
     ids = set(rt.store.ids())
     with pytest.raises(InvalidSpec, match="SHA-256"):
         rt.restore(str(bad), name="cr-tampered")
     assert set(rt.store.ids()) == ids
+    # An archive from before user namespaces were the default (its spec names none) is
+    # restored in the user namespace its images ran in (the host's), not the new default.
+    old = tmp_path / "old.tar"
+    with tarfile.open(archive) as src, tarfile.open(old, "w") as out:
+        for member in src:
+            data = src.extractfile(member).read()
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                del manifest["spec"]["namespaces"]["user"]
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    st = rt.restore(str(old), name="cr-old")
+    assert st["status"] == "running"
+    assert rt.store.read_record(st["id"])["spec"]["namespaces"]["user"] == "host"
     _no_leftovers(rt)
 
 
