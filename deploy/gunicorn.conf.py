@@ -5,7 +5,9 @@ terminal's WebSockets), HTTPS with the given certificate, metrics added up acros
 
 Environment: BERTH_BIND (127.0.0.1:8443), BERTH_WORKERS (one per core, at least 2),
 BERTH_TLS_CERT and BERTH_TLS_KEY (PEM files; without them, plain HTTP for a proxy in front),
-BERTH_DATA_DIR (the multiprocess metrics directory lives under its run/).
+BERTH_DATA_DIR (the multiprocess metrics directory lives under its run/). In
+config.settings.prod, BERTH_HTTP_CONCURRENCY bounds the requests of a worker inside Django at
+once (default: the database pool's size, BERTH_DB_POOL_SIZE, 8; config/asgi_limit.py).
 """
 
 import os
