@@ -13,6 +13,8 @@ Every message is signed for its host (trust/envelope.py) and goes as the task's 
 keyword; read-style calls also carry the gate's decision that allowed them.
 """
 
+import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -152,10 +154,52 @@ def send_after_commit(operation: Operation) -> None:
     transaction.on_commit(send)
 
 
+_later: contextvars.ContextVar[list | None] = contextvars.ContextVar("berth_later", default=None)
+
+
+class AfterResponse:
+    """Messages that need not hold the answer back, sent once the response is out.
+
+    A view opens `collecting()` around the service call and hands the response to `attach()`:
+    what `send_removal_after_commit` queued meanwhile is sent when the server closes the
+    response (after its body went out: Django's ASGI and WSGI handlers and the test client
+    all close it). Anything that does not reach `attach` (an error on the way) is sent at
+    once; outside `collecting()` messages go on commit as usual."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    @contextlib.contextmanager
+    def collecting(self):
+        """Keep the deferrable messages of the transactions committed inside."""
+        token = _later.set(self.calls)
+        try:
+            yield self
+        except BaseException:
+            self.run()
+            raise
+        finally:
+            _later.reset(token)
+
+    def attach(self, response):
+        """Send what was kept once `response` is closed; returns the response."""
+        if self.calls:
+            response._resource_closers.append(self.run)
+        return response
+
+    def run(self) -> None:
+        """Send what was kept (each send logs its own failure)."""
+        calls = list(self.calls)
+        self.calls.clear()
+        for call in calls:
+            call()
+
+
 def send_removal_after_commit(container) -> None:
     """Ask the container's host to delete its runtime container once the transaction (which
-    marked the row removed) commits. The row is the outbox here too: if the message is lost,
-    the host's reconciler deletes a runtime container whose row is removed (agent/reconcile.py)."""
+    marked the row removed) commits, or once the answer is out when the view collects such
+    messages (AfterResponse). The row is the outbox here too: if the message is lost, the
+    host's reconciler deletes a runtime container whose row is removed (agent/reconcile.py)."""
     host, pk = container.host, container.pk
 
     def send():
@@ -166,7 +210,14 @@ def send_removal_after_commit(container) -> None:
                 "removal of container %s not sent (%s); its host's reconciler does it", pk, exc
             )
 
-    transaction.on_commit(send)
+    def on_commit():
+        kept = _later.get()
+        if kept is None:
+            send()
+        else:
+            kept.append(send)
+
+    transaction.on_commit(on_commit)
 
 
 def wait_for(operation: Operation, seconds: float) -> Operation:

@@ -138,6 +138,32 @@ def test_removing_a_stopped_container_is_answered_at_once(
     assert again.status_code == 202, again.content
 
 
+def test_the_hosts_message_waits_for_the_answer_to_be_out(
+    teams, host, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.http import HttpResponse
+
+    sent = []
+    monkeypatch.setattr(dispatch, "send_signed", lambda task, to, args, **kw: sent.append(args))
+    row = make_container(teams["alpha"], host, "tp-rm-later", observed_state="stopped")
+    later = dispatch.AfterResponse()
+    with later.collecting():
+        with django_capture_on_commit_callbacks(execute=True):
+            dispatch.send_removal_after_commit(row)
+        assert sent == []  # committed, kept for after the answer
+        response = later.attach(HttpResponse("answer"))
+    assert sent == []
+    response.close()  # what the server does once the body is out
+    assert sent == [[row.pk]]
+    # An error before the answer sends what was kept at once; nothing is lost.
+    failing = dispatch.AfterResponse()
+    with pytest.raises(RuntimeError), failing.collecting():
+        with django_capture_on_commit_callbacks(execute=True):
+            dispatch.send_removal_after_commit(row)
+        raise RuntimeError("on the way to the answer")
+    assert sent == [[row.pk], [row.pk]]
+
+
 @pytest.mark.parametrize("observed", ["running", "paused", "pending", "unknown"])
 def test_a_container_that_may_run_is_removed_by_its_host(api, teams, host, observed):
     row = make_container(teams["alpha"], host, f"tp-rm-{observed}", observed_state=observed)

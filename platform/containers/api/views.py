@@ -144,10 +144,14 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         wait_seconds(request)
         container = self.get_object()
         params = {"force": request.query_params.get("force") in ("1", "true")}
-        op = services.do_container_verb(
-            container, "remove", acting_user=request.user, params=params, summary=self.summary()
-        )
-        return operation_response(request, op)
+        # The host's deletion of a container that runs nothing is sent after the answer.
+        later = dispatch.AfterResponse()
+        with later.collecting():
+            op = services.do_container_verb(
+                container, "remove", acting_user=request.user, params=params, summary=self.summary()
+            )
+            response = operation_response(request, op)
+        return later.attach(response)
 
     def _verb(self, request, verb):
         wait_seconds(request)
