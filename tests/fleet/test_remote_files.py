@@ -75,8 +75,13 @@ def _images(fleet, host) -> list[dict]:
 
 
 def test_save_and_import_through_the_web(fleet, joined):
-    rows = _images(fleet, joined)
-    busybox = next(r for r in rows if any("busybox" in t for t in r.get("repo_tags") or []))
+    def busybox():
+        # The host's image rows follow its store once its agent has looked (boot, reconcile).
+        rows = _images(fleet, joined)
+        return next((r for r in rows if any("busybox" in t for t in r["repo_tags"] or [])), None)
+
+    fleet.wait_until(busybox, 30, "the busybox image's row on the joined host")
+    busybox = busybox()
     # docker save: the agent writes the archive in its own data directory and pushes it.
     _, out = fleet.api("POST", f"images/{busybox['id']}/save/?wait=60", {}, expect=200)
     op = out.get("operation", out)
