@@ -115,3 +115,17 @@ def test_dashboard_pull_refused_over_the_quota(api, limited, users, host):
     event = AuditEvent.objects.filter(action="image.pull", outcome="denied").latest("seq")
     assert event.summary.get("via") == "dashboard"
     assert Operation.objects.filter(kind="image.pull").count() == 1
+
+
+def test_dashboard_import_counts_pending_work(api, limited, users, host, settings):
+    assert _pull(api, "tp/new:1").status_code == 202
+    client = Client()
+    client.force_login(users["developer"])
+    upload = io.BytesIO(b"x" * 10)
+    upload.name = "img.tar"
+    body = {"archive": upload, "ref": "tp/imported:1", "host": host.pk, "team": limited.pk}
+    response = client.post("/images/import/", body)
+    assert response.status_code == 403
+    assert b"quota is 2, 2 in use" in response.content
+    assert not Operation.objects.filter(kind="image.import").exists()
+    assert not list(settings.UPLOAD_DIR.iterdir())  # the refused upload is not kept
