@@ -139,7 +139,12 @@ def host_file(request, name):
         answer = _store(request, name, declared) if push else _send(name)
     except Refused as err:
         _audit(action, "denied", name, str(err), host_name)
-        return JsonResponse({"error": {"code": "refused", "message": str(err)}}, status=err.status)
+        refused = JsonResponse(
+            {"error": {"code": "refused", "message": str(err)}}, status=err.status
+        )
+        if err.status == 405:
+            refused["Allow"] = "GET, PUT"
+        return refused
     _audit(action, "allowed", name, f"by host {host_name}, named by {why}", host_name)
     return answer
 

@@ -138,3 +138,8 @@ def test_people_are_refused(hosts, settings, api):
     answer = api("admin").get("/api/v1/transfers/files/abc.tar/")
     assert answer.status_code == 403
     assert (settings.UPLOAD_DIR / "abc.tar").exists()
+
+
+def test_other_methods_answer_405(hosts):
+    answer = Client().delete("/api/v1/transfers/files/abc.tar/")
+    assert answer.status_code == 405 and answer["Allow"] == "GET, PUT"
