@@ -54,6 +54,12 @@ def test_run_detached_ps_logs_stop_and_remove(dock, web):
     assert cid
     names = dock("ps", "--format", "{{.Names}} {{.Status}}").stdout
     assert "dk-sleep Up" in names
+    # The list's command (from the spec keys the database extracts) and creation time.
+    row = dock(
+        "ps", "--filter", "name=dk-sleep", "--format", "{{.ID}}|{{.Command}}|{{.RunningFor}}"
+    )
+    short, command, running_for = row.stdout.strip().split("|")
+    assert cid.startswith(short) and command.startswith('"sh -c') and "ago" in running_for
     # An ordinary Berth container: team, host, spec (with the developer's default limits).
     team, host, spec = web.sql(
         "SELECT t.name, h.name, c.spec FROM containers_container c "
