@@ -13,6 +13,9 @@ EXEMPT = {
     # For host agents, not people: a request signed by an enrolled host's key, allowed only to
     # the transfer's source (upload) or target (download); every attempt is audited.
     "transfers.views.transfer_data",
+    # For host agents too: an upload or archive named to that host by its unfinished operation
+    # or a call sealed for it (transfers/files.py); every attempt is audited.
+    "transfers.files.host_file",
 }
 
 
