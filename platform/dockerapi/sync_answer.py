@@ -15,6 +15,7 @@ sent from the event loop and stop when the client leaves, as with ASGIHandler.
 import asyncio
 import contextlib
 import io
+import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +24,10 @@ from django.core import signals
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.urls import set_script_prefix
+
+from dockerapi import errors
+
+log = logging.getLogger(__name__)
 
 # Calls that block for a while (a create waiting for its host, a non-TTY exec) hold a thread
 # each; Django gave every request a new thread, so the cap only queues beyond this many.
@@ -58,9 +63,13 @@ class SyncAnswers:
 
     async def answer(self, scope: dict, body: bytes, send, disconnected: asyncio.Event) -> None:
         """Answer one call; a streamed answer stops when `disconnected` is set."""
-        response = await sync_to_async(self._respond, thread_sensitive=False, executor=self.pool)(
-            scope, body
-        )
+        try:
+            response = await sync_to_async(
+                self._respond, thread_sensitive=False, executor=self.pool
+            )(scope, body)
+        except Exception as exc:  # past Django's own handler: a bug, still answered Docker's way
+            log.error("docker api: unhandled error on %s", scope["path"], exc_info=exc)
+            response = errors.response(500, "internal error in Berth; see the server log")
         if not response.streaming:
             await self.asgi.send_response(response, send)
             return
