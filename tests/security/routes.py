@@ -13,7 +13,7 @@ PUBLIC = {"login/", "logout/", "api/v1/^hosts/join/$"}
 PUBLIC |= {"sso/oidc/login/", "sso/oidc/callback/", "sso/oidc/logout/"}
 # Paths that take no session at all: only requests signed by an enrolled host's key (tested in
 # tests/platform/test_plat_transfers.py); a session or a forged request carries nothing there.
-HOST_SIGNED = {"api/v1/transfers/<str:pk>/data/"}
+HOST_SIGNED = {"api/v1/transfers/<str:pk>/data/", "api/v1/transfers/files/<str:name>/"}
 # The Docker Engine API (platform/dockerapi/): bearer tokens only, no session is accepted (so a
 # forged cross-site request carries nothing); anonymous and session callers get 401. Its router
 # authenticates every path and each handler asks the gate (tests/platform/test_plat_dockerapi.py).
