@@ -81,6 +81,14 @@ def allocators() -> str:
         parts.append(f"malloc system {totals[-2]} in use {totals[-1]}")
     except (OSError, AttributeError, IndexError):
         pass
+    try:
+        # SQLite's own allocations (page caches, statements) of every connection: Django's
+        # and the runtime index's, one per thread.
+        sqlite = ctypes.CDLL("libsqlite3.so.0")
+        sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+        parts.append(f"sqlite {sqlite.sqlite3_memory_used()}")
+    except (OSError, AttributeError):
+        pass
     return "; ".join(parts)
 
 
