@@ -12,6 +12,7 @@ calls malloc_trim(0) and notes what that gave back (free heap the process kept).
 
 import ctypes
 import gc
+import linecache
 import logging
 import os
 import sys
@@ -140,8 +141,12 @@ def _run(path: str, seconds: float) -> None:
             lines += [f"  +{n:7d} {name} (now {now_counts[name]})" for name, n in grown]
             counts = now_counts
             if snap is not None:
+                # Without this thread's own formatting (linecache keeps the sources it read).
                 now_snap = tracemalloc.take_snapshot().filter_traces(
-                    [tracemalloc.Filter(False, tracemalloc.__file__)]
+                    [
+                        tracemalloc.Filter(False, tracemalloc.__file__),
+                        tracemalloc.Filter(False, linecache.__file__),
+                    ]
                 )
                 lines.append(
                     f"  traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB, tracemalloc's "
