@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from agent import control_client, remote_files
+from agent import control_client, remote_files, removed_holders
 from images.models import Image
 from networks.models import Network
 from runtime.errors import Conflict, InvalidSpec, NotFound
@@ -105,7 +105,8 @@ def image_remove(rt, op):
     ref = op.params.get("ref") or row.image_id
     if ref != row.image_id and ref not in (row.repo_tags or []):
         raise InvalidSpec(f"{ref} is not a tag of image {row.image_id}")
-    users = [s["id"] for s in rt.list() if s.get("image_id") == row.image_id]
+    live = removed_holders.without_removed(rt, rt.list(), op.host)
+    users = [s["id"] for s in live if s.get("image_id") == row.image_id]
     try:
         removed = rt.images.remove(ref, force=bool(op.params.get("force")), users=users)
     except NotFound:
@@ -137,7 +138,8 @@ def network_remove(rt, op):
         return {"removed": None}  # a repeated removal: nothing left to do
     with contextlib.suppress(NotFound):
         # Stopped containers that name the network count too, as in Docker.
-        rt.networks.remove(net.name, users=rt.networks.users(net.name, rt.list()))
+        live = removed_holders.without_removed(rt, rt.list(), op.host)
+        rt.networks.remove(net.name, users=rt.networks.users(net.name, live))
     net.delete()
     return {"removed": net.name}
 
@@ -166,7 +168,7 @@ def volume_remove(rt, op):
         return {"removed": None}
     users = [
         s["name"]
-        for s in rt.list()
+        for s in removed_holders.without_removed(rt, rt.list(), op.host)
         if any(
             m.get("type") == "volume" and m.get("source") == vol.name
             for m in (s["spec"].get("mounts") or [])

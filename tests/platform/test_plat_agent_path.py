@@ -9,7 +9,7 @@ import itertools
 import uuid
 
 import pytest
-from agent import containers_ops, executor
+from agent import containers_ops, executor, removed_holders
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -211,6 +211,24 @@ def test_the_host_deletes_a_removed_rows_container(world):
     assert rt.containers == {}
     # Again (a redelivered message): nothing left, nothing fails.
     assert containers_ops.delete_removed(rt, container.pk, host_name=host.name) == {"removed": True}
+
+
+def test_a_network_volume_or_image_removal_first_deletes_removed_holders(world):
+    # docker-compose down: the containers' removes are answered, then their network goes at
+    # once; the host may not have deleted the containers yet.
+    host, team, _, rt = world
+    _removed_holder(world)
+    live = Container.objects.create(
+        team=team, host=host, name="ap-live", image="busybox", spec={"image": "busybox"}
+    )
+    _execute(world, Operation.objects.create(
+        kind="container.create", target_type="container", target_id=str(live.pk), host=host
+    ))  # fmt: skip
+    kept = removed_holders.without_removed(rt, list(rt.containers.values()), host)
+    assert [s["name"] for s in kept] == ["ap-live"]
+    assert [s["name"] for s in rt.containers.values()] == ["ap-live"]
+    other = Host.objects.create(name=f"ap{uuid.uuid4().hex[:8]}")
+    assert removed_holders.without_removed(rt, kept, other) == kept  # another host's label
 
 
 def test_the_host_leaves_a_row_that_is_not_removed_alone(world):
