@@ -16,6 +16,11 @@ from runtime.lazy import LazyModule
 launch = LazyModule("runtime.container.launch")
 
 
+def _never_restarts(rec: dict) -> bool:
+    """Whether the container's restart policy is "no" (its monitor never starts it again)."""
+    return ((rec.get("spec") or {}).get("restart") or {}).get("name", "no") == "no"
+
+
 class RemoveVerbs:
     """Delete, teardown, post-exit cleanup, reconcile (mixed into runtime.api.Runtime)."""
 
@@ -26,6 +31,12 @@ class RemoveVerbs:
             if self._clear_if_abandoned(cid):
                 return
             rec, obs = self._observe(cid)
+            if obs["status"] == sm.RESTARTING and not force and _never_restarts(rec):
+                # The init has exited and its monitor is finishing (the exit recorded, the
+                # network released): `wait` answers before that ends, and `run` then `rm` must
+                # not meet "restarting". A policy that restarts it is refused as before.
+                launch.wait_gone(obs["shim_pid"], 2)
+                rec, obs = self._observe(cid)
             if obs["process"]:
                 if not force:
                     raise Conflict(

@@ -68,6 +68,20 @@ def test_run_executes_at_once_and_records_exit(rt, base_spec):
     assert ("stderr", b"oops\n") in logs
 
 
+def test_run_wait_then_delete_never_meets_a_finishing_monitor(rt, base_spec):
+    # `wait` answers once the exit is recorded, while the monitor may still be finishing: a
+    # plain delete right after it waits for the monitor instead of refusing "restarting".
+    base_spec["command"] = ["/bin/true"]
+    base_spec["namespaces"] = {"user": "private"}  # the default's longer path (bench runs)
+    base_spec["limits"] = {"memory": 64 * 1024 * 1024, "pids": 64}
+    for _ in range(20):
+        st = rt.run(base_spec)
+        assert rt.wait(st["id"]) == 0
+        rt.delete(st["id"])
+        with pytest.raises(NotFound):
+            rt.state(st["id"])
+
+
 def test_unknown_command_exits_127_and_leaves_nothing(rt, base_spec):
     base_spec["command"] = ["nosuchprogram"]
     base_spec["name"] = "missing-cmd"
