@@ -132,13 +132,7 @@ def prune(call):
         raise bad_request(f"invalid filter 'dangling={dangling[0]}'")
     every = bool(dangling) and dangling[-1] in ("false", "0")
     summary = call.summary()
-    gate.require(call.user, "image.prune", resource="image", summary=summary)
-    hosts = gate.restrict(Host.objects.filter(placement.usable_q()), call.user, "host.view")
-    # Host-wide: decided on a public image of each host (global or host grants), as REST.
-    plans = [
-        (host, gate.require(call.user, "image.prune", Image(host=host, team=None), summary=summary))
-        for host in hosts
-    ]
+    plans = prune_plans(call, summary)
     deleted = []
     for host, decision in plans:
         op = services.do_image_operation(
@@ -155,3 +149,14 @@ def prune(call):
             if key in ("Untagged", "Deleted"):
                 deleted.append({key: value})
     return JsonResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
+def prune_plans(call, summary) -> list:
+    """(host, decision) for each usable host the caller sees where it may prune images: decided
+    host-wide on a public image of each host (global or host grants), as the REST API does."""
+    gate.require(call.user, "image.prune", resource="image", summary=summary)
+    hosts = gate.restrict(Host.objects.filter(placement.usable_q()), call.user, "host.view")
+    return [
+        (host, gate.require(call.user, "image.prune", Image(host=host, team=None), summary=summary))
+        for host in hosts
+    ]

@@ -14,15 +14,12 @@ from registries import services as registry_services
 
 from containers import references, services
 from containers.models import Container
-from dockerapi import hostres, render
+from dockerapi import hostres, images_manage, render
 from dockerapi.containers import _finish
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.images_common import finish
 from dockerapi.networks import PREDEFINED
 from dockerapi.refs import docker_id
-from hosts import placement
-from hosts.models import Host
-from images.models import Image
 from networks.models import Network
 from rbac import gate
 from rbac.errors import AccessDenied
@@ -209,12 +206,7 @@ def build(call):
     if keep:
         raise not_supported("build cache prune --keep-storage")
     summary = call.summary()
-    gate.require(call.user, "image.prune", resource="image", summary=summary)
-    hosts = gate.restrict(Host.objects.filter(placement.usable_q()), call.user, "host.view")
-    plans = [
-        (host, gate.require(call.user, "image.prune", Image(host=host, team=None), summary=summary))
-        for host in hosts
-    ]
+    plans = images_manage.prune_plans(call, summary)
     deleted, reclaimed = [], 0
     for host, decision in plans:
         op = registry_services.do_image_operation(
