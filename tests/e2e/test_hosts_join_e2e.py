@@ -84,9 +84,16 @@ def test_join_a_second_host_and_its_first_heartbeat(web):
             if agent.poll() is not None:
                 pytest.fail(f"agent exited:\n{(base / 'agent.log').read_text()[-3000:]}")
             rows = web.sql("SELECT state, info FROM hosts_host WHERE name = ?", name)
-            return rows and rows[0][0] == "up" and rows[0]
+            # The agent stamps the host up first and adds its report (memory, CPUs) a moment
+            # later (agent/control_loop.py), so wait for the report too.
+            return (
+                rows
+                and rows[0][0] == "up"
+                and "mem_available" in json.loads(rows[0][1])
+                and rows[0]
+            )
 
-        state, info = wait_until(up, 60, f"host {name} to be up")
+        state, info = wait_until(up, 60, f"host {name} to be up and report its memory")
         assert json.loads(info)["mem_available"] > 0
     finally:
         if agent is not None and agent.poll() is None:
