@@ -17,8 +17,12 @@ def test_bootstrap_registered_the_host_and_admin(stack):
 
 
 def test_heartbeat_marks_the_host_up(stack):
+    # The agent stamps the host up first and adds its report a moment later
+    # (agent/control_loop.py): wait for both.
     row = stack.wait_until(
-        lambda: stack.host_row()["last_heartbeat"] and stack.host_row(), 30, "a heartbeat"
+        lambda: (row := stack.host_row())["last_heartbeat"] and row["info"] and row,
+        30,
+        "a heartbeat with the host's report",
     )
     assert row["state"] == "up"
     assert row["info"]["kernel"]
