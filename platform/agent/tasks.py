@@ -39,7 +39,15 @@ def _admit(task, args, kwargs, envelope):
     return admission.admit(task, list(args), kwargs, envelope, host=this_host())
 
 
-@shared_task(name="agent.execute_operation", bind=True, acks_late=True, reject_on_worker_lost=True)
+# ignore_result: the Operation row is the outcome (and operations/completion.py announces it);
+# a stored result would be one more Redis write and publish per message that nobody reads.
+@shared_task(
+    name="agent.execute_operation",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def execute_operation(self, operation_id, host=None, envelope=None):
     """Run one Operation of this host by id; a repeated or stale message does nothing."""
     _admit("agent.execute_operation", [operation_id], {"host": host} if host else {}, envelope)
@@ -54,14 +62,16 @@ def execute_operation(self, operation_id, host=None, envelope=None):
     )
 
 
-@shared_task(name="agent.remove_container", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="agent.remove_container", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def remove_container(container_id, envelope=None):
     """Delete the runtime container of a row the web already marked removed (issue 19)."""
     _admit("agent.remove_container", [container_id], {}, envelope)
     return containers_ops.delete_removed(get_runtime(), int(container_id), host_name=this_host())
 
 
-@shared_task(name="agent.fair_turn", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="agent.fair_turn", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def fair_turn(host_name=None, lane=None, envelope=None):
     """An owed turn (agent/fairness.py): run the next team's waiting operation, if any."""
     _admit("agent.fair_turn", [host_name, lane], {}, envelope)

@@ -35,6 +35,6 @@ def operation_response(request, operation, extra=None) -> Response:
         operation = wait_for(operation, seconds)
     if callable(extra):
         extra = extra()
-    body = {"operation": OperationSerializer(operation).data, **(extra or {})}
+    body = {"operation": OperationSerializer.answer(operation), **(extra or {})}
     code = status.HTTP_200_OK if operation.is_done else status.HTTP_202_ACCEPTED
     return Response(body, status=code)

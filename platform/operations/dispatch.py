@@ -142,7 +142,13 @@ def send_after_commit(operation: Operation) -> None:
         try:
             # Long work (pull, build, export, ...) goes to the host's long lane.
             queue = operation_queue(host.queue, kind)
-            send_signed(EXECUTE_OPERATION, host, [op_id], task_id=task_id, queue=queue)
+            # No result to wait for (the row is the truth, its outcome is pushed by
+            # operations/completion.py): without ignore_result Celery subscribes this
+            # thread's result backend to the task's channel on every send (a pub/sub
+            # connection and a backend per request thread: most of the send's CPU).
+            send_signed(
+                EXECUTE_OPERATION, host, [op_id], task_id=task_id, queue=queue, ignore_result=True
+            )
         except Exception as exc:
             # The broker died between the check and the commit. The row is the outbox: it
             # stays pending, and the host's reconciler runs pending work whose message was
@@ -204,7 +210,7 @@ def send_removal_after_commit(container) -> None:
 
     def send():
         try:
-            send_signed(REMOVE_CONTAINER, host, [pk])
+            send_signed(REMOVE_CONTAINER, host, [pk], ignore_result=True)
         except Exception as exc:
             log.warning(
                 "removal of container %s not sent (%s); its host's reconciler does it", pk, exc

@@ -171,6 +171,19 @@ class ContainerListSerializer(ContainerSerializer):
     def to_representation(self, c):
         return self.row(tuple(_column(c, name) for name in self.COLUMNS))
 
+    @classmethod
+    def detail_row(cls, values) -> dict:
+        """ContainerSerializer's dict from a tuple of COLUMNS followed by the spec (the same
+        keys in the same order)."""
+        when = _when_utc if settings.TIME_ZONE == "UTC" else _when_drf
+        summary = cls.row(values[:-1], when)
+        body = {}
+        for key, value in summary.items():
+            if key == "created_at":
+                body["spec"] = values[-1]
+            body[key] = value
+        return body
+
 
 def _column(c, name: str):
     """The value of one of ContainerListSerializer.COLUMNS on a Container instance."""
