@@ -1,8 +1,10 @@
 """The container's first process before exec: runs in the forked child, never returns.
 
-It joins the cgroup (so limits hold from the first instruction), enters its namespaces,
-waits while the parent wires the network, builds the root filesystem, waits for `start`
-on the exec FIFO, drops privileges and execs the program. Errors go back to the parent
+It enters its namespaces, waits while the parent wires the network, builds the root
+filesystem, waits until its parent has moved it into its cgroup (so limits hold from the
+first instruction; the move waits for an RCU grace period, so it runs beside the set-up
+instead of before it), makes its cgroup namespace, waits for `start` on the exec FIFO,
+drops privileges and execs the program. Errors go back to the parent
 as one JSON line on the message pipe.
 """
 
@@ -62,7 +64,39 @@ def _namespaces(plan: dict) -> None:
             f.write("0")
     for fd, flag in plan["join_fds"]:
         linux.setns(fd, flag)
-    linux.unshare(plan["unshare"])
+    flags = plan["unshare"]
+    if plan.get("cgroup_r") is not None:
+        flags &= ~linux.CLONE_NEWCGROUP  # made once in the cgroup (_joined): it is its root
+    linux.unshare(flags)
+    if plan.get("loopback"):
+        _loopback_up()
+
+
+def _loopback_up() -> None:
+    """Bring `lo` of the new network namespace up (`--network none`: no caller step waits)."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        req = fcntl.ioctl(sock, siocgifflags, struct.pack("16sH22x", b"lo", 0))
+        flags = struct.unpack("16sH22x", req)[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+
+
+def _joined(plan: dict) -> None:
+    """Wait until the parent has moved this process into its cgroup, then make the cgroup
+    namespace (rooted there, as it would be had the process joined before unsharing)."""
+    fd = plan.get("cgroup_r")
+    if fd is None:
+        return
+    got = os.read(fd, 1)
+    os.close(fd)
+    if got != b"1":
+        raise _ExecError("the container's process could not join its cgroup", 125)
+    if plan["unshare"] & linux.CLONE_NEWCGROUP:
+        linux.unshare(linux.CLONE_NEWCGROUP)
 
 
 def _env_path(env: list[str]) -> str:
@@ -86,10 +120,14 @@ def child_main(plan: dict) -> None:
     msg = plan["msg_fd"]
     code = 125
     try:
+        if plan.get("cgroup_w") is not None:
+            os.close(plan["cgroup_w"])  # the parent's end: its exit then reads as EOF here
         _stdio(plan)
         _namespaces(plan)
         _send(msg, ns=True)
-        if os.read(plan["go_fd"], 1) != b"1":
+        if plan.get("loopback"):
+            os.close(plan["go_fd"])  # nothing to wait for: the network is this process's own
+        elif os.read(plan["go_fd"], 1) != b"1":
             os._exit(125)
         if plan["hostname"] and plan["unshare"] & linux.CLONE_NEWUTS:
             linux.sethostname(plan["hostname"])
@@ -106,6 +144,7 @@ def child_main(plan: dict) -> None:
         if not argv:
             raise _ExecError("no command specified", 125)
         exe = find_executable(argv[0], _env_path(env))
+        _joined(plan)
         _send(msg, ready=True)
         keep = [msg]
         if fifo_fd is not None:

@@ -170,6 +170,32 @@ def _send(fd: int, **msg) -> None:
     os.write(fd, (json.dumps(msg) + "\n").encode())
 
 
+def defer_cgroup_join(child_plan: dict) -> list[str]:
+    """Take the cgroup move out of the init: its parent makes it (join_cgroup) while the init
+    sets up, and the init waits for it before it makes its cgroup namespace and execs.
+
+    A move into a cgroup waits for an RCU grace period (5-20 ms): made first by the init,
+    as before, it held up every later step. Returns the procs files to write.
+    """
+    procs = child_plan["procs_files"]
+    child_plan["procs_files"] = []
+    child_plan["cgroup_r"], child_plan["cgroup_w"] = os.pipe()
+    return procs
+
+
+def join_cgroup(child_plan: dict, procs: list[str], pid: int) -> None:
+    """Move the init `pid` into its cgroup and tell it so (as host root, from its parent)."""
+    try:
+        for path in procs:
+            with open(path, "w") as f:
+                f.write(str(pid))
+        os.write(child_plan["cgroup_w"], b"1")
+    finally:
+        for key in ("cgroup_r", "cgroup_w"):  # the init reads EOF if the move failed
+            with contextlib.suppress(OSError):
+                os.close(child_plan[key])
+
+
 class Handshake:
     """The caller's side of the message pipe: collect pids, run the network step, release."""
 
@@ -191,10 +217,15 @@ class Handshake:
         line, _, self.buf = self.buf.partition(b"\n")
         return json.loads(line)
 
-    def run(self, network_step, wait_exec: bool = False) -> dict:
-        """Collect progress until the child is ready (or, with wait_exec, has exec'd)."""
+    def run(self, network_step, wait_exec: bool = False, release: bool = True) -> dict:
+        """Collect progress until the child is ready (or, with wait_exec, has exec'd).
+
+        release=False: the child does not wait for the network step (it has none to wait
+        for: `--network none`), so nothing is written to it."""
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        released = False
+        released = not release
+        if released:
+            self.info["network"] = network_step(None)
         while True:
             msg = self.next(deadline)
             if "error" in msg:
@@ -242,6 +273,19 @@ def network_step(rt, rec: dict, files: dict):
         )
 
     return step
+
+
+def isolated_network(rt, rec: dict, child: dict, files: dict) -> dict | None:
+    """`--network none` without a step in the caller: its files are written now and the
+    init brings its own `lo` up, so it goes on without waiting for the caller. The network
+    dict to record; None for every other mode (their step runs once the netns exists)."""
+    if rec["spec"]["network"]["mode"] != "none" or not child["unshare"] & linux.CLONE_NEWNET:
+        return None
+    from runtime.network.manager import NetworkManager  # no manager instance: no state read
+
+    child["loopback"] = True
+    paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
+    return NetworkManager.isolated_files(rt.spec_of(rec).network, paths)
 
 
 def _kill_quietly(pid: int | None) -> None:
@@ -323,10 +367,12 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now)
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
+    isolated = isolated_network(rt, rec, child, files)
     args = shim_args(rt, rec, paths, fds, listen)
     args["winsize"] = winsize
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
     owned = _userns_fds(child)
+    procs = defer_cgroup_join(child)
     pid0 = os.fork()
     if pid0 == 0:
         try:
@@ -341,6 +387,11 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
                     shim_start=proc_start_time(me),
                     pid_start=proc_start_time(cpid),
                 )
+                try:  # while the caller wires the network and the init builds its root
+                    join_cgroup(child, procs, cpid)
+                except OSError as err:
+                    _send(msg_w, error=f"cannot move the container into its cgroup: {err}")
+                    raise
                 args["pid"] = cpid
                 exec_shim(args)
         finally:
@@ -356,11 +407,16 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
         *(j[0] for j in joins),
         *([pid_fd] if pid_fd else []),
         *owned,
+        child["cgroup_r"],
+        child["cgroup_w"],
     }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
     try:
-        info = shake.run(network_step(rt, rec, files), wait_exec=start_now)
+        if isolated is not None:
+            info = shake.run(lambda _pid: isolated, wait_exec=start_now, release=False)
+        else:
+            info = shake.run(network_step(rt, rec, files), wait_exec=start_now)
     except BaseException:
         _kill_quietly(shake.info.get("pid"))
         wait_gone(shake.info.get("shim"))
@@ -401,9 +457,12 @@ def respawn(rt, rec: dict, args: dict) -> None:
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
     owned = _userns_fds(child)
+    procs = defer_cgroup_join(child)
     cpid = _fork_init(child, rec["spec"]["namespaces"].get("pid", "private"), pid_fd)
     for fd in owned:
         os.close(fd)
+    with contextlib.suppress(OSError):  # failed, the init reads EOF and reports it
+        join_cgroup(child, procs, cpid)
     # Threads (the network step uses one) must live in this process's own PID namespace.
     reset_pid_namespace()
     os.close(msg_w)

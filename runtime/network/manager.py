@@ -190,14 +190,10 @@ class NetworkManager:
             return {"networks": {}, "ports": []}
         if spec.mode.startswith("container:"):
             return {"networks": {}, "ports": []}  # the other container's stack and files
-        resolv = dnsfiles.resolv_conf(spec.dns, spec.dns_search)
         if spec.mode == "none":
             netlink.loopback_up(pid)
-            dnsfiles.write_in_place(files.get("resolv.conf"), resolv)
-            dnsfiles.write_in_place(
-                files.get("hosts"), dnsfiles.hosts_file([], names.extra_hosts(spec))
-            )
-            return {"networks": {}, "ports": []}
+            return self.isolated_files(spec, files)
+        resolv = dnsfiles.resolv_conf(spec.dns, spec.dns_search)
         wanted = list(dict.fromkeys(spec.networks or [DEFAULT_NETWORK]))
         with self.store.locked() as state:
             if DEFAULT_NETWORK in wanted and DEFAULT_NETWORK not in state["networks"]:
@@ -222,6 +218,17 @@ class NetworkManager:
             dnsfiles.write_in_place(files.get("resolv.conf"), resolv)
             names.refresh_peers(state, endpoint, skip=cid)
             return _result(endpoint)
+
+    @staticmethod
+    def isolated_files(spec: NetworkSpec, files: dict) -> dict:
+        """`--network none`'s part without its netns: the resolv.conf and hosts files (the
+        launcher writes them before the fork; `lo` is then brought up by the init itself)."""
+        resolv = dnsfiles.resolv_conf(spec.dns, spec.dns_search)
+        dnsfiles.write_in_place(files.get("resolv.conf"), resolv)
+        dnsfiles.write_in_place(
+            files.get("hosts"), dnsfiles.hosts_file([], names.extra_hosts(spec))
+        )
+        return {"networks": {}, "ports": []}
 
     def _plan(self, state, cid, name, pid, inode, spec, hostname, exposed_ports, files) -> dict:
         """Choose addresses, MACs, veth names and host ports; touches nothing on the host."""
