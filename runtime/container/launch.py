@@ -183,6 +183,46 @@ def defer_cgroup_join(child_plan: dict) -> list[str]:
     return procs
 
 
+def own_procs_file(rt, cid: str, procs: list[str]) -> str | None:
+    """This process's own cgroup.procs in the hierarchy of the container's first group.
+
+    Writing "0" there moves nothing (the writer is in that group already) but, as every
+    cgroup move does, it starts the RCU grace period a move waits for; made by the launch's
+    detaching child at the fork, the init's real move (join_cgroup) a few milliseconds
+    later finds the period under way or passed instead of starting one of its own.
+    """
+    tail = f"/{rt.cgroups.prefix}/{cid}/cgroup.procs"
+    if not procs or not procs[0].endswith(tail):
+        return None
+    tree = procs[0][: -len(tail)]
+    name = os.path.basename(tree)
+    v2 = os.path.exists(f"{tree}/cgroup.controllers")
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if (not controllers and v2) or (
+            controllers and set(controllers.removeprefix("name=").split(",")) == {*name.split(",")}
+        ):
+            return f"{tree}{path.rstrip('/')}/cgroup.procs"
+    return None
+
+
+def _warm_cgroup_move(own: str | None) -> None:
+    """In the detaching child, once it has forked the shim-to-be: see own_procs_file."""
+    if own is None:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(own, os.O_WRONLY | os.O_CLOEXEC)
+        # Nothing else held open meanwhile: the caller waits for EOF on the message pipe.
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 1 << 20)
+        os.write(fd, b"0")
+
+
 def join_cgroup(child_plan: dict, procs: list[str], pid: int) -> None:
     """Move the init `pid` into its cgroup and tell it so (as host root, from its parent)."""
     try:
@@ -373,6 +413,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
     owned = _userns_fds(child)
     procs = defer_cgroup_join(child)
+    own = own_procs_file(rt, rec["id"], procs)
     pid0 = os.fork()
     if pid0 == 0:
         try:
@@ -394,9 +435,9 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
                     raise
                 args["pid"] = cpid
                 exec_shim(args)
+            _warm_cgroup_move(own)
         finally:
             os._exit(0)
-    os.waitpid(pid0, 0)
     for fd in {
         *fds.values(),
         *stdio,
@@ -423,6 +464,7 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
         raise
     finally:
         shake.close()
+        os.waitpid(pid0, 0)  # the detaching child: gone by now, or about to be
     record_shim(paths, info)
     return info
 
