@@ -109,8 +109,11 @@ def _must_exist(rt, container) -> dict:
     return state
 
 
-def _refresh(rt, container, state) -> dict:
-    state = rt.state(state["id"])
+def _refresh(rt, container, state, *, fresh: bool = False) -> dict:
+    """Record the container's state in its row; `fresh`: `state` is what the runtime's
+    create, run or start just returned (its own state() at the end), so not asked again."""
+    if not fresh:
+        state = rt.state(state["id"])
     observe.record(container, state)
     return observe.snapshot(state)
 
@@ -148,7 +151,8 @@ def create(rt, op, container):
             if lookup.find(rt, container) is None:
                 mark_failed(container, err)
             raise
-    elif _never_started(state):
+        return _refresh(rt, container, state, fresh=True)
+    if _never_started(state):
         # An earlier attempt of this operation made it and died: make it again, whole.
         state = _replace(rt, container, state, start=start_now)
     elif start_now and state.get("status") not in ("running", "paused"):
@@ -160,10 +164,10 @@ def start(rt, op, container):
     """Start it; a container the host lost is created again from its spec first."""
     state = lookup.find(rt, container)
     if state is None:
-        state = _make(rt, container, start=True)
-    elif state.get("status") not in ("running", "paused"):
+        return _refresh(rt, container, _make(rt, container, start=True), fresh=True)
+    if state.get("status") not in ("running", "paused"):
         try:
-            rt.start(state["id"])
+            return _refresh(rt, container, rt.start(state["id"]), fresh=True)
         except BerthError:
             if not _never_started(state):
                 raise

@@ -64,12 +64,13 @@ def _image(spec, host):
     ref = spec.get("image")
     if not isinstance(ref, str):
         return []
-    # A host that has not reported any image yet (its agent never synced) is not judged.
+    if ownership.find(host, ref) is not None:
+        return []
+    # A host that has not reported any image yet (its agent never synced) is not judged
+    # (asked only when the image is not found: the common create makes one query, not two).
     if not Image.objects.filter(host_id=host.pk).exists():
         return []
-    if ownership.find(host, ref) is None:
-        return [ImageMissing("image", f"{ref!r} is not on host {host.name}; pull or import it")]
-    return []
+    return [ImageMissing("image", f"{ref!r} is not on host {host.name}; pull or import it")]
 
 
 def _env(spec, host):
