@@ -257,11 +257,13 @@ class Handshake:
         line, _, self.buf = self.buf.partition(b"\n")
         return json.loads(line)
 
-    def run(self, network_step, wait_exec: bool = False, release: bool = True) -> dict:
+    def run(self, network_step, wait_exec: bool = False, release: bool = True, early=None) -> dict:
         """Collect progress until the child is ready (or, with wait_exec, has exec'd).
 
         release=False: the child does not wait for the network step (it has none to wait
-        for: `--network none`), so nothing is written to it."""
+        for: `--network none`), so nothing is written to it. early(info): called once the
+        pids and the network are known, while the child still sets up (the caller's
+        bookkeeping then costs no time of its own)."""
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         released = not release
         if released:
@@ -276,6 +278,9 @@ class Handshake:
                 self.info["network"] = network_step(self.info["pid"])
                 os.write(self.go_w, b"1")
                 released = True
+            if early is not None and released and "pid" in self.info:
+                early(self.info)
+                early = None
             if msg.get("ready"):
                 if wait_exec:
                     self.wait_eof(deadline)
@@ -388,8 +393,10 @@ def _userns_fds(child: dict) -> list[int]:
     return [fd for fd in (u["user_fd"], *u["layer_fds"]) if fd is not None] if u else []
 
 
-def launch(rt, rec: dict, start_now: bool) -> dict:
-    """Make the container's process wait before exec (or exec at once with start_now)."""
+def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
+    """Make the container's process wait before exec (or exec at once with start_now).
+
+    The shim's record is written, and prepared() called, while the init still sets up."""
     paths = ContainerPaths(rt.config, rec["id"])
     files = etc_files(rt, rec, paths)
     paths.stop_flag.unlink(missing_ok=True)
@@ -453,19 +460,29 @@ def launch(rt, rec: dict, start_now: bool) -> dict:
     }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
+    recorded = []
+
+    def early(info: dict) -> None:
+        """The shim's record (and the caller's own step) while the init sets up."""
+        record_shim(paths, info)
+        recorded.append(True)
+        if prepared is not None:
+            prepared()
+
     try:
         if isolated is not None:
-            info = shake.run(lambda _pid: isolated, wait_exec=start_now, release=False)
+            info = shake.run(lambda _pid: isolated, wait_exec=start_now, release=False, early=early)
         else:
-            info = shake.run(network_step(rt, rec, files), wait_exec=start_now)
+            info = shake.run(network_step(rt, rec, files), wait_exec=start_now, early=early)
     except BaseException:
         _kill_quietly(shake.info.get("pid"))
         wait_gone(shake.info.get("shim"))
+        if recorded:  # the shim removes it when it ends, unless it ended before we wrote it
+            paths.shim_file.unlink(missing_ok=True)
         raise
     finally:
         shake.close()
         os.waitpid(pid0, 0)  # the detaching child: gone by now, or about to be
-    record_shim(paths, info)
     return info
 
 

@@ -76,17 +76,24 @@ class CreateVerbs:
                 privileged=spec_obj.privileged,
             )
             pause_at("cgroup")
-            with self.store.locked(cid):
-                launch.launch(self, rec, start_now)
-                pause_at("launch")
+            answer = {}
+
+            def prepared() -> None:
+                """While the init sets up: its start time and the answer (the record keeps
+                its "creating" mark until launch returns: killed before, it is cleared)."""
                 if start_now:
                     self.store.write_state(cid, {"started_at": self.store.now()})
+                answer.update(self.state(cid))
+
+            with self.store.locked(cid):
+                launch.launch(self, rec, start_now, prepared)
+                pause_at("launch")
                 del rec["creating"]
                 self.store.write_record(rec)
         except BaseException:
             self._teardown(cid, rec["name"], network=True)
             raise
-        return self.state(cid)
+        return answer
 
     def _settle_userns(self, rec: dict) -> None:
         """Write down the new container's user namespace: the default is decided once, here.
