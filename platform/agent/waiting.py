@@ -98,6 +98,13 @@ def complete(rt, op: Operation) -> bool:
         state = rt.state(rid)
     except NotFound:
         state = None
+    if state is not None and _started_again(state, marker):
+        # A start asked during the grace waited for this stop's end and ran it again
+        # (runtime StopVerbs._finish_pending_stop): the stop is done; never stop the new run.
+        if container is not None:
+            observe.record(container, state)
+        claims.finish(op, result=observe.snapshot(state))
+        return True
     if state is not None and state.get("status") in ("running", "paused", "restarting"):
         if time.time() > float(marker.get("kill_after") or 0) + BACKSTOP_SLACK_SECONDS:
             log.warning("operation %s: the shim did not kill at the deadline; killing", op.id)
@@ -122,6 +129,17 @@ def complete(rt, op: Operation) -> bool:
         if container is not None:
             observe.record_error(container, str(err))
     return True
+
+
+def _started_again(state: dict, marker: dict) -> bool:
+    """Whether the container runs a process other than the one this stop was waiting for."""
+    waited = marker.get("pid")
+    return (
+        bool(waited)
+        and state.get("status") in ("running", "paused", "restarting")
+        and bool(state.get("pid"))
+        and state.get("pid") != waited
+    )
 
 
 class Waiter(threading.Thread):

@@ -165,6 +165,7 @@ class CreateVerbs:
 
             return checkpoint_verbs.start_from(self, ref, checkpoint)
         cid = self.store.resolve(ref)
+        self._finish_pending_stop(cid)  # a start asked during a stop's grace comes after it
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
             sm.check("start", rec["name"], obs["status"])

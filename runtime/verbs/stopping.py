@@ -13,6 +13,9 @@ from runtime.errors import BerthError
 from runtime.lazy import LazyModule
 from runtime.signals import parse_signal
 
+# How long past its armed deadline a stopping container's shim may take to kill it.
+STOP_DEADLINE_SLACK_SECONDS = 5
+
 # Loaded when a verb first needs it (ctypes, the shim binary): `ps` and `rm` never do.
 launch = LazyModule("runtime.container.launch")
 
@@ -103,6 +106,33 @@ class StopVerbs:
             if time.monotonic() >= deadline:
                 return False
             launch.wait_gone(obs["pid"], min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _finish_pending_stop(self, cid: str) -> None:
+        """Let a stop that is sitting out its grace period end before a start goes on.
+
+        Without this a start during the grace found the container running, did nothing, and
+        the stop's kill then left it stopped while its owner had asked for it to run. Its shim
+        kills at the armed deadline; a container whose shim is gone has nobody to do that, so it
+        is reaped (killed, its exit recorded) here, as the reconciler would.
+        """
+        paths = self.store.paths(cid)
+        if not paths.stop_flag.exists():
+            return
+        obs = sm.observe(paths, lambda: False)
+        if obs["status"] != sm.RUNNING or not obs["pid"]:
+            return
+        if obs["monitored"]:
+            armed = grace_mod.deadline(paths)
+            if not armed:
+                return  # a signal (kill -s TERM) it may ignore, not a stop with a deadline
+            left = max(0.0, armed - time.monotonic())
+            if self._wait_stopped(cid, left + STOP_DEADLINE_SLACK_SECONDS):
+                with self.store.locked(cid):
+                    self._detach_network(cid)  # what the stop's caller would release
+                return
+        from runtime.container import boot  # boot needs the launch module; most verbs do not
+
+        boot.reap(self, cid)
 
     def _detach_network(self, cid: str) -> None:
         if self.store.paths(cid).network_file.exists() or self._networks is not None:

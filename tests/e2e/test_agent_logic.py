@@ -89,7 +89,9 @@ class FakeRuntime:
         return [dict(s) for s in self.containers.values()]
 
     def start(self, ref):
+        # As the real runtime's start: the state after it (the agent records it as it is).
         self._get(ref).update(status="running", pid=4242)
+        return self.state(ref)
 
     def stop(self, ref, timeout=None):
         self._get(ref).update(status="stopped", pid=None, exit_code=143)
@@ -375,3 +377,22 @@ def test_exec_as_root_needs_the_webs_root_allowed():
     for params in ({}, {"root_allowed": False}, {"root_allowed": "yes"}):
         with pytest.raises(InvalidSpec, match="container.exec_root"):
             refuse_root_unless_allowed(Uids(), "c", None, params)
+
+
+def test_a_parked_stop_whose_container_runs_again_ends_without_stopping_the_new_run(world):
+    """A start during the grace waited for the stop's end and ran it again (the runtime's
+    _finish_pending_stop): the Waiter completes the stop and leaves the new run alone."""
+    from agent import waiting
+
+    _run(world, _op(world, "container.create", start=True))
+    rt = world["rt"]
+    [state] = rt.list()
+    op = _op(world, "container.stop")
+    Operation.objects.filter(id=op.id).update(state=Operation.State.RUNNING)
+    waiting.park(op, dict(state, pid=1111), then="", grace=0)  # it waited for pid 1111's end
+    op.refresh_from_db()
+    assert waiting.complete(rt, op)
+    op.refresh_from_db()
+    assert op.state == Operation.State.SUCCEEDED
+    assert rt.state(state["id"])["status"] == "running"
+    assert Container.objects.get(id=world["container"].id).observed_state == "running"

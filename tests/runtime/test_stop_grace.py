@@ -1,5 +1,6 @@
 """Stops that do not wait (issue 20): the shim, C or Python, kills after the grace period."""
 
+import os
 import time
 
 import pytest
@@ -57,3 +58,25 @@ def test_a_container_that_honours_its_signal_exits_with_its_own_code(rt, base_sp
     # A restart after it: the stop flag's deadline is cleared, the new run is not killed.
     restarted = rt.restart(state["id"], timeout=0)
     assert restarted["status"] == "running"
+
+
+def test_a_start_during_the_grace_runs_it_again_after_the_stop(rt, base_spec):
+    state = rt.run(ContainerSpec.from_dict(dict(base_spec, name="grace-then-start")))
+    old = state["pid"]
+    rt.signal_stop(state["id"], timeout=1)  # sleep as PID 1 ignores SIGTERM: killed at 1 s
+    again = rt.start(state["id"])
+    # Not the "already running" of the process being stopped: a new run, after the old ended.
+    assert again["status"] == "running" and again["pid"] not in (None, old)
+    assert not os.path.exists(f"/proc/{old}")
+    assert rt.state(state["id"])["status"] == "running"  # the stop's kill was for the old run
+
+
+def test_a_start_during_the_grace_of_a_container_whose_shim_died_reaps_it_first(rt, base_spec):
+    from tests.runtime.reboot_sim import kill_monitor
+
+    state = rt.run(ContainerSpec.from_dict(dict(base_spec, name="grace-no-shim")))
+    rt.signal_stop(state["id"], timeout=600)
+    kill_monitor(rt, state["id"])  # nobody is left to kill it at the deadline
+    again = rt.start(state["id"])
+    assert again["status"] == "running" and again["pid"] != state["pid"]
+    assert rt._observe(state["id"])[1]["monitored"]  # a new shim watches the new run
