@@ -42,12 +42,12 @@ EXEC_MAX_AGE = 3600
 _LIST_FILTERS = {"label", "name", "status", "id"}
 
 
-def _finish(operation, seconds: float | None = None) -> None:
-    """Wait for the Operation; a failure on the host answers 409 with its message (or 404 for a
-    missing image)."""
+def _finish(operation, seconds: float | None = None):
+    """Wait for the Operation and return it fresh; a failure on the host answers 409 with its
+    message (or 404 for a missing image)."""
     seconds = WAIT_SECONDS if seconds is None else seconds
     if seconds <= 0:
-        return
+        return operation
     operation = dispatch.wait_for(operation, seconds)
     if operation.state == operation.State.FAILED:
         error = operation.error or "the host could not do it"
@@ -55,6 +55,7 @@ def _finish(operation, seconds: float | None = None) -> None:
         if "image" in lowered and ("not found" in lowered or "no such" in lowered):
             raise DockerError(404, f"No such image: {error}")
         raise DockerError(409, error)
+    return operation
 
 
 # The columns render.summary and _matches read (one query for the whole list). The JSON ones
@@ -189,8 +190,14 @@ def create(call):
         acting_user=call.user,
         summary=summary | {"spec": spec},
     )
-    _finish(op)
-    container.refresh_from_db(fields=["runtime_id"])  # the Id, once the host made it
+    op = _finish(op)
+    # The Id, once the host made it: the operation's result names it (the agent stored the
+    # same id in the row before it finished the operation); read from the row otherwise.
+    made = (op.result or {}).get("id") if op.state == Operation.State.SUCCEEDED else None
+    if isinstance(made, str) and made:
+        container.runtime_id = made
+    else:
+        container.refresh_from_db(fields=["runtime_id"])
     return JsonResponse({"Id": docker_id(container), "Warnings": []}, status=201)
 
 

@@ -238,9 +238,15 @@ def wait_for(operation: Operation, seconds: float) -> Operation:
         return operation  # completed by the web itself (a remove that was a row update)
     # No read before subscribing: the loop's first read comes after it, and the operation
     # was just created (a read here would find it pending, one query for nothing).
+    # refresh_from_db drops cached relations; the host row does not change with the outcome
+    # and the answer names it (one query less per wait).
+    host_field = Operation._meta.get_field("host")
+    host = operation.host if host_field.is_cached(operation) else None
     with completion.Listener(operation.pk) as listener:
         while True:
             operation.refresh_from_db()
+            if host is not None and operation.host_id == host.pk:
+                host_field.set_cached_value(operation, host)
             left = deadline - time.monotonic()
             if operation.is_done or left <= 0:
                 return operation
