@@ -70,6 +70,21 @@ return 1
 
 # KEYS: [1] the team's running set, [2] owed turns; ARGV: operation id. Returns 1 when a
 # turn was owed (the caller sends one), else 0.
+# submit then take in one round trip (the message's own operation joins its team's list and
+# the turn picks whichever operation is next): KEYS ring, owed, the team's list; ARGV as _TAKE's,
+# then the team and the operation.
+_SUBMIT_TAKE = (
+    """
+redis.call('RPUSH', KEYS[3], ARGV[6])
+local listed = false
+for _, name in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if name == ARGV[5] then listed = true break end
+end
+if not listed then redis.call('RPUSH', KEYS[1], ARGV[5]) end
+"""
+    + _TAKE
+)
+
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
@@ -134,6 +149,23 @@ class Scheduler:
         )
         return int(op) if op else None
 
+    def submit_and_take(self, op_id: int, team: str) -> int | None:
+        """submit() then take(), atomically and in one round trip to Redis."""
+        op = self.client.eval(
+            _SUBMIT_TAKE,
+            3,
+            self.prefix + "ring",
+            self.prefix + "owed",
+            self.prefix + "q:" + team,
+            self.prefix,
+            time.time(),
+            LEASE_SECONDS[self.lane],
+            team_limit(self.lane),
+            team,
+            op_id,
+        )
+        return int(op) if op else None
+
     def release(self, op_id: int, team: str) -> bool:
         """The operation ended: free its slot; True when a turn is owed (send one)."""
         return bool(
@@ -164,9 +196,7 @@ def turn(host_name: str, execute, *, op_id: int | None = None, task_id: str = ""
             # A stale or repeated message: the executor skips it (its claim finds nothing).
             return execute(op_id, task_id)
     try:
-        if team is not None:
-            scheduler.submit(op_id, team)
-        chosen = scheduler.take()
+        chosen = scheduler.take() if team is None else scheduler.submit_and_take(op_id, team)
     except Exception as err:
         log.warning("fair scheduling unavailable (%s); running the operation directly", err)
         return execute(op_id, task_id) if op_id is not None else None

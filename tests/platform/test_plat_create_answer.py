@@ -1,11 +1,13 @@
-"""The create path's hand-written answers match the DRF serializers, and its messages to the
-agent ask Celery for no stored result (the Operation row is the outcome)."""
+"""The create path's hand-written answers match the DRF serializers, its messages to the agent
+ask Celery for no stored result (the Operation row is the outcome), and the agent's turn in
+one round trip to Redis schedules as the two calls did."""
 
 import base64
 import json
 
 import pytest
 import redis
+from agent import fairness
 from agent import tasks as agent_tasks
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from containers.api.serializers import ContainerListSerializer, ContainerSeriali
 from containers.api.views import _container_body
 from containers.models import Container
 from health.models import ContainerHealth
+from operations import dispatch
 from operations.api.serializers import OperationSerializer
 from operations.models import Operation
 
@@ -77,3 +80,37 @@ def test_operation_messages_ask_for_no_result(
     ):
         assert task.ignore_result is True
     client.delete(host.queue)
+
+
+def test_submit_and_take_is_submit_then_take(host, teams, monkeypatch):
+    """The agent's one-round-trip turn (fairness.Scheduler.submit_and_take) schedules as the
+    two calls did: a burst holds its team's limit and another team is served next."""
+    monkeypatch.setenv("BERTH_TEAM_SLOTS", "2")
+    monkeypatch.delenv("BERTH_AGENT_LANE", raising=False)
+    scheduler = fairness.Scheduler(host.name + "-one")
+
+    def clear():
+        for key in scheduler.client.scan_iter(f"{scheduler.prefix}*"):
+            scheduler.client.delete(key)
+
+    def ops(team, n):
+        return [
+            dispatch.new_operation(
+                kind="container.create", target_type="container", target_id=i, host=host, team=team
+            ).pk
+            for i in range(n)
+        ]
+
+    clear()
+    try:
+        burst, (single,) = ops(teams["alpha"], 4), ops(teams["beta"], 1)
+        alpha, beta = str(teams["alpha"].pk), str(teams["beta"].pk)
+        taken = [
+            scheduler.submit_and_take(op_id, team)
+            for op_id, team in [*((o, alpha) for o in burst), (single, beta)]
+        ]
+        assert taken == [burst[0], burst[1], None, None, single]
+        assert scheduler.release(burst[0], alpha) is True
+        assert scheduler.take() == burst[2]
+    finally:
+        clear()
