@@ -169,6 +169,24 @@ class CgroupDriver:
         """Send `sig` (number or name) to every process of the container."""
         signal_pids(self.pids(cid), parse_signal(sig))
 
+    def remove_if_empty(self, cid: str) -> bool:
+        """Remove the container's groups that hold no process; True when none is left.
+
+        One rmdir per group (a group with processes refuses): the common case of a delete,
+        a container that has exited, without reading any group's processes first.
+        """
+        left = False
+        for group in self._group_dirs(check_cid(cid)):
+            try:
+                self._rmdir(group)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise KernelError(f"cannot remove cgroup {group}: {err.strerror}") from err
+                left = True
+        return not left
+
     def destroy(self, cid: str) -> None:
         """Kill what is left, wait until the group is empty and remove it; idempotent."""
         check_cid(cid)

@@ -54,10 +54,16 @@ class RemoveVerbs:
             paths.stop_flag.touch()
             paths.caller_cleans.touch()
         obs = sm.observe(paths, lambda: False)
-        # A create killed before it recorded the shim: the shim is the parent of the init.
-        shims = {obs["shim_pid"]} | self._parents_outside(cid)
-        with contextlib.suppress(OSError, BerthError):
-            self.cgroups.destroy(cid)
+        shims = {obs["shim_pid"]}
+        try:  # an exited container's groups go at once, with nobody's parents to look for
+            empty = self.cgroups.remove_if_empty(cid)
+        except (OSError, BerthError):
+            empty = False
+        if not empty:
+            # A create killed before it recorded the shim: the shim is the parent of the init.
+            shims |= self._parents_outside(cid)
+            with contextlib.suppress(OSError, BerthError):
+                self.cgroups.destroy(cid)
         for pid in shims:
             launch.wait_gone(pid, 10)
         if network and self._has_network(cid):
