@@ -74,8 +74,13 @@ class ObserveVerbs:
         cid = self.store.resolve(ref)
         paths = self.store.paths(cid)
         before = read_json(paths.exit_file)
+        self._observe(cid)  # NotFound for a container whose create never finished
         while True:
-            rec, obs = self._observe(cid)
+            # The processes first (cheap); the record is read (NotFound if it went, "created"
+            # for one never started) only when they say it stopped.
+            obs = sm.observe(paths, lambda: False)
+            if obs["status"] == sm.STOPPED:
+                _, obs = self._observe(cid)
             now = read_json(paths.exit_file)
             if obs["status"] == sm.STOPPED or (now is not None and now != before):
                 return (now or {}).get("exit_code", 0)
