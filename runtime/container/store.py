@@ -33,6 +33,12 @@ def delete_tree(path: Path, tries: int = 5) -> None:
         time.sleep(0.05 * (attempt + 1))
 
 
+def delete_trees(paths: list[Path]) -> None:
+    """delete_tree for each of `paths` (a removed container's two directories)."""
+    for path in paths:
+        delete_tree(path)
+
+
 def now_iso() -> str:
     """RFC 3339 UTC time with nanoseconds (the format logs and state use)."""
     ns = time.time_ns()
@@ -63,6 +69,7 @@ class ContainerStore:
         self.config = config
         self.names_dir = config.root / "names"
         self.trash_dir = config.root / "trash"  # removed containers' files, being deleted
+        self.run_trash_dir = config.run_root / "trash"  # and their runtime files (tmpfs)
         # Every record and state file, summarized in one SQLite file: list() reads that
         # instead of each container's files (runtime/container/index.py).
         self.index = ContainerIndex(config.containers_dir)
@@ -161,6 +168,8 @@ class ContainerStore:
         with contextlib.suppress(FileNotFoundError):
             # Removals killed before their files were deleted (or still deleting: harmless).
             found += [e.path for e in os.scandir(self.trash_dir)]
+        with contextlib.suppress(FileNotFoundError):
+            found += [e.path for e in os.scandir(self.run_trash_dir)]
         for entry in entries:
             if entry.name.startswith(".new-"):
                 rec = read_json(os.path.join(entry.path, "config.json"), {}) or {}
@@ -307,11 +316,18 @@ class ContainerStore:
         never a container without a record.
         """
         paths = self.paths(cid)
-        shutil.rmtree(paths.run_dir, ignore_errors=True)  # tmpfs: quick
+        tag = f"{cid}-{os.urandom(4).hex()}"
+        run_doomed = None
+        try:  # the runtime files too go aside in one step and are deleted after the answer
+            self.run_trash_dir.mkdir(mode=0o700, exist_ok=True)
+            os.rename(paths.run_dir, self.run_trash_dir / tag)
+            run_doomed = self.run_trash_dir / tag
+        except OSError:
+            shutil.rmtree(paths.run_dir, ignore_errors=True)  # tmpfs: quick
         doomed = paths.dir
         with contextlib.suppress(OSError):
             self.trash_dir.mkdir(mode=0o700, exist_ok=True)
-            trash = self.trash_dir / f"{cid}-{os.urandom(4).hex()}"
+            trash = self.trash_dir / tag
             os.rename(paths.dir, trash)
             doomed = trash
         self.index.drop([cid])
@@ -320,11 +336,12 @@ class ContainerStore:
         # The files go after the answer (a few ms per directory on a busy disk): the container
         # is already gone for every reader. A non-daemon thread, so a CLI process finishes it
         # before it exits; a process killed first leaves a trash entry to leftovers().
-        worker = threading.Thread(target=delete_tree, args=(doomed,), name="berth-rm")
+        trees = [doomed] + ([run_doomed] if run_doomed is not None else [])
+        worker = threading.Thread(target=delete_trees, args=(trees,), name="berth-rm")
         try:
             worker.start()
         except RuntimeError:  # no thread possible here (a dead PID namespace): delete now
-            delete_tree(doomed)
+            delete_trees(trees)
             return
         with _CLEANUPS_LOCK:
             _CLEANUPS[:] = [t for t in _CLEANUPS if t.is_alive()] + [worker]
