@@ -49,8 +49,11 @@ def default_hosts(hostname: str) -> str:
     )
 
 
-def etc_files(rt, rec: dict, paths: ContainerPaths) -> dict[str, str]:
-    """Create the run dir's hosts, resolv.conf and hostname; the network step may rewrite them."""
+def etc_files(rt, rec: dict, paths: ContainerPaths, defaults: bool = True) -> dict[str, str]:
+    """Create the run dir's hosts, resolv.conf and hostname; the network step may rewrite them.
+
+    defaults=False: hosts and resolv.conf are left to the caller (launch writes a
+    `--network none` container's whole before the fork: isolated_network)."""
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = {"hostname": paths.etc_file("hostname")}
     files["hostname"].write_text(rec["hostname"] + "\n")
@@ -64,8 +67,9 @@ def etc_files(rt, rec: dict, paths: ContainerPaths) -> dict[str, str]:
     else:
         files["hosts"] = paths.etc_file("hosts")
         files["resolv.conf"] = paths.etc_file("resolv.conf")
-        files["hosts"].write_text(default_hosts(rec["hostname"]))
-        files["resolv.conf"].write_text("")
+        if defaults:
+            files["hosts"].write_text(default_hosts(rec["hostname"]))
+            files["resolv.conf"].write_text("")
     return {name: str(path) for name, path in files.items()}
 
 
@@ -398,7 +402,7 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
 
     The shim's record is written, and prepared() called, while the init still sets up."""
     paths = ContainerPaths(rt.config, rec["id"])
-    files = etc_files(rt, rec, paths)
+    files = etc_files(rt, rec, paths, defaults=rec["spec"]["network"]["mode"] != "none")
     paths.stop_flag.unlink(missing_ok=True)
     paths.caller_cleans.unlink(missing_ok=True)
     paths.fifo.unlink(missing_ok=True)
