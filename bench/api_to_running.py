@@ -13,6 +13,10 @@ temporary directory, --iptables=false so the host's firewall is left alone), sto
 pid afterwards; its docker0 bridge is removed.
 
     .venv/bin/python bench/api_to_running.py [--runs 20] [--network none|bridge] [--pool prefork|threads] [--no-docker]
+
+Over real HTTP (a served Berth, a bearer token, kept-alive connections) against the Docker
+Engine API's create + start on its socket, with Berth's CPU per create by process, the bench
+of issue 9's target is bench/api_http.py (docs/benchmarks.md, "API to running").
 """
 
 import argparse
