@@ -33,6 +33,10 @@ def exec_shim(shim_args: dict) -> None:
     # The shim's own stdio: nothing of the caller's terminal or pipes; errors to shim.log.
     null = os.open("/dev/null", os.O_RDWR)
     log = os.open(shim_args["shim_log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # The container's log exists before the exec (the shim would otherwise create it once
+    # running, after run() may have answered): the directory is then left as answered, and
+    # a list view taken right after stays valid (runtime/container/listing.py).
+    os.close(os.open(shim_args["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
