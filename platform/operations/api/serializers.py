@@ -37,7 +37,7 @@ class OperationSerializer(serializers.ModelSerializer):
     def answer(op: Operation) -> dict:
         """The same dict as `OperationSerializer(op).data`, written out by hand: DRF builds
         the ModelSerializer's sixteen fields again for every instance, a few ms of CPU in each
-        create and lifecycle answer (tests/operations compare the two)."""
+        create and lifecycle answer (tests/platform/test_plat_create_answer.py compares them)."""
         return {
             "id": op.pk,
             "kind": op.kind,
