@@ -1,7 +1,9 @@
 """Entry point of `python -m runtime`.
 
-`ps` with its usual flags skips argparse and every other command's module: a Python start is
-most of what `ps` costs (issue 19), so it loads only what listing needs.
+`ps` with its usual flags first answers from the index's kept views with nothing but os, sys
+and two C modules imported (runtime/cli/quickps.py); when a container must be observed it
+skips argparse and every other command's module. A Python start is most of what `ps` costs
+(issue 19).
 """
 
 import sys
@@ -10,6 +12,11 @@ import sys
 def _main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["ps"]:
+        from runtime.cli import quickps
+
+        code = quickps.answer(argv)
+        if code is not None:
+            return code
         from runtime.cli import ps, run
 
         args = ps.quick_args(argv)

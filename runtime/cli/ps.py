@@ -7,17 +7,8 @@ observed, through a Runtime made then.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-
-# `ps`'s flags, for the quick path that skips argparse (runtime/__main__.py).
-_FLAGS = {
-    "-a": "all",
-    "--all": "all",
-    "-q": "quiet",
-    "--quiet": "quiet",
-    "--no-trunc": "no_trunc",
-}
+from runtime.cli import quickps
+from runtime.cli.quickps import table as _lines
 
 
 class _Args:
@@ -33,17 +24,8 @@ class _Args:
 def quick_args(argv: list[str]) -> _Args | None:
     """The parsed `ps [-a] [-q] [--no-trunc]` (short flags may be joined: -aq); None for
     anything else (help, other flags, another command), which goes through argparse."""
-    if not argv or argv[0] != "ps":
-        return None
-    flags = set()
-    for word in argv[1:]:
-        if word in _FLAGS:
-            flags.add(_FLAGS[word])
-        elif len(word) > 2 and word[0] == "-" and word[1] != "-" and set(word[1:]) <= {"a", "q"}:
-            flags.update(_FLAGS["-" + c] for c in word[1:])
-        else:
-            return None
-    return _Args(flags)
+    found = quickps.flags(argv)
+    return None if found is None else _Args(found)
 
 
 def register(subparsers) -> None:
@@ -69,71 +51,12 @@ def list_all(config) -> list[dict]:
     return list_containers(ContainerStore(config), runtime, spec=False)  # ps shows no spec
 
 
-def _ago(iso: str | None) -> str:
-    if not iso:
-        return ""
-    then = (
-        datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
-        if "." in iso
-        else datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    )
-    seconds = int((datetime.now(UTC) - then).total_seconds())
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} seconds"
-
-
-def _status_text(st: dict) -> str:
-    if st["status"] == "running":
-        return f"Up {_ago(st['started_at'])}"
-    if st["status"] == "paused":
-        return f"Up {_ago(st['started_at'])} (Paused)"
-    if st["status"] == "stopped":
-        return f"Exited ({st['exit_code']}) {_ago(st['finished_at'])} ago"
-    return st["status"].capitalize()
-
-
-def _ports(st: dict) -> str:
-    ports = (st.get("network") or {}).get("ports") or []
-    return ", ".join(
-        f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        for p in ports
-    )
-
-
 def table(titles, rows) -> None:
     """Print `rows` under `titles` in aligned columns, as docker does."""
-    widths = [max(len(str(r[i])) for r in [titles, *rows]) for i in range(len(titles))]
-    for row in [titles, *rows]:
-        print("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    print(_lines(titles, rows), end="")
 
 
 def _ps(args) -> int:
-    states = [
-        s
-        for s in list_all(args.config)
-        if args.all or s["status"] in ("running", "paused", "restarting")
-    ]
-    if args.quiet:
-        for st in states:
-            print(st["id"] if args.no_trunc else st["id"][:12])
-        return 0
-    rows = []
-    for st in reversed(states):
-        cmd = " ".join(st.get("command") or [])
-        if not args.no_trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        rows.append(
-            [
-                st["id"] if args.no_trunc else st["id"][:12],
-                st["image"],
-                json.dumps(cmd),
-                f"{_ago(st['created'])} ago",
-                _status_text(st),
-                _ports(st),
-                st["name"],
-            ]
-        )
-    table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+    found = {name for name in ("all", "quiet", "no_trunc") if getattr(args, name)}
+    print(quickps.render(list_all(args.config), found), end="")
     return 0

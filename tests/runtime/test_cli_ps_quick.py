@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,83 @@ def test_a_bad_flag_still_gets_argparse_one_line_error(tmp_path):
     out = _berth(tmp_path, "ps", "--bogus")
     assert out.returncode == 125
     assert "unrecognized arguments: --bogus" in out.stderr
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch):
+    """Both paths render ages from one instant (no second boundary between them)."""
+    import types
+
+    from runtime.cli import quickps
+    from runtime.container import listing
+
+    monkeypatch.setattr(listing, "RACY_NS", 0)  # views kept however recent the change
+    now = time.time()
+    monkeypatch.setattr(quickps, "time", types.SimpleNamespace(time=lambda: now))
+
+
+def _full_ps(config, argv, capsys) -> str:
+    args = ps.quick_args(argv)
+    args.config = config
+    assert ps._ps(args) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.root
+def test_ps_from_the_kept_views_prints_what_the_full_path_prints(
+    rt, base_spec, fixed_clock, capsys
+):
+    from runtime.cli import quickps
+
+    running = rt.run(dict(base_spec, name="qps-up", command=["sleep", "1000", "#", "long é"]))
+    created = rt.create(dict(base_spec, name="qps-made"))["id"]
+    environ = {"BERTH_ROOT": str(rt.config.root), "BERTH_RUN_ROOT": str(rt.config.run_root)}
+    time.sleep(0.03)  # the coarse clock that stamps ctimes moves on
+    rt.list()  # keeps every view
+    for argv in (["ps"], ["ps", "-a"], ["ps", "-aq"], ["ps", "-a", "--no-trunc"]):
+        full = _full_ps(rt.config, argv, capsys)
+        assert quickps.answer(argv, environ) == 0
+        assert capsys.readouterr().out == full
+    assert running["id"][:12] in full and created[:12] in full and "qps-made" in full
+    assert '"sleep 1000 # long \\u00e9"' in full  # docker's quoting, untruncated
+
+    rt.start(created)  # its directories change: no valid view until observed again
+    assert quickps.answer(["ps"], environ) is None
+    full = _full_ps(rt.config, ["ps"], capsys)  # observes it and keeps its view
+    time.sleep(0.03)
+    assert quickps.answer(["ps"], environ) is None or capsys.readouterr().out == full
+    rt.list()
+    assert quickps.answer(["ps"], environ) == 0
+    assert created[:12] in capsys.readouterr().out
+
+
+@pytest.mark.root
+def test_ps_from_the_kept_views_sees_a_dead_monitor(rt, base_spec, fixed_clock, capsys):
+    import signal
+
+    from runtime.cli import quickps
+    from runtime.container.fsutil import read_json
+    from runtime.container.launch import wait_gone
+
+    state = rt.run(dict(base_spec, name="qps-lost"))
+    environ = {"BERTH_ROOT": str(rt.config.root), "BERTH_RUN_ROOT": str(rt.config.run_root)}
+    time.sleep(0.03)
+    rt.list()
+    assert quickps.answer(["ps", "-q"], environ) == 0
+    assert state["id"][:12] in capsys.readouterr().out
+    shim = read_json(rt.store.paths(state["id"]).shim_file)
+    os.kill(shim["shim"], signal.SIGKILL)  # monitor and program gone, nobody writes a file
+    os.kill(shim["pid"], signal.SIGKILL)
+    wait_gone(shim["shim"])
+    wait_gone(shim["pid"])
+    assert quickps.answer(["ps", "-q"], environ) is None  # the full path observes it
+
+
+def test_a_missing_index_or_a_bad_prefix_goes_to_the_full_path(tmp_path):
+    from runtime.cli import quickps
+
+    environ = {"BERTH_ROOT": str(tmp_path / "root"), "BERTH_RUN_ROOT": str(tmp_path / "run")}
+    assert quickps.answer(["ps"], environ) is None
+    assert not (tmp_path / "root").exists()  # nothing created
+    assert quickps.answer(["ps"], dict(environ, BERTH_PREFIX="Bad!")) is None
+    assert quickps.answer(["ps", "--help"], environ) is None
