@@ -66,7 +66,8 @@ class CreateVerbs:
             pause_at("name")
             for d in (paths.upper, paths.work, paths.merged):
                 d.mkdir(parents=True, exist_ok=True, mode=0o755)
-            self.store.write_state(cid, {"started_at": None})
+            if not start_now:  # a run writes its start time while the init sets up (prepared)
+                self.store.write_state(cid, {"started_at": None})
             spec_obj = self.spec_of(rec)
             self.cgroups.create(
                 cid,
