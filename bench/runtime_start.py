@@ -126,11 +126,21 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def settle() -> None:
+    """Let the removals before a sample finish: Berth deletes a removed container's files in a
+    thread after `delete` answers, and a sample (of any tool) must not share the CPUs with the
+    files of the bench's earlier, untimed deletes."""
+    from runtime.container.store import ContainerStore
+
+    ContainerStore.wait_cleanups(10)
+
+
 def bench_berth(rt: Runtime, n: int, userns: bool = True, meter: CpuMeter | None = None) -> dict:
     """Berth through its API: start latency (wall and CPU) and run of /bin/true."""
     start, true_run, two_step, cpu = [], [], [], []
     for _ in range(n):
         holder = {}
+        settle()
         before = meter.usage() if meter else 0
         start.append(
             timed(lambda holder=holder: holder.update(rt.run(spec(["sleep", "1000"], userns))))
@@ -139,6 +149,7 @@ def bench_berth(rt: Runtime, n: int, userns: bool = True, meter: CpuMeter | None
             group = CPUACCT / rt.cgroups.prefix / holder["id"]
             cpu.append((meter.usage() - before) / 1e6 + group_cpu_ms(group))
         rt.delete(holder["id"], force=True)
+        settle()
         # The contract's two verbs, as runc's create + start.
         two_step.append(
             timed(
@@ -155,6 +166,7 @@ def bench_berth(rt: Runtime, n: int, userns: bool = True, meter: CpuMeter | None
             rt.wait(st["id"])
             rt.delete(st["id"])
 
+        settle()
         true_run.append(timed(run_true))
     return {"start": start, "run_true": true_run, "create_start": two_step, "cpu": cpu}
 
@@ -214,6 +226,7 @@ def bench_oci(
     run_true, start, cpu = [], [], []
     for i in range(first, first + n):
         cid = f"{PREFIX}{tool}{i}"
+        settle()
         run_true.append(
             timed(
                 lambda cid=cid: subprocess.run(
@@ -225,6 +238,7 @@ def bench_oci(
             )
         )
         sid = cid + "s"
+        settle()
         before = meter.usage() if meter else 0
         start.append(
             timed(
