@@ -8,6 +8,7 @@ SLOW_POLL_SECONDS) and can never make a request report a state the row does not 
 import contextlib
 import logging
 import os
+import threading
 import time
 
 from config.celery import app as celery_app
@@ -21,6 +22,12 @@ SLOW_POLL_SECONDS = 0.5
 SUBSCRIBE_TIMEOUT_SECONDS = 2.0
 
 _clients: dict[tuple, object] = {}
+# Subscriptions kept between waits (per process and broker URL): redis-py's PubSub.close()
+# drops its connection, so a new one per wait opened a TCP connection, AUTH and HELLO every
+# time (a third of a wait's own CPU, twice per `docker run -d`). One waiter uses one at a time.
+MAX_IDLE_SUBSCRIPTIONS = 16
+_idle: list[tuple[tuple, object]] = []
+_idle_lock = threading.Lock()
 
 
 def broker_client():
@@ -66,21 +73,39 @@ class Listener:
         self.pause = 0.005  # without a subscription: the short, backing-off polls of old
 
     def __enter__(self):
+        kept = _take_kept()
+        # A kept connection may have died with a restarted Redis: then once more on a new one.
+        for pubsub in ([kept] if kept is not None else []) + [None]:
+            if self._subscribe(pubsub):
+                return self
+        return self
+
+    def _subscribe(self, pubsub) -> bool:
         try:
-            pubsub = broker_client().pubsub()
+            pubsub = pubsub or broker_client().pubsub()
             pubsub.subscribe(channel(self.op_id))
-            # Wait for the server's confirmation: only then is no later publish missed.
+            # Wait for the server's confirmation: only then is no later publish missed. A kept
+            # subscription may first hand over what its last waiter left (its unsubscribe
+            # confirmation, a late announcement): not ours, skipped.
             deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_SECONDS
             while time.monotonic() < deadline:
                 msg = pubsub.get_message(timeout=deadline - time.monotonic())
-                if msg and msg.get("type") == "subscribe":
+                if msg and msg.get("type") == "subscribe" and self._ours(msg):
                     self.pubsub = pubsub
-                    return self
-            pubsub.close()
+                    return True
             log.info("no subscription confirmed for operation %s; polling", self.op_id)
         except Exception as err:
             log.info("cannot subscribe to operation %s (%s); polling its row", self.op_id, err)
-        return self
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+        return False
+
+    def _ours(self, msg) -> bool:
+        name = msg.get("channel")
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        return name == channel(self.op_id)
 
     def wait(self, seconds: float) -> bool:
         """Return when a message arrives for the operation (True), or after `seconds` (False)."""
@@ -91,13 +116,18 @@ class Listener:
             time.sleep(min(seconds, self.pause))
             self.pause = min(self.pause * 1.5, 0.1)
             return False
+        deadline = time.monotonic() + seconds
         try:
-            msg = self.pubsub.get_message(timeout=seconds)
+            while True:
+                msg = self.pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                if msg and msg.get("type") == "message" and self._ours(msg):
+                    return True
+                if msg is None or time.monotonic() >= deadline:
+                    return False
         except Exception as err:  # Redis went away mid-wait: poll from here on
             log.info("lost the subscription to operation %s: %s", self.op_id, err)
             self._close()
             return False
-        return bool(msg and msg.get("type") == "message")
 
     def _close(self) -> None:
         if self.pubsub is not None:
@@ -107,5 +137,37 @@ class Listener:
             self.pubsub = None
 
     def __exit__(self, *exc):
-        self._close()
+        if self.pubsub is not None:
+            pubsub, self.pubsub = self.pubsub, None
+            _give_back(pubsub, channel(self.op_id))
         return False
+
+
+def _key() -> tuple:
+    return (os.getpid(), celery_app.conf.broker_url)
+
+
+def _take_kept():
+    """A kept subscription of this process and broker, or None."""
+    key = _key()
+    with _idle_lock:
+        for i in range(len(_idle) - 1, -1, -1):
+            if _idle[i][0] == key:
+                return _idle.pop(i)[1]
+    return None
+
+
+def _give_back(pubsub, name: str) -> None:
+    """Unsubscribe and keep the subscription's connection for the next waiter (or close it)."""
+    try:
+        pubsub.unsubscribe(name)
+    except Exception:  # a broken connection is not kept
+        with contextlib.suppress(Exception):
+            pubsub.close()
+        return
+    with _idle_lock:
+        if len(_idle) < MAX_IDLE_SUBSCRIPTIONS:
+            _idle.append((_key(), pubsub))
+            return
+    with contextlib.suppress(Exception):
+        pubsub.close()

@@ -15,7 +15,7 @@ from containers.api.serializers import ContainerListSerializer, ContainerSeriali
 from containers.api.views import _container_body
 from containers.models import Container
 from health.models import ContainerHealth
-from operations import dispatch
+from operations import completion, dispatch
 from operations.api.serializers import OperationSerializer
 from operations.models import Operation
 
@@ -114,3 +114,17 @@ def test_submit_and_take_is_submit_then_take(host, teams, monkeypatch):
         assert scheduler.take() == burst[2]
     finally:
         clear()
+
+
+def test_waits_reuse_one_subscription_and_ignore_other_operations(broker):
+    """operations/completion.py keeps a waiter's Redis subscription for the next one (no new
+    connection per wait); what the last waiter's channel still receives wakes nobody."""
+    with completion.Listener(900001) as first:
+        assert first.pubsub is not None
+        connection = first.pubsub.connection
+    with completion.Listener(900002) as second:
+        assert second.pubsub is not None and second.pubsub.connection is connection
+        completion.publish(900001, "succeeded")  # the old channel: unsubscribed, ignored
+        assert second.wait(0.3) is False
+        completion.publish(900002, "succeeded")
+        assert second.wait(5) is True
