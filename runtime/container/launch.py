@@ -400,7 +400,7 @@ def _userns_fds(child: dict) -> list[int]:
 def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
     """Make the container's process wait before exec (or exec at once with start_now).
 
-    The shim's record is written, and prepared() called, while the init still sets up."""
+    The shim's record is written, and prepared(info) called, while the init still sets up."""
     paths = ContainerPaths(rt.config, rec["id"])
     files = etc_files(rt, rec, paths, defaults=rec["spec"]["network"]["mode"] != "none")
     paths.stop_flag.unlink(missing_ok=True)
@@ -471,7 +471,7 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
         record_shim(paths, info)
         recorded.append(True)
         if prepared is not None:
-            prepared()
+            prepared(info)
 
     try:
         if isolated is not None:

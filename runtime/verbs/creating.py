@@ -79,12 +79,23 @@ class CreateVerbs:
             pause_at("cgroup")
             answer = {}
 
-            def prepared() -> None:
+            def prepared(info: dict) -> None:
                 """While the init sets up: its start time and the answer (the record keeps
-                its "creating" mark until launch returns: killed before, it is cleared)."""
+                its "creating" mark until launch returns: killed before, it is cleared).
+
+                The answer is composed from what this create knows (its record, the pids the
+                launch reported, the state it wrote) instead of read back from the files."""
+                state = {"started_at": self.store.now() if start_now else None}
                 if start_now:
-                    self.store.write_state(cid, {"started_at": self.store.now()})
-                answer.update(self.state(cid))
+                    self.store.write_state(cid, state)
+                obs = {
+                    "status": sm.RUNNING if start_now else sm.CREATED,
+                    "pid": info["pid"],
+                    "shim_pid": info["shim"],
+                    "process": True,
+                    "monitored": True,
+                }
+                answer.update(self._compose(cid, rec, obs, state))
 
             with self.store.locked(cid):
                 launch.launch(self, rec, start_now, prepared)
