@@ -175,24 +175,12 @@ class CgroupDriver:
         One rmdir per group (a group with processes refuses): the common case of a delete,
         a container that has exited, without reading any group's processes first.
         """
-        left = False
-        for group in self._group_dirs(check_cid(cid)):
-            try:
-                self._rmdir(group)
-            except FileNotFoundError:
-                continue
-            except OSError as err:
-                if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
-                    raise KernelError(f"cannot remove cgroup {group}: {err.strerror}") from err
-                left = True
-        return not left
+        return not self._rmdir_empty(check_cid(cid))
 
-    def destroy(self, cid: str) -> None:
-        """Kill what is left, wait until the group is empty and remove it; idempotent."""
-        check_cid(cid)
+    def _rmdir_empty(self, cid: str) -> list:
+        """One rmdir per group of the container; returns the groups that still hold processes."""
         busy = []
         for group in self._group_dirs(cid):
-            # Fast path: a group whose processes have all exited goes with one rmdir.
             try:
                 self._rmdir(group)
             except FileNotFoundError:
@@ -201,6 +189,13 @@ class CgroupDriver:
                 if err.errno not in (errno.EBUSY, errno.ENOTEMPTY):
                     raise KernelError(f"cannot remove cgroup {group}: {err.strerror}") from err
                 busy.append(group)
+        return busy
+
+    def destroy(self, cid: str) -> None:
+        """Kill what is left, wait until the group is empty and remove it; idempotent."""
+        check_cid(cid)
+        # Fast path: a group whose processes have all exited goes with one rmdir.
+        busy = self._rmdir_empty(cid)
         if not busy:
             return
         if self._all_pids(cid):
