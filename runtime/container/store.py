@@ -204,9 +204,11 @@ class ContainerStore:
                 return cid
         if len(ref) == 64 and (self.config.containers_dir / ref / "config.json").exists():
             return ref
-        matches = (
-            [cid for cid in self.ids() if cid.startswith(ref.lower())] if len(ref) >= 1 else []
-        )
+        prefix = ref.lower()
+        # Only hex can start an id: a name that resolves to nothing (each create's lookup of
+        # its new name) need not list every container's directory.
+        is_hex = all(ch in "0123456789abcdef" for ch in prefix)
+        matches = [cid for cid in self.ids() if cid.startswith(prefix)] if is_hex else []
         if len(matches) == 1 and (self.config.containers_dir / matches[0] / "config.json").exists():
             return matches[0]
         if len(matches) > 1:

@@ -175,9 +175,10 @@ def test_restart_and_start_again(rt, base_spec):
 def test_ref_by_prefix_and_list(rt, base_spec):
     st = rt.create(base_spec)
     assert rt.state(st["id"][:12])["id"] == st["id"]
+    assert rt.state(st["id"][:12].upper())["id"] == st["id"]  # hex in either case
     assert [s["id"] for s in rt.list()] == [st["id"]]
     with pytest.raises(NotFound):
-        rt.state("doesnotexist")
+        rt.state("doesnotexist")  # not hex: no id starts with it
 
 
 def test_force_delete_running(rt, base_spec):
