@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+from runtime.container.viewcheck import ctimes, key_text, open_dir, processes_unchanged
+
 _encode = _json.encode_basestring_ascii  # what json.dumps does to a str
 
 # `ps`'s flags: anything else goes through argparse.
@@ -87,29 +89,6 @@ def _root(environ) -> tuple[str, str] | None:
     )
 
 
-def _ctime(name: str, dir_fd: int) -> int:
-    if dir_fd < 0:
-        return 0
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ctime_ns
-    except FileNotFoundError:
-        return 0
-
-
-def _exe(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-
-
-def _open_dir(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return -1
-
-
 def kept_states(root: str, run_root: str) -> list[dict] | None:
     """Every container's list() entry (without its spec) from the kept views, oldest first;
     None unless every container on disk has a valid view."""
@@ -126,10 +105,10 @@ def kept_states(root: str, run_root: str) -> list[dict] | None:
         ).fetchall()
     finally:
         conn.close()
-    cdir = _open_dir(containers)
+    cdir = open_dir(containers)
     if cdir < 0:
         return None
-    rdir = _open_dir(os.path.join(run_root, "containers"))
+    rdir = open_dir(os.path.join(run_root, "containers"))
     try:
         on_disk = {e.name for e in os.scandir(cdir) if e.is_dir() and not e.name.startswith(".")}
         if len(on_disk) != len(rows):
@@ -138,11 +117,10 @@ def kept_states(root: str, run_root: str) -> list[dict] | None:
         for cid, dirty, vkey, view in rows:
             if dirty or view is None or cid not in on_disk:
                 return None
-            if vkey != f"{_ctime(cid, cdir)}:{_ctime(cid, rdir)}":
+            if vkey != key_text(ctimes(cdir, rdir, cid)):
                 return None
             entry = loads(view)
-            procs = entry.pop("_procs", None)
-            if procs is None or any(_exe(pid) != exe for pid, exe in procs):
+            if not processes_unchanged(entry.pop("_procs", None)):
                 return None
             states.append(entry)
     finally:

@@ -32,6 +32,7 @@ import os
 import time
 
 from runtime.container import status as sm
+from runtime.container.viewcheck import ctimes, exe, key_text, open_dir, processes_unchanged
 from runtime.errors import NotFound
 
 # A directory changed this recently may change again within the same ctime tick: not kept.
@@ -39,34 +40,6 @@ RACY_NS = 1_000_000_000
 
 # Statuses whose view depends on processes being alive (checked on every list).
 _LIVE = (sm.RUNNING, sm.PAUSED, sm.CREATED, sm.RESTARTING)
-
-
-def _key(cdir: int, rdir: int, cid: str) -> tuple[int, int]:
-    """(ctime of the persistent directory, of the runtime directory or 0) in ns."""
-    try:
-        persistent = os.stat(cid, dir_fd=cdir, follow_symlinks=False).st_ctime_ns
-    except FileNotFoundError:
-        persistent = 0
-    try:
-        runtime = os.stat(cid, dir_fd=rdir, follow_symlinks=False).st_ctime_ns if rdir >= 0 else 0
-    except FileNotFoundError:
-        runtime = 0
-    return persistent, runtime
-
-
-def _exe(pid: int) -> str | None:
-    """The program of a live process; None once it has exited (a zombie has none)."""
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-
-
-def _open_dir(path) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return -1
 
 
 def list_containers(store, runtime, spec: bool = True) -> list[dict]:
@@ -82,19 +55,18 @@ def list_containers(store, runtime, spec: bool = True) -> list[dict]:
     gone = [cid for cid in views if cid not in present]
     if gone:
         store.index.drop(gone)
-    cdir = _open_dir(store.config.containers_dir)
-    rdir = _open_dir(store.config.run_containers_dir)
+    cdir = open_dir(store.config.containers_dir)
+    rdir = open_dir(store.config.run_containers_dir)
     if cdir < 0:
         return []
     result, todo = [], {}
     try:
         for cid in on_disk:
             dirty, gen, vkey, view = views.get(cid, (True, 0, None, None))
-            key = _key(cdir, rdir, cid)
-            if not dirty and view is not None and vkey == f"{key[0]}:{key[1]}":
+            key = ctimes(cdir, rdir, cid)
+            if not dirty and view is not None and vkey == key_text(key):
                 entry = json.loads(view)
-                procs = entry.pop("_procs", None)  # None: a view of another format
-                if procs is not None and all(_exe(pid) == exe for pid, exe in procs):
+                if processes_unchanged(entry.pop("_procs", None)):
                     result.append(entry)
                     continue
             todo[cid] = (gen, key)
@@ -132,12 +104,12 @@ def _observe_all(store, rt, todo: dict) -> list[dict]:
         if rec.get("creating") or now - max(key) < RACY_NS or (row is not None and row[2]):
             continue  # still being made, or changed too recently to trust the key
         pids = [p for p in (obs["shim_pid"], obs["pid"]) if p] if obs["status"] in _LIVE else []
-        procs = [(pid, _exe(pid)) for pid in pids]
-        if any(exe is None for _, exe in procs):
+        procs = [(pid, exe(pid)) for pid in pids]
+        if any(program is None for _, program in procs):
             continue  # ended meanwhile (or not ours to look at): observed again next time
         with contextlib.suppress(TypeError, ValueError):
             view = json.dumps({**entry, "_procs": procs})
-            keep.append((cid, gen, f"{key[0]}:{key[1]}", view))
+            keep.append((cid, gen, key_text(key), view))
     if keep:
         store.index.store_views(keep)
     return found
