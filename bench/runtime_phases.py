@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import functools
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -142,14 +140,7 @@ def main() -> int:
         load = os.getloadavg()
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:
-        for st in rt.list():
-            rt.delete(st["id"], force=True)
-        rt.store.wait_cleanups(10)
-        for hierarchy in Path(cfg.cgroup_root).iterdir():
-            for sub in ("oci/true", "oci", ""):
-                with contextlib.suppress(OSError):
-                    os.rmdir(hierarchy / f"{PREFIX}{sub}")
-        shutil.rmtree(base, ignore_errors=True)
+        rs.clean_up(rt, cfg, base, PREFIX)
     return 0
 
 

@@ -337,15 +337,21 @@ def main() -> int:
                         f"start CPU {median(b['cpu']) / median(p['cpu']):.2f}x"
                     )
     finally:
-        for st in rt.list():
-            rt.delete(st["id"], force=True)
-        # runc and crun made /<prefix>oci/* in every hierarchy (named ones included).
-        for hierarchy in Path(cfg.cgroup_root).iterdir():
-            for sub in ("oci/true", "oci/sleep", "oci", ""):
-                with contextlib.suppress(OSError):
-                    os.rmdir(hierarchy / f"{PREFIX}{sub}")
-        shutil.rmtree(base, ignore_errors=True)
+        clean_up(rt, cfg, base, PREFIX)
     return 0
+
+
+def clean_up(rt: Runtime, cfg: RuntimeConfig, base: Path, prefix: str) -> None:
+    """Delete the bench's containers, the cgroups made under `prefix` and its state."""
+    for st in rt.list():
+        rt.delete(st["id"], force=True)
+    rt.store.wait_cleanups(10)
+    # runc and crun made /<prefix>oci/* in every hierarchy (named ones included).
+    for hierarchy in Path(cfg.cgroup_root).iterdir():
+        for sub in ("oci/true", "oci/sleep", "oci", ""):
+            with contextlib.suppress(OSError):
+                os.rmdir(hierarchy / f"{prefix}{sub}")
+    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
