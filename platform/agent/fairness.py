@@ -57,34 +57,29 @@ if waiting_anywhere then redis.call('INCR', owed) end
 return false
 """
 
-# KEYS: [1] ring, [2] the team's waiting list; ARGV: team, operation id.
-_SUBMIT = """
-redis.call('RPUSH', KEYS[2], ARGV[2])
-local queued = false
-for _, team in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if team == ARGV[1] then queued = true break end
+
+def _submit_lua(ring: str, team_list: str, team: str, op: str) -> str:
+    """Lua that queues operation `op` on its team's list and the team on the ring (once)."""
+    return f"""
+redis.call('RPUSH', {team_list}, {op})
+local listed = false
+for _, name in ipairs(redis.call('LRANGE', {ring}, 0, -1)) do
+  if name == {team} then listed = true break end
 end
-if not queued then redis.call('RPUSH', KEYS[1], ARGV[1]) end
-return 1
+if not listed then redis.call('RPUSH', {ring}, {team}) end
 """
+
+
+# KEYS: [1] ring, [2] the team's waiting list; ARGV: team, operation id.
+_SUBMIT = _submit_lua("KEYS[1]", "KEYS[2]", "ARGV[1]", "ARGV[2]") + "return 1\n"
+
+# Submit then take in one round trip (the message's own operation joins its team's list and
+# the turn picks whichever operation is next): KEYS ring, owed, the team's list; ARGV as
+# _TAKE's, then the team and the operation.
+_SUBMIT_TAKE = _submit_lua("KEYS[1]", "KEYS[3]", "ARGV[5]", "ARGV[6]") + _TAKE
 
 # KEYS: [1] the team's running set, [2] owed turns; ARGV: operation id. Returns 1 when a
 # turn was owed (the caller sends one), else 0.
-# submit then take in one round trip (the message's own operation joins its team's list and
-# the turn picks whichever operation is next): KEYS ring, owed, the team's list; ARGV as _TAKE's,
-# then the team and the operation.
-_SUBMIT_TAKE = (
-    """
-redis.call('RPUSH', KEYS[3], ARGV[6])
-local listed = false
-for _, name in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if name == ARGV[5] then listed = true break end
-end
-if not listed then redis.call('RPUSH', KEYS[1], ARGV[5]) end
-"""
-    + _TAKE
-)
-
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
