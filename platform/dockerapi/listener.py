@@ -7,6 +7,12 @@ process (the same URLs, token check, gate and audit as the web server's /v1.NN/ 
 Docker API's own paths through its sync handler in one worker thread, dockerapi/sync_answer.py) and
 takes the two hijacked calls itself: hijack.prepare() decides them through the gate, then
 hijack_relay.Relay carries the streams to the host agent's session.
+
+The body of a Docker API call is not read ahead: it is handed to the view as it arrives
+(dockerapi/body_stream.py), so a `docker cp` upload, a build context or an image archive goes
+from the socket to UPLOAD_DIR in one pass, within the view's own size limits. A body the
+answer did not need is read and dropped for a little while after the answer (DRAIN_BYTES,
+DRAIN_SECONDS), so that the client reads the answer rather than a reset connection.
 """
 
 import asyncio
@@ -22,12 +28,24 @@ import h11
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 
-from dockerapi import errors, hijack, hijack_relay, router, sync_answer, tls, tls_stream
+from dockerapi import (
+    body_stream,
+    errors,
+    hijack,
+    hijack_relay,
+    router,
+    sync_answer,
+    tls,
+    tls_stream,
+)
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 65536
-# Bodies of API calls are small; 256 MiB leaves room for `docker cp` and build contexts later.
+# Bodies read ahead (hijacked calls and the web's own paths) are small. The Docker API's own
+# calls stream theirs to the view, whose limits apply (4 GiB for archives, 8 MiB for JSON).
 MAX_BODY = 256 * 1024 * 1024
+DRAIN_BYTES = 16 << 20  # the most of an unneeded body read (and dropped) after the answer
+DRAIN_SECONDS = 5.0
 IDLE_SECONDS = 300  # a kept-alive connection with no request for this long is closed
 DETACH_PRIMER = b"\x00"  # sent with the 101 of a TTY stream with input (see _hijack)
 _VERSIONED = "/v"
@@ -71,24 +89,35 @@ class Connection:
                 request = await self._next(timeout=IDLE_SECONDS)
                 if not isinstance(request, h11.Request):
                     return
-                try:
-                    body = await self._body()
-                except BodyTooLarge:
-                    await self._error(
-                        413, f"request body too large: Berth takes at most {MAX_BODY} bytes"
-                    )
-                    return
                 method = request.method.decode("ascii", "replace")
                 path, _, query = request.target.decode("latin-1").partition("?")
                 version, rest = split_path(path)
-                if _wants_upgrade(request) and hijack.is_hijack(method, rest):
+                hijacked = _wants_upgrade(request) and hijack.is_hijack(method, rest)
+                streamed = (
+                    not hijacked
+                    and self.answers is not None
+                    and sync_answer.is_docker_path(unquote(path))
+                )
+                body = None
+                if not streamed:
+                    try:
+                        body = await self._body()
+                    except BodyTooLarge:
+                        await self._error(
+                            413, f"request body too large: Berth takes at most {MAX_BODY} bytes"
+                        )
+                        return
+                if hijacked:
                     await self._hijack(request, body, version, rest)
                     return
                 await self._forward(request, body)
+                if self.h11.our_state is h11.DONE and self.h11.their_state is h11.SEND_BODY:
+                    await self._drain()  # at the body's end both are DONE; past its bounds not
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                     return  # closing, or a response cut short (the client left mid-stream)
                 self.h11.start_next_cycle()
-        except (h11.RemoteProtocolError, ConnectionError, TimeoutError) as err:
+        except (h11.ProtocolError, ConnectionError, TimeoutError) as err:
+            # A LocalProtocolError too: an answer to a client whose body broke off mid-way.
             log.debug("docker api connection from %s ended: %s", self.peer, err)
         finally:
             with contextlib.suppress(Exception):
@@ -116,6 +145,34 @@ class Connection:
                 return b"".join(chunks)
             else:
                 raise h11.RemoteProtocolError("connection closed in the request body")
+
+    async def _pump(self, stream: body_stream.BodyStream) -> bool:
+        """Feed the request body to `stream` as it arrives; False when the client left first."""
+        try:
+            while True:
+                event = await self._next(timeout=IDLE_SECONDS)
+                if isinstance(event, h11.Data):
+                    await stream.put(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    stream.end()
+                    return True
+                else:
+                    break
+        except (h11.RemoteProtocolError, ConnectionError, TimeoutError) as err:
+            log.debug("docker api: request body from %s broke off: %s", self.peer, err)
+        stream.fail(body_stream.client_left())
+        return False
+
+    async def _drain(self) -> None:
+        """Read and drop the rest of a body the answer did not need, up to its end (the
+        connection then takes the next request), DRAIN_BYTES or DRAIN_SECONDS."""
+        loop = asyncio.get_running_loop()
+        deadline, dropped = loop.time() + DRAIN_SECONDS, 0
+        while dropped <= DRAIN_BYTES and loop.time() < deadline:
+            event = await self._next(timeout=deadline - loop.time())
+            if not isinstance(event, h11.Data):
+                return
+            dropped += len(event.data)
 
     async def _send(self, event) -> None:
         data = self.h11.send(event)
@@ -157,10 +214,13 @@ class Connection:
             scope[tls.SCOPE_KEY] = self.client_certificate
         return scope
 
-    async def _forward(self, request: h11.Request, body: bytes) -> None:
-        """An ordinary call: Django's ASGI application answers it, streamed back as it comes."""
+    async def _forward(self, request: h11.Request, body: bytes | None) -> None:
+        """An ordinary call: Django's ASGI application answers it, streamed back as it comes.
+
+        `body` None: a Docker API call whose body is still to come, streamed to its view."""
         delivered = False
         disconnected = asyncio.Event()
+        stream = None if body is not None else body_stream.BodyStream(asyncio.get_running_loop())
 
         async def receive():
             nonlocal delivered
@@ -182,6 +242,9 @@ class Connection:
                     await self._send(h11.EndOfMessage())
 
         async def watch_client():
+            if stream is not None and not await self._pump(stream):
+                disconnected.set()
+                return
             # Only an end of input matters here (Docker clients do not pipeline requests).
             data = await self.reader.read(READ_CHUNK)
             if data:
@@ -192,8 +255,8 @@ class Connection:
         watcher = asyncio.ensure_future(watch_client())
         scope = self._scope(request)
         try:
-            if self.answers is not None and sync_answer.is_docker_path(scope["path"]):
-                await self.answers.answer(scope, body, send, disconnected)
+            if stream is not None:
+                await self.answers.answer(scope, stream, send, disconnected)
             else:
                 await self.app(scope, receive, send)
         finally:
@@ -201,6 +264,8 @@ class Connection:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            if stream is not None and not stream.complete:
+                stream.fail(body_stream.client_left())  # a view still reading is not left waiting
 
     async def _hijack(self, request: h11.Request, body: bytes, version, rest) -> None:
         """attach / exec start: decide, answer 101 UPGRADED, then relay the streams."""

@@ -50,18 +50,21 @@ class SyncAnswers:
         self.handler.load_middleware(is_async=False)
         self.pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="docker-api")
 
-    def _respond(self, scope: dict, body: bytes):
-        """In a worker thread: the response, finished unless it streams."""
+    def _respond(self, scope: dict, body):
+        """In a worker thread: the response, finished unless it streams.
+
+        `body`: bytes, or a file the listener is still filling (dockerapi/body_stream.py)."""
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=ASGIHandler, scope=scope)
-        request, response = self.asgi.create_request(scope, io.BytesIO(body))
+        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        request, response = self.asgi.create_request(scope, stream)
         if request is not None:
             response = self.handler.get_response(request)
         if not response.streaming:
             response.close()  # request_finished here, in the thread that used the connections
         return response
 
-    async def answer(self, scope: dict, body: bytes, send, disconnected: asyncio.Event) -> None:
+    async def answer(self, scope: dict, body, send, disconnected: asyncio.Event) -> None:
         """Answer one call; a streamed answer stops when `disconnected` is set."""
         try:
             response = await sync_to_async(
