@@ -1,13 +1,19 @@
-"""gunicorn settings for Berth's production server: uvicorn workers (ASGI: HTTP and the web
-terminal's WebSockets), HTTPS with the given certificate, metrics added up across workers.
+"""gunicorn settings for Berth's production HTTP server: threaded WSGI workers (gthread) for
+the REST API, the dashboard and static files, HTTPS with the given certificate, metrics added up
+across workers. The web terminal's WebSockets are the other server's (deploy/gunicorn-ws.conf.py).
 
-    gunicorn -c deploy/gunicorn.conf.py config.asgi:application
+    gunicorn -c deploy/gunicorn.conf.py config.wsgi:application
+
+Why WSGI for HTTP (issue 15, docs/benchmarks.md): under ASGI, Django runs each request's
+synchronous part in a new thread and hands it back to the event loop twice, about 5 ms of CPU
+per request; a gthread worker runs it on one of its kept threads, with nothing between.
 
 Environment: BERTH_BIND (127.0.0.1:8443), BERTH_WORKERS (one per core, at least 2),
 BERTH_TLS_CERT and BERTH_TLS_KEY (PEM files; without them, plain HTTP for a proxy in front),
-BERTH_DATA_DIR (the multiprocess metrics directory lives under its run/). In
-config.settings.prod, BERTH_HTTP_CONCURRENCY bounds the requests of a worker inside Django at
-once (default: the database pool's size, BERTH_DB_POOL_SIZE, 8; config/asgi_limit.py).
+BERTH_DATA_DIR (the multiprocess metrics directory lives under its run/).
+BERTH_HTTP_CONCURRENCY: the threads of a worker, i.e. its requests inside Django at once
+(default: the database pool's size, BERTH_DB_POOL_SIZE, 8, as in config.settings.prod); the
+other connections wait in the worker's poll loop, costing nothing.
 """
 
 import os
@@ -18,11 +24,16 @@ bind = [os.environ.get("BERTH_BIND", "127.0.0.1:8443")]
 # One per core (at least 2): requests are CPU-bound Python, and more processes than cores only
 # add switching (measured in bench/prod_load.py).
 workers = int(os.environ.get("BERTH_WORKERS") or max(2, os.cpu_count() or 1))
-worker_class = "uvicorn_worker.UvicornWorker"
-# Web terminals keep a WebSocket open; a graceful restart waits this long for them.
+worker_class = "gthread"
+threads = max(
+    1,
+    int(os.environ.get("BERTH_HTTP_CONCURRENCY") or os.environ.get("BERTH_DB_POOL_SIZE") or 8),
+)
+# Kept-alive connections of API clients and browsers (one TLS handshake, not one per request)
+# wait in the worker's poll loop, not in a thread.
+worker_connections = 1000
 graceful_timeout = 30
 timeout = 120
-# API clients and browsers reuse connections (one TLS handshake, not one per request).
 keepalive = 30
 certfile = os.environ.get("BERTH_TLS_CERT") or None
 keyfile = os.environ.get("BERTH_TLS_KEY") or None

@@ -14,7 +14,11 @@
 
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const query = new URLSearchParams({mode: box.dataset.mode, cmd: box.dataset.cmd, user: box.dataset.user, cols: term.cols, rows: term.rows});
-  const ws = new WebSocket(scheme + "//" + location.host + box.dataset.ws + "?" + query.toString());
+  // The production server takes WebSockets on a port of its own (deploy/gunicorn-ws.conf.py);
+  // the session cookie goes along, cookies are not bound to a port.
+  const port = box.dataset.wsPort;
+  const host = port && port !== "0" ? location.hostname + ":" + port : location.host;
+  const ws = new WebSocket(scheme + "//" + host + box.dataset.ws + "?" + query.toString());
   ws.binaryType = "arraybuffer";
   const send = (msg) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); };
   const setStatus = (text) => { status.textContent = text; box.dataset.state = text; };

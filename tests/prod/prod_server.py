@@ -1,5 +1,6 @@
 """A throwaway Berth served the production way (deploy/gunicorn.conf.py: gunicorn managing
-uvicorn workers, HTTPS with a test certificate, config.settings.prod, WhiteNoise), for the
+threaded WSGI workers for HTTP; deploy/gunicorn-ws.conf.py: a uvicorn worker for WebSockets on
+a port of its own; HTTPS with a test certificate, config.settings.prod, WhiteNoise), for the
 tests in this folder and the Prometheus test. No agent: rows stand in for containers.
 
 Every process is stopped by its pid; everything lives in the given directory.
@@ -51,10 +52,12 @@ class ProdServer:
         """`env`: start from another installation's environment (its data dir and database)."""
         self.base = base
         self.port = free_port()
+        self.ws_port = free_port()
         self.workers = workers
         self.host = "pm" + secrets.token_hex(3)
         self.cert, self.key = make_certificate(base)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | None = None  # the HTTP server (gunicorn, gthread)
+        self.ws_proc: subprocess.Popen | None = None  # the WebSocket server (uvicorn worker)
         self.token = ""
         self.env = (
             dict(env)
@@ -68,6 +71,7 @@ class ProdServer:
             DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1",
             REDIS_URL=redis_url,
             BERTH_BIND=f"127.0.0.1:{self.port}",
+            BERTH_WS_BIND=f"127.0.0.1:{self.ws_port}",
             BERTH_WORKERS=str(workers),
             BERTH_TLS_CERT=str(self.cert),
             BERTH_TLS_KEY=str(self.key),
@@ -78,6 +82,7 @@ class ProdServer:
         )
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.base_url = f"https://127.0.0.1:{self.port}"
+        self.ws_base_url = f"wss://127.0.0.1:{self.ws_port}"
         self.tls = ssl.create_default_context(cafile=str(self.cert))
 
     def manage(self, *args: str) -> str:
@@ -105,30 +110,55 @@ class ProdServer:
             self.manage("shell", "-c", code)
 
     def start(self, timeout: float = 60) -> None:
-        """gunicorn as berth-up --prod runs it; returns once every worker answers."""
+        """Both servers as berth-up --prod runs them; returns once every worker booted and the
+        HTTP server answers."""
+        ws_log = open(self.base / "ws.log", "ab")  # noqa: SIM115 (lives as long as the process)
+        self.ws_proc = subprocess.Popen(
+            [str(GUNICORN), "-c", str(REPO / "deploy" / "gunicorn-ws.conf.py"),
+             "config.asgi:application"],
+            cwd=REPO, env=self.env, stdout=ws_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         log = open(self.base / "web.log", "ab")  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(
             [str(GUNICORN), "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
-             "config.asgi:application"],
+             "config.wsgi:application"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log()}")
-            if self.log().count("Application startup complete") >= self.workers:
+            for proc, name in ((self.proc, "gunicorn"), (self.ws_proc, "gunicorn (WebSockets)")):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{self.log()}\n{self.ws_log()}")
+            if (
+                self.log().count("Booting worker") >= self.workers
+                and "Application startup complete" in self.ws_log()
+                and self._answers()
+            ):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start in {timeout} s:\n{self.log()}")
+        raise RuntimeError(f"gunicorn did not start in {timeout} s:\n{self.log()}\n{self.ws_log()}")
+
+    def _answers(self) -> bool:
+        """The HTTP server answers a request (its workers import Django lazily)."""
+        try:
+            return self.get("/static/berth/berth.css")[0] > 0
+        except OSError:
+            return False
 
     def log(self) -> str:
-        """The server's log."""
+        """The HTTP server's log."""
         return (self.base / "web.log").read_text(errors="replace")
 
-    def worker_pids(self) -> list[int]:
-        """The worker processes gunicorn runs (its children)."""
+    def ws_log(self) -> str:
+        """The WebSocket server's log."""
+        path = self.base / "ws.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def worker_pids(self, proc: subprocess.Popen | None = None) -> list[int]:
+        """The worker processes a gunicorn runs (its children; default: the HTTP server's)."""
+        proc = proc or self.proc
         pids = []
-        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+        for task in Path(f"/proc/{proc.pid}/task").glob("*"):
             with contextlib.suppress(OSError):
                 pids += [int(p) for p in (task / "children").read_text().split()]
         return pids
@@ -150,16 +180,17 @@ class ProdServer:
             return err.code, err.headers, err.read()
 
     def stop(self) -> None:
-        """Stop gunicorn (it stops its workers) by pid."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        workers = self.worker_pids()
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        for pid in workers:  # normally gone with their master
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
+        """Stop both gunicorns (each stops its workers) by pid."""
+        for proc in (self.proc, self.ws_proc):
+            if proc is None or proc.poll() is not None:
+                continue
+            workers = self.worker_pids(proc)
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            for pid in workers:  # normally gone with their master
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)

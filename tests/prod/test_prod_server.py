@@ -1,5 +1,6 @@
-"""The production server (scripts/berth-up --prod's gunicorn + uvicorn workers) starts several
-workers and serves the API, static files (WhiteNoise) and a WebSocket over HTTPS."""
+"""The production server (scripts/berth-up --prod: gunicorn with threaded WSGI workers for HTTP,
+a uvicorn worker for WebSockets on its own port) starts several workers and serves the API,
+static files (WhiteNoise) and a WebSocket over HTTPS."""
 
 import json
 import re
@@ -34,7 +35,8 @@ def server(tmp_path_factory, redis_url):
 
 def test_several_workers(server):
     assert len(server.worker_pids()) == 2
-    assert "uvicorn_worker.UvicornWorker" in server.log() or "Booting worker" in server.log()
+    assert "Using worker: gthread" in server.log()
+    assert "Application startup complete" in server.ws_log()
 
 
 def test_api_over_https(server):
@@ -60,7 +62,7 @@ def test_static_files_by_whitenoise(server):
 
 def test_websocket_over_https(server):
     origin = server.base_url.replace("127.0.0.1", "localhost")
-    url = server.base_url.replace("https", "wss") + "/ws/containers/999999/terminal/"
+    url = server.ws_base_url + "/ws/containers/999999/terminal/"
     # Without a session: accepted, told to log in, closed.
     with connect(url, ssl=server.tls, origin=origin, open_timeout=20) as ws:
         assert json.loads(ws.recv(timeout=20))["message"] == "log in first"
@@ -80,7 +82,7 @@ def test_websocket_over_https(server):
 
 
 def test_foreign_origin_websocket_refused(server):
-    url = server.base_url.replace("https", "wss") + "/ws/containers/1/terminal/"
+    url = server.ws_base_url + "/ws/containers/1/terminal/"
     with pytest.raises(InvalidStatus) as refused:
         connect(url, ssl=server.tls, origin="https://evil.example", open_timeout=20)
     assert refused.value.response.status_code == 403

@@ -33,9 +33,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# PostgreSQL: a connection pool per worker process. Under ASGI each request runs its
-# synchronous part in a thread of its own, so a persistent connection (CONN_MAX_AGE) is never
-# reused; the pool hands one back in microseconds instead of a new backend per request.
+# PostgreSQL: a connection pool per worker process, shared by its threads (WSGI) or by the
+# thread of each request (ASGI, the WebSocket server): a connection is handed back in
+# microseconds instead of a new backend per request.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (the pool keeps the connections)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # noqa: F405
@@ -47,3 +47,14 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
 # Requests of one worker process inside Django at once (config/asgi_limit.py): as many as its
 # pool has database connections; the rest wait on the event loop instead of as threads.
 BERTH_HTTP_CONCURRENCY = int(secret("BERTH_HTTP_CONCURRENCY") or secret("BERTH_DB_POOL_SIZE") or 8)
+
+# HTTP is served by WSGI workers (deploy/gunicorn.conf.py: gthread, BERTH_HTTP_CONCURRENCY
+# threads each) and the web terminal's WebSockets by an ASGI server on a port of its own
+# (deploy/gunicorn-ws.conf.py). The terminal page opens its socket at the page's host name on
+# this port; 0: the page's own origin (a proxy in front routes /ws/ there).
+_ws_bind = secret("BERTH_WS_BIND") or ""
+BERTH_WS_PORT = int(
+    secret("BERTH_WS_PORT")
+    or (_ws_bind.rpartition(":")[2] if _ws_bind else 0)
+    or int((secret("BERTH_BIND") or "127.0.0.1:8443").rpartition(":")[2]) + 1
+)

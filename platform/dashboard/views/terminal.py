@@ -1,5 +1,6 @@
 """The web terminal page; the session itself runs over a WebSocket (dashboard.consumers)."""
 
+from django.conf import settings
 from django.shortcuts import render
 
 from containers.models import Container
@@ -30,6 +31,8 @@ def terminal_page(request, pk):
         "mode": mode,
         "command": request.GET.get("cmd") or DEFAULT_COMMAND,
         "exec_user": request.GET.get("user", ""),
+        # The WebSocket server's port in production (config.settings.prod); 0: this origin.
+        "ws_port": getattr(settings, "BERTH_WS_PORT", 0),
     }
     return render(
         request, "dashboard/containers/terminal.html", context, status=200 if modes else 403
