@@ -127,7 +127,7 @@ def start_from(rt, ref, name) -> dict:
     return rt.state(cid)
 
 
-def _restore_locked(rt, rec: dict, where) -> None:
+def _restore_locked(rt, rec: dict, where, lazy=None) -> None:
     cid = rec["id"]
     if not rt.cgroups.exists(cid):
         spec = rt.spec_of(rec)
@@ -139,7 +139,7 @@ def _restore_locked(rt, rec: dict, where) -> None:
             privileged=spec.privileged,
         )
     rt.store.paths(cid).exit_file.unlink(missing_ok=True)
-    restore.restore(rt, rec, where / "images", checkpoints.read_meta(where))
+    restore.restore(rt, rec, where / "images", checkpoints.read_meta(where), lazy=lazy)
     state = rt.store.read_state(cid)
     state.update(started_at=rt.store.now(), user_stopped=False, restart_count=0)
     rt.store.write_state(cid, state)
@@ -151,9 +151,10 @@ def import_(rt, archive, name=None, labels=None) -> dict:
         return import_unpacked(rt, manifest, where, name, labels)
 
 
-def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
+def import_unpacked(rt, manifest: dict, where, name=None, labels=None, lazy=None) -> dict:
     """Create a container from a verified checkpoint in `where` (images/, meta.json,
-    upper.tar) and restore it running; nothing of it is left if that fails."""
+    upper.tar) and restore it running; nothing of it is left if that fails. `lazy`: see
+    restore.restore (post-copy)."""
     spec = dict(manifest["spec"])
     spec["name"] = name or manifest["name"]
     if labels is not None:
@@ -180,7 +181,7 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None) -> dict:
         portable.unpack_upper(where, paths.upper)
         rt.store.write_state(cid, {"started_at": None})
         with rt.store.locked(cid):
-            _restore_locked(rt, rec, where)
+            _restore_locked(rt, rec, where, lazy)
             del rec["creating"]
             rt.store.write_record(rec)
     except BaseException:

@@ -202,6 +202,7 @@ def restore_argv(
     mounts: dict[str, str],
     inherit: dict[str, int],
     netns_script: Path | None = None,
+    lazy: bool = False,
 ) -> list[str]:
     """`criu restore` detached, the root task a child of the caller (the shim-to-be).
 
@@ -223,7 +224,64 @@ def restore_argv(
     for key, fd in inherit.items():
         argv += ["--inherit-fd", f"fd[{fd}]:{key}"]
     argv.append(_tcp_option(tcp_established))
+    if lazy:  # memory comes later, from `criu lazy-pages` (postcopy.py) in the same work dir
+        argv.append("--lazy-pages")
     return argv
+
+
+# CRIU's lazy page server reads pages through a pipe of up to 819 pages (PIPE_MAX_SIZE): a
+# smaller fs.pipe-max-size makes it fail silently and drop the target's first page request.
+LAZY_PIPE_BYTES = 4 << 20
+_PIPE_MAX = Path("/proc/sys/fs/pipe-max-size")
+
+
+def lazy_pipes() -> None:
+    """Raise fs.pipe-max-size to what a lazy dump needs (KernelError when it cannot be)."""
+    try:
+        if int(_PIPE_MAX.read_text()) >= LAZY_PIPE_BYTES:
+            return
+        _PIPE_MAX.write_text(str(LAZY_PIPE_BYTES))
+    except (OSError, ValueError) as err:
+        raise KernelError(
+            f"post-copy needs fs.pipe-max-size >= {LAZY_PIPE_BYTES} (CRIU's page pipes) and "
+            f"it cannot be raised here ({err}); use a pre-copy migration"
+        ) from None
+
+
+def lazy_dump_options(ps_socket: int, status_fd: int, work: Path) -> list[str]:
+    """What turns a dump into a lazy one: memory stays in the frozen tasks and is served on
+    the connected socket `ps_socket` (no port opened); CRIU writes a byte on `status_fd` when
+    everything but the memory is written; its log goes to `work` (not among the images)."""
+    return [
+        "--lazy-pages",
+        "--ps-socket",
+        str(ps_socket),
+        "--status-fd",
+        str(status_fd),
+        "-W",
+        str(work),
+    ]
+
+
+def lazy_pages_argv(images: Path, work: Path, ps_socket: int, status_fd: int, log: Path):
+    """`criu lazy-pages` on the target: takes the restore's userfaultfds (its socket is in
+    `work`) and fetches their pages over the connected socket `ps_socket`."""
+    return [
+        binary(),
+        "lazy-pages",
+        "--page-server",
+        "--ps-socket",
+        str(ps_socket),
+        "-D",
+        str(images),
+        "-W",
+        str(work),
+        "-o",
+        str(log),
+        "-v2",
+        "--status-fd",
+        str(status_fd),
+    ]
 
 
 def _tcp_option(established: bool) -> str:

@@ -211,8 +211,11 @@ def _wire_restored(rt, rec, files, meta, handoff, shake, deadline) -> dict | Non
     return network
 
 
-def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
-    """Restore the checkpoint in `images` as container `rec` under a new shim; returns its info."""
+def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
+    """Restore the checkpoint in `images` as container `rec` under a new shim; returns its info.
+
+    With `lazy(images, work)` (post-copy): it starts CRIU's lazy-pages daemon in the restore's
+    work directory, and the restore leaves the memory to it (postcopy.py)."""
     paths = ContainerPaths(rt.config, rec["id"])
     rng = restore_userns.range_of(rt, rec)
     _check_userns(images, rec, rng)
@@ -247,7 +250,10 @@ def restore(rt, rec: dict, images: Path, meta: dict) -> dict:
         mounts=mounts,
         inherit=inherit,
         netns_script=handoff.script if handoff else None,
+        lazy=lazy is not None,
     )
+    if lazy is not None:
+        lazy(images, work)
     listen = launch.listen_socket(paths.attach_socket)
     args = launch.shim_args(rt, rec, paths, fds, listen)
     winsize = launch.winsize_socket(paths.winsize_socket) if rec["spec"]["tty"] else None

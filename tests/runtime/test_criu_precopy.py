@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from runtime.container import criu, precopy, precopy_wire
+from runtime.container import criu, postcopy, precopy, precopy_wire
 from runtime.errors import InvalidSpec
 from tests.criu_support import criu_problem
 from tests.runtime.test_criu import _counter, _no_leftovers, _numbers, _uid_map, _wait_count
@@ -90,4 +90,65 @@ def test_a_source_with_the_wrong_key_is_refused(rt):
     with pytest.raises(precopy_wire.WireError):
         _move(rt, "pc-key", "pc-key2", source_key="dst")
     assert rt.state("pc-key")["status"] == "running"
+    _no_leftovers(rt)
+
+
+def _move_post(rt, ref, new_name):
+    """Post-copy: a control and a pages connection, both proven, target in a thread."""
+    listener = precopy_wire.listen("127.0.0.1")
+    port = listener.getsockname()[1]
+    got = {}
+
+    def target():
+        try:
+            ch = precopy_wire.accept(listener, 30)
+            pages = precopy_wire.accept(listener, 30)
+            with ch.sock, pages.sock:
+                precopy_wire.prove_target(ch, "s2", "src", _signer("dst"), _verifier("src"))
+                precopy_wire.prove_target(
+                    pages, "s2/pages", "src", _signer("dst"), _verifier("src")
+                )
+                got["state"] = postcopy.receive(rt, ch, pages.sock, name=new_name)
+        except Exception as err:  # noqa: BLE001 (reported to the test)
+            got["error"] = err
+        finally:
+            listener.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        ch = precopy_wire.connect("127.0.0.1", port, 30)
+        pages = precopy_wire.connect("127.0.0.1", port, 30)
+        with ch.sock, pages.sock:
+            precopy_wire.prove_source(ch, "s2", "src", _signer("src"), _verifier("dst"))
+            precopy_wire.prove_source(pages, "s2/pages", "src", _signer("src"), _verifier("dst"))
+            return postcopy.send(rt, ref, ch, pages.sock, "migrate-p1"), got
+    finally:
+        thread.join(60)
+
+
+def test_postcopy_runs_on_the_target_before_its_memory_arrives(rt):
+    _counter(rt, "po-src")
+    sent, got = _move_post(rt, "po-src", "po-dst")
+    assert "error" not in got, got
+    assert got["state"]["status"] == "running"
+    assert sent["mode"] == "post-copy" and sent["downtime_ms"] > 0 and sent["pages_ms"] >= 0
+    assert sent["sent"] < 8 << 20  # the memory went over the pages connection, not ahead
+    assert rt.state("po-src")["status"] == "stopped"
+    last = _numbers(rt, "po-src")[-1]
+    now = _wait_count(rt, "po-dst", last + 3)
+    assert now[0] > 5 and now[0] <= last + 2  # continued from the source's count
+    rt.delete("po-src", force=True)
+    _no_leftovers(rt)
+
+
+def test_postcopy_target_failing_its_restore_leaves_the_source_unchanged(rt):
+    _counter(rt, "po-stay")
+    _counter(rt, "po-taken")  # the target's name is taken: its restore fails
+    with pytest.raises(InvalidSpec, match="runs on here"):
+        _move_post(rt, "po-stay", "po-taken")
+    assert rt.state("po-stay")["status"] == "running"
+    now = _numbers(rt, "po-stay")[-1]
+    _wait_count(rt, "po-stay", now + 3)
+    assert not rt.cgroups.is_frozen(rt.store.resolve("po-stay"))
     _no_leftovers(rt)
