@@ -6,6 +6,8 @@ the target listens (checkpoint.receive, its port in the operation's result while
 the source connects to it directly (container.precopy); both prove their host keys on that
 connection (runtime/container/precopy_wire.py). The source keeps its checkpoint until the
 migration ends, so a failed migration resumes the container from it, where it was.
+Post-copy (params mode "postcopy", runtime/container/postcopy.py) takes the same two steps
+with a second connection, proven the same way, that carries the memory after the target runs.
 """
 
 import contextlib
@@ -19,7 +21,7 @@ from agent.policy_gate import USERNS_LABEL
 from containers.models import Container
 from hosts.models import Host
 from operations.models import Operation
-from runtime.container import checkpoint_verbs, portable, precopy, precopy_wire
+from runtime.container import checkpoint_verbs, portable, postcopy, precopy, precopy_wire
 from runtime.errors import BerthError, InvalidSpec, NotFound
 from trust import keys
 
@@ -141,8 +143,18 @@ def _session(op) -> str:
     return session
 
 
+def _postcopy(op) -> bool:
+    return op.params.get("mode") == "postcopy"
+
+
+def _pages_session(op) -> str:
+    """The second connection's session (its proofs cannot be replayed on the first)."""
+    return f"{_session(op)}/pages"
+
+
 def precopy_send(rt, op, container):
-    """Source: connect to the target, send memory ahead, freeze, send the rest (pre-copy)."""
+    """Source: connect to the target, send memory ahead, freeze, send the rest (pre-copy);
+    or freeze, send all but the memory, serve the pages the target asks for (post-copy)."""
     state = lookup.find(rt, container)
     if state is None:
         raise NotFound(f"container {container.name} does not exist on host {op.host.name}")
@@ -150,22 +162,35 @@ def precopy_send(rt, op, container):
     port = int(op.params.get("port") or 0)
     try:
         ch = precopy_wire.connect(target.address, port, IO_SECONDS)
+        pages = precopy_wire.connect(target.address, port, IO_SECONDS) if _postcopy(op) else None
     except OSError as err:
         raise InvalidSpec(
             f"cannot reach host {target.name} at {target.address}:{port}: {err}"
         ) from None
+    sign = identity.current().host_key.sign
     try:
-        with ch.sock:
-            precopy_wire.prove_source(
-                ch, _session(op), op.host.name, identity.current().host_key.sign, _verifier(target)
-            )
-            result = precopy.send(
-                rt,
-                state["id"],
-                ch,
-                _name(op),
-                tcp_established=bool(op.params.get("tcp_established")),
-            )
+        with ch.sock, pages.sock if pages else contextlib.nullcontext():
+            precopy_wire.prove_source(ch, _session(op), op.host.name, sign, _verifier(target))
+            if pages:
+                precopy_wire.prove_source(
+                    pages, _pages_session(op), op.host.name, sign, _verifier(target)
+                )
+                result = postcopy.send(
+                    rt,
+                    state["id"],
+                    ch,
+                    pages.sock,
+                    _name(op),
+                    tcp_established=bool(op.params.get("tcp_established")),
+                )
+            else:
+                result = precopy.send(
+                    rt,
+                    state["id"],
+                    ch,
+                    _name(op),
+                    tcp_established=bool(op.params.get("tcp_established")),
+                )
     except OSError as err:
         raise precopy_wire.WireError(
             f"the connection to host {target.name} failed: {err}"
@@ -187,15 +212,28 @@ def precopy_receive(rt, op):
         port = listener.getsockname()[1]
         Operation.objects.filter(pk=op.pk).update(result={"port": port})
         ch = precopy_wire.accept(listener, ACCEPT_SECONDS)
+        pages = None
+        if _postcopy(op):
+            try:
+                pages = precopy_wire.accept(listener, ACCEPT_SECONDS)
+            except BaseException:
+                ch.close()
+                raise
     finally:
         listener.close()
+    sign = identity.current().host_key.sign
     try:
-        with ch.sock:
+        with ch.sock, pages.sock if pages else contextlib.nullcontext():
             ch.sock.settimeout(IO_SECONDS)
-            precopy_wire.prove_target(
-                ch, session, source.name, identity.current().host_key.sign, _verifier(source)
-            )
-            state = precopy.receive(rt, ch, name=name, labels=labels)
+            precopy_wire.prove_target(ch, session, source.name, sign, _verifier(source))
+            if pages:
+                pages.sock.settimeout(IO_SECONDS)
+                precopy_wire.prove_target(
+                    pages, _pages_session(op), source.name, sign, _verifier(source)
+                )
+                state = postcopy.receive(rt, ch, pages.sock, name=name, labels=labels)
+            else:
+                state = precopy.receive(rt, ch, name=name, labels=labels)
     except OSError as err:
         raise precopy_wire.WireError(
             f"the connection from host {source.name} failed: {err}"

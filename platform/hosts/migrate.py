@@ -6,6 +6,14 @@ sends the rest straight to the target over a connection both prove their host ke
 (agent/migrate_ops.py, runtime/container/precopy.py); the target restores and answers. If
 the source's step fails, the target's outcome decides: restored there, or resumed here.
 
+Post-copy (mode "postcopy", asked for): the same two steps, but the target runs the container
+as soon as everything but its memory has arrived, and its pages follow over a second proven
+connection (runtime/container/postcopy.py): the shortest downtime, at the cost of a window
+(until the last page is in) where a broken link loses what the target did since the freeze.
+Pre-copy stays the default: until the target answers, any failure leaves the container running
+on the source as it was, and it works for user-namespaced containers too (post-copy needs
+userfaultfd, which the kernel refuses inside a user namespace unless unprivileged).
+
 Stop-and-copy, for a container with named volumes (they are copied while it is stopped).
 Steps, each an audited Operation like a drain's (hosts/drain.py, whose helpers it uses):
 checkpoint on the source (the container stops; its checkpoint stays there), the archive
@@ -36,6 +44,7 @@ from transfers.views import storage
 
 # The longest a pre-copy send may run (its connection gives up after 300 s of silence).
 PRECOPY_SECONDS = 900
+MODES = ("precopy", "postcopy")
 
 
 def check_target(container: Container, target: Host) -> None:
@@ -52,9 +61,13 @@ def check_target(container: Container, target: Host) -> None:
         raise StepFailed("it joins or links other containers on its host; it cannot move alone")
 
 
-def migrate(container: Container, target: Host, *, acting_user, summary=None) -> Container:
+def migrate(
+    container: Container, target: Host, *, acting_user, summary=None, mode="precopy"
+) -> Container:
     """Move running `container` to `target`; the row keeps its id. StepFailed says why not."""
     summary = dict(summary or {}) | {"container": container.name, "to": target.name}
+    if mode != "precopy":
+        summary["mode"] = mode
     # The gate on both hosts: the source row as it is, and the row as it would be on target.
     steps.audited(acting_user, "container.migrate", container, summary)
     moved = Container(team=container.team, host=target, name=container.name, spec=container.spec)
@@ -62,10 +75,15 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
     source = container.host
     try:
         check_target(container, target)
-        if references.volume_names(container.spec):
+        if mode not in MODES:
+            raise StepFailed(f"unknown migration mode {mode!r}: use {' or '.join(MODES)}")
+        volumes = references.volume_names(container.spec)
+        if volumes and mode == "postcopy":
+            raise StepFailed("post-copy moves containers without named volumes; use precopy")
+        if volumes:
             result = _stop_and_copy(container, target, acting_user, summary)
         else:
-            result = _precopy(container, target, acting_user, summary)
+            result = _precopy(container, target, acting_user, summary, mode)
     except StepFailed as err:
         # Allowed, but it did not happen: the event says why (the container stays on source).
         gate.record(
@@ -101,14 +119,15 @@ def migrate(container: Container, target: Host, *, acting_user, summary=None) ->
 
 def _timings(result: dict) -> dict:
     """What the audit event keeps of how the move went (pre-copy rounds, downtime)."""
-    keys = ("rounds", "downtime_ms", "dump_ms", "restore_ms", "mode")
+    keys = ("rounds", "downtime_ms", "dump_ms", "restore_ms", "pages_ms", "mode")
     return {k: result[k] for k in keys if k in result}
 
 
-def _precopy(container, target, acting_user, summary) -> dict:
-    """Pre-copy over the direct channel; returns the target's result (StepFailed: the
-    container runs on the source)."""
+def _precopy(container, target, acting_user, summary, mode="precopy") -> dict:
+    """Pre-copy (or post-copy) over the direct channel; returns the target's result
+    (StepFailed: the container runs on the source)."""
     source = container.host
+    label = "post-copy" if mode == "postcopy" else "pre-copy"
     if not target.address:
         raise StepFailed(f"host {target.name} has no address the source could reach it at")
     session = secrets.token_hex(8)
@@ -119,7 +138,7 @@ def _precopy(container, target, acting_user, summary) -> dict:
         "container",
         container.pk,
         acting_user,
-        {"session": session, "source_host": source.pk} | _moving(container),
+        {"session": session, "source_host": source.pk, "mode": mode} | _moving(container),
     )
     _send(receive)
     port = _port_of(receive)
@@ -131,6 +150,7 @@ def _precopy(container, target, acting_user, summary) -> dict:
         "target_host": target.pk,
         "port": port,
         "checkpoint": f"migrate-{session}",
+        "mode": mode,
     }
     sent = _finished(
         _on_source(container, "container.precopy", acting_user, params, summary, check=False)
@@ -138,11 +158,11 @@ def _precopy(container, target, acting_user, summary) -> dict:
     received = _outcome(receive)
     if received.state == Operation.State.SUCCEEDED:
         # Restored on the target (even if the source did not hear it answer).
-        return received.result | {"mode": "pre-copy"} | _sent_timings(sent)
+        return received.result | {"mode": label} | _sent_timings(sent)
     if sent.state == Operation.State.SUCCEEDED:
         received = dispatch.wait_for(received, steps.STEP_SECONDS)
         if received.state == Operation.State.SUCCEEDED:
-            return received.result | {"mode": "pre-copy"} | _sent_timings(sent)
+            return received.result | {"mode": label} | _sent_timings(sent)
     # The target has nothing: the container runs on (or is resumed) on the source.
     _on_source(container, "container.resume", acting_user, params, summary, check=False)
     raise StepFailed(
@@ -177,7 +197,8 @@ def _send(op) -> None:
 
 def _sent_timings(sent) -> dict:
     result = sent.result or {}
-    return {k: result[k] for k in ("rounds", "downtime_ms", "dump_ms", "restore_ms") if k in result}
+    keys = ("rounds", "downtime_ms", "dump_ms", "restore_ms", "pages_ms")
+    return {k: result[k] for k in keys if k in result}
 
 
 def _port_of(op) -> int:

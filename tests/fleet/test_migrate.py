@@ -120,6 +120,28 @@ def test_httpd_answers_on_the_target_hosts_port_after_migration(fleet):
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
 
 
+def test_postcopy_migration_runs_on_the_target_then_its_memory_follows(fleet):
+    a, b = fleet.hosts[:2]
+    # Post-copy needs userfaultfd in the restored tasks: the host's user namespace here.
+    row = counter(fleet, a, "mig-post")
+    fleet.wait_until(lambda: len(numbers(a, row["runtime_id"])) > 5, 20, "counting on a")
+    url = f"containers/{row['id']}/migrate/"
+    status, out = fleet.api("POST", url, {"host": b.name, "mode": "lazy"})
+    assert status == 400 and "mode" in str(out), out
+    status, out = fleet.api("POST", url, {"host": b.name, "mode": "postcopy"}, timeout=300)
+    assert status == 200, out
+    [copy] = mine(b, row["id"])
+    assert mine(a, row["id"]) == []
+    got = fleet.wait_until(lambda: numbers(b, copy["id"])[1:] and numbers(b, copy["id"]), 10, "b")
+    assert got[0] > 5 and got == sorted(got)  # continued, not started again from 1
+    [(summary,)] = fleet.sql(
+        "SELECT summary FROM audit_auditevent WHERE action = 'container.migrate' "
+        "AND summary LIKE '%mig-post%moved%'"
+    )
+    assert "post-copy" in summary and "pages_ms" in summary
+    fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
+
+
 def test_migration_to_a_down_host_is_refused_up_front(fleet):
     a, b = fleet.hosts[:2]
     row = counter(fleet, a, "mig-down")

@@ -3,6 +3,7 @@
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -41,6 +42,13 @@ class MigrateSerializer(StrictSerializer):
     """Where a live migration goes."""
 
     host = StrictCharField(help_text="the target host's name or id")
+    mode = serializers.ChoiceField(
+        choices=["precopy", "postcopy"],
+        default="precopy",
+        help_text="precopy (default: the container keeps running on the source until the "
+        "target has it whole) or postcopy (shortest downtime: it runs on the target while "
+        "its memory follows; a broken link meanwhile loses what the target did)",
+    )
 
 
 FORCE = OpenApiParameter(
@@ -232,7 +240,11 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         target = pick_host(request.user, body.validated_data["host"])
         try:
             moved = migrating.migrate(
-                container, target, acting_user=request.user, summary=self.summary()
+                container,
+                target,
+                acting_user=request.user,
+                summary=self.summary(),
+                mode=body.validated_data["mode"],
             )
         except StepFailed as err:
             raise Conflict(f"migration of {container.name} failed: {err}") from None
