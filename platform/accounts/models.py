@@ -65,6 +65,16 @@ class ApiTokenQuerySet(models.QuerySet):
         """Tokens neither revoked nor expired."""
         return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
 
+    def update(self, **kwargs):
+        """As QuerySet.update; any change but the last use (a revocation) also changes the
+        generation cached token lookups depend on (rbac/generation.py): no signal reports it."""
+        done = super().update(**kwargs)
+        if set(kwargs) - {"last_used_at"}:
+            from rbac.generation import bump
+
+            bump()
+        return done
+
 
 class ApiToken(models.Model):
     """A per-client API token: only its hash is stored; the secret is shown once at creation."""

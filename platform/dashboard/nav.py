@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from django.urls import reverse
 
 from dashboard.permissions import may
+from rbac.generation import GenerationCache
+from rbac.grants import grants_for
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,22 @@ ITEMS = (
 )
 
 
+# What the gate answered for a user's entries, while their grants are unchanged
+# (rbac/generation.py): a page asks once, not once per entry.
+_answers = GenerationCache()
+
+
 def visible_items(user) -> list[dict]:
     """The entries this user may use, with their URLs, in display order."""
-    out = []
-    for item in ITEMS:
-        if item.action is None or may(user, item.action):
-            out.append({"label": item.label, "url": reverse(item.url_name), "group": item.group})
-    return out
+    grants_for(user)  # read (or cached) once per request, under the current generation
+    key = (user.pk, user.is_superuser, bool(getattr(user, "berth_read_only", False)))
+    generation = getattr(user, "_berth_generation", None)
+    items = _answers.get(key, generation)
+    if items is None:
+        items = tuple(
+            {"label": item.label, "url": reverse(item.url_name), "group": item.group}
+            for item in ITEMS
+            if item.action is None or may(user, item.action)
+        )
+        _answers.put(key, generation, items)
+    return [dict(item) for item in items]  # the caller marks the current one

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 
-from rbac import catalog
+from rbac import catalog, generation
 
 GLOBAL, TEAM, HOST = "global", "team", "host"
 
@@ -40,15 +40,27 @@ SUPERUSER_GRANT = Grant(
 )
 
 _CACHE_ATTR = "_berth_grants"
+# user id -> grants read under a generation (rbac/generation.py): across requests, only while no
+# user, team, membership, role or binding changed since.
+_shared = generation.GenerationCache()
 
 
 def grants_for(user) -> list[Grant]:
-    """Every grant of the user, direct or through a team; cached on the user object."""
+    """Every grant of the user, direct or through a team; cached on the user object, and
+    across requests while nothing they depend on changed."""
     if user is None or not user.is_authenticated or not user.is_active:
         return []
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
         return cached
+    # The generation this request's token was checked under, else now: before the database.
+    current = getattr(user, "_berth_generation", None) or generation.current()
+    user._berth_generation = current  # what else is cached for this user keys on it too
+    shared = _shared.get(user.pk, current)
+    if shared is not None:
+        grants = ([SUPERUSER_GRANT] if user.is_superuser else []) + shared
+        setattr(user, _CACHE_ATTR, grants)
+        return grants
     from rbac.models import RoleBinding
 
     rows = (
@@ -64,10 +76,10 @@ def grants_for(user) -> list[Grant]:
         )
         .distinct()
     )
-    grants = [SUPERUSER_GRANT] if user.is_superuser else []
+    bound = []
     for name, codes, bind_paths, limits, maxima, team_id, host_id in rows:
         scope = TEAM if team_id else HOST if host_id else GLOBAL
-        grants.append(
+        bound.append(
             Grant(
                 role=name,
                 codes=frozenset(codes or ()),
@@ -79,14 +91,17 @@ def grants_for(user) -> list[Grant]:
                 max_limits=dict(maxima or {}),
             )
         )
+    _shared.put(user.pk, current, bound)
+    grants = ([SUPERUSER_GRANT] if user.is_superuser else []) + bound
     setattr(user, _CACHE_ATTR, grants)
     return grants
 
 
 def forget(user) -> None:
     """Drop the cached grants (after the user's bindings or memberships changed)."""
-    if user is not None and hasattr(user, _CACHE_ATTR):
-        delattr(user, _CACHE_ATTR)
+    for attr in (_CACHE_ATTR, "_berth_generation"):
+        if user is not None and hasattr(user, attr):
+            delattr(user, attr)
 
 
 @dataclass(frozen=True)

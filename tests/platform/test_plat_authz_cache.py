@@ -1,0 +1,98 @@
+"""Token lookups and grants are cached across requests (rbac/generation.py), and every change to
+who may do what takes effect at the very next request: a revoked token, a deactivated user, a
+removed binding or membership. Without Redis nothing is cached."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken, Membership
+from rbac.models import Role, RoleBinding
+from tests.platform.factories import make_container
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/containers/"
+
+
+def _client(user, **issue):
+    _, secret = ApiToken.issue(user, "tp-cache", **issue)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def _get(client, url=URL):
+    """(status, the SQL of the request)."""
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    return response.status_code, " ".join(q["sql"] for q in ctx.captured_queries)
+
+
+def test_token_and_grants_read_once_then_cached(users):
+    client = _client(users["viewer"])
+    status, sql = _get(client)
+    assert status == 200 and "accounts_apitoken" in sql and "rbac_rolebinding" in sql
+    status, sql = _get(client)
+    assert status == 200
+    assert "accounts_apitoken" not in sql and "rbac_rolebinding" not in sql
+    # Still decided by the gate and audited, request by request.
+    status, sql = _get(client)
+    assert status == 200 and "audit_auditevent" in sql
+
+
+def test_revoked_token_refused_at_the_next_request(users):
+    client = _client(users["developer"])
+    assert _get(client)[0] == 200 and _get(client)[0] == 200  # cached now
+    token = ApiToken.objects.get(user=users["developer"], name="tp-cache")
+    # Revocation the way the API and the dashboard do it: a queryset update, no signal.
+    assert client.delete(f"/api/v1/tokens/{token.pk}/").status_code == 204
+    response = client.get(URL)
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+
+
+def test_deactivated_user_refused_at_the_next_request(users):
+    client = _client(users["operator"])
+    assert _get(client)[0] == 200 and _get(client)[0] == 200
+    users["operator"].is_active = False
+    users["operator"].save()
+    response = client.get(URL)
+    assert response.status_code == 401 and "inactive" in response.json()["error"]["message"]
+
+
+def test_removed_binding_and_membership_apply_at_the_next_request(users, teams, host):
+    make_container(teams["alpha"], host, "tp-cache-a")
+    viewer = _client(users["viewer"])
+    assert _get(viewer)[0] == 200 and _get(viewer)[0] == 200
+    RoleBinding.objects.filter(user=users["viewer"]).delete()
+    assert viewer.get(URL).status_code == 403
+
+    # Bound to team alpha (not to the developer): held through the membership, and gone
+    # with it.
+    developer = users["developer"]
+    RoleBinding.objects.filter(user=developer).delete()
+    developer_role = Role.objects.get(name="developer")
+    RoleBinding.objects.create(team=teams["alpha"], role=developer_role, scope_team=teams["alpha"])
+    client = _client(developer)
+    assert [c["name"] for c in client.get(URL).json()["results"]] == ["tp-cache-a"]
+    assert client.get(URL).status_code == 200  # cached now
+    Membership.objects.filter(user=developer, team=teams["alpha"]).delete()
+    assert client.get(URL).status_code == 403
+
+
+def test_nothing_cached_without_redis(users, broker_down):
+    client = _client(users["viewer"])
+    for _ in range(2):
+        status, sql = _get(client)
+        assert status == 200 and "accounts_apitoken" in sql and "rbac_rolebinding" in sql
+
+
+def test_nav_answered_once_and_follows_a_removed_binding(users):
+    client = APIClient()
+    client.force_login(users["auditor"])
+    assert b'href="/manage/audit/"' in client.get("/").content
+    status, sql = _get(client, "/")
+    assert status == 200 and "rbac_rolebinding" not in sql  # grants and nav answers cached
+    RoleBinding.objects.filter(user=users["auditor"]).delete()
+    assert b'href="/manage/audit/"' not in client.get("/").content
