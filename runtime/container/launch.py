@@ -324,17 +324,19 @@ def network_step(rt, rec: dict, files: dict):
     return step
 
 
-def isolated_network(rt, rec: dict, child: dict, files: dict) -> dict | None:
-    """`--network none` without a step in the caller: its files are written now and the
-    init brings its own `lo` up, so it goes on without waiting for the caller. The network
-    dict to record; None for every other mode (their step runs once the netns exists)."""
+def isolated_network(rec: dict, child: dict, files: dict, spec):
+    """`--network none` without a step in the caller: the init brings its own `lo` up, so
+    it goes on without waiting for the caller. Returns what writes the container's hosts and
+    resolv.conf and answers the network dict to record (launch calls it while its children
+    fork; the shim-to-be waits for it); None for every other mode (their step runs once the
+    netns exists)."""
     if rec["spec"]["network"]["mode"] != "none" or not child["unshare"] & linux.CLONE_NEWNET:
         return None
     from runtime.network.manager import NetworkManager  # no manager instance: no state read
 
     child["loopback"] = True
     paths = {k: Path(v) for k, v in files.items() if k != "hostname"}
-    return NetworkManager.isolated_files(rt.spec_of(rec).network, paths)
+    return lambda: NetworkManager.isolated_files(spec.network, paths)
 
 
 def _kill_quietly(pid: int | None) -> None:
@@ -358,9 +360,9 @@ def wait_gone(pid: int | None, timeout: float = 10.0) -> None:
 
 
 def _child_plan(
-    rt, rec: dict, paths: ContainerPaths, files: dict, stdio: list[int], fifo: bool
+    rt, rec: dict, paths: ContainerPaths, files: dict, stdio: list[int], fifo: bool, spec=None
 ) -> dict:
-    spec = rt.spec_of(rec)
+    spec = spec if spec is not None else rt.spec_of(rec)
     child = plan.build(
         spec,
         rec.get("image_config") or {},
@@ -397,10 +399,29 @@ def _userns_fds(child: dict) -> list[int]:
     return [fd for fd in (u["user_fd"], *u["layer_fds"]) if fd is not None] if u else []
 
 
-def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
+def _ready(fd: int) -> bool:
+    """In a launch's child: wait for the caller's go-ahead (False: the caller failed or died)."""
+    try:
+        return os.read(fd, 1) == b"1"
+    finally:
+        os.close(fd)
+
+
+def _settle_children(shake: Handshake, pid0: int) -> None:
+    """After a failed setup: the children read EOF and exit; wait until every one has."""
+    with contextlib.suppress(KernelError):
+        shake.wait_eof(time.monotonic() + HANDSHAKE_TIMEOUT)
+    os.waitpid(pid0, 0)
+
+
+def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None) -> dict:
     """Make the container's process wait before exec (or exec at once with start_now).
 
-    The shim's record is written, and prepared(info) called, while the init still sets up."""
+    The shim's record is written, and prepared(info) called, while the init still sets up.
+    setup(): the caller's own step (a create's cgroups), made while the children fork: the
+    shim-to-be waits for it, and for a `--network none` container's files, before it makes
+    the init. spec: the record's spec, already parsed by the caller."""
+    spec = spec if spec is not None else rt.spec_of(rec)
     paths = ContainerPaths(rt.config, rec["id"])
     files = etc_files(rt, rec, paths, defaults=rec["spec"]["network"]["mode"] != "none")
     paths.stop_flag.unlink(missing_ok=True)
@@ -415,10 +436,11 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
     winsize = winsize_socket(paths.winsize_socket) if rec["spec"]["tty"] else None
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
-    child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now)
+    ready_r, ready_w = os.pipe()  # the caller's go-ahead: one byte each for both children
+    child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now, spec=spec)
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
-    isolated = isolated_network(rt, rec, child, files)
+    write_isolated = isolated_network(rec, child, files, spec)
     args = shim_args(rt, rec, paths, fds, listen)
     args["winsize"] = winsize
     pid_mode = rec["spec"]["namespaces"].get("pid", "private")
@@ -428,8 +450,11 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
     pid0 = os.fork()
     if pid0 == 0:
         try:
+            os.close(ready_w)
             os.setsid()
             if os.fork() == 0:
+                if not _ready(ready_r):
+                    os._exit(0)
                 cpid = _fork_init(child, pid_mode, pid_fd)
                 me = os.getpid()
                 _send(
@@ -446,7 +471,9 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
                     raise
                 args["pid"] = cpid
                 exec_shim(args)
-            _warm_cgroup_move(own)
+            # After the caller's step: its cgroup mkdirs would wait behind this move.
+            if _ready(ready_r):
+                _warm_cgroup_move(own)
         finally:
             os._exit(0)
     for fd in {
@@ -461,9 +488,22 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
         *owned,
         child["cgroup_r"],
         child["cgroup_w"],
+        ready_r,
     }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
+    try:
+        try:  # while the children fork: nothing of the container runs before it is done
+            if setup is not None:
+                setup()
+            isolated = write_isolated() if write_isolated is not None else None
+            os.write(ready_w, b"11")
+        finally:
+            os.close(ready_w)
+    except BaseException:
+        _settle_children(shake, pid0)
+        shake.close()
+        raise
     recorded = []
 
     def early(info: dict) -> None:
@@ -474,7 +514,7 @@ def launch(rt, rec: dict, start_now: bool, prepared=None) -> dict:
             prepared(info)
 
     try:
-        if isolated is not None:
+        if write_isolated is not None:
             info = shake.run(lambda _pid: isolated, wait_exec=start_now, release=False, early=early)
         else:
             info = shake.run(network_step(rt, rec, files), wait_exec=start_now, early=early)

@@ -69,14 +69,19 @@ class CreateVerbs:
             if not start_now:  # a run writes its start time while the init sets up (prepared)
                 self.store.write_state(cid, {"started_at": None})
             spec_obj = self.spec_of(rec)
-            self.cgroups.create(
-                cid,
-                spec_obj.limits,
-                self.config.default_pids_limit,
-                devices=rec["device_rules"],
-                privileged=spec_obj.privileged,
-            )
-            pause_at("cgroup")
+
+            def make_cgroups() -> None:
+                """The container's groups, every limit written: made while the launch's
+                children fork (the shim-to-be waits for them before it makes the init)."""
+                self.cgroups.create(
+                    cid,
+                    spec_obj.limits,
+                    self.config.default_pids_limit,
+                    devices=rec["device_rules"],
+                    privileged=spec_obj.privileged,
+                )
+                pause_at("cgroup")
+
             answer = {}
 
             def prepared(info: dict) -> None:
@@ -98,7 +103,7 @@ class CreateVerbs:
                 answer.update(self._compose(cid, rec, obs, state))
 
             with self.store.locked(cid):
-                launch.launch(self, rec, start_now, prepared)
+                launch.launch(self, rec, start_now, prepared, setup=make_cgroups, spec=spec_obj)
                 pause_at("launch")
                 del rec["creating"]
                 self.store.write_record(rec)
