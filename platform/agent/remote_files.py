@@ -13,11 +13,13 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from django.conf import settings
 
 from agent import control_client, identity
+from compliance import recipes
 
 CHUNK = 1024 * 1024
 
@@ -52,6 +54,8 @@ def fetch(path: Path, *, operation=None, message=None) -> Path:
     if path.is_file() and not path.is_symlink():
         return path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if _restore_kept(path):
+        return path
     partial = path.with_name(f".{path.name}.fetch")
     try:
         control_client.download(_endpoint(path.name), partial, headers=_headers(operation, message))
@@ -59,6 +63,25 @@ def fetch(path: Path, *, operation=None, message=None) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def _restore_kept(path: Path) -> bool:
+    """A rebuild's context that this host keeps itself (compliance/recipes.py: the recipe was
+    recorded here, where the build ran), copied to `path`; False for any other upload."""
+    kept = recipes.kept_for_upload(path.name)
+    if kept is None:
+        return False
+    if not kept.is_file() or kept.is_symlink():
+        raise control_client.ControlPlaneError(
+            f"the build context {kept.stem[:12]} is no longer kept on this host (pruned)"
+        )
+    partial = path.with_name(f".{path.name}.kept")
+    try:
+        shutil.copyfile(kept, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 def push(path: Path, *, operation=None, message=None) -> None:

@@ -15,6 +15,7 @@ names the new image, so a rollout with source "none" (or a scheduled one) moves 
 
 import hashlib
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -24,12 +25,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import BuildRecipe
-from config.errors import Conflict
 from hosts import steps
 from images.models import Image
 from rbac import gate
 
 CHUNK = 1024 * 1024
+KEPT_UPLOAD = re.compile(r"recipe-(?P<hex>[0-9a-f]{64})-[0-9a-f]{32}\.tar")
 
 
 def recipes_dir() -> Path:
@@ -137,9 +138,6 @@ def check(recipe: BuildRecipe, acting_user, summary=None) -> BuildRecipe:
 def rebuild_operations(recipe: BuildRecipe, acting_user, summary=None) -> list:
     """The audited operations of a rebuild, in order (created, not sent): a pull of each base
     that came from a registry, then the build of a copy of the kept context."""
-    kept = context_path(recipe)
-    if not kept.is_file():
-        raise Conflict(f"the context of recipe {recipe.pk} is no longer kept ({kept.name})")
     summary = (summary or {}) | {"recipe": recipe.pk, "tag": recipe.tag}
     ops = []
     # The bases the last check found newer in their registries are pulled; the others (local
@@ -156,8 +154,7 @@ def rebuild_operations(recipe: BuildRecipe, acting_user, summary=None) -> list:
                 summary | {"step": "image.pull", "ref": ref},
             )
         )
-    copy = Path(settings.UPLOAD_DIR) / f"context-{uuid.uuid4().hex}.tar"
-    shutil.copyfile(kept, copy)  # the build removes its context when it is done
+    copy = _rebuild_upload(recipe)
     params = {
         "path": str(copy),
         "dockerfile": recipe.dockerfile,
@@ -182,6 +179,31 @@ def rebuild_operations(recipe: BuildRecipe, acting_user, summary=None) -> list:
         copy.unlink(missing_ok=True)
         raise
     return ops
+
+
+def kept_upload_name(digest: str) -> str:
+    """The upload name of a rebuild whose context its host restores from its own keep."""
+    return f"recipe-{digest.partition(':')[2]}-{uuid.uuid4().hex}.tar"
+
+
+def kept_for_upload(name: str) -> Path | None:
+    """The kept context an upload name of kept_upload_name() asks for (None: another name)."""
+    match = KEPT_UPLOAD.fullmatch(name)
+    return recipes_dir() / f"{match['hex']}.tar" if match else None
+
+
+def _rebuild_upload(recipe: BuildRecipe) -> Path:
+    """The context upload of a rebuild. The web's own keep is copied (the build removes its
+    context when it is done); a host with a data directory of its own (another machine)
+    recorded the recipe there, so its context is kept there: the upload then names the digest
+    and that host's agent copies it from its keep (agent/remote_files.fetch)."""
+    kept = context_path(recipe)
+    if not kept.is_file():
+        return Path(settings.UPLOAD_DIR) / kept_upload_name(recipe.context_digest)
+    copy = Path(settings.UPLOAD_DIR) / f"context-{uuid.uuid4().hex}.tar"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kept, copy)
+    return copy
 
 
 def rebuild(recipe: BuildRecipe, acting_user, summary=None) -> str:

@@ -4,9 +4,11 @@ agent fetches uploads from the web and pushes what it writes for the web over th
 endpoint (transfers/files.py, agent/remote_files.py), each file named to it by its operation
 or signed call: a `docker save` and an image import, and a `docker cp` in and out."""
 
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 import textwrap
 import urllib.request
 import uuid
@@ -176,3 +178,49 @@ def test_copy_in_and_out_of_a_container(fleet, joined):
     assert not [n for n in result["left"] if n.startswith("cp-")]
     assert not list((joined.base / "data" / "uploads").glob("cp-*"))
     assert not list((joined.base / "data" / "exports").glob("files-*"))
+
+
+def _context_tar() -> bytes:
+    buf = io.BytesIO()
+    files = {"Dockerfile": b"FROM busybox\nCOPY app /app\n", "app": b"built on host b\n"}
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_compliance_rebuild_of_an_image_built_on_the_joined_host(fleet, joined):
+    """The recipe of a build on a host with a data directory of its own is recorded there,
+    with its context kept there; the rebuild (compliance/recipes.py) names the context by its
+    digest and that host's agent restores it from its keep (agent/remote_files.py)."""
+    answer = _multipart(
+        f"{fleet.web_url}/api/v1/images/build/?wait=90",
+        fleet.token,
+        {"tag": "remote/rebuilt:1", "host": joined.name, "team": fleet.team},
+        "context",
+        _context_tar(),
+    )
+    op = answer.get("operation", answer)
+    assert op["state"] == "succeeded", op
+    _, listed = fleet.api("GET", "compliance/recipes/?tag=remote/rebuilt:1", expect=200)
+    [recipe] = listed["results"]
+    kept_name = recipe["context_digest"].partition(":")[2] + ".tar"
+    host_keep = joined.base / "data" / "uploads" / "recipes"
+    assert (host_keep / kept_name).is_file()
+    assert not (fleet.data_dir / "uploads" / "recipes" / kept_name).exists()
+
+    _, rebuilt = fleet.api("POST", f"compliance/recipes/{recipe['id']}/rebuild/", {}, expect=200)
+    assert rebuilt["image_id"]
+    _, listed = fleet.api("GET", "compliance/recipes/?tag=remote/rebuilt:1", expect=200)
+    assert len(listed["results"]) == 2  # the rebuild recorded its own recipe, same context
+    assert {r["context_digest"] for r in listed["results"]} == {recipe["context_digest"]}
+    for uploads in (fleet.data_dir / "uploads", joined.base / "data" / "uploads"):
+        assert not list(uploads.glob("recipe-*")) and not list(uploads.glob("context-*"))
+
+    # A context the host no longer keeps: a clear refusal, nothing left behind.
+    (host_keep / kept_name).unlink()
+    status, refused = fleet.api("POST", f"compliance/recipes/{recipe['id']}/rebuild/", {})
+    assert status == 409 and "no longer kept" in json.dumps(refused), refused
+    assert not list((joined.base / "data" / "uploads").glob("*recipe-*"))
