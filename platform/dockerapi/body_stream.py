@@ -37,6 +37,9 @@ class BodyStream:
         self._closed = False  # the reader is done with it: later pieces are dropped
         self._error: Exception | None = None
         self._room = None  # an asyncio.Event the loop waits on while the buffer is full
+        # What a blocked read still needs: the loop wakes it only once that much is here (or
+        # at the end), not for every piece (one thread switch per megabyte, not per 32 KiB).
+        self._needed = 0
         self.received = 0
 
     # The event loop's side.
@@ -49,7 +52,8 @@ class BodyStream:
             self._chunks.append(data)
             self._buffered += len(data)
             self.received += len(data)
-            self._lock.notify()
+            if self._buffered >= self._needed or self._buffered > HIGH:
+                self._lock.notify()
             if self._buffered <= HIGH:
                 return
             self._room = asyncio.Event()  # set by the reader (call_soon_threadsafe) at LOW
@@ -93,7 +97,9 @@ class BodyStream:
                         raise self._error
                     if self._ended or self._closed:
                         break
+                    self._needed = float("inf") if want is None else want - got
                     self._lock.wait()
+                    self._needed = 0
                     continue
                 chunk = self._chunks.popleft()
                 if want is not None and got + len(chunk) > want:

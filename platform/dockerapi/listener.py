@@ -127,7 +127,11 @@ class Connection:
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # comes as the read completes (the body's pump then outlives its call), and it
+                # makes a task per read.
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(READ_CHUNK)
                 self.h11.receive_data(data)
                 continue
             return event
