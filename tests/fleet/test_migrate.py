@@ -157,12 +157,14 @@ def test_migration_to_a_down_host_is_refused_up_front(fleet):
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
 
 
-def _wait_fifo(path, timeout: float) -> str:
+def _wait_fifo(path, timeout: float, answer: dict) -> str:
     """What a process paused by BERTH_TEST_PAUSE_AT writes on the FIFO (its step)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if "got" in answer:
+                raise AssertionError(f"the migration ended without pausing: {answer['got']}")
             ready, _, _ = select.select([fd], [], [], 0.5)
             data = os.read(fd, 100) if ready else b""
             if data:
@@ -173,14 +175,18 @@ def _wait_fifo(path, timeout: float) -> str:
         os.close(fd)
 
 
-def test_target_killed_mid_migration_leaves_the_source_running(fleet):
+def test_target_killed_mid_migration_leaves_the_source_running(fleet, mode="precopy"):
+    # mode="postcopy" passes too (step postcopy-final); left out of the suite for its time:
+    # tests/runtime/test_criu_precopy.py has a post-copy target vanish at that step.
     a, b = fleet.hosts[:2]
-    row = counter(fleet, a, "mig-fail", userns="private")  # resumed in its own range
+    userns = "private" if mode == "precopy" else "host"  # resumed in its own range
+    row = counter(fleet, a, f"mig-fail-{mode}", userns=userns)
     mapped = uid_map(a, row["runtime_id"])
     fleet.wait_until(lambda: len(numbers(a, row["runtime_id"])) > 5, 20, "counting on a")
-    fifo = fleet.base / "pause.fifo"
+    fifo = fleet.base / f"pause-{mode}.fifo"
     os.mkfifo(fifo)
-    pause = {"BERTH_TEST_PAUSE_AT": "precopy-final", "BERTH_TEST_PAUSE_FIFO": str(fifo)}
+    step = f"{mode}-final"  # the target holds all of it but (post-copy) the memory
+    pause = {"BERTH_TEST_PAUSE_AT": step, "BERTH_TEST_PAUSE_FIFO": str(fifo)}
     fleet.kill_agent(b)
     b.env.update(pause)
     answer = {}
@@ -189,13 +195,16 @@ def test_target_killed_mid_migration_leaves_the_source_running(fleet):
         call = threading.Thread(
             target=lambda: answer.update(
                 got=fleet.api(
-                    "POST", f"containers/{row['id']}/migrate/", {"host": b.name}, timeout=300
+                    "POST",
+                    f"containers/{row['id']}/migrate/",
+                    {"host": b.name, "mode": mode},
+                    timeout=300,
                 )
             )
         )
         call.start()
         # The target holds the final checkpoint (the source is frozen): it dies there.
-        assert _wait_fifo(fifo, 120) == "precopy-final"
+        assert _wait_fifo(fifo, 120, answer) == step
         last = numbers(a, row["runtime_id"])[-1]
         fleet.kill_agent(b)
         call.join(240)

@@ -93,8 +93,9 @@ def test_a_source_with_the_wrong_key_is_refused(rt):
     _no_leftovers(rt)
 
 
-def _move_post(rt, ref, new_name):
-    """Post-copy: a control and a pages connection, both proven, target in a thread."""
+def _move_post(rt, ref, new_name, answer=True):
+    """Post-copy: a control and a pages connection, both proven, target in a thread (which
+    closes both without a word when it fails and `answer` is False)."""
     listener = precopy_wire.listen("127.0.0.1")
     port = listener.getsockname()[1]
     got = {}
@@ -108,6 +109,9 @@ def _move_post(rt, ref, new_name):
                 precopy_wire.prove_target(
                     pages, "s2/pages", "src", _signer("dst"), _verifier("src")
                 )
+                if not answer:  # no "failed" message: the connections just end
+                    plain_send = ch.send
+                    ch.send = lambda h: None if h.get("t") == "failed" else plain_send(h)
                 got["state"] = postcopy.receive(rt, ch, pages.sock, name=new_name)
         except Exception as err:  # noqa: BLE001 (reported to the test)
             got["error"] = err
@@ -151,4 +155,24 @@ def test_postcopy_target_failing_its_restore_leaves_the_source_unchanged(rt):
     now = _numbers(rt, "po-stay")[-1]
     _wait_count(rt, "po-stay", now + 3)
     assert not rt.cgroups.is_frozen(rt.store.resolve("po-stay"))
+    _no_leftovers(rt)
+
+
+def test_postcopy_target_vanishing_before_its_restore_leaves_the_source_unchanged(rt, monkeypatch):
+    class Vanished(Exception):
+        pass
+
+    def vanish(step):  # the target dies holding everything but the memory: no answer at all
+        if step == "postcopy-final":
+            raise Vanished(step)
+
+    monkeypatch.setattr(postcopy, "pause_at", vanish)
+    _counter(rt, "po-gone")
+    with pytest.raises(InvalidSpec, match="runs on here"):
+        _move_post(rt, "po-gone", "po-gone2", answer=False)
+    assert rt.state("po-gone")["status"] == "running"
+    now = _numbers(rt, "po-gone")[-1]
+    got = _wait_count(rt, "po-gone", now + 3)
+    assert got.count(1) == 1  # went on, never started again
+    assert not rt.cgroups.is_frozen(rt.store.resolve("po-gone"))
     _no_leftovers(rt)
