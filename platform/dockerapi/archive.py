@@ -11,7 +11,7 @@ a name chosen here, streamed to the client and deleted as it is sent (or abandon
 is streamed to UPLOAD_DIR, its entries checked here (dockerapi/tar_rules.py) before anything is
 sent, and deleted once the agent is done. The agent checks again and refuses before it writes
 the first file, so a refused upload leaves nothing half-written. At most MAX_ARCHIVE_BYTES each
-way (413 past it; the Docker API listener takes request bodies up to its own MAX_BODY).
+way (413 past it, checked as the upload streams in from the listener: dockerapi/body_stream.py).
 """
 
 import base64
