@@ -11,8 +11,9 @@ from pathlib import Path
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (tmp file + rename) so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(data)  # the C encoder (json.dump streams through the Python one)
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(text)
     os.replace(tmp, path)
 
 
