@@ -48,10 +48,27 @@ def collect(rt, states: list[dict], host_name: str) -> dict:
         if owner != host_name or not pk.isdigit():
             continue  # not ours (another installation, a stray container)
         try:
-            out[pk] = sample(rt.stats(state["id"]))
+            out[pk] = sample(counters(rt, state))
         except Exception as err:  # gone between list and stats: the next beat tells
             log.debug("metrics: no stats for %s: %s", state.get("id"), err)
     return out
+
+
+def counters(rt, state: dict) -> dict:
+    """rt.stats() of a container the list just observed, without observing it again.
+
+    rt.stats() resolves the id and observes the container from its files (record, state,
+    shim and init start times) for its pid: at 1,000 containers that was two thirds of each
+    heartbeat's report, about 0.5 s of the agent's main process every interval (issue 19).
+    The list's state already has the status and pid; the cgroup's counters and the network
+    namespace's are read as rt.stats() reads them.
+    """
+    from runtime.container.inspect import network_counters
+
+    data = dict(vars(rt.cgroups.stats(state["id"])))  # a CgroupStats dataclass
+    pid = state.get("pid") if state.get("status") in ("running", "paused") else None
+    data["networks"] = network_counters(pid) if pid else {}
+    return data
 
 
 def publish(rt, states: list[dict]) -> None:

@@ -106,3 +106,36 @@ def test_a_removed_rows_container_still_listed_is_deleted(teams, host):
     assert counts["removed"] == 1 and counts["orphans"] == 0
     stray.refresh_from_db()
     assert stray.observed_state == "removed"
+
+
+def test_a_pass_decodes_no_json_column_of_a_row_it_leaves_alone(teams, host):
+    # Issue 19: decoding each row's spec, labels and network (and the host's info per row)
+    # was most of a pass at 1,000 containers; a ghost's spec is still read when it matters.
+    alpha = teams["alpha"]
+    live = make_container(
+        alpha, host, "web", desired_state="running", observed_state="running",
+        runtime_id="c" * 64, pid=4242,
+    )  # fmt: skip
+    gone = make_container(
+        alpha, host, "rm", desired_state="running", observed_state="running",
+        runtime_id="d" * 64, pid=4343,
+    )  # fmt: skip
+    Container.objects.filter(pk=gone.pk).update(spec={**gone.spec, "auto_remove": True})
+    rt = ListedRuntime([_listed(host, live, "c" * 64)])
+    built = []
+
+    def keep(sender, instance, **_):
+        built.append(instance)
+
+    post_init.connect(keep, sender=Container)
+    try:
+        counts = reconcile.reconcile_host(host.name, rt=rt)
+    finally:
+        post_init.disconnect(keep, sender=Container)
+    seen = next(c for c in built if c.pk == live.pk)
+    assert {"spec", "labels", "network_info"} <= seen.get_deferred_fields()
+    assert counts["removed"] == 1  # the run --rm container, found through its deferred spec
+    gone.refresh_from_db()
+    assert (gone.desired_state, gone.observed_state) == ("removed", "removed")
+    live.refresh_from_db()
+    assert (live.observed_state, live.pid) == ("running", 4242)
