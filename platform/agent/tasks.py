@@ -20,6 +20,7 @@ from agent import (
     lanes,
     reconcile,
 )
+from agent import db_keep as _db_keep  # noqa: F401  (connections kept across tasks)
 from agent import heartbeat as hb
 from agent import streams as _streams  # noqa: F401  (registers agent.relay_terminal)
 from agent.hostname import queue_for, this_host

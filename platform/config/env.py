@@ -58,6 +58,13 @@ def database_from_url(url: str) -> dict:
     }
 
 
+def _sqlite_sync() -> str:
+    value = os.environ.get("BERTH_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+    if value not in ("NORMAL", "FULL", "EXTRA"):
+        raise ImproperlyConfigured("BERTH_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
+    return value
+
+
 def sqlite_database(path: Path) -> dict:
     """The default database: one SQLite file, writes serialised by BEGIN IMMEDIATE."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,9 +75,14 @@ def sqlite_database(path: Path) -> dict:
         # is read and advanced by one writer at a time.
         # WAL: readers never wait for the writer, and a commit costs a quarter of what the
         # rollback journal costs here (measured for issue 9's API-to-running path).
+        # synchronous=NORMAL (SQLite's advice for WAL): a commit no longer waits for fsync
+        # (0.39 ms median, 4 ms at p90 here, five commits per create); the file stays
+        # consistent after any crash; only a power loss or an OS crash can take back the last
+        # commits.
+        # BERTH_SQLITE_SYNCHRONOUS=FULL restores an fsync per commit.
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL;",
+            "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_sqlite_sync()}",
         },
     }

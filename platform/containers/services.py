@@ -14,7 +14,7 @@ from config.errors import Conflict, InvalidRequest, Unavailable
 from containers import host_checks, policy, quotas, references
 from containers.models import Container
 from hosts import placement
-from operations import dispatch
+from operations import broker_health, dispatch
 from operations.models import Operation
 from rbac import gate
 from rbac.grants import in_scope
@@ -49,10 +49,12 @@ def _new_name(spec: dict) -> str:
     return f"{base[:40]}-{secrets.token_hex(3)}"
 
 
-def check_broker(decision, summary=None) -> None:
-    """503 before anything is written when Redis is down; the refusal is audited as failed."""
+def check_broker(decision, summary=None, pending=None) -> None:
+    """503 before anything is written when Redis is down; the refusal is audited as failed.
+
+    `pending`: a PING sent at the start of the request (operations/broker_health.Ping)."""
     try:
-        dispatch.check_broker()
+        dispatch.check_broker(pending)
     except Unavailable as exc:
         gate.record(decision, summary=summary, outcome=gate.FAILED, reason=exc.message)
         raise
@@ -102,6 +104,12 @@ def audit_summary_of_spec(summary: dict | None) -> dict | None:
 
 def do_create_container(*, team, host, spec: dict, start: bool, acting_user, summary=None):
     """Create a container row (and start it if asked); returns (container, operation)."""
+    # The broker's PING goes now and is read after the gate and the host checks.
+    with broker_health.Ping() as pending:
+        return _create_container(team, host, spec, start, acting_user, summary, pending)
+
+
+def _create_container(team, host, spec, start, acting_user, summary, pending):
     summary = audit_summary_of_spec(summary)
     scope = in_scope(acting_user, team_id=team.pk, host_id=host.pk)
     policy.apply_default_limits(spec, scope.default_limits)
@@ -122,7 +130,7 @@ def do_create_container(*, team, host, spec: dict, start: bool, acting_user, sum
     )
     check_placement(decision, host, summary)
     check_host_fit(decision, host, spec, summary)
-    check_broker(decision, summary)
+    check_broker(decision, summary, pending)
     try:
         with quotas.guarded(decision, summary), transaction.atomic():
             new_volumes = references.unclaimed_volumes(spec, host=host)
@@ -148,8 +156,9 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
     """start, stop, restart, kill, pause, unpause or remove; returns the Operation."""
     if verb not in LIFECYCLE:
         raise InvalidRequest(f"unknown container action {verb!r}")
-    decision = gate.require(acting_user, ACTION_OF[verb], container, summary=summary)
-    check_broker(decision, summary)
+    with broker_health.Ping() as pending:  # answered while the gate decides
+        decision = gate.require(acting_user, ACTION_OF[verb], container, summary=summary)
+        check_broker(decision, summary, pending)
     if verb == "remove":
         op = remove_now(
             container, decision, acting_user=acting_user, params=params, summary=summary

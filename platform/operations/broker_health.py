@@ -37,3 +37,56 @@ def _client() -> redis.Redis:
 def ping() -> None:
     """Raise redis' own error (AuthenticationError, ConnectionError, ...) unless PING answers."""
     _client().ping()
+
+
+class Ping:
+    """A PING sent now and answered later: the round trip overlaps the request's other work
+    (gate, checks) instead of adding to it. `result()` raises as ping() does; leaving the
+    `with` block gives the connection back (dropped when its answer was never read)."""
+
+    def __init__(self):
+        self._pool = None
+        self._conn = None
+        self._error = None
+        try:
+            self._pool = _client().connection_pool
+            self._conn = self._pool.get_connection()
+            self._conn.send_command("PING")
+        except Exception as exc:  # kept for result(): the caller decides when to fail
+            self._error = exc
+            self._drop()
+
+    def result(self) -> None:
+        """Raise the broker's error unless it answered PONG."""
+        if self._error is None and self._conn is not None:
+            try:
+                answer = self._conn.read_response()
+                if answer not in (True, b"PONG", "PONG"):
+                    raise redis.ResponseError(f"unexpected answer to PING: {answer!r}")
+                self._release()
+            except Exception as exc:
+                self._error = exc
+                self._drop()
+        if self._error is not None:
+            # A kept socket to a Redis that restarted fails once: ask again the ordinary way
+            # (a new connection, redis-py's retries), which raises if the broker is down.
+            self._error = None
+            ping()
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._pool.release(conn)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.disconnect()
+            self._pool.release(conn)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        # An answer never read would be read by the connection's next user: drop it instead.
+        self._drop()

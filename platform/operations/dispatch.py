@@ -50,10 +50,15 @@ BROKER_AUTH = (
 )
 
 
-def check_broker() -> None:
-    """Raise Unavailable (503) unless the broker answers: checked before anything is written."""
+def check_broker(pending: "broker_health.Ping | None" = None) -> None:
+    """Raise Unavailable (503) unless the broker answers: checked before anything is written.
+
+    `pending`: a PING sent earlier in the request (broker_health.Ping), read now."""
     try:
-        broker_health.ping()
+        if pending is None:
+            broker_health.ping()
+        else:
+            pending.result()
     except Exception as exc:  # redis raises many kinds; all mean "cannot reach it"
         # A missing or wrong password needs the admin, not a retry: say so (redis-py's
         # AuthenticationError arrives wrapped in kombu's OperationalError).
