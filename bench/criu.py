@@ -1,7 +1,7 @@
 """CRIU: checkpoint and restore through Berth vs Podman, and live-migration downtime (issue 11).
 
 Usage: .venv/bin/python bench/criu.py [-n 5] [--no-podman] [--no-migrate]
-       [--migrate-userns private|host]
+       [--migrate-userns private|host] [--modes precopy,postcopy]
 
 Workload: a busybox shell holding 64 MB of written memory (a 64 MB string), no network.
 Part 1, same run: Berth's runtime API (what the host agent calls; `--userns host` and the
@@ -12,7 +12,10 @@ Part 2: live migration between the two hosts of tests/fleet/fleet.py (two agents
 own network namespaces, one control plane) of a busybox httpd whose shell holds the same
 64 MB: clients in the root namespace fetch the page from both hosts' published port every few
 ms; downtime = the longest gap between two answered requests. The source's own measure
-(freeze to the target's "restored") is read from the audit event.
+(freeze to the target's "restored") is read from the audit event. Pre-copy and post-copy
+(`mode` of the migrate call) take turns on the same container in the same run, two moves
+each in a row (one each way); post-copy needs the host's user namespace (--migrate-userns
+host, the default here; pre-copy alone also runs the default container, private).
 """
 
 from __future__ import annotations
@@ -237,8 +240,15 @@ class Prober:
         return max(gaps, default=float("nan")) * 1000
 
 
-def bench_migrate(n: int, userns: str = "private") -> dict:
-    """Migrate a 64 MB httpd back and forth between the fleet's two hosts."""
+def loadavg() -> str:
+    """The 1-minute load average, printed beside each number (the machine is shared)."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def bench_migrate(n: int, userns: str = "host", modes=("precopy", "postcopy")) -> dict:
+    """Migrate a 64 MB httpd back and forth between the fleet's two hosts, `n` moves per
+    mode; returns per mode: client-seen downtimes, the API call's time, the audit's."""
     import json
     import secrets
 
@@ -247,7 +257,8 @@ def bench_migrate(n: int, userns: str = "private") -> dict:
     base = Path(f"/tmp/berth-fleet-bench-{secrets.token_hex(4)}")
     base.mkdir(mode=0o755)
     fleet = Fleet(base)
-    out = {"downtime": [], "source_downtime": [], "total": [], "mode": set()}
+    out = {m: {"downtime": [], "source_downtime": [], "total": [], "load": []} for m in modes}
+    label = {"precopy": "pre-copy", "postcopy": "post-copy"}
     try:
         fleet.start()
         a, b = fleet.hosts
@@ -271,28 +282,28 @@ def bench_migrate(n: int, userns: str = "private") -> dict:
         with Prober([a.address, b.address], port) as probe:
             fleet.wait_until(lambda: probe.answers, 20, "httpd to answer")
             where = [b, a]
-            for i in range(n):
-                to = where[i % 2]
+            # Two moves in a row per mode (one each way), n rounded up to even per mode.
+            for i in range(len(modes) * 2 * ((n + 1) // 2)):
+                to, mode = where[i % 2], modes[(i // 2) % len(modes)]
                 t0 = time.monotonic()
-                fleet.api("POST", f"containers/{row['id']}/migrate/", {"host": to.name},
-                          expect=200, timeout=300)  # fmt: skip
+                fleet.api("POST", f"containers/{row['id']}/migrate/",
+                          {"host": to.name, "mode": mode}, expect=200, timeout=300)  # fmt: skip
                 t1 = time.monotonic()
                 fleet.wait_until(lambda t1=t1: any(t > t1 for t in probe.answers), 20, "answers")
-                out["downtime"].append(probe.longest_gap(t0, time.monotonic()))
-                out["total"].append((t1 - t0) * 1000)
+                out[mode]["downtime"].append(probe.longest_gap(t0, time.monotonic()))
+                out[mode]["total"].append((t1 - t0) * 1000)
+                out[mode]["load"].append(loadavg())
                 time.sleep(0.5)
         for (summary,) in fleet.sql(
             "SELECT summary FROM audit_auditevent WHERE action = 'container.migrate' "
-            "AND summary LIKE '%moved%'"
+            "AND summary LIKE '%moved%' ORDER BY id"
         ):
             got = json.loads(summary)
-            print(
-                "  audit:",
-                {k: got.get(k) for k in ("mode", "rounds", "dump_ms", "restore_ms", "downtime_ms")},
-            )
-            out["mode"].add(got.get("mode"))
-            if "downtime_ms" in got:
-                out["source_downtime"].append(got["downtime_ms"])
+            keys = ("mode", "rounds", "dump_ms", "restore_ms", "downtime_ms", "pages_ms")
+            print("  audit:", {k: got.get(k) for k in keys})
+            for mode in modes:
+                if got.get("mode") == label[mode] and "downtime_ms" in got:
+                    out[mode]["source_downtime"].append(got["downtime_ms"])
         fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1")
     finally:
         fleet.teardown()
@@ -305,10 +316,14 @@ def main() -> int:
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--no-migrate", action="store_true")
     parser.add_argument(
-        "--migrate-userns", choices=("private", "host"), default="private",
-        help="the migrated container's user namespace (private: the default container)",
+        "--migrate-userns", choices=("private", "host"), default="host",
+        help="the migrated container's user namespace (private: the default container, "
+        "pre-copy only)",
     )  # fmt: skip
+    parser.add_argument("--modes", default="precopy,postcopy", help="migration modes, in turn")
     args = parser.parse_args()
+    modes = tuple(m for m in args.modes.split(",") if m)
+    print(f"load average at start: {loadavg()}")
     pair = bench_pair(args.n, not args.no_podman and bool(shutil.which("podman")))
     print(f"64 MB workload, n={args.n}, medians (rounds interleaved)")
     print(f"{'':22}{'checkpoint (ms)':>16}{'restore (ms)':>14}{'sum (ms)':>10}")
@@ -322,16 +337,21 @@ def main() -> int:
                 f"{name}/podman: checkpoint {bcp / pcp:.2f}x, restore {brs / prs:.2f}x, "
                 f"sum {(bcp + brs) / (pcp + prs):.2f}x"
             )
+    print(f"load average after checkpoint/restore: {loadavg()}")
     if not args.no_migrate:
-        mig = bench_migrate(args.n, args.migrate_userns)
-        print(
-            f"live migration, 64 MB httpd (userns {args.migrate_userns}), {args.n} moves "
-            f"between two hosts ({mig['mode']})"
-        )
-        print(f"  downtime seen by clients: median {median(mig['downtime']):.0f} ms, "
-              f"max {max(mig['downtime'], default=float('nan')):.0f} ms")  # fmt: skip
-        print(f"  source's freeze-to-restored: median {median(mig['source_downtime']):.0f} ms")
-        print(f"  API call (whole migration): median {median(mig['total']):.0f} ms")
+        found = bench_migrate(args.n, args.migrate_userns, modes)
+        for mode, mig in found.items():
+            print(
+                f"live migration {mode}, 64 MB httpd (userns {args.migrate_userns}), "
+                f"{args.n} moves between two hosts (load {', '.join(mig['load'])})"
+            )
+            print(f"  downtime seen by clients: median {median(mig['downtime']):.0f} ms, "
+                  f"max {max(mig['downtime'], default=float('nan')):.0f} ms")  # fmt: skip
+            print(f"  source's freeze-to-restored: median {median(mig['source_downtime']):.0f} ms")
+            print(f"  API call (whole migration): median {median(mig['total']):.0f} ms")
+        if len(found) == 2:
+            pre, post = (median(found[m]["downtime"]) for m in modes)
+            print(f"  downtime {modes[1]}/{modes[0]}: {post / pre:.2f}x")
     return 0
 
 
