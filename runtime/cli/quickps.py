@@ -140,9 +140,21 @@ def _days(year: int, month: int, day: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+_DAYS: dict[str, int] = {}  # "YYYY-MM-DD" -> _days(): most containers share a few dates
+
+
 def _epoch(iso: str) -> float:
     """Seconds since the epoch of an RFC 3339 time (to microseconds, as the full path read
     it); the runtime writes UTC ('Z'), any other offset goes through datetime."""
+    if len(iso) == 30 and iso[19] == "." and iso[29] == "Z" and iso[10] == "T":
+        # What the runtime writes (now_iso: nanoseconds, 'Z'), two per container: sliced
+        # directly, each date's day count computed once (issue 19, ps at 300 containers).
+        date = iso[:10]
+        days = _DAYS.get(date)
+        if days is None:
+            days = _DAYS[date] = _days(int(iso[0:4]), int(iso[5:7]), int(iso[8:10]))
+        seconds = days * 86400 + int(iso[11:13]) * 3600 + int(iso[14:16]) * 60 + int(iso[17:19])
+        return seconds + int(iso[20:26]) / 10**6
     head, rest = iso[:19], iso[19:]
     frac = ""
     if rest.startswith("."):
@@ -193,10 +205,15 @@ def _ports(st: dict) -> str:
 
 def table(titles, rows) -> str:
     """`rows` under `titles` in aligned columns, as docker prints them."""
-    widths = [max(len(str(r[i])) for r in [titles, *rows]) for i in range(len(titles))]
+    return _aligned([[str(c) for c in row] for row in [titles, *rows]])
+
+
+def _aligned(lines: list[list[str]]) -> str:
+    """Lines of strings in aligned columns (one pass per column for the widths)."""
+    widths = [max(map(len, column)) for column in zip(*lines, strict=False)]
     return "".join(
-        "   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() + "\n"
-        for row in [titles, *rows]
+        "   ".join([c.ljust(w) for c, w in zip(row, widths, strict=False)]).rstrip() + "\n"
+        for row in lines
     )
 
 
@@ -222,7 +239,7 @@ def render(states: list[dict], found: set[str]) -> str:
                 st["name"],
             ]
         )
-    return table(_TITLES, rows)
+    return _aligned([_TITLES, *rows])  # every cell is a str already
 
 
 def answer(argv: list[str], environ=os.environ) -> int | None:
