@@ -131,12 +131,22 @@ class PageRelay:
         self._end(False)  # the connection ended before lazy-pages had every page
 
     def _pages(self) -> None:
-        try:
-            while data := self.local.recv(1 << 20):
-                if not self.closed.is_set():  # CRIU's answer to the close stays here
+        forward = True
+        while True:
+            try:
+                data = self.local.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            if forward and not self.closed.is_set():  # CRIU's answer to the close stays here
+                try:
                     self.net.sendall(data)
-        except OSError:
-            self._end(False)
+                except OSError:
+                    # Read on (and drop): CRIU must not block on a full socket before it
+                    # reads the command that fails it.
+                    forward = False
+                    self._end(False)
 
     def join(self) -> None:
         """Wait for both directions to stop (after the dump exited)."""
@@ -262,8 +272,8 @@ def _send_locked(rt, rec, pid, paths, partial, ch, pages, tcp_established) -> di
             "the container runs on here from where it was frozen"
         )
     relay.join()
+    _thaw(rt, cid)  # killed tasks in a frozen v1 group would not die
     rt._wait_stopped(cid, 10)
-    _thaw(rt, cid)
     rt._detach_network(cid)
     state = rt.store.read_state(cid)
     state["user_stopped"] = True
