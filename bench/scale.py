@@ -18,7 +18,9 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
 plus the fill itself (containers per second through each API) and the MemAvailable drop per
-idle container. Targets (issue 19): nothing in Berth grows more than 10 % from the first count
+idle container, and where Berth's CPU goes (per process group: web, agent main process, its
+pool, fork server, Redis; from /proc/PID/stat) per API create, per container filled, and per
+second of the idle stack at each count (the agent's heartbeat, reconcile and health loops). Targets (issue 19): nothing in Berth grows more than 10 % from the first count
 to the last; ps and the API list no slower than Docker's; remove no slower than the Engine
 API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB per container.
 
@@ -40,6 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_http import tree_cpu_by_group  # noqa: E402
 from private_dockerd import Dockerd, call  # noqa: E402
 from served_berth import REPO, ServedBerth  # noqa: E402
 
@@ -98,6 +101,10 @@ class Berth:
             BERTH_RUN_ROOT=str(base / "run"),
             BERTH_PREFIX=served.prefix,
         )
+
+    def pids(self) -> list[int]:
+        """The served Berth's processes (web, agent, Redis), for their CPU time."""
+        return [proc.pid for proc in self.served.procs.values()]
 
     def conn(self) -> http.client.HTTPConnection:
         """A keep-alive connection to the web server."""
@@ -238,6 +245,12 @@ def fill(make_conn, create, names: list[str], clients: int) -> tuple[float, list
     return time.perf_counter() - start, ids
 
 
+def _cpu_since(berth: Berth, before: dict[str, float], per: float) -> dict[str, float]:
+    """CPU milliseconds of each Berth process group since `before`, divided by `per`."""
+    after = tree_cpu_by_group(berth.pids())
+    return {g: (ms - before.get(g, 0.0)) / per for g, ms in after.items() if g != "gone"}
+
+
 def remove_all(dockerd: Dockerd) -> None:
     """Remove every container of the private dockerd (also those of an interrupted fill)."""
     conn = dockerd.connect()
@@ -311,7 +324,14 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
     def create():
         made["a"] = berth.api_create(conn, f"a{name}")
 
+    pids = berth.pids()
+    before = tree_cpu_by_group(pids)
     sample.append(("API create+start", "berth", ms_of(create)))
+    after = tree_cpu_by_group(pids)
+    # Where the create's CPU goes, per process (10 ms ticks: read the medians across counts).
+    for group in ("web", "agent", "pool", "forkserver"):
+        cpu = after.get(group, 0.0) - before.get(group, 0.0)
+        sample.append((f"API create+start CPU, {group}", "berth", cpu))
     berth.api_stop(conn, made["a"])
     sample.append(
         ("API remove (stopped)", "berth", ms_of(lambda: berth.api_remove(conn, made["a"])))
@@ -395,6 +415,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--settings", default="config.settings.dev")
     parser.add_argument("--no-docker", action="store_true")
+    parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled")
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.counts.split(","))
     # Bytecode as scripts/berth-up leaves it (compileall): a stale .pyc under
@@ -411,6 +432,7 @@ def main() -> int:
     dockerd = None
     docker = None
     results, fills, memory = {}, {}, {"berth": [0, 0], "docker": [0, 0]}
+    cpus: dict[int, dict[str, dict[str, float]]] = {}
     tag = secrets.token_hex(2)
     try:
         served.start(["runserver"])
@@ -428,11 +450,12 @@ def main() -> int:
         have = 0
         for n in counts:
             names = [f"f{tag}{i}" for i in range(have, n)]
-            before = mem_available()
+            before, cpu_before = mem_available(), tree_cpu_by_group(berth.pids())
             seconds, _ = fill(berth.conn, berth.api_create, names, args.clients)
             memory["berth"][0] += before - mem_available()
             memory["berth"][1] += len(names)
             fills.setdefault(n, {})["Berth API"] = (seconds, len(names))
+            cpus[n] = {"fill": _cpu_since(berth, cpu_before, len(names) or 1)}
             if docker:
                 before = mem_available()
                 seconds, _ = fill(docker.conn, docker.create, names, args.clients)
@@ -445,10 +468,19 @@ def main() -> int:
                 raise RuntimeError(f"the runtime lists {listed} containers, expected {n}")
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"filled to {n} (load {load}); measuring", file=sys.stderr, flush=True)
+            # What the agent does on its own at this count (heartbeat with the metrics report,
+            # reconcile pass, health refresh): CPU per second of the idle stack.
+            idle_before = tree_cpu_by_group(berth.pids())
+            time.sleep(args.idle)
+            cpus[n]["idle"] = _cpu_since(berth, idle_before, args.idle)
             results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x")
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"bench/scale.py --counts {args.counts} --runs {args.runs} ({stamp})")
         print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
+        for n in counts:
+            for what, label in (("fill", "per container filled"), ("idle", "per idle second")):
+                parts = ", ".join(f"{g} {ms:.1f}" for g, ms in sorted(cpus[n][what].items()))
+                print(f"- Berth CPU ms {label} at {n}: {parts}")
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(f"API creates failed by the runtime (made again): {len(CREATE_FAILURES)}")
         for line in CREATE_FAILURES[:10]:
