@@ -5,7 +5,8 @@ A throwaway Berth (tests/prod/prod_server.py: private Redis, SQLite, 500 contain
 team, an admin token and session) is served twice on loopback, one after the other, against
 the same database:
   dev   `manage.py runserver` with config.settings.dev (what `scripts/berth-up` runs)
-  prod  gunicorn + uvicorn workers, HTTPS, config.settings.prod, WhiteNoise (`--prod`)
+  prod  gunicorn with threaded WSGI workers, HTTPS, config.settings.prod, WhiteNoise (`--prod`;
+        its WebSocket server runs beside it, idle here)
 Each gets the same bounded load for --seconds (default 60) from one asyncio process (h11 on
 kept-alive connections, uvloop when present):
   --api-clients (200) API clients, each `GET /api/v1/containers/` (a page of 50 of the 500
@@ -430,7 +431,7 @@ def main():
         dev = None
 
         served.start()
-        print(f"prod: gunicorn, {workers} uvicorn workers, HTTPS, for {args.seconds:g} s")
+        print(f"prod: gunicorn, {workers} gthread workers, HTTPS, for {args.seconds:g} s")
         results["prod"] = asyncio.run(
             run_load(
                 served.base_url, served.tls, served.token, cookie, args, served.proc.pid, db_pid

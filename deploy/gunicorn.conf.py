@@ -25,6 +25,11 @@ bind = [os.environ.get("BERTH_BIND", "127.0.0.1:8443")]
 # add switching (measured in bench/prod_load.py).
 workers = int(os.environ.get("BERTH_WORKERS") or max(2, os.cpu_count() or 1))
 worker_class = "gthread"
+# Django is imported once, before the workers fork: every worker answers from its first moment.
+# Loaded in each worker instead, the first one up took every kept-alive connection opened
+# while the other was still importing, and kept them (one core busy, one idle: measured in
+# bench/prod_load.py). A code change needs a restart, not a HUP.
+preload_app = True
 threads = max(
     1,
     int(os.environ.get("BERTH_HTTP_CONCURRENCY") or os.environ.get("BERTH_DB_POOL_SIZE") or 8),
