@@ -343,7 +343,7 @@ def main() -> int:
         for mode, mig in found.items():
             print(
                 f"live migration {mode}, 64 MB httpd (userns {args.migrate_userns}), "
-                f"{args.n} moves between two hosts (load {', '.join(mig['load'])})"
+                f"{len(mig['downtime'])} moves between two hosts (load {', '.join(mig['load'])})"
             )
             print(f"  downtime seen by clients: median {median(mig['downtime']):.0f} ms, "
                   f"max {max(mig['downtime'], default=float('nan')):.0f} ms")  # fmt: skip
