@@ -5,6 +5,10 @@ container). The second fork makes the PID namespace, forks the container's init 
 execs the small shim program, which is thereby the init's parent. A message pipe carries
 the init's host pid and progress back to the caller, which wires the network once the
 namespaces exist and then releases the child on a second pipe.
+
+While the children fork, the caller makes what they need only later (a create's cgroups, a
+`--network none` container's /etc files); a third pipe tells them it is done (or, closed
+empty, that it failed: they exit before the init exists).
 """
 
 from __future__ import annotations
@@ -163,6 +167,22 @@ def _plain_fork() -> int:
     interpreter's after-fork hooks, which matter only when other threads exist (the new
     process runs 0.5-1 ms sooner). The caller, which may have threads, keeps os.fork."""
     return linux._sys(_SYS_CLONE, "clone", ctypes.c_ulong(signal.SIGCHLD), None, None, None, None)
+
+
+def _one_thread() -> bool:
+    """Whether this process runs a single thread (the kernel's count, not only Python's)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            raw = f.read()
+        return raw[raw.rindex(b")") + 2 :].split()[17] == b"1"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _detaching_fork() -> int:
+    """The caller's fork of the detaching child: a plain clone when the caller runs a single
+    thread (no lock another thread holds can be inherited half-taken), os.fork otherwise."""
+    return _plain_fork() if _one_thread() else os.fork()
 
 
 def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None, fork=os.fork) -> int:
@@ -458,7 +478,7 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
     owned = _userns_fds(child)
     procs = defer_cgroup_join(child)
     own = own_procs_file(rt, rec["id"], procs)
-    pid0 = os.fork()
+    pid0 = _detaching_fork()
     if pid0 == 0:
         try:
             os.close(ready_w)
