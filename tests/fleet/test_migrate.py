@@ -140,6 +140,15 @@ def test_postcopy_migration_runs_on_the_target_then_its_memory_follows(fleet):
     )
     assert "post-copy" in summary and "pages_ms" in summary
     fleet.api("DELETE", f"containers/{row['id']}/?wait=60&force=1", expect=200)
+    # The default container (a user namespace of its own): refused with the reason, untouched.
+    own = counter(fleet, a, "mig-post-u", userns="private")
+    url = f"containers/{own['id']}/migrate/"
+    status, out = fleet.api("POST", url, {"host": b.name, "mode": "postcopy"}, timeout=300)
+    assert status == 409 and "userfaultfd" in out["error"]["message"], out
+    [still] = mine(a, own["id"])
+    assert still["status"] == "running" and still["id"] == own["runtime_id"]
+    assert mine(b, own["id"]) == []
+    fleet.api("DELETE", f"containers/{own['id']}/?wait=60&force=1", expect=200)
 
 
 def test_migration_to_a_down_host_is_refused_up_front(fleet):
