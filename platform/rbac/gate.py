@@ -180,6 +180,24 @@ def restrict(queryset: QuerySet, user, action: str) -> QuerySet:
     return queryset.filter(condition)
 
 
+def restrict_key(user, action: str, model) -> tuple | None:
+    """What restrict(queryset of `model`, user, action) depends on besides the queryset: equal
+    keys, equal SQL filters (a caller may keep SQL compiled for one key). None for a model
+    whose public part is decided at query time (rbac_public_q)."""
+    if getattr(model, "rbac_public_q", None) is not None:
+        return None
+    if user is None or not user.is_authenticated or not user.is_active:
+        return (model._meta.label, action, None)
+    grants = [g for g in grants_for(user) if g.holds(action)]
+    return (
+        model._meta.label,
+        action,
+        user.pk,
+        _is_read_only(user),
+        tuple(sorted({(g.scope, g.team_id or 0, g.host_id or 0) for g in grants})),
+    )
+
+
 def _object_fields(decision: Decision) -> dict:
     obj = decision.obj
     if obj is None:

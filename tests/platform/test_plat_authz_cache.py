@@ -96,3 +96,21 @@ def test_nav_answered_once_and_follows_a_removed_binding(users):
     assert status == 200 and "rbac_rolebinding" not in sql  # grants and nav answers cached
     RoleBinding.objects.filter(user=users["auditor"]).delete()
     assert b'href="/manage/audit/"' not in client.get("/").content
+
+
+def test_list_pages_follow_a_new_binding(users, teams, host):
+    """The list's SQL is compiled once per shape of the gate's filter (containers/api/
+    listing.py): a new team in scope is a new shape, seen at the next request."""
+    make_container(teams["alpha"], host, "tp-shape-a")
+    make_container(teams["beta"], host, "tp-shape-b")
+    client = _client(users["developer"])
+    for _ in range(2):
+        assert [c["name"] for c in client.get(URL).json()["results"]] == ["tp-shape-a"]
+    RoleBinding.objects.create(
+        user=users["developer"],
+        role=Role.objects.get(name="developer"),
+        scope_team=teams["beta"],
+    )
+    body = client.get(URL + "?page_size=1&page=2").json()
+    assert body["count"] == 2 and [c["name"] for c in body["results"]] == ["tp-shape-b"]
+    assert client.get(URL + "?page=3&page_size=1").status_code == 404  # past the end, as before

@@ -1,5 +1,7 @@
 """Pages of the container list with their total in one query (issue 15: the list's cost)."""
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, router
 from django.db.models import Count, Window
 
 from api.pagination import Pagination
@@ -16,6 +18,10 @@ class _Total:
 
     def __getitem__(self, _):
         return []  # the page's rows were read with the total
+
+
+# Shapes of compiled list pages kept per database connection.
+MAX_SHAPES = 256
 
 
 class OneQueryPagination(Pagination):
@@ -38,6 +44,9 @@ class OneQueryPagination(Pagination):
         rows = list(queryset.annotate(_total=Window(Count("*")))[start : start + page_size])
         if not rows:
             return super().paginate_queryset(queryset, request, view)
+        return self._page(rows, number, page_size, request)
+
+    def _page(self, rows, number, page_size, request):
         paginator = self.django_paginator_class(_Total(rows[0][-1]), page_size)
         self.page = paginator.page(number)
         self.page.object_list = [row[:-1] for row in rows]
@@ -45,3 +54,46 @@ class OneQueryPagination(Pagination):
             self.display_page_controls = True
         self.request = request
         return list(self.page.object_list)
+
+    def paginate_compiled(self, build, model, shape, request):
+        """The asked page's rows as paginate_queryset(build()) gives them, from SQL compiled
+        once per shape and run again afterwards (building and compiling the queryset cost
+        about a tenth of a list request, issue 15); None: go paginate_queryset's way (a page
+        past the end or with no rows, an odd page number, no shape).
+
+        `shape` must hold everything the SQL depends on besides the page: the gate's
+        restrict_key for the user. The compiled SQL, parameters and row converters are kept on
+        the database connection (a thread's own; the converters belong to it)."""
+        page_size = self.get_page_size(request)
+        number = request.query_params.get(self.page_query_param) or "1"
+        if shape is None or not page_size or not number.isascii() or not number.isdigit():
+            return None
+        number = int(number)
+        if number < 1:
+            return None
+        connection = connections[router.db_for_read(model)]
+        compiled = connection.__dict__.setdefault("_berth_list_pages", {})
+        key = (shape, page_size, number)
+        entry = compiled.get(key)
+        if entry is None:
+            start = (number - 1) * page_size
+            sliced = build().annotate(_total=Window(Count("*")))[start : start + page_size]
+            compiler = sliced.query.get_compiler(using=sliced.db)
+            try:
+                sql, params = compiler.as_sql()
+            except EmptyResultSet:  # nothing visible: the general way answers it
+                return None
+            fields = [column[0] for column in compiler.select[: compiler.col_count]]
+            entry = (sql, params, compiler, compiler.get_converters(fields))
+            if len(compiled) >= MAX_SHAPES:
+                compiled.clear()
+            compiled[key] = entry
+        sql, params, compiler, converters = entry
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        if converters:
+            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return self._page(rows, number, page_size, request)

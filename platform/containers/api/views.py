@@ -110,7 +110,20 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
         if set(request.query_params) <= PAGING:
             # No filter, search or ordering asked for (what most clients send): the filter
             # backends would only build an empty FilterSet (deep copies of its filters) and
-            # apply the default order.
+            # apply the default order. The page's SQL is compiled once per shape of the gate's
+            # filter (containers/api/listing.py).
+            page = self.paginator.paginate_compiled(
+                lambda: (
+                    self.get_queryset()
+                    .order_by(*self.ordering)
+                    .values_list(*ContainerListSerializer.COLUMNS)
+                ),
+                Container,
+                gate.restrict_key(request.user, self.permission_code, Container),
+                request,
+            )
+            if page is not None:
+                return self.get_paginated_response(ContainerListSerializer.rows(page))
             queryset = self.get_queryset().order_by(*self.ordering)
         else:
             queryset = self.filter_queryset(self.get_queryset())
