@@ -175,6 +175,11 @@ def dump_argv(
     if leave_running:
         argv.append("--leave-running")
     argv.append(_tcp_option(tcp_established))
+    if not tcp_established:
+        # Nothing to hold still with connections closed: no lock at dump, and the restore
+        # (which reads the method from the images) skips its unlock, two iptables-restore
+        # runs that fail on a rule never added (tens of ms of every restore's freeze).
+        argv += ["--network-lock", "skip"]
     if parent:
         argv += ["--track-mem", "--prev-images-dir", parent]
     return argv

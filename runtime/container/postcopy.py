@@ -60,6 +60,9 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
         ours.close()
         theirs.close()
         raise KernelError("another process connected to the page relay's loopback listener")
+    # No timeouts on either end: CRIU may take long to get ready (a loaded host), and the
+    # relay waits for it as long as the target's connection lives.
+    ours.settimeout(None)
     theirs.setblocking(True)
     return ours, theirs
 
