@@ -30,6 +30,7 @@ API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB p
 
 import argparse
 import http.client
+import json
 import os
 import resource
 import secrets
@@ -393,7 +394,7 @@ def report(counts, results: dict, fills: dict, memory: dict, runs: int) -> str:
             row += [f"{b:.1f}", f"{d:.1f}" if d else "", f"{b / d:.2f}" if d else ""]
         first = statistics.median(results[counts[0]][what]["berth"])
         last = statistics.median(results[counts[-1]][what]["berth"])
-        row.append(f"{last / first:.2f}")
+        row.append(f"{last / first:.2f}" if first else "")  # CPU in 10 ms ticks may read 0
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     for n in counts:
@@ -476,6 +477,8 @@ def main() -> int:
             results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x")
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"bench/scale.py --counts {args.counts} --runs {args.runs} ({stamp})")
+        # The raw samples first: a failure while tabulating loses no run.
+        print(json.dumps({"results": results, "fills": fills, "cpus": cpus}), file=sys.stderr)
         print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
         for n in counts:
             for what, label in (("fill", "per container filled"), ("idle", "per idle second")):
