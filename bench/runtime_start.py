@@ -265,6 +265,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20, help="iterations per tool")
     parser.add_argument("--no-userns-host", action="store_true", help="skip the --userns host row")
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI row (slow when busy)")
     parser.add_argument(
         "--helper-row",
         action="store_true",
@@ -272,6 +273,7 @@ def main() -> int:
         "(a throwaway child in the caller, a helper joins it; still the path of joiners)",
     )
     args = parser.parse_args()
+    print(f"load average at the start {os.getloadavg()[0]:.2f}")
     base = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     cfg = RuntimeConfig(root=base / "root", run_root=base / "run", prefix=PREFIX)
     rt = Runtime(cfg)
@@ -315,7 +317,7 @@ def main() -> int:
                         results.setdefault(name, {}).setdefault(key, []).extend(values)
             for st in rt.list():
                 rt.delete(st["id"], force=True)
-        cli = bench_berth_cli(cfg, max(5, args.n // 2))
+        cli = [] if args.no_cli else bench_berth_cli(cfg, max(5, args.n // 2))
         print(f"{'':14}{'start (ms)':>12}{'run /bin/true (ms)':>20}{'start CPU (ms)':>16}")
         for name, r in results.items():
             print(
@@ -336,6 +338,7 @@ def main() -> int:
                         f"run /bin/true {median(b['run_true']) / median(p['run_true']):.2f}x, "
                         f"start CPU {median(b['cpu']) / median(p['cpu']):.2f}x"
                     )
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
     finally:
         clean_up(rt, cfg, base, PREFIX)
     return 0
