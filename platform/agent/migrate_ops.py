@@ -160,10 +160,13 @@ def precopy_send(rt, op, container):
         raise NotFound(f"container {container.name} does not exist on host {op.host.name}")
     target = _peer(op, "target_host")
     port = int(op.params.get("port") or 0)
+    ch = None
     try:
         ch = precopy_wire.connect(target.address, port, IO_SECONDS)
         pages = precopy_wire.connect(target.address, port, IO_SECONDS) if _postcopy(op) else None
     except OSError as err:
+        if ch is not None:
+            ch.close()
         raise InvalidSpec(
             f"cannot reach host {target.name} at {target.address}:{port}: {err}"
         ) from None
