@@ -69,7 +69,8 @@ def sqlite_database(path: Path) -> dict:
     """The default database: one SQLite file, writes serialised by BEGIN IMMEDIATE."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend, keeping closed connections for the process's next thread.
+        "ENGINE": "config.kept_sqlite3",
         "NAME": str(path),
         # IMMEDIATE takes the write lock when a transaction starts, so the audit chain head
         # is read and advanced by one writer at a time.
