@@ -176,3 +176,23 @@ def test_postcopy_target_vanishing_before_its_restore_leaves_the_source_unchange
     assert got.count(1) == 1  # went on, never started again
     assert not rt.cgroups.is_frozen(rt.store.resolve("po-gone"))
     _no_leftovers(rt)
+
+
+def test_postcopy_pages_failing_after_the_restore_resume_the_source(rt, monkeypatch):
+    wait = postcopy.LazyPages.wait
+
+    def broken(self):  # the page transfer dies once the target runs the container
+        self.proc.kill()
+        return wait(self)
+
+    monkeypatch.setattr(postcopy.LazyPages, "wait", broken)
+    _counter(rt, "po-back")
+    with pytest.raises(InvalidSpec, match="every page"):
+        _move_post(rt, "po-back", "po-back2")
+    assert rt.state("po-back")["status"] == "running"  # from where it was frozen
+    now = _numbers(rt, "po-back")[-1]
+    got = _wait_count(rt, "po-back", now + 3)
+    assert got.count(1) == 1
+    assert not rt.cgroups.is_frozen(rt.store.resolve("po-back"))
+    assert [s["name"] for s in rt.list()].count("po-back2") == 0  # the target's copy is gone
+    _no_leftovers(rt)
