@@ -191,7 +191,13 @@ def _send(op) -> None:
     """Queue `op` on its host's lane without waiting (the receive runs beside the send)."""
     queue = dispatch.operation_queue(op.host.queue, op.kind)
     dispatch.send_signed(
-        dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id, queue=queue
+        dispatch.EXECUTE_OPERATION,
+        op.host,
+        [op.pk],
+        task_id=op.task_id,
+        queue=queue,
+        # The row is the outcome (wait_for reads it): no result backend subscribed per send.
+        ignore_result=True,
     )
 
 

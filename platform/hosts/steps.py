@@ -44,7 +44,13 @@ def run(op: Operation, what: str, *, check=True) -> Operation:
     """Send one operation, wait for it, raise StepFailed unless it succeeded."""
     queue = dispatch.operation_queue(op.host.queue, op.kind)  # long work: the long lane
     dispatch.send_signed(
-        dispatch.EXECUTE_OPERATION, op.host, [op.pk], task_id=op.task_id, queue=queue
+        dispatch.EXECUTE_OPERATION,
+        op.host,
+        [op.pk],
+        task_id=op.task_id,
+        queue=queue,
+        # The row is the outcome (wait_for reads it): no result backend subscribed per send.
+        ignore_result=True,
     )
     op = dispatch.wait_for(op, STEP_SECONDS)
     if check and op.state != Operation.State.SUCCEEDED:
