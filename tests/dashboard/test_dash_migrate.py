@@ -64,6 +64,21 @@ def test_the_server_rechecks_a_down_host(login, web, hosts):
     assert not Operation.objects.exists()
 
 
+def test_the_form_offers_the_modes_and_refuses_an_unknown_one(login, web, hosts):
+    client = login("operator")
+    page = client.get(f"/containers/{web.pk}/").content.decode()
+    assert 'name="mode"' in page and 'value="postcopy"' in page
+    response = client.post(
+        f"/containers/{web.pk}/migrate/",
+        {"host": "td-h2", "mode": "teleport"},
+        HTTP_REFERER=f"/containers/{web.pk}/",
+        follow=True,
+    )
+    assert "unknown migration mode &#x27;teleport&#x27;" in response.content.decode()
+    web.refresh_from_db()
+    assert web.host.name == "td-h1" and not Operation.objects.exists()
+
+
 def test_the_progress_fragment_lists_the_migrations_steps(login, web, hosts, teams):
     since = time.time()
     Operation.objects.create(

@@ -65,15 +65,20 @@ def panel_context(user, container) -> dict:
 @require_POST
 @gated("container.migrate")
 def migrate(request, pk):
-    """POST host=<name>: move the container there; the service re-checks everything."""
+    """POST host=<name> [mode=precopy|postcopy]: move the container; the service re-checks all."""
     container = _container(request, pk, "container.migrate")
     name = request.POST.get("host", "").strip()
     target = Host.objects.filter(name=name).first()
     if target is None:
         raise InvalidRequest(f"no host {name!r}")
+    mode = request.POST.get("mode", "precopy").strip() or "precopy"
+    if mode not in migrating.MODES:
+        raise InvalidRequest(f"unknown migration mode {mode!r}: use {' or '.join(migrating.MODES)}")
     summary = {"method": request.method, "path": request.path, "via": "dashboard"}
     try:
-        moved = migrating.migrate(container, target, acting_user=request.user, summary=summary)
+        moved = migrating.migrate(
+            container, target, acting_user=request.user, summary=summary, mode=mode
+        )
     except StepFailed as err:
         messages.error(request, f"migration of {container.name} failed: {err}")
     else:
