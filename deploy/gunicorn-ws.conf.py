@@ -31,6 +31,9 @@ bind = [
 ]
 workers = int(os.environ.get("BERTH_WS_WORKERS") or 1)
 worker_class = "uvicorn_worker.UvicornWorker"
+# Django and the consumers imported before the fork: the first terminal of a new worker does not
+# wait for them. A code change needs a restart.
+preload_app = True
 # Web terminals keep a WebSocket open; a graceful restart waits this long for them.
 graceful_timeout = 30
 timeout = 120
