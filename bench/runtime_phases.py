@@ -82,9 +82,14 @@ _marks_fd = -1
 
 
 def _mark(label: str) -> None:
-    # The init closes inherited descriptors before its exec: later marks are lost.
-    with contextlib.suppress(OSError):
-        os.write(_marks_fd, f"{label} {time.monotonic_ns()} {os.getpid()}\n".encode())
+    line = f"{label} {time.monotonic_ns()} {os.getpid()}\n".encode()
+    try:
+        os.write(_marks_fd, line)
+    except OSError:  # closed by the process (the detaching child keeps few): open it again
+        with contextlib.suppress(OSError):  # not reachable from the init's new root
+            fd = os.open(_MARKS, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            os.write(fd, line)
+            os.close(fd)
 
 
 def _mark_around(owner, name: str, label: str) -> None:
@@ -124,14 +129,19 @@ def instrument_timeline(rt) -> None:
 
 
 def timeline(runs: list[str]) -> None:
-    """Print each mark's median time since the call, processes named by order of appearance."""
-    names = ("caller", "detaching child", "shim-to-be", "init")
+    """Print each mark's median time since the call, processes named by the marks they make."""
     spent: dict[str, list[float]] = collections.defaultdict(list)
     for text in runs:
         rows = [line.rsplit(" ", 2) for line in text.splitlines() if line]
-        t0, roles, seen = int(rows[0][1]), {}, collections.Counter()
+        t0, seen = int(rows[0][1]), collections.Counter()
+        roles = {rows[0][2]: "caller"}
+        for label, _, pid in rows:
+            if label.startswith(("init.", "userns._cloned", "rootfs.", "hardening.", "exec ")):
+                roles.setdefault(pid, "init")
+            elif label == "_fork_init>":
+                roles.setdefault(pid, "shim-to-be")
         for label, t, pid in rows:
-            role = roles.setdefault(pid, names[min(len(roles), len(names) - 1)])
+            role = roles.get(pid, "detaching child")
             key = f"{role}: {label}"
             seen[key] += 1
             if seen[key] == 1:

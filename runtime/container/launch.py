@@ -8,7 +8,9 @@ namespaces exist and then releases the child on a second pipe.
 
 While the children fork, the caller makes what they need only later (a create's cgroups, a
 `--network none` container's /etc files); a third pipe tells them it is done (or, closed
-empty, that it failed: they exit before the init exists).
+empty, that it failed: they exit before the init exists). The detaching child then moves
+the init into its cgroup (its pid from the shim-to-be on a fourth pipe) and exits, so the
+shim-to-be execs the shim without waiting for that move.
 """
 
 from __future__ import annotations
@@ -246,16 +248,42 @@ def own_procs_file(rt, cid: str, procs: list[str]) -> str | None:
     return None
 
 
+def _keep_only(keep: set[int]) -> None:
+    """Close every descriptor above 2 except `keep` (the detaching child holds no more)."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
 def _warm_cgroup_move(own: str | None) -> None:
     """In the detaching child, once it has forked the shim-to-be: see own_procs_file."""
     if own is None:
         return
     with contextlib.suppress(OSError):
         fd = os.open(own, os.O_WRONLY | os.O_CLOEXEC)
-        # Nothing else held open meanwhile: the caller waits for EOF on the message pipe.
-        os.closerange(3, fd)
-        os.closerange(fd + 1, 1 << 20)
-        os.write(fd, b"0")
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+
+def _move_init(child_plan: dict, procs: list[str], pid_r: int, msg_w: int) -> None:
+    """In the detaching child, after its warm-up: move the init (its pid comes from the
+    shim-to-be) into its cgroup. Made here, right behind the warm-up, the move finds the
+    grace period passed; the shim-to-be meanwhile execs the shim without waiting for it."""
+    # One read (the pid comes in one write): the init holds the write end until its exec.
+    try:
+        data = os.read(pid_r, 32)
+    finally:
+        os.close(pid_r)
+    if not data:  # the shim-to-be failed before the init existed (it reported why)
+        return
+    try:
+        join_cgroup(child_plan, procs, int(data))
+    except OSError as err:
+        _send(msg_w, error=f"cannot move the container into its cgroup: {err}")
 
 
 def join_cgroup(child_plan: dict, procs: list[str], pid: int) -> None:
@@ -468,6 +496,7 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
     msg_r, msg_w = os.pipe()
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()  # the caller's go-ahead: one byte each for both children
+    pid_r, pid_w = os.pipe()  # the init's pid, from the shim-to-be to the detaching child
     child = _child_plan(rt, rec, paths, files, stdio, fifo=not start_now, spec=spec)
     child["pty_peer"] = fds.get("pty_peer")
     child.update(msg_fd=msg_w, go_fd=go_r, join_fds=joins)
@@ -484,9 +513,13 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
             os.close(ready_w)
             os.setsid()
             if _plain_fork() == 0:  # this child is single-threaded
+                os.close(pid_r)
                 if not _ready(ready_r):
                     os._exit(0)
                 cpid = _fork_init(child, pid_mode, pid_fd, fork=_plain_fork)
+                os.write(pid_w, str(cpid).encode())  # the detaching child moves it
+                for fd in (pid_w, child["cgroup_r"], child["cgroup_w"]):
+                    os.close(fd)
                 me = os.getpid()
                 _send(
                     msg_w,
@@ -495,16 +528,15 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
                     shim_start=proc_start_time(me),
                     pid_start=proc_start_time(cpid),
                 )
-                try:  # while the caller wires the network and the init builds its root
-                    join_cgroup(child, procs, cpid)
-                except OSError as err:
-                    _send(msg_w, error=f"cannot move the container into its cgroup: {err}")
-                    raise
                 args["pid"] = cpid
                 exec_shim(args)
+            os.close(pid_w)
+            # Nothing else held: the caller's EOF on the message pipe waits for this child.
+            _keep_only({ready_r, pid_r, msg_w, child["cgroup_r"], child["cgroup_w"]})
             # After the caller's step: its cgroup mkdirs would wait behind this move.
             if _ready(ready_r):
                 _warm_cgroup_move(own)
+                _move_init(child, procs, pid_r, msg_w)
         finally:
             os._exit(0)
     for fd in {
@@ -520,6 +552,8 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
         child["cgroup_r"],
         child["cgroup_w"],
         ready_r,
+        pid_r,
+        pid_w,
     }:
         os.close(fd)
     shake = Handshake(msg_r, go_w)
