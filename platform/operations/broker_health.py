@@ -88,5 +88,15 @@ class Ping:
         return self
 
     def __exit__(self, *exc):
-        # An answer never read would be read by the connection's next user: drop it instead.
+        # result() never asked (the gate refused first): an answer already here is read and
+        # the connection kept; one not yet here would be read by the connection's next
+        # user, so the connection is dropped instead.
+        if self._conn is not None:
+            try:
+                if self._conn.can_read(timeout=0):
+                    self._conn.read_response()
+                    self._release()
+                    return
+            except Exception:  # noqa: S110 (dropped below)
+                pass
         self._drop()
