@@ -517,9 +517,6 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
                 if not _ready(ready_r):
                     os._exit(0)
                 cpid = _fork_init(child, pid_mode, pid_fd, fork=_plain_fork)
-                os.write(pid_w, str(cpid).encode())  # the detaching child moves it
-                for fd in (pid_w, child["cgroup_r"], child["cgroup_w"]):
-                    os.close(fd)
                 me = os.getpid()
                 _send(
                     msg_w,
@@ -528,6 +525,10 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
                     shim_start=proc_start_time(me),
                     pid_start=proc_start_time(cpid),
                 )
+                # Only now, so the pids reach the caller before the init can say "ready".
+                os.write(pid_w, str(cpid).encode())  # the detaching child moves it
+                for fd in (pid_w, child["cgroup_r"], child["cgroup_w"]):
+                    os.close(fd)
                 args["pid"] = cpid
                 exec_shim(args)
             os.close(pid_w)
