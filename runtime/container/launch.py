@@ -649,9 +649,10 @@ def respawn(rt, rec: dict, args: dict) -> None:
     finally:
         shake.close()
     if info is not None:
-        record_shim(paths, info)
+        # The count first: a reader that sees the new pid (record_shim) sees its count too.
         state = rt.store.read_state(rec["id"])
         state.update(started_at=rt.store.now(), restart_count=args["restart_count"])
         rt.store.write_state(rec["id"], state)
+        record_shim(paths, info)
     args["pid"] = cpid
     exec_shim(args)
