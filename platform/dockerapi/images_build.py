@@ -33,7 +33,7 @@ from images.models import Image
 from operations.services import do_host_operation
 from rbac import gate
 
-DEFAULT_MAX_CONTEXT = 256 * 1024 * 1024  # a build context's default cap (the listener streams bodies)
+DEFAULT_MAX_CONTEXT = 256 * 1024 * 1024  # a build context's default cap (bodies stream)
 MAX_ENTRIES = 200_000  # files, directories and links in one context
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # Query parameters the CLI sends with their "not given" value; anything else is not honoured.
