@@ -140,7 +140,7 @@ def _precopy(container, target, acting_user, summary, mode="precopy") -> dict:
         acting_user,
         {"session": session, "source_host": source.pk, "mode": mode} | _moving(container),
     )
-    _send(receive)
+    steps.send(receive)  # the receive runs beside the send
     port = _port_of(receive)
     if not port:
         _call_off(receive)
@@ -185,20 +185,6 @@ def _finished(op):
 def _moving(container) -> dict:
     """What the target restores the container as (its agent may not read the source's row)."""
     return {"name": container.name, "labels": dict(container.spec.get("labels") or {})}
-
-
-def _send(op) -> None:
-    """Queue `op` on its host's lane without waiting (the receive runs beside the send)."""
-    queue = dispatch.operation_queue(op.host.queue, op.kind)
-    dispatch.send_signed(
-        dispatch.EXECUTE_OPERATION,
-        op.host,
-        [op.pk],
-        task_id=op.task_id,
-        queue=queue,
-        # The row is the outcome (wait_for reads it): no result backend subscribed per send.
-        ignore_result=True,
-    )
 
 
 def _sent_timings(sent) -> dict:

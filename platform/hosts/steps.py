@@ -40,8 +40,8 @@ def new_operation(kind, host, team, target_type, target_id, acting_user, params)
     )
 
 
-def run(op: Operation, what: str, *, check=True) -> Operation:
-    """Send one operation, wait for it, raise StepFailed unless it succeeded."""
+def send(op: Operation) -> None:
+    """Queue `op` on its host's lane without waiting for it."""
     queue = dispatch.operation_queue(op.host.queue, op.kind)  # long work: the long lane
     dispatch.send_signed(
         dispatch.EXECUTE_OPERATION,
@@ -52,6 +52,11 @@ def run(op: Operation, what: str, *, check=True) -> Operation:
         # The row is the outcome (wait_for reads it): no result backend subscribed per send.
         ignore_result=True,
     )
+
+
+def run(op: Operation, what: str, *, check=True) -> Operation:
+    """Send one operation, wait for it, raise StepFailed unless it succeeded."""
+    send(op)
     op = dispatch.wait_for(op, STEP_SECONDS)
     if check and op.state != Operation.State.SUCCEEDED:
         raise StepFailed(f"{what}: {op.error or op.state}")
