@@ -16,10 +16,11 @@ containers placed a moment ago and not yet started count too). A host that repor
 ranks after every host that does, then by fewest containers, then by name.
 """
 
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidRequest
+from hosts import counting
 from hosts.models import HEARTBEAT_GRACE, Host
 from rbac import gate
 
@@ -84,12 +85,8 @@ def candidates(user, team) -> list[Host]:
     if len(found) > 1:
         # Counted only when there is a choice to make: the count reads every live row of the
         # candidates, a cost that grows with the fleet's containers (issue 19).
-        counts = dict(
+        counts = counting.per_host(
             Container.objects.filter(host__in=found, desired_state__in=LIVE_DESIRED)
-            .order_by()
-            .values("host")
-            .annotate(n=Count("pk"))
-            .values_list("host", "n")
         )
         for host in found:
             host.live_containers = counts.get(host.pk, 0)

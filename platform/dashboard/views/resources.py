@@ -1,7 +1,6 @@
 """Images, networks, volumes and hosts: lists and details, filtered by the gate."""
 
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.shortcuts import render
 
 from accounts.models import Team
@@ -9,6 +8,7 @@ from config.errors import NotFound
 from containers.models import Container
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
+from hosts import counting
 from hosts import services as host_services
 from hosts.models import Host
 from images.models import Image
@@ -115,19 +115,11 @@ def render_hosts(request, joined=None, status=200):
     """The hosts page; `joined` holds a new host's join token to show this once."""
     user = request.user
     rows = list(visible(Host.objects.all(), user, "host.view"))
-    counts = dict(
+    counts = counting.per_host(
         visible(Container.objects.filter(observed_state="running"), user, "container.view")
-        .order_by()
-        .values("host_id")
-        .annotate(n=Count("id"))
-        .values_list("host_id", "n")
     )
-    waiting = dict(
+    waiting = counting.per_host(
         Operation.objects.filter(host__in=rows, state__in=("pending", "running"))
-        .order_by()
-        .values("host_id")
-        .annotate(n=Count("id"))
-        .values_list("host_id", "n")
     )
     for host in rows:
         host.running = counts.get(host.id, 0)
