@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
-import secrets
 import shutil
 import socket
 import struct
@@ -369,20 +367,14 @@ def receive(rt, ch: Channel, pages: socket.socket, *, name=None, labels=None) ->
     its pages fetched from the source, answer "restored", then wait for every page and say so.
     If the restore fails nothing of it is left; if the pages fail the copy here is removed."""
     criu.lazy_pipes()
-    scratch = Path(rt.config.root) / "tmp"
-    precopy._clear_stale(scratch)
-    # "precopy-PID-…": a receiver killed half-way has its stage removed by the next one.
-    stage = scratch / f"precopy-{os.getpid()}-{secrets.token_hex(6)}"
-    stage.mkdir(parents=True, mode=0o700)
+    stage = precopy.new_stage(rt)
     lazy = LazyPages(pages, stage / "lazy.log")
     try:
         header = precopy._take_files(ch, stage)
         pause_at("postcopy-final")  # tests kill the target here, the source frozen
         try:
             started = time.monotonic()
-            got = header.get("manifest") or {}
-            if got.get("arch") != platform.machine():
-                raise WireError(f"the checkpoint is for {got.get('arch')}, not this host")
+            got = precopy.manifest_for_here(header)
             precopy.checkpoints_name(header.get("name"))
             for part in ("images", "upper.tar", "meta.json"):
                 if not (stage / part).exists():
@@ -393,9 +385,7 @@ def receive(rt, ch: Channel, pages: socket.socket, *, name=None, labels=None) ->
             with contextlib.suppress(OSError):
                 ch.send({"t": "failed", "error": str(err)[:2000]})
             raise
-        took = round((time.monotonic() - started) * 1000, 1)
-        snapshot = {k: state.get(k) for k in ("id", "status", "pid", "network")}
-        ch.send({"t": "restored", "restore_ms": took, "state": snapshot})
+        precopy.answer_restored(ch, state, started)
         code = lazy.wait()
         if code != 0:
             problem = criu.log_tail(lazy.log)

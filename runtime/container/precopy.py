@@ -156,18 +156,13 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
     """Target side: take the rounds and the final checkpoint, restore the container running,
     answer the source; returns its state. On failure nothing of it is left, and the source
     is told (it resumes the container)."""
-    scratch = Path(rt.config.root) / "tmp"
-    _clear_stale(scratch)
-    stage = scratch / f"precopy-{os.getpid()}-{secrets.token_hex(6)}"
-    stage.mkdir(parents=True, mode=0o700)
+    stage = new_stage(rt)
     try:
         header = _take_files(ch, stage)
         pause_at("precopy-final")  # tests kill the target here, the whole checkpoint in hand
         try:
             started = time.monotonic()
-            got = header.get("manifest") or {}
-            if got.get("arch") != platform.machine():
-                raise WireError(f"the checkpoint is for {got.get('arch')}, not this host")
+            got = manifest_for_here(header)
             where = stage / checkpoints_name(header.get("name"))
             if not (where / "images").is_dir() or not (where / "upper.tar").is_file():
                 raise WireError("the final checkpoint is incomplete")
@@ -178,12 +173,35 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
             with contextlib.suppress(OSError):
                 ch.send({"t": "failed", "error": str(err)[:2000]})
             raise
-        took = round((time.monotonic() - started) * 1000, 1)
-        snapshot = {k: state.get(k) for k in ("id", "status", "pid", "network")}
-        ch.send({"t": "restored", "restore_ms": took, "state": snapshot})
+        answer_restored(ch, state, started)
         return state
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def new_stage(rt) -> Path:
+    """A private directory for a received checkpoint; stages of killed receivers are removed
+    ("precopy-PID-..." whose PID is gone)."""
+    scratch = Path(rt.config.root) / "tmp"
+    _clear_stale(scratch)
+    stage = scratch / f"precopy-{os.getpid()}-{secrets.token_hex(6)}"
+    stage.mkdir(parents=True, mode=0o700)
+    return stage
+
+
+def manifest_for_here(header: dict) -> dict:
+    """The checkpoint's manifest, refused unless it was made on this machine's architecture."""
+    got = header.get("manifest") or {}
+    if got.get("arch") != platform.machine():
+        raise WireError(f"the checkpoint is for {got.get('arch')}, not this host")
+    return got
+
+
+def answer_restored(ch: Channel, state: dict, started: float) -> None:
+    """Tell the source the container runs here, with the restore's time since `started`."""
+    took = round((time.monotonic() - started) * 1000, 1)
+    snapshot = {k: state.get(k) for k in ("id", "status", "pid", "network")}
+    ch.send({"t": "restored", "restore_ms": took, "state": snapshot})
 
 
 def _clear_stale(scratch: Path) -> None:
