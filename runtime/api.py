@@ -66,6 +66,17 @@ class Runtime(CreateVerbs, StopVerbs, RemoveVerbs, ObserveVerbs, InteractVerbs, 
         """The record's spec as a typed ContainerSpec."""
         return ContainerSpec.from_dict(rec["spec"])
 
+    def make_cgroups(self, rec: dict, spec: ContainerSpec | None = None) -> None:
+        """The container's cgroups with every limit of its record written."""
+        spec = spec or self.spec_of(rec)
+        self.cgroups.create(
+            rec["id"],
+            spec.limits,
+            self.config.default_pids_limit,
+            devices=rec["device_rules"],
+            privileged=spec.privileged,
+        )
+
     def _frozen(self, cid: str):
         def check() -> bool:
             """Whether the container's cgroup is frozen (False when unknown)."""

@@ -130,14 +130,7 @@ def start_from(rt, ref, name) -> dict:
 def _restore_locked(rt, rec: dict, where, lazy=None) -> None:
     cid = rec["id"]
     if not rt.cgroups.exists(cid):
-        spec = rt.spec_of(rec)
-        rt.cgroups.create(
-            cid,
-            spec.limits,
-            rt.config.default_pids_limit,
-            devices=rec["device_rules"],
-            privileged=spec.privileged,
-        )
+        rt.make_cgroups(rec)
     rt.store.paths(cid).exit_file.unlink(missing_ok=True)
     restore.restore(rt, rec, where / "images", checkpoints.read_meta(where), lazy=lazy)
     state = rt.store.read_state(cid)

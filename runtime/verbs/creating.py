@@ -73,13 +73,7 @@ class CreateVerbs:
             def make_cgroups() -> None:
                 """The container's groups, every limit written: made while the launch's
                 children fork (the shim-to-be waits for them before it makes the init)."""
-                self.cgroups.create(
-                    cid,
-                    spec_obj.limits,
-                    self.config.default_pids_limit,
-                    devices=rec["device_rules"],
-                    privileged=spec_obj.privileged,
-                )
+                self.make_cgroups(rec, spec_obj)
                 pause_at("cgroup")
 
             answer = {}
