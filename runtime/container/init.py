@@ -94,7 +94,7 @@ def _joined(plan: dict) -> None:
     got = os.read(fd, 1)
     os.close(fd)
     if got != b"1":
-        raise _ExecError("the container's process could not join its cgroup", 125)
+        raise _ExecError("cannot move the container into its cgroup (its parent failed to)", 125)
     if plan["unshare"] & linux.CLONE_NEWCGROUP:
         linux.unshare(linux.CLONE_NEWCGROUP)
 
