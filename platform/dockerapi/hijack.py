@@ -17,7 +17,7 @@ from django.db import connection
 
 from containers.models import Container
 from dashboard import terminal_protocol as proto
-from dockerapi import containers, render, router
+from dockerapi import execs, frames, render, router
 from dockerapi.auth import authenticate
 from dockerapi.call import Call
 from dockerapi.errors import DockerError, bad_request
@@ -62,7 +62,7 @@ class Plan:
     @property
     def media_type(self) -> str:
         """Docker's content type for the upgraded stream: raw for a TTY, else multiplexed."""
-        return containers.frames.RAW if self.tty else containers.frames.MULTIPLEXED
+        return frames.RAW if self.tty else frames.MULTIPLEXED
 
     def open(self) -> int:
         """Queue the host's side of the session (in a thread: database and broker)."""
@@ -167,7 +167,7 @@ def _exec_start(call, exec_id) -> Plan:
         raise bad_request("unknown field in the exec start config")
     if body.get("Detach"):
         raise DockerError(501, "Berth does not support detached exec (docker exec -d) yet")
-    container, params = containers.exec_of(call, exec_id)
+    container, params = execs.exec_of(call, exec_id)
     if render.status_of(container) != "running":
         raise DockerError(409, f"container {container.name} is not running")
     rows, cols = _console_size(body.get("ConsoleSize"))

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 
 from dashboard import terminal_protocol as proto
-from dockerapi import containers, frames, hijack
+from dockerapi import execs, frames, hijack
 from operations.sessions import signed_command
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,9 @@ class Relay:
                 self.agent_channel = None
                 if self.plan.exec_id:
                     cache.set(
-                        containers.exit_key(self.plan.exec_id),
+                        execs.exit_key(self.plan.exec_id),
                         message.get("code"),
-                        containers.EXEC_MAX_AGE,
+                        execs.EXEC_MAX_AGE,
                     )
                 if message.get("code") is None and message.get("message"):
                     await self._error_text(message["message"])

@@ -4,7 +4,7 @@ Operation is queued after the row is written, both in one transaction."""
 
 from config.errors import Conflict
 from containers import quotas
-from dockerapi.containers import _finish
+from dockerapi.containers import finish
 from operations.services import do_host_operation
 from rbac import gate
 
@@ -42,7 +42,7 @@ def create(
             summary=summary,
             before=save,
         )
-    _finish(op)
+    finish(op)
     obj.refresh_from_db()
     return obj
 
@@ -61,4 +61,4 @@ def remove(call, obj, *, resource, params=None):
         acting_user=call.user,
         summary=call.summary(),
     )
-    _finish(op)
+    finish(op)

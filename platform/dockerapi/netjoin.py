@@ -3,7 +3,7 @@ same service as the REST API (networks/joins.py: container.change, audited, done
 
 from django.http import HttpResponse
 
-from dockerapi.containers import _finish
+from dockerapi.containers import finish
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.networks import _find
 from dockerapi.refs import find_container
@@ -83,7 +83,7 @@ def connect(call, ref):
         acting_user=call.user,
         summary=call.summary(),
     )
-    _finish(op)
+    finish(op)
     return HttpResponse(status=200)
 
 
@@ -96,5 +96,5 @@ def disconnect(call, ref):
         raise bad_request(f"unknown field {unknown[0]!r}")
     container = find_container(call, _container_ref(body), "container.change")
     op = joins.do_disconnect(container, network, acting_user=call.user, summary=call.summary())
-    _finish(op)
+    finish(op)
     return HttpResponse(status=200)

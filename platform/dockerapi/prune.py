@@ -14,8 +14,8 @@ from registries import services as registry_services
 
 from containers import references, services
 from containers.models import Container
+from dockerapi import containers as docker_containers
 from dockerapi import hostres, images_manage, render
-from dockerapi.containers import _finish
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.images_common import finish
 from dockerapi.networks import PREDEFINED
@@ -88,7 +88,7 @@ def _prune(call, rows, remove) -> tuple[list, int]:
             continue  # audited as denied by the gate; not the caller's to prune
     for row, op in ops:
         if op is not None:
-            _finish(op)
+            docker_containers.finish(op)
         removed.append(row)
     return removed
 

@@ -4,7 +4,7 @@ from django.http import HttpResponse
 
 from containers import services
 from containers.api.serializers import RenameSerializer
-from dockerapi.containers import _finish
+from dockerapi.containers import finish
 from dockerapi.errors import DockerError, bad_request
 from dockerapi.refs import find_container
 
@@ -23,5 +23,5 @@ def rename(call, ref):
     op = services.do_rename_container(
         container, new_name, acting_user=call.user, summary=call.summary(new_name=new_name)
     )
-    _finish(op)
+    finish(op)
     return HttpResponse(status=204)

@@ -13,7 +13,7 @@ from django.http import JsonResponse
 from containers import maxima, quotas, services
 from containers.api.spec import parse_spec
 from containers.models import Container
-from dockerapi.containers import _finish
+from dockerapi.containers import finish
 from dockerapi.errors import not_supported
 from dockerapi.refs import find_container
 from dockerapi.translate import _limits
@@ -77,7 +77,7 @@ def update(call, ref):
         )
         gate.record(decision, summary=summary, operation=op)
         dispatch.send_after_commit(op)
-    _finish(op)
+    finish(op)
     return JsonResponse({"Warnings": []})
 
 
