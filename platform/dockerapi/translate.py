@@ -12,183 +12,17 @@ the gate, like a body of POST /api/v1/containers/.
 """
 
 from config.ids import is_id
+from dockerapi import create_fields as fields
 from dockerapi import health
+from dockerapi.body_values import as_dict, empty, integer, strings, unknown
 from dockerapi.errors import bad_request, not_supported
+from dockerapi.limits import limits_of
 
 TEAM_LABEL = "io.berth.team"
 HOST_LABEL = "io.berth.host"
-NANO = 1_000_000_000
-DEFAULT_CPU_PERIOD = 100_000
 
 
-def _empty(value) -> bool:
-    """What a client sends for an option it does not set."""
-    return value in (None, "", 0, False, [], {}) or value == [0, 0]
-
-
-# Config fields Berth cannot honour: allowed only empty.
-_CONFIG_EMPTY_ONLY = {
-    "Domainname": "Domainname (--domainname)",
-    "OnBuild": "OnBuild",
-    "Shell": "Shell",
-    "ArgsEscaped": "ArgsEscaped",
-}
-# Config fields that only tell the client what to attach to; they change nothing on the server.
-_CONFIG_CLIENT_SIDE = {"AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce"}
-_CONFIG_MAPPED = {
-    "Hostname",
-    "User",
-    "Tty",
-    "OpenStdin",
-    "Env",
-    "Cmd",
-    "Image",
-    "Volumes",
-    "WorkingDir",
-    "Entrypoint",
-    "NetworkDisabled",
-    "MacAddress",
-    "Labels",
-    "StopSignal",
-    "StopTimeout",
-    "ExposedPorts",
-    "Healthcheck",
-}
-_TOP_LEVEL = (
-    _CONFIG_MAPPED
-    | set(_CONFIG_EMPTY_ONLY)
-    | _CONFIG_CLIENT_SIDE
-    | {"HostConfig", "NetworkingConfig", "Platform"}
-)
-
-_HOST_EMPTY_ONLY = {
-    "CgroupParent": "CgroupParent (--cgroup-parent)",
-    "BlkioWeightDevice": "BlkioWeightDevice (--blkio-weight-device)",
-    "CpuRealtimePeriod": "CpuRealtimePeriod",
-    "CpuRealtimeRuntime": "CpuRealtimeRuntime",
-    "CpusetMems": "CpusetMems (--cpuset-mems)",
-    "DeviceCgroupRules": "DeviceCgroupRules (--device-cgroup-rule)",
-    "DeviceRequests": "DeviceRequests (--gpus)",
-    "MemoryReservation": "MemoryReservation (--memory-reservation)",
-    "OomKillDisable": "OomKillDisable (--oom-kill-disable)",
-    "Ulimits": "Ulimits (--ulimit)",
-    "CpuCount": "CpuCount",
-    "CpuPercent": "CpuPercent",
-    "IOMaximumIOps": "IOMaximumIOps",
-    "IOMaximumBandwidth": "IOMaximumBandwidth",
-    "KernelMemory": "KernelMemory",
-    "KernelMemoryTCP": "KernelMemoryTCP",
-    "VolumesFrom": "VolumesFrom (--volumes-from)",
-    "DnsOptions": "DnsOptions (--dns-option)",
-    "GroupAdd": "GroupAdd (--group-add)",
-    "Cgroup": "Cgroup",
-    "OomScoreAdj": "OomScoreAdj (--oom-score-adj)",
-    "StorageOpt": "StorageOpt (--storage-opt)",
-    "Tmpfs": "Tmpfs (--tmpfs; use Mounts of type tmpfs)",
-    "ShmSize": "ShmSize (--shm-size)",
-    "Sysctls": "Sysctls (--sysctl)",
-    "Annotations": "Annotations",
-    "Capabilities": "Capabilities",
-}
-# Client-side or cosmetic: the container ID file is written by the CLI, the console size is the
-# first TTY size.
-_HOST_CLIENT_SIDE = {"ContainerIDFile", "ConsoleSize"}
-_HOST_MAPPED = {
-    "CpuShares",
-    "Memory",
-    "MemorySwap",
-    "MemorySwappiness",
-    "NanoCpus",
-    "CpuPeriod",
-    "CpuQuota",
-    "CpusetCpus",
-    "PidsLimit",
-    "BlkioWeight",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "Devices",
-    "Init",
-    "Binds",
-    "Mounts",
-    "LogConfig",
-    "NetworkMode",
-    "PortBindings",
-    "PublishAllPorts",
-    "RestartPolicy",
-    "AutoRemove",
-    "VolumeDriver",
-    "CapAdd",
-    "CapDrop",
-    "CgroupnsMode",
-    "UsernsMode",
-    "Dns",
-    "DnsSearch",
-    "ExtraHosts",
-    "IpcMode",
-    "PidMode",
-    "UTSMode",
-    "Links",
-    "Privileged",
-    "ReadonlyRootfs",
-    "SecurityOpt",
-    "Runtime",
-    "Isolation",
-    "MaskedPaths",
-    "ReadonlyPaths",
-}
-_ENDPOINT_FIELDS = {
-    "IPAMConfig",
-    "Links",
-    "MacAddress",
-    "Aliases",
-    "DriverOpts",
-    "GwPriority",
-    "NetworkID",
-    "EndpointID",
-    "Gateway",
-    "IPAddress",
-    "IPPrefixLen",
-    "IPv6Gateway",
-    "GlobalIPv6Address",
-    "GlobalIPv6PrefixLen",
-    "DNSNames",
-}
 _DEFAULT_NETWORKS = ("", "default", "bridge")
-
-
-def _unknown(data: dict, known: set, where: str) -> None:
-    extra = sorted(set(data) - known)
-    if extra:
-        raise bad_request(f"unknown field {extra[0]!r} in {where}")
-
-
-def _strings(value, what: str) -> list[str]:
-    """A list of strings (a single string is one item, as Docker accepts for Cmd)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad_request(f"{what} must be a list of strings")
-    return value
-
-
-def _dict(value, what: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise bad_request(f"{what} must be an object")
-    return value
-
-
-def _int(value, what: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f"{what} must be an integer")
-    return value
 
 
 def _port_key(key: str) -> tuple[int, str]:
@@ -214,12 +48,12 @@ def _host_port(value) -> tuple[int, int]:
 def _ports(host: dict, config: dict) -> list[dict]:
     ports = []
     bound = set()
-    for key, bindings in _dict(host.get("PortBindings"), "PortBindings").items():
+    for key, bindings in as_dict(host.get("PortBindings"), "PortBindings").items():
         container_port, protocol = _port_key(key)
         bound.add((container_port, protocol))
         for binding in bindings or [{}]:
-            binding = _dict(binding, "a port binding")
-            _unknown(binding, {"HostIp", "HostPort"}, "PortBindings")
+            binding = as_dict(binding, "a port binding")
+            unknown(binding, {"HostIp", "HostPort"}, "PortBindings")
             first, last = _host_port(binding.get("HostPort"))
             item = {"container_port": container_port, "protocol": protocol, "host_port": first}
             if last:
@@ -230,12 +64,12 @@ def _ports(host: dict, config: dict) -> list[dict]:
     if host.get("PublishAllPorts"):
         # -P: every exposed port of the request on a free host port (the image's own exposed
         # ports are published by the runtime's publish_all).
-        for key in _dict(config.get("ExposedPorts"), "ExposedPorts"):
+        for key in as_dict(config.get("ExposedPorts"), "ExposedPorts"):
             container_port, protocol = _port_key(key)
             if (container_port, protocol) not in bound:
                 ports.append({"container_port": container_port, "protocol": protocol})
     else:
-        for key in _dict(config.get("ExposedPorts"), "ExposedPorts"):
+        for key in as_dict(config.get("ExposedPorts"), "ExposedPorts"):
             _port_key(key)  # EXPOSE only documents a port; it must still be a valid one
     return ports
 
@@ -264,8 +98,8 @@ def _bind(text: str) -> dict:
 
 
 def _mount(item) -> dict:
-    item = _dict(item, "a mount")
-    _unknown(
+    item = as_dict(item, "a mount")
+    unknown(
         item,
         {
             "Target",
@@ -284,7 +118,7 @@ def _mount(item) -> dict:
     if kind not in ("bind", "volume", "tmpfs"):
         raise not_supported(f"mounts of type {kind!r}")
     for key in ("BindOptions", "VolumeOptions", "ImageOptions", "TmpfsOptions"):
-        if not _empty(item.get(key)) and any(not _empty(v) for v in item[key].values()):
+        if not empty(item.get(key)) and any(not empty(v) for v in item[key].values()):
             raise not_supported(f"{key} in Mounts")
     if item.get("Consistency") not in (None, "", "default", "consistent"):
         raise not_supported("mount consistency")
@@ -334,22 +168,22 @@ def _network(host: dict, config: dict, networking: dict, spec: dict) -> None:
     else:
         named.append(mode)
     aliases = []
-    endpoints = _dict(networking.get("EndpointsConfig"), "EndpointsConfig")
+    endpoints = as_dict(networking.get("EndpointsConfig"), "EndpointsConfig")
     for name, endpoint in endpoints.items():
-        endpoint = _dict(endpoint, f"endpoint {name}")
-        _unknown(endpoint, _ENDPOINT_FIELDS, f"EndpointsConfig.{name}")
+        endpoint = as_dict(endpoint, f"endpoint {name}")
+        unknown(endpoint, fields.ENDPOINT_FIELDS, f"EndpointsConfig.{name}")
         if name not in _DEFAULT_NETWORKS and name != mode and name not in named:
             named.append(name)
-        aliases += _strings(endpoint.get("Aliases"), "Aliases")
-        ipam = _dict(endpoint.get("IPAMConfig"), "IPAMConfig")
+        aliases += strings(endpoint.get("Aliases"), "Aliases")
+        ipam = as_dict(endpoint.get("IPAMConfig"), "IPAMConfig")
         if ipam.get("IPv4Address"):
             network["ip_address"] = ipam["IPv4Address"]
-        if any(not _empty(v) for k, v in ipam.items() if k != "IPv4Address"):
+        if any(not empty(v) for k, v in ipam.items() if k != "IPv4Address"):
             raise not_supported("IPAMConfig other than IPv4Address")
         if endpoint.get("MacAddress"):
             network["mac_address"] = endpoint["MacAddress"]
         for key in ("Links", "DriverOpts", "GwPriority"):
-            if not _empty(endpoint.get(key)):
+            if not empty(endpoint.get(key)):
                 raise not_supported(f"{key} in EndpointsConfig")
     if config.get("MacAddress"):
         network["mac_address"] = config["MacAddress"]
@@ -368,65 +202,18 @@ def _network(host: dict, config: dict, networking: dict, spec: dict) -> None:
         ("ExtraHosts", "extra_hosts"),
         ("Links", "links"),
     ):
-        values = _strings(host.get(docker_key), docker_key)
+        values = strings(host.get(docker_key), docker_key)
         if values:
             network[key] = [v.lstrip("/") for v in values] if key == "links" else values
     if network:
         spec["network"] = network
 
 
-def _limits(host: dict) -> dict:
-    limits = {}
-    memory = _int(host.get("Memory"), "Memory")
-    if memory:
-        limits["memory"] = memory
-    swap = _int(host.get("MemorySwap"), "MemorySwap")
-    if swap:
-        limits["memory_swap"] = swap
-    if host.get("MemorySwappiness") not in (None, -1):
-        raise not_supported("MemorySwappiness (--memory-swappiness)")
-    nano = _int(host.get("NanoCpus"), "NanoCpus")
-    quota = _int(host.get("CpuQuota"), "CpuQuota")
-    period = _int(host.get("CpuPeriod"), "CpuPeriod")
-    if nano and (quota or period):
-        raise bad_request("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set")
-    if nano:
-        limits["cpu_period"] = DEFAULT_CPU_PERIOD
-        limits["cpu_quota"] = max(1000, nano * DEFAULT_CPU_PERIOD // NANO)
-    if quota:
-        limits["cpu_quota"] = quota
-    if period:
-        limits["cpu_period"] = period
-    for docker_key, key in (("CpuShares", "cpu_shares"), ("BlkioWeight", "blkio_weight")):
-        value = _int(host.get(docker_key), docker_key)
-        if value:
-            limits[key] = value
-    if host.get("CpusetCpus"):
-        limits["cpuset_cpus"] = host["CpusetCpus"]
-    pids = host.get("PidsLimit")
-    if pids not in (None, 0):
-        limits["pids"] = _int(pids, "PidsLimit") if pids > 0 else -1
-    for docker_key, key in (
-        ("BlkioDeviceReadBps", "device_read_bps"),
-        ("BlkioDeviceWriteBps", "device_write_bps"),
-        ("BlkioDeviceReadIOps", "device_read_iops"),
-        ("BlkioDeviceWriteIOps", "device_write_iops"),
-    ):
-        rates = host.get(docker_key) or []
-        if not isinstance(rates, list):
-            raise bad_request(f"{docker_key} must be a list")
-        if rates:
-            limits[key] = [
-                {"path": _dict(r, docker_key).get("Path"), "rate": r.get("Rate")} for r in rates
-            ]
-    return limits
-
-
 def _devices(items) -> list[str]:
     devices = []
     for item in items or []:
-        item = _dict(item, "a device")
-        _unknown(item, {"PathOnHost", "PathInContainer", "CgroupPermissions"}, "Devices")
+        item = as_dict(item, "a device")
+        unknown(item, {"PathOnHost", "PathInContainer", "CgroupPermissions"}, "Devices")
         text = item.get("PathOnHost") or ""
         inside = item.get("PathInContainer") or text
         permissions = item.get("CgroupPermissions") or "rwm"
@@ -436,16 +223,20 @@ def _devices(items) -> list[str]:
 
 def to_spec(body: dict, name: str | None = None) -> dict:
     """The Berth spec dict of a Docker create body (raises DockerError 400 or 501)."""
-    _unknown(body, _TOP_LEVEL, "the container config")
-    host = _dict(body.get("HostConfig"), "HostConfig")
-    networking = _dict(body.get("NetworkingConfig"), "NetworkingConfig")
-    _unknown(host, _HOST_MAPPED | set(_HOST_EMPTY_ONLY) | _HOST_CLIENT_SIDE, "HostConfig")
-    _unknown(networking, {"EndpointsConfig"}, "NetworkingConfig")
-    for key, what in _CONFIG_EMPTY_ONLY.items():
-        if not _empty(body.get(key)):
+    unknown(body, fields.TOP_LEVEL, "the container config")
+    host = as_dict(body.get("HostConfig"), "HostConfig")
+    networking = as_dict(body.get("NetworkingConfig"), "NetworkingConfig")
+    unknown(
+        host,
+        fields.HOST_MAPPED | set(fields.HOST_EMPTY_ONLY) | fields.HOST_CLIENT_SIDE,
+        "HostConfig",
+    )
+    unknown(networking, {"EndpointsConfig"}, "NetworkingConfig")
+    for key, what in fields.CONFIG_EMPTY_ONLY.items():
+        if not empty(body.get(key)):
             raise not_supported(what)
-    for key, what in _HOST_EMPTY_ONLY.items():
-        if not _empty(host.get(key)):
+    for key, what in fields.HOST_EMPTY_ONLY.items():
+        if not empty(host.get(key)):
             raise not_supported(what)
     if not isinstance(body.get("Image"), str) or not body["Image"].strip():
         raise bad_request("Image is required")
@@ -455,11 +246,11 @@ def to_spec(body: dict, name: str | None = None) -> dict:
         spec["name"] = name
     cmd = body.get("Cmd")
     if cmd is not None:
-        spec["command"] = _strings(cmd, "Cmd")
+        spec["command"] = strings(cmd, "Cmd")
     entrypoint = body.get("Entrypoint")
     if entrypoint is not None:
-        spec["entrypoint"] = _strings(entrypoint, "Entrypoint")
-    env = _strings(body.get("Env"), "Env")
+        spec["entrypoint"] = strings(entrypoint, "Entrypoint")
+    env = strings(body.get("Env"), "Env")
     if env:
         spec["env"] = env
     for docker_key, key in (
@@ -469,7 +260,7 @@ def to_spec(body: dict, name: str | None = None) -> dict:
     ):
         if body.get(docker_key):
             spec[key] = body[docker_key]
-    labels = _dict(body.get("Labels"), "Labels")
+    labels = as_dict(body.get("Labels"), "Labels")
     if labels:
         spec["labels"] = labels
     for docker_key, key in (("Tty", "tty"), ("OpenStdin", "stdin_open")):
@@ -478,15 +269,15 @@ def to_spec(body: dict, name: str | None = None) -> dict:
     if body.get("StopSignal"):
         spec["stop_signal"] = body["StopSignal"]
     if body.get("StopTimeout") is not None:
-        spec["stop_timeout"] = _int(body["StopTimeout"], "StopTimeout")
+        spec["stop_timeout"] = integer(body["StopTimeout"], "StopTimeout")
     healthcheck = health.to_spec(body.get("Healthcheck"))
     if healthcheck is not None:
         spec["healthcheck"] = healthcheck
 
-    mounts = [_bind(text) for text in _strings(host.get("Binds"), "Binds")]
+    mounts = [_bind(text) for text in strings(host.get("Binds"), "Binds")]
     mounts += [_mount(item) for item in host.get("Mounts") or []]
     targets = {m["target"] for m in mounts}
-    for target in _dict(body.get("Volumes"), "Volumes"):
+    for target in as_dict(body.get("Volumes"), "Volumes"):
         if target not in targets:
             raise not_supported(f"anonymous volumes (Volumes {target})")
     if host.get("VolumeDriver") not in (None, "", "local"):
@@ -494,22 +285,22 @@ def to_spec(body: dict, name: str | None = None) -> dict:
     if mounts:
         spec["mounts"] = mounts
 
-    limits = _limits(host)
+    limits = limits_of(host)
     if limits:
         spec["limits"] = limits
-    restart = _dict(host.get("RestartPolicy"), "RestartPolicy")
-    _unknown(restart, {"Name", "MaximumRetryCount"}, "RestartPolicy")
+    restart = as_dict(host.get("RestartPolicy"), "RestartPolicy")
+    unknown(restart, {"Name", "MaximumRetryCount"}, "RestartPolicy")
     if restart.get("Name") not in (None, "", "no"):
         spec["restart"] = {
             "name": restart["Name"],
-            "max_retries": _int(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
+            "max_retries": integer(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
         }
     auto_remove = host.get("AutoRemove")
     if auto_remove not in (None, False, True):
         raise bad_request("AutoRemove must be true or false")
     if auto_remove:
         spec["auto_remove"] = True
-    log_config = _dict(host.get("LogConfig"), "LogConfig")
+    log_config = as_dict(host.get("LogConfig"), "LogConfig")
     if log_config.get("Type") not in (None, "", "json-file", "local") or log_config.get("Config"):
         raise not_supported("log drivers and their options (--log-driver, --log-opt)")
     if host.get("Runtime") not in (None, "", "runc", "berth"):
@@ -528,16 +319,16 @@ def to_spec(body: dict, name: str | None = None) -> dict:
     ):
         if host.get(docker_key):
             spec[key] = True
-    cap_add = _strings(host.get("CapAdd"), "CapAdd")
+    cap_add = strings(host.get("CapAdd"), "CapAdd")
     if cap_add:
         spec["cap_add"] = cap_add
-    cap_drop = _strings(host.get("CapDrop"), "CapDrop")
+    cap_drop = strings(host.get("CapDrop"), "CapDrop")
     if cap_drop:
         spec["cap_drop"] = cap_drop
     devices = _devices(host.get("Devices"))
     if devices:
         spec["devices"] = devices
-    _security(_strings(host.get("SecurityOpt"), "SecurityOpt"), spec)
+    _security(strings(host.get("SecurityOpt"), "SecurityOpt"), spec)
     _namespace(host.get("PidMode") or "", "pid", spec)
     _namespace(host.get("IpcMode") or "", "ipc", spec, private=("", "private", "shareable"))
     _namespace(host.get("UTSMode") or "", "uts", spec)

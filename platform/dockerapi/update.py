@@ -15,8 +15,8 @@ from containers.api.spec import parse_spec
 from containers.models import Container
 from dockerapi.containers import finish
 from dockerapi.errors import not_supported
+from dockerapi.limits import limits_of
 from dockerapi.refs import find_container
-from dockerapi.translate import _limits
 from operations import dispatch
 from rbac import gate
 from rbac.grants import in_scope
@@ -53,7 +53,7 @@ def update(call, ref):
     container = find_container(call, ref, "container.change")
     summary = call.summary(limits={k: body[k] for k in given})
     decision = gate.require(call.user, "container.change", container, summary=summary)
-    changes = _limits({k: body[k] for k in given})
+    changes = limits_of({k: body[k] for k in given})
     limits = {**(container.spec.get("limits") or {}), **changes}
     spec = parse_spec({**container.spec, "limits": limits})
     problems = maxima.violations(
