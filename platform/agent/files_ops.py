@@ -27,14 +27,13 @@ from pathlib import Path, PurePosixPath
 
 from registries.progress import exports_dir
 
-from agent import lookup
+from agent import lookup, overlay_tree
 from runtime.container.safepath import fd_path, open_in_root
 from runtime.errors import InvalidSpec, InvalidState, NotFound
 
 MAX_ARCHIVE_BYTES = 4 << 30  # each way; the web refuses larger with 413
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 STALE_SECONDS = 3600  # an archive the web never fetched (it gave up waiting) is deleted then
-_OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
 # What the runtime itself puts in a container (Docker keeps these out of `diff` too).
 _RUNTIME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 _RUNTIME_DIRS = {"/proc", "/sys", "/dev"}
@@ -47,7 +46,7 @@ class TooLarge(InvalidSpec):
     """The archive would exceed MAX_ARCHIVE_BYTES."""
 
 
-def _state(rt, container) -> dict:
+def state_of(rt, container) -> dict:
     state = lookup.find(rt, container)
     if state is None:
         raise NotFound(f"container {container.name} does not exist on host {container.host.name}")
@@ -56,7 +55,7 @@ def _state(rt, container) -> dict:
 
 def _running_root(rt, container) -> int:
     """An O_PATH descriptor of the running container's root directory."""
-    state = _state(rt, container)
+    state = state_of(rt, container)
     if state.get("status") not in ("running", "paused") or not state.get("pid"):
         raise InvalidState(
             f"container {container.name} is not running: Berth copies files into and out of "
@@ -65,9 +64,9 @@ def _running_root(rt, container) -> int:
     return os.open(f"/proc/{state['pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def _layers(rt, container) -> list[str]:
+def layers_of(rt, container) -> list[str]:
     """The container's layer directories, top first: upper, then the image's."""
-    cid = _state(rt, container)["id"]
+    cid = state_of(rt, container)["id"]
     record = rt.store.read_record(cid)
     return [str(rt.store.paths(cid).upper), *(record.get("lower") or [])]
 
@@ -92,7 +91,7 @@ def go_mode(st) -> int:
     return mode
 
 
-def _clean(path: str) -> str:
+def clean_path(path: str) -> str:
     if not path or "\0" in path:
         raise InvalidSpec("a path inside the container is required")
     return path if path.startswith("/") else "/" + path
@@ -150,9 +149,9 @@ def _rfc3339(seconds: float) -> str:
 
 def stat_path(rt, container, params) -> dict:
     """What HEAD /archive answers: the path's name, size, Go mode, mtime, link target."""
-    path = _clean(params.get("path"))
+    path = clean_path(params.get("path"))
     if not _runs(rt, container):
-        _, full, st = layered_entry(_layers(rt, container), path)
+        _, full, st = overlay_tree.layered_entry(layers_of(rt, container), path)
         link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
         return _stat_dict(PurePosixPath(path.rstrip("/") or "/").name or "/", st, link)
     root = _running_root(rt, container)
@@ -263,9 +262,9 @@ def _add_file(writer: _Writer, parent: int, name: str, arcname: str, st) -> None
 
 def get_archive(rt, container, params) -> dict:
     """GET /archive: the path as a tar (a directory with everything under it), and its stat."""
-    path = _clean(params.get("path"))
+    path = clean_path(params.get("path"))
     if not _runs(rt, container):
-        return _layered_archive(_layers(rt, container), path, params)
+        return _layered_archive(layers_of(rt, container), path, params)
     root = _running_root(rt, container)
     try:
         with _entry(root, path) as (parent, name, st), _output(params) as writer:
@@ -299,121 +298,13 @@ def _add_tree(writer: _Writer, top: int, arc: str) -> None:
                 _add_file(writer, dirfd, name, arcname, st)
 
 
-# -- a stopped container's layers ------------------------------------------------------------
-
-
-def _lstat(path: str):
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _whiteout(st) -> bool:
-    return st is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _opaque(path: str) -> bool:
-    for name in _OPAQUE:
-        with contextlib.suppress(OSError):
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-    return False
-
-
-def merged(layers: list[str], rel: str = ""):
-    """(relative path, layer directory, lstat) of the merged tree under `rel`, parents first."""
-    holders = [layer for layer in layers if _is_dir(os.path.join(layer, rel))]
-    names: dict[str, None] = {}
-    for layer in holders:
-        with contextlib.suppress(OSError):
-            names.update(dict.fromkeys(sorted(os.listdir(os.path.join(layer, rel)))))
-        if _opaque(os.path.join(layer, rel)):
-            break
-    for name in sorted(names):
-        child = os.path.join(rel, name)
-        for index, layer in enumerate(holders):
-            st = _lstat(os.path.join(layer, child))
-            if st is None:
-                if _opaque(os.path.join(layer, rel)):
-                    break
-                continue
-            if _whiteout(st):
-                break
-            yield child, layer, st
-            if stat.S_ISDIR(st.st_mode):
-                yield from merged(holders[index:], child)
-            break
-
-
 def _runs(rt, container) -> bool:
-    return _state(rt, container).get("status") in ("running", "paused")
-
-
-def _holders(layers: list[str], rel: str) -> list[str]:
-    """The layers in which `rel` is a directory that shows, top first (cut below an opaque one)."""
-    found = []
-    for layer in layers:
-        full = os.path.join(layer, rel)
-        st = _lstat(full)
-        if st is None:
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            break  # a file or whiteout here hides the directories below
-        found.append(layer)
-        if rel and _opaque(full):
-            break
-    return found
-
-
-def layered_entry(layers: list[str], path: str) -> tuple[list[str], str, object]:
-    """(holders of its parent, its path on disk, lstat) of `path` in the merged layers of a
-    stopped container; links in the middle of the path are resolved inside the layers."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    rel, links = "", 0
-    holders = _holders(layers, "")
-    found = (holders, holders[0] if holders else layers[0], os.lstat(layers[0]))
-    while parts:
-        name = parts.pop(0)
-        if name == "..":
-            rel = os.path.dirname(rel)
-            holders = _holders(layers, rel)
-            found = (
-                holders,
-                os.path.join(holders[0], rel),
-                os.lstat(os.path.join(holders[0], rel)),
-            )
-            continue
-        child = os.path.join(rel, name)
-        hit = None
-        for layer in holders:
-            st = _lstat(os.path.join(layer, child))
-            if st is not None:
-                hit = None if _whiteout(st) else (layer, st)
-                break
-        if hit is None:
-            raise NotFound(f"Could not find the file {path} in container")
-        layer, st = hit
-        if stat.S_ISLNK(st.st_mode) and parts:
-            links += 1
-            if links > 40:
-                raise InvalidSpec(f"too many symbolic links resolving {path!r}")
-            target = os.readlink(os.path.join(layer, child))
-            rel = "" if target.startswith("/") else rel
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            holders = _holders(layers, rel)
-            continue
-        if parts and not stat.S_ISDIR(st.st_mode):
-            raise NotFound(f"Could not find the file {path} in container")
-        found = (holders, os.path.join(layer, child), st)
-        rel = child
-        holders = _holders(layers, rel) if stat.S_ISDIR(st.st_mode) else holders
-    return found
+    return state_of(rt, container).get("status") in ("running", "paused")
 
 
 def _layered_archive(layers: list[str], path: str, params) -> dict:
     """GET /archive of a stopped container: the path from its merged layers."""
-    _, full, st = layered_entry(layers, path)
+    _, full, st = overlay_tree.layered_entry(layers, path)
     base = PurePosixPath(path.rstrip("/") or "/").name or "/"
     contents = path.endswith("/.") or path.rstrip("/") == ""
     arc = "." if contents else base
@@ -421,8 +312,10 @@ def _layered_archive(layers: list[str], path: str, params) -> dict:
     with _output(params) as writer:
         _add_disk(writer, full, arc, st)
         if stat.S_ISDIR(st.st_mode):
-            rel = _rel_of(layers, full)
-            for child, layer, child_st in merged(_holders(layers, rel), rel):
+            rel = overlay_tree.rel_of(layers, full)
+            for child, layer, child_st in overlay_tree.merged(
+                overlay_tree.holders_of(layers, rel), rel
+            ):
                 _add_disk(
                     writer,
                     os.path.join(layer, child),
@@ -430,13 +323,6 @@ def _layered_archive(layers: list[str], path: str, params) -> dict:
                     child_st,
                 )
     return {"stat": _stat_dict(base, st, link), "size": writer.size}
-
-
-def _rel_of(layers: list[str], full: str) -> str:
-    for layer in layers:
-        if full == layer or full.startswith(layer.rstrip("/") + "/"):
-            return os.path.relpath(full, layer) if full != layer else ""
-    return ""
 
 
 def _add_disk(writer: _Writer, full: str, arc: str, st) -> None:
@@ -453,31 +339,28 @@ def _add_disk(writer: _Writer, full: str, arc: str, st) -> None:
         writer.add(arc, st)
 
 
-def _is_dir(path: str) -> bool:
-    st = _lstat(path)
-    return st is not None and stat.S_ISDIR(st.st_mode)
-
-
 def export(rt, container, params) -> dict:
     """GET /export: the container's root filesystem (its layers merged) as a tar."""
-    layers = _layers(rt, container)
+    layers = layers_of(rt, container)
     with _output(params) as writer:
-        for rel, layer, st in merged(layers):
+        for rel, layer, st in overlay_tree.merged(layers):
             _add_disk(writer, os.path.join(layer, rel), rel, st)
     return {"size": writer.size}
 
 
 def changes(rt, container, params) -> dict:
     """GET /changes: what the writable layer changed: Kind 0 modified, 1 added, 2 deleted."""
-    upper, *lower = _layers(rt, container)
+    upper, *lower = layers_of(rt, container)
     found: dict[str, tuple[int, bool]] = {}
     for dirpath, dirnames, filenames, _ in os.fwalk(upper, follow_symlinks=False):
         rel_dir = os.path.relpath(dirpath, upper)
         for name in dirnames + filenames:
             rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = _lstat(os.path.join(upper, rel))
-            in_lower = any(_lstat(os.path.join(layer, rel)) is not None for layer in lower)
-            kind = 2 if _whiteout(st) else 0 if in_lower else 1
+            st = overlay_tree.lstat_or_none(os.path.join(upper, rel))
+            in_lower = any(
+                overlay_tree.lstat_or_none(os.path.join(layer, rel)) is not None for layer in lower
+            )
+            kind = 2 if overlay_tree.is_whiteout(st) else 0 if in_lower else 1
             found["/" + rel] = (kind, st is not None and stat.S_ISDIR(st.st_mode))
     kept = {p: v for p, v in found.items() if p not in _RUNTIME_FILES}
     # Deepest first: a directory that is only there for the runtime's files or mount points

@@ -28,18 +28,8 @@ from django.conf import settings
 from dockerapi.tar_rules import TarRefused, check_members
 
 from agent import control_client, remote_files
-from agent.files_ops import (
-    _OPAQUE,
-    MAX_ARCHIVE_BYTES,
-    TooLarge,
-    _clean,
-    _layers,
-    _lstat,
-    _rel_of,
-    _state,
-    _whiteout,
-    layered_entry,
-)
+from agent.files_ops import MAX_ARCHIVE_BYTES, TooLarge, clean_path, layers_of, state_of
+from agent.overlay_tree import OPAQUE, is_whiteout, layered_entry, lstat_or_none, rel_of
 from runtime.container.safepath import fd_path, open_in_root
 from runtime.errors import InvalidSpec, InvalidState, NotFound
 
@@ -69,7 +59,7 @@ def _shift(uid: int, base: int) -> int:
 def put_archive(rt, container, params) -> dict:
     """PUT /archive: extract the uploaded tar under `path` (an existing directory) inside the
     container, running or stopped; everything is checked first, so a refusal writes nothing."""
-    path = _clean(params.get("path"))
+    path = clean_path(params.get("path"))
     source = upload_path(params.get("upload"), params.get("_message"))
     try:
         return _put_archive(rt, container, params, path, source)
@@ -94,7 +84,7 @@ def _put_archive(rt, container, params, path: str, source: Path) -> dict:
             check_members(members)
         except TarRefused as err:
             raise InvalidSpec(str(err)) from None
-        state = _state(rt, container)
+        state = state_of(rt, container)
         pid = _live_pid(state)
         if pid:
             _put_live(pid, tar, members, path, params)
@@ -163,14 +153,14 @@ def _is_dir_at(dest: int, relative: str):
 def _put_stopped(rt, container, cid: str, tar, members, path: str, params) -> None:
     """Into a stopped container's upper layer, its store lock held (no start meanwhile)."""
     with rt.store.locked(cid):
-        state = _state(rt, container)
+        state = state_of(rt, container)
         if _live_pid(state) or state.get("status") in ("running", "paused"):
             raise InvalidState(f"container {container.name} started meanwhile; copy again")
-        layers = _layers(rt, container)
+        layers = layers_of(rt, container)
         _, full, st = layered_entry(layers, path)
         if not stat.S_ISDIR(st.st_mode):
             raise InvalidSpec(f"extraction point is not a directory: {path}")
-        rel = _rel_of(layers, full)
+        rel = rel_of(layers, full)
         base = "/" + rel if rel else ""
         plan = _plan(
             members,
@@ -209,7 +199,7 @@ def _copy_up(layers: list[str], rel: str) -> None:
     for part in [p for p in rel.split("/") if p]:
         done = f"{done}/{part}" if done else part
         target = os.path.join(upper, done)
-        existing = _lstat(target)
+        existing = lstat_or_none(target)
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             continue
         if existing is not None:  # layered_entry found a directory: nothing else shows here
@@ -312,7 +302,7 @@ def _write(tar, dest: int, member, relative: str, layered: bool = False) -> None
             elif not stat.S_ISDIR(existing.st_mode):
                 os.unlink(name, dir_fd=fd_dir)
                 os.mkdir(name, 0o700, dir_fd=fd_dir)
-                if layered and _whiteout(existing):
+                if layered and is_whiteout(existing):
                     _make_opaque(fd_dir, name)
             _finish_entry(fd_dir, name, mode)
             return
@@ -353,7 +343,7 @@ def _make_opaque(dir_fd: int, name: str) -> None:
     user namespace's reads user.*, the host's trusted.*)."""
     fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        for key in _OPAQUE:
+        for key in OPAQUE:
             os.setxattr(fd, key, b"y")
     finally:
         os.close(fd)

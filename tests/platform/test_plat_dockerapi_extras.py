@@ -257,7 +257,7 @@ def test_cp_uploads_are_checked_before_the_host_sees_them(docker, mine, monkeypa
 
 
 def test_merged_layers_and_changes_of_an_upper_layer(tmp_path, monkeypatch):
-    from agent import files_ops
+    from agent import files_ops, overlay_tree
 
     lower, upper = tmp_path / "lower", tmp_path / "upper"
     for path, data in {"bin/sh": b"sh", "etc/passwd": b"root", "etc/gone": b"x"}.items():
@@ -269,7 +269,7 @@ def test_merged_layers_and_changes_of_an_upper_layer(tmp_path, monkeypatch):
     (upper / "new").mkdir()
     (upper / "new/file").write_bytes(b"hi")
     os.mknod(upper / "etc/gone", 0o600 | 0o020000, os.makedev(0, 0))  # a whiteout
-    entries = {rel: layer for rel, layer, _ in files_ops.merged([str(upper), str(lower)])}
+    entries = {rel: layer for rel, layer, _ in overlay_tree.merged([str(upper), str(lower)])}
     assert sorted(entries) == ["bin", "bin/sh", "etc", "etc/hosts", "etc/passwd", "new", "new/file"]
     assert entries["etc/passwd"] == str(upper) and entries["bin/sh"] == str(lower)
 
@@ -281,7 +281,7 @@ def test_merged_layers_and_changes_of_an_upper_layer(tmp_path, monkeypatch):
             return type("P", (), {"upper": upper})()
 
     rt = type("Rt", (), {"store": Store()})()
-    monkeypatch.setattr(files_ops, "_state", lambda rt, c: {"id": "x"})
+    monkeypatch.setattr(files_ops, "state_of", lambda rt, c: {"id": "x"})
     found = files_ops.changes(rt, None, {})["changes"]
     assert found == [
         {"Path": "/etc", "Kind": 0},
@@ -325,7 +325,7 @@ def test_update_checks_maxima_and_quotas_then_queues_the_limits(docker, mine, te
 
 
 def test_cp_from_a_stopped_containers_layers(tmp_path, settings):
-    from agent import files_ops
+    from agent import files_ops, overlay_tree
 
     settings.DATA_DIR = tmp_path / "data"  # the archive is written to its exports directory
 
@@ -338,12 +338,12 @@ def test_cp_from_a_stopped_containers_layers(tmp_path, settings):
     (upper / "data/new").write_bytes(b"new")
     os.mknod(upper / "data/old", 0o600 | 0o020000, os.makedev(0, 0))  # deleted in the upper
     layers = [str(upper), str(lower)]
-    _, full, st = files_ops.layered_entry(layers, "/link/new")
+    _, full, st = overlay_tree.layered_entry(layers, "/link/new")
     assert full == str(upper / "data/new") and st.st_size == 3
     with pytest.raises(files_ops.NotFound):
-        files_ops.layered_entry(layers, "/data/old")
+        overlay_tree.layered_entry(layers, "/data/old")
     with pytest.raises(files_ops.NotFound):
-        files_ops.layered_entry(layers, "/../../etc/shadow")
+        overlay_tree.layered_entry(layers, "/../../etc/shadow")
     token = "0" * 32
     result = files_ops._layered_archive(layers, "/link/../data", {"out": token})
     archive = files_ops.output_path(token)
@@ -393,7 +393,7 @@ def test_upload_through_a_link_in_the_container_stays_inside(tmp_path):
 def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     """Directories on the way copied up with their owner and mode; a directory that replaces a
     whiteout is opaque (what was deleted below stays hidden); nothing lands in a lower layer."""
-    from agent import files_ops, files_put
+    from agent import files_put, overlay_tree
 
     lower, upper = tmp_path / "lower", tmp_path / "upper"
     (lower / "srv" / "old").mkdir(parents=True)
@@ -417,7 +417,7 @@ def test_upload_into_a_stopped_containers_upper_layer(tmp_path):
     assert (upper / "srv" / "old" / "new.txt").read_bytes() == b"n"
     assert os.getxattr(upper / "srv" / "old", "trusted.overlay.opaque") == b"y"
     assert os.getxattr(upper / "srv" / "old", "user.overlay.opaque") == b"y"
-    names = [rel for rel, _, _ in files_ops.merged(layers)]
+    names = [rel for rel, _, _ in overlay_tree.merged(layers)]
     assert "srv/old/new.txt" in names and "srv/old/gone.txt" not in names
     assert sorted(os.listdir(lower / "srv" / "old")) == ["gone.txt"]
 
