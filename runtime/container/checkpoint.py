@@ -18,3 +18,15 @@ def pause_at(step: str) -> None:
         fifo.write(step + "\n")
     while True:
         time.sleep(3600)
+
+
+# Phase marks of a migration (label, CLOCK_MONOTONIC): both hosts of this machine share the
+# clock, so a profile (bench/criu_phases.py) lines the source's and the target's marks up.
+# Off unless BERTH_MIGRATE_TRACE is set: then kept in this process and printed at the end.
+TRACE: list[tuple[str, float]] = []
+
+
+def mark(label: str) -> None:
+    """Record `label` with the time now, when tracing is on."""
+    if os.environ.get("BERTH_MIGRATE_TRACE"):
+        TRACE.append((label, time.monotonic()))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from runtime.container import checkpoints, criu, criu_userns, portable, restore
 from runtime.container import status as sm
+from runtime.container.checkpoint import mark
 from runtime.container.fsutil import proc_start_time, read_json
 from runtime.errors import InvalidState
 
@@ -19,6 +20,22 @@ def freezer_dir(rt, cid: str) -> str | None:
     if "freezer" not in mounts:
         return None  # CRIU then seizes the tasks one by one with ptrace
     return f"{mounts['freezer']}/{rt.config.prefix}/{cid}"
+
+
+@contextlib.contextmanager
+def frozen_by_us(rt, cid: str, argv: list[str]):
+    """Freeze the container's cgroup before CRIU's dump (CRIU's own freeze of a v1 group
+    polls every 100 ms, all of it downtime); thawed after, whatever the dump did: CRIU
+    leaves a group it found frozen frozen, and tasks it killed there would not die."""
+    if "--freeze-cgroup" not in argv:
+        yield
+        return
+    rt.cgroups.freeze(cid)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            rt.cgroups.thaw(cid)
 
 
 def checkpoint(
@@ -70,7 +87,10 @@ def checkpoint(
                 parent=f"../../{name}.pre/{parent}" if parent else None,
                 userns=rec["spec"]["namespaces"].get("user") == "private",
             )
-            criu.run_dump(argv, partial / "images")
+            mark("src:criu-dump")
+            with frozen_by_us(rt, cid, argv):
+                criu.run_dump(argv, partial / "images")
+            mark("src:criu-dump-done")
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             if not leave_running:  # CRIU resumed the tasks: they run on as before
@@ -131,6 +151,7 @@ def _restore_locked(rt, rec: dict, where, lazy=None) -> None:
     cid = rec["id"]
     if not rt.cgroups.exists(cid):
         rt.make_cgroups(rec)
+    mark("dst:cgroups")
     rt.store.paths(cid).exit_file.unlink(missing_ok=True)
     restore.restore(rt, rec, where / "images", checkpoints.read_meta(where), lazy=lazy)
     state = rt.store.read_state(cid)
@@ -159,7 +180,9 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None, lazy=None
             spec.get("namespaces") or {}, user="private" if inside else "host"
         )
     _keep_range(rt, spec, where)
+    mark("dst:import")
     rec = portable.check_image(rt, manifest, rt._prepare(spec))
+    mark("dst:prepared")
     rt._settle_userns(rec)  # the archive's setting; a private one gets its key's range here
     _move_volumes(rt, rec, where)
     me = os.getpid()  # a restore killed half-way is then cleared like a killed create
@@ -172,6 +195,7 @@ def import_unpacked(rt, manifest: dict, where, name=None, labels=None, lazy=None
         for d in (paths.upper, paths.work, paths.merged):
             d.mkdir(parents=True, exist_ok=True, mode=0o755)
         portable.unpack_upper(where, paths.upper)
+        mark("dst:upper-unpacked")
         rt.store.write_state(cid, {"started_at": None})
         with rt.store.locked(cid):
             _restore_locked(rt, rec, where, lazy)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from runtime.container import checkpoint_verbs, checkpoints, criu, portable
 from runtime.container import status as sm
-from runtime.container.checkpoint import pause_at
+from runtime.container.checkpoint import mark, pause_at
 from runtime.container.precopy_wire import Channel, PeerFailed, WireError
 from runtime.errors import InvalidState
 
@@ -83,6 +83,7 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
             if size <= SMALL_ENOUGH or not shrinking or n >= MAX_ROUNDS:
                 break
         frozen = time.monotonic()
+        mark("src:freeze")
     except BaseException:
         shutil.rmtree(pre, ignore_errors=True)
         raise
@@ -92,8 +93,11 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
     def ship(final: Path) -> None:
         # Straight after the dump: the source's own bookkeeping runs after this.
         times["dumped"] = time.monotonic()
+        mark("src:dumped")
         portable.tar_upper(paths.upper, final / "upper.tar")
+        mark("src:upper-tarred")
         ch.send_tree(top, final)
+        mark("src:files-sent")
         meta = checkpoints.read_meta(final)
         ch.send({"t": "final", "name": name, "manifest": manifest(rec, meta)})
 
@@ -120,6 +124,7 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
         resume(rt, cid, name)
         raise WireError(f"the target answered {answer.get('t')!r}; the container runs on here")
     restored = time.monotonic()
+    mark("src:restored-heard")
     return {
         "rounds": rounds,
         "dirty_tracking": criu.dirty_tracking(),
@@ -159,6 +164,7 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
     stage = new_stage(rt)
     try:
         header = _take_files(ch, stage)
+        mark("dst:files-in")
         pause_at("precopy-final")  # tests kill the target here, the whole checkpoint in hand
         try:
             started = time.monotonic()
@@ -174,6 +180,7 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
                 ch.send({"t": "failed", "error": str(err)[:2000]})
             raise
         answer_restored(ch, state, started)
+        mark("dst:answered")
         return state
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from runtime import linux
 from runtime.container import criu, criu_userns, launch, restore_userns
+from runtime.container.checkpoint import mark
 from runtime.container.fsutil import proc_start_time
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, InvalidSpec, KernelError
@@ -198,6 +199,7 @@ def _wire_restored(rt, rec, files, meta, handoff, shake, deadline) -> dict | Non
     """Wire the network namespace CRIU made inside the restored user namespace; returns the
     network (None if the restore failed before: the handshake then says why)."""
     pid = handoff.wait_pid(shake.msg_r, deadline)
+    mark("dst:criu-made-netns")
     if pid is None:
         return None
     try:
@@ -222,6 +224,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     files = launch.etc_files(rt, rec, paths)
     for flag in (paths.stop_flag, paths.caller_cleans, paths.fifo):
         flag.unlink(missing_ok=True)
+    mark("dst:restore-begin")
     fds = launch.make_stdio(rec["spec"])
     stdio = _tty_stdio(fds, rng) if rec["spec"]["tty"] else launch.child_stdio(fds)
     binds: list = [] if rng else None
@@ -261,6 +264,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     procs = rt.cgroups.procs_files(rec["id"])
     msg_r, msg_w = os.pipe()
     lent = restore_userns.lend_images(images, rng["first"]) if rng else []
+    mark("dst:fork-shim-to-be")
     pid0 = os.fork()
     if pid0 == 0:
         try:
@@ -285,7 +289,9 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     try:
         if handoff:
             network = _wire_restored(rt, rec, files, meta, handoff, shake, deadline)
+            mark("dst:netns-wired")
         info = shake.next(deadline)
+        mark("dst:shim-says-running")
         if "error" in info:
             raise KernelError(info["error"])
     except BaseException:
@@ -302,4 +308,5 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     info["network"] = network
     launch.record_shim(paths, info)
+    mark("dst:restore-end")
     return info
