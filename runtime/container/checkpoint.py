@@ -28,5 +28,10 @@ TRACE: list[tuple[str, float]] = []
 
 def mark(label: str) -> None:
     """Record `label` with the time now, when tracing is on."""
+    mark_at(label, time.monotonic())
+
+
+def mark_at(label: str, when: float) -> None:
+    """Record `label` at `when` (a time another process took), when tracing is on."""
     if os.environ.get("BERTH_MIGRATE_TRACE"):
-        TRACE.append((label, time.monotonic()))
+        TRACE.append((label, when))

@@ -31,9 +31,11 @@ def frozen_by_us(rt, cid: str, argv: list[str]):
         yield
         return
     rt.cgroups.freeze(cid)
+    mark("src:frozen")
     try:
         yield
     finally:
+        mark("src:criu-exited")
         with contextlib.suppress(Exception):
             rt.cgroups.thaw(cid)
 
@@ -47,13 +49,15 @@ def checkpoint(
     tcp_established=False,
     parent=None,
     on_dumped=None,
+    follow=None,
 ) -> dict:
     """Dump a running container into checkpoint `name` (stopping it unless leave_running).
 
     `parent` names a pre-dump of this checkpoint (precopy.py): only pages dirtied since it
     are written, the rest stay in NAME.pre where the images' parent link points.
     `on_dumped(path)` runs as soon as the checkpoint is whole, before the bookkeeping of the
-    stopped container (a migration sends it on while that happens)."""
+    stopped container (a migration sends it on while that happens). `follow(images, proc)`
+    runs while CRIU dumps (criu.run_dump): a migration sends the pages as they are written."""
     cid = rt.store.resolve(ref)
     paths = rt.store.paths(cid)
     with rt.store.locked(cid):
@@ -89,7 +93,7 @@ def checkpoint(
             )
             mark("src:criu-dump")
             with frozen_by_us(rt, cid, argv):
-                criu.run_dump(argv, partial / "images")
+                criu.run_dump(argv, partial / "images", follow)
             mark("src:criu-dump-done")
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)

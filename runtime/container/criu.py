@@ -311,10 +311,23 @@ def _noise(line: str) -> bool:
     return "RLIMIT_NOFILE" in line or "Unable to create tun" in line
 
 
-def run_dump(argv: list[str], images: Path) -> None:
-    """Run a dump; KernelError with CRIU's own words if it fails."""
-    done = subprocess.run(argv, cwd=images, capture_output=True, timeout=300, check=False)
-    if done.returncode != 0:
+def run_dump(argv: list[str], images: Path, follow=None) -> None:
+    """Run a dump; KernelError with CRIU's own words if it fails. `follow(images, proc)`,
+    when given, runs while CRIU does (it reads the images as they are written) and must
+    return only once `proc` has exited."""
+    if follow is None:
+        done = subprocess.run(argv, cwd=images, capture_output=True, timeout=300, check=False)
+        code = done.returncode
+    else:
+        images.mkdir(exist_ok=True, mode=0o700)
+        proc = subprocess.Popen(
+            argv, cwd=images, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            follow(images, proc)
+        finally:
+            code = proc.wait()  # never killed half-way: it may have its parasite in the tasks
+    if code != 0:
         raise KernelError(f"criu dump failed: {log_tail(images / 'dump.log')}")
 
 

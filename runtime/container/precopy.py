@@ -33,6 +33,40 @@ SMALL_ENOUGH = 2 << 20  # a dirty set this small is sent during the freeze itsel
 SHRINK = 0.8  # a round must dirty at most this share of the one before to be worth another
 
 
+class PageFollower:
+    """Sends the final dump's pages files to the target while CRIU writes them (the
+    transfer overlaps the dump instead of following it); checked by their SHA-256 as
+    every file. A failure to send is kept (`error`) and raised once CRIU is done: CRIU is
+    never stopped half-way (it may have its parasite in the tasks)."""
+
+    def __init__(self, ch: Channel, name: str):
+        self.ch = ch
+        self.name = name
+        self.sent: set[str] = set()
+        self.error: BaseException | None = None
+
+    def __call__(self, images: Path, proc) -> None:
+        """Follow pages-1.img, pages-2.img... under `images` until CRIU (`proc`) exits."""
+        exited = lambda: proc.poll() is not None  # noqa: E731
+        n = 1
+        try:
+            while True:
+                path = images / f"pages-{n}.img"
+                while not path.exists():
+                    if exited():
+                        return
+                    time.sleep(0.001)
+                after = images / f"pages-{n + 1}.img"
+                # CRIU writes one task's pages, closes them, then opens the next task's.
+                name = f"{self.name}/images/{path.name}"
+                self.ch.send_growing(path, name, lambda a=after: exited() or a.exists())
+                self.sent.add(name)
+                n += 1
+        except (OSError, WireError) as err:
+            self.error = err
+            proc.wait()
+
+
 def _pages(images: Path) -> int:
     return sum(p.stat().st_size for p in images.glob("pages-*.img"))
 
@@ -89,14 +123,17 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
         raise
     rec = rt.store.read_record(cid)
     times = {}
+    follower = PageFollower(ch, name)
 
     def ship(final: Path) -> None:
         # Straight after the dump: the source's own bookkeeping runs after this.
         times["dumped"] = time.monotonic()
         mark("src:dumped")
+        if follower.error is not None:
+            raise WireError(f"sending the pages failed: {follower.error}")
         portable.tar_upper(paths.upper, final / "upper.tar")
         mark("src:upper-tarred")
-        ch.send_tree(top, final)
+        ch.send_tree(top, final, frozenset(follower.sent))
         mark("src:files-sent")
         meta = checkpoints.read_meta(final)
         ch.send({"t": "final", "name": name, "manifest": manifest(rec, meta)})
@@ -109,6 +146,7 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
             tcp_established=tcp_established,
             parent=f"pre-{len(rounds)}" if rounds else None,
             on_dumped=ship,
+            follow=follower,
         )
     except BaseException:
         if "dumped" not in times:  # the dump failed: CRIU resumed the tasks, nothing went
@@ -235,6 +273,8 @@ def _take_files(ch: Channel, stage: Path) -> dict:
         kind = header.get("t")
         if kind == "file":
             ch.recv_file(header, stage)
+        elif kind == "stream":
+            ch.recv_stream(header, stage)
         elif kind == "link":
             ch.recv_link(header, stage)
         elif kind == "final":

@@ -17,6 +17,7 @@ import re
 import secrets
 import socket
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,17 +96,45 @@ class Channel:
         self.sent += size
         return size
 
-    def send_tree(self, top: Path, where: Path) -> int:
-        """Every file and symlink under `where`, named relative to `top`; returns the bytes."""
+    def send_growing(self, path: Path, name: str, finished: Callable[[], bool]) -> int:
+        """A file another process is still writing (CRIU's pages during a dump), sent as it
+        grows: chunks, each with its length, until `finished()` said the writer is done and
+        the end is read; then an empty chunk and the SHA-256 of it all. Returns its size."""
+        self.send({"t": "stream", "path": name})
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                done = finished()  # asked before the read: all written by then is read now
+                chunk = f.read(CHUNK)
+                if chunk:
+                    hashed = _POOL.submit(digest.update, chunk)
+                    self.sock.sendall(_LENGTH.pack(len(chunk)))
+                    self.sock.sendall(chunk)
+                    hashed.result()
+                    size += len(chunk)
+                elif done:
+                    break
+                else:
+                    time.sleep(0.001)  # the writer is ahead of nothing: let it write
+        self.sock.sendall(_LENGTH.pack(0) + digest.digest())
+        self.sent += size
+        return size
+
+    def send_tree(self, top: Path, where: Path, skip: frozenset = frozenset()) -> int:
+        """Every file and symlink under `where`, named relative to `top`, but those named in
+        `skip` (sent already); returns the bytes."""
         total = 0
         for item in sorted(where.iterdir()):
             name = str(item.relative_to(top))
+            if name in skip:
+                continue
             if item.is_symlink():
                 self.send({"t": "link", "path": name, "target": os.readlink(item)})
             elif item.is_file():
                 total += self.send_file(item, name)
             elif item.is_dir():
-                total += self.send_tree(top, item)
+                total += self.send_tree(top, item, skip)
         return total
 
     def recv_file(self, header: dict, stage: Path) -> Path:
@@ -129,6 +158,30 @@ class Channel:
                 pending = _POOL.submit(_keep, digest, out, buf[:got])
                 buffers.reverse()
                 left -= got
+            if pending:
+                pending.result()
+        if self._exactly(32) != digest.digest():
+            raise WireError(f"{header['path']} does not match its SHA-256")
+        return target
+
+    def recv_stream(self, header: dict, stage: Path) -> Path:
+        """Store a file sent as it grew (send_growing) under `stage`, checked against its
+        SHA-256 (hashed and written while the next chunk arrives)."""
+        target = safe_path(stage, header.get("path"))
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256()
+        buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
+        pending = None
+        with open(target, "wb") as out:
+            while length := _LENGTH.unpack(self._exactly(_LENGTH.size))[0]:
+                if length > CHUNK:
+                    raise WireError(f"a chunk of {length} bytes in {header['path']}")
+                buf = buffers[0]
+                got = self._fill(buf, length)
+                if pending:
+                    pending.result()
+                pending = _POOL.submit(_keep, digest, out, buf[:got])
+                buffers.reverse()
             if pending:
                 pending.result()
         if self._exactly(32) != digest.digest():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from runtime import linux
 from runtime.container import criu, criu_userns, launch, restore_userns
-from runtime.container.checkpoint import mark
+from runtime.container.checkpoint import mark, mark_at
 from runtime.container.fsutil import proc_start_time
 from runtime.container.paths import ContainerPaths
 from runtime.errors import Conflict, InvalidSpec, KernelError
@@ -126,6 +126,7 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
         linux.mount("overlay", str(paths.merged), "overlay", 0, data)
     for fd in inherit_fds:
         os.set_inheritable(fd, True)
+    criu_start = time.monotonic()
 
     def join_cgroup():
         # CRIU forks the restored tree: it inherits the container's cgroup (and its limits).
@@ -146,6 +147,7 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
         launch._send(msg_w, error=f"criu restore failed: {criu.log_tail(work / 'restore.log')}")
         os._exit(1)
     cpid = int((work / "pid").read_text().strip())
+    criu_done = time.monotonic()
     # The restored tasks have their own mount namespace now; ours need not keep the rootfs.
     if rng:
         restore_userns.unmount_root(rec["id"])
@@ -153,7 +155,13 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
         linux.umount(str(paths.merged), linux.MNT_DETACH)
     me = os.getpid()
     launch._send(
-        msg_w, pid=cpid, shim=me, shim_start=proc_start_time(me), pid_start=proc_start_time(cpid)
+        msg_w,
+        pid=cpid,
+        shim=me,
+        shim_start=proc_start_time(me),
+        pid_start=proc_start_time(cpid),
+        criu_done=criu_done,
+        criu_start=criu_start,
     )
     args["pid"] = cpid
     launch.exec_shim(args)
@@ -292,6 +300,9 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
             mark("dst:netns-wired")
         info = shake.next(deadline)
         mark("dst:shim-says-running")
+        if "criu_done" in info:
+            mark_at("dst:criu-restore-started", info.pop("criu_start"))
+            mark_at("dst:criu-restore-exited", info.pop("criu_done"))
         if "error" in info:
             raise KernelError(info["error"])
     except BaseException:

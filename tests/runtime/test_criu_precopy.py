@@ -196,3 +196,59 @@ def test_postcopy_pages_failing_after_the_restore_resume_the_source(rt, monkeypa
     assert not rt.cgroups.is_frozen(rt.store.resolve("po-back"))
     assert [s["name"] for s in rt.list()].count("po-back2") == 0  # the target's copy is gone
     _no_leftovers(rt)
+
+
+def test_a_growing_file_streams_whole_and_a_changed_byte_is_refused(tmp_path):
+    """The final dump's pages go while CRIU writes them: chunks as the file grows, then the
+    SHA-256 of it all, checked by the receiver (here a writer thread stands in for CRIU)."""
+    import socket
+    import time
+
+    src = tmp_path / "pages-1.img"
+    src.write_bytes(b"")
+    done = threading.Event()
+
+    def writer():
+        with open(src, "ab") as f:
+            for i in range(40):
+                f.write(bytes([i]) * 100_003)
+                f.flush()
+                time.sleep(0.001)
+        done.set()
+
+    for tamper in (False, True):
+        a, b = socket.socketpair()
+        with a, b:
+            sender, receiver = precopy_wire.Channel(a), precopy_wire.Channel(b)
+            if tamper:  # one byte changed on the way: the digest no longer matches
+                plain = a.sendall
+                seen = []
+
+                def flip(data, plain=plain, seen=seen):
+                    if len(data) > 1000 and not seen:
+                        seen.append(1)
+                        data = b"\xff" + bytes(data[1:])
+                    plain(data)
+
+                sender.sock = type("S", (), {"sendall": staticmethod(flip)})()
+            out = tmp_path / ("t" if tamper else "s")
+            out.mkdir()
+            got = {}
+
+            def take(receiver=receiver, out=out, got=got):
+                try:
+                    got["path"] = receiver.recv_stream(receiver.recv(), out)
+                except precopy_wire.WireError as err:
+                    got["error"] = err
+
+            reader = threading.Thread(target=take)
+            reader.start()
+            if not tamper:
+                threading.Thread(target=writer).start()
+            sender.send_growing(src, "c/images/pages-1.img", done.is_set)
+            reader.join(30)
+            if tamper:
+                assert "does not match its SHA-256" in str(got["error"])
+            else:
+                assert got["path"].read_bytes() == src.read_bytes()
+                assert src.stat().st_size == 40 * 100_003
