@@ -283,3 +283,40 @@ def test_a_tty_container_restores_with_a_new_terminal(rt, userns):
     assert code == 0 and b"/dev/pts/" in out, out
     rt.stop("cr-tty", timeout=1)
     _no_leftovers(rt)
+
+
+def test_an_established_connection_survives_with_tcp_established(rt):
+    """`--tcp-established`: a connection from the host to the default container (a user
+    namespace of its own) made before the checkpoint carries on after the restore; its
+    address is on the test's own bridge network, in a namespace the test made."""
+    import socket
+
+    rt.run(
+        {
+            "image": "busybox",
+            "name": "cr-tcp",
+            "command": ["nc", "-l", "-p", "7000", "-e", "cat"],  # echoes one connection
+            "network": {"mode": "bridge"},
+        }
+    )
+    ip = rt.state("cr-tcp")["network"]["networks"]["bridge"]["ip"]
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn = socket.create_connection((ip, 7000), timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with conn:
+        conn.sendall(b"before\n")
+        assert conn.recv(64) == b"before\n"
+        rt.checkpoint("cr-tcp", "tcp", tcp_established=True)
+        assert rt.state("cr-tcp")["status"] == "stopped"
+        st = rt.start("cr-tcp", checkpoint="tcp")
+        assert st["network"]["networks"]["bridge"]["ip"] == ip
+        conn.sendall(b"after\n")  # the same socket: the server's end was restored
+        assert conn.recv(64) == b"after\n"
+    rt.delete("cr-tcp", force=True)
+    _no_leftovers(rt)
