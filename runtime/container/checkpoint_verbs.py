@@ -22,6 +22,24 @@ def freezer_dir(rt, cid: str) -> str | None:
     return f"{mounts['freezer']}/{rt.config.prefix}/{cid}"
 
 
+def _hold_root(pid: int) -> int | None:
+    """A reference to the container's root mount, held across the dump.
+
+    Without it the last one can be CRIU's: its exit then shuts the overlay down, which
+    syncs the whole file system under the upper layer (the images just written included),
+    tens of ms inside the freeze. Let go once the tasks are gone (let_go)."""
+    try:
+        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def let_go(fd: int | None) -> None:
+    """Drop the root's reference (the overlay's sync, if it is the last, happens here)."""
+    if fd is not None:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def frozen_by_us(rt, cid: str, argv: list[str]):
     """Freeze the container's cgroup before CRIU's dump (CRIU's own freeze of a v1 group
@@ -50,6 +68,7 @@ def checkpoint(
     parent=None,
     on_dumped=None,
     follow=None,
+    hold_root=None,
 ) -> dict:
     """Dump a running container into checkpoint `name` (stopping it unless leave_running).
 
@@ -57,7 +76,9 @@ def checkpoint(
     are written, the rest stay in NAME.pre where the images' parent link points.
     `on_dumped(path)` runs as soon as the checkpoint is whole, before the bookkeeping of the
     stopped container (a migration sends it on while that happens). `follow(images, proc)`
-    runs while CRIU dumps (criu.run_dump): a migration sends the pages as they are written."""
+    runs while CRIU dumps (criu.run_dump): a migration sends the pages as they are written.
+    `hold_root` (a list): the reference to the root mount (_hold_root) is put there, for
+    the caller to let go (let_go) once the freeze is over, whatever happened."""
     cid = rt.store.resolve(ref)
     paths = rt.store.paths(cid)
     with rt.store.locked(cid):
@@ -71,6 +92,10 @@ def checkpoint(
         checkpoints.clear_partials(paths, keep=name if parent else None)
         partial = checkpoints.begin(paths, name)
         pid = obs["pid"]
+        held = None if leave_running else _hold_root(pid)
+        if hold_root is not None:
+            hold_root.append(held)  # the caller lets it go
+            held = None
         try:
             meta = checkpoints.describe(
                 rec, pid, name, leave_running=leave_running, tcp=tcp_established
@@ -100,6 +125,7 @@ def checkpoint(
             if not leave_running:  # CRIU resumed the tasks: they run on as before
                 paths.stop_flag.unlink(missing_ok=True)
                 paths.caller_cleans.unlink(missing_ok=True)
+            let_go(held)
             raise
         final = checkpoints.finish(partial, meta)
         failed = None
@@ -110,6 +136,7 @@ def checkpoint(
                 failed = err
         if not leave_running:
             rt._wait_stopped(cid, 10)
+            let_go(held)
             rt._detach_network(cid)
             state = rt.store.read_state(cid)
             state["user_stopped"] = True

@@ -47,7 +47,16 @@ class PageFollower:
 
     def __call__(self, images: Path, proc) -> None:
         """Follow pages-1.img, pages-2.img... under `images` until CRIU (`proc`) exits."""
-        exited = lambda: proc.poll() is not None  # noqa: E731
+        seen = []
+
+        def exited() -> bool:
+            if seen:
+                return True
+            if proc.poll() is None:
+                return False
+            seen.append(mark("src:criu-exit-seen"))
+            return True
+
         n = 1
         try:
             while True:
@@ -61,6 +70,7 @@ class PageFollower:
                 name = f"{self.name}/images/{path.name}"
                 self.ch.send_growing(path, name, lambda a=after: exited() or a.exists())
                 self.sent.add(name)
+                mark(f"src:sent-{path.name}")
                 n += 1
         except (OSError, WireError) as err:
             self.error = err
@@ -124,6 +134,7 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
     rec = rt.store.read_record(cid)
     times = {}
     follower = PageFollower(ch, name)
+    held: list = []  # the root mount's reference: its release may sync the disk, not now
 
     def ship(final: Path) -> None:
         # Straight after the dump: the source's own bookkeeping runs after this.
@@ -137,6 +148,16 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
         mark("src:files-sent")
         meta = checkpoints.read_meta(final)
         ch.send({"t": "final", "name": name, "manifest": manifest(rec, meta)})
+        # The answer before the source's own bookkeeping (its network, the stopped tasks):
+        # the target restores on a machine this side leaves alone meanwhile.
+        try:
+            times["answer"] = ch.recv()  # none at all: raised, the caller asks the target
+        except PeerFailed as err:
+            times["failed"] = err
+        finally:
+            times["restored"] = time.monotonic()
+            mark("src:answer-heard")
+            _let_go(held)  # the freeze is over: a sync of the disk may take its time now
 
     try:
         checkpoint_verbs.checkpoint(
@@ -147,22 +168,20 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
             parent=f"pre-{len(rounds)}" if rounds else None,
             on_dumped=ship,
             follow=follower,
+            hold_root=held,
         )
     except BaseException:
+        _let_go(held)
         if "dumped" not in times:  # the dump failed: CRIU resumed the tasks, nothing went
             shutil.rmtree(pre, ignore_errors=True)
         raise
-    dumped = times["dumped"]
-    try:
-        answer = ch.recv()  # no answer at all (WireError, OSError): the caller asks the target
-    except PeerFailed as err:
+    dumped, restored, answer = times["dumped"], times["restored"], times.get("answer") or {}
+    if "failed" in times:
         resume(rt, cid, name)
-        raise WireError(f"the target failed ({err}); the container runs on here") from None
+        raise WireError(f"the target failed ({times['failed']}); the container runs on here")
     if answer.get("t") != "restored":
         resume(rt, cid, name)
         raise WireError(f"the target answered {answer.get('t')!r}; the container runs on here")
-    restored = time.monotonic()
-    mark("src:restored-heard")
     return {
         "rounds": rounds,
         "dirty_tracking": criu.dirty_tracking(),
@@ -172,6 +191,11 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
         "restore_ms": answer.get("restore_ms"),
         "state": answer.get("state") or {},
     }
+
+
+def _let_go(held: list) -> None:
+    while held:
+        checkpoint_verbs.let_go(held.pop())
 
 
 def resume(rt, cid: str, name: str) -> None:
