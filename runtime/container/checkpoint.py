@@ -32,6 +32,11 @@ def mark(label: str) -> None:
 
 
 def mark_at(label: str, when: float) -> None:
-    """Record `label` at `when` (a time another process took), when tracing is on."""
-    if os.environ.get("BERTH_MIGRATE_TRACE"):
+    """Record `label` at `when` (a time another process took), when tracing is on (a path
+    in BERTH_MIGRATE_TRACE: appended there as well, for the agents of a fleet)."""
+    where = os.environ.get("BERTH_MIGRATE_TRACE")
+    if where:
         TRACE.append((label, when))
+        if where.startswith("/"):
+            with open(where, "a") as f:
+                f.write(f"{when:.6f} {os.getpid()} {label}\n")
