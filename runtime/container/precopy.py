@@ -108,6 +108,8 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
     pre = checkpoints.pre_dir(paths, name)
     if (top / name).exists():
         raise InvalidState(f"checkpoint {name} exists already")
+    rec = rt.store.read_record(cid)
+    _target_ready(ch, rec)
     shutil.rmtree(pre, ignore_errors=True)
     pre.mkdir(parents=True, mode=0o700)
     rounds: list[int] = []
@@ -131,7 +133,6 @@ def send(rt, ref: str, ch: Channel, name: str, *, tcp_established=False, progres
     except BaseException:
         shutil.rmtree(pre, ignore_errors=True)
         raise
-    rec = rt.store.read_record(cid)
     times = {}
     follower = PageFollower(ch, name)
     held: list = []  # the root mount's reference: its release may sync the disk, not now
@@ -198,6 +199,35 @@ def _let_go(held: list) -> None:
         checkpoint_verbs.let_go(held.pop())
 
 
+def _target_ready(ch: Channel, rec: dict) -> None:
+    """Before anything stops: the target checks what it can without the dump (its
+    architecture, the image, the network) and gets ready; a refusal raises here, with the
+    container running on untouched."""
+    ch.send({"t": "prepare", "manifest": manifest(rec, {})})
+    try:
+        answer = ch.recv()
+    except PeerFailed as err:
+        raise WireError(f"the target refused the container ({err}); it runs on here") from None
+    if answer.get("t") != "ready":
+        raise WireError(f"the target answered {answer.get('t')!r} to the preparation")
+
+
+def prepare_here(rt, header: dict) -> None:
+    """Target side of _target_ready: refuse what would fail after the freeze, and do now
+    what the restore would otherwise do during it for the first time (the default bridge,
+    the modules a restore imports on first use)."""
+    from runtime.container import plan, userns_ranges  # noqa: F401 (imported once, here)
+    from runtime.network.manager import DEFAULT_NETWORK
+
+    got = manifest_for_here(header)
+    rec = portable.check_image(rt, got, rt._prepare(dict(got["spec"])))
+    network = rec["spec"]["network"]
+    if network["mode"] == "bridge" and DEFAULT_NETWORK in (
+        network.get("networks") or [DEFAULT_NETWORK]
+    ):
+        rt.networks.ensure_default()
+
+
 def resume(rt, cid: str, name: str) -> None:
     """Restore the container here from its migration checkpoint, then drop the checkpoint."""
     with contextlib.suppress(Exception):
@@ -225,7 +255,7 @@ def receive(rt, ch: Channel, *, name=None, labels=None) -> dict:
     is told (it resumes the container)."""
     stage = new_stage(rt)
     try:
-        header = _take_files(ch, stage)
+        header = _take_files(ch, stage, rt)
         mark("dst:files-in")
         pause_at("precopy-final")  # tests kill the target here, the whole checkpoint in hand
         try:
@@ -290,7 +320,7 @@ def checkpoints_name(name) -> str:
     return name
 
 
-def _take_files(ch: Channel, stage: Path) -> dict:
+def _take_files(ch: Channel, stage: Path, rt=None) -> dict:
     """Files and links until the "final" message, which is returned."""
     while True:
         header = ch.recv()
@@ -303,5 +333,12 @@ def _take_files(ch: Channel, stage: Path) -> dict:
             ch.recv_link(header, stage)
         elif kind == "final":
             return header
+        elif kind == "prepare":
+            try:
+                prepare_here(rt, header)
+            except Exception as err:
+                ch.send({"t": "failed", "error": str(err)[:2000]})
+                raise
+            ch.send({"t": "ready"})
         elif kind != "round":
             raise WireError(f"unexpected message {kind!r}")
