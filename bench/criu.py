@@ -235,9 +235,15 @@ class Prober:
 
     def longest_gap(self, since: float, until: float) -> float:
         """Longest time (ms) with no answer from either host in [since, until]."""
+        return self.gap_window(since, until)[0]
+
+    def gap_window(self, since: float, until: float) -> tuple[float, float, float]:
+        """(length in ms, start, end) of that longest gap (CLOCK_MONOTONIC, the clock of the
+        migration's phase marks: BERTH_MIGRATE_TRACE)."""
         times = sorted(t for t in self.answers if since <= t <= until)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        return max(gaps, default=float("nan")) * 1000
+        gaps = [(b - a, a, b) for a, b in zip(times, times[1:], strict=False)]
+        length, start, end = max(gaps, default=(float("nan"), since, since))
+        return length * 1000, start, end
 
 
 def loadavg() -> str:
@@ -290,7 +296,9 @@ def bench_migrate(n: int, userns: str = "host", modes=("precopy", "postcopy")) -
                           {"host": to.name, "mode": mode}, expect=200, timeout=300)  # fmt: skip
                 t1 = time.monotonic()
                 fleet.wait_until(lambda t1=t1: any(t > t1 for t in probe.answers), 20, "answers")
-                out[mode]["downtime"].append(probe.longest_gap(t0, time.monotonic()))
+                gap, start, end = probe.gap_window(t0, time.monotonic())
+                out[mode]["downtime"].append(gap)
+                print(f"  {mode} move {i}: gap {gap:.0f} ms, monotonic {start:.3f} to {end:.3f}")
                 out[mode]["total"].append((t1 - t0) * 1000)
                 out[mode]["load"].append(loadavg())
                 time.sleep(0.5)

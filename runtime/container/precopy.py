@@ -214,12 +214,14 @@ def _target_ready(ch: Channel, rec: dict) -> None:
 
 def prepare_here(rt, header: dict) -> None:
     """Target side of _target_ready: refuse what would fail after the freeze, and do now
-    what the restore would otherwise do during it for the first time (the default bridge,
-    the modules a restore imports on first use)."""
-    from runtime.container import plan, userns_ranges  # noqa: F401 (imported once, here)
+    what the restore would otherwise do during it for the first time (CRIU's check, the
+    compiled shim, the default bridge, the modules a restore imports on first use)."""
+    from runtime.container import plan, shimbin, userns_ranges  # noqa: F401 (once, here)
     from runtime.network.manager import DEFAULT_NETWORK
 
     got = manifest_for_here(header)
+    criu.binary()
+    shimbin.ensure(rt.config.root)  # built on a host's first start: 170 ms, not in the freeze
     rec = portable.check_image(rt, got, rt._prepare(dict(got["spec"])))
     network = rec["spec"]["network"]
     if network["mode"] == "bridge" and DEFAULT_NETWORK in (

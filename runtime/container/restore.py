@@ -240,6 +240,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     try:
         console = os.ttyname(stdio[0]) if rec["spec"]["tty"] else None
         mounts = external_mounts(rt, rec, files, meta["mounts"], console, binds)
+        mark("dst:external-mounts")
         if not rng:  # else wired once CRIU has made it (restore_userns.NetnsHandoff)
             netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
     except BaseException:
@@ -253,6 +254,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
     handoff = restore_userns.NetnsHandoff(work) if rng else None
+    mark("dst:handoff")
     argv = criu.restore_argv(
         images,
         work,
@@ -263,6 +265,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
         netns_script=handoff.script if handoff else None,
         lazy=lazy is not None,
     )
+    mark("dst:argv")
     if lazy is not None:
         lazy(images, work)
     listen = launch.listen_socket(paths.attach_socket)
@@ -271,6 +274,7 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     args["winsize"] = winsize
     procs = rt.cgroups.procs_files(rec["id"])
     msg_r, msg_w = os.pipe()
+    mark("dst:shim-args")
     lent = restore_userns.lend_images(images, rng["first"]) if rng else []
     mark("dst:fork-shim-to-be")
     pid0 = os.fork()
