@@ -329,7 +329,15 @@ def main() -> int:
         "pre-copy only)",
     )  # fmt: skip
     parser.add_argument("--modes", default="precopy,postcopy", help="migration modes, in turn")
+    parser.add_argument(
+        "--phases", action="store_true",
+        help="print each pre-copy move's phases, both hosts on one clock (BERTH_MIGRATE_TRACE)",
+    )  # fmt: skip
     args = parser.parse_args()
+    trace = None
+    if args.phases:
+        trace = Path(tempfile.mkstemp(prefix="berth-migrate-trace-")[1])
+        os.environ["BERTH_MIGRATE_TRACE"] = str(trace)  # the fleet's agents inherit it
     modes = tuple(m for m in args.modes.split(",") if m)
     print(f"load average at start: {loadavg()}")
     pair = bench_pair(args.n, not args.no_podman and bool(shutil.which("podman")))
@@ -360,7 +368,33 @@ def main() -> int:
         if len(found) == 2:
             pre, post = (median(found[m]["downtime"]) for m in modes)
             print(f"  downtime {modes[1]}/{modes[0]}: {post / pre:.2f}x")
+    if trace is not None:
+        print_phases(trace)
+        trace.unlink()
     return 0
+
+
+def print_phases(trace: Path) -> None:
+    """Each pre-copy move's marks (src: source agent, dst: target agent) in ms from the
+    freeze, with the step from the mark before."""
+    marks = []
+    for line in trace.read_text().splitlines():
+        when, pid, label = line.split(None, 2)
+        marks.append((float(when), pid, label))
+    marks.sort()
+    moves, current = [], None
+    for mark in marks:
+        if mark[2] == "src:freeze":
+            current = []
+            moves.append(current)
+        if current is not None and not (current and current[-1][2] == "dst:answered"):
+            current.append(mark)
+    for i, move in enumerate(moves):
+        start = prev = move[0][0]
+        print(f"phases of pre-copy move {i} (ms from the freeze, +step, pid, mark):")
+        for when, pid, label in move:
+            print(f"  {(when - start) * 1000:8.1f} {(when - prev) * 1000:+7.1f}  {pid:>7}  {label}")
+            prev = when
 
 
 if __name__ == "__main__":
