@@ -91,7 +91,7 @@ def _append(events: list[AuditEvent]) -> None:
             event.pk = None  # a batch rolled back and written again gets new ids
             event.seq, event.time, event.prev_hash = seq, now, prev
             event.hash = prev = event.compute_hash()
-        AuditEvent.objects.bulk_create(events)
+        _insert(cursor, events)
         cursor.execute(f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
     for event in events:
         # What save() would send (the metrics count gate decisions from it).
@@ -103,6 +103,38 @@ def _append(events: list[AuditEvent]) -> None:
             raw=False,
             using=connection.alias,
         )
+
+
+# The INSERT's columns: every concrete field but the id, in the model's order.
+_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+
+
+def _insert(cursor, events: list[AuditEvent]) -> None:
+    """INSERT `events` in one prepared statement, their ids read back (RETURNING): what
+    bulk_create() does, without compiling an insert query for every append (about a tenth of
+    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does."""
+    size = max(1, connection.ops.bulk_batch_size(_FIELDS, events))
+    if len(events) > size:  # the database's limit of parameters per statement (SQLite's)
+        for start in range(0, len(events), size):
+            _insert(cursor, events[start : start + size])
+        return
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
+    row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
+    returning = connection.features.can_return_rows_from_bulk_insert
+    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}"  # noqa: S608
+    if returning:
+        sql += " RETURNING " + connection.ops.quote_name(AuditEvent._meta.pk.column)
+    params = [
+        f.get_db_prep_save(getattr(event, f.attname), connection)
+        for event in events
+        for f in _FIELDS
+    ]
+    cursor.execute(sql, params)
+    ids = [r[0] for r in cursor.fetchall()] if returning else [None] * len(events)
+    for event, pk in zip(events, ids, strict=True):
+        event.pk = pk
+        event._state.adding, event._state.db = False, connection.alias
 
 
 class _Ticket:

@@ -157,3 +157,30 @@ def test_group_commit_chains_and_a_failure_is_only_the_bad_event(users):
         "object_id", flat=True)) == ["g0", "g1", "g2"]  # fmt: skip
     services._GROUP.append(AuditEvent(action="container.view", outcome="allowed"))
     assert verify_chain() == []
+
+
+def test_prepared_insert_reads_every_id_back_and_splits_past_the_parameter_limit(users):
+    """The audit INSERT is written by hand (services._insert): a batch larger than one
+    statement's parameters (SQLite: 999 / 17 columns) is split; every event gets its id; the
+    rows read back as the model wrote them, and the chain verifies."""
+    events = [
+        AuditEvent(
+            action="container.view",
+            outcome="allowed",
+            object_id=f"p{i}",
+            summary={"k": [i, "x"]},
+            source_ip="::1",
+        )
+        for i in range(130)
+    ]
+    services._append(events)
+    ids = [e.pk for e in events]
+    assert None not in ids and len(set(ids)) == len(ids)
+    stored = AuditEvent.objects.get(pk=events[7].pk)
+    assert (stored.object_id, stored.summary, stored.source_ip) == (
+        "p7",
+        {"k": [7, "x"]},
+        "::1",
+    )
+    assert stored.hash == events[7].hash == stored.compute_hash()
+    assert verify_chain() == []
