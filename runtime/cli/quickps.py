@@ -14,12 +14,34 @@ and answers. The table is rendered here for both paths.
 from __future__ import annotations
 
 import _json
-import _sqlite3
 import os
 import sys
 import time
 
 from runtime.container.viewcheck import ctimes, key_text, open_dir, processes_unchanged
+
+
+def _load_sqlite():
+    """The `_sqlite3` C module without importing functools and collections (3 ms of a 17 ms
+    `ps`): its initialisation only takes `functools.lru_cache`, which each connection wraps
+    around itself as its statement cache. With an identity `lru_cache` for that one import a
+    connection prepares each statement anew, which `ps`'s single query never repeats; a later
+    `import functools` loads the real module."""
+    if "_sqlite3" in sys.modules or "functools" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    stub = type(sys)("functools")
+    stub.lru_cache = lambda maxsize=128, typed=False: lambda function: function
+    sys.modules["functools"] = stub
+    try:
+        import _sqlite3
+    finally:
+        del sys.modules["functools"]
+    return _sqlite3
+
+
+_sqlite3 = _load_sqlite()
 
 _encode = _json.encode_basestring_ascii  # what json.dumps does to a str
 

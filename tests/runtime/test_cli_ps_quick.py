@@ -169,3 +169,58 @@ def test_a_missing_index_or_a_bad_prefix_goes_to_the_full_path(tmp_path):
     assert not (tmp_path / "root").exists()  # nothing created
     assert quickps.answer(["ps"], dict(environ, BERTH_PREFIX="Bad!")) is None
     assert quickps.answer(["ps", "--help"], environ) is None
+
+
+def _script(tmp_path, root, *args, command=("scripts/berth-runtime",), prefix="qps"):
+    """scripts/berth-runtime with the environment _berth gives `python -m runtime`."""
+    env = dict(
+        os.environ,
+        BERTH_ROOT=str(root / "root"),
+        BERTH_RUN_ROOT=str(root / "run"),
+        BERTH_PREFIX=prefix,
+        BERTH_PYTHON=sys.executable,
+    )
+    program = [str(REPO / word) if word.startswith("scripts/") else word for word in command]
+    return subprocess.run(
+        [*program, *args],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO if program[0] == sys.executable else tmp_path,  # the script runs from anywhere
+        text=True,
+    )
+
+
+def test_the_quick_entry_script_answers_as_python_m_runtime(tmp_path):
+    """scripts/berth-runtime (-I -S, no runpy) prints and exits as `python -m runtime`: the
+    kept views' table, the full path's, argparse's errors and other commands."""
+    for args in (["ps", "-a"], ["ps", "-q"], ["ps", "--bogus"], ["ps", "--help"], ["images"]):
+        mine, theirs = _script(tmp_path, tmp_path, *args), _berth(tmp_path, *args)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (
+            theirs.returncode,
+            theirs.stdout,
+            theirs.stderr,
+        ), args
+
+
+@pytest.mark.root
+def test_the_quick_entry_script_reads_the_kept_views(rt, base_spec, tmp_path):
+    """With every view kept, the script's `ps` (its _sqlite3 loaded without functools) lists
+    what `python -m runtime ps` lists."""
+    made = rt.run(dict(base_spec, name="qps-script"))["id"]
+    time.sleep(0.03)
+    rt.list()
+    base = rt.config.root.parent
+    assert rt.config.run_root == base / "run"
+    for args in (["ps", "-q", "--no-trunc"], ["ps", "-a", "-q"]):
+        mine = _script(tmp_path, base, *args, prefix=rt.config.prefix)
+        theirs = _script(
+            tmp_path,
+            base,
+            *args,
+            command=(sys.executable, "-m", "runtime"),
+            prefix=rt.config.prefix,
+        )
+        assert mine.returncode == theirs.returncode == 0, mine.stderr + theirs.stderr
+        assert mine.stdout == theirs.stdout
+        assert made[: len(mine.stdout.split()[0])] in mine.stdout
