@@ -15,6 +15,9 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
   API remove (stopped)        DELETE /api/v1/containers/ID/?wait=30| Engine DELETE
   API list, default page      GET /api/v1/containers/              | Engine GET /containers/json
   API list, 500 rows          GET ...?page_size=500                | Engine GET /containers/json
+  API list ..., prod server   the two lists again through the production server (--server prod:
+                              deploy/gunicorn.conf.py, config.settings.prod, plain HTTP as
+                              behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
 plus the fill itself (containers per second through each API) and the MemAvailable drop per
@@ -25,7 +28,7 @@ to the last; ps and the API list no slower than Docker's; remove no slower than 
 API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB per container.
 
     sudo .venv/bin/python bench/scale.py [--counts 10,300,1000] [--runs 11] [--clients 8]
-        [--no-docker] [--settings config.settings.dev]
+        [--no-docker] [--settings config.settings.dev] [--server runserver|prod]
 """
 
 import argparse
@@ -45,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_http import tree_cpu_by_group  # noqa: E402
 from private_dockerd import Dockerd, call  # noqa: E402
-from served_berth import REPO, ServedBerth  # noqa: E402
+from served_berth import PROD_HEADERS, REPO, ServedBerth  # noqa: E402
 
 LIMIT = 32 * 1024 * 1024
 CREATE_FAILURES: list[str] = []  # API creates that failed in the runtime (retried)
@@ -89,6 +92,7 @@ class Berth:
         self.served = served
         self.auth = {"Authorization": f"Bearer {served.token}"}
         self.port = served.ports["runserver"]
+        self.prod_port = served.ports.get("gunicorn")  # --server prod
         from runtime.api import Runtime
         from runtime.config import RuntimeConfig
 
@@ -140,9 +144,10 @@ class Berth:
         if status != 200:
             raise RuntimeError(f"berth remove: {status} {data!r:.300}")
 
-    def api_list(self, conn, query: str) -> int:
+    def api_list(self, conn, query: str, headers: dict | None = None) -> int:
         """GET the container list; returns the rows in the answer."""
-        status, data = call(conn, "GET", f"/api/v1/containers/{query}", None, self.auth)
+        head = {**self.auth, **(headers or {})}
+        status, data = call(conn, "GET", f"/api/v1/containers/{query}", None, head)
         if status != 200:
             raise RuntimeError(f"berth list: {status} {data!r:.300}")
         return len(data["results"])
@@ -341,6 +346,12 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
     sample.append(
         ("API list, 500 rows", "berth", ms_of(lambda: berth.api_list(conn, "?page_size=500")))
     )
+    if berth.prod_port:
+        if not hasattr(berth, "prod_conn"):  # kept alive across rounds, as `conn` is
+            berth.prod_conn = http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
+        for what, query in LIST_QUERIES:
+            ms = ms_of(lambda q=query: berth.api_list(berth.prod_conn, q, PROD_HEADERS))
+            sample.append((f"{what}, prod server", "berth", ms))
 
     def page():
         if dash.get("/containers/").status_code != 200:
@@ -369,9 +380,14 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
         sample.append((what, "docker", create_ms))
     for what in ("runtime remove (stopped)", "API remove (stopped)"):
         sample.append((what, "docker", remove_ms))
-    for what in ("API list, default page", "API list, 500 rows"):
+    for what in LIST_ROWS:
         sample.append((what, "docker", engine_list))
     return sample
+
+
+# The API list rows and their queries; --server prod adds each again through gunicorn.
+LIST_QUERIES = [("API list, default page", ""), ("API list, 500 rows", "?page_size=500")]
+LIST_ROWS = [what for what, _ in LIST_QUERIES]
 
 
 def report(counts, results: dict, fills: dict, memory: dict, runs: int) -> str:
@@ -416,6 +432,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--settings", default="config.settings.dev")
     parser.add_argument("--no-docker", action="store_true")
+    parser.add_argument(
+        "--server", choices=("runserver", "prod"), default="runserver",
+        help="prod: the API lists also through the production server (gunicorn, settings.prod)",
+    )  # fmt: skip
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled")
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.counts.split(","))
@@ -436,7 +456,9 @@ def main() -> int:
     cpus: dict[int, dict[str, dict[str, float]]] = {}
     tag = secrets.token_hex(2)
     try:
-        served.start(["runserver"])
+        served.start(["runserver", "gunicorn"] if args.server == "prod" else ["runserver"])
+        if args.server == "prod":
+            LIST_ROWS.extend(f"{what}, prod server" for what, _ in LIST_QUERIES)
         sys.path.insert(0, str(REPO))
         berth = Berth(served)
         if not args.no_docker:

@@ -26,7 +26,25 @@ SERVERS = {
         str(REPO / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
         "config.asgi:application",
     ],
+    # The production HTTP server (deploy/gunicorn.conf.py, config.settings.prod) as it runs
+    # behind a TLS-terminating proxy: plain HTTP, clients send X-Forwarded-Proto (PROD_HEADERS).
+    "gunicorn": lambda port: [
+        str(REPO / ".venv" / "bin" / "gunicorn"), "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
+        "config.wsgi:application",
+    ],
 }  # fmt: skip
+# What the production server needs besides the served Berth's environment.
+SERVER_ENV = {
+    "gunicorn": lambda port: {
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "BERTH_BIND": f"127.0.0.1:{port}",
+        "BERTH_WS_BIND": f"127.0.0.1:{free_port()}",
+    },
+}
+# A request to the production server as its proxy forwards it (HTTPS terminated in front).
+PROD_HEADERS = {"X-Forwarded-Proto": "https"}
 
 
 def free_port() -> int:
@@ -125,7 +143,7 @@ class ServedBerth:
             raise RuntimeError(f"agent exited:\n{self.log('agent')}")
         for name in servers:
             port = self.ports[name] = free_port()
-            web = self._spawn(name, SERVERS[name](port))
+            web = self._spawn(name, SERVERS[name](port), **SERVER_ENV.get(name, lambda _: {})(port))
             wait_until(lambda p=port, w=web: _listens(p) or w.poll() is not None, 60, name)
             if web.poll() is not None:
                 raise RuntimeError(f"{name} exited:\n{self.log(name)}")

@@ -107,3 +107,28 @@ def test_pages_answer_as_before_with_the_total_from_the_same_query(api, many):
         assert answer.status_code == 404, (bad, answer.content)
     empty = client.get(f"{URL}?state=paused").json()
     assert empty == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_rendered_rows_are_never_stale(api, teams, host, many):
+    """List rows are kept rendered by the values the database sent (listing.ROW_CACHE): a
+    change to any shown value, however it is written (queryset updates send no signal), a
+    renamed team or host, a health change, shows in the next answer."""
+    client = api("admin")
+    live = Container.objects.exclude(observed_state="removed")
+    assert _rows(client) == _expected(live)
+    assert client.get(URL).json()["results"] == _expected(live)[:50]  # the compiled page
+    Container.objects.filter(pk=many[0].pk).update(
+        observed_state="paused", labels={"n": "changed"}, network_info={"ip": "10.0.0.9"}
+    )
+    ContainerHealth.objects.filter(container=many[2]).update(status="healthy", failing_streak=0)
+    teams["alpha"].__class__.objects.filter(pk=teams["alpha"].pk).update(name="alpha-renamed")
+    host.__class__.objects.filter(pk=host.pk).update(name="renamed-host")
+    expected = _expected(live)
+    assert client.get(URL).json()["results"] == expected
+    assert _rows(client) == expected
+    changed = {r["name"]: r for r in expected}
+    assert changed["tq-0"]["observed_state"] == "paused"
+    assert changed["tq-0"]["labels"] == {"n": "changed"}
+    assert changed["tq-2"]["health"]["status"] == "healthy"
+    assert changed["tq-1"]["team_name"] == "alpha-renamed"
+    assert changed["tq-1"]["host_name"] == "renamed-host"

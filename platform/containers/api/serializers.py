@@ -113,6 +113,12 @@ class ContainerListSerializer(ContainerSerializer):
         return [cls.row(values, when) for values in tuples]
 
     @staticmethod
+    def list_row(values) -> dict:
+        """One list row as rows() makes it (listing.ROW_CACHE keeps these by their values)."""
+        when = _when_utc if settings.TIME_ZONE == "UTC" else _when_drf
+        return ContainerListSerializer.row(values, when)
+
+    @staticmethod
     def row(values, when=_when_drf) -> dict:
         """One list row from a tuple of COLUMNS."""
         (

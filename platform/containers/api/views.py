@@ -121,9 +121,10 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                 Container,
                 gate.restrict_key(request.user, self.permission_code, Container),
                 request,
+                render=ContainerListSerializer.list_row,
             )
             if page is not None:
-                return self.get_paginated_response(ContainerListSerializer.rows(page))
+                return self.get_paginated_response(page)
             queryset = self.get_queryset().order_by(*self.ordering)
         else:
             queryset = self.filter_queryset(self.get_queryset())
