@@ -85,6 +85,26 @@ def test_a_failed_restore_resumes_the_source(rt):
     _no_leftovers(rt)
 
 
+def test_a_target_without_the_image_refuses_before_the_freeze(rt, monkeypatch):
+    """The target checks the image (and what else it can) before anything stops: a refusal
+    leaves the very same process running, with no checkpoint made."""
+    _counter(rt, "pc-img")
+    pid = rt.state("pc-img")["pid"]
+    real = precopy.prepare_here
+
+    def another_image(target_rt, header):
+        manifest = {**header["manifest"], "image_id": "sha256:" + "0" * 64}
+        return real(target_rt, {**header, "manifest": manifest})
+
+    monkeypatch.setattr(precopy, "prepare_here", another_image)
+    with pytest.raises(precopy_wire.WireError, match="refused.*runs on here"):
+        _move(rt, "pc-img", "pc-img2")
+    st = rt.state("pc-img")
+    assert st["status"] == "running" and st["pid"] == pid  # never frozen, never dumped
+    assert rt.checkpoints("pc-img") == []
+    _no_leftovers(rt)
+
+
 def test_a_source_with_the_wrong_key_is_refused(rt):
     _counter(rt, "pc-key")
     with pytest.raises(precopy_wire.WireError):
