@@ -8,6 +8,7 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
 
   runtime list()              Runtime.list() in this process      | Engine GET /containers/json
   ps                          `python -m runtime ps` (whole CLI)   | `docker ps` (whole CLI)
+  ps (scripts/berth-runtime)  the same command line, -I -S, no runpy | `docker ps` (the same sample)
   runtime list() CPU, ps CPU  the same, CPU time of Berth's process (no Docker column)
   runtime create+start        Runtime.run()                        | Engine create + start
   runtime remove (stopped)    Runtime.delete()                     | Engine DELETE
@@ -20,15 +21,20 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
                               behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
-plus the fill itself (containers per second through each API) and the MemAvailable drop per
-idle container, and where Berth's CPU goes (per process group: web, agent main process, its
+plus the fill itself (containers per second through each API) and the memory per idle
+container (the MemAvailable drop, and the containers' own: their cgroups' memory usage plus
+their monitors' proportional set size), and where Berth's CPU goes (per process group: web, agent main process, its
 pool, fork server, Redis; from /proc/PID/stat) per API create, per container filled, and per
 second of the idle stack at each count (the agent's heartbeat, reconcile and health loops). Targets (issue 19): nothing in Berth grows more than 10 % from the first count
 to the last; ps and the API list no slower than Docker's; remove no slower than the Engine
 API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB per container.
 
     sudo .venv/bin/python bench/scale.py [--counts 10,300,1000] [--runs 11] [--clients 8]
-        [--no-docker] [--settings config.settings.dev] [--server runserver|prod]
+        [--no-docker] [--settings config.settings.dev] [--server runserver|prod] [--settle 180]
+
+After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
+Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
+count is not measured in the fill's wake (its writes, the agent's catching up, dockerd's fill).
 """
 
 import argparse
@@ -75,6 +81,65 @@ def child_cpu_ms_of(fn) -> float:
     fn()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+
+
+def busy_fraction(berth, seconds: float) -> tuple[float, float]:
+    """(the machine's busy share of all CPUs, Berth's processes' share of one CPU) over
+    `seconds`."""
+
+    def machine():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = machine()
+    cpu0 = sum(tree_cpu_by_group(berth.pids()).values())
+    time.sleep(seconds)
+    total1, idle1 = machine()
+    cpu1 = sum(tree_cpu_by_group(berth.pids()).values())
+    busy = 1 - (idle1 - idle0) / max(total1 - total0, 1)
+    return busy, (cpu1 - cpu0) / 1000 / seconds
+
+
+def settle(berth, limit: float) -> str:
+    """Wait until the machine and Berth are quiet after a fill (at most `limit` seconds);
+    what was waited, for the output."""
+    start = time.monotonic()
+    busy, own = busy_fraction(berth, 3.0)
+    while (busy > 0.35 or own > 0.10) and time.monotonic() - start < limit:
+        busy, own = busy_fraction(berth, 3.0)
+    settled = "settled" if busy <= 0.35 and own <= 0.10 else "NOT settled"
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{settled} after {time.monotonic() - start:.0f} s: machine {busy:.0%} busy, "
+        f"Berth {own:.0%} of a CPU, load {load}"
+    )
+
+
+def containers_memory(berth) -> tuple[int, int]:
+    """(bytes the containers' cgroups use, bytes of their monitors' PSS): the containers'
+    own memory, which other processes on the machine do not move as they move
+    MemAvailable."""
+    config = berth.rt.config
+    usage = 0
+    for group in (config.cgroup_root / "memory", config.cgroup_root):  # cgroup v1, v2
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            path = group / config.cgroup_parent / name
+            if not usage and path.exists():
+                usage = int(path.read_text())
+    pss = 0
+    for entry in berth.rt.list():
+        pid = entry.get("pid")
+        if not pid or entry.get("status") != "running":
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            shim = int(stat.rsplit(")", 1)[1].split()[1])
+            for line in Path(f"/proc/{shim}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    return usage, pss
 
 
 def mem_available() -> int:
@@ -156,6 +221,16 @@ class Berth:
         """`python -m runtime ps` as a user types it."""
         subprocess.run(
             [str(REPO / ".venv" / "bin" / "python"), "-m", "runtime", "ps"],
+            env=self.cli_env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+
+    def ps_script(self) -> None:
+        """scripts/berth-runtime ps: the same command line started with -I -S, without runpy."""
+        subprocess.run(
+            [str(REPO / "scripts" / "berth-runtime"), "ps"],
             env=self.cli_env,
             cwd=REPO,
             check=True,
@@ -318,6 +393,8 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
     # two rows have no Docker column).
     sample.append(("runtime list() CPU", "berth", cpu_ms_of(berth.rt.list)))
     sample.append(("ps CPU (the CLI process)", "berth", child_cpu_ms_of(berth.ps)))
+    sample.append(("ps (scripts/berth-runtime)", "berth", ms_of(berth.ps_script)))
+    sample.append(("ps CPU (scripts/berth-runtime)", "berth", child_cpu_ms_of(berth.ps_script)))
     made = {}
 
     def run():
@@ -364,9 +441,11 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
 def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float]]:
     """One sample of every Docker measure (one Engine list stands for both list rows)."""
     engine_list = ms_of(lambda: docker.list(conn))
+    docker_ps = ms_of(docker.ps)
     sample = [
         ("runtime list()", "docker", engine_list),
-        ("ps (whole CLI)", "docker", ms_of(docker.ps)),
+        ("ps (whole CLI)", "docker", docker_ps),
+        ("ps (scripts/berth-runtime)", "docker", docker_ps),
     ]
     made = {}
 
@@ -437,6 +516,9 @@ def main() -> int:
         help="prod: the API lists also through the production server (gunicorn, settings.prod)",
     )  # fmt: skip
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled")
+    parser.add_argument(
+        "--settle", type=float, default=180.0, help="at most this long to wait after a fill"
+    )
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.counts.split(","))
     # Bytecode as scripts/berth-up leaves it (compileall): a stale .pyc under
@@ -453,6 +535,8 @@ def main() -> int:
     dockerd = None
     docker = None
     results, fills, memory = {}, {}, {"berth": [0, 0], "docker": [0, 0]}
+    own_memory: dict[int, tuple[int, int]] = {}  # count: (cgroups' usage, monitors' PSS)
+    settled: list[str] = []
     cpus: dict[int, dict[str, dict[str, float]]] = {}
     tag = secrets.token_hex(2)
     try:
@@ -475,13 +559,16 @@ def main() -> int:
             names = [f"f{tag}{i}" for i in range(have, n)]
             before, cpu_before = mem_available(), tree_cpu_by_group(berth.pids())
             seconds, _ = fill(berth.conn, berth.api_create, names, args.clients)
+            cpus[n] = {"fill": _cpu_since(berth, cpu_before, len(names) or 1)}
+            # MemAvailable once the fill's writes and the agent's catching up are over.
+            print(f"Berth filled to {n}; {settle(berth, args.settle)}", file=sys.stderr)
             memory["berth"][0] += before - mem_available()
             memory["berth"][1] += len(names)
             fills.setdefault(n, {})["Berth API"] = (seconds, len(names))
-            cpus[n] = {"fill": _cpu_since(berth, cpu_before, len(names) or 1)}
             if docker:
                 before = mem_available()
                 seconds, _ = fill(docker.conn, docker.create, names, args.clients)
+                print(f"Docker filled to {n}; {settle(berth, args.settle)}", file=sys.stderr)
                 memory["docker"][0] += before - mem_available()
                 memory["docker"][1] += len(names)
                 fills[n]["Engine API"] = (seconds, len(names))
@@ -489,8 +576,10 @@ def main() -> int:
             listed = len(berth.rt.list())
             if listed < n:  # more: a failed create's container left behind (reported)
                 raise RuntimeError(f"the runtime lists {listed} containers, expected {n}")
-            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            print(f"filled to {n} (load {load}); measuring", file=sys.stderr, flush=True)
+            own_memory[n] = containers_memory(berth)
+            state = settle(berth, args.settle)  # also after Docker's fill
+            print(f"filled to {n}; {state}; measuring", file=sys.stderr, flush=True)
+            settled.append(f"- before measuring at {n}: {state}")
             # What the agent does on its own at this count (heartbeat with the metrics report,
             # reconcile pass, health refresh): CPU per second of the idle stack.
             idle_before = tree_cpu_by_group(berth.pids())
@@ -506,6 +595,12 @@ def main() -> int:
             for what, label in (("fill", "per container filled"), ("idle", "per idle second")):
                 parts = ", ".join(f"{g} {ms:.1f}" for g, ms in sorted(cpus[n][what].items()))
                 print(f"- Berth CPU ms {label} at {n}: {parts}")
+        for n, (usage, pss) in own_memory.items():
+            print(
+                f"- Berth containers' own memory at {n}: cgroups {usage / n / 1e6:.2f} + "
+                f"monitors' PSS {pss / n / 1e6:.2f} = {(usage + pss) / n / 1e6:.2f} MB per container"
+            )
+        print("\n".join(settled))
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(f"API creates failed by the runtime (made again): {len(CREATE_FAILURES)}")
         for line in CREATE_FAILURES[:10]:
