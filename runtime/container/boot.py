@@ -27,7 +27,7 @@ from pathlib import Path
 
 from runtime.container import launch, respawn
 from runtime.container import status as sm
-from runtime.container.fsutil import read_json, write_json
+from runtime.container.fsutil import alive, read_json, write_json
 from runtime.errors import BerthError, NotFound
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -74,6 +74,12 @@ def _unfinished(state: dict, exit_info: dict | None) -> bool:
 def _suspect(rt, cid: str) -> bool:
     """A cheap look without the lock: is the shim gone while something says it should run?"""
     paths = rt.store.paths(cid)
+    # The monitor alive (start time checked) settles it, as observe()'s "monitored" would:
+    # almost every container of a pass stops here, without its init's /proc read and the
+    # FIFO's stat (issue 19: a pass at 1,000 containers).
+    shim = read_json(paths.shim_file, {}) or {}
+    if alive(shim.get("shim"), shim.get("shim_start")):
+        return False
     obs = sm.observe(paths, lambda: False)
     if obs["monitored"]:
         return False
