@@ -91,8 +91,9 @@ def _append(events: list[AuditEvent]) -> None:
             event.pk = None  # a batch rolled back and written again gets new ids
             event.seq, event.time, event.prev_hash = seq, now, prev
             event.hash = prev = event.compute_hash()
-        _insert(cursor, events)
-        cursor.execute(f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
+        head = (f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
+        if not _insert(cursor, events, head):
+            cursor.execute(*head)
     for event in events:
         # What save() would send (the metrics count gate decisions from it).
         post_save.send(
@@ -109,15 +110,17 @@ def _append(events: list[AuditEvent]) -> None:
 _FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-def _insert(cursor, events: list[AuditEvent]) -> None:
+def _insert(cursor, events: list[AuditEvent], head=None) -> bool:
     """INSERT `events` in one prepared statement, their ids read back (RETURNING): what
     bulk_create() does, without compiling an insert query for every append (about a tenth of
-    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does."""
+    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does.
+    On PostgreSQL the chain head's UPDATE (`head`: sql, params) goes in the same statement
+    (a data-modifying WITH: one round trip less per append); returns whether it did."""
     size = max(1, connection.ops.bulk_batch_size(_FIELDS, events))
     if len(events) > size:  # the database's limit of parameters per statement (SQLite's)
         for start in range(0, len(events), size):
             _insert(cursor, events[start : start + size])
-        return
+        return False
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
     row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
@@ -130,11 +133,16 @@ def _insert(cursor, events: list[AuditEvent]) -> None:
         for event in events
         for f in _FIELDS
     ]
+    fused = head is not None and returning and connection.vendor == "postgresql"
+    if fused:
+        sql = f"WITH ins AS ({sql}), head AS ({head[0]}) SELECT * FROM ins"  # noqa: S608
+        params += head[1]
     cursor.execute(sql, params)
     ids = [r[0] for r in cursor.fetchall()] if returning else [None] * len(events)
     for event, pk in zip(events, ids, strict=True):
         event.pk = pk
         event._state.adding, event._state.db = False, connection.alias
+    return fused
 
 
 class _Ticket:
