@@ -201,6 +201,10 @@ def test_the_quick_entry_script_answers_as_python_m_runtime(tmp_path):
             theirs.stdout,
             theirs.stderr,
         ), args
+    link = tmp_path / "berth-runtime"  # installed as a link elsewhere: finds its repository
+    link.symlink_to(REPO / "scripts" / "berth-runtime")
+    linked = _script(tmp_path, tmp_path, "ps", "-a", command=(str(link),))
+    assert (linked.returncode, linked.stdout) == (0, _berth(tmp_path, "ps", "-a").stdout)
 
 
 @pytest.mark.root
