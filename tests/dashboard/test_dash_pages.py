@@ -104,6 +104,29 @@ def test_rows_show_ports_and_never_a_stale_state(login, teams, host):
     assert "state-stopped" in fragment()  # the rendered rows are keyed by what they show
 
 
+def test_page_fragments_are_each_users_own_and_never_stale(login, teams, host):
+    """The filter form, table head and bulk buttons are kept by what they show: a viewer after
+    the admin gets no buttons and only the teams they may see; a new team shows at once."""
+    make_container(teams["alpha"], host, "td-frag-a", observed_state="running")
+    make_container(teams["beta"], host, "td-frag-b", observed_state="running")
+    admin, developer, viewer = login("admin"), login("developer"), login("viewer")
+    page = admin.get("/containers/").content.decode()
+    assert 'id="bulk-actions"' in page and 'id="select-page"' in page
+    assert teams["alpha"].name in page and teams["beta"].name in page
+    assert admin.get("/containers/").content.decode().count(teams["beta"].name) == page.count(
+        teams["beta"].name
+    )
+    mine = developer.get("/containers/").content.decode()  # alpha only, its own grants
+    assert f">{teams['alpha'].name}</option>" in mine
+    assert f">{teams['beta'].name}</option>" not in mine
+    looked = viewer.get("/containers/?sort=-state").content.decode()
+    assert 'id="bulk-actions"' not in looked and 'id="select-page"' not in looked
+    assert 'aria-sort="descending"' in looked and 'href="?sort=state"' in looked
+    gamma = type(teams["alpha"]).objects.create(name=f"{teams['alpha'].name}-gamma")
+    make_container(gamma, host, "td-frag-g", observed_state="running")
+    assert f">{gamma.name}</option>" in admin.get("/containers/").content.decode()
+
+
 @pytest.mark.parametrize("n", [5, 60])
 def test_container_list_costs_a_constant_number_of_queries(login, teams, host, n):
     for i in range(n):

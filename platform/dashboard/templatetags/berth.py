@@ -1,6 +1,9 @@
 """Template helpers of the dashboard: navigation, state badges, sizes."""
 
+import functools
+
 from django import template
+from django.template.loader import render_to_string
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -9,15 +12,27 @@ from dashboard.nav import visible_items
 register = template.Library()
 
 
-@register.inclusion_tag("dashboard/_nav.html", takes_context=True)
+@register.simple_tag(takes_context=True)
 def nav_menu(context):
     """The side navigation of the signed-in user, the current entry marked."""
     request = context["request"]
     items = visible_items(request.user) if request.user.is_authenticated else []
     path = request.path
-    for item in items:
-        item["active"] = path == item["url"] if item["url"] == "/" else path.startswith(item["url"])
-    return {"items": items}
+    shown = tuple((item["label"], item["url"], item["group"]) for item in items)
+    active = tuple(path == url if url == "/" else path.startswith(url) for _, url, _ in shown)
+    return _nav_html(shown, active)
+
+
+@functools.lru_cache(maxsize=256)
+def _nav_html(shown: tuple, active: tuple) -> str:
+    """The menu's HTML, kept by everything it shows (the entries the gate allowed and which
+    one is current): the same text only for the same entries, never stale."""
+    items = [
+        {"label": label, "url": url, "group": group, "active": on}
+        for (label, url, group), on in zip(shown, active, strict=True)
+    ]
+    html = render_to_string("dashboard/_nav.html", {"items": items})
+    return mark_safe(html)  # noqa: S308 (rendered by the template engine, escaped there)
 
 
 @register.simple_tag

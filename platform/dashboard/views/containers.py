@@ -109,31 +109,64 @@ def container_list(request):
     rows_html = _rows_html(tuple(page.object_list), bool(allowed), query, page.number)
     if request.headers.get("HX-Request") and request.GET.get("partial") == "rows":
         return HttpResponse(rows_html)
+    filter_query = _query_without(request, "page", "partial", "sort")
+    # The filter choices are the teams and hosts of containers the user may view (subqueries).
+    mine = visible(Container.objects.all(), user, "container.view")
+    teams = tuple(
+        Team.objects.filter(id__in=mine.values("team_id")).values_list("id", "name", named=True)
+    )
+    hosts = tuple(
+        Host.objects.filter(id__in=mine.values("host_id")).values_list("id", "name", named=True)
+    )
     context = {
         "page": page,
         "rows_html": rows_html,
-        "filters": filters,
-        "states": [*STATES, "removed"],
-        "sort": filters["sort"] or "name",
-        "columns": (
-            ("name", "Name"),
-            ("state", "State"),
-            ("image", "Image"),
-            ("team", "Team"),
-            ("host", "Host"),
-            ("created", "Created"),
-        ),
-        "filter_query": _query_without(request, "page", "partial", "sort"),
-        "allowed": allowed,
+        "filters_html": _filters_html(tuple(filters.items()), teams, hosts),
+        "thead_html": _thead_html(bool(allowed), filters["sort"] or "name", filter_query),
+        "bulk_html": _bulk_html(tuple(allowed), page.paginator.count, len(page.object_list)),
+        "filter_query": filter_query,
         "can_create": may(user, "container.create"),
         "query": query,
     }
-    # The filter choices are the teams and hosts of containers the user may view (subqueries).
-    mine = visible(Container.objects.all(), user, "container.view").values("team_id")
-    context["teams"] = Team.objects.filter(id__in=mine).only("id", "name")
-    mine_hosts = visible(Container.objects.all(), user, "container.view").values("host_id")
-    context["hosts"] = Host.objects.filter(id__in=mine_hosts).only("id", "name")
     return render(request, "dashboard/containers/list.html", context)
+
+
+# The page's other fragments, like the rows, are rendered once per content: each function's
+# arguments are everything its fragment shows (the user's own choices and what the gate let
+# them see among them), so a kept text is another user's only when it is exactly theirs too.
+COLUMNS = (
+    ("name", "Name"),
+    ("state", "State"),
+    ("image", "Image"),
+    ("team", "Team"),
+    ("host", "Host"),
+    ("created", "Created"),
+)
+
+
+def _fragment(template: str, context: dict) -> str:
+    html = render_to_string(f"dashboard/containers/{template}", context).rstrip("\n")
+    return mark_safe(html)  # noqa: S308 (rendered by the template engine, escaped there)
+
+
+@functools.lru_cache(maxsize=128)
+def _filters_html(filters: tuple, teams: tuple, hosts: tuple) -> str:
+    """The filter form: the asked filters and the teams and hosts the user may pick from."""
+    context = {"filters": dict(filters), "states": [*STATES, "removed"]}
+    return _fragment("_filters.html", {**context, "teams": teams, "hosts": hosts})
+
+
+@functools.lru_cache(maxsize=128)
+def _thead_html(selectable: bool, sort: str, filter_query: str) -> str:
+    """The table head: sort links keeping the filters, the checkbox column when selectable."""
+    context = {"allowed": selectable, "columns": COLUMNS, "sort": sort}
+    return _fragment("_thead.html", {**context, "filter_query": filter_query})
+
+
+@functools.lru_cache(maxsize=128)
+def _bulk_html(allowed: tuple, count: int, on_page: int) -> str:
+    """The bulk buttons the gate allowed, and 'select all N matching' when N is more."""
+    return _fragment("_bulk_actions.html", {"allowed": allowed, "count": count, "on_page": on_page})
 
 
 # What a row shows, read as tuples (no model instance per row); the ports from the spec only.
