@@ -49,7 +49,10 @@ class CreateVerbs:
 
     def _create(self, spec, start_now: bool, auto_remove: bool = False) -> dict:
         rec = self._prepare(spec)
-        self._settle_userns(rec)
+        # The record's spec parsed once per create (settled below, used by the cgroups, the
+        # launch and the answer): each parse costs about 0.2 ms of the caller's CPU.
+        spec_obj = self.spec_of(rec)
+        self._settle_userns(rec, spec_obj)
         cid, paths = rec["id"], self.store.paths(rec["id"])
         if auto_remove or rec["spec"].get("auto_remove"):
             if rec["spec"]["restart"]["name"] != "no":
@@ -68,7 +71,6 @@ class CreateVerbs:
                 d.mkdir(parents=True, exist_ok=True, mode=0o755)
             if not start_now:  # a run writes its start time while the init sets up (prepared)
                 self.store.write_state(cid, {"started_at": None})
-            spec_obj = self.spec_of(rec)
 
             def make_cgroups() -> None:
                 """The container's groups, every limit written: made while the launch's
@@ -94,7 +96,8 @@ class CreateVerbs:
                     "process": True,
                     "monitored": True,
                 }
-                answer.update(self._compose(cid, rec, obs, state))
+                command = plan.command_line(spec_obj, rec.get("image_config") or {})
+                answer.update(self._compose(cid, dict(rec, command=command), obs, state))
 
             with self.store.locked(cid):
                 launch.launch(self, rec, start_now, prepared, setup=make_cgroups, spec=spec_obj)
@@ -106,16 +109,19 @@ class CreateVerbs:
             raise
         return answer
 
-    def _settle_userns(self, rec: dict) -> None:
+    def _settle_userns(self, rec: dict, spec: ContainerSpec | None = None) -> None:
         """Write down the new container's user namespace: the default is decided once, here.
 
         The record then always names it, so a container made before user namespaces were
         the default (no value: the host's) keeps its setting; imports keep their archive's.
+        `spec`, the record's parsed (parsed here when not given), is settled alike.
         """
         from runtime.container import userns
 
-        mode, info = userns.resolve(self, self.spec_of(rec))
+        spec = spec if spec is not None else self.spec_of(rec)
+        mode, info = userns.resolve(self, spec)
         rec["spec"]["namespaces"]["user"] = mode
+        spec.namespaces["user"] = mode
         if info is not None:
             rec["userns"] = info
 
