@@ -58,6 +58,14 @@ def test_static_files_by_whitenoise(server):
     status, headers, _ = server.get("/static/berth/berth.css", {"Accept-Encoding": "gzip"})
     assert status == 200 and headers.get("Content-Encoding") == "gzip"
     assert server.get("/static/berth/nothing-here.css")[0] == 404
+    # Pages name each asset by its content's hash, served as immutable: a browser fetches it
+    # once, and a new release's file is another name.
+    status, _, page = server.get("/login/")
+    assert status == 200, page
+    hashed = re.search(rb"/static/berth/berth\.[0-9a-f]{12}\.css", page)
+    assert hashed, page[:500]
+    status, headers, _ = server.get(hashed.group().decode())
+    assert status == 200 and "immutable" in headers.get("Cache-Control", "")
 
 
 def test_websocket_over_https(server):
