@@ -12,14 +12,16 @@ kept-alive connections, uvloop when present):
   --api-clients (200) API clients, each `GET /api/v1/containers/` (a page of 50 of the 500
       rows) with a bearer token, then a think time of 0.5-1.5 s;
   --browsers (50) browsers, each a dashboard page load (`GET /containers/` with the session
-      cookie, then every same-origin script and stylesheet the page names), then 2-4 s.
+      cookie, then every same-origin script and stylesheet the page names), then 2-4 s;
+      with --browser-cache each browser keeps an asset for its Cache-Control max-age, as a
+      browser does (the production server's hashed assets are immutable: fetched once).
 A client waits for its answer before the next request (closed loop), so a saturated server
 shows up as fewer requests per second and higher latency, never as an unbounded backlog.
 Reported per server: requests per second, p50/p99 latency of the list and of page loads,
 errors (any non-2xx/3xx, timeout or connection failure); then prod/dev ratios.
 
     .venv/bin/python bench/prod_load.py [--seconds 60] [--api-clients 200] [--browsers 50]
-        [--containers 500] [--workers N] [--json out.json]
+        [--containers 500] [--workers N] [--think F] [--browser-cache] [--json out.json]
 """
 
 import argparse
@@ -51,6 +53,7 @@ from tests.redis_server import RedisServer  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
 THINK = [1.0]  # --think: scales every think time (0: back to back)
+BROWSER_CACHE = [False]  # --browser-cache: an asset is fetched again only once its max-age ran out
 ROWS = """
 from accounts.models import Team
 from containers.models import Container
@@ -84,6 +87,7 @@ class Connection:
         self.host, self.port, self.tls = parts.hostname, parts.port, tls
         self.reader = self.writer = None
         self.conn = None
+        self.max_age = 0  # the last answer's Cache-Control max-age (0: none)
 
     async def _open(self):
         self.reader, self.writer = await asyncio.open_connection(
@@ -128,6 +132,7 @@ class Connection:
                 continue
             if isinstance(event, h11.Response):
                 status = event.status_code
+                self.max_age = _max_age(event.headers)
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif isinstance(event, h11.ConnectionClosed):
@@ -137,6 +142,18 @@ class Connection:
         else:
             self.close()
         return status
+
+
+def _max_age(headers) -> int:
+    """max-age of a Cache-Control header (0 without one, or with no-cache/no-store)."""
+    for name, value in headers:
+        if name.lower() == b"cache-control":
+            value = value.decode("latin-1").lower()
+            if "no-cache" in value or "no-store" in value:
+                return 0
+            found = re.search(r"max-age=(\d+)", value)
+            return int(found.group(1)) if found else 0
+    return 0
 
 
 class Stats:
@@ -201,14 +218,20 @@ async def api_client(base, tls, token, stop_at, stats: Stats, counter: list):
 async def browser(base, tls, cookie, assets, stop_at, pages: Stats, static: Stats, counter: list):
     conn = Connection(base, tls)
     headers = {"Cookie": f"sessionid={cookie}", "Accept": "text/html", "Accept-Encoding": "gzip"}
+    fresh_until: dict[str, float] = {}  # --browser-cache: the browser's own cache
     await asyncio.sleep(random.uniform(0, 3.0))
     while time.monotonic() < stop_at:
         start = time.perf_counter()
         ok = await timed(conn, "/containers/", headers, None)
         counter[0] += 1
         for asset in assets:
-            ok = await timed(conn, asset, headers, static) and ok
+            if fresh_until.get(asset, 0.0) > time.monotonic():
+                continue
+            fetched = await timed(conn, asset, headers, static)
+            ok = fetched and ok
             counter[0] += 1
+            if fetched and BROWSER_CACHE[0] and conn.max_age:
+                fresh_until[asset] = time.monotonic() + conn.max_age
         if ok:
             pages.latencies.append((time.perf_counter() - start) * 1000)
         else:
@@ -393,6 +416,11 @@ def main():
         "--database", choices=("sqlite", "postgres"), default="sqlite",
         help="postgres: a private cluster (initdb) on a free loopback port, stopped after",
     )  # fmt: skip
+    parser.add_argument(
+        "--browser-cache", action="store_true",
+        help="browsers keep assets for their Cache-Control max-age, as a browser does "
+        "(default: every page load fetches every asset again)",
+    )  # fmt: skip
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     # Bounded: at most this many clients and this long, on loopback only.
@@ -400,6 +428,7 @@ def main():
         parser.error("--seconds up to 600, at most 1000 API clients and 200 browsers")
 
     THINK[0] = args.think
+    BROWSER_CACHE[0] = args.browser_cache
     base = Path(tempfile.mkdtemp(prefix="berth-prodload-"))
     base.chmod(0o755)  # the postgres user reaches its cluster below it
     (base / "redis").mkdir()
@@ -416,6 +445,7 @@ def main():
         cookie = served.manage("shell", "-c", SESSION).strip().splitlines()[-1]
         results = {"containers": args.containers, "api_clients": args.api_clients,
                    "browsers": args.browsers, "prod_workers": workers, "think": args.think,
+                   "browser_cache": args.browser_cache,
                    "database": args.database}  # fmt: skip
 
         db_pid = pg.pid() if pg is not None else 0
