@@ -4,29 +4,13 @@ same service as the REST API (networks/joins.py: container.change, audited, done
 from django.http import HttpResponse
 
 from dockerapi.containers import finish
+from dockerapi.create_fields import ENDPOINT_FIELDS
 from dockerapi.errors import bad_request, not_supported
 from dockerapi.networks import _find
 from dockerapi.refs import find_container
 from networks import joins
 
 _CONNECT_FIELDS = {"Container", "EndpointConfig"}
-_ENDPOINT_FIELDS = {
-    "Aliases",
-    "IPAMConfig",
-    "Links",
-    "NetworkID",
-    "EndpointID",
-    "Gateway",
-    "IPAddress",
-    "IPPrefixLen",
-    "IPv6Gateway",
-    "GlobalIPv6Address",
-    "GlobalIPv6PrefixLen",
-    "MacAddress",
-    "DriverOpts",
-    "DNSNames",
-    "GwPriority",
-}
 
 
 def _network(call, ref):
@@ -48,7 +32,7 @@ def _endpoint(body: dict) -> tuple[list, str | None]:
     config = body.get("EndpointConfig") or {}
     if not isinstance(config, dict):
         raise bad_request("invalid EndpointConfig")
-    unknown = sorted(set(config) - _ENDPOINT_FIELDS)
+    unknown = sorted(set(config) - ENDPOINT_FIELDS)
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r} in EndpointConfig")
     if config.get("Links"):
