@@ -430,8 +430,13 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         ("API list, 500 rows", "berth", ms_of(lambda: berth.api_list(conn, "?page_size=500")))
     )
     if berth.prod_port:
-        if not hasattr(berth, "prod_conn"):  # kept alive across rounds, as `conn` is
-            berth.prod_conn = http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
+        # A connection of its own per round, opened by one untimed list: gunicorn closes a
+        # kept-alive connection idle past its keepalive (seconds), and the rounds are further
+        # apart than that (the settling after a fill).
+        if hasattr(berth, "prod_conn"):
+            berth.prod_conn.close()
+        berth.prod_conn = http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
+        berth.api_list(berth.prod_conn, "", PROD_HEADERS)
         for what, query in LIST_QUERIES:
             ms = ms_of(lambda q=query: berth.api_list(berth.prod_conn, q, PROD_HEADERS))
             sample.append((f"{what}, prod server", "berth", ms))
