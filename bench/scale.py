@@ -31,6 +31,11 @@ API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB p
 
     sudo .venv/bin/python bench/scale.py [--counts 10,300,1000] [--runs 11] [--clients 8]
         [--no-docker] [--settings config.settings.dev] [--server runserver|prod] [--settle 180]
+        [--pause-peer]
+
+--pause-peer measures Berth's rounds first, with dockerd's filled containers paused (frozen),
+then Docker's with them running again: dockerd's 1,000 idle containers keep a quarter of this
+machine busy, which otherwise reads as Berth's own growth.
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
 Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
@@ -281,6 +286,35 @@ class Docker:
             raise RuntimeError(f"docker list: {status}")
         return len(data)
 
+    def running_ids(self, conn) -> "list[str]":
+        """The ids of dockerd's running containers (the fill's)."""
+        status, data = call(conn, "GET", "/containers/json")
+        if status != 200:
+            raise RuntimeError(f"docker list: {status}")
+        return [item["Id"] for item in data]
+
+    def set_paused(self, ids: "list[str]", paused: bool) -> None:
+        """Pause (freeze) or unpause `ids` through the Engine API, eight at a time."""
+        verb = "pause" if paused else "unpause"
+        todo, lock = list(ids), threading.Lock()
+
+        def worker():
+            conn = self.conn()
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    cid = todo.pop()
+                status, data = call(conn, "POST", f"/containers/{cid}/{verb}")
+                if status != 204:
+                    raise RuntimeError(f"docker {verb}: {status} {data!r:.300}")
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     def ps(self) -> None:
         """`docker ps` as a user types it."""
         subprocess.run(
@@ -365,8 +399,14 @@ def dashboard_client(served: ServedBerth):
     return client
 
 
-def measure(berth: Berth, docker: Docker | None, dash, runs: int, tag: str) -> dict:
-    """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}."""
+def measure(
+    berth: Berth, docker: Docker | None, dash, runs: int, tag: str, pause_peer: bool = False
+) -> dict:
+    """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}.
+
+    pause_peer: Berth's rounds first with dockerd's filled containers paused (frozen: their
+    shims and timers cost the machine nothing meanwhile), then Docker's with them running, so
+    that Berth's growth from 10 to 1,000 is its own and not dockerd's idle load (issue 19)."""
     out: dict[str, dict[str, list[float]]] = {}
 
     def add(what, side, value):
@@ -374,6 +414,21 @@ def measure(berth: Berth, docker: Docker | None, dash, runs: int, tag: str) -> d
 
     bconn = berth.conn()
     dconn = docker.conn() if docker else None
+    if docker and pause_peer:
+        filled = docker.running_ids(dconn)
+        docker.set_paused(filled, True)
+        try:
+            for i in range(runs + 1):
+                sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
+                for what, side, value in sample if i else ():
+                    add(what, side, value)
+        finally:
+            docker.set_paused(filled, False)
+        for i in range(runs + 1):
+            sample = _docker_round(docker, dconn, f"{tag}{i}")
+            for what, side, value in sample if i else ():
+                add(what, side, value)
+        return out
     for i in range(runs + 1):  # the first round warms caches and is dropped
         sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
         if docker:
@@ -528,6 +583,10 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled")
     parser.add_argument(
+        "--pause-peer", action="store_true",
+        help="measure Berth with dockerd's filled containers paused, then Docker with them running",
+    )  # fmt: skip
+    parser.add_argument(
         "--settle", type=float, default=180.0, help="at most this long to wait after a fill"
     )
     args = parser.parse_args()
@@ -596,9 +655,10 @@ def main() -> int:
             idle_before = tree_cpu_by_group(berth.pids())
             time.sleep(args.idle)
             cpus[n]["idle"] = _cpu_since(berth, idle_before, args.idle)
-            results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x")
+            results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x", args.pause_peer)
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        print(f"bench/scale.py --counts {args.counts} --runs {args.runs} ({stamp})")
+        pause = " --pause-peer" if args.pause_peer else ""
+        print(f"bench/scale.py --counts {args.counts} --runs {args.runs}{pause} ({stamp})")
         # The raw samples first: a failure while tabulating loses no run.
         print(json.dumps({"results": results, "fills": fills, "cpus": cpus}), file=sys.stderr)
         print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
