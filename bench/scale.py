@@ -34,8 +34,8 @@ API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB p
         [--pause-peer]
 
 --pause-peer measures Berth's rounds first, with dockerd's filled containers paused (frozen),
-then Docker's with them running again: dockerd's 1,000 idle containers keep a quarter of this
-machine busy, which otherwise reads as Berth's own growth.
+then Docker's with them running again (not interleaved): it tells whether dockerd's idle
+containers' CPU is what Berth's growth measures (session 9: it was not; docs/benchmarks.md).
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
 Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
@@ -293,27 +293,19 @@ class Docker:
             raise RuntimeError(f"docker list: {status}")
         return [item["Id"] for item in data]
 
-    def set_paused(self, ids: "list[str]", paused: bool) -> None:
-        """Pause (freeze) or unpause `ids` through the Engine API, eight at a time."""
-        verb = "pause" if paused else "unpause"
-        todo, lock = list(ids), threading.Lock()
+    def pause(self, conn, cid: str) -> str:
+        """Freeze one container (its processes get no CPU until unpaused); returns its id."""
+        return self._post(conn, cid, "pause")
 
-        def worker():
-            conn = self.conn()
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    cid = todo.pop()
-                status, data = call(conn, "POST", f"/containers/{cid}/{verb}")
-                if status != 204:
-                    raise RuntimeError(f"docker {verb}: {status} {data!r:.300}")
+    def unpause(self, conn, cid: str) -> str:
+        """Thaw one paused container; returns its id."""
+        return self._post(conn, cid, "unpause")
 
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    def _post(self, conn, cid: str, verb: str) -> str:
+        status, data = call(conn, "POST", f"/containers/{cid}/{verb}")
+        if status != 204:
+            raise RuntimeError(f"docker {verb}: {status} {data!r:.300}")
+        return cid
 
     def ps(self) -> None:
         """`docker ps` as a user types it."""
@@ -323,7 +315,8 @@ class Docker:
 
 
 def fill(make_conn, create, names: list[str], clients: int) -> tuple[float, list[str]]:
-    """Create `names` with `clients` parallel clients; returns (seconds, ids)."""
+    """Create `names` with `clients` parallel clients; returns (seconds, ids). (Any per-item
+    call `create(conn, item) -> id` goes through it, e.g. pausing the filled containers.)"""
     ids: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -404,9 +397,9 @@ def measure(
 ) -> dict:
     """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}.
 
-    pause_peer: Berth's rounds first with dockerd's filled containers paused (frozen: their
-    shims and timers cost the machine nothing meanwhile), then Docker's with them running, so
-    that Berth's growth from 10 to 1,000 is its own and not dockerd's idle load (issue 19)."""
+    pause_peer: Berth's rounds first with dockerd's filled containers paused (frozen: they
+    take no CPU meanwhile), then Docker's with them running: whether Berth's growth from 10
+    to 1,000 is dockerd's idle load (issue 19; it was not, docs/benchmarks.md session 9)."""
     out: dict[str, dict[str, list[float]]] = {}
 
     def add(what, side, value):
@@ -416,18 +409,18 @@ def measure(
     dconn = docker.conn() if docker else None
     if docker and pause_peer:
         filled = docker.running_ids(dconn)
-        docker.set_paused(filled, True)
+        fill(docker.conn, docker.pause, filled, 8)
         try:
-            for i in range(runs + 1):
-                sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
-                for what, side, value in sample if i else ():
-                    add(what, side, value)
+            for i in range(runs + 1):  # the first round warms caches and is dropped
+                for what, side, value in _berth_round(berth, bconn, dash, f"{tag}{i}"):
+                    if i:
+                        add(what, side, value)
         finally:
-            docker.set_paused(filled, False)
+            fill(docker.conn, docker.unpause, filled, 8)
         for i in range(runs + 1):
-            sample = _docker_round(docker, dconn, f"{tag}{i}")
-            for what, side, value in sample if i else ():
-                add(what, side, value)
+            for what, side, value in _docker_round(docker, dconn, f"{tag}{i}"):
+                if i:
+                    add(what, side, value)
         return out
     for i in range(runs + 1):  # the first round warms caches and is dropped
         sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
@@ -535,10 +528,12 @@ LIST_QUERIES = [("API list, default page", ""), ("API list, 500 rows", "?page_si
 LIST_ROWS = [what for what, _ in LIST_QUERIES]
 
 
-def report(counts, results: dict, fills: dict, memory: dict, runs: int) -> str:
+def report(
+    counts, results: dict, fills: dict, memory: dict, runs: int, order: str = "interleaved"
+) -> str:
     """The results as a Markdown table (medians in ms), with growth and ratios."""
     lines = [
-        f"medians of {runs} interleaved runs, ms; ratio = Berth / Docker at the same count; "
+        f"medians of {runs} {order} runs, ms; ratio = Berth / Docker at the same count; "
         f"growth = Berth at {counts[-1]} / Berth at {counts[0]}",
         "",
         "| measure | "
@@ -661,7 +656,9 @@ def main() -> int:
         print(f"bench/scale.py --counts {args.counts} --runs {args.runs}{pause} ({stamp})")
         # The raw samples first: a failure while tabulating loses no run.
         print(json.dumps({"results": results, "fills": fills, "cpus": cpus}), file=sys.stderr)
-        print(report(counts, results, fills, {k: tuple(v) for k, v in memory.items()}, args.runs))
+        order = "Berth-then-Docker (peer paused)" if args.pause_peer else "interleaved"
+        memory_of = {k: tuple(v) for k, v in memory.items()}
+        print(report(counts, results, fills, memory_of, args.runs, order))
         for n in counts:
             for what, label in (("fill", "per container filled"), ("idle", "per idle second")):
                 parts = ", ".join(f"{g} {ms:.1f}" for g, ms in sorted(cpus[n][what].items()))
