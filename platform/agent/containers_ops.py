@@ -17,6 +17,7 @@ from agent import lookup, observe, waiting
 from agent.policy_gate import checked_spec
 from containers import references
 from containers.models import Container
+from containers.sorting import natural_sort_key
 from runtime.errors import BerthError, Conflict, InvalidSpec, NotFound
 from volumes.models import Volume
 
@@ -237,7 +238,8 @@ def rename(rt, op, container):
     if state is not None:
         rt.rename(state["id"], new_name)
     if container.name != new_name:
-        Container.objects.filter(id=container.id).update(name=new_name)
+        sort_name = natural_sort_key(new_name)
+        Container.objects.filter(id=container.id).update(name=new_name, sort_name=sort_name)
     return {"name": new_name}
 
 

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from containers.sorting import MAX_KEY_LENGTH, natural_sort_key
+
 
 class Container(models.Model):
     """One container on one host, owned by a team; `spec` is runtime ContainerSpec.to_dict()."""
@@ -28,6 +30,8 @@ class Container(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="containers")
     host = models.ForeignKey("hosts.Host", on_delete=models.PROTECT, related_name="containers")
     name = models.CharField(max_length=128)
+    # natural_sort_key(name), set by save(): the dashboard's default order, served by an index.
+    sort_name = models.CharField(max_length=MAX_KEY_LENGTH, default="", editable=False)
     image = models.CharField(max_length=255)  # the reference as requested; spec["image"]
     spec = models.JSONField()
     labels = models.JSONField(default=dict, blank=True)  # copy of spec["labels"], for filtering
@@ -65,7 +69,15 @@ class Container(models.Model):
         indexes = [
             models.Index(fields=["team", "observed_state"]),
             models.Index(fields=["host", "desired_state"]),
+            models.Index(fields=["sort_name", "id"]),
         ]
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.sort_name = natural_sort_key(self.name)
+        fields = kwargs.get("update_fields")
+        if fields is not None and "name" in fields and "sort_name" not in fields:
+            kwargs["update_fields"] = [*fields, "sort_name"]
+        super().save(*args, **kwargs)

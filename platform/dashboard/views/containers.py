@@ -30,7 +30,7 @@ PAGE_SIZE = 50
 STATES = [choice for choice, _ in Container.Observed.choices if choice != "removed"]
 # Bulk buttons; a button shows only when the gate allows its action on some container.
 ROW_ACTIONS = ("start", "stop", "restart", "kill", "pause", "unpause", "delete")
-# ?sort= keys (a leading "-" reverses); names sort naturally (web-2 before web-10) in Python.
+# ?sort= keys (a leading "-" reverses); names sort naturally (web-2 before web-10) by sort_name.
 SORTS = {
     "state": "observed_state",
     "image": "image",
@@ -41,7 +41,7 @@ SORTS = {
 NATURAL_CHUNK = re.compile(r"(\d+)")
 
 
-@functools.lru_cache(maxsize=8192)  # a page load sorts every visible name
+@functools.lru_cache(maxsize=8192)  # the stacks page sorts every stack and member name
 def natural_key(name: str) -> tuple:
     """'web-10' -> ('web-', 10, ''): numbers inside names compare as numbers."""
     return tuple(
@@ -218,27 +218,17 @@ def _render_rows(rows: tuple, selectable: bool, query: str, number: int, tz: str
 
 def _sorted_page(request, qs, sort: str):
     """One page of `qs` in the asked order, as tuples of ROW_COLUMNS; by name (the default)
-    in natural order."""
+    in natural order, which the rows' indexed sort_name column gives (no names read but the
+    page's)."""
     key = sort.lstrip("-")
     reverse = sort.startswith("-")
-    if key in SORTS:
-        field = SORTS[key]
-        order = f"-{field}" if reverse else field
-        return Paginator(
-            qs.order_by(order, "name", "id").values_list(*ROW_COLUMNS), PAGE_SIZE
-        ).get_page(request.GET.get("page"))
-    # Natural order needs Python: sort (id, name) pairs, then load only this page's rows.
-    pairs = sorted(
-        qs.order_by().values_list("id", "name"),
-        key=lambda row: (natural_key(row[1]), row[0]),
-        reverse=reverse,
+    if key in SORTS:  # ties in natural name order
+        order = [f"-{SORTS[key]}" if reverse else SORTS[key], "sort_name", "id"]
+    else:
+        order = ["-sort_name", "-id"] if reverse else ["sort_name", "id"]
+    return Paginator(qs.order_by(*order).values_list(*ROW_COLUMNS), PAGE_SIZE).get_page(
+        request.GET.get("page")
     )
-    page = Paginator([pk for pk, _ in pairs], PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = {
-        row[0]: row for row in qs.filter(id__in=list(page.object_list)).values_list(*ROW_COLUMNS)
-    }
-    page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
-    return page
 
 
 def _query_without(request, *drop) -> str:
