@@ -393,7 +393,7 @@ def dashboard_client(served: ServedBerth):
 
 
 def measure(
-    berth: Berth, docker: Docker | None, dash, runs: int, tag: str, pause_peer: bool = False
+    berth: Berth | None, docker: Docker | None, dash, runs: int, tag: str, pause_peer: bool = False
 ) -> dict:
     """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}.
 
@@ -405,8 +405,14 @@ def measure(
     def add(what, side, value):
         out.setdefault(what, {}).setdefault(side, []).append(value)
 
-    bconn = berth.conn()
+    bconn = berth.conn() if berth else None
     dconn = docker.conn() if docker else None
+    if berth is None:  # --sequential: Docker's side alone
+        for i in range(runs + 1):  # the first round warms caches and is dropped
+            for what, side, value in _docker_round(docker, dconn, f"{tag}{i}"):
+                if i:
+                    add(what, side, value)
+        return out
     if docker and pause_peer:
         filled = docker.running_ids(dconn)
         fill(docker.conn, docker.pause, filled, 8)
@@ -582,9 +588,18 @@ def main() -> int:
         help="measure Berth with dockerd's filled containers paused, then Docker with them running",
     )  # fmt: skip
     parser.add_argument(
+        "--sequential", action="store_true",
+        help="Berth's whole series first, then (its containers removed) Docker's: neither "
+        "side measured beside the other's filled containers",
+    )  # fmt: skip
+    parser.add_argument(
         "--settle", type=float, default=180.0, help="at most this long to wait after a fill"
     )
     args = parser.parse_args()
+    if args.sequential and (args.pause_peer or args.no_docker):
+        parser.error(
+            "--sequential runs Docker's series after Berth's: not with --pause-peer or --no-docker"
+        )
     counts = sorted(int(n) for n in args.counts.split(","))
     # Bytecode as scripts/berth-up leaves it (compileall): a stale .pyc under
     # PYTHONDONTWRITEBYTECODE makes every `ps` compile its modules again.
@@ -619,8 +634,8 @@ def main() -> int:
             dockerd.start(base / "docker" / "rootfs.tar", "bb")
             docker = Docker(dockerd)
         dash = dashboard_client(served)
-        have = 0
-        for n in counts:
+
+        def berth_fill(n: int, have: int) -> None:
             names = [f"f{tag}{i}" for i in range(have, n)]
             before, cpu_before = mem_available(), tree_cpu_by_group(berth.pids())
             seconds, _ = fill(berth.conn, berth.api_create, names, args.clients)
@@ -630,14 +645,17 @@ def main() -> int:
             memory["berth"][0] += before - mem_available()
             memory["berth"][1] += len(names)
             fills.setdefault(n, {})["Berth API"] = (seconds, len(names))
-            if docker:
-                before = mem_available()
-                seconds, _ = fill(docker.conn, docker.create, names, args.clients)
-                print(f"Docker filled to {n}; {settle(berth, args.settle)}", file=sys.stderr)
-                memory["docker"][0] += before - mem_available()
-                memory["docker"][1] += len(names)
-                fills[n]["Engine API"] = (seconds, len(names))
-            have = n
+
+        def docker_fill(n: int, have: int) -> None:
+            names = [f"f{tag}{i}" for i in range(have, n)]
+            before = mem_available()
+            seconds, _ = fill(docker.conn, docker.create, names, args.clients)
+            print(f"Docker filled to {n}; {settle(berth, args.settle)}", file=sys.stderr)
+            memory["docker"][0] += before - mem_available()
+            memory["docker"][1] += len(names)
+            fills.setdefault(n, {})["Engine API"] = (seconds, len(names))
+
+        def berth_ready(n: int) -> None:
             listed = len(berth.rt.list())
             if listed < n:  # more: a failed create's container left behind (reported)
                 raise RuntimeError(f"the runtime lists {listed} containers, expected {n}")
@@ -650,13 +668,40 @@ def main() -> int:
             idle_before = tree_cpu_by_group(berth.pids())
             time.sleep(args.idle)
             cpus[n]["idle"] = _cpu_since(berth, idle_before, args.idle)
-            results[n] = measure(berth, docker, dash, args.runs, f"{tag}{n}x", args.pause_peer)
+
+        have = 0
+        for n in counts:
+            berth_fill(n, have)
+            if docker and not args.sequential:
+                docker_fill(n, have)
+            have = n
+            berth_ready(n)
+            peer = None if args.sequential else docker
+            results[n] = measure(berth, peer, dash, args.runs, f"{tag}{n}x", args.pause_peer)
+        if docker and args.sequential:
+            # Berth's side is over: its processes stop and its containers go, then Docker's
+            # whole series runs on a machine that holds none of Berth's.
+            served.stop()
+            have = 0
+            for n in counts:
+                docker_fill(n, have)
+                have = n
+                state = settle(berth, args.settle)
+                settled.append(f"- before measuring Docker at {n}: {state}")
+                for what, sides in measure(None, docker, dash, args.runs, f"{tag}{n}d").items():
+                    results[n].setdefault(what, {}).update(sides)
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        pause = " --pause-peer" if args.pause_peer else ""
+        pause = " --pause-peer" if args.pause_peer else " --sequential" if args.sequential else ""
         print(f"bench/scale.py --counts {args.counts} --runs {args.runs}{pause} ({stamp})")
         # The raw samples first: a failure while tabulating loses no run.
         print(json.dumps({"results": results, "fills": fills, "cpus": cpus}), file=sys.stderr)
-        order = "Berth-then-Docker (peer paused)" if args.pause_peer else "interleaved"
+        order = (
+            "Berth's series, then Docker's (sequential)"
+            if args.sequential
+            else "Berth-then-Docker (peer paused)"
+            if args.pause_peer
+            else "interleaved"
+        )
         memory_of = {k: tuple(v) for k, v in memory.items()}
         print(report(counts, results, fills, memory_of, args.runs, order))
         for n in counts:
