@@ -45,9 +45,11 @@ class QuotaExceeded(Exception):
 
 
 def usage(team) -> dict:
-    """What the team uses now, in the units of KEYS."""
-    from django.db.models import Count, Sum
+    """What the team uses now, in the units of KEYS: a few aggregate queries whatever the
+    number of its containers (the limits are summed by the database, containers/limits_sql.py)."""
+    from django.db.models import Count, Q, Sum
 
+    from containers.limits_sql import asked_cpus, asked_memory
     from containers.models import Container
     from images.models import Image
     from volumes.models import Volume
@@ -57,21 +59,23 @@ def usage(team) -> dict:
         .exclude(desired_state=Container.Desired.REMOVED)
         .exclude(observed_state=Container.Observed.REMOVED)
     )
-    running = live.filter(desired_state__in=(Container.Desired.RUNNING, Container.Desired.PAUSED))
+    running = Q(desired_state__in=(Container.Desired.RUNNING, Container.Desired.PAUSED))
+    containers = live.aggregate(
+        n=Count("id"),
+        running=Count("id", filter=running),
+        memory=Sum(asked_memory(), filter=running),
+        cpus=Sum(asked_cpus(), filter=running),
+    )
     volumes = Volume.objects.filter(team=team).aggregate(n=Count("id"), size=Sum("size"))
-    memory = cpus = 0
-    for spec in running.values_list("spec", flat=True):
-        asked = maxima.asked(spec or {})
-        memory += asked["memory"] or 0
-        cpus += asked["cpus"] or 0
+    images = Image.objects.filter(team=team).aggregate(n=Count("id"), size=Sum("size"))
     return {
-        "containers": live.count(),
-        "running": running.count(),
-        "memory": memory,
-        "cpus": cpus,
+        "containers": containers["n"],
+        "running": containers["running"],
+        "memory": containers["memory"] or 0,
+        "cpus": containers["cpus"] or 0,
         "volumes": volumes["n"],
-        "images": Image.objects.filter(team=team).count(),
-        "image_bytes": Image.objects.filter(team=team).aggregate(n=Sum("size"))["n"] or 0,
+        "images": images["n"],
+        "image_bytes": images["size"] or 0,
         "volume_bytes": volumes["size"] or 0,
     }
 
