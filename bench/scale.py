@@ -16,9 +16,9 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
   API remove (stopped)        DELETE /api/v1/containers/ID/?wait=30| Engine DELETE
   API list, default page      GET /api/v1/containers/              | Engine GET /containers/json
   API list, 500 rows          GET ...?page_size=500                | Engine GET /containers/json
-  API list ..., prod server   the two lists again through the production server (--server prod:
-                              deploy/gunicorn.conf.py, config.settings.prod, plain HTTP as
-                              behind a TLS proxy); the runserver rows stay
+  API list ..., prod server   the two lists and the remove again through the production server
+  API remove ..., prod server (--server prod: deploy/gunicorn.conf.py, config.settings.prod,
+                              plain HTTP as behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
 plus the fill itself (containers per second through each API) and the memory per idle
@@ -208,9 +208,10 @@ class Berth:
         if status != 200:
             raise RuntimeError(f"berth stop: {status} {data!r:.300}")
 
-    def api_remove(self, conn, cid) -> None:
+    def api_remove(self, conn, cid, headers: dict | None = None) -> None:
         """Remove a stopped container through the API, waiting for it."""
-        status, data = call(conn, "DELETE", f"/api/v1/containers/{cid}/?wait=60", None, self.auth)
+        head = {**self.auth, **(headers or {})}
+        status, data = call(conn, "DELETE", f"/api/v1/containers/{cid}/?wait=60", None, head)
         if status != 200:
             raise RuntimeError(f"berth remove: {status} {data!r:.300}")
 
@@ -494,6 +495,12 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         for what, query in LIST_QUERIES:
             ms = ms_of(lambda q=query: berth.api_list(berth.prod_conn, q, PROD_HEADERS))
             sample.append((f"{what}, prod server", "berth", ms))
+        # The remove through the server users run (scripts/berth-up serves gunicorn), against
+        # the Engine's DELETE; the container is made and stopped untimed through runserver.
+        made["p"] = berth.api_create(conn, f"p{name}")
+        berth.api_stop(conn, made["p"])
+        remove = lambda: berth.api_remove(berth.prod_conn, made["p"], PROD_HEADERS)  # noqa: E731
+        sample.append(("API remove (stopped), prod server", "berth", ms_of(remove)))
 
     def page():
         if dash.get("/containers/").status_code != 200:
@@ -522,7 +529,7 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
     remove_ms = ms_of(lambda: docker.remove(conn, made["d"]))
     for what in ("runtime create+start", "API create+start"):
         sample.append((what, "docker", create_ms))
-    for what in ("runtime remove (stopped)", "API remove (stopped)"):
+    for what in REMOVE_ROWS:
         sample.append((what, "docker", remove_ms))
     for what in LIST_ROWS:
         sample.append((what, "docker", engine_list))
@@ -532,6 +539,8 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
 # The API list rows and their queries; --server prod adds each again through gunicorn.
 LIST_QUERIES = [("API list, default page", ""), ("API list, 500 rows", "?page_size=500")]
 LIST_ROWS = [what for what, _ in LIST_QUERIES]
+# The remove rows set beside the Engine's DELETE; --server prod adds the production server's.
+REMOVE_ROWS = ["runtime remove (stopped)", "API remove (stopped)"]
 
 
 def report(
@@ -623,6 +632,7 @@ def main() -> int:
         served.start(["runserver", "gunicorn"] if args.server == "prod" else ["runserver"])
         if args.server == "prod":
             LIST_ROWS.extend(f"{what}, prod server" for what, _ in LIST_QUERIES)
+            REMOVE_ROWS.append("API remove (stopped), prod server")
         sys.path.insert(0, str(REPO))
         berth = Berth(served)
         if not args.no_docker:
