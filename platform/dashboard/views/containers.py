@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -112,11 +112,16 @@ def container_list(request):
     filter_query = _query_without(request, "page", "partial", "sort")
     # The filter choices are the teams and hosts of containers the user may view (subqueries).
     mine = visible(Container.objects.all(), user, "container.view")
+    # EXISTS per team and host (an index seek each), not every container's team read.
     teams = tuple(
-        Team.objects.filter(id__in=mine.values("team_id")).values_list("id", "name", named=True)
+        Team.objects.filter(Exists(mine.filter(team_id=OuterRef("pk"))))
+        .values_list("id", "name", named=True)
+        .order_by("name")
     )
     hosts = tuple(
-        Host.objects.filter(id__in=mine.values("host_id")).values_list("id", "name", named=True)
+        Host.objects.filter(Exists(mine.filter(host_id=OuterRef("pk"))))
+        .values_list("id", "name", named=True)
+        .order_by("name")
     )
     context = {
         "page": page,
@@ -226,9 +231,11 @@ def _sorted_page(request, qs, sort: str):
         order = [f"-{SORTS[key]}" if reverse else SORTS[key], "sort_name", "id"]
     else:
         order = ["-sort_name", "-id"] if reverse else ["sort_name", "id"]
-    return Paginator(qs.order_by(*order).values_list(*ROW_COLUMNS), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    paginator = Paginator(qs.order_by(*order).values_list(*ROW_COLUMNS), PAGE_SIZE)
+    # The total from the filtered rows alone: counting the page's query would join every
+    # row's team and host for names only the page shows.
+    paginator.count = qs.order_by().count()
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _query_without(request, *drop) -> str:
