@@ -1,15 +1,37 @@
-"""Pages of the container list with their total in one query (issue 15: the list's cost)."""
+"""Pages of the container list with their total in one query (issue 15: the list's cost), at a
+cost that does not grow with the rows past the page (issue 19)."""
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
-from django.db.models import Count, Window
+from django.db.models import IntegerField, Subquery
 from django.utils import timezone
 from psycopg.pq import Format
 from psycopg.types.string import TextLoader
 from rest_framework.settings import api_settings
 
 from api.pagination import Pagination
+
+
+class _CountOf(Subquery):
+    """The number of rows of a queryset, as a scalar subquery column of another query.
+
+    The page's total used to be a window count (COUNT(*) OVER ()), which makes the database
+    build and sort every matching row in full before it keeps the page: the default page cost
+    2.8 ms at 10 containers and 8.4 ms at 1,000 (issue 19). An uncorrelated subquery is run
+    once, over the ids alone, and the page's own ORDER BY ... LIMIT keeps only its rows."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS counted)"
+    output_field = IntegerField()
+
+    def __init__(self, queryset):
+        super().__init__(queryset.order_by().values("pk"))
+
+
+def _with_total(queryset, counted=None):
+    """`queryset` (a values_list()) with the number of its rows as a last column; `counted`:
+    the same rows without the joins the page's columns need (the count's cheaper query)."""
+    return queryset.annotate(_total=_CountOf(queryset if counted is None else counted))
 
 
 class _Total:
@@ -84,7 +106,7 @@ def _parse_times(connection, rows, positions) -> list[list]:
 
 class OneQueryPagination(Pagination):
     """Page-number pages as api.pagination.Pagination answers them, but a page of rows and
-    the number of rows come from one query (a window count over the filtered rows) instead
+    the number of rows come from one query (a count subquery over the filtered rows) instead
     of a COUNT and a SELECT. Anything but a page with rows (no rows, a page past the end,
     `?page=last`, a page that is not a number) is left to the parent's two queries, so its
     answers (an empty first page, 404 "Invalid page.") stay the same.
@@ -99,7 +121,7 @@ class OneQueryPagination(Pagination):
             return super().paginate_queryset(queryset, request, view)
         number = int(number)
         start = (number - 1) * page_size
-        rows = list(queryset.annotate(_total=Window(Count("*")))[start : start + page_size])
+        rows = list(_with_total(queryset)[start : start + page_size])
         if not rows:
             return super().paginate_queryset(queryset, request, view)
         return self._page(rows, number, page_size, request)
@@ -116,13 +138,16 @@ class OneQueryPagination(Pagination):
         self.request = request
         return list(self.page.object_list)
 
-    def paginate_compiled(self, build, model, shape, request, render=None):
+    def paginate_compiled(self, build, model, shape, request, render=None, count=None):
         """The asked page's rows as paginate_queryset(build()) gives them (each passed through
         `render`, when given, by way of ROW_CACHE: `render` must depend on nothing but the
         row's values and the settings), from SQL compiled
         once per shape and run again afterwards (building and compiling the queryset cost
         about a tenth of a list request, issue 15); None: go paginate_queryset's way (a page
         past the end or with no rows, an odd page number, no shape).
+
+        `count()`, when given, builds the same rows as `build()` without its columns (their
+        joins): what the total counts.
 
         `shape` must hold everything the SQL depends on besides the page: the gate's
         restrict_key for the user. The compiled SQL, parameters and row converters are kept on
@@ -140,7 +165,8 @@ class OneQueryPagination(Pagination):
         entry = compiled.get(key)
         if entry is None:
             start = (number - 1) * page_size
-            sliced = build().annotate(_total=Window(Count("*")))[start : start + page_size]
+            counted = count() if count is not None else None
+            sliced = _with_total(build(), counted)[start : start + page_size]
             compiler = sliced.query.get_compiler(using=sliced.db)
             try:
                 sql, params = compiler.as_sql()

@@ -122,6 +122,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                 gate.restrict_key(request.user, self.permission_code, Container),
                 request,
                 render=ContainerListSerializer.list_row,
+                count=self.get_queryset,
             )
             if page is not None:
                 return self.get_paginated_response(page)
