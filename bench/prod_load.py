@@ -17,8 +17,10 @@ kept-alive connections, uvloop when present):
       browser does (the production server's hashed assets are immutable: fetched once).
 A client waits for its answer before the next request (closed loop), so a saturated server
 shows up as fewer requests per second and higher latency, never as an unbounded backlog.
-Reported per server: requests per second, p50/p99 latency of the list and of page loads,
-errors (any non-2xx/3xx, timeout or connection failure); then prod/dev ratios.
+Reported per server: requests per second, p50/p99 latency of the list and of page loads, the
+p99 again without the run's first 5 s (every client opens its connection then: a cold start,
+not the steady load) and the slowest answer of each second, errors (any non-2xx/3xx, timeout
+or connection failure); then prod/dev ratios.
 
     .venv/bin/python bench/prod_load.py [--seconds 60] [--api-clients 200] [--browsers 50]
         [--containers 500] [--workers N] [--think F] [--browser-cache] [--json out.json]
@@ -52,6 +54,7 @@ from tests.prod.prod_server import PY, ProdServer, free_port  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
+WARM_UP = 5.0  # seconds at the start of a run left out of "p99_after_warm_up_ms"
 THINK = [1.0]  # --think: scales every think time (0: back to back)
 BROWSER_CACHE = [False]  # --browser-cache: an asset is fetched again only once its max-age ran out
 ROWS = """
@@ -161,21 +164,43 @@ class Stats:
 
     def __init__(self):
         self.latencies: list[float] = []
+        self.ends: list[float] = []  # when each answer came (monotonic), beside its latency
         self.errors = 0
         self.error_kinds: dict[str, int] = {}
+
+    def add(self, ms: float) -> None:
+        """One answer's latency, and when it came."""
+        self.latencies.append(ms)
+        self.ends.append(time.monotonic())
 
     def fail(self, what: str):
         self.errors += 1
         self.error_kinds[what] = self.error_kinds.get(what, 0) + 1
 
-    def summary(self, seconds: float) -> dict:
+    def summary(self, seconds: float, started: float = 0.0) -> dict:
         lat = sorted(self.latencies)
         pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: None)
+        # The same percentile without the first WARM_UP seconds: the run starts with every
+        # client opening its TLS connection within a second or three and each worker thread's
+        # first request; what a server does under the load at steady state is the rest.
+        steady = sorted(
+            ms
+            for ms, end in zip(self.latencies, self.ends, strict=True)
+            if end - started >= WARM_UP
+        )
+        worst = {}  # the slowest answer of each second of the run
+        for ms, end in zip(self.latencies, self.ends, strict=True):
+            second = int(end - started)
+            worst[second] = max(worst.get(second, 0.0), ms)
         return {
             "count": len(lat),
             "per_second": round(len(lat) / seconds, 1),
             "p50_ms": None if not lat else round(statistics.median(lat), 1),
             "p99_ms": None if not lat else round(pct(0.99), 1),
+            "p99_after_warm_up_ms": (
+                round(steady[min(len(steady) - 1, int(0.99 * len(steady)))], 1) if steady else None
+            ),
+            "slowest_per_second_ms": [round(worst.get(s, 0.0)) for s in range(int(seconds) + 1)],
             "errors": self.errors,
             "error_kinds": self.error_kinds,
         }
@@ -195,7 +220,7 @@ async def timed(conn: Connection, path: str, headers: dict, stats: Stats | None)
             stats.fail(f"HTTP {status}")
         return False
     if stats is not None:
-        stats.latencies.append((time.perf_counter() - start) * 1000)
+        stats.add((time.perf_counter() - start) * 1000)
     return True
 
 
@@ -233,7 +258,7 @@ async def browser(base, tls, cookie, assets, stop_at, pages: Stats, static: Stat
             if fetched and BROWSER_CACHE[0] and conn.max_age:
                 fresh_until[asset] = time.monotonic() + conn.max_age
         if ok:
-            pages.latencies.append((time.perf_counter() - start) * 1000)
+            pages.add((time.perf_counter() - start) * 1000)
         else:
             pages.fail("page")
         await pause(random.uniform(2.0, 4.0) * THINK[0], stop_at)
@@ -316,9 +341,9 @@ async def run_load(base, tls, token, cookie, args, server_pid: int, db_pid: int 
         "load_average": round(load, 1),
         "seconds": round(elapsed, 1),
         "requests_per_second": round(counter[0] / elapsed, 1),
-        "api_list": api.summary(elapsed),
-        "page_loads": pages.summary(elapsed),
-        "static_files": static.summary(elapsed),
+        "api_list": api.summary(elapsed, started),
+        "page_loads": pages.summary(elapsed, started),
+        "static_files": static.summary(elapsed, started),
         "assets_per_page": len(assets),
     }
 
@@ -479,7 +504,11 @@ def main():
         print(json.dumps(results, indent=2))
         targets = {
             "no errors (prod)": p["api_list"]["errors"] + p["page_loads"]["errors"] == 0,
-            "p99 of the list < 200 ms (prod)": (p["api_list"]["p99_ms"] or 1e9) < 200,
+            "p99 of the list < 200 ms (prod, whole run)": (p["api_list"]["p99_ms"] or 1e9) < 200,
+            f"p99 of the list < 200 ms (prod, after the first {WARM_UP:g} s)": (
+                p["api_list"]["p99_after_warm_up_ms"] or 1e9
+            )
+            < 200,
             ">= 4x the dev server's requests per second": results["ratio_rps"] >= 4,
         }
         for name, met in targets.items():
