@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from runtime.container import criu_probes
 from runtime.errors import InvalidSpec, KernelError
 
 NETNS_KEY = "extnet"
@@ -40,7 +41,15 @@ def binary() -> str:
     problem = unusable(found)
     if problem:
         raise KernelError(problem)
+    _probe_cache_kept(found)
     return found
+
+
+@functools.cache
+def _probe_cache_kept(program: str) -> bool:
+    """criu_probes.keep once per process: the first call comes before any freeze (the
+    target's preparation, the source's dirty-tracking check)."""
+    return criu_probes.keep(program)
 
 
 @functools.cache
