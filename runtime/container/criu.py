@@ -49,7 +49,7 @@ def binary() -> str:
 def _probe_cache_kept(program: str) -> bool:
     """criu_probes.keep once per process: the first call comes before any freeze (the
     target's preparation, the source's dirty-tracking check)."""
-    return criu_probes.keep(program)
+    return criu_probes.keep(program, _boot_marker(program, "kdat-kept"))
 
 
 @functools.cache
@@ -61,7 +61,7 @@ def unusable(program: str) -> str:
     remembered for this boot and this binary (a marker file), so each command line run does
     not pay for `criu check` again.
     """
-    marker = _check_marker(program)
+    marker = _boot_marker(program, "check-ok")
     if marker and marker.exists():
         return ""
     try:
@@ -81,8 +81,8 @@ def unusable(program: str) -> str:
     )
 
 
-def _check_marker(program: str) -> Path | None:
-    """The file whose presence says `criu check` passed for this binary since this boot."""
+def _boot_marker(program: str, what: str) -> Path | None:
+    """The file whose presence says `what` was done for this binary since this boot."""
     try:
         st = os.stat(program)
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -90,7 +90,7 @@ def _check_marker(program: str) -> Path | None:
     except OSError:
         return None
     key = hashlib.sha256(f"{program}\0{st.st_size}\0{st.st_mtime_ns}\0{boot}".encode())
-    return Path(tempfile.gettempdir()) / f"berth-cr-check-ok-{key.hexdigest()[:24]}"
+    return Path(tempfile.gettempdir()) / f"berth-cr-{what}-{key.hexdigest()[:24]}"
 
 
 @functools.cache

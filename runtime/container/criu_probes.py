@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 from runtime import linux
 from runtime.errors import KernelError
@@ -30,16 +31,19 @@ _PROBE = (
 )
 
 
-def keep(program: str) -> bool:
+def keep(program: str, marker: Path | None = None) -> bool:
     """Make CRIU's probe cache loadable on this host; True when a dump or restore will load it.
 
-    Best effort: any failure leaves CRIU probing as before (slower, never wrong). Called once
-    per process, before a freeze: a bound cache is refilled then, so that a CRIU upgrade
-    (whose build stamp makes the old cache stale) probes once, not on every run."""
+    Best effort: any failure leaves CRIU probing as before (slower, never wrong). `marker`
+    (a file per CRIU binary and boot) says the bound cache was filled by this binary: without
+    it the cache is probed again, so that an upgraded CRIU (whose build stamp makes the old
+    cache stale) probes once, not on every run; with it no probe runs at all."""
     with contextlib.suppress(OSError, KernelError, subprocess.SubprocessError), _lock():
         where = _cache_mount()
         if where == "tmpfs /run":
             return True  # CRIU keeps its cache itself
+        if where == "bound" and marker is not None and marker.exists():
+            return True
         data = _probe(program)
         if not data:
             return False
@@ -48,6 +52,8 @@ def keep(program: str) -> bool:
                 f.write(data)
         else:
             _bind(data)
+        if marker is not None:
+            marker.touch(mode=0o600)
         return True
     return False
 
