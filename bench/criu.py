@@ -391,7 +391,10 @@ def print_phases(trace: Path) -> None:
             current.append(mark)
     for i, move in enumerate(moves):
         start = prev = move[0][0]
-        print(f"phases of pre-copy move {i} (ms from the freeze, +step, pid, mark):")
+        print(
+            f"phases of pre-copy move {i} (ms from the freeze at monotonic {start:.3f}, +step, "
+            "pid, mark):"
+        )
         for when, pid, label in move:
             print(f"  {(when - start) * 1000:8.1f} {(when - prev) * 1000:+7.1f}  {pid:>7}  {label}")
             prev = when

@@ -315,19 +315,52 @@ def _resumed(rt, cid: str, paths, relay: PageRelay) -> None:
     paths.caller_cleans.unlink(missing_ok=True)
 
 
+class Unsealed:
+    """The sealed page connection as a plain loopback TCP socket for `criu lazy-pages` (which
+    speaks the page server's protocol itself): two threads copy between the two. A record that
+    fails its check ends the copy, and lazy-pages then fails for want of pages."""
+
+    def __init__(self, sealed):
+        self.sealed = sealed
+        self.local, self.criu_end = _tcp_pair()
+        self._threads = [
+            threading.Thread(target=self._copy, args=(sealed, self.local), daemon=True),
+            threading.Thread(target=self._copy, args=(self.local, sealed), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _copy(source, sink) -> None:
+        with contextlib.suppress(OSError, WireError):
+            while data := source.recv(1 << 20):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Stop both copies (the sealed connection is its owner's to close)."""
+        for end in (self.local, self.criu_end):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
 class LazyPages:
     """The target's `criu lazy-pages` daemon, started when the restore's work dir exists."""
 
-    def __init__(self, pages: socket.socket, log: Path):
+    def __init__(self, pages, log: Path):
         self.pages = pages
         self.log = log
         self.proc: subprocess.Popen | None = None
+        self.unsealed: Unsealed | None = None
 
     def start(self, images: Path, work: Path) -> None:
         """Start it and wait until it listens for the restore (KernelError if it fails)."""
         self.pages.setblocking(True)
+        self.unsealed = Unsealed(self.pages)
         status_r, status_w = os.pipe()
-        fd = self.pages.fileno()
+        fd = self.unsealed.criu_end.fileno()
         try:
             self.proc = subprocess.Popen(
                 criu.lazy_pages_argv(images, work, fd, status_w, self.log),
@@ -337,6 +370,7 @@ class LazyPages:
             )
         finally:
             os.close(status_w)
+            self.unsealed.criu_end.close()  # lazy-pages' own now: its exit ends the copies
         try:
             ready = os.read(status_r, 1)
         finally:
@@ -356,10 +390,13 @@ class LazyPages:
             return 1
 
     def stop(self) -> None:
-        """Kill it (a failed restore: nothing waits for its pages)."""
+        """Kill it (a failed restore: nothing waits for its pages), and end the copies."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.unsealed is not None:
+            self.unsealed.close()
+            self.unsealed = None
 
 
 def receive(rt, ch: Channel, pages: socket.socket, *, name=None, labels=None) -> dict:

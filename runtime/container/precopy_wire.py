@@ -1,16 +1,16 @@
 """The direct channel of a pre-copy migration: one TCP connection from source to target host.
 
-Both ends prove who they are before anything else, each signing the other's fresh nonce with
-its host's Ed25519 key (the caller passes `sign` and `verify`; the agent's host keys, whose
-public halves the control plane holds). Then frames: a 4-byte length and a JSON header; a
-file's header is followed by its bytes and their SHA-256, which the receiver checks before it
-keeps the file. Paths are relative to the receiver's staging directory and checked there.
+Both ends prove who they are before anything else, each signing the other's fresh nonce and
+its own ephemeral X25519 key with its host's Ed25519 key (the caller passes `sign` and
+`verify`; the agent's host keys, whose public halves the control plane holds). From then on
+every byte is in AES-GCM records under the keys both derived (runtime.container.sealed), so
+nobody on the path can change, drop or add a byte. Frames: a 4-byte length and a JSON header;
+a file's header is followed by its bytes. Paths are relative to the receiver's staging
+directory and checked there.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import hashlib
 import json
 import os
 import re
@@ -21,24 +21,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.errors import InvalidSpec
+from runtime.container.sealed import Exchange, SealedSocket, WireError
 
 CHUNK = 1 << 20
 MAX_HEADER = 16 << 20
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LENGTH = struct.Struct(">I")
-
-
-class WireError(InvalidSpec):
-    """The peer broke the protocol, failed to prove who it is, or went away."""
+_NONCE = re.compile(r"^[0-9a-f]{32}$")
 
 
 class PeerFailed(WireError):
     """The peer said it failed (and cleaned up after itself)."""
 
 
-def _proof(role: str, session: str, nonce: str) -> bytes:
-    return f"berth-precopy-{role}\n{session}\n{nonce}".encode()
+def _proof(role: str, session: str, nonce: str, exchange: str) -> bytes:
+    return f"berth-precopy-{role}\n{session}\n{nonce}\n{exchange}".encode()
 
 
 class Channel:
@@ -83,41 +80,38 @@ class Channel:
 
     def send_file(self, path: Path, name: str) -> int:
         """A file under its relative `name`; returns its size."""
+        self._sealed()
         size = path.stat().st_size
         self.send({"t": "file", "path": name, "size": size})
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                # Hashed while the socket takes it: both let go of the GIL (the freeze waits).
-                hashed = _POOL.submit(digest.update, chunk)
+        left = size
+        with open(path, "rb", buffering=0) as f:
+            while left and (chunk := f.read(min(left, CHUNK))):
                 self.sock.sendall(chunk)
-                hashed.result()
-        self.sock.sendall(digest.digest())
+                left -= len(chunk)
+        if left:
+            raise WireError(f"{path} shrank while it was sent")
         self.sent += size
         return size
 
     def send_growing(self, path: Path, name: str, finished: Callable[[], bool]) -> int:
         """A file another process is still writing (CRIU's pages during a dump), sent as it
         grows: chunks, each with its length, until `finished()` said the writer is done and
-        the end is read; then an empty chunk and the SHA-256 of it all. Returns its size."""
+        the end is read; then an empty chunk. Returns its size."""
+        self._sealed()
         self.send({"t": "stream", "path": name})
-        digest = hashlib.sha256()
         size = 0
         with open(path, "rb", buffering=0) as f:
             while True:
                 done = finished()  # asked before the read: all written by then is read now
                 chunk = f.read(CHUNK)
                 if chunk:
-                    hashed = _POOL.submit(digest.update, chunk)
-                    self.sock.sendall(_LENGTH.pack(len(chunk)))
-                    self.sock.sendall(chunk)
-                    hashed.result()
+                    self.sock.sendall(_LENGTH.pack(len(chunk)) + chunk)
                     size += len(chunk)
                 elif done:
                     break
                 else:
                     time.sleep(0.001)  # the writer is ahead of nothing: let it write
-        self.sock.sendall(_LENGTH.pack(0) + digest.digest())
+        self.sock.sendall(_LENGTH.pack(0))
         self.sent += size
         return size
 
@@ -138,55 +132,39 @@ class Channel:
         return total
 
     def recv_file(self, header: dict, stage: Path) -> Path:
-        """Store the file announced by `header` under `stage`, checked against its SHA-256."""
+        """Store the file announced by `header` under `stage`."""
+        self._sealed()
         target = safe_path(stage, header.get("path"))
         size = header.get("size")
         if not isinstance(size, int) or size < 0:
             raise WireError(f"bad size for {header.get('path')!r}")
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest = hashlib.sha256()
         left = size
-        buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
-        pending = None
-        with open(target, "wb") as out:
+        buf = memoryview(bytearray(CHUNK))
+        with open(target, "wb", buffering=0) as out:
             while left:
-                # Two buffers: one is hashed and written while the next one arrives.
-                buf = buffers[0]
                 got = self._fill(buf, min(left, CHUNK))
-                if pending:
-                    pending.result()
-                pending = _POOL.submit(_keep, digest, out, buf[:got])
-                buffers.reverse()
+                out.write(buf[:got])
                 left -= got
-            if pending:
-                pending.result()
-        if self._exactly(32) != digest.digest():
-            raise WireError(f"{header['path']} does not match its SHA-256")
         return target
 
     def recv_stream(self, header: dict, stage: Path) -> Path:
-        """Store a file sent as it grew (send_growing) under `stage`, checked against its
-        SHA-256 (hashed and written while the next chunk arrives)."""
+        """Store a file sent as it grew (send_growing) under `stage`."""
+        self._sealed()
         target = safe_path(stage, header.get("path"))
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest = hashlib.sha256()
-        buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
-        pending = None
-        with open(target, "wb") as out:
+        buf = memoryview(bytearray(CHUNK))
+        with open(target, "wb", buffering=0) as out:
             while length := _LENGTH.unpack(self._exactly(_LENGTH.size))[0]:
                 if length > CHUNK:
                     raise WireError(f"a chunk of {length} bytes in {header['path']}")
-                buf = buffers[0]
-                got = self._fill(buf, length)
-                if pending:
-                    pending.result()
-                pending = _POOL.submit(_keep, digest, out, buf[:got])
-                buffers.reverse()
-            if pending:
-                pending.result()
-        if self._exactly(32) != digest.digest():
-            raise WireError(f"{header['path']} does not match its SHA-256")
+                out.write(buf[: self._fill(buf, length)])
         return target
+
+    def _sealed(self) -> None:
+        # Files only after both hosts proved who they are and sealed the connection.
+        if not isinstance(self.sock, SealedSocket):
+            raise WireError("the connection is not sealed: the peers have not proved who they are")
 
     def _fill(self, buf: memoryview, n: int) -> int:
         got = 0
@@ -208,15 +186,6 @@ class Channel:
             raise WireError(f"link {header['path']} points out of the checkpoint")
         where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.symlink(target, where)
-
-
-def _keep(digest, out, data: memoryview) -> None:
-    digest.update(data)
-    out.write(data)
-
-
-# One worker hashes (and writes) beside the socket's copy; a file's chunks go one at a time.
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-wire")
 
 
 def safe_path(stage: Path, name) -> Path:
@@ -260,32 +229,53 @@ Verify = Callable[[bytes, bytes], bool]
 
 
 def prove_source(ch: Channel, session: str, host: str, sign: Sign, verify_target: Verify) -> None:
-    """Source side: sign the target's nonce, then check the target's signature of ours."""
+    """Source side: sign the target's nonce and our key, check the target's signature of our
+    nonce and its key, then seal the connection."""
     hello = ch.recv()
     nonce = secrets.token_hex(16)
-    theirs = str(hello.get("nonce") or "")
-    if hello.get("t") != "hello" or len(theirs) != 32:
+    theirs, their_key = str(hello.get("nonce") or ""), str(hello.get("kx") or "")
+    if hello.get("t") != "hello" or not _NONCE.match(theirs):
         raise WireError("the target did not greet as a Berth host")
-    sig = sign(_proof("source", session, theirs)).hex()
-    ch.send({"t": "auth", "host": host, "session": session, "nonce": nonce, "sig": sig})
+    mine = Exchange()
+    sig = sign(_proof("source", session, theirs, mine.public)).hex()
+    ch.send(
+        {
+            "t": "auth",
+            "host": host,
+            "session": session,
+            "nonce": nonce,
+            "kx": mine.public,
+            "sig": sig,
+        }
+    )
     answer = ch.recv()
-    if not _checks(verify_target, _proof("target", session, nonce), answer.get("sig")):
+    if not _checks(verify_target, _proof("target", session, nonce, their_key), answer.get("sig")):
         raise WireError("the target host's signature does not verify")
+    _seal(ch, mine, their_key, theirs + nonce, session, source=True)
 
 
 def prove_target(ch: Channel, session: str, host: str, sign: Sign, verify_source: Verify) -> None:
-    """Target side: check the source's signature of our nonce, then sign the source's."""
+    """Target side: check the source's signature of our nonce and its key, sign the source's
+    nonce and our key, then seal the connection."""
     nonce = secrets.token_hex(16)
-    ch.send({"t": "hello", "nonce": nonce})
+    mine = Exchange()
+    ch.send({"t": "hello", "nonce": nonce, "kx": mine.public})
     auth = ch.recv()
-    theirs = str(auth.get("nonce") or "")
-    if auth.get("t") != "auth" or auth.get("session") != session or len(theirs) != 32:
+    theirs, their_key = str(auth.get("nonce") or ""), str(auth.get("kx") or "")
+    if auth.get("t") != "auth" or auth.get("session") != session or not _NONCE.match(theirs):
         raise WireError("the peer is not the source of this migration")
     if auth.get("host") != host:
         raise WireError(f"the peer says it is host {auth.get('host')!r}, not {host!r}")
-    if not _checks(verify_source, _proof("source", session, nonce), auth.get("sig")):
+    if not _checks(verify_source, _proof("source", session, nonce, their_key), auth.get("sig")):
         raise WireError(f"the signature of host {host!r} does not verify")
-    ch.send({"t": "auth", "sig": sign(_proof("target", session, theirs)).hex()})
+    ch.send({"t": "auth", "sig": sign(_proof("target", session, theirs, mine.public)).hex()})
+    _seal(ch, mine, their_key, nonce + theirs, session, source=False)
+
+
+def _seal(ch: Channel, mine: Exchange, their_key: str, nonces: str, session, source) -> None:
+    """Both sides' keys from the exchange (the target's nonce first in the salt)."""
+    send, recv = mine.keys(their_key, bytes.fromhex(nonces), session, source)
+    ch.sock = SealedSocket(ch.sock, send, recv)
 
 
 def _checks(verify: Verify, message: bytes, sig) -> bool:
