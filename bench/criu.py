@@ -207,6 +207,7 @@ class Prober:
         self.targets = [a for a in addresses for _ in range(threads_per_address)]
         self.port, self.timeout = port, timeout
         self.answers: list[float] = []
+        self.failures: list[tuple[float, str, str]] = []  # (when, address, what), for long gaps
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(a,)) for a in self.targets]
@@ -220,7 +221,10 @@ class Prober:
                 with self.lock:
                     self.answers.append(time.monotonic())
                 time.sleep(0.005)
-            except OSError:
+            except OSError as err:
+                reason = getattr(err, "reason", err)
+                with self.lock:
+                    self.failures.append((time.monotonic(), address, type(reason).__name__))
                 time.sleep(0.01)  # gently: the clients must not slow the hosts they measure
 
     def __enter__(self):
@@ -244,6 +248,19 @@ class Prober:
         gaps = [(b - a, a, b) for a, b in zip(times, times[1:], strict=False)]
         length, start, end = max(gaps, default=(float("nan"), since, since))
         return length * 1000, start, end
+
+    def failures_in(self, start: float, end: float) -> str:
+        """What the clients met during [start, end]: per address, each kind of failure's
+        count and the first and last time (ms from start)."""
+        seen: dict = {}
+        for when, address, what in self.failures:
+            if start <= when <= end:
+                first, last, count = seen.get((address, what), (when, when, 0))
+                seen[(address, what)] = (first, when, count + 1)
+        return "; ".join(
+            f"{address} {what} x{count} at {(first - start) * 1000:.0f}-{(last - start) * 1000:.0f}"
+            for (address, what), (first, last, count) in sorted(seen.items())
+        )
 
 
 def loadavg() -> str:
@@ -299,6 +316,8 @@ def bench_migrate(n: int, userns: str = "host", modes=("precopy", "postcopy")) -
                 gap, start, end = probe.gap_window(t0, time.monotonic())
                 out[mode]["downtime"].append(gap)
                 print(f"  {mode} move {i}: gap {gap:.0f} ms, monotonic {start:.3f} to {end:.3f}")
+                if gap > 500:  # what the clients met meanwhile (ms from the gap's start)
+                    print(f"    clients during the gap: {probe.failures_in(start, end)}")
                 out[mode]["total"].append((t1 - t0) * 1000)
                 out[mode]["load"].append(loadavg())
                 time.sleep(0.5)

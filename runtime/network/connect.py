@@ -87,7 +87,7 @@ def _wire(manager, state, endpoint, net_name, ep_net, netns_fd) -> None:
                 net["bridge"], net["gateway"], ep_net["prefixlen"]
             )
         manager.links.add_veth(
-            ep_net["veth"], bridge_index, netns_fd, ep_net["ifname"], ep_net["mac"]
+            ep_net["veth"], bridge_index, netns_fd, ep_net["ifname"], ep_net["mac"], ep_net["ip"]
         )
         created = True
         manager.links.set_hairpin(ep_net["veth"])

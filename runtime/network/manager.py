@@ -352,7 +352,12 @@ class NetworkManager:
                         net["bridge"], net["gateway"], ep_net["prefixlen"]
                     )
                 self.links.add_veth(
-                    ep_net["veth"], bridge_index, netns_fd, ep_net["ifname"], ep_net["mac"]
+                    ep_net["veth"],
+                    bridge_index,
+                    netns_fd,
+                    ep_net["ifname"],
+                    ep_net["mac"],
+                    ep_net["ip"],
                 )
                 created.append(ep_net["veth"])
                 self.links.set_hairpin(ep_net["veth"])

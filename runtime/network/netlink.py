@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -131,11 +132,20 @@ class Links:
         return self._rtnl
 
     def add_veth(
-        self, host_name: str, bridge_index: int, netns_fd: int, peer_name: str, mac: str
+        self, host_name: str, bridge_index: int, netns_fd: int, peer_name: str, mac: str, ip: str
     ) -> None:
-        """Create a veth pair: host end on the bridge and up, peer born inside the netns."""
+        """Create a veth pair: host end on the bridge and up, peer born inside the netns; and
+        tell the bridge that `ip` is at `mac` now.
+
+        The bridge's neighbour entry matters when an address comes back (a migrated or
+        restarted container): packets sent to it while it was away left an incomplete entry
+        whose queued packets wait for the next ARP probe, up to a second after the container
+        is there again. Replacing it sends them at once."""
+        sock = self._rtnl_sock()
         msg = rtnl.veth_msg(host_name, bridge_index, peer_name, netns_fd, mac)
-        self._rtnl_sock().run(msg, what=f"creating veth {host_name} (peer {peer_name})")
+        sock.run(msg, what=f"creating veth {host_name} (peer {peer_name})")
+        with contextlib.suppress(KernelError):  # an optimisation: never fails a start
+            sock.run(rtnl.neigh_msg(bridge_index, ip, mac), what=f"neighbour {ip}")
 
 
 def in_netns(netns_fd: int, work: Callable[[], object]) -> object:

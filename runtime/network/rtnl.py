@@ -3,7 +3,8 @@
 pyroute2 (used for bridges, off the hot path) costs about 0.5 ms per request and 0.8 ms per
 socket here; these hand-built messages cost what the kernel costs. Only the requests a
 container start needs are here: veth with its peer born in another netns, link up, IPv4
-address, default route, hairpin mode on a bridge port, delete by name.
+address, default route, hairpin mode on a bridge port, the bridge's neighbour entry for the
+container, delete by name.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from runtime.errors import Conflict, KernelError
 
 NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_DELLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 19, 20, 24
+RTM_NEWNEIGH = 28
 NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
 NLA_F_NESTED = 0x8000
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
@@ -27,12 +29,14 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFLA_PROTINFO, IFLA_BRPORT_MODE = 12, 4
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_GATEWAY = 5
+NDA_DST, NDA_LLADDR, NUD_REACHABLE = 1, 2, 0x02
 RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 4, 0, 1
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BBHiII")
 _IFADDRMSG = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_NDMSG = struct.Struct("=BBHiHBB")
 
 
 class Request(NamedTuple):
@@ -82,6 +86,13 @@ def veth_msg(
     )
     body += attr(IFLA_LINKINFO | NLA_F_NESTED, info)
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"veth {name} with peer {peer}")
+
+
+def neigh_msg(index: int, ip: str, mac: str) -> Request:
+    """RTM_NEWNEIGH, created or replaced: `ip` is at `mac` on link `index`, reachable."""
+    body = _NDMSG.pack(socket.AF_INET, 0, 0, index, NUD_REACHABLE, 0, 0)
+    body += attr(NDA_DST, socket.inet_aton(ip)) + attr(NDA_LLADDR, _mac(mac))
+    return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, f"neighbour {ip} at {mac}")
 
 
 def link_up_msg(index: int) -> Request:

@@ -1,5 +1,7 @@
 """Names between containers (user networks, aliases, --link), isolation, several networks, MACs."""
 
+import subprocess
+
 import pytest
 
 from runtime.errors import Conflict, NotFound
@@ -111,3 +113,35 @@ def test_mac_address_static_ip_dns_and_extra_hosts(manager, procs, files):
             None,
             files("o2"),
         )
+
+
+def test_the_bridge_knows_a_returning_address_at_once(manager, procs, files):
+    """A container's address coming back (a migrated or restarted container) replaces whatever
+    neighbour entry its bridge kept for it, so packets go to the new MAC at once instead of
+    waiting up to a second for the next ARP probe of an incomplete or stale entry."""
+    manager.create("back", subnet=free_subnet())
+    bridge = manager.inspect("back")["bridge"]
+    ip = manager.inspect("back")["subnet"].replace(".0/24", ".88")
+    # What a container that went away leaves: an entry with the wrong (old) link address.
+    subprocess.run(
+        [
+            "ip",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            bridge,
+            "nud",
+            "stale",
+        ],
+        check=True,
+    )
+    proc = procs.sleeper()
+    spec = NetworkSpec(networks=["back"], ip_address=ip, mac_address="02:aa:bb:cc:dd:88")
+    manager.attach("n" * 64, "n", proc.pid, spec, "nhost", None, files("n"))
+    entry = subprocess.run(
+        ["ip", "neigh", "show", ip, "dev", bridge], capture_output=True, text=True, check=True
+    ).stdout
+    assert "02:aa:bb:cc:dd:88" in entry and "REACHABLE" in entry, entry
