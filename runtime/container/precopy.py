@@ -35,8 +35,8 @@ SHRINK = 0.8  # a round must dirty at most this share of the one before to be wo
 
 class PageFollower:
     """Sends the final dump's pages files to the target while CRIU writes them (the
-    transfer overlaps the dump instead of following it); checked by their SHA-256 as
-    every file. A failure to send is kept (`error`) and raised once CRIU is done: CRIU is
+    transfer overlaps the dump instead of following it), in sealed records as every
+    file. A failure to send is kept (`error`) and raised once CRIU is done: CRIU is
     never stopped half-way (it may have its parasite in the tasks)."""
 
     def __init__(self, ch: Channel, name: str):

@@ -13,6 +13,7 @@ fails its tag; the connection then ends with WireError. (AES-GCM here costs abou
 from __future__ import annotations
 
 import struct
+import threading
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,6 +68,9 @@ class SealedSocket:
         self._seal, self._open = AESGCM(send_key), AESGCM(recv_key)
         self._sent = self._got = 0
         self._plain = memoryview(b"")
+        # A record's number is its nonce: two threads sending at once must never take the
+        # same one (a nonce used twice under one AES-GCM key gives the key's secrets away).
+        self._sending = threading.Lock()
 
     def __getattr__(self, name):
         # settimeout, setblocking, shutdown, close, fileno...: the socket's own.
@@ -84,9 +88,10 @@ class SealedSocket:
         for start in range(0, max(len(view), 1), RECORD):
             part = view[start : start + RECORD]
             head = _LENGTH.pack(len(part) + _TAG)
-            sealed = self._seal.encrypt(self._nonce(self._sent), part, head)
-            self._sent += 1
-            self.raw.sendall(head + sealed)
+            with self._sending:
+                sealed = self._seal.encrypt(self._nonce(self._sent), part, head)
+                self._sent += 1
+                self.raw.sendall(head + sealed)
 
     def recv(self, n: int) -> bytes:
         """Up to `n` bytes (b"" once the peer closed between two records)."""
@@ -107,20 +112,23 @@ class SealedSocket:
         return count
 
     def _next(self) -> bool:
-        head = self._read(_LENGTH.size, at_start=True)
-        if head is None:
-            return False
-        (length,) = _LENGTH.unpack(head)
-        if not _TAG <= length <= RECORD + _TAG:
-            raise WireError(f"a record of {length} bytes")
-        body = self._read(length)
-        try:
-            plain = self._open.decrypt(self._nonce(self._got), body, head)
-        except InvalidTag:
-            raise WireError("a record failed its check (changed or out of order)") from None
-        self._got += 1
-        self._plain = memoryview(plain)
-        return bool(plain) or self._next()
+        """Open the next non-empty record into the plaintext buffer (False: the peer closed)."""
+        while True:
+            head = self._read(_LENGTH.size, at_start=True)
+            if head is None:
+                return False
+            (length,) = _LENGTH.unpack(head)
+            if not _TAG <= length <= RECORD + _TAG:
+                raise WireError(f"a record of {length} bytes")
+            body = self._read(length)
+            try:
+                plain = self._open.decrypt(self._nonce(self._got), body, head)
+            except InvalidTag:
+                raise WireError("a record failed its check (changed or out of order)") from None
+            self._got += 1
+            if plain:
+                self._plain = memoryview(plain)
+                return True
 
     def _read(self, n: int, at_start: bool = False) -> bytearray | None:
         buf = bytearray(n)
