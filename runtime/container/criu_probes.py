@@ -93,8 +93,8 @@ def _bind(data: bytes) -> None:
 
 
 def _cache_mount() -> str:
-    """ "bound" when /run/criu.kdat is a mount of its own, "tmpfs /run" when it lies on a
-    tmpfs, "disk" otherwise (the case this module mends)."""
+    """Where the cache's path lies: "bound" (a mount of its own), "tmpfs /run" (CRIU keeps
+    the cache itself) or "disk" (the case this module mends)."""
     if _fstype_at(CACHE, exact=True) is not None:
         return "bound"
     return "tmpfs /run" if _fstype_at(CACHE) == "tmpfs" else "disk"
