@@ -3,6 +3,7 @@
 import ctypes
 import ctypes.util
 import os
+import signal
 
 from runtime.errors import KernelError
 
@@ -185,6 +186,33 @@ class _MountAttr(ctypes.Structure):
 
 def _sys(number: int, what: str, *args) -> int:
     return _check(_libc.syscall(number, *args), what)
+
+
+_SYS_CLONE = 56  # x86_64
+
+
+def clone_plain(flags: int = 0) -> int:
+    """clone(2) on the caller's stack, as fork does: 0 in the child, its pid in the parent.
+
+    Only for a single-threaded caller: the child runs on without the interpreter's after-fork
+    hooks (0.5-1 ms sooner), which matter only when other threads exist."""
+    return _sys(_SYS_CLONE, "clone", ctypes.c_ulong(flags | signal.SIGCHLD), None, None, None, None)
+
+
+def one_thread() -> bool:
+    """Whether this process runs a single thread (the kernel's count, not only Python's)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            raw = f.read()
+        return raw[raw.rindex(b")") + 2 :].split()[17] == b"1"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def light_fork() -> int:
+    """A plain clone when this process runs a single thread (no lock another thread holds can
+    be inherited half-taken), os.fork otherwise."""
+    return clone_plain() if one_thread() else os.fork()
 
 
 def open_tree(path, flags: int) -> int:

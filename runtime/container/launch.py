@@ -16,7 +16,6 @@ shim-to-be execs the shim without waiting for that move.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -159,32 +158,6 @@ def reset_pid_namespace() -> None:
         linux.setns(fd, linux.CLONE_NEWPID)
     finally:
         os.close(fd)
-
-
-_SYS_CLONE = 56  # x86_64, like the other numbers in runtime.linux
-
-
-def _plain_fork() -> int:
-    """fork(2) for a launch's single-threaded children: a plain clone, without the
-    interpreter's after-fork hooks, which matter only when other threads exist (the new
-    process runs 0.5-1 ms sooner). The caller, which may have threads, keeps os.fork."""
-    return linux._sys(_SYS_CLONE, "clone", ctypes.c_ulong(signal.SIGCHLD), None, None, None, None)
-
-
-def _one_thread() -> bool:
-    """Whether this process runs a single thread (the kernel's count, not only Python's)."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            raw = f.read()
-        return raw[raw.rindex(b")") + 2 :].split()[17] == b"1"
-    except (OSError, ValueError, IndexError):
-        return False
-
-
-def _detaching_fork() -> int:
-    """The caller's fork of the detaching child: a plain clone when the caller runs a single
-    thread (no lock another thread holds can be inherited half-taken), os.fork otherwise."""
-    return _plain_fork() if _one_thread() else os.fork()
 
 
 def _fork_init(child_plan: dict, pid_mode: str, pid_fd: int | None, fork=os.fork) -> int:
@@ -507,16 +480,16 @@ def launch(rt, rec: dict, start_now: bool, prepared=None, setup=None, spec=None)
     owned = _userns_fds(child)
     procs = defer_cgroup_join(child)
     own = own_procs_file(rt, rec["id"], procs)
-    pid0 = _detaching_fork()
+    pid0 = linux.light_fork()
     if pid0 == 0:
         try:
             os.close(ready_w)
             os.setsid()
-            if _plain_fork() == 0:  # this child is single-threaded
+            if linux.clone_plain() == 0:  # this child is single-threaded
                 os.close(pid_r)
                 if not _ready(ready_r):
                     os._exit(0)
-                cpid = _fork_init(child, pid_mode, pid_fd, fork=_plain_fork)
+                cpid = _fork_init(child, pid_mode, pid_fd, fork=linux.clone_plain)
                 me = os.getpid()
                 _send(
                     msg_w,

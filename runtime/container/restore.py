@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from runtime import linux
-from runtime.container import criu, criu_userns, launch, restore_userns
+from runtime.container import criu, criu_userns, launch, restore_userns, userns
 from runtime.container.checkpoint import mark, mark_at
 from runtime.container.fsutil import proc_start_time
 from runtime.container.paths import ContainerPaths
@@ -115,12 +115,16 @@ def external_mounts(
     return restore_userns.staged(found, binds, staged, restore_userns.stage_dir(rec["id"]))
 
 
-def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, rng, binds):
-    """In the forked shim-to-be: mount the rootfs privately, run CRIU, become the shim."""
+def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, user_fd, binds):
+    """In the forked shim-to-be: mount the rootfs privately, run CRIU, become the shim
+    (`user_fd`: the user namespace of a user-namespaced container's idmap, else None)."""
+    mark("dst:shim-to-be-running")
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    if rng:  # user-namespaced: CRIU's --root is the stage's (argv says so)
-        restore_userns.mount_root(rec, paths, rng, binds)
+    mark("dst:own-mount-namespace")
+    if user_fd is not None:  # user-namespaced: CRIU's --root is the stage's (argv says so)
+        restore_userns.mount_root(rec, paths, user_fd, binds)
+        mark("dst:idmapped-root")
     else:
         data = f"lowerdir={':'.join(rec['lower'])},upperdir={paths.upper},workdir={paths.work}"
         linux.mount("overlay", str(paths.merged), "overlay", 0, data)
@@ -149,7 +153,7 @@ def _shim_to_be(rec, paths, argv, work, inherit_fds, procs_files, msg_w, args, r
     cpid = int((work / "pid").read_text().strip())
     criu_done = time.monotonic()
     # The restored tasks have their own mount namespace now; ours need not keep the rootfs.
-    if rng:
+    if user_fd is not None:
         restore_userns.unmount_root(rec["id"])
     else:
         linux.umount(str(paths.merged), linux.MNT_DETACH)
@@ -236,15 +240,17 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     fds = launch.make_stdio(rec["spec"])
     stdio = _tty_stdio(fds, rng) if rec["spec"]["tty"] else launch.child_stdio(fds)
     binds: list = [] if rng else None
-    netns_fd = network = None
+    netns_fd = network = user_fd = None
     try:
         console = os.ttyname(stdio[0]) if rec["spec"]["tty"] else None
         mounts = external_mounts(rt, rec, files, meta["mounts"], console, binds)
+        # The idmap's user namespace, made by this process once per range (restore_userns).
+        user_fd = userns.kept(rng["first"], rng["count"]) if rng else None
         mark("dst:external-mounts")
         if not rng:  # else wired once CRIU has made it (restore_userns.NetnsHandoff)
             netns_fd, network = prepare_netns(rt, rec, files, meta.get("network") or {})
     except BaseException:
-        for fd in {*fds.values(), *stdio}:
+        for fd in {*fds.values(), *stdio, user_fd} - {None}:
             os.close(fd)
         raise
     inherit = {criu.NETNS_KEY: netns_fd} if netns_fd is not None else {}
@@ -277,23 +283,24 @@ def restore(rt, rec: dict, images: Path, meta: dict, lazy=None) -> dict:
     mark("dst:shim-args")
     lent = restore_userns.lend_images(images, rng["first"]) if rng else []
     mark("dst:fork-shim-to-be")
-    pid0 = os.fork()
+    pid0 = linux.light_fork()
     if pid0 == 0:
         try:
+            mark("dst:detaching-child-running")
             os.setsid()
             if handoff:  # the caller alone holds the FIFOs' other ends
                 handoff.close()
-            if os.fork() == 0:
+            if linux.light_fork() == 0:
                 os.close(msg_r)
                 inherit_fds = list(set(inherit.values()))
-                _shim_to_be(rec, paths, argv, work, inherit_fds, procs, msg_w, args, rng, binds)
+                _shim_to_be(rec, paths, argv, work, inherit_fds, procs, msg_w, args, user_fd, binds)
         except BaseException as err:  # noqa: BLE001 (a forked child reports and exits)
             with contextlib.suppress(OSError):
                 launch._send(msg_w, error=f"restore failed: {err}")
         finally:
             os._exit(0)
     os.waitpid(pid0, 0)
-    for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd, winsize} - {None}:
+    for fd in {*fds.values(), *stdio, listen, msg_w, netns_fd, winsize, user_fd} - {None}:
         os.close(fd)
     shake = launch.Handshake(msg_r, -1)
     deadline = time.monotonic() + 300

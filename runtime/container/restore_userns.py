@@ -90,12 +90,12 @@ def staged(mounts: dict[str, str], idmapped: set[str], made: list, where: str) -
     return out
 
 
-def mount_root(rec: dict, paths, rng: dict, made: list) -> str:
+def mount_root(rec: dict, paths, user_fd: int, made: list) -> str:
     """In the shim-to-be (own mount namespace): a tmpfs at stage_dir with the idmapped rootfs
     at its root/ and the external mounts' sources (bind mounts idmapped, as at start);
-    returns the root's path for CRIU's --root."""
+    returns the root's path for CRIU's --root. `user_fd` (a user namespace with the
+    container's map, userns.kept) is closed here."""
     flags = linux.OPEN_TREE_CLONE | linux.OPEN_TREE_CLOEXEC
-    user_fd = userns.create(rng["first"], rng["count"])
     trees: list[int] = []
     try:
         trees += userns.idmapped_layers(rec["lower"], user_fd)
@@ -158,7 +158,7 @@ def _overlay_as_root_inside(data: str, user_fd: int, target: str) -> int:
     range's root is, as in a fresh start where the container's init mounts it.
     """
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
+    pid = linux.light_fork()
     if pid == 0:
         code = 1
         try:
