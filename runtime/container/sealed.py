@@ -76,12 +76,6 @@ class SealedSocket:
         # settimeout, setblocking, shutdown, close, fileno...: the socket's own.
         return getattr(self.raw, name)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.raw.close()
-
     def sendall(self, data) -> None:
         """Send `data` as one record per RECORD bytes."""
         view = memoryview(data)
