@@ -191,3 +191,25 @@ def test_a_key_swapped_on_the_path_is_refused(swap):
     assert not isinstance(ch.sock, sealed.SealedSocket)
     if swap == "source's key":
         assert "does not verify" in errors["target"]
+
+
+@pytest.mark.parametrize("length", [0, 15, sealed.RECORD + 17, 0xFFFFFFFF])
+def test_a_record_of_impossible_length_is_refused_before_it_is_read(length):
+    """A hostile peer announcing a huge (or too short) record gets no buffer of that size."""
+    import socket
+    import struct
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack(">I", length))
+        receiver = sealed.SealedSocket(b, os.urandom(16), os.urandom(16))
+        with pytest.raises(precopy_wire.WireError, match="a record of"):
+            receiver.recv(100)
+
+
+def test_a_malformed_key_in_the_exchange_is_refused():
+    """Not hex, or not a curve point of the right size: a clear WireError, not a crash."""
+    mine = sealed.Exchange()
+    for bad in ("zz" * 32, "00" * 31, ""):
+        with pytest.raises(precopy_wire.WireError, match="malformed"):
+            mine.keys(bad, b"salt", "s1", source=True)
