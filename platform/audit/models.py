@@ -77,14 +77,23 @@ class AuditEvent(models.Model):
         "prev_hash",
     )
 
+    def content_hash(self) -> str:
+        """sha256 over the canonical JSON of the event's own fields (not its place in the chain)."""
+        data = {name: getattr(self, name) for name in self.HASHED_FIELDS if name not in _PLACE}
+        data["time"] = self.time.isoformat()
+        return _sha256_json(data)
+
     def compute_hash(self) -> str:
-        """sha256 over the canonical JSON of every field but the hash itself."""
+        """The event's link: its content hash chained to its sequence number and the hash
+        before it (the database computes the same link when it appends, see audit.sql)."""
+        return chain_link(self.prev_hash, self.seq, self.content_hash())
+
+    def legacy_hash(self) -> str:
+        """The first format's hash (events appended before the link format): sha256 over the
+        canonical JSON of every field but the hash itself."""
         data = {name: getattr(self, name) for name in self.HASHED_FIELDS}
         data["time"] = self.time.isoformat()
-        canonical = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return _sha256_json(data)
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -96,6 +105,20 @@ class AuditEvent(models.Model):
 
 
 GENESIS_HASH = "0" * 64
+_PLACE = ("seq", "prev_hash")  # an event's place in the chain, hashed by its link
+
+
+def _sha256_json(data: dict) -> str:
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def chain_link(prev_hash: str, seq: int, content_hash: str) -> str:
+    """sha256 of "<prev_hash>:<seq>:<content_hash>", in hex: what ties an event to the one
+    before it. Small and fixed so the database can compute it in the append's one statement."""
+    return hashlib.sha256(f"{prev_hash}:{seq}:{content_hash}".encode()).hexdigest()
 
 
 class ChainHead(models.Model):

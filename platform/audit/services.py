@@ -1,13 +1,16 @@
 """Append events to the audit chain and verify it."""
 
+import contextlib
 import threading
 
+import orjson
 from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
 from audit import context
-from audit.models import GENESIS_HASH, AuditEvent, ChainHead
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead, chain_link
+from audit.sql import CONTENT_COLUMNS
 
 MAX_REASON = 500
 
@@ -60,6 +63,7 @@ def record_event(
         request_id=_text(ctx.request_id, 64),
         operation_id=operation_id,
         task_id=_text(task_id or ctx.task_id, 64),
+        time=timezone.now(),
     )
     if connection.in_atomic_block:
         # Part of the caller's transaction (with the Operation it creates): written now, and
@@ -73,27 +77,13 @@ def record_event(
 def _append(events: list[AuditEvent]) -> None:
     """Chain `events` after the head and insert them: one head lock, one INSERT, one head
     update however many there are."""
-    # The head's two statements in SQL (the ORM would compile them again for every append);
-    # FOR UPDATE locks the head row on PostgreSQL, SQLite's IMMEDIATE transactions (see
-    # config.env.sqlite_database) lock the whole database.
-    table = connection.ops.quote_name(ChainHead._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, last_hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
-        row = cursor.fetchone()
-        if row is None:
-            head = ChainHead.objects.create(pk=1)
-            row = (head.seq, head.last_hash)
-        seq, prev = row
-        now = timezone.now()
-        for event in events:
-            seq += 1
-            event.pk = None  # a batch rolled back and written again gets new ids
-            event.seq, event.time, event.prev_hash = seq, now, prev
-            event.hash = prev = event.compute_hash()
-        head = (f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
-        if not _insert(cursor, events, head):
-            cursor.execute(*head)
+    now = timezone.now()
+    for event in events:
+        event.time = event.time or now  # record_event stamps its own; a test's may not
+    if connection.vendor == "postgresql":
+        _append_in_database(events)
+    else:
+        _append_here(events)
     for event in events:
         # What save() would send (the metrics count gate decisions from it).
         post_save.send(
@@ -106,21 +96,59 @@ def _append(events: list[AuditEvent]) -> None:
         )
 
 
+def _append_in_database(events: list[AuditEvent]) -> None:
+    """PostgreSQL: one statement (audit.sql's function) locks the head, links and inserts the
+    events and moves the head; this process only hashes each event's own fields."""
+    rows = []
+    for event in events:
+        row = {column: getattr(event, column) for column in CONTENT_COLUMNS}
+        row["time"] = event.time.isoformat()
+        row["content"] = event.content_hash()
+        rows.append(row)
+    # Alone (the group commit), the statement is its own transaction; inside a caller's, a
+    # savepoint so that a refused event leaves the caller's transaction usable.
+    alone = not connection.in_atomic_block
+    with contextlib.nullcontext() if alone else transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM berth_audit_append(%s::jsonb)", [orjson.dumps(rows).decode()])
+        placed = cursor.fetchall()
+    for event, (pk, seq, prev, link) in zip(events, placed, strict=True):
+        event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev, link
+        event._state.adding, event._state.db = False, connection.alias
+
+
+def _append_here(events: list[AuditEvent]) -> None:
+    """SQLite: the head read and moved by this process inside an IMMEDIATE transaction (see
+    config.env.sqlite_database), which locks the whole database meanwhile."""
+    table = connection.ops.quote_name(ChainHead._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, last_hash FROM {table} WHERE id = 1")  # noqa: S608
+        row = cursor.fetchone()
+        if row is None:
+            head = ChainHead.objects.create(pk=1)
+            row = (head.seq, head.last_hash)
+        seq, prev = row
+        for event in events:
+            seq += 1
+            event.pk = None  # a batch rolled back and written again gets new ids
+            event.seq, event.prev_hash = seq, prev
+            event.hash = prev = chain_link(prev, seq, event.content_hash())
+        _insert(cursor, events)
+        cursor.execute(f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
+
+
 # The INSERT's columns: every concrete field but the id, in the model's order.
 _FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-def _insert(cursor, events: list[AuditEvent], head=None) -> bool:
+def _insert(cursor, events: list[AuditEvent]) -> None:
     """INSERT `events` in one prepared statement, their ids read back (RETURNING): what
     bulk_create() does, without compiling an insert query for every append (about a tenth of
-    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does.
-    On PostgreSQL the chain head's UPDATE (`head`: sql, params) goes in the same statement
-    (a data-modifying WITH: one round trip less per append); returns whether it did."""
+    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does."""
     size = max(1, connection.ops.bulk_batch_size(_FIELDS, events))
     if len(events) > size:  # the database's limit of parameters per statement (SQLite's)
         for start in range(0, len(events), size):
             _insert(cursor, events[start : start + size])
-        return False
+        return
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
     row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
@@ -133,16 +161,11 @@ def _insert(cursor, events: list[AuditEvent], head=None) -> bool:
         for event in events
         for f in _FIELDS
     ]
-    fused = head is not None and returning and connection.vendor == "postgresql"
-    if fused:
-        sql = f"WITH ins AS ({sql}), head AS ({head[0]}) SELECT * FROM ins"  # noqa: S608
-        params += head[1]
     cursor.execute(sql, params)
     ids = [r[0] for r in cursor.fetchall()] if returning else [None] * len(events)
     for event, pk in zip(events, ids, strict=True):
         event.pk = pk
         event._state.adding, event._state.db = False, connection.alias
-    return fused
 
 
 class _Ticket:
@@ -208,15 +231,19 @@ _GROUP = _GroupCommit(_append)
 
 
 def verify_chain() -> list[str]:
-    """Recompute every hash and link; return the problems found (empty when intact)."""
+    """Recompute every hash and link; return the problems found (empty when intact). Events
+    appended before the link format (audit.models.chain_link) carry the first format's hash;
+    it is accepted only until the first event in the link format."""
     problems = []
-    prev_hash, prev_seq = GENESIS_HASH, 0
+    prev_hash, prev_seq, linked = GENESIS_HASH, 0, False
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
         if event.seq != prev_seq + 1:
             problems.append(f"event #{event.seq}: sequence gap after #{prev_seq} (events removed?)")
         if event.prev_hash != prev_hash:
             problems.append(f"event #{event.seq}: prev_hash does not match the event before it")
-        if event.compute_hash() != event.hash:
+        if event.compute_hash() == event.hash:
+            linked = True
+        elif linked or event.legacy_hash() != event.hash:
             problems.append(f"event #{event.seq}: content does not match its hash (altered)")
         prev_hash, prev_seq = event.hash, event.seq
     head = ChainHead.objects.filter(pk=1).first()

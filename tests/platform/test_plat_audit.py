@@ -6,10 +6,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from audit import context, services
-from audit.models import AppendOnlyError, AuditEvent
+from audit.models import AppendOnlyError, AuditEvent, ChainHead, chain_link
 from audit.services import record_event, verify_chain
+from audit.sql import CONTENT_COLUMNS
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +186,54 @@ def test_prepared_insert_reads_every_id_back_and_splits_past_the_parameter_limit
     )
     assert stored.hash == events[7].hash == stored.compute_hash()
     assert verify_chain() == []
+
+
+def test_the_append_function_takes_every_content_column_of_the_model():
+    """audit.sql's function lists the columns it copies: a field added to the model and left
+    out of it would be silently dropped on PostgreSQL."""
+    chain_own = {"id", "seq", "prev_hash", "hash"}
+    model = {f.column for f in AuditEvent._meta.concrete_fields} - chain_own
+    assert set(CONTENT_COLUMNS) == model
+
+
+def test_an_event_links_to_the_one_before_by_its_number_and_content(events):
+    """Every event's hash is chain_link(previous hash, number, own content) wherever it was
+    computed (by the database on PostgreSQL): changing the number or the content breaks it."""
+    stored = AuditEvent.objects.get(pk=events[1].pk)
+    assert stored.hash == chain_link(events[0].hash, events[1].seq, stored.content_hash())
+    stored.seq += 1
+    assert stored.compute_hash() != events[1].hash
+
+
+def _legacy_events(count: int) -> list[AuditEvent]:
+    """Events written as the first format wrote them (one hash over every field)."""
+    head = ChainHead.objects.get_or_create(pk=1)[0]
+    seq, prev, made = head.seq, head.last_hash, []
+    for n in range(count):
+        seq += 1
+        event = AuditEvent(action="container.view", outcome="allowed", object_id=f"old{n}")
+        event.seq, event.time, event.prev_hash = seq, timezone.now(), prev
+        event.hash = prev = event.legacy_hash()
+        made.append(event)
+    with connection.cursor() as cursor:
+        services._insert(cursor, made)
+    ChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
+    return made
+
+
+def test_a_chain_begun_in_the_first_format_verifies_after_the_link_format():
+    """Events appended before the link format keep their hashes: the chain still verifies, and
+    the next event links to the last old one."""
+    old = _legacy_events(3)
+    new = record_event(action="container.view", outcome="allowed", object_id="new")
+    assert new.prev_hash == old[-1].hash and new.seq == old[-1].seq + 1
+    assert verify_chain() == []
+
+
+def test_an_event_in_the_first_format_after_a_linked_one_is_refused():
+    """The first format is accepted only before the first linked event: an event forged in it
+    later is reported."""
+    record_event(action="container.view", outcome="allowed", object_id="new")
+    forged = _legacy_events(1)[0]
+    problems = verify_chain()
+    assert any(f"#{forged.seq}" in p and "altered" in p for p in problems)
