@@ -72,3 +72,17 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """The worker's database pool opened before its first request, so that its threads' first
+    requests do not each wait for a new connection (config/warm.py did the rest in the master).
+    A database that is down here only logs: requests will say so until it is back."""
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+    except Exception as err:  # noqa: BLE001 (any driver's error; the worker must still start)
+        worker.log.warning("database not reachable at worker start: %s", err)
+    finally:
+        connection.close()
