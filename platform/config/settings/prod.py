@@ -38,9 +38,13 @@ STORAGES = {
 # microseconds instead of a new backend per request.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (the pool keeps the connections)
+    # Every connection opened when the pool opens (at a worker's start, deploy/gunicorn.conf.py):
+    # a worker has as many threads as connections and uses them all under load; a pool
+    # growing one connection at a time kept its threads' first requests waiting (issue 15).
+    _pool_size = int(secret("BERTH_DB_POOL_SIZE") or 8)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # noqa: F405
-        "min_size": 2,
-        "max_size": int(secret("BERTH_DB_POOL_SIZE") or 8),
+        "min_size": _pool_size,
+        "max_size": _pool_size,
         "timeout": 10,
     }
 
