@@ -1,7 +1,6 @@
 """`Authorization: Bearer <token>` authentication for the REST API."""
 
-import copy
-
+from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -22,9 +21,21 @@ def _lookup(key_hash: str, current) -> ApiToken | None:
             return None
         _tokens.put(key_hash, current, token)
     # A copy for this request: the gate and the views hang per-request state on the user.
-    mine = copy.copy(token)
-    mine.user = copy.copy(token.user)
+    mine = _copy(token)
+    mine.user = _copy(token.user)
     return mine
+
+
+def _copy(instance):
+    """What copy.copy makes of a model instance (its own attributes, state and related-object
+    cache), without the pickling protocol's detour (__reduce_ex__, __getstate__,
+    __setstate__): a tenth of a millisecond less per API request (issue 15)."""
+    clone = object.__new__(type(instance))
+    clone.__dict__ = instance.__dict__.copy()
+    state = clone._state = ModelState()
+    state.__dict__.update(instance._state.__dict__)
+    state.fields_cache = instance._state.fields_cache.copy()
+    return clone
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

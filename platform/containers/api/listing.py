@@ -173,11 +173,14 @@ class OneQueryPagination(Pagination):
             except EmptyResultSet:  # nothing visible: the general way answers it
                 return None
             fields = [column[0] for column in compiler.select[: compiler.col_count]]
-            entry = (sql, params, compiler, compiler.get_converters(fields))
+            # The last slot: the positions of its timestamptz columns, from the first run's
+            # cursor description (psycopg builds a Column for each of its ~20 columns on
+            # every read of it: a twentieth of a list request).
+            entry = [sql, params, compiler, compiler.get_converters(fields), None]
             if len(compiled) >= MAX_SHAPES:
                 compiled.clear()
             compiled[key] = entry
-        sql, params, compiler, converters = entry
+        sql, params, compiler, converters, timestamps = entry
         text_times = render is not None and connection.vendor == "postgresql"
         with connection.cursor() as cursor:
             if text_times:
@@ -187,11 +190,13 @@ class OneQueryPagination(Pagination):
                 cursor.cursor.adapters.register_loader("timestamptz", TextLoader)
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-            times = [
-                i
-                for i, column in enumerate(cursor.description or ())
-                if text_times and column.type_code == TIMESTAMPTZ_OID
-            ]
+            if timestamps is None:
+                timestamps = entry[4] = [
+                    i
+                    for i, column in enumerate(cursor.description or ())
+                    if column[1] == TIMESTAMPTZ_OID  # DB-API: the type code
+                ]
+            times = timestamps if text_times else []
         if not rows:
             return None
         if render is not None:
