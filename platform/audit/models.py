@@ -79,7 +79,7 @@ class AuditEvent(models.Model):
 
     def content_hash(self) -> str:
         """sha256 over the canonical JSON of the event's own fields (not its place in the chain)."""
-        data = {name: getattr(self, name) for name in self.HASHED_FIELDS if name not in _PLACE}
+        data = {name: getattr(self, name) for name in self.HASHED_FIELDS if name not in PLACE}
         data["time"] = self.time.isoformat()
         return _sha256_json(data)
 
@@ -105,7 +105,7 @@ class AuditEvent(models.Model):
 
 
 GENESIS_HASH = "0" * 64
-_PLACE = ("seq", "prev_hash")  # an event's place in the chain, hashed by its link
+PLACE = ("seq", "prev_hash")  # an event's place in the chain, hashed by its link
 
 
 def _sha256_json(data: dict) -> str:

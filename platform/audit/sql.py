@@ -1,29 +1,13 @@
 """The PostgreSQL function that appends audit events and links them in one statement."""
 
-from audit.models import GENESIS_HASH
+from audit.models import GENESIS_HASH, PLACE, AuditEvent
 
 EVENTS, HEAD = "audit_auditevent", "audit_chainhead"
 
-# Every column an append writes but the chain's own (seq, prev_hash, hash): the keys of the
-# JSON objects the function takes (tests/platform/test_plat_audit.py checks them against the
-# model, so a new field cannot be left out of the function silently).
-CONTENT_COLUMNS = (
-    "time",
-    "actor_id",
-    "actor",
-    "impersonator",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "summary",
-    "source_ip",
-    "outcome",
-    "reason",
-    "request_id",
-    "operation_id",
-    "task_id",
-)
+# Every column an append writes but the chain's own (seq, prev_hash, hash): the event's
+# content, the keys of the JSON objects the function takes (tests/platform/test_plat_audit.py
+# checks them against the model's columns, so a new field cannot be left out silently).
+CONTENT_COLUMNS = tuple(name for name in AuditEvent.HASHED_FIELDS if name not in PLACE)
 
 _COLUMNS = ", ".join(CONTENT_COLUMNS)
 _VALUES = ", ".join(f"r.{c}" for c in CONTENT_COLUMNS)
