@@ -4,37 +4,59 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from runtime.errors import InvalidSpec
 
+_ISO_PARTS = re.compile(r"(.+?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
+
 
 def parse_since(since) -> str | None:
-    """Accept an ISO time, a Unix timestamp or a relative duration (10s, 5m, 2h)."""
+    """Accept an ISO time, a Unix timestamp or a relative duration (10s, 5m, 2h); returns the
+    log's own time format. An ISO time keeps its nanoseconds exactly: a float of today's
+    seconds holds only about a quarter of a microsecond, so an entry's own timestamp given
+    back as `since` could come out after it and leave that entry out."""
     if since is None or since == "":
         return None
     if isinstance(since, int | float):
-        ts = float(since)
-    else:
-        text = str(since).strip()
-        units = {"s": 1, "m": 60, "h": 3600}
-        try:
-            if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-                ts = time.time() - float(text[:-1]) * units[text[-1]]
-            elif text.replace(".", "", 1).isdigit():
-                ts = float(text)
-            else:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                ts = dt.replace(tzinfo=dt.tzinfo or UTC).timestamp()
-        except ValueError:
-            raise InvalidSpec(f"invalid value for since: {since!r}") from None
-    ns = int(ts * 1e9)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
-        + f".{ns % 1_000_000_000:09d}Z"
-    )
+        return _log_time(float(since))
+    text = str(since).strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+            return _log_time(time.time() - float(text[:-1]) * units[text[-1]])
+        if text.replace(".", "", 1).isdigit():
+            return _log_time(float(text))
+        parts = _ISO_PARTS.fullmatch(text)
+        if parts is None:
+            raise ValueError(text)
+        whole, fraction, zone = parts.groups()
+        dt = datetime.fromisoformat(whole)
+        if zone not in (None, "Z"):
+            sign = -1 if zone[0] == "-" else 1
+            hours, minutes = int(zone[1:3]), int(zone[-2:])
+            dt = dt.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+        elif dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidSpec(f"invalid value for since: {since!r}") from None
+    seconds = int(dt.timestamp())
+    nanoseconds = int((fraction or "0")[:9].ljust(9, "0"))
+    return _format(seconds, nanoseconds)
+
+
+def _log_time(ts: float) -> str:
+    seconds = math.floor(ts)
+    nanoseconds = min(999_999_999, round((ts - seconds) * 1e9))
+    return _format(seconds, nanoseconds)
+
+
+def _format(seconds: int, nanoseconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds:09d}Z"
 
 
 def _decode(line: bytes):

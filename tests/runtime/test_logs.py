@@ -5,6 +5,8 @@ import time
 import pytest
 from rt_helpers import wait_log
 
+from runtime.errors import InvalidSpec
+
 pytestmark = pytest.mark.root
 
 
@@ -50,3 +52,17 @@ def test_container_never_blocks_on_output(rt, base_spec):
     st = rt.run(base_spec)
     assert rt.wait(st["id"]) == 0
     wait_log(rt, st["id"], b"end\n")
+
+
+def test_since_keeps_an_iso_times_nanoseconds():
+    """An entry's own timestamp given back as `since` includes that entry: the nanoseconds
+    are kept as written, not rounded through a float (today's seconds as a float hold only
+    about a quarter of a microsecond: the first entry was sometimes left out)."""
+    from runtime.container.logs import parse_since
+
+    assert parse_since("2026-12-05T20:52:07.748573104Z") == "2026-12-05T20:52:07.748573104Z"
+    assert parse_since("2026-12-05T21:52:07.5+01:00") == "2026-12-05T20:52:07.500000000Z"
+    assert parse_since("2026-12-05T15:52:07.123-0500") == "2026-12-05T20:52:07.123000000Z"
+    assert parse_since("2026-12-05") == "2026-12-05T00:00:00.000000000Z"
+    with pytest.raises(InvalidSpec):
+        parse_since("2026-13-05")
