@@ -15,16 +15,24 @@ from audit.sql import CONTENT_COLUMNS
 MAX_REASON = 500
 
 
+def _clean(text: str) -> str:
+    """Text as both databases take it: NUL characters and lone surrogates (a JSON body's
+    "\\ud800" decodes to one; UTF-8 has no encoding for it) written as escapes."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\0")
+
+
 def _text(value, limit: int) -> str:
-    """A column's text as PostgreSQL takes it: no NUL characters, at most `limit` long (hostile
+    """A column's text as the database takes it (`_clean`), at most `limit` long (hostile
     input reaches the audit log verbatim: an id in a URL, a name in a body)."""
-    return str(value).replace("\x00", "\\0")[:limit]
+    return _clean(str(value))[:limit]
 
 
 def _json(value):
-    """A summary as jsonb takes it: NUL characters escaped in every string, keys included."""
+    """A summary as jsonb takes it: every string `_clean`, keys included."""
     if isinstance(value, str):
-        return value.replace("\x00", "\\0")
+        return _clean(value)
     if isinstance(value, dict):
         return {_json(str(k)): _json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

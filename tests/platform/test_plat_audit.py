@@ -237,3 +237,20 @@ def test_an_event_in_the_first_format_after_a_linked_one_is_refused():
     forged = _legacy_events(1)[0]
     problems = verify_chain()
     assert any(f"#{forged.seq}" in p and "altered" in p for p in problems)
+
+
+def test_lone_surrogates_and_nul_are_recorded_as_escapes():
+    """A JSON body's "\\ud800" decodes to a lone surrogate, which UTF-8 cannot encode: the
+    event is still written (escaped), on both databases, and the chain verifies."""
+    event = record_event(
+        action="container.create",
+        outcome="denied",
+        reason="bad name \ud800 and \x00",
+        object_id="\udfff",
+        summary={"k\ud800": ["v\udfff", "café"]},
+    )
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.reason == "bad name \\ud800 and \\0"
+    assert stored.object_id == "\\udfff"
+    assert stored.summary == {"k\\ud800": ["v\\udfff", "café"]}
+    assert verify_chain() == []
