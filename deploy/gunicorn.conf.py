@@ -34,6 +34,9 @@ threads = max(
     1,
     int(os.environ.get("BERTH_HTTP_CONCURRENCY") or os.environ.get("BERTH_DB_POOL_SIZE") or 8),
 )
+# Each worker's database pool opens all its connections at once (post_worker_init below):
+# its threads use them all under load (config.settings.prod reads this before the app loads).
+os.environ.setdefault("BERTH_DB_POOL_MIN", str(threads))
 # Kept-alive connections of API clients and browsers (one TLS handshake, not one per request)
 # wait in the worker's poll loop, not in a thread.
 worker_connections = 1000

@@ -38,12 +38,14 @@ STORAGES = {
 # microseconds instead of a new backend per request.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (the pool keeps the connections)
-    # Every connection opened when the pool opens (at a worker's start, deploy/gunicorn.conf.py):
-    # a worker has as many threads as connections and uses them all under load; a pool
-    # growing one connection at a time kept its threads' first requests waiting (issue 15).
+    # BERTH_DB_POOL_MIN connections are opened when the pool opens (default 2).
+    # deploy/gunicorn.conf.py sets it to the pool's size for the HTTP workers: each has as many
+    # threads as connections and uses them all under load, and a pool growing one connection
+    # at a time kept its threads' first requests waiting (issue 15). Other processes on these
+    # settings (the WebSocket server, commands, workers) keep the small default.
     _pool_size = int(secret("BERTH_DB_POOL_SIZE") or 8)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # noqa: F405
-        "min_size": _pool_size,
+        "min_size": min(_pool_size, int(secret("BERTH_DB_POOL_MIN") or 2)),
         "max_size": _pool_size,
         "timeout": 10,
     }
