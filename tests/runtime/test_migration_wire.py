@@ -41,7 +41,9 @@ def test_a_growing_file_streams_whole_and_a_changed_byte_is_refused(tmp_path):
                     def sendall(self, data):
                         if len(data) > 1000 and not self.seen:
                             self.seen.append(1)
-                            data = bytes(data[:500]) + b"\xff" + bytes(data[501:])
+                            # XOR, not a fixed byte: a byte that already was 0xff (1 in 256
+                            # records) left the stream unchanged and the test failing.
+                            data = bytes(data[:500]) + bytes([data[500] ^ 0xFF]) + bytes(data[501:])
                         self.raw.sendall(data)
 
                 sent_raw = Flipping()
