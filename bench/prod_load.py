@@ -5,7 +5,7 @@ A throwaway Berth (tests/prod/prod_server.py: private Redis, SQLite, 500 contain
 team, an admin token and session) is served twice on loopback, one after the other, against
 the same database:
   dev   `manage.py runserver` with config.settings.dev (what `scripts/berth-up` runs)
-  prod  gunicorn with threaded WSGI workers, HTTPS, config.settings.prod, WhiteNoise (`--prod`;
+  prod  granian with threaded WSGI workers (config/http_server.py), HTTPS, config.settings.prod, WhiteNoise (`--prod`;
         its WebSocket server runs beside it, idle here)
 Each gets the same bounded load for --seconds (default 60) from one asyncio process (h11 on
 kept-alive connections, uvloop when present):
@@ -435,7 +435,9 @@ def main():
     parser.add_argument("--api-clients", type=int, default=200)
     parser.add_argument("--browsers", type=int, default=50)
     parser.add_argument("--containers", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=0, help="prod workers (0: gunicorn.conf)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="prod workers (0: one per core, at least 2)"
+    )
     parser.add_argument("--think", type=float, default=1.0, help="think-time factor (0: none)")
     parser.add_argument(
         "--database", choices=("sqlite", "postgres"), default="sqlite",
@@ -486,7 +488,7 @@ def main():
         dev = None
 
         served.start()
-        print(f"prod: gunicorn, {workers} gthread workers, HTTPS, for {args.seconds:g} s")
+        print(f"prod: granian, {workers} WSGI workers, HTTPS, for {args.seconds:g} s")
         results["prod"] = asyncio.run(
             run_load(
                 served.base_url, served.tls, served.token, cookie, args, served.proc.pid, db_pid

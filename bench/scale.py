@@ -17,7 +17,7 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
   API list, default page      GET /api/v1/containers/              | Engine GET /containers/json
   API list, 500 rows          GET ...?page_size=500                | Engine GET /containers/json
   API list ..., prod server   the two lists and the remove again through the production server
-  API remove ..., prod server (--server prod: deploy/gunicorn.conf.py, config.settings.prod,
+  API remove ..., prod server (--server prod: config/http_server.py, config.settings.prod,
                               plain HTTP as behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
@@ -162,7 +162,7 @@ class Berth:
         self.served = served
         self.auth = {"Authorization": f"Bearer {served.token}"}
         self.port = served.ports["runserver"]
-        self.prod_port = served.ports.get("gunicorn")  # --server prod
+        self.prod_port = served.ports.get("prod")  # --server prod
         from runtime.api import Runtime
         from runtime.config import RuntimeConfig
 
@@ -485,9 +485,9 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         ("API list, 500 rows", "berth", ms_of(lambda: berth.api_list(conn, "?page_size=500")))
     )
     if berth.prod_port:
-        # A connection of its own per round, opened by one untimed list: gunicorn closes a
-        # kept-alive connection idle past its keepalive (seconds), and the rounds are further
-        # apart than that (the settling after a fill).
+        # A connection of its own per round, opened by one untimed list: a server closes a
+        # kept-alive connection idle past its keepalive, and the rounds are further apart
+        # than that (the settling after a fill).
         if hasattr(berth, "prod_conn"):
             berth.prod_conn.close()
         berth.prod_conn = http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
@@ -495,7 +495,7 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         for what, query in LIST_QUERIES:
             ms = ms_of(lambda q=query: berth.api_list(berth.prod_conn, q, PROD_HEADERS))
             sample.append((f"{what}, prod server", "berth", ms))
-        # The remove through the server users run (scripts/berth-up serves gunicorn), against
+        # The remove through the server users run (scripts/berth-up --prod serves granian), against
         # the Engine's DELETE; the container is made and stopped untimed through runserver.
         made["p"] = berth.api_create(conn, f"p{name}")
         berth.api_stop(conn, made["p"])
@@ -536,7 +536,7 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
     return sample
 
 
-# The API list rows and their queries; --server prod adds each again through gunicorn.
+# The API list rows and their queries; --server prod adds each again through the production server.
 LIST_QUERIES = [("API list, default page", ""), ("API list, 500 rows", "?page_size=500")]
 LIST_ROWS = [what for what, _ in LIST_QUERIES]
 # The remove rows set beside the Engine's DELETE; --server prod adds the production server's.
@@ -589,7 +589,7 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument(
         "--server", choices=("runserver", "prod"), default="runserver",
-        help="prod: the API lists also through the production server (gunicorn, settings.prod)",
+        help="prod: the API lists also through the production server (granian, settings.prod)",
     )  # fmt: skip
     parser.add_argument("--idle", type=float, default=15.0, help="seconds of idle CPU sampled")
     parser.add_argument(
@@ -629,7 +629,7 @@ def main() -> int:
     cpus: dict[int, dict[str, dict[str, float]]] = {}
     tag = secrets.token_hex(2)
     try:
-        served.start(["runserver", "gunicorn"] if args.server == "prod" else ["runserver"])
+        served.start(["runserver", "prod"] if args.server == "prod" else ["runserver"])
         if args.server == "prod":
             LIST_ROWS.extend(f"{what}, prod server" for what, _ in LIST_QUERIES)
             REMOVE_ROWS.append("API remove (stopped), prod server")

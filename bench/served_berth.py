@@ -26,16 +26,14 @@ SERVERS = {
         str(REPO / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
         "config.asgi:application",
     ],
-    # The production HTTP server (deploy/gunicorn.conf.py, config.settings.prod) as it runs
-    # behind a TLS-terminating proxy: plain HTTP, clients send X-Forwarded-Proto (PROD_HEADERS).
-    "gunicorn": lambda port: [
-        str(REPO / ".venv" / "bin" / "gunicorn"), "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
-        "config.wsgi:application",
-    ],
+    # The production HTTP server (config/http_server.py: granian, config.settings.prod) as it
+    # runs behind a TLS-terminating proxy: plain HTTP, clients send X-Forwarded-Proto
+    # (PROD_HEADERS).
+    "prod": lambda port: [str(PY), "-m", "config.http_server"],
 }  # fmt: skip
 # What the production server needs besides the served Berth's environment.
 SERVER_ENV = {
-    "gunicorn": lambda port: {
+    "prod": lambda port: {
         "DJANGO_SETTINGS_MODULE": "config.settings.prod",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -22,11 +22,11 @@ def warm() -> list[str]:
     Berth's templates and read the static files' manifest; returns the templates compiled.
 
     Django does all of it lazily, on a process's first request: about 0.4 s for the URLconf's
-    imports and 60 ms for the first page's templates here (issue 15). Under gunicorn's
-    preload every worker forked from the master paid it again, with its threads' first
-    requests waiting behind the import lock: the slowest answers of a cold server. Done in the
-    master, the workers inherit it (and gunicorn.conf's gc.freeze keeps it out of their
-    collections). No database connection is opened here: none may cross a fork.
+    imports and 60 ms for the first page's templates here (issue 15). Loaded in each
+    worker, every worker paid it again, with its threads' first requests waiting behind the
+    import lock: the slowest answers of a cold server. Done in the main process before the
+    fork (config/http_server.py), the workers inherit it (and its gc.freeze keeps it out of
+    their collections). No database connection is opened here: none may cross a fork.
     """
     resolver = get_resolver()
     resolver.url_patterns  # noqa: B018 (imports the URLconf and its views)

@@ -1,4 +1,4 @@
-"""A throwaway Berth served the production way (deploy/gunicorn.conf.py: gunicorn managing
+"""A throwaway Berth served the production way (config/http_server.py: granian running
 threaded WSGI workers for HTTP; deploy/gunicorn-ws.conf.py: a uvicorn worker for WebSockets on
 a port of its own; HTTPS with a test certificate, config.settings.prod, WhiteNoise), for the
 tests in this folder and the Prometheus test. No agent: rows stand in for containers.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PY = Path(sys.executable)
-GUNICORN = PY.parent / "gunicorn"
+GUNICORN = PY.parent / "gunicorn"  # the WebSocket server
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ class ProdServer:
         self.workers = workers
         self.host = "pm" + secrets.token_hex(3)
         self.cert, self.key = make_certificate(base)
-        self.proc: subprocess.Popen | None = None  # the HTTP server (gunicorn, gthread)
+        self.proc: subprocess.Popen | None = None  # the HTTP server (granian, WSGI workers)
         self.ws_proc: subprocess.Popen | None = None  # the WebSocket server (uvicorn worker)
         self.token = ""
         self.env = (
@@ -122,26 +122,27 @@ class ProdServer:
         )  # fmt: skip
         log = open(self.base / "web.log", "ab")  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(
-            [str(GUNICORN), "-c", str(REPO / "deploy" / "gunicorn.conf.py"),
-             "config.wsgi:application"],
+            [str(PY), "-m", "config.http_server"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for proc, name in ((self.proc, "gunicorn"), (self.ws_proc, "gunicorn (WebSockets)")):
+            for proc, name in ((self.proc, "granian"), (self.ws_proc, "gunicorn (WebSockets)")):
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited:\n{self.log()}\n{self.ws_log()}")
             if (
-                self.log().count("Booting worker") >= self.workers
+                self.log().count("Started worker") >= self.workers
                 and "Application startup complete" in self.ws_log()
                 and self._answers()
             ):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not start in {timeout} s:\n{self.log()}\n{self.ws_log()}")
+        raise RuntimeError(
+            f"the servers did not start in {timeout} s:\n{self.log()}\n{self.ws_log()}"
+        )
 
     def _answers(self) -> bool:
-        """The HTTP server answers a request (its workers import Django lazily)."""
+        """The HTTP server answers a request."""
         try:
             return self.get("/static/berth/berth.css")[0] > 0
         except OSError:
@@ -157,7 +158,7 @@ class ProdServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def worker_pids(self, proc: subprocess.Popen | None = None) -> list[int]:
-        """The worker processes a gunicorn runs (its children; default: the HTTP server's)."""
+        """A server's worker processes (its children; default: the HTTP server's)."""
         proc = proc or self.proc
         pids = []
         for task in Path(f"/proc/{proc.pid}/task").glob("*"):
@@ -182,7 +183,7 @@ class ProdServer:
             return err.code, err.headers, err.read()
 
     def stop(self) -> None:
-        """Stop both gunicorns (each stops its workers) by pid."""
+        """Stop both servers (each stops its workers) by pid."""
         for proc in (self.proc, self.ws_proc):
             if proc is None or proc.poll() is not None:
                 continue

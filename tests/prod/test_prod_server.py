@@ -1,15 +1,20 @@
-"""The production server (scripts/berth-up --prod: gunicorn with threaded WSGI workers for HTTP,
+"""The production server (scripts/berth-up --prod: granian with threaded WSGI workers for HTTP,
 a uvicorn worker for WebSockets on its own port) starts several workers and serves the API,
 static files (WhiteNoise) and a WebSocket over HTTPS."""
 
 import json
+import os
 import re
+import shutil
+import signal
+import ssl
+import time
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.prod.prod_server import ProdServer
+from tests.prod.prod_server import ProdServer, make_certificate
 
 # A session for the admin, made the way Django's login does, printed as its cookie value.
 SESSION = (
@@ -35,7 +40,7 @@ def server(tmp_path_factory, redis_url):
 
 def test_several_workers(server):
     assert len(server.worker_pids()) == 2
-    assert "Using worker: gthread" in server.log()
+    assert "Started worker-2" in server.log()
     assert "Application startup complete" in server.ws_log()
 
 
@@ -94,3 +99,39 @@ def test_foreign_origin_websocket_refused(server):
     with pytest.raises(InvalidStatus) as refused:
         connect(url, ssl=server.tls, origin="https://evil.example", open_timeout=20)
     assert refused.value.response.status_code == 403
+
+
+def test_a_killed_worker_is_replaced(server):
+    """A worker that dies (here: SIGKILL) is started again; the server keeps answering."""
+    before = set(server.worker_pids())
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = set(server.worker_pids())
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.2)
+    assert victim not in now and len(now) == 2, (before, now, server.log()[-2000:])
+    status, _, body = server.get("/api/v1/containers/", {"Authorization": f"Bearer {server.token}"})
+    assert status == 200, body
+
+
+def test_hup_starts_new_workers_that_serve_a_renewed_certificate(server):
+    """`systemctl reload berth-web` (SIGHUP): new workers, which read the certificate again."""
+    before = set(server.worker_pids())
+    (server.base / "renewed").mkdir()
+    renewed_cert, renewed_key = make_certificate(server.base / "renewed")
+    shutil.copyfile(renewed_cert, server.cert)
+    shutil.copyfile(renewed_key, server.key)
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = set(server.worker_pids())
+        if len(now) == 2 and not now & before:
+            break
+        time.sleep(0.2)
+    assert len(now) == 2 and not now & before, (before, now, server.log()[-2000:])
+    server.tls = ssl.create_default_context(cafile=str(renewed_cert))
+    status, _, body = server.get("/api/v1/containers/", {"Authorization": f"Bearer {server.token}"})
+    assert status == 200, body

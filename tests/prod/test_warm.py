@@ -1,5 +1,5 @@
 """The WSGI module loads what the workers' first requests would (config/warm.py), and opens no
-database connection doing it (none may cross gunicorn's fork)."""
+database connection doing it (none may cross the HTTP server's fork)."""
 
 import os
 import subprocess

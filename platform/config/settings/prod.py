@@ -39,7 +39,7 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 (the pool keeps the connections)
     # BERTH_DB_POOL_MIN connections are opened when the pool opens (default 2).
-    # deploy/gunicorn.conf.py sets it to the pool's size for the HTTP workers: each has as many
+    # config/http_server.py sets it to the pool's size for the HTTP workers: each has as many
     # threads as connections and uses them all under load, and a pool growing one connection
     # at a time kept its threads' first requests waiting (issue 15). Other processes on these
     # settings (the WebSocket server, commands, workers) keep the small default.
@@ -54,7 +54,7 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
 # pool has database connections; the rest wait on the event loop instead of as threads.
 BERTH_HTTP_CONCURRENCY = int(secret("BERTH_HTTP_CONCURRENCY") or secret("BERTH_DB_POOL_SIZE") or 8)
 
-# HTTP is served by WSGI workers (deploy/gunicorn.conf.py: gthread, BERTH_HTTP_CONCURRENCY
+# HTTP is served by WSGI workers (config/http_server.py: granian, BERTH_HTTP_CONCURRENCY
 # threads each) and the web terminal's WebSockets by an ASGI server on a port of its own
 # (deploy/gunicorn-ws.conf.py). The terminal page opens its socket at the page's host name on
 # this port; 0: the page's own origin (a proxy in front routes /ws/ there).
