@@ -45,6 +45,15 @@ def database_from_url(url: str) -> dict:
     host = unquote(parsed.hostname or "") if parsed.hostname else ""
     # A unix socket directory may be given as ?host=/run/postgresql.
     host = options.pop("host", host)
+    # Parameters sent apart from the query text (ServerBindingCursor), so that psycopg
+    # prepares a statement run 5 times on a connection and PostgreSQL stops parsing and
+    # planning it again: the pooled connections of config.settings.prod live long.
+    # (?server_side_binding=false&prepare_threshold=off turns it off, e.g. behind PgBouncer in
+    # transaction mode.)
+    binding = options.get("server_side_binding", "true")
+    options["server_side_binding"] = binding.lower() in ("1", "true", "yes", "on")
+    threshold = options.get("prepare_threshold", "5")
+    options["prepare_threshold"] = int(threshold) if threshold.isdigit() else None
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
