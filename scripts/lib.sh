@@ -42,8 +42,11 @@ ensure_packages() {
 }
 
 pick_python() {
-  # Python >= 3.11: prefer the one on PATH, then Debian's.
-  for cand in python3 python3.13 python3.12 python3.11; do
+  # Python >= 3.11: the distribution's first, then the one on PATH. Debian's is built with
+  # profile-guided and link-time optimisation; a self-built one (pyenv's default) has neither
+  # and ran Berth's Python 1.2-1.6x slower here: a request's CPU, the CLI's start
+  # (docs/benchmarks.md, session 13).
+  for cand in /usr/bin/python3 python3 python3.13 python3.12 python3.11; do
     if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       command -v "$cand"; return 0
     fi
