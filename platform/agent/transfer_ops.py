@@ -71,6 +71,8 @@ def volume_import(rt, op):
         got = control_client.download(_endpoint(op), Path(tmp.name))
         if not wanted or got != wanted:
             raise InvalidSpec(f"the archive of volume {vol.name} does not match its checksum")
+        if not hasattr(tarfile, "tar_filter"):  # PEP 706 (3.11.4): never unpack without it
+            raise InvalidSpec("unpacking a volume needs Python 3.11.4 or newer (tarfile filters)")
         data.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tmp.name, mode="r:gz") as tar:
             # 'tar' keeps owners and modes but refuses paths and links out of the volume.

@@ -48,6 +48,11 @@ class BuildContext:
         self._ignore = _ignore_patterns(self.root)
 
     def _unpack(self, archive: Path) -> None:
+        if not hasattr(tarfile, "data_filter"):  # PEP 706 (3.11.4): never unpack without it
+            self.close()
+            raise ContextError(
+                "unpacking a build context needs Python 3.11.4 or newer (tarfile filters)"
+            )
         try:
             with tarfile.open(archive) as tar:
                 # The "data" filter refuses absolute names, "..", and links leaving the tree.
