@@ -56,7 +56,7 @@ pick_python() {
   done
   for cand in python3 python3.13 python3.12 python3.11; do
     if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      log "warning: $cand has no tarfile extraction filters (Python 3.11.4+): image builds and transfers will refuse to unpack" >&2
+      log "warning: $cand has no tarfile extraction filters (Python 3.11.4+): image builds and transfers will refuse to unpack"
       command -v "$cand"; return 0
     fi
   done

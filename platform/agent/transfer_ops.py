@@ -63,6 +63,8 @@ def volume_export(rt, op):
 def volume_import(rt, op):
     """Fetch a volume's archive, check it against the recorded checksum, unpack it in place."""
     vol = _volume(op)
+    if not hasattr(tarfile, "tar_filter"):  # PEP 706 (3.11.4): never unpack without it
+        raise InvalidSpec("unpacking a volume needs Python 3.11.4 or newer (tarfile filters)")
     wanted = str(op.params.get("sha256") or "")
     data = _data_dir(rt, vol.name)
     if data.exists() and any(data.iterdir()):
@@ -71,8 +73,6 @@ def volume_import(rt, op):
         got = control_client.download(_endpoint(op), Path(tmp.name))
         if not wanted or got != wanted:
             raise InvalidSpec(f"the archive of volume {vol.name} does not match its checksum")
-        if not hasattr(tarfile, "tar_filter"):  # PEP 706 (3.11.4): never unpack without it
-            raise InvalidSpec("unpacking a volume needs Python 3.11.4 or newer (tarfile filters)")
         data.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tmp.name, mode="r:gz") as tar:
             # 'tar' keeps owners and modes but refuses paths and links out of the volume.

@@ -10,12 +10,18 @@ from runtime.build.context import BuildContext
 from runtime.build.errors import ContextError
 
 
-def test_without_extraction_filters_a_tar_context_is_refused(tmp_path, monkeypatch):
-    archive = tmp_path / "context.tar"
+def _context_tar(directory):
+    """A tar build context holding one Dockerfile."""
+    archive = directory / "context.tar"
     with tarfile.open(archive, "w") as tar:
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(b"FROM busybox\n")
         tar.addfile(info, io.BytesIO(b"FROM busybox\n"))
+    return archive
+
+
+def test_without_extraction_filters_a_tar_context_is_refused(tmp_path, monkeypatch):
+    archive = _context_tar(tmp_path)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.delattr(tarfile, "data_filter")
@@ -25,11 +31,7 @@ def test_without_extraction_filters_a_tar_context_is_refused(tmp_path, monkeypat
 
 
 def test_with_extraction_filters_the_same_context_unpacks(tmp_path):
-    archive = tmp_path / "context.tar"
-    with tarfile.open(archive, "w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(b"FROM busybox\n")
-        tar.addfile(info, io.BytesIO(b"FROM busybox\n"))
+    archive = _context_tar(tmp_path)
     context = BuildContext(archive, scratch_parent=tmp_path)
     try:
         assert (context.root / "Dockerfile").read_bytes() == b"FROM busybox\n"
