@@ -4,7 +4,8 @@ cost that does not grow with the rows past the page (issue 19)."""
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
-from django.db.models import IntegerField, Subquery
+from django.db.models import DateTimeField, IntegerField, Subquery, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from psycopg.pq import Format
 from psycopg.types.string import TextLoader
@@ -89,17 +90,58 @@ ROW_CACHE = RowCache()
 TIMESTAMPTZ_OID = 1184  # PostgreSQL's timestamp with time zone
 
 
+class _StoredText(Cast):
+    """A date-time column read as the text SQLite stores (an expression has no declared type,
+    so the sqlite3 module's converter does not parse it on every read: at 1,000 containers,
+    parsing the default page's date-times was a fifth of a list request, issue 19)."""
+
+    def __init__(self, name: str):
+        super().__init__(name, output_field=TextField())
+
+
+def _field(model, name: str):
+    """The model field a values_list() name reads ("health__updated_at", "team_id")."""
+    *path, last = name.split("__")
+    opts = model._meta
+    for part in path:
+        opts = opts.get_field(part).related_model._meta
+    return opts.get_field(last)
+
+
+def _sqlite_text_times(queryset):
+    """`queryset` (a values_list() of field names) with its date-time columns as _StoredText,
+    and their positions (None: it has none)."""
+    names = list(queryset._fields)
+    times = [
+        i for i, name in enumerate(names) if isinstance(_field(queryset.model, name), DateTimeField)
+    ]
+    if not times:
+        return queryset, None
+    columns = [_StoredText(name) if i in times else name for i, name in enumerate(names)]
+    return queryset.values_list(*columns), times
+
+
+def _time_parser(connection):
+    """How the connection turns a date-time's text into the value the ORM would read: on
+    PostgreSQL its own loader (the one Django registers, in the connection's time zone), on
+    SQLite the backend's converter (aware, in the connection's time zone)."""
+    if connection.vendor == "postgresql":
+        raw = connection.connection
+        loader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)(TIMESTAMPTZ_OID, raw)
+        return lambda text: loader.load(text.encode())
+    convert = connection.ops.convert_datetimefield_value
+    return lambda text: convert(text, None, connection)
+
+
 def _parse_times(connection, rows, positions) -> list[list]:
-    """`rows` with the date-time texts at `positions` parsed by the connection's own loader
-    (the one Django registers, in the connection's time zone), as fetchall() would have."""
-    raw = connection.connection
-    loader = raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)(TIMESTAMPTZ_OID, raw)
+    """`rows` with the date-time texts at `positions` parsed as fetchall() would have."""
+    parse = _time_parser(connection)
     out = []
     for row in rows:
         row = list(row)
         for i in positions:
             if row[i] is not None:
-                row[i] = loader.load(row[i].encode())
+                row[i] = parse(row[i])
         out.append(row)
     return out
 
@@ -166,17 +208,20 @@ class OneQueryPagination(Pagination):
         if entry is None:
             start = (number - 1) * page_size
             counted = count() if count is not None else None
-            sliced = _with_total(build(), counted)[start : start + page_size]
+            built, times = build(), None
+            if render is not None and connection.vendor == "sqlite":
+                built, times = _sqlite_text_times(built)
+            sliced = _with_total(built, counted)[start : start + page_size]
             compiler = sliced.query.get_compiler(using=sliced.db)
             try:
                 sql, params = compiler.as_sql()
             except EmptyResultSet:  # nothing visible: the general way answers it
                 return None
+            # The last slot: the positions of its date-time columns read as text (PostgreSQL:
+            # from the first run's cursor description; psycopg builds a Column for each of its
+            # ~20 columns on every read of it: a twentieth of a list request).
             fields = [column[0] for column in compiler.select[: compiler.col_count]]
-            # The last slot: the positions of its timestamptz columns, from the first run's
-            # cursor description (psycopg builds a Column for each of its ~20 columns on
-            # every read of it: a twentieth of a list request).
-            entry = [sql, params, compiler, compiler.get_converters(fields), None]
+            entry = [sql, params, compiler, compiler.get_converters(fields), times]
             if len(compiled) >= MAX_SHAPES:
                 compiled.clear()
             compiled[key] = entry
@@ -196,7 +241,7 @@ class OneQueryPagination(Pagination):
                     for i, column in enumerate(cursor.description or ())
                     if column[1] == TIMESTAMPTZ_OID  # DB-API: the type code
                 ]
-            times = timestamps if text_times else []
+            times = timestamps if render is not None else []
         if not rows:
             return None
         if render is not None:
