@@ -10,14 +10,16 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
   ps                          `python -m runtime ps` (whole CLI)   | `docker ps` (whole CLI)
   ps (scripts/berth-runtime)  the same command line, -I -S, no runpy | `docker ps` (the same sample)
   runtime list() CPU, ps CPU  the same, CPU time of Berth's process (no Docker column)
-  runtime create+start        Runtime.run()                        | Engine create + start
+  runtime create+start        Runtime.run() in the fork server, as | Engine create + start
+                              the agent calls it (runtime/forkserver.py)
   runtime remove (stopped)    Runtime.delete()                     | Engine DELETE
   API create+start            POST /api/v1/containers/?wait=30     | Engine create + start
   API remove (stopped)        DELETE /api/v1/containers/ID/?wait=30| Engine DELETE
   API list, default page      GET /api/v1/containers/              | Engine GET /containers/json
   API list, 500 rows          GET ...?page_size=500                | Engine GET /containers/json
-  API list ..., prod server   the two lists and the remove again through the production server
-  API remove ..., prod server (--server prod: config/http_server.py, config.settings.prod,
+  API list, page of 10        GET ...?page_size=10 (the same rows at every count)
+  API ..., prod server        the lists, the create and the remove again through the production
+                              server (--server prod: config/http_server.py, config.settings.prod,
                               plain HTTP as behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
 
@@ -165,10 +167,14 @@ class Berth:
         self.prod_port = served.ports.get("prod")  # --server prod
         from runtime.api import Runtime
         from runtime.config import RuntimeConfig
+        from runtime.forkserver import LeanRuntime
 
         base = served.base
-        self.rt = Runtime(
-            RuntimeConfig(root=base / "root", run_root=base / "run", prefix=served.prefix)
+        # Creates and starts run in a fork server, as the agent's do: forked from this process
+        # (Django, the dashboard's client, the rounds' results), each launch cost in proportion
+        # to its memory, which grows over the run (a 150 MB caller: 34 ms against 17; session 14).
+        self.rt = LeanRuntime(
+            Runtime(RuntimeConfig(root=base / "root", run_root=base / "run", prefix=served.prefix))
         )
         self.cli_env = dict(
             os.environ,
@@ -185,16 +191,17 @@ class Berth:
         """A keep-alive connection to the web server."""
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
 
-    def api_create(self, conn, name: str) -> str:
+    def api_create(self, conn, name: str, headers: dict | None = None) -> str:
         """Create and start one container through the API, waiting for it; returns its id."""
         body = {"team": "bench", "start": True, "spec": {"image": "busybox", "name": name, **SPEC}}
-        status, data = call(conn, "POST", "/api/v1/containers/?wait=120", body, self.auth)
+        head = {**self.auth, **(headers or {})}
+        status, data = call(conn, "POST", "/api/v1/containers/?wait=120", body, head)
         op = data.get("operation") or {} if status == 200 else {}
         if op.get("state") == "failed" and "exited during setup" in op.get("error", ""):
             # A create the runtime failed (seen 2026-12-04 17:47 under load): counted,
             # printed at the end, and made again under another name.
             CREATE_FAILURES.append(f"{name}: {op['error']}")
-            return self.api_create(conn, f"{name}r")
+            return self.api_create(conn, f"{name}r", headers)
         state = (data.get("container") or {}).get("observed_state") if status == 200 else None
         if state != "running":
             raise RuntimeError(f"berth create: {status} {data!r:.400}")
@@ -480,10 +487,8 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
     sample.append(
         ("API remove (stopped)", "berth", ms_of(lambda: berth.api_remove(conn, made["a"])))
     )
-    sample.append(("API list, default page", "berth", ms_of(lambda: berth.api_list(conn, ""))))
-    sample.append(
-        ("API list, 500 rows", "berth", ms_of(lambda: berth.api_list(conn, "?page_size=500")))
-    )
+    for what, query in LIST_QUERIES:
+        sample.append((what, "berth", ms_of(lambda q=query: berth.api_list(conn, q))))
     if berth.prod_port:
         # A connection of its own per round, opened by one untimed list: a server closes a
         # kept-alive connection idle past its keepalive, and the rounds are further apart
@@ -495,9 +500,12 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         for what, query in LIST_QUERIES:
             ms = ms_of(lambda q=query: berth.api_list(berth.prod_conn, q, PROD_HEADERS))
             sample.append((f"{what}, prod server", "berth", ms))
-        # The remove through the server users run (scripts/berth-up --prod serves granian), against
-        # the Engine's DELETE; the container is made and stopped untimed through runserver.
-        made["p"] = berth.api_create(conn, f"p{name}")
+        # The create and the remove through the server users run in production (scripts/berth-up
+        # --prod serves granian), against the Engine's; the stop is untimed, through runserver.
+        create = lambda: made.__setitem__(  # noqa: E731
+            "p", berth.api_create(berth.prod_conn, f"p{name}", PROD_HEADERS)
+        )
+        sample.append(("API create+start, prod server", "berth", ms_of(create)))
         berth.api_stop(conn, made["p"])
         remove = lambda: berth.api_remove(berth.prod_conn, made["p"], PROD_HEADERS)  # noqa: E731
         sample.append(("API remove (stopped), prod server", "berth", ms_of(remove)))
@@ -527,7 +535,7 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
     create_ms = ms_of(create)
     docker.stop(conn, made["d"])
     remove_ms = ms_of(lambda: docker.remove(conn, made["d"]))
-    for what in ("runtime create+start", "API create+start"):
+    for what in CREATE_ROWS:
         sample.append((what, "docker", create_ms))
     for what in REMOVE_ROWS:
         sample.append((what, "docker", remove_ms))
@@ -537,10 +545,18 @@ def _docker_round(docker: Docker, conn, name: str) -> list[tuple[str, str, float
 
 
 # The API list rows and their queries; --server prod adds each again through the production server.
-LIST_QUERIES = [("API list, default page", ""), ("API list, 500 rows", "?page_size=500")]
+LIST_QUERIES = [
+    ("API list, default page", ""),
+    ("API list, 500 rows", "?page_size=500"),
+    # The same ten rows at every count: what the count itself costs a list (the default page
+    # holds 10 rows at 10 containers and 50 at 1,000).
+    ("API list, page of 10", "?page_size=10"),
+]
 LIST_ROWS = [what for what, _ in LIST_QUERIES]
 # The remove rows set beside the Engine's DELETE; --server prod adds the production server's.
 REMOVE_ROWS = ["runtime remove (stopped)", "API remove (stopped)"]
+# The create rows set beside the Engine's create + start; --server prod adds the production server's.
+CREATE_ROWS = ["runtime create+start", "API create+start"]
 
 
 def report(
@@ -633,6 +649,7 @@ def main() -> int:
         if args.server == "prod":
             LIST_ROWS.extend(f"{what}, prod server" for what, _ in LIST_QUERIES)
             REMOVE_ROWS.append("API remove (stopped), prod server")
+            CREATE_ROWS.append("API create+start, prod server")
         sys.path.insert(0, str(REPO))
         berth = Berth(served)
         if not args.no_docker:
