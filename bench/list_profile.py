@@ -6,6 +6,7 @@ own initdb, or SQLite). Prints the CPU time (user+system of this process, which 
 other load barely disturbs) per request of each kind, then cProfile's top functions.
 
     .venv/bin/python bench/list_profile.py [--database postgres] [--requests 300] [--top 30]
+        [--only api|page] [--containers 500] [--query ?page_size=10]
 """
 
 import argparse
@@ -31,12 +32,12 @@ import django
 django.setup()
 from django.test import Client
 
-token, cookie, n, top, only = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+token, cookie, n, top, only, QUERY = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 api = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_ACCEPT="application/json")
 page = Client()
 page.cookies["sessionid"] = cookie
 kinds = {
-    "api list": lambda: api.get("/api/v1/containers/", secure=True, HTTP_HOST="127.0.0.1"),
+    "api list": lambda: api.get("/api/v1/containers/" + QUERY, secure=True, HTTP_HOST="127.0.0.1"),
     "page": lambda: page.get("/containers/", secure=True, HTTP_HOST="127.0.0.1"),
 }
 def cpu():
@@ -84,6 +85,7 @@ def main():
     parser.add_argument("--containers", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--only", choices=("", "api", "page"), default="")
+    parser.add_argument("--query", default="", help="the API list's query string, e.g. ?page_size=10")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-listprof-"))
     base.chmod(0o755)
@@ -100,7 +102,7 @@ def main():
         cookie = served.manage("shell", "-c", SESSION).strip().splitlines()[-1]
         subprocess.run(
             [str(PY), "-c", INNER, served.token, cookie, str(args.requests), str(args.top),
-             args.only],
+             args.only, args.query],
             cwd=REPO, env=served.env, check=True,
         )  # fmt: skip
     finally:

@@ -5,8 +5,6 @@ parsed args (with `args.config`, a RuntimeConfig from BERTH_* variables) and ret
 exit code. Errors print one clear line and exit with the error's code (125 by default).
 """
 
-from __future__ import annotations
-
 import sys
 
 # Areas that register commands; a missing module (not built yet) is skipped.

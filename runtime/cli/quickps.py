@@ -11,8 +11,6 @@ None and `ps` runs its full path (runtime/cli/ps.py), which observes, keeps the 
 and answers. The table is rendered here for both paths.
 """
 
-from __future__ import annotations
-
 import _json
 import os
 import sys

@@ -4,8 +4,6 @@ Shared by Runtime.list() (runtime/container/listing.py) and `ps`'s quick path
 (runtime/cli/quickps.py), which must not import json, sqlite3 or the rest of the runtime.
 """
 
-from __future__ import annotations
-
 import os
 
 
