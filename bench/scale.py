@@ -22,6 +22,9 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
                               server (--server prod: config/http_server.py, config.settings.prod,
                               plain HTTP as behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
+  control: ...                work that no count can change (a fixed loop in this process, a
+                              Redis PING): what the machine itself does at each count (with
+                              1,000 containers it runs everything slower; session 14)
 
 plus the fill itself (containers per second through each API) and the memory per idle
 container (the MemAvailable drop, and the containers' own: their cgroups' memory usage plus
@@ -176,6 +179,10 @@ class Berth:
         self.rt = LeanRuntime(
             Runtime(RuntimeConfig(root=base / "root", run_root=base / "run", prefix=served.prefix))
         )
+        import redis
+
+        # The served Berth's Redis, for the control row (a PING: no count changes its work).
+        self.redis = redis.Redis.from_url(served.env["REDIS_URL"])
         self.cli_env = dict(
             os.environ,
             BERTH_ROOT=str(base / "root"),
@@ -446,9 +453,18 @@ def measure(
     return out
 
 
+def _fixed_work() -> int:
+    """A fixed amount of pure-Python work (about a millisecond): the control row."""
+    return sum(i * i for i in range(20000))
+
+
 def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, float]]:
     """One sample of every Berth measure."""
-    sample = [("runtime list()", "berth", ms_of(berth.rt.list))]
+    sample = [
+        ("control: fixed Python work", "berth", ms_of(_fixed_work)),
+        ("control: Redis PING", "berth", ms_of(berth.redis.ping)),
+        ("runtime list()", "berth", ms_of(berth.rt.list)),
+    ]
     sample.append(("ps (whole CLI)", "berth", ms_of(berth.ps)))
     # CPU time beside wall time: on a loaded machine it says what the count costs, not the
     # other processes' share of the two CPUs (Docker's CLI leaves its work to dockerd, so these
