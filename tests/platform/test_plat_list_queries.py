@@ -2,6 +2,8 @@
 same visibility, filters, ordering and pages as the generic serializer, and one gate decision
 with a fixed number of queries per request whoever asks and however many rows there are."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test import override_settings
@@ -9,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from containers.api import listing
 from containers.api.serializers import ContainerSerializer
 from containers.models import Container
 from health.models import ContainerHealth
@@ -132,3 +135,35 @@ def test_rendered_rows_are_never_stale(api, teams, host, many):
     assert changed["tq-2"]["health"]["status"] == "healthy"
     assert changed["tq-1"]["team_name"] == "alpha-renamed"
     assert changed["tq-1"]["host_name"] == "renamed-host"
+
+
+def test_kept_rows_parse_no_date_time_again(api, many, monkeypatch):
+    """The compiled page reads date-times as text (SQLite's stored text, PostgreSQL's output)
+    and parses them only for rows the row cache has not rendered: a second read of an
+    unchanged page parses none; a changed date-time is parsed for its row alone and shown."""
+    parsed = []
+    real = listing._time_parser
+
+    def counting(connection):
+        parse = real(connection)
+
+        def counted(text):
+            parsed.append(text)
+            return parse(text)
+
+        return counted
+
+    monkeypatch.setattr(listing, "_time_parser", counting)
+    listing.ROW_CACHE.rows.clear()
+    client = api("admin")
+    first = client.get(URL).json()["results"]
+    assert parsed and all(isinstance(text, str) for text in parsed)
+    parsed.clear()
+    assert client.get(URL).json()["results"] == first
+    assert parsed == []
+    Container.objects.filter(pk=many[0].pk).update(
+        observed_at=timezone.now() + timedelta(minutes=5)
+    )
+    live = Container.objects.exclude(observed_state="removed")
+    assert client.get(URL).json()["results"] == _expected(live)
+    assert 1 <= len(parsed) <= 4  # the changed row's date-times only
