@@ -85,7 +85,9 @@ def main():
     parser.add_argument("--containers", type=int, default=500)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--only", choices=("", "api", "page"), default="")
-    parser.add_argument("--query", default="", help="the API list's query string, e.g. ?page_size=10")
+    parser.add_argument(
+        "--query", default="", help="the API list's query string, e.g. ?page_size=10"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-listprof-"))
     base.chmod(0o755)
