@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from pathlib import Path
+
+import orjson
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -41,17 +42,22 @@ class StateStore:
             os.close(fd)  # closing the descriptor drops the lock
 
     def load(self) -> dict:
-        """Read the state (json parsing beats a deep copy of a cached one)."""
+        """Read the state (parsing beats a deep copy of a cached one).
+
+        orjson, not json: the file holds every endpoint, and at 1,000 bridged containers
+        (650 KB) the standard module took about 2 ms per read and 13 ms per write, several of
+        each per connect and disconnect (issue 19)."""
         try:
-            with open(self.path) as f:
-                return json.load(f)
+            with open(self.path, "rb") as f:
+                return orjson.loads(f.read())
         except FileNotFoundError:
             return empty_state()
 
     def save(self, state: dict) -> None:
         """Replace the state file atomically (write a temporary file, then rename)."""
         tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}")
-        data = json.dumps(state, separators=(",", ":")).encode()
+        # Keys as the json module wrote them: a number as its text.
+        data = orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
