@@ -45,8 +45,9 @@ class StateStore:
         """Read the state (parsing beats a deep copy of a cached one).
 
         orjson, not json: the file holds every endpoint, and at 1,000 bridged containers
-        (650 KB) the standard module took about 2 ms per read and 13 ms per write, several of
-        each per connect and disconnect (issue 19)."""
+        (650 KB) the standard module took 11 ms per read and 13-15 ms per write, orjson 8.5 ms
+        (mostly building the objects) and about 1 ms; one of each per connect or disconnect
+        (issue 19, docs/benchmarks.md session 14)."""
         try:
             with open(self.path, "rb") as f:
                 return orjson.loads(f.read())
