@@ -173,7 +173,17 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
     with quotas.guarded(decision, summary), transaction.atomic():
         if starts:
             quotas.enforce(container.team, starting=container.spec)
-        Container.objects.filter(pk=container.pk).update(desired_state=LIFECYCLE[verb])
+        # Never over a removal already asked for (its operation may still wait for the host):
+        # a stop there made the row wanted again while the host deleted the container, a ghost.
+        changed = (
+            Container.objects.filter(pk=container.pk)
+            .exclude(desired_state=Container.Desired.REMOVED)
+            .update(desired_state=LIFECYCLE[verb])
+        )
+        if not changed and verb != "remove":
+            raise Conflict(
+                f"cannot {verb} container {container.name!r}: its removal is already in progress"
+            )
         container.desired_state = LIFECYCLE[verb]
         op = _operation(container, f"container.{verb}", acting_user, params)
         gate.record(decision, summary=summary, operation=op)

@@ -8,6 +8,7 @@ import redis
 
 from audit.models import AuditEvent
 from containers.models import Container
+from tests.platform.factories import make_container
 from operations.dispatch import wait_for
 from operations.models import Operation
 
@@ -114,3 +115,22 @@ def test_celery_app_settings():
     }
     assert route_task("agent.execute_operation", [1], {}, {"queue": "host.x"}) is None
     assert route_task("other.task", [], {"host": "tp-h1"}, {}) is None
+
+
+@pytest.mark.parametrize("verb", ["stop", "start", "restart", "kill", "pause"])
+def test_no_verb_undoes_a_removal_in_progress(api, teams, host, verb):
+    # The removal of a running container waits for its host; a stop asked meanwhile made the
+    # row wanted again while the host deleted the container (a ghost, seen in the fault test).
+    row = make_container(
+        teams["alpha"], host, "tp-going", desired_state="running", observed_state="running"
+    )
+    client = api("developer")
+    response = client.delete(f"/api/v1/containers/{row.pk}/?force=true")
+    assert response.status_code == 202, response.content
+    ops = Operation.objects.count()
+    response = client.post(f"/api/v1/containers/{row.pk}/{verb}/", {}, format="json")
+    assert response.status_code == 409, response.content
+    assert "removal is already in progress" in response.json()["error"]["message"]
+    row.refresh_from_db()
+    assert row.desired_state == "removed"
+    assert Operation.objects.count() == ops
