@@ -8,9 +8,9 @@ import redis
 
 from audit.models import AuditEvent
 from containers.models import Container
-from tests.platform.factories import make_container
 from operations.dispatch import wait_for
 from operations.models import Operation
+from tests.platform.factories import make_container
 
 pytestmark = pytest.mark.django_db
 
