@@ -40,8 +40,9 @@ def call(conn: http.client.HTTPConnection, method: str, path: str, body=None, he
 class Dockerd:
     """One dockerd of this run; `network` bridge gives it a docker0, none gives it no bridge."""
 
-    def __init__(self, base: Path, *, bridge: bool):
+    def __init__(self, base: Path, *, bridge: bool, bip: str | None = None):
         self.base = base
+        self.bip = bip  # docker0's address and subnet (--bip), when its default would clash
         self.sock = str(base / "d.sock")
         self.bridge = bridge
         self.proc = None
@@ -61,6 +62,8 @@ class Dockerd:
         ]  # fmt: skip
         if not self.bridge:
             args.append("--bridge=none")  # no docker0 at all: nothing to leave behind
+        elif self.bip:
+            args.append(f"--bip={self.bip}")
         self.proc = subprocess.Popen(args, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while not self._ping():

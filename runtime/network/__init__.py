@@ -15,9 +15,9 @@ in one transaction, never touching anyone else's tables):
 - everything else aimed at a container address is dropped in forward; networks cannot reach
   each other. Outbound traffic is masqueraded.
 
-State (networks, addresses, MACs, ports per container) is one JSON file under
-config.networks_dir, replaced atomically under an flock, so concurrent starts never share an
-address. The start path uses hand-built netlink requests (rtnl.py) and libnftables in process.
+State (networks, addresses, MACs, ports per container) is a SQLite file under
+config.networks_dir (state.py), changed under an flock in one transaction per save, so
+concurrent starts never share an address. The start path uses hand-built netlink requests (rtnl.py) and libnftables in process.
 """
 
 from runtime.network.manager import DEFAULT_NETWORK, NetworkManager

@@ -16,10 +16,11 @@ import secrets
 
 from runtime.errors import Conflict, NotFound
 from runtime.network import ipam, names, netlink
+from runtime.network.state import NetState
 
 
-def _endpoint(state: dict, cid: str) -> dict:
-    endpoint = state["endpoints"].get(cid)
+def _endpoint(state: NetState, cid: str) -> dict:
+    endpoint = state.endpoints.get(cid)
     if endpoint is None:
         raise Conflict(
             "the container is not running on a bridge network: connect it while it runs, or "
@@ -33,18 +34,15 @@ def _free_ifname(endpoint: dict) -> str:
     return next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
 
 
-def _plan(manager, state: dict, endpoint: dict, net_name: str, aliases, ip) -> dict:
+def _plan(manager, state: NetState, endpoint: dict, net_name: str, aliases, ip) -> dict:
     """The new interface's address, MAC, names; touches nothing on the host."""
-    net = state["networks"][net_name]
-    members = [
-        ep["networks"][net_name] for ep in state["endpoints"].values() if net_name in ep["networks"]
-    ]
+    net = state.networks[net_name]
     subnet = ipaddress.IPv4Network(net["subnet"])
     address = ipam.allocate(
-        subnet, net["gateway"], {m["ip"] for m in members}, ip, after=net.get("last_ip")
+        subnet, net["gateway"], state.endpoints.held(net_name, "ip"), ip, after=net.get("last_ip")
     )
     mac = ipam.mac_for(address)
-    if any(m["mac"] == mac for m in members):
+    if mac in state.endpoints.held(net_name, "mac"):
         raise Conflict(f"MAC address {mac} is already used on network {net_name}")
     return {
         "ip": address,
@@ -78,7 +76,7 @@ def connect(manager, cid: str, network: str, aliases=(), ip: str | None = None) 
 
 def _wire(manager, state, endpoint, net_name, ep_net, netns_fd) -> None:
     """Create the veth, configure it inside (no route change), save; or undo it all."""
-    net = state["networks"][net_name]
+    net = state.networks[net_name]
     created = False
     try:
         bridge_index = manager.links.index(net["bridge"])

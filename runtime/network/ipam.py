@@ -6,6 +6,7 @@ import ipaddress
 import itertools
 import socket
 import struct
+from collections.abc import Container
 
 from runtime.errors import Conflict, InvalidSpec
 
@@ -82,7 +83,11 @@ def pick_subnet(taken: dict[str, IPv4Net], routes: list[IPv4Net], pool=DEFAULT_P
 
 
 def allocate(
-    net: IPv4Net, gateway: str, used: set[str], wanted: str | None = None, after: str | None = None
+    net: IPv4Net,
+    gateway: str,
+    used: Container[str],
+    wanted: str | None = None,
+    after: str | None = None,
 ) -> str:
     """An address of `net` that is not the gateway and not in `used` (or `wanted`, checked).
 
@@ -101,15 +106,13 @@ def allocate(
     # candidates are made lazily: the first one after `after` is usually free, so a pick costs
     # the same with 1,000 members as with 10 (parsing every member's address did not, nor did
     # making the tuple of a /16's 65,534 candidates; issue 19).
-    taken = set(used)
-    taken.add(gateway)
     first, last = int(net.network_address) + 1, int(net.broadcast_address)
     start = first
     if after is not None and first <= int(ipaddress.IPv4Address(after)) < last - 1:
         start = int(ipaddress.IPv4Address(after)) + 1
     for value in itertools.chain(range(start, last), range(first, start)):
         address = str(ipaddress.IPv4Address(value))
-        if address not in taken:
+        if address != gateway and address not in used:
             return address
     raise Conflict(f"no free address left in subnet {net}")
 

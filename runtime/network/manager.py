@@ -10,7 +10,7 @@ import time
 from runtime.errors import Conflict, InvalidSpec, NotFound
 from runtime.network import dnsfiles, foreign_ports, ipam, names, netlink, nft, ruleset
 from runtime.network.ports import check_bindable, first_free_in_range, free_port, parse_exposed
-from runtime.network.state import StateStore
+from runtime.network.state import NetState, StateStore
 from runtime.spec import NAME_RE, NetworkSpec, PortMapping
 
 DEFAULT_NETWORK = "bridge"
@@ -31,7 +31,7 @@ class NetworkManager:
     def ensure_default(self, subnet: str | None = None, gateway: str | None = None) -> dict:
         """Create the default network `bridge` (bridge `<prefix>0`) unless it exists."""
         with self.store.locked() as state:
-            if DEFAULT_NETWORK not in state["networks"]:
+            if DEFAULT_NETWORK not in state.networks:
                 self._create_locked(state, DEFAULT_NETWORK, subnet, gateway, default=True)
             return self._describe(state, DEFAULT_NETWORK)
 
@@ -44,7 +44,7 @@ class NetworkManager:
     def list(self) -> list[dict]:
         """Every network, default first."""
         state = self.store.load()
-        names = sorted(state["networks"], key=lambda n: (n != DEFAULT_NETWORK, n))
+        names = sorted(state.networks, key=lambda n: (n != DEFAULT_NETWORK, n))
         return [self._describe(state, n) for n in names]
 
     def inspect(self, name: str) -> dict:
@@ -60,19 +60,15 @@ class NetworkManager:
         """
         with self.store.locked() as state:
             name = self._resolve(state, name)
-            if state["networks"][name].get("default"):
+            if state.networks[name].get("default"):
                 raise Conflict(f"{name} is the pre-defined default network and cannot be removed")
-            attached = {
-                ep.get("name") or cid
-                for cid, ep in state["endpoints"].items()
-                if name in ep["networks"]
-            }
+            attached = {ep.get("name") or cid for cid, ep in state.endpoints.on_network(name)}
             users = attached | {str(u) for u in users}
             if users:
                 raise Conflict(
                     f"network {name} is in use by container(s): {', '.join(sorted(users))}"
                 )
-            net = state["networks"].pop(name)
+            net = state.networks.pop(name)
             self._apply_rules(state)
             self.store.save(state)
             self.links.delete(net["bridge"])
@@ -88,30 +84,30 @@ class NetworkManager:
                 found.append(c.get("name") or c["id"])
         return found
 
-    def resolve(self, state: dict, ref: str) -> str:
+    def resolve(self, state: NetState, ref: str) -> str:
         """The network that `ref` (a name or an id prefix) names in `state`; NotFound if none."""
         return self._resolve(state, ref)
 
-    def _resolve(self, state: dict, ref: str) -> str:
-        if ref in state["networks"]:
+    def _resolve(self, state: NetState, ref: str) -> str:
+        if ref in state.networks:
             return ref
         matches = [
-            n for n, net in state["networks"].items() if len(ref) >= 3 and net["id"].startswith(ref)
+            n for n, net in state.networks.items() if len(ref) >= 3 and net["id"].startswith(ref)
         ]
         if len(matches) == 1:
             return matches[0]
         raise NotFound(f"network {ref} not found")
 
-    def _create_locked(self, state: dict, name: str, subnet, gateway, default: bool) -> None:
+    def _create_locked(self, state: NetState, name: str, subnet, gateway, default: bool) -> None:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise InvalidSpec(
                 f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )
         if name in RESERVED_NAMES:
             raise InvalidSpec(f"network name {name!r} is reserved")
-        if name in state["networks"]:
+        if name in state.networks:
             raise Conflict(f"network with name {name} already exists")
-        taken = {n: ipaddress.IPv4Network(net["subnet"]) for n, net in state["networks"].items()}
+        taken = {n: ipaddress.IPv4Network(net["subnet"]) for n, net in state.networks.items()}
         routes = [r for r in ipam.host_routes() if r not in taken.values()]
         if subnet is None and default:
             subnet = self.config.extra.get("default_subnet")
@@ -138,32 +134,31 @@ class NetworkManager:
             "default": default,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        state["networks"][name] = record
+        state.networks[name] = record
         try:
             self.links.ensure_bridge(bridge, gw, net.prefixlen)
             self._apply_rules(state)
             self.store.save(state)
         except BaseException:
-            del state["networks"][name]
+            del state.networks[name]
             self.links.delete(bridge)
             self._apply_rules(state)
             raise
 
-    def _describe(self, state: dict, name: str) -> dict:
-        net = dict(state["networks"][name])
+    def _describe(self, state: NetState, name: str) -> dict:
+        net = dict(state.networks[name])
         net["containers"] = {
             cid: {"name": ep.get("name"), **ep["networks"][name]}
-            for cid, ep in state["endpoints"].items()
-            if name in ep["networks"]
+            for cid, ep in state.endpoints.on_network(name)
         }
         return net
 
     # ---- rules ----------------------------------------------------------------------------
 
-    def _apply_rules(self, state: dict) -> None:
+    def _apply_rules(self, state: NetState) -> None:
         """Rewrite Berth's nft table from `state` in one transaction (or drop it when empty)."""
-        networks = list(state["networks"].values())
-        ports = [p for ep in state["endpoints"].values() for p in ep.get("ports", [])]
+        networks = list(state.networks.values())
+        ports = state.endpoints.published()
         if not networks and not ports:
             nft.delete_table(ruleset.FAMILY, self.prefix)
             return
@@ -196,7 +191,7 @@ class NetworkManager:
         resolv = dnsfiles.resolv_conf(spec.dns, spec.dns_search)
         wanted = list(dict.fromkeys(spec.networks or [DEFAULT_NETWORK]))
         with self.store.locked() as state:
-            if DEFAULT_NETWORK in wanted and DEFAULT_NETWORK not in state["networks"]:
+            if DEFAULT_NETWORK in wanted and DEFAULT_NETWORK not in state.networks:
                 self._create_locked(state, DEFAULT_NETWORK, None, None, default=True)
             wanted = [self._resolve(state, n) for n in wanted]
             netns_fd = netlink.open_netns(pid)
@@ -205,10 +200,10 @@ class NetworkManager:
                 if inode == os.stat("/proc/self/ns/net").st_ino:
                     # Wiring "the container" would then rewire the host itself.
                     raise InvalidSpec(f"process {pid} shares the host's network namespace")
-                old = state["endpoints"].get(cid)
+                old = state.endpoints.get(cid)
                 if old and old.get("netns") == inode and old.get("pid") == pid:
                     return _result(old)  # already attached: attach is idempotent
-                old_ep = state["endpoints"].pop(cid, None)
+                old_ep = state.endpoints.pop(cid, None)
                 endpoint = self._plan(
                     state, cid, name, pid, inode, spec, hostname, exposed_ports, files
                 )
@@ -235,24 +230,19 @@ class NetworkManager:
         networks = {}
         for i, net_name in enumerate(dict.fromkeys(spec.networks or [DEFAULT_NETWORK])):
             net_name = self._resolve(state, net_name)
-            net = state["networks"][net_name]
-            members = [
-                ep["networks"][net_name]
-                for ep in state["endpoints"].values()
-                if net_name in ep["networks"]
-            ]
+            net = state.networks[net_name]
             subnet = ipaddress.IPv4Network(net["subnet"])
             ip = ipam.allocate(
                 subnet,
                 net["gateway"],
-                {m["ip"] for m in members},
+                state.endpoints.held(net_name, "ip"),
                 spec.ip_address if i == 0 else None,
                 after=net.get("last_ip"),
             )
             mac = (
                 spec.mac_address.lower() if i == 0 and spec.mac_address else None
             ) or ipam.mac_for(ip)
-            if any(m["mac"] == mac for m in members):
+            if mac in state.endpoints.held(net_name, "mac"):
                 raise Conflict(f"MAC address {mac} is already used on network {net_name}")
             networks[net_name] = {
                 "ip": ip,
@@ -284,10 +274,11 @@ class NetworkManager:
             for port, proto in parse_exposed(exposed_ports):
                 if (port, proto) not in given:
                     mappings.append(PortMapping(container_port=port, protocol=proto))
+        if not mappings:
+            return []
         taken = [
             (p["protocol"], p.get("host_ip", ""), p["host_port"])
-            for ep in state["endpoints"].values()
-            for p in ep.get("ports", [])
+            for p in state.endpoints.published()
         ]
         planned = []
         # Port forwards of other tables (another installation, Docker, Podman) hold no socket
@@ -338,14 +329,14 @@ class NetworkManager:
             )
         return planned
 
-    def _wire(self, state: dict, endpoint: dict, netns_fd: int, old_ep: dict | None) -> None:
+    def _wire(self, state: NetState, endpoint: dict, netns_fd: int, old_ep: dict | None) -> None:
         """Create the veths, configure the netns, publish ports, write files, save; or undo all."""
         created = []
         rules_changed = bool(endpoint["ports"] or (old_ep and old_ep.get("ports")))
         try:
             interfaces = []
             for net_name, ep_net in endpoint["networks"].items():
-                net = state["networks"][net_name]
+                net = state.networks[net_name]
                 bridge_index = self.links.index(net["bridge"])
                 if bridge_index is None:  # after a reboot or an outside `ip link del`
                     bridge_index = self.links.ensure_bridge(
@@ -365,14 +356,14 @@ class NetworkManager:
             gateway = interfaces[0]["gateway"]
             netlink.in_netns(netns_fd, lambda: netlink.configure_inside(interfaces, gateway))
             names.write_hosts(state, endpoint)
-            state["endpoints"][endpoint["cid"]] = endpoint
+            state.endpoints[endpoint["cid"]] = endpoint
             for net_name, ep_net in endpoint["networks"].items():
-                state["networks"][net_name]["last_ip"] = ep_net["ip"]
+                state.networks[net_name]["last_ip"] = ep_net["ip"]
             if rules_changed:
                 self._apply_rules(state)
             self.store.save(state)
         except BaseException:
-            state["endpoints"].pop(endpoint["cid"], None)
+            state.endpoints.pop(endpoint["cid"], None)
             for veth in created:
                 self.links.delete(veth)
             if rules_changed:
@@ -382,7 +373,7 @@ class NetworkManager:
     def detach(self, cid: str) -> None:
         """Release the container's addresses and port maps; idempotent."""
         with self.store.locked() as state:
-            endpoint = state["endpoints"].pop(cid, None)
+            endpoint = state.endpoints.pop(cid, None)
             if endpoint is None:
                 return
             if endpoint.get("ports"):
@@ -403,16 +394,16 @@ class NetworkManager:
         with self.store.locked() as state:
             gone = [
                 cid
-                for cid, ep in state["endpoints"].items()
+                for cid, ep in state.endpoints.items()
                 if netlink.netns_inode(ep["pid"]) != ep.get("netns")
             ]
-            dropped = [state["endpoints"].pop(cid) for cid in gone]
+            dropped = [state.endpoints.pop(cid) for cid in gone]
             bridges = {}
-            for name, net in state["networks"].items():
+            for name, net in state.networks.items():
                 prefixlen = ipaddress.IPv4Network(net["subnet"]).prefixlen
                 bridges[name] = self.links.ensure_bridge(net["bridge"], net["gateway"], prefixlen)
             # A bridge deleted and re-created under running containers lost its ports.
-            for ep in state["endpoints"].values():
+            for ep in state.endpoints.values():
                 for net_name, ep_net in ep["networks"].items():
                     self.links.set_master(ep_net["veth"], bridges[net_name])
             self._apply_rules(state)
@@ -424,30 +415,30 @@ class NetworkManager:
 
     def endpoint(self, cid: str) -> dict | None:
         """What attach() returned for `cid`, or None."""
-        ep = self.store.load()["endpoints"].get(cid)
+        ep = self.store.load().endpoints.get(cid)
         return _result(ep) if ep else None
 
     def purge(self) -> None:
         """Remove every network, endpoint, bridge and the nft table of this prefix (tests, uninstall)."""
         with self.store.locked() as state:
-            for ep in state["endpoints"].values():
+            for ep in state.endpoints.values():
                 for ep_net in ep["networks"].values():
                     self.links.delete(ep_net["veth"])
-            for net in state["networks"].values():
+            for net in state.networks.values():
                 self.links.delete(net["bridge"])
             nft.delete_table(ruleset.FAMILY, self.prefix)
-            self.store.path.unlink(missing_ok=True)
+            self.store.remove()
 
     def close(self) -> None:
         """Close the netlink socket."""
         self.links.close()
 
 
-def _refers_to(state: dict, ref, name: str) -> bool:
+def _refers_to(state: NetState, ref, name: str) -> bool:
     """Whether a network reference in a spec (name or id prefix) means network `name`."""
     if ref == name:
         return True
-    net_id = state["networks"][name]["id"]
+    net_id = state.networks[name]["id"]
     return isinstance(ref, str) and len(ref) >= 3 and net_id.startswith(ref)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from runtime.errors import InvalidSpec, NotFound
 from runtime.network import dnsfiles
+from runtime.network.state import NetState
 from runtime.spec import NetworkSpec, is_full_id
 
 
@@ -20,17 +21,14 @@ def extra_hosts(spec: NetworkSpec) -> list:
     return entries
 
 
-def find_endpoint(state: dict, ref: str) -> dict | None:
+def find_endpoint(state: NetState, ref: str) -> dict | None:
     """The attached container called `ref` (name or full id), or None."""
     if is_full_id(ref):
-        return state["endpoints"].get(ref)  # an id is only ever an id, never a name
-    for cid, ep in state["endpoints"].items():
-        if ep.get("name") == ref or cid == ref:
-            return ep
-    return None
+        return state.endpoints.get(ref)  # an id is only ever an id, never a name
+    return state.endpoints.named(ref)
 
 
-def resolve_links(state: dict, links: list[str], networks: dict) -> list:
+def resolve_links(state: NetState, links: list[str], networks: dict) -> list:
     """--link name[:alias] as [ip, [alias, name]], the target's address on a shared network."""
     entries = []
     for link in links:
@@ -45,12 +43,12 @@ def resolve_links(state: dict, links: list[str], networks: dict) -> list:
     return entries
 
 
-def _user_networks(state: dict, names) -> set[str]:
+def _user_networks(state: NetState, names) -> set[str]:
     # The default network resolves names only through --link, as in Docker.
-    return {n for n in names if not state["networks"].get(n, {}).get("default", True)}
+    return {n for n in names if not state.networks.get(n, {}).get("default", True)}
 
 
-def hosts_text(state: dict, ep: dict) -> str:
+def hosts_text(state: NetState, ep: dict) -> str:
     """The whole hosts file of endpoint `ep`: itself, its peers, its links and extra hosts."""
     own_names = [ep["hostname"], ep.get("name") or ""]
     own = []
@@ -59,8 +57,8 @@ def hosts_text(state: dict, ep: dict) -> str:
         own_names = [ep["hostname"]]  # name and aliases point at the first network's address
     others = [(ip, names) for ip, names in ep.get("links", [])]
     for net_name in sorted(_user_networks(state, ep["networks"])):
-        for cid, peer in sorted(state["endpoints"].items()):
-            if cid != ep["cid"] and net_name in peer["networks"]:
+        for cid, peer in state.endpoints.on_network(net_name):
+            if cid != ep["cid"]:
                 peer_net = peer["networks"][net_name]
                 names = [peer.get("name") or "", *peer_net.get("aliases", []), cid[:12]]
                 others.append((peer_net["ip"], names))
@@ -68,16 +66,17 @@ def hosts_text(state: dict, ep: dict) -> str:
     return dnsfiles.hosts_file(own, others)
 
 
-def write_hosts(state: dict, ep: dict) -> None:
+def write_hosts(state: NetState, ep: dict) -> None:
     """Write the endpoint's hosts file (in place: it is bind-mounted into the container)."""
     dnsfiles.write_in_place(ep["files"].get("hosts"), hosts_text(state, ep))
 
 
-def refresh_peers(state: dict, changed: dict, skip: str) -> None:
+def refresh_peers(state: NetState, changed: dict, skip: str) -> None:
     """Rewrite the hosts files of containers sharing a user-defined network with `changed`."""
     nets = _user_networks(state, changed["networks"])
     if not nets:
         return
-    for cid, peer in state["endpoints"].items():
-        if cid != skip and nets & set(peer["networks"]):
+    peers = {cid: peer for net in nets for cid, peer in state.endpoints.on_network(net)}
+    for cid, peer in sorted(peers.items()):
+        if cid != skip:
             write_hosts(state, peer)

@@ -115,7 +115,7 @@ def manager(prefix, tmp_path, procs):
     nm.close()
     left = wait_gone(prefix)
     assert not left, f"left behind: {left}"
-    assert not (config.networks_dir / "state.json").exists()
+    assert not (config.networks_dir / "state.db").exists()
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, proto: str) -> None:

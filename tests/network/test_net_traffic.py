@@ -170,7 +170,7 @@ def test_port_conflicts_leave_nothing(manager, procs, files, prefix):
         files("web"),
     )
     before = sorted(leftovers(prefix))
-    state_before = manager.store.load()
+    state_before = manager.store.load().as_dict()
     with pytest.raises(Conflict, match="already published by Berth"):
         manager.attach(
             "i" * 64,
@@ -210,7 +210,7 @@ def test_port_conflicts_leave_nothing(manager, procs, files, prefix):
         PortMapping(container_port=80, host_port=70000).validate()
     # Nothing half-done: no new interface, no allocation, and the container has no eth0.
     assert sorted(leftovers(prefix)) == before
-    assert manager.store.load() == state_before
+    assert manager.store.load().as_dict() == state_before
     assert "eth0" not in run_in(other.pid, ["ip", "-o", "link"]).stdout
 
 
@@ -229,7 +229,7 @@ def test_failure_inside_netns_rolls_back(manager, procs, files, prefix):
     ):
         assert run_in(routed.pid, cmd).returncode == 0
     before = sorted(leftovers(prefix))
-    state_before = manager.store.load()
+    state_before = manager.store.load().as_dict()
     with pytest.raises(Conflict, match="already exists"):
         manager.attach(
             "j" * 64, "x", clash.pid, NetworkSpec(ports=parse_publish("80")), None, None, files("x")
@@ -245,7 +245,7 @@ def test_failure_inside_netns_rolls_back(manager, procs, files, prefix):
             files("y"),
         )
     assert wait_gone_except(prefix, before) == before
-    assert manager.store.load() == state_before
+    assert manager.store.load().as_dict() == state_before
     assert "eth0" not in run_in(routed.pid, ["ip", "-o", "link"]).stdout
     assert "elements" not in nft.run(f"list table ip {prefix}")
 
@@ -278,7 +278,7 @@ def test_restore_after_flush_and_dead_containers(manager, procs, files, prefix):
     assert _refused(f"http://127.0.0.1:{port}/")
     assert manager.restore() == ["l" * 64]
     assert _get(f"http://127.0.0.1:{port}/") == "restored"
-    assert list(manager.store.load()["endpoints"]) == ["k" * 64]
+    assert list(manager.store.load().endpoints) == ["k" * 64]
 
 
 def test_mode_none_has_loopback_only(manager, procs, files):

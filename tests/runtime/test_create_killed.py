@@ -126,7 +126,7 @@ def test_create_killed_at_a_step_leaves_nothing(nrt, tmp_path, step):
         assert nrt.store.ids() == [state["id"]]
         assert [s["name"] for s in nrt.list()] == ["halfmade"]
         assert nrt.cgroups.list() == [state["id"]]
-        assert list(nrt.networks.store.load()["endpoints"]) == [state["id"]]
+        assert list(nrt.networks.store.load().endpoints) == [state["id"]]
         assert str(port) in nft_ports(nrt.config.prefix)
         assert sorted(os.listdir(nrt.config.run_containers_dir)) == [state["id"]]
         assert sorted(os.listdir(nrt.store.names_dir)) == ["halfmade"]
