@@ -33,9 +33,7 @@ def test_parallel_attach_gets_distinct_addresses_and_ports(manager, procs, files
     ports = [r["ports"][0]["host_port"] for r in results]
     assert len(set(ips)) == 8 and len(set(ports)) == 8
     state = manager.store.load()
-    assert sorted(ep["networks"]["bridge"]["ip"] for ep in state.endpoints.values()) == sorted(
-        ips
-    )
+    assert sorted(ep["networks"]["bridge"]["ip"] for ep in state.endpoints.values()) == sorted(ips)
     # What the state says is what the container has.
     from .conftest import run_in
 
