@@ -8,11 +8,12 @@ a writer killed in between leaves a dirty row, which readers take from the files
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from pathlib import Path
+
+import orjson
 
 # Parts of a record that list() never shows and that make it large (image config, layers).
 _HEAVY = ("image_config", "lower", "device_rules")
@@ -42,6 +43,11 @@ def command_line(spec: dict, image_cfg: dict) -> list[str]:
     return list(image_cfg.get("Entrypoint") or []) + (
         list(cmd) if cmd is not None else list(image_cfg.get("Cmd") or [])
     )
+
+
+def _text(value) -> str:
+    """JSON text for a column (orjson: the index is written at every state change)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class ContainerIndex:
@@ -113,17 +119,17 @@ class ContainerIndex:
         if rec is not None and state is not None:
             self._run(
                 "INSERT OR REPLACE INTO containers (id, rec, state, dirty) VALUES (?, ?, ?, 0)",
-                (cid, json.dumps(self.summary(rec)), json.dumps(state)),
+                (cid, _text(self.summary(rec)), _text(state)),
             )
         elif rec is not None:
             self._run(
                 "UPDATE containers SET rec = ?, dirty = max(dirty - 1, 0) WHERE id = ?",
-                (json.dumps(self.summary(rec)), cid),
+                (_text(self.summary(rec)), cid),
             )
         elif state is not None:
             self._run(
                 "UPDATE containers SET state = ?, dirty = max(dirty - 1, 0) WHERE id = ?",
-                (json.dumps(state), cid),
+                (_text(state), cid),
             )
 
     def mark_dirty(self, cid: str) -> None:
@@ -156,7 +162,7 @@ class ContainerIndex:
         found = {}
         for cid, rec, state, dirty in got:
             try:
-                found[cid] = (json.loads(rec), json.loads(state or "{}"), bool(dirty))
+                found[cid] = (orjson.loads(rec), orjson.loads(state or "{}"), bool(dirty))
             except (TypeError, ValueError):
                 found[cid] = ({}, {}, True)  # unreadable: taken from the files
         return found
