@@ -6,7 +6,7 @@ import signal
 from datetime import datetime
 
 from celery import shared_task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from agent import (
@@ -19,6 +19,7 @@ from agent import (
     identity,
     lanes,
     reconcile,
+    waiting,
 )
 from agent import db_keep as _db_keep  # noqa: F401  (connections kept across tasks)
 from agent import heartbeat as hb
@@ -223,6 +224,12 @@ def self_signed(task: str, args: list, kwargs: dict) -> dict:
         kwargs=kwargs,
         ttl=RECONCILE_INTERVAL_SECONDS * 4,
     )
+
+
+@worker_init.connect
+def _open_wake_pipe(sender=None, **kwargs):
+    # Before the pool forks its workers, so each holds the pipe the Waiter sleeps on.
+    waiting.WAKE.open()
 
 
 @worker_ready.connect

@@ -31,14 +31,51 @@ PARKED_KINDS = ("container.stop", "container.restart")
 # A container that honours its stop signal usually exits within milliseconds: finish those
 # in the worker, as before, and park only the ones still running after this.
 QUICK_EXIT_SECONDS = 0.1
-# How often the Waiter looks for newly parked operations (it wakes at once on known exits).
+# How often the Waiter looks again while operations are parked (it wakes at once on their
+# exits, and on a new park through the wake pipe).
 POLL_SECONDS = 0.2
+# With nothing parked it sleeps on the wake pipe: every park in a process forked from the
+# agent's main one wakes it at once, and this look catches a park made anywhere else. Polling
+# the database five times a second instead was half of an idle agent's CPU (issue 19).
+IDLE_POLL_SECONDS = 5.0
 # The Waiter's own kill, only when the shim did not kill at its deadline.
 BACKSTOP_SLACK_SECONDS = 2.0
 # The runtime's per-container locks are POSIX record locks, which threads of one process do not
 # exclude each other by: the main process's threads that change containers (this Waiter, the
 # reconciliation loop) take this lock instead.
 MAIN_PROCESS_LOCK = threading.RLock()
+
+
+class WakePipe:
+    """A pipe the agent's main process opens before its pool forks: a worker that parks an
+    operation writes a byte, and the Waiter (in the main process) wakes on it."""
+
+    def __init__(self):
+        self.fds: tuple[int, int] | None = None
+
+    def open(self) -> None:
+        """Make the pipe (in the main process, before the pool's workers are forked)."""
+        if self.fds is None:
+            # Non-blocking: a worker never waits on a full pipe (one byte is enough anyway).
+            self.fds = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def wake(self) -> None:
+        """Tell the Waiter a park happened (nothing when this process has no pipe)."""
+        if self.fds is not None:
+            with contextlib.suppress(OSError):  # full: a wake is pending already
+                os.write(self.fds[1], b"!")
+
+    def reader(self) -> int | None:
+        return None if self.fds is None else self.fds[0]
+
+    def drain(self) -> None:
+        """Read every pending byte (the Waiter looks at the database once for all of them)."""
+        with contextlib.suppress(OSError):
+            while os.read(self.fds[0], 4096):
+                pass
+
+
+WAKE = WakePipe()
 
 
 def _pid_exited(pid, seconds: float) -> bool:
@@ -81,6 +118,7 @@ def park(op, state: dict, *, then: str, grace) -> dict:
         "kill_after": time.time() + float(grace or 0),
     }
     Operation.objects.filter(id=op.id, state=Operation.State.RUNNING).update(result=marker)
+    WAKE.wake()
     return marker
 
 
@@ -170,19 +208,25 @@ class Waiter(threading.Thread):
                         pids.append(op.result.get("pid"))
             except Exception as err:  # the database or runtime hiccuped: next round
                 log.warning("waiter: %s", err)
+                pids.append(None)  # look again soon
             self._sleep(pids)
 
     def _sleep(self, pids) -> None:
-        """Until one watched container exits, or POLL_SECONDS (new parks show up in the DB)."""
+        """Until a watched container exits or a park wakes it; POLL_SECONDS while operations
+        are parked (their kill deadlines), IDLE_POLL_SECONDS when none is."""
         fds = []
         for pid in pids:
             with contextlib.suppress(OSError, TypeError):
                 fds.append(os.pidfd_open(pid))
+        wake = WAKE.reader()
         try:
-            if fds:
-                select.select(fds, [], [], POLL_SECONDS)
-            else:
-                self.stopping.wait(POLL_SECONDS)
+            timeout = POLL_SECONDS if pids else IDLE_POLL_SECONDS
+            if wake is None and not fds:
+                self.stopping.wait(POLL_SECONDS)  # no pipe here (tests): poll as before
+                return
+            ready = select.select(fds + ([wake] if wake is not None else []), [], [], timeout)[0]
+            if wake is not None and wake in ready:
+                WAKE.drain()
         finally:
             for fd in fds:
                 os.close(fd)

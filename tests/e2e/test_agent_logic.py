@@ -5,6 +5,7 @@ Redis and worker are exercised by the e2e tests beside this file.
 """
 
 import itertools
+import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -396,3 +397,27 @@ def test_a_parked_stop_whose_container_runs_again_ends_without_stopping_the_new_
     assert op.state == Operation.State.SUCCEEDED
     assert rt.state(state["id"])["status"] == "running"
     assert Container.objects.get(id=world["container"].id).observed_state == "running"
+
+
+def test_a_park_wakes_the_idle_waiter_through_its_pipe(world, monkeypatch):
+    # Idle, the Waiter sleeps on the wake pipe instead of reading the database five times a
+    # second (half of an idle agent's CPU); a park in a pool worker must wake it at once.
+    import threading
+
+    from agent import waiting
+
+    pipe = waiting.WakePipe()
+    pipe.open()
+    monkeypatch.setattr(waiting, "WAKE", pipe)
+    monkeypatch.setattr(waiting, "IDLE_POLL_SECONDS", 3600)
+    op = _op(world, "container.stop")
+    Operation.objects.filter(id=op.id).update(state=Operation.State.RUNNING)
+    waiter = waiting.Waiter(world["host"].name, lambda: world["rt"])
+    sleeper = threading.Thread(target=waiter._sleep, args=([],), daemon=True)
+    sleeper.start()
+    waiting.park(op, {"id": "r" * 64, "pid": 4242}, then="", grace=5)
+    sleeper.join(60)  # an hour without the wake
+    assert not sleeper.is_alive()
+    assert [p.id for p in waiter.parked()] == [op.id]
+    with pytest.raises(BlockingIOError):  # drained: the next sleep waits for the next park
+        os.read(pipe.reader(), 1)
