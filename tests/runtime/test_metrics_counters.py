@@ -14,3 +14,12 @@ def test_counters_of_a_listed_container_are_what_stats_reads(rt, base_spec):
     assert quick["pids_current"] == full["pids_current"] >= 1
     assert quick["networks"] == full["networks"]  # network none: only lo, never reported
     assert metrics_report.sample(quick).keys() == metrics_report.sample(full).keys()
+
+
+def test_a_bridged_container_reports_its_interface(rt, base_spec):
+    # Only `--network none` skips the namespace's counters (they would hold nothing but lo).
+    spec = dict(base_spec, name="counters-bridged", network={"mode": "bridge"})
+    cid = rt.run(spec)["id"]
+    state = next(s for s in rt.list() if s["id"] == cid)
+    quick = metrics_report.counters(rt, state)
+    assert set(quick["networks"]) == {"eth0"} == set(rt.stats(cid)["networks"])
