@@ -30,7 +30,9 @@ plus the fill itself (containers per second through each API) and the memory per
 container (the MemAvailable drop, and the containers' own: their cgroups' memory usage plus
 their monitors' proportional set size), and where Berth's CPU goes (per process group: web, agent main process, its
 pool, fork server, Redis; from /proc/PID/stat) per API create, per container filled, and per
-second of the idle stack at each count (the agent's heartbeat, reconcile and health loops). Targets (issue 19): nothing in Berth grows more than 10 % from the first count
+second of the idle stack at each count (the agent's heartbeat, reconcile and health loops),
+with the containers' monitors beside it, and dockerd's idle stack (dockerd, containerd, its
+shims) over the same seconds when the run is interleaved. Targets (issue 19): nothing in Berth grows more than 10 % from the first count
 to the last; ps and the API list no slower than Docker's; remove no slower than the Engine
 API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB per container.
 
@@ -48,6 +50,7 @@ count is not measured in the fill's wake (its writes, the agent's catching up, d
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -62,7 +65,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_http import tree_cpu_by_group  # noqa: E402
+from api_http import TICK, tree_cpu_by_group  # noqa: E402
 from private_dockerd import Dockerd, call  # noqa: E402
 from served_berth import PROD_HEADERS, REPO, ServedBerth  # noqa: E402
 
@@ -372,6 +375,53 @@ def _cpu_since(berth: Berth, before: dict[str, float], per: float) -> dict[str, 
     """CPU milliseconds of each Berth process group since `before`, divided by `per`."""
     after = tree_cpu_by_group(berth.pids())
     return {g: (ms - before.get(g, 0.0)) / per for g, ms in after.items() if g != "gone"}
+
+
+def cpu_by_pid(pids) -> dict[int, float]:
+    """CPU milliseconds so far of each of these processes (all their threads)."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) * 1000 / TICK
+    return found
+
+
+def pids_mentioning(text: str) -> list[int]:
+    """Processes whose command line holds `text`: the containers' monitors (Berth's shims,
+    containerd's shims), which leave the process trees the idle rows follow."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every live process under it."""
+    found, todo = [], [pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        with contextlib.suppress(OSError, ValueError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += map(int, (task / "children").read_text().split())
+    return found
+
+
+def idle_cpu(groups: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """CPU milliseconds per second of each group of processes over `seconds` of idling."""
+    before = {name: cpu_by_pid(pids) for name, pids in groups.items()}
+    time.sleep(seconds)
+    spent = {}
+    for name, pids in groups.items():
+        after = cpu_by_pid(pids)
+        spent[name] = sum(ms - before[name].get(pid, ms) for pid, ms in after.items()) / seconds
+    return spent
 
 
 def remove_all(dockerd: Dockerd) -> None:
@@ -708,9 +758,22 @@ def main() -> int:
             settled.append(f"- before measuring at {n}: {state}")
             # What the agent does on its own at this count (heartbeat with the metrics report,
             # reconcile pass, health refresh): CPU per second of the idle stack.
+            # Beside it the containers' monitors, and dockerd's whole stack over the same
+            # seconds (dockerd, containerd, its shims) when it holds its containers now.
             idle_before = tree_cpu_by_group(berth.pids())
-            time.sleep(args.idle)
+            stack = {pid for root in berth.pids() for pid in descendants(root)}
+            groups = {"Berth monitors": sorted(set(pids_mentioning(str(served.base))) - stack)}
+            if docker and not args.sequential:
+                groups["Docker: dockerd, containerd"] = descendants(dockerd.proc.pid)
+                shims = set(pids_mentioning(str(dockerd.base))) - set(
+                    groups["Docker: dockerd, containerd"]
+                )
+                groups["Docker: containerd shims"] = sorted(shims)
+            others = idle_cpu(groups, args.idle)
             cpus[n]["idle"] = _cpu_since(berth, idle_before, args.idle)
+            cpus[n]["idle"]["monitors"] = others.pop("Berth monitors")
+            if others:
+                cpus[n]["docker idle"] = others
 
         have = 0
         for n in counts:
@@ -750,7 +813,12 @@ def main() -> int:
         for n in counts:
             for what, label in (("fill", "per container filled"), ("idle", "per idle second")):
                 parts = ", ".join(f"{g} {ms:.1f}" for g, ms in sorted(cpus[n][what].items()))
-                print(f"- Berth CPU ms {label} at {n}: {parts}")
+                total = sum(cpus[n][what].values())
+                print(f"- Berth CPU ms {label} at {n}: {parts} (all {total:.1f})")
+            if "docker idle" in cpus[n]:
+                parts = ", ".join(f"{g} {ms:.1f}" for g, ms in cpus[n]["docker idle"].items())
+                total = sum(cpus[n]["docker idle"].values())
+                print(f"- Docker CPU ms per idle second at {n}: {parts} (all {total:.1f})")
         for n, (usage, pss) in own_memory.items():
             print(
                 f"- Berth containers' own memory at {n}: cgroups {usage / n / 1e6:.2f} + "
