@@ -170,24 +170,30 @@ def do_container_verb(container, verb: str, *, acting_user, params=None, summary
         Container.Desired.RUNNING,
         Container.Desired.PAUSED,
     )
-    with quotas.guarded(decision, summary), transaction.atomic():
-        if starts:
-            quotas.enforce(container.team, starting=container.spec)
-        # Never over a removal already asked for (its operation may still wait for the host):
-        # a stop there made the row wanted again while the host deleted the container, a ghost.
-        changed = (
-            Container.objects.filter(pk=container.pk)
-            .exclude(desired_state=Container.Desired.REMOVED)
-            .update(desired_state=LIFECYCLE[verb])
-        )
-        if not changed and verb != "remove":
-            raise Conflict(
-                f"cannot {verb} container {container.name!r}: its removal is already in progress"
+    try:
+        with quotas.guarded(decision, summary), transaction.atomic():
+            if starts:
+                quotas.enforce(container.team, starting=container.spec)
+            # Never over a removal already asked for (its operation may wait for the host): a
+            # stop there made the row wanted again while the host deleted the container (a
+            # ghost).
+            changed = (
+                Container.objects.filter(pk=container.pk)
+                .exclude(desired_state=Container.Desired.REMOVED)
+                .update(desired_state=LIFECYCLE[verb])
             )
-        container.desired_state = LIFECYCLE[verb]
-        op = _operation(container, f"container.{verb}", acting_user, params)
-        gate.record(decision, summary=summary, operation=op)
-        dispatch.send_after_commit(op)
+            if not changed and verb != "remove":
+                raise Conflict(
+                    f"cannot {verb} container {container.name!r}: "
+                    "its removal is already in progress"
+                )
+            container.desired_state = LIFECYCLE[verb]
+            op = _operation(container, f"container.{verb}", acting_user, params)
+            gate.record(decision, summary=summary, operation=op)
+            dispatch.send_after_commit(op)
+    except Conflict as err:  # recorded after the rollback, so that it stays
+        gate.record(decision, summary=summary, outcome=gate.FAILED, reason=err.message)
+        raise
     return op
 
 

@@ -134,3 +134,6 @@ def test_no_verb_undoes_a_removal_in_progress(api, teams, host, verb):
     row.refresh_from_db()
     assert row.desired_state == "removed"
     assert Operation.objects.count() == ops
+    event = AuditEvent.objects.filter(object_id=str(row.pk)).latest("seq")
+    assert (event.action, event.outcome) == (f"container.{verb}", "failed")
+    assert "removal is already in progress" in event.reason
