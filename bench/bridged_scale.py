@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from private_dockerd import Dockerd, call  # noqa: E402
+from private_dockerd import Dockerd, call, create_started  # noqa: E402
 
 from runtime.network import ipam  # noqa: E402
 
@@ -120,13 +120,7 @@ class DockerSide:
     def run(self, conn=None) -> str:
         conn = conn or self.conn
         body = {"Image": "bb", "Cmd": COMMAND, "HostConfig": {"Memory": LIMIT}}
-        status, data = call(conn, "POST", "/containers/create", body)
-        if status != 201:
-            raise RuntimeError(f"docker create: {status} {data!r:.300}")
-        status, out = call(conn, "POST", f"/containers/{data['Id']}/start")
-        if status != 204:
-            raise RuntimeError(f"docker start: {status} {out!r:.300}")
-        return data["Id"]
+        return create_started(conn, body)
 
     def kill(self, cid: str) -> None:
         call(self.conn, "POST", f"/containers/{cid}/kill")

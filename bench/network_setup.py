@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import pids_mentioning  # noqa: E402
 
 from runtime.config import RuntimeConfig  # noqa: E402
 from runtime.images.busybox import build_rootfs_tar  # noqa: E402
@@ -219,7 +222,7 @@ class Docker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for pid in _pids_mentioning(str(self.tmp)):  # a containerd or shim it left running
+        for pid in pids_mentioning(str(self.tmp)):  # a containerd or shim it left running
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         _remove_cgroup_tree(self.cgroup_parent)
@@ -256,16 +259,6 @@ def _free_bip() -> str:
         if not any(net.overlaps(r) for r in routes):
             return f"10.{n}.0.1/24"
     raise RuntimeError("no free /24 in 10.250-254.0.0 for Docker's bridge")
-
-
-def _pids_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-    return pids
 
 
 def _remove_cgroup_tree(name: str) -> None:

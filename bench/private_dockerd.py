@@ -37,6 +37,18 @@ def call(conn: http.client.HTTPConnection, method: str, path: str, body=None, he
     return response.status, raw
 
 
+def create_started(conn: http.client.HTTPConnection, body: dict, name: str = "") -> str:
+    """Create a container from Engine API `body` (named `name` if given) and start it; its id."""
+    path = f"/containers/create?name={name}" if name else "/containers/create"
+    status, data = call(conn, "POST", path, body)
+    if status != 201:
+        raise RuntimeError(f"docker create: {status} {data!r:.300}")
+    status, out = call(conn, "POST", f"/containers/{data['Id']}/start")
+    if status != 204:
+        raise RuntimeError(f"docker start: {status} {out!r:.300}")
+    return data["Id"]
+
+
 class Dockerd:
     """One dockerd of this run; `network` bridge gives it a docker0, none gives it no bridge."""
 

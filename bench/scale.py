@@ -50,7 +50,6 @@ count is not measured in the fill's wake (its writes, the agent's catching up, d
 """
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -65,8 +64,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_http import TICK, tree_cpu_by_group  # noqa: E402
-from private_dockerd import Dockerd, call  # noqa: E402
+from api_http import tree_cpu_by_group  # noqa: E402
+from private_dockerd import Dockerd, call, create_started  # noqa: E402
+from procs import cpu_by_pid, descendants, pids_mentioning  # noqa: E402
 from served_berth import PROD_HEADERS, REPO, ServedBerth  # noqa: E402
 
 LIMIT = 32 * 1024 * 1024
@@ -278,13 +278,7 @@ class Docker:
             "Cmd": SPEC["command"],
             "HostConfig": {"NetworkMode": "none", "Memory": LIMIT},
         }
-        status, data = call(conn, "POST", f"/containers/create?name={name}", body)
-        if status != 201:
-            raise RuntimeError(f"docker create: {status} {data!r:.300}")
-        status, out = call(conn, "POST", f"/containers/{data['Id']}/start")
-        if status != 204:
-            raise RuntimeError(f"docker start: {status} {out!r:.300}")
-        return data["Id"]
+        return create_started(conn, body, name)
 
     def stop(self, conn, cid: str) -> None:
         """Kill it (untimed preparation of a remove; `sleep` as pid 1 ignores SIGTERM)."""
@@ -375,42 +369,6 @@ def _cpu_since(berth: Berth, before: dict[str, float], per: float) -> dict[str, 
     """CPU milliseconds of each Berth process group since `before`, divided by `per`."""
     after = tree_cpu_by_group(berth.pids())
     return {g: (ms - before.get(g, 0.0)) / per for g, ms in after.items() if g != "gone"}
-
-
-def cpu_by_pid(pids) -> dict[int, float]:
-    """CPU milliseconds so far of each of these processes (all their threads)."""
-    found = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, ValueError):
-            continue
-        found[pid] = (int(fields[11]) + int(fields[12])) * 1000 / TICK
-    return found
-
-
-def pids_mentioning(text: str) -> list[int]:
-    """Processes whose command line holds `text`: the containers' monitors (Berth's shims,
-    containerd's shims), which leave the process trees the idle rows follow."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every live process under it."""
-    found, todo = [], [pid]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        with contextlib.suppress(OSError, ValueError):
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += map(int, (task / "children").read_text().split())
-    return found
 
 
 def idle_cpu(groups: dict[str, list[int]], seconds: float) -> dict[str, float]:
