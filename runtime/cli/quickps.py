@@ -41,7 +41,9 @@ def _load_sqlite():
 
 _sqlite3 = _load_sqlite()
 
-_encode = _json.encode_basestring_ascii  # what json.dumps does to a str
+# Docker's COMMAND is Go's strconv.Quote: quotes, backslashes and control characters escaped,
+# printable text as it is (its truncation's "…" too); json.dumps(..., ensure_ascii=False).
+_encode = _json.encode_basestring
 
 # `ps`'s flags: anything else goes through argparse.
 _FLAGS = {

@@ -127,7 +127,7 @@ def test_ps_from_the_kept_views_prints_what_the_full_path_prints(
         assert quickps.answer(argv, environ) == 0
         assert capsys.readouterr().out == full
     assert running["id"][:12] in full and created[:12] in full and "qps-made" in full
-    assert '"sleep 1000 # long \\u00e9"' in full  # docker's quoting, untruncated
+    assert '"sleep 1000 # long é"' in full  # docker's quoting (strconv.Quote), untruncated
 
     rt.start(created)  # its directories change: no valid view until observed again
     assert quickps.answer(["ps"], environ) is None
@@ -137,6 +137,10 @@ def test_ps_from_the_kept_views_prints_what_the_full_path_prints(
     rt.list()
     assert quickps.answer(["ps"], environ) == 0
     assert created[:12] in capsys.readouterr().out
+
+    rt.create(dict(base_spec, name="qps-long", command=["sleep", "1000", "# a longer comment"]))
+    # Truncated to 20 characters, the ellipsis as docker ps prints it (not \u2026).
+    assert '"sleep 1000 # a long…"' in _full_ps(rt.config, ["ps", "-a"], capsys)
 
 
 @pytest.mark.root
