@@ -17,7 +17,7 @@ import select
 import threading
 import time
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 from agent import claims, observe
 from containers.models import Container
@@ -118,7 +118,8 @@ def park(op, state: dict, *, then: str, grace) -> dict:
         "kill_after": time.time() + float(grace or 0),
     }
     Operation.objects.filter(id=op.id, state=Operation.State.RUNNING).update(result=marker)
-    WAKE.wake()
+    # Once the row is committed (at once outside a transaction): the woken Waiter reads it.
+    transaction.on_commit(WAKE.wake)
     return marker
 
 

@@ -399,7 +399,9 @@ def test_a_parked_stop_whose_container_runs_again_ends_without_stopping_the_new_
     assert Container.objects.get(id=world["container"].id).observed_state == "running"
 
 
-def test_a_park_wakes_the_idle_waiter_through_its_pipe(world, monkeypatch):
+def test_a_park_wakes_the_idle_waiter_through_its_pipe(
+    world, monkeypatch, django_capture_on_commit_callbacks
+):
     # Idle, the Waiter sleeps on the wake pipe instead of reading the database five times a
     # second (half of an idle agent's CPU); a park in a pool worker must wake it at once.
     import threading
@@ -415,7 +417,8 @@ def test_a_park_wakes_the_idle_waiter_through_its_pipe(world, monkeypatch):
     waiter = waiting.Waiter(world["host"].name, lambda: world["rt"])
     sleeper = threading.Thread(target=waiter._sleep, args=([],), daemon=True)
     sleeper.start()
-    waiting.park(op, {"id": "r" * 64, "pid": 4242}, then="", grace=5)
+    with django_capture_on_commit_callbacks(execute=True):  # the wake follows the commit
+        waiting.park(op, {"id": "r" * 64, "pid": 4242}, then="", grace=5)
     sleeper.join(60)  # an hour without the wake
     assert not sleeper.is_alive()
     assert [p.id for p in waiter.parked()] == [op.id]
