@@ -41,9 +41,25 @@ def _load_sqlite():
 
 _sqlite3 = _load_sqlite()
 
-# Docker's COMMAND is Go's strconv.Quote: quotes, backslashes and control characters escaped,
-# printable text as it is (its truncation's "…" too); json.dumps(..., ensure_ascii=False).
-_encode = _json.encode_basestring
+_encode = _json.encode_basestring  # json.dumps(text, ensure_ascii=False)
+
+
+def _quote(text: str) -> str:
+    """A command as docker ps quotes it (Go's strconv.Quote): printable text as it is (the
+    truncation's "…", accents), anything else escaped: quotes, backslashes, control
+    characters, and the invisible ones (DEL, bidi overrides) a hostile command could use to
+    dress up the table."""
+    quoted = _encode(text)
+    if quoted.isprintable():
+        return quoted
+    return "".join(c if c.isprintable() else _escaped(c) for c in quoted)
+
+
+def _escaped(char: str) -> str:
+    """One character as Go writes it in a quoted string: \\uXXXX, or \\UXXXXXXXX past 0xFFFF."""
+    code = ord(char)
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
 
 # `ps`'s flags: anything else goes through argparse.
 _FLAGS = {
@@ -254,7 +270,7 @@ def render(states: list[dict], found: set[str]) -> str:
             [
                 st["id"] if no_trunc else st["id"][:12],
                 st["image"],
-                _encode(cmd),
+                _quote(cmd),
                 f"{_ago(st['created'])} ago",
                 _status_text(st),
                 _ports(st),

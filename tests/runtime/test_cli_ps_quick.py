@@ -232,3 +232,13 @@ def test_the_quick_entry_script_reads_the_kept_views(rt, base_spec, tmp_path):
         assert mine.returncode == theirs.returncode == 0, mine.stderr + theirs.stderr
         assert mine.stdout == theirs.stdout
         assert made[: len(mine.stdout.split()[0])] in mine.stdout
+
+
+def test_commands_are_quoted_as_docker_ps_quotes_them():
+    from runtime.cli import quickps
+
+    assert quickps._quote("sleep 1000 # a long…") == '"sleep 1000 # a long…"'
+    assert quickps._quote('sh -c "echo \\ é"') == '"sh -c \\"echo \\\\ é\\""'
+    # Nothing a terminal would act on or hide: escapes, DEL, a right-to-left override.
+    assert quickps._quote("a\x1b[2Jb\x7fc\u202ed\n") == '"a\\u001b[2Jb\\u007fc\\u202ed\\n"'
+    assert quickps._quote("tag\U000e0001") == '"tag\\U000e0001"'
