@@ -1,8 +1,9 @@
-"""`ps` from the index's kept list views, with nothing imported but os, sys, time and two C
-modules (issue 19).
+"""`ps` from the index's kept list views, with nothing imported but sys, time and three C
+modules (posix, _json, _sqlite3) (issue 19).
 
 A Python start is most of what `ps` costs: `json` alone imports `re` (and through it enum and
-functools), `sqlite3` imports `datetime`. This module reads the index's views through
+functools), `sqlite3` imports `datetime`, `os` imports `_collections_abc` (1 ms): posix
+is os's built-in half. This module reads the index's views through
 `_sqlite3` and decodes them with `_json`'s scanner (the C parts those packages wrap), checks
 each view as runtime/container/listing.py does (row clean, key = the ctimes of the
 container's two directories, the programs of its processes unchanged), and prints the table.
@@ -12,7 +13,7 @@ and answers. The table is rendered here for both paths.
 """
 
 import _json
-import os
+import posix
 import sys
 import time
 
@@ -130,9 +131,11 @@ def _root(environ) -> tuple[str, str] | None:
 def kept_states(root: str, run_root: str) -> list[dict] | None:
     """Every container's list() entry (without its spec) from the kept views, oldest first;
     None unless every container on disk has a valid view."""
-    containers = os.path.join(root, "containers")
-    index = os.path.join(containers, ".index.db")
-    if not os.path.exists(index):
+    containers = f"{root}/containers"
+    index = f"{containers}/.index.db"
+    try:
+        posix.stat(index)
+    except OSError:
         return None
     # mode=rw: never create the file (the full path creates it private, with its schema).
     conn = _sqlite3.connect(f"file:{index}?mode=rw", timeout=60, uri=True, isolation_level=None)
@@ -146,9 +149,9 @@ def kept_states(root: str, run_root: str) -> list[dict] | None:
     cdir = open_dir(containers)
     if cdir < 0:
         return None
-    rdir = open_dir(os.path.join(run_root, "containers"))
+    rdir = open_dir(f"{run_root}/containers")
     try:
-        on_disk = {e.name for e in os.scandir(cdir) if e.is_dir() and not e.name.startswith(".")}
+        on_disk = {e.name for e in posix.scandir(cdir) if e.is_dir() and not e.name.startswith(".")}
         if len(on_disk) != len(rows):
             return None  # a container without a row, or a row without a directory
         states = []
@@ -162,9 +165,9 @@ def kept_states(root: str, run_root: str) -> list[dict] | None:
                 return None
             states.append(entry)
     finally:
-        os.close(cdir)
+        posix.close(cdir)
         if rdir >= 0:
-            os.close(rdir)
+            posix.close(rdir)
     states.sort(key=lambda s: s["created"])
     return states
 
@@ -280,11 +283,21 @@ def render(states: list[dict], found: set[str]) -> str:
     return _aligned([_TITLES, *rows])  # every cell is a str already
 
 
-def answer(argv: list[str], environ=os.environ) -> int | None:
+class _Environ:
+    """os.environ.get over posix.environ (bytes on Linux), decoded as os decodes it."""
+
+    @staticmethod
+    def get(name: str, default=None):
+        value = posix.environ.get(name.encode())
+        return default if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def answer(argv: list[str], environ=None) -> int | None:
     """Print `ps`'s answer from the kept views and return 0; None when the full path must
-    answer (other flags, an invalid view, an index that cannot be read)."""
+    answer (other flags, an invalid view, an index that cannot be read). `environ`: a
+    mapping of BERTH_* variables, the process's environment by default."""
     found = flags(argv)
-    roots = _root(environ) if found is not None else None
+    roots = _root(_Environ if environ is None else environ) if found is not None else None
     if roots is None:
         return None
     try:

@@ -1,16 +1,18 @@
-"""What decides whether a kept list view is still valid, with nothing but `os` imported.
+"""What decides whether a kept list view is still valid, with nothing but `posix` imported.
 
 Shared by Runtime.list() (runtime/container/listing.py) and `ps`'s quick path
 (runtime/cli/quickps.py), which must not import json, sqlite3 or the rest of the runtime.
+The functions are os's own: `os` is the pure-Python wrapper around the built-in `posix`, and
+importing it (with _collections_abc, for os.environ) costs 1 ms of the 13 ms `ps` takes.
 """
 
-import os
+import posix
 
 
 def open_dir(path) -> int:
     """A descriptor of the directory `path`, -1 when it does not exist."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         return -1
 
@@ -19,7 +21,7 @@ def _ctime(name: str, dir_fd: int) -> int:
     if dir_fd < 0:
         return 0
     try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ctime_ns
+        return posix.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ctime_ns
     except FileNotFoundError:
         return 0
 
@@ -37,7 +39,7 @@ def key_text(key: tuple[int, int]) -> str:
 def exe(pid: int) -> str | None:
     """The program of a live process; None once it has exited (a zombie has none)."""
     try:
-        return os.readlink(f"/proc/{pid}/exe")
+        return posix.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
 

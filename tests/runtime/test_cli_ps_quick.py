@@ -209,6 +209,13 @@ def test_the_quick_entry_script_answers_as_python_m_runtime(tmp_path):
     link.symlink_to(REPO / "scripts" / "berth-runtime")
     linked = _script(tmp_path, tmp_path, "ps", "-a", command=(str(link),))
     assert (linked.returncode, linked.stdout) == (0, _berth(tmp_path, "ps", "-a").stdout)
+    # A relative link to that link, run by a relative path through '.' (the script resolves
+    # its own path without os.path).
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "br").symlink_to("../berth-runtime")
+    for command in ("./bin/br", "bin/./br"):
+        relative = _script(tmp_path, tmp_path, "ps", "-a", command=(command,))
+        assert (relative.returncode, relative.stdout) == (linked.returncode, linked.stdout)
 
 
 @pytest.mark.root
