@@ -62,6 +62,8 @@ def _free_name(rt, container, conflict: str) -> bool:
     removed row of this host; True when the name is free now (a create may try again)."""
     try:
         holder = rt.state(container.name)
+    except Conflict:  # no container holds the name; it starts the ids of several (lookup.py)
+        return False
     except NotFound:
         # Deleted since the conflict (its agent.remove_container ran): try again if it was
         # the name that conflicted, not something else (a port, an address).

@@ -5,7 +5,7 @@ save the runtime id), so every container the agent creates carries the label bel
 platform's primary key; the runtime id saved in the row is only the fast path.
 """
 
-from runtime.errors import NotFound
+from runtime.errors import Conflict, NotFound
 
 LABEL = "io.berth.container"
 
@@ -20,7 +20,8 @@ def find(rt, container) -> dict | None:
 
     Tried in order: the runtime id saved in the row, then the name the agent creates it under
     (an attempt killed before it saved the id). Both must carry our label, so a look-alike
-    (another installation's container, a stale name) is never taken for ours.
+    (another installation's container, a stale name, another container whose id the name
+    starts) is never taken for ours.
     """
     wanted = label_value(container)
     for ref in (container.runtime_id, container.name):
@@ -28,7 +29,9 @@ def find(rt, container) -> dict | None:
             continue
         try:
             state = rt.state(ref)
-        except NotFound:
+        except (NotFound, Conflict):
+            # Conflict: a name made of hex digits that no container holds but that starts
+            # the ids of several (the runtime tries names before id prefixes): not ours.
             continue
         if _labels(state).get(LABEL) == wanted:
             return state

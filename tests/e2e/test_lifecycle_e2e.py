@@ -70,6 +70,29 @@ def test_exit_code_reaches_the_database(web):
     web.api("DELETE", f"containers/{cid}/?wait=60", expect=200)
 
 
+def test_a_name_that_starts_the_ids_of_two_containers_is_still_created(web):
+    """A name made of hex digits that starts several runtime ids (the runtime resolves names
+    before id prefixes) is no container's: the create makes it (the agent's lookup of its name
+    answered "multiple containers match the id prefix" once, seen at 1,000 containers)."""
+    rt = web.runtime()
+    seen: dict[str, str] = {}
+    prefix = None
+    for _ in range(200):  # two of 256 two-digit prefixes meet within about 20 containers
+        made = rt.create({"image": "busybox", "command": ["true"], "network": {"mode": "none"}})
+        head = made["id"][:2]
+        if head in seen:
+            prefix = head
+            break
+        seen[head] = made["id"]
+    assert prefix, "no two runtime ids shared their first two digits"
+    status, body = create(web, prefix, ["sleep", "1000"])
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    cid = body["container"]["id"]
+    assert [c["name"] for c in runtime_copies(web, cid)] == [prefix]
+    web.api("DELETE", f"containers/{cid}/?wait=60&force=true", expect=200)
+    web.wait_until(lambda: runtime_copies(web, cid) == [], 15, "the host's deletion")
+
+
 def test_bad_request_leaves_nothing(web):
     status, body = web.api(
         "POST",
