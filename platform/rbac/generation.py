@@ -1,125 +1,92 @@
-"""The generation of who may do what: one value in Redis, changed on every change to users,
-API tokens, teams, memberships, roles and role bindings (issue 15).
+"""The generation of who may do what: one row in the database (rbac.models.AuthzGeneration),
+given a new value on every change to users, API tokens, teams, memberships, roles and role
+bindings (issue 15).
 
 Token lookups and grants are cached per process only together with the generation read at the
-start of the request, before the database: an entry is used only while Redis still holds that
-generation. A change sets a new generation when it is saved and again when its transaction
-commits, so the request after a revocation (or a removed binding, a deactivated user) reads the
-database again: no revocation delay. Reading it is one GET on a kept connection per request
-(about a tenth of a millisecond), against a token query and a grants query (about 1.5 ms each).
+start of the request, before anything else: an entry is used only while the row still holds
+that generation. A change writes a new generation in its own transaction, so the two commit
+together: the request after a revocation (or a removed binding, a deactivated user) reads the
+database again, with no revocation delay; readers during the change's transaction still see the
+old rows and the old generation, and what they cache under it is never used again. Reading it is
+one primary-key SELECT on the request's own connection: on SQLite, in-process (tens of
+microseconds); it was a Redis GET, whose round trip cost 0.35 ms of a 1.7 ms container list,
+and more on an idle machine where each process must be woken (issue 19).
 
-When Redis cannot be reached nothing is cached (every request reads the database), this
-process's entries are dropped, and a change that could not be announced is announced again at
-the next request that reaches Redis. Entries also expire after MAX_AGE seconds: a backstop for a
-change made behind the ORM's back (raw SQL), which no signal reports.
+When the row cannot be read (an agent's PostgreSQL role set up before the table existed, see
+agent/dbroles.py) nothing is cached: every request reads the database. Entries also expire
+after MAX_AGE seconds: a backstop for a change made behind the ORM's back (raw SQL), which no
+signal reports.
 """
 
+import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
 
-import redis
-from django.db import transaction
+from django.db import DatabaseError, connection
 
 log = logging.getLogger(__name__)
 
-KEY = "berth:authz:generation"
 MAX_AGE = 30.0
-# After Redis failed, this long without trying again (nothing is cached meanwhile).
-RETRY_AFTER = 1.0
-TIMEOUT = 1.0
-
-_clients: dict[tuple, redis.Redis] = {}
-_down_until: dict[tuple, float] = {}  # per client: the Redis that failed, not a new one
-_unannounced = [False]
 _caches: list["GenerationCache"] = []
+_readable: dict[tuple, bool] = {}  # (pid, database user) -> may that user read the row?
 
 
-def _key() -> tuple:
-    # Per process: a forked worker must not share its parent's sockets. The broker's Redis is
-    # the one every web, agent and control process of an installation already shares.
-    from config.celery import app as celery_app
+def _table() -> str:
+    from rbac.models import AuthzGeneration
 
-    return (os.getpid(), celery_app.conf.broker_url)
+    return AuthzGeneration._meta.db_table
 
 
-def _down(key: tuple | None = None) -> bool:
-    return time.monotonic() < _down_until.get(key or _key(), 0.0)
+def _may_read(cursor) -> bool:
+    """Whether this process's database user may read the row. Asked once per process on
+    PostgreSQL, where an agent's role set up before the table existed may not: a refused
+    SELECT would abort the caller's transaction (the agent's operations run inside one), and
+    has_table_privilege() only answers false."""
+    if connection.vendor != "postgresql":
+        return True
+    key = (os.getpid(), connection.settings_dict.get("USER"))
+    if key not in _readable:
+        cursor.execute("SELECT has_table_privilege(%s, 'SELECT')", [_table()])
+        _readable[key] = bool(cursor.fetchone()[0])
+        if not _readable[key]:
+            log.warning(
+                "authorization cache off: %s may not read %s (run agent_db_role --setup again)",
+                key[1],
+                _table(),
+            )
+    return _readable[key]
 
 
-def _client(key: tuple | None = None) -> redis.Redis:
-    from config.celery import app as celery_app
-
-    key = key or _key()
-    url = key[1]
-    if key not in _clients:
-        tls = celery_app.conf.broker_use_ssl or {}
-        _clients[key] = redis.Redis.from_url(
-            url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, **tls
-        )
-    return _clients[key]
-
-
-def _failed(err: Exception, key: tuple | None = None) -> None:
-    key = key or _key()
-    was_up = key not in _down_until
-    _down_until[key] = time.monotonic() + RETRY_AFTER
-    for cache in _caches:
-        cache.clear()
-    if was_up:
-        log.warning("authorization cache off while Redis is unreachable (%s)", err)
-
-
-def current() -> bytes | None:
-    """The generation now; None when Redis cannot be reached (then cache nothing)."""
-    # The key once per request: reading the broker's URL from Celery's configuration costs
-    # about 70 microseconds each time (issue 15).
-    key = _key()
-    if _down(key):
-        return None
+def current() -> str | None:
+    """The generation now; None when it cannot be read (then cache nothing)."""
+    sql = f"SELECT value FROM {connection.ops.quote_name(_table())} WHERE id = 1"  # noqa: S608
     try:
-        client = _client(key)
-        if _unannounced[0]:
-            _announce()
-        value = client.get(KEY)
-        if value is None:  # a new (or emptied) Redis: start a generation nobody cached under
-            client.set(KEY, secrets.token_hex(8), nx=True)
-            value = client.get(KEY)
-        _down_until.pop(key, None)
-        return value
-    except redis.RedisError as err:
-        _failed(err, key)
+        with connection.cursor() as cursor:
+            if not _may_read(cursor):
+                return None
+            cursor.execute(sql)
+            row = cursor.fetchone()
+    except DatabaseError as err:  # (SQLite) a database without the table: not migrated yet
+        log.warning("authorization cache off: the generation cannot be read (%s)", err)
         return None
-
-
-def _announce() -> None:
-    _client().set(KEY, secrets.token_hex(8))
-    _unannounced[0] = False
-
-
-def _announce_safely() -> None:
-    if _down():
-        _unannounced[0] = True
-        return
-    try:
-        _announce()
-    except redis.RedisError as err:
-        _unannounced[0] = True
-        _failed(err)
+    if row is None:  # an emptied table: start a generation nobody cached under
+        with contextlib.suppress(DatabaseError):
+            bump()
+        return None
+    return row[0]
 
 
 def bump(**_signal_kwargs) -> None:
-    """A change to who may do what: every cached token and grant is stale from now on, and
-    again once the current transaction (if any) commits."""
+    """A change to who may do what: every cached token and grant is stale from the moment the
+    current transaction (if any) commits."""
     for cache in _caches:
         cache.clear()
-    _announce_safely()
-    if transaction.get_connection().in_atomic_block:
-        # Readers between now and the commit still see the old rows: whatever they cache
-        # under the generation set above is dropped by this second one.
-        transaction.on_commit(_announce_safely)
+    from rbac.models import AuthzGeneration
+
+    AuthzGeneration.objects.update_or_create(pk=1, defaults={"value": secrets.token_hex(8)})
 
 
 class GenerationCache:

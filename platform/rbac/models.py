@@ -123,3 +123,15 @@ class RoleBinding(models.Model):
         if self.scope_host_id:
             return f"host:{self.scope_host}"
         return "global"
+
+
+class AuthzGeneration(models.Model):
+    """The generation of who may do what (rbac/generation.py): one row whose value changes, in
+    the same transaction, with every change to users, tokens, teams, memberships, roles and
+    bindings."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    value = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = "authorization generation"

@@ -123,6 +123,8 @@ def test_the_agent_cannot_touch_another_hosts_container(fleet):
     [
         "UPDATE rbac_role SET name = 'pwned' WHERE name = 'viewer'",
         "INSERT INTO rbac_rolebinding (user_id, role_id) VALUES (1, 1)",
+        # Set back to an older value, a web worker's cached (since revoked) token would pass.
+        "UPDATE rbac_authzgeneration SET value = 'old'",
         "UPDATE accounts_user SET is_superuser = true",
         "UPDATE audit_auditevent SET outcome = 'allowed'",
         "DELETE FROM audit_auditevent",

@@ -1,6 +1,6 @@
 """Token lookups and grants are cached across requests (rbac/generation.py), and every change to
 who may do what takes effect at the very next request: a revoked token, a deactivated user, a
-removed binding or membership. Without Redis nothing is cached."""
+removed binding or membership. The generation they are cached under is a database row."""
 
 import pytest
 from django.db import connection
@@ -82,11 +82,39 @@ def test_removed_binding_and_membership_apply_at_the_next_request(users, teams, 
     assert client.get(URL).status_code == 403
 
 
-def test_nothing_cached_without_redis(users, broker_down):
+def test_the_cache_needs_no_redis(users, broker_down):
+    """The generation is a database row (issue 19: its Redis GET was a fifth of a list)."""
+    client = _client(users["viewer"])
+    assert _get(client)[0] == 200
+    status, sql = _get(client)
+    assert status == 200 and "accounts_apitoken" not in sql and "rbac_rolebinding" not in sql
+
+
+def test_nothing_cached_when_the_generation_cannot_be_read(users, monkeypatch):
+    """As for an agent whose PostgreSQL role predates the table: every request reads."""
+    from rbac import generation
+
+    monkeypatch.setattr(generation, "_may_read", lambda cursor: False)
     client = _client(users["viewer"])
     for _ in range(2):
         status, sql = _get(client)
         assert status == 200 and "accounts_apitoken" in sql and "rbac_rolebinding" in sql
+
+
+def test_a_change_writes_a_new_generation_with_it(users):
+    """The new generation is part of the change's transaction: gone with its rollback."""
+    from django.db import transaction
+
+    from rbac import generation
+
+    before = generation.current()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        RoleBinding.objects.filter(user=users["viewer"]).delete()
+        assert generation.current() not in (None, before)
+        raise RuntimeError("rolled back")
+    assert generation.current() == before
+    RoleBinding.objects.filter(user=users["viewer"]).delete()
+    assert generation.current() not in (None, before)
 
 
 def test_nav_answered_once_and_follows_a_removed_binding(users):
