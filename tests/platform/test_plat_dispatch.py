@@ -67,6 +67,22 @@ def test_redis_down_answers_503_and_leaves_no_row(api, host, containers, broker_
     assert containers["alpha"].desired_state == "created" and not Operation.objects.exists()
 
 
+def test_a_container_that_runs_nothing_is_removed_without_redis(api, containers, broker_down):
+    """One row update (issue 19); the host's deletion is its reconciler's when the message
+    cannot go. A removal the host must do first still needs the broker."""
+    alpha = containers["alpha"]
+    Container.objects.filter(pk=alpha.pk).update(observed_state="stopped")
+    response = api("admin").delete(f"/api/v1/containers/{alpha.pk}/")
+    assert response.status_code == 200, response.content
+    alpha.refresh_from_db()
+    assert (alpha.desired_state, alpha.observed_state) == ("removed", "removed")
+    Container.objects.filter(pk=containers["beta"].pk).update(observed_state="running")
+    response = api("admin").delete(f"/api/v1/containers/{containers['beta'].pk}/")
+    assert response.status_code == 503
+    assert Container.objects.get(pk=containers["beta"].pk).desired_state != "removed"
+    assert AuditEvent.objects.filter(action="container.delete", outcome="failed").count() == 1
+
+
 def test_denied_requests_stay_403_when_redis_is_down(api, containers, broker_down):
     response = api("viewer").post(f"/api/v1/containers/{containers['alpha'].pk}/stop/")
     assert response.status_code == 403
