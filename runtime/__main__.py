@@ -1,13 +1,22 @@
 """Entry point of `python -m runtime`.
 
-`ps` with its usual flags first answers from the index's kept views with nothing but os, sys
-and two C modules imported (runtime/cli/quickps.py); when a container must be observed it
-skips argparse and every other command's module. A Python start is most of what `ps` costs
-(issue 19): scripts/berth-runtime is the same command line without the site module and runpy.
+`ps` with its usual flags first answers from the index's kept views with nothing but sys, time
+and three C modules imported (runtime/cli/quickps.py), and leaves without the interpreter's
+finalization; when a container must be observed it skips argparse and every other command's
+module. A Python start is most of what `ps` costs (issue 19): scripts/berth-runtime is the same
+command line without the site module and runpy.
 """
 
 import sys
 
-from runtime.cli.entry import main
+argv = sys.argv[1:]
+if argv[:1] == ["ps"]:
+    from runtime.cli import quickps
 
-sys.exit(main(sys.argv[1:]))
+    code = quickps.answer(argv)
+    if code is not None:
+        quickps.leave(code)
+
+from runtime.cli.entry import main  # noqa: E402 (only when the kept views did not answer)
+
+sys.exit(main(argv))

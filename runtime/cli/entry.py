@@ -1,18 +1,13 @@
-"""What `python -m runtime` and scripts/berth-runtime run: `ps` from the kept views first,
-then `ps`'s own small path, then the whole command line (issue 19)."""
+"""What `python -m runtime` and scripts/berth-runtime run once `ps` could not answer from the
+kept views: `ps`'s own small path, then the whole command line (issue 19)."""
 
 from __future__ import annotations
 
 
-def main(argv: list[str], quick: bool = True) -> int:
-    """Run one command line; `quick=False` when the caller already tried the kept views."""
+def main(argv: list[str]) -> int:
+    """Run one command line. Both callers first try `ps` from the kept views themselves
+    (quickps.answer, then quickps.leave), before this module is even imported."""
     if argv[:1] == ["ps"]:
-        if quick:
-            from runtime.cli import quickps
-
-            code = quickps.answer(argv)
-            if code is not None:
-                return code
         from runtime.cli import ps, run
 
         args = ps.quick_args(argv)

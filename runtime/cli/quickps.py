@@ -310,3 +310,10 @@ def answer(argv: list[str], environ=None) -> int | None:
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
+
+
+def leave(code: int):
+    """Exit with `code` once the table is flushed, skipping the interpreter's finalization
+    (it tears every module down: 1.2 ms of a 12 ms `ps`); nothing else is left to do."""
+    sys.stdout.flush()
+    posix._exit(code)
