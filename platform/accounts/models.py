@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 TOKEN_PREFIX = "berth_"
@@ -67,11 +67,15 @@ class ApiTokenQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         """As QuerySet.update; any change but the last use (a revocation) also changes the
-        generation cached token lookups depend on (rbac/generation.py): no signal reports it."""
-        done = super().update(**kwargs)
-        if set(kwargs) - {"last_used_at"}:
-            from rbac.generation import bump
+        generation cached token lookups depend on (rbac/generation.py), in the same
+        transaction: no signal reports it, and no request between the two may still find the
+        token in a cache."""
+        if not set(kwargs) - {"last_used_at"}:
+            return super().update(**kwargs)
+        from rbac.generation import bump
 
+        with transaction.atomic(using=self.db):
+            done = super().update(**kwargs)
             bump()
         return done
 

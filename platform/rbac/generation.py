@@ -86,7 +86,9 @@ def bump(**_signal_kwargs) -> None:
         cache.clear()
     from rbac.models import AuthzGeneration
 
-    AuthzGeneration.objects.update_or_create(pk=1, defaults={"value": secrets.token_hex(8)})
+    value = secrets.token_hex(8)
+    if not AuthzGeneration.objects.filter(pk=1).update(value=value):  # an emptied table
+        AuthzGeneration.objects.get_or_create(pk=1, defaults={"value": value})
 
 
 class GenerationCache:

@@ -143,3 +143,25 @@ def test_list_pages_follow_a_new_binding(users, teams, host):
     body = client.get(URL + "?page_size=1&page=2").json()
     assert body["count"] == 2 and [c["name"] for c in body["results"]] == ["tp-shape-b"]
     assert client.get(URL + "?page=3&page_size=1").status_code == 404  # past the end, as before
+
+
+def test_a_revocation_writes_a_new_generation_and_a_last_use_does_not(users):
+    """Both queryset updates of tokens; the revocation's generation commits with it."""
+    from django.utils import timezone
+
+    from rbac import generation
+
+    _client(users["viewer"])
+    tokens = ApiToken.objects.filter(user=users["viewer"], name="tp-cache")
+    before = generation.current()
+    tokens.update(last_used_at=timezone.now())
+    assert generation.current() == before
+    with CaptureQueriesContext(connection) as ctx:
+        tokens.update(revoked_at=timezone.now())
+    assert generation.current() not in (None, before)
+    sql = [q["sql"] for q in ctx.captured_queries]
+    # One transaction (a savepoint inside the test's own) around the update and the new generation.
+    assert any("accounts_apitoken" in s for s in sql) and any(
+        "rbac_authzgeneration" in s for s in sql
+    )
+    assert any("SAVEPOINT" in s for s in sql)
