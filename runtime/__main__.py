@@ -10,12 +10,10 @@ command line without the site module and runpy.
 import sys
 
 argv = sys.argv[1:]
-if argv[:1] == ["ps"]:
+if argv[:1] == ["ps"]:  # only then: quickps loads _sqlite3 without functools' cache
     from runtime.cli import quickps
 
-    code = quickps.answer(argv)
-    if code is not None:
-        quickps.leave(code)
+    quickps.main(argv)  # from the kept views: exits when it answers
 
 from runtime.cli.entry import main  # noqa: E402 (only when the kept views did not answer)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def main(argv: list[str]) -> int:
     """Run one command line. Both callers first try `ps` from the kept views themselves
-    (quickps.answer, then quickps.leave), before this module is even imported."""
+    (quickps.main), before this module is even imported."""
     if argv[:1] == ["ps"]:
         from runtime.cli import ps, run
 

@@ -317,3 +317,11 @@ def leave(code: int):
     (it tears every module down: 1.2 ms of a 12 ms `ps`); nothing else is left to do."""
     sys.stdout.flush()
     posix._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    """What both entry points (`python -m runtime`, scripts/berth-runtime) do first for `ps`:
+    answer from the kept views and exit; return when the full command line must answer."""
+    code = answer(argv)
+    if code is not None:
+        leave(code)

@@ -70,8 +70,13 @@ def test_redis_down_answers_503_and_leaves_no_row(api, host, containers, broker_
 def test_a_container_that_runs_nothing_is_removed_without_redis(api, containers, broker_down):
     """One row update (issue 19); the host's deletion is its reconciler's when the message
     cannot go. A removal the host must do first still needs the broker."""
-    alpha = containers["alpha"]
-    Container.objects.filter(pk=alpha.pk).update(observed_state="stopped")
+    alpha, beta = containers["alpha"], containers["beta"]
+    Container.objects.filter(pk__in=[alpha.pk, beta.pk]).update(observed_state="stopped")
+    # Still behind the gate: another team's container is not found, a viewer may not remove.
+    assert api("developer").delete(f"/api/v1/containers/{beta.pk}/").status_code == 404
+    assert api("viewer").delete(f"/api/v1/containers/{alpha.pk}/").status_code == 403
+    assert AuditEvent.objects.filter(action="container.delete", outcome="denied").count() == 2
+    assert Container.objects.filter(desired_state="removed").count() == 0
     response = api("admin").delete(f"/api/v1/containers/{alpha.pk}/")
     assert response.status_code == 200, response.content
     alpha.refresh_from_db()
