@@ -275,9 +275,17 @@ class LogSession:
         self.thread.start()
 
     def _started(self) -> bool:
+        from runtime.errors import NotFound
+
         deadline = time.monotonic() + START_WAIT
         while not self.stopped.is_set() and time.monotonic() < deadline:
-            state = self.rt.state(self.runtime_id)
+            try:
+                state = self.rt.state(self.runtime_id)
+            except NotFound:
+                return False
+            except Exception:  # noqa: BLE001 (a look racing the start: look again)
+                time.sleep(0.05)
+                continue
             if state.get("status") in ("running", "paused", "restarting"):
                 return True
             if state.get("started_at") != self.start_mark:

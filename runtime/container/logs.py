@@ -10,7 +10,10 @@ import time
 from collections import deque
 from datetime import UTC, datetime, timedelta, timezone
 
-from runtime.errors import InvalidSpec
+from runtime.errors import InvalidSpec, NotFound
+
+# Failed looks in a row (0.1 s apart) after which a follow ends as if the container stopped.
+MAX_FAILED_LOOKS = 50
 
 _ISO_PARTS = re.compile(r"(.+?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 
@@ -106,6 +109,7 @@ def _iterate(rt, cid, path, follow, tail, since_ts, stop=None):
             yield from entries
         else:
             pending = b""
+        failed = 0  # looks at the container's status in a row that failed
         while follow:
             if f is None:
                 with contextlib.suppress(FileNotFoundError):
@@ -119,7 +123,9 @@ def _iterate(rt, cid, path, follow, tail, since_ts, stop=None):
                     if entry:
                         yield entry
                 continue
-            if not _running(rt, cid):
+            running = _running(rt, cid)
+            failed = failed + 1 if running is None else 0
+            if running is False or failed > MAX_FAILED_LOOKS:
                 chunk = f.read() if f is not None else b""
                 if not chunk:
                     return
@@ -133,8 +139,16 @@ def _iterate(rt, cid, path, follow, tail, since_ts, stop=None):
             f.close()
 
 
-def _running(rt, cid: str) -> bool:
+def _running(rt, cid: str) -> bool | None:
+    """Whether the container may still write to its log; None when the look failed.
+
+    A look can fail for a moment while the container changes state (its start or exit racing
+    the files and cgroup read here): that is not its end, or a `docker start -a` made just
+    before the start would end with nothing. Only its removal is.
+    """
     try:
         return rt.state(cid)["status"] in ("running", "paused", "created", "restarting")
-    except Exception:
+    except NotFound:
         return False
+    except Exception:  # noqa: BLE001 (any failed look; the caller gives up after a few)
+        return None

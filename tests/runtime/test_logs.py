@@ -66,3 +66,48 @@ def test_since_keeps_an_iso_times_nanoseconds():
     assert parse_since("2026-12-05") == "2026-12-05T00:00:00.000000000Z"
     with pytest.raises(InvalidSpec):
         parse_since("2026-13-05")
+
+
+def test_a_follow_begun_before_the_start_outlasts_a_failed_look(rt, base_spec):
+    """`docker start -a` follows a created container's log before starting it: the follow
+    waits through the start, and a look at its status that fails for a moment (racing the
+    start's files) does not end it with nothing."""
+    import threading
+
+    from runtime.container import logs
+
+    base_spec["command"] = ["sh", "-c", "echo started"]
+    cid = rt.create(base_spec)["id"]
+
+    class FailsThreeLooks:
+        def __init__(self):
+            self.fails = 3
+
+        def __getattr__(self, name):
+            return getattr(rt, name)
+
+        def state(self, ref):
+            if self.fails:
+                self.fails -= 1
+                raise OSError("the state read raced the start")
+            return rt.state(ref)
+
+    flaky = FailsThreeLooks()
+    starter = threading.Timer(0.5, rt.start, [cid])
+    starter.start()
+    try:
+        lines = [b for _, _, b in logs.read_logs(flaky, cid, follow=True)]
+    finally:
+        starter.join()
+    assert flaky.fails == 0
+    assert lines == [b"started\n"]
+
+
+def test_a_follow_of_a_removed_container_ends(rt, base_spec):
+    """Only a removal (or looks failing for seconds) ends a follow early."""
+    from runtime.container import logs
+
+    cid = rt.create(base_spec)["id"]
+    entries = logs.read_logs(rt, cid, follow=True)
+    rt.delete(cid, force=True)
+    assert list(entries) == []

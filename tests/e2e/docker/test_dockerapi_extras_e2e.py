@@ -205,7 +205,8 @@ def test_cp_into_stopped_and_created_containers(dock, web, tmp_path):
 
         dock("create", "--name", "dx-created", "busybox", "cat", "/dx-in.txt")
         dock("cp", str(tmp_path / "dx-in.txt"), "dx-created:/")
-        assert dock("start", "-a", "dx-created").stdout == "into a stopped one\n"
+        started = dock("start", "-a", "dx-created")
+        assert started.stdout == "into a stopped one\n", started.stderr
     finally:
         dock("rm", "-f", "dx-stopped", "dx-created", check=False)
     uploads = web.data_dir / "uploads"
