@@ -254,3 +254,23 @@ def test_lone_surrogates_and_nul_are_recorded_as_escapes():
     assert stored.object_id == "\\udfff"
     assert stored.summary == {"k\\ud800": ["v\\udfff", "café"]}
     assert verify_chain() == []
+
+
+def test_an_event_refused_inside_a_transaction_leaves_the_callers_work_usable(users):
+    """Inside the caller's transaction an event is appended under a savepoint (on SQLite, the
+    driver's own): refused, it takes back only itself."""
+    from django.db import IntegrityError
+    from django.db.models import F
+
+    with transaction.atomic():
+        first = record_event(action="container.view", outcome="allowed", object_id="tp-first")
+        ChainHead.objects.filter(pk=1).update(seq=F("seq") - 1)  # the next number is taken
+        with pytest.raises(IntegrityError):
+            record_event(action="container.view", outcome="allowed", object_id="tp-refused")
+        assert AuditEvent.objects.filter(pk=first.pk).exists()
+        assert ChainHead.objects.get(pk=1).seq == first.seq - 1
+        ChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
+        record_event(action="container.view", outcome="allowed", object_id="tp-after")
+    assert not AuditEvent.objects.filter(object_id="tp-refused").exists()
+    assert AuditEvent.objects.filter(object_id="tp-after").exists()
+    assert verify_chain() == []
