@@ -159,10 +159,8 @@ class _AloneSql:
         columns = ", ".join(f'"{f.column}"' for f in _FIELDS)
         marks = ", ".join("?" * len(_FIELDS))
         self.head = f'SELECT seq, last_hash FROM "{head}" WHERE id = 1'  # noqa: S608
-        self.insert = (
-            f'INSERT INTO "{AuditEvent._meta.db_table}" ({columns}) VALUES ({marks}) '  # noqa: S608
-            f'RETURNING "{AuditEvent._meta.pk.column}"'
-        )
+        # The id is the cursor's lastrowid: RETURNING needs SQLite 3.35, Debian 11 has 3.34.
+        self.insert = f'INSERT INTO "{AuditEvent._meta.db_table}" ({columns}) VALUES ({marks})'  # noqa: S608
         self.move = f'UPDATE "{head}" SET seq = ?, last_hash = ? WHERE id = 1'  # noqa: S608
         self.start = f'INSERT INTO "{head}" (id, seq, last_hash) VALUES (1, 0, ?)'  # noqa: S608
         # Where the chain's own columns go among the INSERT's parameters.
@@ -206,7 +204,7 @@ def _append_alone(event: AuditEvent) -> None:
             seq, prev = row[0] + 1, row[1]
             link = chain_link(prev, seq, event.content_hash())
             params[seq_at], params[prev_at], params[hash_at] = seq, prev, link
-            pk = raw.execute(sql.insert, params).fetchone()[0]
+            pk = raw.execute(sql.insert, params).lastrowid
             raw.execute(sql.move, [seq, link])
             raw.execute(end)
         except BaseException:
