@@ -40,8 +40,8 @@ def _start(rt, ref, checkpoint=None, restart_count=0):
     return rt.start(ref, restart_count=restart_count) if restart_count else rt.start(ref)
 
 
-def _restart(rt, ref, timeout=None):
-    return rt.restart(ref, timeout)
+def _restart(rt, ref, timeout=None, run_pid=None):
+    return rt.restart(ref, timeout, run_pid=run_pid)
 
 
 VERBS = {"create": _create, "run": _run, "start": _start, "restart": _restart}
@@ -202,8 +202,10 @@ class LeanRuntime:
             return self._client.call("start", ref, checkpoint, restart_count)
         return self._client.call("start", ref, checkpoint)
 
-    def restart(self, ref: str, timeout: int | None = None) -> dict:
+    def restart(self, ref: str, timeout: int | None = None, *, run_pid: int | None = None) -> dict:
         """As Runtime.restart, in the fork server."""
+        if run_pid:
+            return self._client.call("restart", ref, timeout, run_pid)
         return self._client.call("restart", ref, timeout)
 
 

@@ -148,7 +148,9 @@ def complete(rt, op: Operation) -> bool:
         if time.time() > float(marker.get("kill_after") or 0) + BACKSTOP_SLACK_SECONDS:
             log.warning("operation %s: the shim did not kill at the deadline; killing", op.id)
             with contextlib.suppress(BerthError):
-                rt.kill(rid, "KILL")
+                # Only the run this stop waited for: a start may have begun another since the
+                # state above was read (the shim gone, that start reaped the old run itself).
+                rt.kill(rid, "KILL", run_pid=marker.get("pid"))
         return False
     try:
         if state is None:
@@ -158,7 +160,12 @@ def complete(rt, op: Operation) -> bool:
             claims.finish(op, result={"status": "removed"})
             return True
         # The process is gone: this only releases the network (and starts it for a restart).
-        state = rt.restart(rid, timeout=0) if marker.get("then") == "start" else rt.stop(rid)
+        # A run begun since the state above was read is not this stop's: left running.
+        waited = marker.get("pid")
+        if marker.get("then") == "start":
+            state = rt.restart(rid, timeout=0, run_pid=waited)
+        else:
+            state = rt.stop(rid, run_pid=waited)
         state = rt.state(rid) if rid else state
         if container is not None:
             observe.record(container, state)

@@ -13,7 +13,8 @@ its own death (SIGKILL, OOM, a crash) and a reboot (every shim gone, `run_root` 
    the host ran) or `respawn.at_boot` (every container, after a boot).
 3. Start what is due, in dependency order: a container that joins another's namespaces
    (`container:<id>`) starts after it. Each start is returned with its reason so the caller
-   can record it.
+   can record it. A start that fails is tried again by later passes, with a growing back-off,
+   until one succeeds (`restart_due`).
 
 A boot is told by the kernel's boot id, kept in `run_root/boot-id` (gone with `run_root`).
 """
@@ -25,7 +26,7 @@ import json
 import signal
 from pathlib import Path
 
-from runtime.container import launch, respawn
+from runtime.container import launch, respawn, restart_due
 from runtime.container import status as sm
 from runtime.container.fsutil import alive, read_json, write_json
 from runtime.errors import BerthError, NotFound
@@ -128,6 +129,10 @@ def reap(rt, cid: str) -> dict | None:
             rt.store.write_state(cid, state)
         paths.shim_file.unlink(missing_ok=True)
         paths.fifo.unlink(missing_ok=True)
+        if not rec.get("auto_remove"):
+            # Kept until a start succeeds: whoever reaped it (a pass, a verb), a failed start
+            # is retried by later passes (runtime/container/restart_due.py).
+            restart_due.mark(rt.config, cid)
         return {
             "id": cid,
             "name": rec["name"],
@@ -180,17 +185,26 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
     `skip(record)`: True for a container that must not be started whatever its policy.
     """
     reaped_by_id = {r["id"]: r for r in reaped}
-    candidates = rt.store.ids() if boot else list(reaped_by_id)
+    if boot:
+        candidates = rt.store.ids()
+    else:
+        # Also those reaped earlier whose restart is still owed (a start that failed, or a
+        # reap done by a verb): restart_due keeps them until one start succeeds.
+        candidates = list(reaped_by_id)
+        candidates += [c for c in restart_due.owed(rt.config) if c not in reaped_by_id]
     found = []
     for cid in candidates:
         try:
             rec, obs = rt._observe(cid)
         except (NotFound, FileNotFoundError):
+            restart_due.clear(rt.config, cid)
             continue
         if obs["process"] or rec.get("auto_remove") or (skip is not None and skip(rec)):
+            restart_due.clear(rt.config, cid)
             continue
         state = rt.store.read_state(cid)
         if not state.get("started_at"):
+            restart_due.clear(rt.config, cid)
             continue  # created, never started: nothing to bring back
         exit_info = read_json(rt.store.paths(cid).exit_file, {}) or {}
         code = exit_info.get("exit_code")
@@ -209,9 +223,13 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
             go = respawn.after_lost_monitor(spec, code=code or 0, count=count, user_stopped=stopped)
             trigger = "monitor-lost"
         if not go:
+            restart_due.clear(rt.config, cid)
             continue
         # on-failure counts its retries across both; the others count as Docker shows them.
         next_count = count + 1
+        reason = _reason(trigger, policy, code, stopped)
+        if failed := restart_due.failures(rt.config, cid):
+            reason += f" (try {failed + 1}: the last {failed} failed)"
         found.append(
             {
                 "id": cid,
@@ -220,7 +238,7 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
                 "trigger": trigger,
                 "exit_code": code,
                 "restart_count": next_count,
-                "reason": _reason(trigger, policy, code, stopped),
+                "reason": reason,
                 "after": _dependencies(rt, spec),
             }
         )
@@ -275,6 +293,9 @@ def start_all(rt, items: list[dict]) -> list[dict]:
         except Exception as err:  # one container's failure never keeps the others down
             message = str(err) if isinstance(err, BerthError) else f"{type(err).__name__}: {err}"
             item.update(started=False, error=message, state=None)
+            with contextlib.suppress(OSError):
+                wait = restart_due.failed(rt.config, item["id"])
+                item["error"] += f" (tried again in {wait:g} s)"
     return items
 
 

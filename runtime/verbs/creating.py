@@ -6,6 +6,7 @@ import os
 import select
 import time
 
+from runtime.container import restart_due
 from runtime.container import status as sm
 from runtime.container.checkpoint import pause_at
 from runtime.container.fsutil import proc_start_time, read_json
@@ -200,6 +201,7 @@ class CreateVerbs:
                 started_at=self.store.now(), user_stopped=False, restart_count=restart_count
             )
             self.store.write_state(cid, state)
+            restart_due.clear(self.config, cid)  # started: a restart owed after a reap is paid
         return self.state(cid)
 
     def _release(self, paths, pid: int) -> None:

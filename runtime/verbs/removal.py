@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 
+from runtime.container import restart_due
 from runtime.container import status as sm
 from runtime.container.fsutil import read_json, write_json
 from runtime.errors import BerthError, Conflict, NotFound
@@ -70,6 +71,7 @@ class RemoveVerbs:
             with contextlib.suppress(OSError, BerthError):
                 self.networks.detach(cid)
         self._detach_network(cid)
+        restart_due.clear(self.config, cid)
         self.store.remove(cid, name)
 
     def _parents_outside(self, cid: str) -> set[int]:

@@ -8,6 +8,7 @@ import signal
 import time
 
 from runtime.container import grace as grace_mod
+from runtime.container import restart_due
 from runtime.container import status as sm
 from runtime.errors import BerthError
 from runtime.lazy import LazyModule
@@ -23,12 +24,17 @@ launch = LazyModule("runtime.container.launch")
 class StopVerbs:
     """Signals, stop with grace, restart, pause (mixed into runtime.api.Runtime)."""
 
-    def kill(self, ref: str, sig="KILL") -> None:
-        """Send a signal to the container's init (Docker: only while it runs)."""
+    def kill(self, ref: str, sig="KILL", *, run_pid: int | None = None) -> None:
+        """Send a signal to the container's init (Docker: only while it runs).
+
+        `run_pid`: only to the run whose init had that pid; a run started since is left alone.
+        """
         number = parse_signal(sig)
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
+            if _another_run(obs, run_pid):
+                return
             sm.check("kill", rec["name"], obs["status"])
             if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
                 # A deliberate kill is a user stop: no restart, as in Docker.
@@ -43,9 +49,13 @@ class StopVerbs:
         if number == signal.SIGKILL:
             self._wait_stopped(cid, 10)
 
-    def stop(self, ref: str, timeout: int | None = None) -> dict:
-        """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped."""
-        return self._stop(ref, timeout, keep=False)
+    def stop(self, ref: str, timeout: int | None = None, *, run_pid: int | None = None) -> dict:
+        """Stop signal, up to `timeout` seconds of grace, then SIGKILL; a no-op if stopped.
+
+        `run_pid`: stop only the run whose init had that pid (the one a caller waited for); a
+        run started since, by another caller, is left running.
+        """
+        return self._stop(ref, timeout, keep=False, run_pid=run_pid)
 
     def signal_stop(self, ref: str, timeout: int | None = None, *, keep: bool = False) -> dict:
         """Send the stop signal and return at once; the shim SIGKILLs after `timeout` seconds.
@@ -55,10 +65,14 @@ class StopVerbs:
         """
         return self._stop(ref, timeout, keep, wait=False)
 
-    def _stop(self, ref: str, timeout: int | None, keep: bool, wait: bool = True) -> dict:
+    def _stop(
+        self, ref: str, timeout: int | None, keep: bool, wait: bool = True, run_pid=None
+    ) -> dict:
         cid = self.store.resolve(ref)
         with self.store.locked(cid):
             rec, obs = self._observe(cid)
+            if _another_run(obs, run_pid):
+                return self.state(cid)
             if obs["process"]:
                 spec = self.spec_of(rec)
                 grace = spec.stop_timeout if timeout is None else timeout
@@ -84,6 +98,11 @@ class StopVerbs:
                         os.kill(obs["pid"], parse_signal(spec.stop_signal))
                     self._wait_stopped(cid, grace)
                 self._kill_and_wait(cid, obs)
+            elif restart_due.clear(self.config, cid):
+                # Stopped, waiting for a restart its policy owes (a failed start after its
+                # monitor was lost): a user's stop cancels it, as Docker's does a restarting one.
+                state = self.store.read_state(cid)
+                self.store.write_state(cid, dict(state, user_stopped=True))
             self._detach_network(cid)
             # Read under the lock: a --rm container's post-exit hook removes it right after.
             return self.state(cid)
@@ -140,9 +159,12 @@ class StopVerbs:
                 self.networks.detach(cid)
             self.store.paths(cid).network_file.unlink(missing_ok=True)
 
-    def restart(self, ref: str, timeout: int | None = None) -> dict:
-        """Stop (if running) and start again (a --rm container is kept for the start)."""
-        self._stop(ref, timeout, keep=True)
+    def restart(self, ref: str, timeout: int | None = None, *, run_pid: int | None = None) -> dict:
+        """Stop (if running) and start again (a --rm container is kept for the start).
+
+        `run_pid`: as for stop(); a run started since is left running, and not started again.
+        """
+        self._stop(ref, timeout, keep=True, run_pid=run_pid)
         return self.start(ref)
 
     def pause(self, ref: str) -> None:
@@ -160,3 +182,12 @@ class StopVerbs:
             rec, obs = self._observe(cid)
             sm.check("unpause", rec["name"], obs["status"])
             self.cgroups.thaw(cid)
+
+
+def _another_run(obs: dict, run_pid: int | None) -> bool:
+    """Whether the container runs a process other than the run `run_pid` (None: any run).
+
+    A caller that waited for one run's end (the agent's Waiter, after a stop's grace) acts on
+    that run only: a start asked meanwhile by someone else began a run it must never stop.
+    """
+    return bool(run_pid) and bool(obs["process"]) and bool(obs["pid"]) and obs["pid"] != run_pid

@@ -94,8 +94,12 @@ class FakeRuntime:
         self._get(ref).update(status="running", pid=4242)
         return self.state(ref)
 
-    def stop(self, ref, timeout=None):
-        self._get(ref).update(status="stopped", pid=None, exit_code=143)
+    def stop(self, ref, timeout=None, run_pid=None):
+        state = self._get(ref)
+        if run_pid and state["status"] == "running" and state["pid"] != run_pid:
+            return dict(state)  # as the real runtime: a run begun since is not this stop's
+        state.update(status="stopped", pid=None, exit_code=143)
+        return dict(state)
 
     def signal_stop(self, ref, timeout=None, keep=False):
         # The fake's process ends on the stop signal at once (the real shim waits the grace).
@@ -397,6 +401,46 @@ def test_a_parked_stop_whose_container_runs_again_ends_without_stopping_the_new_
     assert op.state == Operation.State.SUCCEEDED
     assert rt.state(state["id"])["status"] == "running"
     assert Container.objects.get(id=world["container"].id).observed_state == "running"
+
+
+class StaleRead(FakeRuntime):
+    """The Waiter reads the old run's state; a start then begins a new run before it acts."""
+
+    seen: dict | None = None  # what the next state() answers over the real one, once
+
+    def state(self, ref):
+        if self.seen:
+            self.seen, seen = None, self.seen
+            return dict(self._get(ref), **seen)
+        return super().state(ref)
+
+    def kill(self, ref, sig="KILL", run_pid=None):
+        state = self._get(ref)
+        if not (run_pid and state["pid"] != run_pid):
+            state.update(status="stopped", pid=None, exit_code=137)
+
+
+@pytest.mark.parametrize(
+    "seen",
+    [{"status": "running", "pid": 1111}, {"status": "stopped", "pid": None}],
+    ids=["past-the-deadline", "exited"],
+)
+def test_a_waiter_that_read_the_old_run_leaves_a_run_started_since(world, seen):
+    # The shim gone, nobody killed at the deadline; a start asked meanwhile reaped the old
+    # run and began a new one after the Waiter's read. Its kill (or its stop) is for the old
+    # run only: the container stays running, as its owner asked last (seen in the faults e2e).
+    from agent import waiting
+
+    rt = world["rt"] = StaleRead()
+    _run(world, _op(world, "container.create", start=True))
+    [state] = rt.list()
+    rt.seen = seen
+    op = _op(world, "container.stop")
+    Operation.objects.filter(id=op.id).update(state=Operation.State.RUNNING)
+    waiting.park(op, dict(state, pid=1111), then="", grace=-60)  # its deadline long past
+    op.refresh_from_db()
+    waiting.complete(rt, op)
+    assert rt.state(state["id"])["status"] == "running"
 
 
 def test_a_park_wakes_the_idle_waiter_through_its_pipe(

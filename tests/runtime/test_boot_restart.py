@@ -14,12 +14,14 @@ run directory emptied; then `boot.recover(startup=True)` runs as the agent's fir
 """
 
 import os
+import time
 import urllib.request
 
 import pytest
 
-from runtime.container import boot, respawn
+from runtime.container import boot, respawn, restart_due
 from runtime.container.fsutil import read_json
+from runtime.errors import KernelError
 from tests.runtime.net_runtime import free_port, net_runtime, nft_ports, poll
 from tests.runtime.reboot_sim import kill_monitor, kill_monitor_and_process, reboot
 
@@ -229,6 +231,52 @@ def test_lost_monitor_on_failure_counts_its_retries(nrt):
     state = nrt.state(cid)
     assert state["status"] == "stopped" and state["exit_code"] == 255
     assert state["restart_count"] == 2
+
+
+def _refuse_starts(rt, monkeypatch):
+    """Make the runtime's starts fail (a host short of memory, say) until the undo is called."""
+    real = rt.start
+
+    def refused(*args, **kwargs):
+        raise KernelError("cannot allocate memory (injected)")
+
+    monkeypatch.setattr(rt, "start", refused)
+    return lambda: monkeypatch.setattr(rt, "start", real)
+
+
+def test_a_failed_restart_after_a_lost_monitor_is_tried_again_until_it_runs(nrt, monkeypatch):
+    # Tried once, an unless-stopped container whose first restart failed stayed stopped for
+    # good while its owner wanted it running (seen in the faults e2e test).
+    cid = _run(nrt, "blostretry", "unless-stopped")
+    kill_monitor(nrt, cid)
+    undo = _refuse_starts(nrt, monkeypatch)
+    (item,) = boot.recover(nrt)["restarts"]
+    assert not item["started"] and item["error"].endswith("(tried again in 1 s)")
+    undo()
+    assert boot.recover(nrt)["restarts"] == []  # backing off: not before a second has passed
+    assert nrt.state(cid)["status"] == "stopped"
+    time.sleep(restart_due.FIRST_BACKOFF_SECONDS)
+    (item,) = boot.recover(nrt)["restarts"]
+    assert item["started"] and item["reason"].endswith("(try 2: the last 1 failed)")
+    assert nrt.state(cid)["status"] == "running"
+    assert restart_due.owed(nrt.config) == []  # paid: the next passes owe it nothing
+    again = boot.recover(nrt)
+    assert again["reaped"] == [] and again["restarts"] == []
+
+
+def test_a_user_stop_cancels_a_restart_still_owed(nrt, monkeypatch):
+    cid = _run(nrt, "blostcancel", "always")
+    kill_monitor(nrt, cid)
+    undo = _refuse_starts(nrt, monkeypatch)
+    assert not boot.recover(nrt)["restarts"][0]["started"]
+    undo()
+    nrt.stop(cid)  # stopped already: what it stops is the restart that was coming
+    restart_due.failed(nrt.config, cid)  # and were its back-off over...
+    time.sleep(restart_due.FIRST_BACKOFF_SECONDS * 2)
+    assert boot.recover(nrt)["restarts"] == []  # ...the user's stop still wins
+    assert nrt.state(cid)["status"] == "stopped"
+    nrt.delete(cid)
+    assert restart_due.owed(nrt.config) == []
 
 
 def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):

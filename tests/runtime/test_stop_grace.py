@@ -80,3 +80,25 @@ def test_a_start_during_the_grace_of_a_container_whose_shim_died_reaps_it_first(
     again = rt.start(state["id"])
     assert again["status"] == "running" and again["pid"] != state["pid"]
     assert rt._observe(state["id"])[1]["monitored"]  # a new shim watches the new run
+
+
+def test_a_stop_or_kill_for_an_ended_run_leaves_the_run_started_since(rt, base_spec):
+    # The agent's Waiter finishes a parked stop after the grace. When the shim had died, a
+    # start asked meanwhile reaps the old run and begins a new one: the Waiter's kill, stop or
+    # restart (for the old run's pid) must leave that new run alone (tests/e2e/test_faults_e2e).
+    from tests.runtime.reboot_sim import kill_monitor
+
+    state = rt.run(ContainerSpec.from_dict(dict(base_spec, name="grace-stale-waiter")))
+    cid, old = state["id"], state["pid"]
+    rt.signal_stop(cid, timeout=600)
+    kill_monitor(rt, cid)
+    new = rt.start(cid)["pid"]
+    assert new != old
+    rt.kill(cid, "KILL", run_pid=old)
+    assert rt.stop(cid, run_pid=old)["pid"] == new
+    assert rt.restart(cid, timeout=0, run_pid=old)["pid"] == new
+    after = rt.state(cid)
+    assert after["status"] == "running" and after["pid"] == new
+    assert not rt.store.read_state(cid).get("user_stopped")  # a policy still applies to it
+    # The run it names is still stopped as asked.
+    assert rt.stop(cid, timeout=0, run_pid=new)["status"] == "stopped"
