@@ -124,35 +124,12 @@ def _append_in_database(events: list[AuditEvent]) -> None:
         event._state.adding, event._state.db = False, connection.alias
 
 
-def _append_here(events: list[AuditEvent]) -> None:
-    """SQLite: the head read and moved by this process inside an IMMEDIATE transaction (see
-    config.env.sqlite_database), which locks the whole database meanwhile."""
-    if len(events) == 1:
-        _append_alone(events[0])
-        return
-    table = connection.ops.quote_name(ChainHead._meta.db_table)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, last_hash FROM {table} WHERE id = 1")  # noqa: S608
-        row = cursor.fetchone()
-        if row is None:
-            head = ChainHead.objects.create(pk=1)
-            row = (head.seq, head.last_hash)
-        seq, prev = row
-        for event in events:
-            seq += 1
-            event.pk = None  # a batch rolled back and written again gets new ids
-            event.seq, event.prev_hash = seq, prev
-            event.hash = prev = chain_link(prev, seq, event.content_hash())
-        _insert(cursor, events)
-        cursor.execute(f"UPDATE {table} SET seq = %s, last_hash = %s WHERE id = 1", [seq, prev])  # noqa: S608
-
-
 # The INSERT's columns: every concrete field but the id, in the model's order.
 _FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-class _AloneSql:
-    """The statements of one event's append on SQLite, written once per process."""
+class _SqliteSql:
+    """The statements of an append on SQLite, written once per process."""
 
     def __init__(self):
         head = ChainHead._meta.db_table
@@ -168,24 +145,25 @@ class _AloneSql:
                       for name in ("seq", "prev_hash", "hash")]  # fmt: skip
 
 
-_ALONE_SQL = None
+_SQLITE_SQL = None
 
 
-def _append_alone(event: AuditEvent) -> None:
-    """One event on SQLite through the driver's own connection: the head read, the INSERT
-    and the head update, without Django's cursor and atomic() around each statement, which
+def _append_here(events: list[AuditEvent]) -> None:
+    """SQLite: the head read, one INSERT per event and the head moved, by this process,
+    through the driver's own connection. Django's cursor and atomic() around each statement
     cost more than SQLite's own work (0.26 -> 0.14 ms an append, issue 19). Outside a
-    transaction (every request's decision, by way of the group commit) they are one
-    IMMEDIATE transaction of their own; inside the caller's (an operation and its events), a
-    savepoint, so that a refused event leaves the caller's transaction usable, as atomic()
-    does. Errors reach the caller as Django's, as they would through a cursor."""
-    global _ALONE_SQL
-    sql = _ALONE_SQL = _ALONE_SQL or _AloneSql()
+    transaction (every request's decision, by way of the group commit) the statements are one
+    IMMEDIATE transaction of their own, which locks the whole database meanwhile; inside the
+    caller's (an operation and its events), a savepoint, so that a refused event leaves the
+    caller's transaction usable, as atomic() does. Errors reach the caller as Django's, as
+    they would through a cursor; the events get their ids and links only once written."""
+    global _SQLITE_SQL
+    sql = _SQLITE_SQL = _SQLITE_SQL or _SqliteSql()
     db = connections[DEFAULT_DB_ALIAS]
     db.validate_no_broken_transaction()  # as any query inside a failed atomic() block
     db.ensure_connection()
     raw = db.connection
-    params = [f.get_db_prep_save(getattr(event, f.attname), db) for f in _FIELDS]
+    rows = [[f.get_db_prep_save(getattr(e, f.attname), db) for f in _FIELDS] for e in events]
     seq_at, prev_at, hash_at = sql.place
     inside = db.in_atomic_block
     begin, end, undo = (
@@ -194,6 +172,7 @@ def _append_alone(event: AuditEvent) -> None:
         if inside
         else ("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
     )  # fmt: skip
+    placed = []
     with db.wrap_database_errors:
         raw.execute(begin)  # failing, it leaves nothing to undo
         try:
@@ -201,47 +180,23 @@ def _append_alone(event: AuditEvent) -> None:
             if row is None:  # a new database's first event
                 raw.execute(sql.start, [GENESIS_HASH])
                 row = (0, GENESIS_HASH)
-            seq, prev = row[0] + 1, row[1]
-            link = chain_link(prev, seq, event.content_hash())
-            params[seq_at], params[prev_at], params[hash_at] = seq, prev, link
-            pk = raw.execute(sql.insert, params).lastrowid
-            raw.execute(sql.move, [seq, link])
+            seq, prev = row
+            for event, params in zip(events, rows, strict=True):
+                seq += 1
+                link = chain_link(prev, seq, event.content_hash())
+                params[seq_at], params[prev_at], params[hash_at] = seq, prev, link
+                placed.append((raw.execute(sql.insert, params).lastrowid, seq, prev, link))
+                prev = link
+            raw.execute(sql.move, [seq, prev])
             raw.execute(end)
         except BaseException:
             if raw.in_transaction:  # (SQLite rolls back by itself after a few errors)
                 for statement in undo:
                     raw.execute(statement)
             raise
-    event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev, link
-    event._state.adding, event._state.db = False, db.alias
-
-
-def _insert(cursor, events: list[AuditEvent]) -> None:
-    """INSERT `events` in one prepared statement, their ids read back (RETURNING): what
-    bulk_create() does, without compiling an insert query for every append (about a tenth of
-    an audited API list, issue 15). Values are prepared by their own fields, as the ORM does."""
-    size = max(1, connection.ops.bulk_batch_size(_FIELDS, events))
-    if len(events) > size:  # the database's limit of parameters per statement (SQLite's)
-        for start in range(0, len(events), size):
-            _insert(cursor, events[start : start + size])
-        return
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
-    row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
-    returning = connection.features.can_return_rows_from_bulk_insert
-    sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}"  # noqa: S608
-    if returning:
-        sql += " RETURNING " + connection.ops.quote_name(AuditEvent._meta.pk.column)
-    params = [
-        f.get_db_prep_save(getattr(event, f.attname), connection)
-        for event in events
-        for f in _FIELDS
-    ]
-    cursor.execute(sql, params)
-    ids = [r[0] for r in cursor.fetchall()] if returning else [None] * len(events)
-    for event, pk in zip(events, ids, strict=True):
-        event.pk = pk
-        event._state.adding, event._state.db = False, connection.alias
+    for event, (pk, seq, prev, link) in zip(events, placed, strict=True):
+        event.pk, event.seq, event.prev_hash, event.hash = pk, seq, prev, link
+        event._state.adding, event._state.db = False, db.alias
 
 
 class _Ticket:

@@ -1,7 +1,8 @@
-"""An event appended outside any transaction on SQLite (every request's decision): the
-driver's own connection, one IMMEDIATE transaction, nothing left behind when it is refused.
+"""Events appended outside any transaction on SQLite (every request's decision, a group
+commit's batch): the driver's own connection, one IMMEDIATE transaction, nothing left behind
+when it is refused.
 
-The tests of test_plat_audit.py run inside a transaction, where appends take the general way;
+The tests of test_plat_audit.py run inside a transaction, where appends take a savepoint;
 this one runs `manage.py shell` on a migrated database file of its own."""
 
 import os
@@ -27,7 +28,7 @@ with context.bind(request_id="tp-alone", source_ip="127.0.0.1"):
         record_event(action="container.view", outcome="allowed", object_id=i, summary={"i": i})
         for i in range(3)
     ]
-assert services._ALONE_SQL is not None, "the append outside a transaction took the general way"
+assert services._SQLITE_SQL is not None, "the append did not go through the driver's connection"
 assert not connection.in_atomic_block and not connection.connection.in_transaction
 stored = AuditEvent.objects.filter(request_id="tp-alone").order_by("seq")
 got = [(e.pk, e.seq, e.prev_hash, e.hash, e.summary, e.source_ip) for e in stored]
@@ -54,11 +55,32 @@ assert AuditEvent.objects.count() == count
 ChainHead.objects.filter(pk=1).update(seq=F("seq") + 1)
 last = record_event(action="container.view", outcome="allowed", object_id="after")
 assert verify_chain() == [], verify_chain()
-print("last", last.pk, last.seq)
+
+# A batch (the group commit under load) is one transaction too: written whole, or not at all.
+batch = [AuditEvent(action="container.view", outcome="allowed", object_id=f"b{i}") for i in range(3)]
+services._append(batch)
+assert not connection.connection.in_transaction
+assert [e.seq for e in batch] == [last.seq + 1, last.seq + 2, last.seq + 3]
+assert [e.prev_hash for e in batch] == [last.hash, batch[0].hash, batch[1].hash]
+assert AuditEvent.objects.filter(object_id__startswith="b").count() == 3
+broken = [AuditEvent(action="container.view", outcome="allowed", object_id=f"x{i}") for i in range(3)]
+broken[1].action = None  # NOT NULL: refused after the first row was written
+count, head = AuditEvent.objects.count(), ChainHead.objects.values_list("seq", "last_hash").get(pk=1)
+try:
+    services._append(broken)
+except IntegrityError:
+    pass
+else:
+    raise AssertionError("a row without an action was appended")
+assert not connection.connection.in_transaction
+assert AuditEvent.objects.count() == count and all(e.pk is None for e in broken)
+assert ChainHead.objects.values_list("seq", "last_hash").get(pk=1) == head
+assert verify_chain() == [], verify_chain()
+print("last", batch[-1].pk, batch[-1].seq)
 """
 
 
-def test_an_event_alone_is_committed_and_chained_and_a_refused_one_leaves_nothing(tmp_path):
+def test_appends_are_committed_and_chained_and_a_refused_one_leaves_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BERTH_"))}
     env.pop("DATABASE_URL", None)
     env.update(
