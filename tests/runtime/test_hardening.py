@@ -48,6 +48,18 @@ def test_masked_and_read_only_proc_sys(rt, base_spec):
     assert output(rt, st["id"], "cat", "/proc/timer_list") == ""
     assert output(rt, st["id"], "cat", "/proc/keys") == ""
     assert output(rt, st["id"], "ls", "/proc/acpi").strip() == ""
+    # Every masked directory shows the same read-only, empty tmpfs (one superblock, issue 19).
+    assert output(rt, st["id"], "ls", "-A", "/sys/firmware").strip() == ""
+    for where in ("/proc/acpi", "/sys/firmware"):
+        out = output(rt, st["id"], "sh", "-c", f"touch {where}/x", code=1)
+        assert "Read-only file system" in out
+    with open(f"/proc/{st['pid']}/mountinfo") as mountinfo:
+        masks = [line.split() for line in mountinfo if " - tmpfs " in line]
+    masked = {
+        f[4]: (f[2], set(f[5].split(","))) for f in masks if f[4] in ("/proc/acpi", "/sys/firmware")
+    }
+    assert len(masked) == 2 and len({dev for dev, _ in masked.values()}) == 1
+    assert all({"ro", "nosuid", "nodev", "noexec"} <= flags for _, flags in masked.values())
     out = output(rt, st["id"], "sh", "-c", "echo 1 > /proc/sys/kernel/domainname", code=1)
     assert "Read-only file system" in out
     out = output(rt, st["id"], "sh", "-c", "echo x > /sys/kernel/uevent_helper", code=1)
