@@ -22,6 +22,7 @@ busybox `sleep` containers (32 MiB memory limit, no network) through their APIs 
                               server (--server prod: config/http_server.py, config.settings.prod,
                               plain HTTP as behind a TLS proxy); the runserver rows stay
   dashboard list page         GET /containers/ (Django test client in this process, admin)
+  dashboard list, 10 rows     GET /containers/?per_page=10 (the same rows at every count)
   control: ...                work that no count can change (a fixed loop in this process, a
                               Redis PING): what the machine itself does at each count (with
                               1,000 containers it runs everything slower; session 14)
@@ -534,11 +535,14 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         remove = lambda: berth.api_remove(berth.prod_conn, made["p"], PROD_HEADERS)  # noqa: E731
         sample.append(("API remove (stopped), prod server", "berth", ms_of(remove)))
 
-    def page():
-        if dash.get("/containers/").status_code != 200:
+    def page(query=""):
+        if dash.get(f"/containers/{query}").status_code != 200:
             raise RuntimeError("the dashboard's container list failed")
 
     sample.append(("dashboard list page", "berth", ms_of(page)))
+    # The same ten rows at every count, as the API's page of 10 (the default page holds 10
+    # rows at 10 containers and 50 at 1,000).
+    sample.append(("dashboard list, 10 rows", "berth", ms_of(lambda: page("?per_page=10"))))
     return sample
 
 

@@ -82,6 +82,33 @@ def test_container_list_filters_and_pages(login, teams, host):
     assert total(login("developer").get("/containers/")) == 100
 
 
+def test_container_list_rows_per_page(login, teams, host):
+    for i in range(30):
+        make_container(teams["alpha"], host, f"td-pp-{i:02d}", observed_state="running")
+    client = login("admin")
+
+    def rows(html):
+        return re.findall(r"td-pp-\d\d", html.split("<tbody", 1)[1].split("</tbody>", 1)[0])
+
+    page = client.get("/containers/?per_page=10&state=running").content.decode()
+    assert "page 1 of 3" in page and len(set(rows(page))) == 10
+    # The next page, the live rows' poll and the other sizes keep the filters and the size.
+    assert 'href="?per_page=10&amp;state=running&page=2"' in page
+    assert 'href="?state=running&amp;per_page=25"' in page and "<strong>10</strong>" in page
+    second = client.get("/containers/?state=running&per_page=10&page=3").content.decode()
+    assert set(rows(second)) == {f"td-pp-{i}" for i in range(20, 30)}
+    fragment = client.get(
+        "/containers/?per_page=10&page=2&partial=rows", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert len(set(rows("<tbody" + fragment.split("<tbody", 1)[1]))) == 10
+    # Any other size is the default 50, never an error or an unbounded page.
+    for asked in ("7", "100000", "-1", "x", ""):
+        page = client.get(f"/containers/?per_page={asked}").content.decode()
+        assert (
+            "page 1 of 1" in page and len(set(rows(page))) == 30 and "<strong>50</strong>" in page
+        )
+
+
 def test_live_rows_fragment(login, containers):
     response = login("admin").get("/containers/?partial=rows", HTTP_HX_REQUEST="true")
     html = response.content.decode()

@@ -26,6 +26,8 @@ from dashboard.templatetags.berth import ports_text
 from hosts.models import Host
 
 PAGE_SIZE = 50
+# The rows-per-page choices the list offers (Portainer's 10/25/50/100); others read as the default.
+PAGE_SIZES = (10, 25, 50, 100)
 # Live states; `removed` rows (kept for the audit trail) show only when asked for, like the API.
 STATES = [choice for choice, _ in Container.Observed.choices if choice != "removed"]
 # Bulk buttons; a button shows only when the gate allows its action on some container.
@@ -100,7 +102,8 @@ def filtered_by(params, user):
 
 @gated("container.view")
 def container_list(request):
-    """All containers the user may view, 50 a page; htmx polls the table body for live states."""
+    """All containers the user may view, 50 a page (10, 25 or 100 on request); htmx polls the
+    table body for live states."""
     qs, filters = filtered(request)
     page = _sorted_page(request, qs, filters["sort"])
     user = request.user
@@ -132,6 +135,9 @@ def container_list(request):
         "filter_query": filter_query,
         "can_create": may(user, "container.create"),
         "query": query,
+        "size_query": _query_without(request, "page", "partial", "per_page"),
+        "page_sizes": PAGE_SIZES,
+        "page_size": page.paginator.per_page,
     }
     return render(request, "dashboard/containers/list.html", context)
 
@@ -231,11 +237,17 @@ def _sorted_page(request, qs, sort: str):
         order = [f"-{SORTS[key]}" if reverse else SORTS[key], "sort_name", "id"]
     else:
         order = ["-sort_name", "-id"] if reverse else ["sort_name", "id"]
-    paginator = Paginator(qs.order_by(*order).values_list(*ROW_COLUMNS), PAGE_SIZE)
+    paginator = Paginator(qs.order_by(*order).values_list(*ROW_COLUMNS), page_size(request))
     # The total from the filtered rows alone: counting the page's query would join every
     # row's team and host for names only the page shows.
     paginator.count = qs.order_by().count()
     return paginator.get_page(request.GET.get("page"))
+
+
+def page_size(request) -> int:
+    """The rows a page holds: `?per_page=` when it is one of PAGE_SIZES, else PAGE_SIZE."""
+    asked = request.GET.get("per_page", "")
+    return int(asked) if asked in {str(n) for n in PAGE_SIZES} else PAGE_SIZE
 
 
 def _query_without(request, *drop) -> str:
