@@ -194,6 +194,22 @@ def test_maintenance_file_keeps_everything_stopped_at_boot(nrt):
     assert item["id"] == cid and item["started"]
 
 
+def test_a_monitor_lost_during_maintenance_is_restarted_once_it_is_over(nrt):
+    cid = _run(nrt, "bmaintlost", "unless-stopped")
+    kill_monitor(nrt, cid)
+    boot.maintenance_file(nrt.config).touch()
+    try:
+        result = boot.recover(nrt)
+    finally:
+        boot.maintenance_file(nrt.config).unlink()
+    assert [r["id"] for r in result["reaped"]] == [cid] and result["restarts"] == []
+    assert nrt.state(cid)["status"] == "stopped"
+    # Maintenance over: the restart its policy owes is made by the next pass.
+    (item,) = boot.recover(nrt)["restarts"]
+    assert item["id"] == cid and item["started"]
+    assert nrt.state(cid)["status"] == "running"
+
+
 def test_lost_monitor_always_is_reaped_logged_and_restarted(nrt):
     cid = _run(nrt, "blostalways", "always")
     paths = nrt.store.paths(cid)
