@@ -185,13 +185,14 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
     `skip(record)`: True for a container that must not be started whatever its policy.
     """
     reaped_by_id = {r["id"]: r for r in reaped}
+    owed: dict[str, int] = {}  # {id: restarts failed so far}; a fresh reap's count is 0
     if boot:
         candidates = rt.store.ids()
     else:
         # Also those reaped earlier whose restart is still owed (a start that failed, or a
         # reap done by a verb): restart_due keeps them until one start succeeds.
-        candidates = list(reaped_by_id)
-        candidates += [c for c in restart_due.owed(rt.config) if c not in reaped_by_id]
+        owed = restart_due.owed(rt.config)
+        candidates = list(reaped_by_id) + [c for c in owed if c not in reaped_by_id]
     found = []
     for cid in candidates:
         try:
@@ -228,7 +229,8 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
         # on-failure counts its retries across both; the others count as Docker shows them.
         next_count = count + 1
         reason = _reason(trigger, policy, code, stopped)
-        if failed := restart_due.failures(rt.config, cid):
+        failed = 0 if cid in reaped_by_id else owed.get(cid, 0)
+        if failed:
             reason += f" (try {failed + 1}: the last {failed} failed)"
         found.append(
             {
@@ -240,6 +242,7 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
                 "restart_count": next_count,
                 "reason": reason,
                 "after": _dependencies(rt, spec),
+                "failed_before": failed,
             }
         )
     return _ordered(found)
@@ -294,7 +297,7 @@ def start_all(rt, items: list[dict]) -> list[dict]:
             message = str(err) if isinstance(err, BerthError) else f"{type(err).__name__}: {err}"
             item.update(started=False, error=message, state=None)
             with contextlib.suppress(OSError):
-                wait = restart_due.failed(rt.config, item["id"])
+                wait = restart_due.failed(rt.config, item["id"], item.get("failed_before", 0))
                 item["error"] += f" (tried again in {wait:g} s)"
     return items
 

@@ -26,10 +26,14 @@ def _dir(config) -> Path:
     return config.run_root / "restart-due"
 
 
+def _write(config, cid: str, failures: int, not_before: float) -> None:
+    _dir(config).mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_json(_dir(config) / cid, {"failures": failures, "not_before": not_before})
+
+
 def mark(config, cid: str) -> None:
     """Record that `cid` lost its monitor: the next pass decides and, if due, starts it."""
-    _dir(config).mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_json(_dir(config) / cid, {"failures": 0, "not_before": 0})
+    _write(config, cid, 0, 0)
 
 
 def clear(config, cid: str) -> bool:
@@ -42,35 +46,29 @@ def clear(config, cid: str) -> bool:
     return True
 
 
-def failures(config, cid: str) -> int:
-    """How many restarts of `cid` have failed since its monitor was lost."""
-    return int((read_json(_dir(config) / cid, {}) or {}).get("failures") or 0)
-
-
-def failed(config, cid: str) -> float:
-    """Count a failed start and back off; returns the seconds until the next try."""
-    count = failures(config, cid) + 1
-    wait = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (count - 1))
-    _dir(config).mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_json(_dir(config) / cid, {"failures": count, "not_before": time.time() + wait})
+def failed(config, cid: str, before: int) -> float:
+    """Count a failed start after `before` failed ones and back off; returns the seconds
+    until the next try."""
+    wait = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2**before)
+    _write(config, cid, before + 1, time.time() + wait)
     return wait
 
 
-def owed(config) -> list[str]:
-    """Ids of the containers owed a restart whose back-off has passed."""
+def owed(config) -> dict[str, int]:
+    """{id: restarts failed so far} of the containers owed a restart whose back-off has passed."""
     try:
         names = os.listdir(_dir(config))
     except FileNotFoundError:
-        return []
+        return {}
     now = time.time()
-    ready = []
+    ready = {}
     for name in sorted(names):
         if name.startswith("."):
             continue  # write_json's temporary file
         try:
-            entry = read_json(_dir(config) / name, None)
+            entry = read_json(_dir(config) / name, None) or {}
         except ValueError:
-            entry = None  # torn by a crash: try now rather than never
-        if entry is None or float(entry.get("not_before") or 0) <= now:
-            ready.append(name)
+            entry = {}  # torn by a crash: try now rather than never
+        if float(entry.get("not_before") or 0) <= now:
+            ready[name] = int(entry.get("failures") or 0)
     return ready

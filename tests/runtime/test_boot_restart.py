@@ -275,7 +275,7 @@ def test_a_failed_restart_after_a_lost_monitor_is_tried_again_until_it_runs(nrt,
     (item,) = boot.recover(nrt)["restarts"]
     assert item["started"] and item["reason"].endswith("(try 2: the last 1 failed)")
     assert nrt.state(cid)["status"] == "running"
-    assert restart_due.owed(nrt.config) == []  # paid: the next passes owe it nothing
+    assert restart_due.owed(nrt.config) == {}  # paid: the next passes owe it nothing
     again = boot.recover(nrt)
     assert again["reaped"] == [] and again["restarts"] == []
 
@@ -287,12 +287,12 @@ def test_a_user_stop_cancels_a_restart_still_owed(nrt, monkeypatch):
     assert not boot.recover(nrt)["restarts"][0]["started"]
     undo()
     nrt.stop(cid)  # stopped already: what it stops is the restart that was coming
-    restart_due.failed(nrt.config, cid)  # and were its back-off over...
+    restart_due.failed(nrt.config, cid, 0)  # and were its back-off over...
     time.sleep(restart_due.FIRST_BACKOFF_SECONDS * 2)
     assert boot.recover(nrt)["restarts"] == []  # ...the user's stop still wins
     assert nrt.state(cid)["status"] == "stopped"
     nrt.delete(cid)
-    assert restart_due.owed(nrt.config) == []
+    assert restart_due.owed(nrt.config) == {}
 
 
 def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):
