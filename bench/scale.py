@@ -39,11 +39,20 @@ API; 1,000 containers through the API in under 60 s with 8 clients; under 1 MB p
 
     sudo .venv/bin/python bench/scale.py [--counts 10,300,1000] [--runs 11] [--clients 8]
         [--no-docker] [--settings config.settings.dev] [--server runserver|prod] [--settle 180]
-        [--pause-peer]
+        [--pause-peer] [--sequential] [--no-twin]
 
 --pause-peer measures Berth's rounds first, with dockerd's filled containers paused (frozen),
 then Docker's with them running again (not interleaved): it tells whether dockerd's idle
 containers' CPU is what Berth's growth measures (session 9: it was not; docs/benchmarks.md).
+
+A twin Berth (a second installation: its own Redis, database, agent, servers, state root
+and prefix) stays at the first count and is measured in the same rounds as Berth, each first
+in every other round (--no-twin leaves it out). The served rows move by more between two
+quiet minutes of this machine than a 10 % growth (session 18: a page of 10 through the
+production server read 2.2 ms and 4.0 ms at one count and one tree), and the sequential
+series measures each count minutes apart; the twin shares every count's machine state, so
+"Berth / twin" grows only with what the count costs Berth. The dashboard rows have no twin
+(its client is bound to one database).
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
 Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
@@ -417,13 +426,21 @@ def dashboard_client(served: ServedBerth):
 
 
 def measure(
-    berth: Berth | None, docker: Docker | None, dash, runs: int, tag: str, pause_peer: bool = False
+    berth: Berth | None,
+    docker: Docker | None,
+    dash,
+    runs: int,
+    tag: str,
+    pause_peer: bool = False,
+    twin: Berth | None = None,
 ) -> dict:
     """Every measure at the current count, interleaved; {measure: {"berth": [...], "docker": []}}.
 
     pause_peer: Berth's rounds first with dockerd's filled containers paused (frozen: they
     take no CPU meanwhile), then Docker's with them running: whether Berth's growth from 10
-    to 1,000 is dockerd's idle load (issue 19; it was not, docs/benchmarks.md session 9)."""
+    to 1,000 is dockerd's idle load (issue 19; it was not, docs/benchmarks.md session 9).
+
+    twin: a second Berth kept at the first count, measured in the same rounds (side "twin")."""
     out: dict[str, dict[str, list[float]]] = {}
 
     def add(what, side, value):
@@ -431,6 +448,19 @@ def measure(
 
     bconn = berth.conn() if berth else None
     dconn = docker.conn() if docker else None
+    tconn = twin.conn() if twin else None
+
+    def berth_round(i: int) -> list:
+        """Berth's round, and the twin's beside it (each first in every other round)."""
+        mine = lambda: _berth_round(berth, bconn, dash, f"{tag}{i}")  # noqa: E731
+        if twin is None:
+            return mine()
+        theirs = lambda: [  # noqa: E731
+            (what, "twin", value)
+            for what, _, value in _berth_round(twin, tconn, None, f"{tag}t{i}")
+        ]
+        return mine() + theirs() if i % 2 else theirs() + mine()
+
     if berth is None:  # --sequential: Docker's side alone
         for i in range(runs + 1):  # the first round warms caches and is dropped
             for what, side, value in _docker_round(docker, dconn, f"{tag}{i}"):
@@ -442,7 +472,7 @@ def measure(
         fill(docker.conn, docker.pause, filled, 8)
         try:
             for i in range(runs + 1):  # the first round warms caches and is dropped
-                for what, side, value in _berth_round(berth, bconn, dash, f"{tag}{i}"):
+                for what, side, value in berth_round(i):
                     if i:
                         add(what, side, value)
         finally:
@@ -453,7 +483,7 @@ def measure(
                     add(what, side, value)
         return out
     for i in range(runs + 1):  # the first round warms caches and is dropped
-        sample = _berth_round(berth, bconn, dash, f"{tag}{i}")
+        sample = berth_round(i)
         if docker:
             sample += _docker_round(docker, dconn, f"{tag}{i}")
         if i:
@@ -534,6 +564,9 @@ def _berth_round(berth: Berth, conn, dash, name: str) -> list[tuple[str, str, fl
         berth.api_stop(conn, made["p"])
         remove = lambda: berth.api_remove(berth.prod_conn, made["p"], PROD_HEADERS)  # noqa: E731
         sample.append(("API remove (stopped), prod server", "berth", ms_of(remove)))
+
+    if dash is None:  # the twin: the dashboard's client is bound to the measured Berth's database
+        return sample
 
     def page(query=""):
         if dash.get(f"/containers/{query}").status_code != 200:
@@ -620,7 +653,43 @@ def report(
             lines.append(
                 f"- MemAvailable drop per idle container ({side}, {made}): {drop / made / 1e6:.2f} MB"
             )
+    lines += twin_report(counts, results)
     return "\n".join(lines)
+
+
+def twin_report(counts, results: dict) -> list[str]:
+    """The rows a twin at the first count was measured on: Berth / twin in the same rounds.
+
+    Both sides share the machine's state at each count (its other containers, its idle depth,
+    whatever ran just before), so the ratio's growth is what the count costs Berth itself.
+    """
+    rows = [
+        w for w, sides in results[counts[0]].items() if sides.get("twin") and sides.get("berth")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"Against a twin Berth kept at {counts[0]} containers, measured in the same rounds "
+        f"(medians, ms; ratio = Berth / twin; growth = ratio at {counts[-1]} / ratio at "
+        f"{counts[0]}):",
+        "",
+        "| measure | "
+        + " | ".join(f"Berth {n} | twin | ratio {n}" for n in counts)
+        + " | growth |",
+        "|---|" + "---|---|---|" * len(counts) + "---|",
+    ]
+    for what in rows:
+        row, ratios = [what], []
+        for n in counts:
+            sides = results[n].get(what, {})
+            b, t = statistics.median(sides["berth"]), statistics.median(sides["twin"])
+            ratios.append(b / t if t else None)
+            row += [f"{b:.1f}", f"{t:.1f}", f"{ratios[-1]:.2f}" if t else ""]
+        grown = ratios[-1] / ratios[0] if ratios[0] and ratios[-1] else None
+        row.append(f"{grown:.2f}" if grown else "")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def main() -> int:
@@ -648,6 +717,10 @@ def main() -> int:
     parser.add_argument(
         "--settle", type=float, default=180.0, help="at most this long to wait after a fill"
     )
+    parser.add_argument(
+        "--no-twin", action="store_true",
+        help="without the second Berth kept at the first count and measured in the same rounds",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.sequential and (args.pause_peer or args.no_docker):
         parser.error(
@@ -665,6 +738,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="berth-scale-"))
     served = ServedBerth(base / "berth", args.settings)
     (base / "berth").mkdir()
+    twin_served = None if args.no_twin else ServedBerth(base / "twin", args.settings)
+    twin = None
     dockerd = None
     docker = None
     results, fills, memory = {}, {}, {"berth": [0, 0], "docker": [0, 0]}
@@ -680,6 +755,13 @@ def main() -> int:
             CREATE_ROWS.append("API create+start, prod server")
         sys.path.insert(0, str(REPO))
         berth = Berth(served)
+        if twin_served is not None:
+            # The twin: a whole second Berth (its own Redis, database, agent, servers, state
+            # root and prefix) that stays at the first count.
+            (base / "twin").mkdir()
+            twin_served.start(["runserver", "prod"] if args.server == "prod" else ["runserver"])
+            twin = Berth(twin_served)
+            fill(twin.conn, twin.api_create, [f"t{tag}{i}" for i in range(counts[0])], args.clients)
         if not args.no_docker:
             (base / "docker").mkdir()
             dockerd = Dockerd(base / "docker", bridge=False)
@@ -745,11 +827,15 @@ def main() -> int:
             have = n
             berth_ready(n)
             peer = None if args.sequential else docker
-            results[n] = measure(berth, peer, dash, args.runs, f"{tag}{n}x", args.pause_peer)
+            results[n] = measure(
+                berth, peer, dash, args.runs, f"{tag}{n}x", args.pause_peer, twin=twin
+            )
         if docker and args.sequential:
             # Berth's side is over: its processes stop and its containers go, then Docker's
             # whole series runs on a machine that holds none of Berth's.
             served.stop()
+            if twin_served is not None:
+                twin_served.stop()
             have = 0
             for n in counts:
                 docker_fill(n, have)
@@ -802,6 +888,8 @@ def main() -> int:
                 dockerd.stop()
         finally:
             served.stop()
+            if twin_served is not None:
+                twin_served.stop()
             subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
     return 0
 

@@ -13,7 +13,7 @@ require_root() {
 }
 
 # Debian/Ubuntu packages the runtime and the platform need at run time.
-RUN_PACKAGES="python3 python3-venv python3-dev gcc redis-server busybox-static nftables libnftables1 iproute2 procps util-linux ca-certificates criu restic"
+RUN_PACKAGES="python3 python3-venv python3-dev gcc libc6-dev redis-server busybox-static nftables libnftables1 iproute2 procps util-linux ca-certificates criu restic"
 # Extra packages for the test suite: PostgreSQL for the second database run, Chromium for the browser tests.
 # slapd and ldap-utils: a real directory for the LDAP tests; prometheus: scrapes /metrics in a test.
 TEST_PACKAGES="postgresql chromium docker-compose skopeo docker-registry apache2-utils curl jq slapd ldap-utils prometheus"

@@ -139,7 +139,7 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
         linux.MS_NOSUID | linux.MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
     )
-    _mount_at(root_fd, "/dev/shm", "shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    _mount_shm(root_fd)
     _mount_at(root_fd, "/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
     if plan["tty"]:
         slave_path = _make_pty(root_fd, plan["pty_peer"])
@@ -153,6 +153,22 @@ def _mount_dev(root_fd: int, plan: dict) -> None:
                 os.close(pts)
         else:
             _mount_at(root_fd, "/dev/console", slave_path, None, linux.MS_BIND, create="file")
+
+
+def _mount_shm(root_fd: int) -> None:
+    """/dev/shm: a directory of the /dev tmpfs, bound onto itself as nosuid, nodev, noexec.
+
+    Not a tmpfs of its own: every superblock costs each memory cgroup on the host a share of
+    the kernel's shrinker map (see _mask_directory). /dev's tmpfs has the 64 MiB that /dev/shm
+    had, and device nodes and links take none of it, so `df /dev/shm` shows what it showed.
+    """
+    fd = open_in_root(root_fd, "/dev/shm")
+    try:
+        os.chmod(fd_path(fd), 0o1777)
+        linux.mount(fd_path(fd), fd_path(fd), None, linux.MS_BIND)
+    finally:
+        os.close(fd)
+    _remount(root_fd, "/dev/shm", _NOSUID_NODEV_NOEXEC)
 
 
 def _attach_device(dev: int, name: str, source: str) -> None:

@@ -340,6 +340,16 @@ static void post_exit(int argc, char **argv) {
         }
 }
 
+/* Set the fields one by one: assigning a whole struct would zero its 16 KB line buffer, and
+ * those pages would then count against every idle container (issue 19). */
+static void add_stream(int fd, const char *name) {
+    struct stream *s = &streams[nstreams++];
+    s->fd = fd;
+    s->name = name;
+    s->len = 0;
+    s->open = 1;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     pid_t pid = (pid_t)atoi(opt(argc, argv, "--pid", "0"));
@@ -357,14 +367,14 @@ int main(int argc, char **argv) {
         /* The container's init makes its pty inside its own devpts and sends us the master. */
         int master = recv_fd(atoi(opt(argc, argv, "--pty-socket", "-1")));
         if (master >= 0) {
-            streams[nstreams++] = (struct stream){.fd = master, .name = "stdout", .open = 1};
+            add_stream(master, "stdout");
             input_fd = master;
             pty_master = master;
             winsize_fd = atoi(opt(argc, argv, "--winsize", "-1"));
         }
     } else {
-        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--out", "-1")), .name = "stdout", .open = 1};
-        streams[nstreams++] = (struct stream){.fd = atoi(opt(argc, argv, "--err", "-1")), .name = "stderr", .open = 1};
+        add_stream(atoi(opt(argc, argv, "--out", "-1")), "stdout");
+        add_stream(atoi(opt(argc, argv, "--err", "-1")), "stderr");
     }
     for (int i = 0; i < nstreams; i++) fcntl(streams[i].fd, F_SETFL, fcntl(streams[i].fd, F_GETFL) | O_NONBLOCK);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);

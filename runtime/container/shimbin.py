@@ -11,6 +11,14 @@ from pathlib import Path
 SOURCE = Path(__file__).with_name("shim.c")
 _cache: dict[str, str | None] = {}
 
+# Static first: a shim that maps no shared library has no relocated libc pages and fewer page
+# tables, about 60 KB less kernel and anonymous memory for every idle container (issue 19).
+# Dynamic where the C library has no static archive (libc6-dev without libc.a).
+BUILDS = (
+    (("-O2", "-static"), "static"),
+    (("-O2",), "dynamic"),
+)
+
 
 def ensure(root: Path) -> str | None:
     """Path of the compiled shim for this source under root/bin, building it if needed."""
@@ -20,7 +28,7 @@ def ensure(root: Path) -> str | None:
     if os.environ.get("BERTH_PYTHON_SHIM"):
         _cache[key] = None
         return None
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCE.read_bytes() + BUILDS[0][1].encode()).hexdigest()[:16]
     target = root / "bin" / f"berth-shim-{digest}"
     _cache[key] = str(target) if target.exists() or _build(target) else None
     return _cache[key]
@@ -33,13 +41,14 @@ def _build(target: Path) -> bool:
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [compiler, "-O2", "-o", str(tmp), str(SOURCE)], capture_output=True, timeout=120
-        )
-        if result.returncode != 0:
-            return False
-        os.replace(tmp, target)  # atomic: concurrent builders agree on one binary
-        return True
+        for flags, _ in BUILDS:
+            result = subprocess.run(
+                [compiler, *flags, "-o", str(tmp), str(SOURCE)], capture_output=True, timeout=120
+            )
+            if result.returncode == 0:
+                os.replace(tmp, target)  # atomic: concurrent builders agree on one binary
+                return True
+        return False
     except (OSError, subprocess.TimeoutExpired):
         return False
     finally:

@@ -103,6 +103,23 @@ def test_dev_is_a_fresh_tmpfs_with_standard_devices(rt, base_spec):
     assert "sda" not in names and "mem" not in names
 
 
+def test_dev_shm_is_a_nosuid_nodev_noexec_bind_of_the_dev_tmpfs(rt, base_spec):
+    # One superblock less per container (issue 19): /dev/shm is /dev's tmpfs, bound onto its
+    # own directory with the flags a tmpfs of its own had, and with the same 64 MiB.
+    st = rt.run(base_spec)
+    with open(f"/proc/{st['pid']}/mountinfo") as mountinfo:
+        mounts = {f[4]: f for f in (line.split() for line in mountinfo)}
+    dev, shm = mounts["/dev"], mounts["/dev/shm"]
+    assert shm[2] == dev[2] and shm[3] == "/shm"  # same superblock, its /shm directory
+    assert {"nosuid", "nodev", "noexec"} <= set(shm[5].split(","))
+    assert "size=65536k" in dev[-1]
+    assert output(rt, st["id"], "stat", "-c", "%a", "/dev/shm").strip() == "1777"
+    assert output(rt, st["id"], "sh", "-c", "echo hi > /dev/shm/x && cat /dev/shm/x") == "hi\n"
+    out = output(rt, st["id"], "sh", "-c", "cp /bin/busybox /dev/shm/b && /dev/shm/b true", code=126)
+    assert "Permission denied" in out
+    assert "65536" in output(rt, st["id"], "df", "-k", "/dev/shm")
+
+
 def test_inherited_fds_closed(rt, base_spec):
     leak = os.open("/etc/hostname", os.O_RDONLY)  # inheritable on purpose
     os.set_inheritable(leak, True)
