@@ -115,7 +115,9 @@ def test_dev_shm_is_a_nosuid_nodev_noexec_bind_of_the_dev_tmpfs(rt, base_spec):
     assert "size=65536k" in dev[-1]
     assert output(rt, st["id"], "stat", "-c", "%a", "/dev/shm").strip() == "1777"
     assert output(rt, st["id"], "sh", "-c", "echo hi > /dev/shm/x && cat /dev/shm/x") == "hi\n"
-    out = output(rt, st["id"], "sh", "-c", "cp /bin/busybox /dev/shm/b && /dev/shm/b true", code=126)
+    out = output(
+        rt, st["id"], "sh", "-c", "cp /bin/busybox /dev/shm/b && /dev/shm/b true", code=126
+    )
     assert "Permission denied" in out
     assert "65536" in output(rt, st["id"], "df", "-k", "/dev/shm")
 
