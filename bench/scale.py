@@ -51,8 +51,10 @@ in every other round (--no-twin leaves it out). The served rows move by more bet
 quiet minutes of this machine than a 10 % growth (session 18: a page of 10 through the
 production server read 2.2 ms and 4.0 ms at one count and one tree), and the sequential
 series measures each count minutes apart; the twin shares every count's machine state, so
-"Berth / twin" grows only with what the count costs Berth. The dashboard rows have no twin
-(its client is bound to one database).
+"Berth / twin" grows only with what the count costs Berth. The API lists are also requested
+alternately of both, 200 requests each per count ("..., paired" rows): their medians rest on
+hundreds of requests, each beside one of the twin's. The dashboard rows have no twin (its
+client is bound to one database).
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
 Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
@@ -482,6 +484,9 @@ def measure(
                 if i:
                     add(what, side, value)
         return out
+    if twin is not None:
+        for what, side, value in _paired_lists(berth, twin):
+            add(what, side, value)
     for i in range(runs + 1):  # the first round warms caches and is dropped
         sample = berth_round(i)
         if docker:
@@ -490,6 +495,44 @@ def measure(
             for what, side, value in sample:
                 add(what, side, value)
     return out
+
+
+# Requests per side of each paired list row: a row's median then rests on hundreds of
+# requests, each beside one of the twin's, not on one request per round.
+PAIRED_REQUESTS = 200
+
+
+def _paired_lists(berth: Berth, twin: Berth) -> list[tuple[str, str, float]]:
+    """The API's lists requested alternately of Berth and of the twin, PAIRED_REQUESTS each.
+
+    One request per round moves with the machine between rounds (a page of 10 read 1.65 ms,
+    then 2.28 and 2.86 ms on one server within five minutes: session 19); alternating
+    request by request, both sides see the same machine, and the ratio of their medians
+    moves only with what the count costs Berth (0.1 ms at 1,000 containers, session 19).
+    """
+    sides = [("berth", berth), ("twin", twin)]
+    sample = []
+    servers = [("", lambda b: b.conn(), None)]
+    if berth.prod_port:
+        servers.append((", prod server", _prod_conn, PROD_HEADERS))
+    for suffix, connect, headers in servers:
+        conns = {side: connect(b) for side, b in sides}
+        for what, query in LIST_QUERIES:
+            for side, b in sides:  # warm: the first requests of a connection cost more
+                for _ in range(5):
+                    b.api_list(conns[side], query, headers)
+            for i in range(PAIRED_REQUESTS):
+                for side, b in sides if i % 2 else sides[::-1]:
+                    ms = ms_of(lambda b=b, c=conns[side], q=query, h=headers: b.api_list(c, q, h))
+                    sample.append((f"{what}{suffix}, paired", side, ms))
+        for conn in conns.values():
+            conn.close()
+    return sample
+
+
+def _prod_conn(berth: Berth) -> http.client.HTTPConnection:
+    """A connection to the production server."""
+    return http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
 
 
 def _fixed_work() -> int:
