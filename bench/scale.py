@@ -53,8 +53,8 @@ production server read 2.2 ms and 4.0 ms at one count and one tree), and the seq
 series measures each count minutes apart; the twin shares every count's machine state, so
 "Berth / twin" grows only with what the count costs Berth. The API lists are also requested
 alternately of both, 200 requests each per count ("..., paired" rows): their medians rest on
-hundreds of requests, each beside one of the twin's. The dashboard rows have no twin (its
-client is bound to one database).
+hundreds of requests, each beside one of the twin's; so do the creates and removes, 40 each
+("..., paired"). The dashboard rows have no twin (its client is bound to one database).
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
 Berth's processes under 10 % of a CPU and the whole machine under 35 % busy over 3 s, so a
@@ -485,7 +485,7 @@ def measure(
                     add(what, side, value)
         return out
     if twin is not None:
-        for what, side, value in _paired_lists(berth, twin):
+        for what, side, value in _paired_lists(berth, twin) + _paired_lifecycle(berth, twin, tag):
             add(what, side, value)
     for i in range(runs + 1):  # the first round warms caches and is dropped
         sample = berth_round(i)
@@ -527,6 +527,51 @@ def _paired_lists(berth: Berth, twin: Berth) -> list[tuple[str, str, float]]:
                     sample.append((f"{what}{suffix}, paired", side, ms))
         for conn in conns.values():
             conn.close()
+    return sample
+
+
+# Creates and removes per side of each paired lifecycle row.
+PAIRED_LIFECYCLES = 40
+
+
+def _paired_lifecycle(berth: Berth, twin: Berth, tag: str) -> list[tuple[str, str, float]]:
+    """Create+start and remove through the runtime and the API, alternately of Berth and of
+    the twin, PAIRED_LIFECYCLES each: one sample per round moves with the machine (15 rounds
+    read 1.13x for a create that costs the same at both counts, session 19)."""
+    sides = [("berth", berth), ("twin", twin)]
+    conns = {side: b.conn() for side, b in sides}
+    prod = {side: _prod_conn(b) for side, b in sides} if berth.prod_port else {}
+    sample = []
+
+    def lifecycle(side: str, b: Berth, name: str) -> None:
+        made = {}
+        ms = ms_of(
+            lambda: made.__setitem__(
+                "r", b.rt.run({"image": "busybox", "name": name, **SPEC})["id"]
+            )
+        )
+        sample.append(("runtime create+start, paired", side, ms))
+        b.rt.kill(made["r"])
+        sample.append(
+            ("runtime remove (stopped), paired", side, ms_of(lambda: b.rt.delete(made["r"])))
+        )
+        conn, head, suffix = (
+            (prod[side], PROD_HEADERS, ", prod server") if prod else (conns[side], None, "")
+        )
+        ms = ms_of(lambda: made.__setitem__("a", b.api_create(conn, f"{name}a", head)))
+        sample.append((f"API create+start{suffix}, paired", side, ms))
+        b.api_stop(conns[side], made["a"])
+        ms = ms_of(lambda: b.api_remove(conn, made["a"], head))
+        sample.append((f"API remove (stopped){suffix}, paired", side, ms))
+
+    for i in range(PAIRED_LIFECYCLES + 1):
+        for side, b in sides if i % 2 else sides[::-1]:
+            before = len(sample)
+            lifecycle(side, b, f"q{tag}{side[0]}{i}")
+            if i == 0:
+                del sample[before:]  # the first of each side warms its caches
+    for conn in [*conns.values(), *prod.values()]:
+        conn.close()
     return sample
 
 
