@@ -53,7 +53,7 @@ production server read 2.2 ms and 4.0 ms at one count and one tree), and the seq
 series measures each count minutes apart; the twin shares every count's machine state, so
 "Berth / twin" grows only with what the count costs Berth. The API lists are also requested
 alternately of both, 200 requests each per count ("..., paired" rows): their medians rest on
-hundreds of requests, each beside one of the twin's; so do the creates and removes, 40 each
+hundreds of requests, each beside one of the twin's; so do the creates and removes, 100 each
 ("..., paired"). The dashboard rows have no twin (its client is bound to one database).
 
 After each fill the bench waits (up to --settle seconds, printed) for the machine to settle:
@@ -531,7 +531,7 @@ def _paired_lists(berth: Berth, twin: Berth) -> list[tuple[str, str, float]]:
 
 
 # Creates and removes per side of each paired lifecycle row.
-PAIRED_LIFECYCLES = 40
+PAIRED_LIFECYCLES = 100
 
 
 def _paired_lifecycle(berth: Berth, twin: Berth, tag: str) -> list[tuple[str, str, float]]:
