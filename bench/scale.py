@@ -716,10 +716,7 @@ def report(
         f"medians of {runs} {order} runs, ms; ratio = Berth / Docker at the same count; "
         f"growth = Berth at {counts[-1]} / Berth at {counts[0]}",
         "",
-        "| measure | "
-        + " | ".join(f"Berth {n} | Docker {n} | ratio {n}" for n in counts)
-        + " | growth |",
-        "|---|" + "---|---|---|" * len(counts) + "---|",
+        *_table_head(counts, "Berth {n} | Docker {n} | ratio {n}"),
     ]
     for what in results[counts[0]]:
         row = [what]
@@ -745,6 +742,14 @@ def report(
     return "\n".join(lines)
 
 
+def _table_head(counts, columns: str) -> list[str]:
+    """A Markdown table's header and rule: `columns` (three, with {n}) for each count."""
+    return [
+        "| measure | " + " | ".join(columns.format(n=n) for n in counts) + " | growth |",
+        "|---|" + "---|---|---|" * len(counts) + "---|",
+    ]
+
+
 def twin_report(counts, results: dict) -> list[str]:
     """The rows a twin at the first count was measured on: Berth / twin in the same rounds.
 
@@ -762,10 +767,7 @@ def twin_report(counts, results: dict) -> list[str]:
         f"(medians, ms; ratio = Berth / twin; growth = ratio at {counts[-1]} / ratio at "
         f"{counts[0]}):",
         "",
-        "| measure | "
-        + " | ".join(f"Berth {n} | twin | ratio {n}" for n in counts)
-        + " | growth |",
-        "|---|" + "---|---|---|" * len(counts) + "---|",
+        *_table_head(counts, "Berth {n} | twin | ratio {n}"),
     ]
     for what in rows:
         row, ratios = [what], []
