@@ -378,8 +378,55 @@ def converge(stack, after: str) -> None:
         if not left:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"after the {after} fault, not converged:\n" + "\n".join(left))
+            pytest.fail(
+                f"after the {after} fault, not converged:\n"
+                + "\n".join(left)
+                + "\n\n"
+                + _explained(stack, {line.partition(":")[0] for line in left})
+            )
         time.sleep(0.2)
+
+
+def _explained(stack, names: set[str]) -> str:
+    """explain(), or why it could not: the failure's own message always comes through."""
+    try:
+        return explain(stack, names)
+    except Exception as err:  # noqa: BLE001 (a diagnostic only)
+        return f"(no details: {type(err).__name__}: {err})"
+
+
+def explain(stack, names: set[str]) -> str:
+    """What the database, the host and the agent's log say of the containers named: the
+    next failure says why (the web and agent logs also go to BERTH_ARTIFACTS)."""
+    out = []
+    rt = stack.runtime()
+    log_path = stack.logs / "agent.log"
+    log = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+    for pk, name, runtime_id in stack.sql(
+        "SELECT id, name, runtime_id FROM containers_container WHERE name IN "
+        f"({','.join('?' * len(names))})",
+        *sorted(names),
+    ):
+        out.append(f"== {name} (row {pk}, runtime {runtime_id[:12]})")
+        for row in stack.sql(
+            "SELECT id, kind, state, error, result, created_at, finished_at "
+            "FROM operations_operation WHERE target_type = 'container' AND target_id = ? "
+            "ORDER BY id",
+            str(pk),
+        ):
+            out.append(f"  operation {row}")
+        if runtime_id:
+            with contextlib.suppress(Exception):
+                paths = rt.store.paths(runtime_id)
+                out.append(f"  state {rt.store.read_state(runtime_id)}")
+                out.append(
+                    f"  exit {paths.exit_file.read_text() if paths.exit_file.exists() else None}"
+                )
+                out.append(f"  stop flag {paths.stop_flag.exists()}")
+                due = Path(rt.config.run_root) / "restart-due" / runtime_id
+                out.append(f"  restart due {due.read_text() if due.exists() else None}")
+            out += [f"  log: {line[:300]}" for line in log if runtime_id[:12] in line][-15:]
+    return "\n".join(out)
 
 
 def leftovers(stack, baseline: dict) -> list[str]:
