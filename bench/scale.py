@@ -394,6 +394,30 @@ def idle_cpu(groups: dict[str, list[int]], seconds: float) -> dict[str, float]:
     return spent
 
 
+def start_dockerd(folder: Path) -> Dockerd:
+    """A private dockerd in `folder` (made here), with the busybox image as "bb"."""
+    from runtime.images.busybox import build_rootfs_tar
+
+    folder.mkdir()
+    dockerd = Dockerd(folder, bridge=False)
+    build_rootfs_tar(str(folder / "rootfs.tar"))
+    dockerd.start(folder / "rootfs.tar", "bb")
+    return dockerd
+
+
+def clean_up(base: Path, dockerd: Dockerd | None, *served: ServedBerth | None) -> None:
+    """Whatever failed: dockerd's containers and dockerd, each served Berth, then `base`."""
+    try:
+        if dockerd is not None:
+            remove_all(dockerd)
+            dockerd.stop()
+    finally:
+        for berth in served:
+            if berth is not None:
+                berth.stop()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+
+
 def remove_all(dockerd: Dockerd) -> None:
     """Remove every container of the private dockerd (also those of an interrupted fill)."""
     conn = dockerd.connect()
@@ -853,12 +877,7 @@ def main() -> int:
             twin = Berth(twin_served)
             fill(twin.conn, twin.api_create, [f"t{tag}{i}" for i in range(counts[0])], args.clients)
         if not args.no_docker:
-            (base / "docker").mkdir()
-            dockerd = Dockerd(base / "docker", bridge=False)
-            from runtime.images.busybox import build_rootfs_tar
-
-            build_rootfs_tar(str(base / "docker" / "rootfs.tar"))
-            dockerd.start(base / "docker" / "rootfs.tar", "bb")
+            dockerd = start_dockerd(base / "docker")
             docker = Docker(dockerd)
         dash = dashboard_client(served)
 
@@ -972,15 +991,7 @@ def main() -> int:
             print(f"--- {name} log ---\n{served.log(name)}", file=sys.stderr)
         raise
     finally:
-        try:
-            if dockerd is not None:
-                remove_all(dockerd)
-                dockerd.stop()
-        finally:
-            served.stop()
-            if twin_served is not None:
-                twin_served.stop()
-            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+        clean_up(base, dockerd, served, twin_served)
     return 0
 
 

@@ -22,18 +22,23 @@ them sample by sample, so both see the same machine:
 """
 
 import argparse
-import http.client
 import itertools
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from private_dockerd import Dockerd  # noqa: E402
-from scale import Berth, Docker, fill, ms_of, remove_all  # noqa: E402
+from scale import (  # noqa: E402
+    Berth,
+    Docker,
+    _prod_conn,
+    clean_up,
+    fill,
+    ms_of,
+    start_dockerd,
+)
 from served_berth import PROD_HEADERS, REPO, ServedBerth  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # the runtime, for the bench's own Runtime and the image
@@ -49,7 +54,7 @@ def alternate(samples: dict, what: str, berth_fn, docker_fn, times: int) -> None
 
 def lifecycles(berth: Berth, docker: Docker, samples: dict, times: int, tag: str) -> None:
     """Create+start, then (after an untimed stop) remove, alternately on both sides."""
-    bconn, prod, dconn = berth.conn(), _prod(berth), docker.conn()
+    bconn, prod, dconn = berth.conn(), _prod_conn(berth), docker.conn()
     made, serial = {}, itertools.count()
 
     def berth_create():
@@ -71,11 +76,6 @@ def lifecycles(berth: Berth, docker: Docker, samples: dict, times: int, tag: str
     for _ in range(times):
         alternate(samples, "API create+start", berth_create, docker_create, 1)
         alternate(samples, "API remove (stopped)", berth_remove, docker_remove, 1)
-
-
-def _prod(berth: Berth) -> http.client.HTTPConnection:
-    """A connection to the production server."""
-    return http.client.HTTPConnection("127.0.0.1", berth.prod_port, timeout=300)
 
 
 def report(samples: dict, count: int) -> str:
@@ -106,24 +106,19 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-versus-"))
     (base / "berth").mkdir()
-    (base / "docker").mkdir()
     served = ServedBerth(base / "berth", "config.settings.dev")
     dockerd = None
     tag = str(int(time.time()) % 100000)
     try:
         served.start(["runserver", "prod"])
         berth = Berth(served)
-        dockerd = Dockerd(base / "docker", bridge=False)
-        from runtime.images.busybox import build_rootfs_tar
-
-        build_rootfs_tar(str(base / "docker" / "rootfs.tar"))
-        dockerd.start(base / "docker" / "rootfs.tar", "bb")
+        dockerd = start_dockerd(base / "docker")
         docker = Docker(dockerd)
         fill(berth.conn, berth.api_create, [f"f{tag}b{i}" for i in range(args.count)], 4)
         fill(docker.conn, docker.create, [f"f{tag}d{i}" for i in range(args.count)], 4)
         time.sleep(10)  # the fills' after-work (the agent's observations)
         samples: dict = {}
-        prod, dconn = _prod(berth), docker.conn()
+        prod, dconn = _prod_conn(berth), docker.conn()
         for query, what in (
             ("?page_size=10", "API list, page of 10"),
             ("", "API list, default page"),
@@ -142,13 +137,7 @@ def main() -> int:
         alternate(samples, "ps", lambda: ms_of(berth.ps_script), lambda: ms_of(docker.ps), 50)
         print(report(samples, args.count))
     finally:
-        try:
-            if dockerd is not None:
-                remove_all(dockerd)
-                dockerd.stop()
-        finally:
-            served.stop()
-            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+        clean_up(base, dockerd, served)
     return 0
 
 
