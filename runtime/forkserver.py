@@ -34,10 +34,10 @@ def _run(rt, spec, auto_remove=False):
     return rt.run(ContainerSpec.from_dict(spec), auto_remove=auto_remove)
 
 
-def _start(rt, ref, checkpoint=None, restart_count=0):
+def _start(rt, ref, checkpoint=None, restart_count=0, unless_user_stopped=False):
     if checkpoint:
         return rt.start(ref, checkpoint=checkpoint)
-    return rt.start(ref, restart_count=restart_count) if restart_count else rt.start(ref)
+    return rt.start(ref, restart_count=restart_count, unless_user_stopped=unless_user_stopped)
 
 
 def _restart(rt, ref, timeout=None, run_pid=None):
@@ -196,8 +196,17 @@ class LeanRuntime:
         """As Runtime.run, in the fork server."""
         return self._client.call("run", _spec_dict(spec), auto_remove)
 
-    def start(self, ref: str, checkpoint: str | None = None, restart_count: int = 0) -> dict:
+    def start(
+        self,
+        ref: str,
+        checkpoint: str | None = None,
+        restart_count: int = 0,
+        *,
+        unless_user_stopped: bool = False,
+    ) -> dict:
         """As Runtime.start (from a checkpoint when named), in the fork server."""
+        if unless_user_stopped:
+            return self._client.call("start", ref, checkpoint, restart_count, True)
         if restart_count:
             return self._client.call("start", ref, checkpoint, restart_count)
         return self._client.call("start", ref, checkpoint)

@@ -51,8 +51,10 @@ class _Rows:
         value = labels.get(lookup.LABEL)
         return self.by_label().get(value) if value else None
 
-    def never_start(self, rec: dict) -> bool:
-        """A labelled container of this host without a row, or whose row wants it removed."""
+    def never_start(self, rec: dict, boot: bool = False) -> bool:
+        """A labelled container of this host without a row, or whose row wants it removed;
+        outside a boot also one whose row wants it stopped (a stop asked while its monitor
+        died: the user's stop wins, as the shim's own restart would honour it)."""
         labels = (rec.get("spec") or {}).get("labels") or {}
         value = labels.get(lookup.LABEL)
         if not value:
@@ -60,7 +62,9 @@ class _Rows:
         if not value.startswith(f"{self.host_name}/"):
             return True  # another host's label in this root: never ours to start
         row = self.by_label().get(value)
-        return row is None or row.desired_state == Desired.REMOVED
+        if row is None or row.desired_state == Desired.REMOVED:
+            return True
+        return not boot and row.desired_state in (Desired.CREATED, Desired.STOPPED)
 
 
 def recover(host_name: str, rt, *, startup: bool) -> dict:
@@ -148,9 +152,14 @@ def _record_restart(host_name, rt, rows, item) -> None:
     if container is not None:
         if state is not None:
             observe.record(container, state)
-        if started and container.desired_state in (Desired.CREATED, Desired.STOPPED):
+        if (
+            started
+            and item["trigger"] == "boot"
+            and container.desired_state in (Desired.CREATED, Desired.STOPPED)
+        ):
             # Docker's rule (`always` starts at boot even after a stop) made it run: the row
-            # says so rather than wanting what the host no longer has.
+            # says so rather than wanting what the host no longer has. Only at a boot: after
+            # a lost monitor a row that wants it stopped keeps it down (never_start).
             Container.objects.filter(
                 Q(desired_state=Desired.CREATED) | Q(desired_state=Desired.STOPPED),
                 id=container.id,

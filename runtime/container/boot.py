@@ -182,7 +182,7 @@ def reap_all(rt, errors: list | None = None) -> list[dict]:
 def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
     """The containers whose restart policy says start now, each with its reason and count.
 
-    `skip(record)`: True for a container that must not be started whatever its policy.
+    `skip(record, boot)`: True for a container that must not be started whatever its policy.
     """
     reaped_by_id = {r["id"]: r for r in reaped}
     owed: dict[str, int] = {}  # {id: restarts failed so far}; a fresh reap's count is 0
@@ -200,7 +200,7 @@ def due(rt, reaped: list[dict], *, boot: bool, skip=None) -> list[dict]:
         except (NotFound, FileNotFoundError):
             restart_due.clear(rt.config, cid)
             continue
-        if obs["process"] or rec.get("auto_remove") or (skip is not None and skip(rec)):
+        if obs["process"] or rec.get("auto_remove") or (skip is not None and skip(rec, boot)):
             restart_due.clear(rt.config, cid)
             continue
         state = rt.store.read_state(cid)
@@ -291,8 +291,16 @@ def start_all(rt, items: list[dict]) -> list[dict]:
     """Start each due container in order; each item gains `started` and `error`."""
     for item in items:
         try:
-            state = rt.start(item["id"], restart_count=item["restart_count"])
-            item.update(started=state.get("status") == "running", error="", state=state)
+            # Outside a boot a user's stop wins over the policy, also one that came after
+            # due() read the state: the start checks again under the container's lock.
+            state = rt.start(
+                item["id"],
+                restart_count=item["restart_count"],
+                unless_user_stopped=item["trigger"] != "boot",
+            )
+            started = state.get("status") == "running"
+            error = "" if started else "a user stopped it meanwhile"
+            item.update(started=started, error=error, state=state)
         except Exception as err:  # one container's failure never keeps the others down
             message = str(err) if isinstance(err, BerthError) else f"{type(err).__name__}: {err}"
             item.update(started=False, error=message, state=None)
@@ -308,8 +316,8 @@ def recover(rt, *, startup: bool = False, restarts: bool = True, skip=None) -> d
     `startup` (the agent's first pass): also clear half-made containers (`rt.reconcile()`),
     restore bridges, the nft table and port maps, and, when the host booted, apply the boot
     rules to every container. `restarts=False` (maintenance) reaps and records, starts
-    nothing. `skip(record)`: True for a container never to start (its row wants it removed, or
-    it has none). Returns {"boot", "reaped", "restarts", "maintenance", "network_error",
+    nothing. `skip(record, boot)`: True for a container never to start (its row wants it removed,
+    or it has none). Returns {"boot", "reaped", "restarts", "maintenance", "network_error",
     "errors"}.
     """
     boot = startup and is_boot(rt.config)

@@ -174,10 +174,18 @@ class CreateVerbs:
         """Create and start in one step; with auto_remove the container is deleted when it exits."""
         return self._create(spec, start_now=True, auto_remove=auto_remove)
 
-    def start(self, ref: str, checkpoint: str | None = None, restart_count: int = 0) -> dict:
+    def start(
+        self,
+        ref: str,
+        checkpoint: str | None = None,
+        restart_count: int = 0,
+        *,
+        unless_user_stopped: bool = False,
+    ) -> dict:
         """Start a created or stopped container (from `checkpoint`: restore it); a running one
         is left alone. `restart_count`: restarts so far when a restart policy starts it (its
-        shim goes on counting from there), 0 for a user's start."""
+        shim goes on counting from there), 0 for a user's start. `unless_user_stopped` (a
+        restart policy's start): a container a user stopped or killed is left stopped."""
         if checkpoint is not None:
             from runtime.container import checkpoint_verbs
 
@@ -190,6 +198,11 @@ class CreateVerbs:
             if obs["status"] == sm.RUNNING:
                 return self.state(cid)
             paths = self.store.paths(cid)
+            if unless_user_stopped and (
+                self.store.read_state(cid).get("user_stopped") or paths.stop_flag.exists()
+            ):
+                restart_due.clear(self.config, cid)  # the user's stop cancelled what was owed
+                return self.state(cid)
             if obs["status"] == sm.CREATED and obs["process"]:
                 self._release(paths, obs["pid"])
             else:

@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from containers.models import Container
 from hosts.models import Host
 from tests.runtime.net_runtime import net_runtime
-from tests.runtime.reboot_sim import reboot
+from tests.runtime.reboot_sim import kill_monitor, reboot
 
 pytestmark = [pytest.mark.root, pytest.mark.django_db]
 
@@ -101,3 +101,26 @@ def test_boot_keeps_removed_and_rowless_containers_down_and_records_the_rest(nrt
     lost = AuditEvent.objects.filter(action="container.monitor_lost")
     assert lost.count() == 5  # every container that ran when the host went down
     assert all(e.reason == "the host went down while it ran (boot recovery)" for e in lost)
+
+
+def _stop_asked(container):
+    """What the API does at once for a stop: the row wants it stopped (the host's part, the
+    operation, comes later through the agent)."""
+    Container.objects.filter(pk=container.pk).update(desired_state=Container.Desired.STOPPED)
+
+
+def test_a_lost_monitor_whose_row_wants_it_stopped_stays_stopped(nrt):
+    host = Host.objects.create(name="lostrows")
+    team = Team.objects.create(name="lostteam")
+    user = User.objects.create_user("lostadmin", password="x")
+    row = _row(host, team, user, "loststop", Container.Desired.RUNNING)
+    cid = _run(nrt, "loststop", lookup.label_value(row))
+    _stop_asked(row)  # the stop is asked; its operation has not reached the host yet
+    kill_monitor(nrt, cid)
+
+    counts = boot.recover(host.name, nrt, startup=False)
+
+    assert (counts["reaped"], counts["restarted"]) == (1, 0)
+    assert nrt.state(cid)["status"] == "stopped"
+    row.refresh_from_db()
+    assert (row.desired_state, row.observed_state) == ("stopped", "stopped")

@@ -295,6 +295,19 @@ def test_a_user_stop_cancels_a_restart_still_owed(nrt, monkeypatch):
     assert restart_due.owed(nrt.config) == {}
 
 
+def test_a_user_stop_between_the_decision_and_the_start_wins(nrt):
+    cid = _run(nrt, "blostrace", "unless-stopped")
+    kill_monitor(nrt, cid)
+    reaped = boot.reap_all(nrt)
+    (item,) = boot.due(nrt, reaped, boot=False)  # decided: the policy says start it
+    nrt.stop(cid)  # a user's stop lands before the start does
+    (item,) = boot.start_all(nrt, [item])
+    assert (item["started"], item["error"]) == (False, "a user stopped it meanwhile")
+    assert nrt.state(cid)["status"] == "stopped"
+    assert restart_due.owed(nrt.config) == {}
+    assert boot.recover(nrt)["restarts"] == []  # and no later pass starts it either
+
+
 def test_lost_monitor_no_policy_and_user_stop_are_not_restarted(nrt):
     plain = _run(nrt, "blostno", "no")
     stopped = _run(nrt, "blostkill", "always")
