@@ -113,13 +113,38 @@ def forget_dead_workers() -> None:
             multiprocess.mark_process_dead(int(pid))
 
 
+def whole_bodies(app):
+    """`app`, answering with a one-item list whenever the body is already whole.
+
+    Granian sends a list's bytes at once from the request's own thread; any other iterable
+    (Django's HttpResponse is one) is iterated from its Rust side, which takes the GIL back
+    for every chunk and for close(): 0.5-1 ms on each request on this 2-core machine, more
+    than Django's own work for a page of 10 containers (issue 19, docs/benchmarks.md
+    "Session 20"). The response is closed here, as the server would close it after sending
+    (request_finished: database connections released). Streaming responses (files, logs) stay
+    iterables: their bodies are not in memory.
+    """
+    from django.http import HttpResponseBase
+
+    def application(environ, start_response):
+        response = app(environ, start_response)
+        if not isinstance(response, HttpResponseBase) or response.streaming:
+            return response
+        try:
+            return [response.content]
+        finally:
+            response.close()
+
+    return application
+
+
 def load_in_worker(target: str):
     """Run by granian in each new worker (forked off the preloaded main process): returns the
     application granian calls."""
     forget_dead_workers()
     open_database_pool()
     module, _, name = target.partition(":")
-    return getattr(sys.modules[module], name)
+    return whole_bodies(getattr(sys.modules[module], name))
 
 
 def serve() -> None:
