@@ -5,6 +5,7 @@ handed to granian as lists."""
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_dead_workers_live_gauges_are_removed(tmp_path, monkeypatch):
     assert left == sorted([f"gauge_liveall_{os.getpid()}.db", f"counter_{gone.pid}.db"])
 
 
-def test_whole_bodies_answers_a_list_and_closes_the_response():
+def test_whole_bodies_answers_a_list_and_closes_the_response(db):
     from django.core.signals import request_finished
     from django.http import HttpResponse, StreamingHttpResponse
 
@@ -85,3 +86,31 @@ def test_whole_bodies_answers_a_list_and_closes_the_response():
         assert finished == [True]
     finally:
         request_finished.disconnect(note)
+
+
+def test_whole_bodies_sends_after_work_off_the_answer(db):
+    """The host's deletion of a removed container (AfterResponse) never holds the answer back:
+    it runs on the worker's own thread once the list is returned."""
+    import threading
+
+    from django.http import HttpResponse
+
+    from operations.dispatch import AfterResponse
+
+    answered, ran = threading.Event(), []
+
+    def send():
+        ran.append((answered.wait(10), threading.current_thread().name))
+
+    def view(environ, start_response):
+        later = AfterResponse()
+        later.calls.append(send)
+        return later.attach(HttpResponse(b"{}"))
+
+    app = http_server.whole_bodies(view, after=http_server.AfterAnswers())
+    assert app({}, None) == [b"{}"]
+    answered.set()
+    deadline = time.monotonic() + 10
+    while not ran and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == [(True, "berth-after-answers")]
