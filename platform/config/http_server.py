@@ -26,10 +26,8 @@ a restart).
 import gc
 import logging
 import os
-import queue
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 log = logging.getLogger("berth.http")
@@ -115,76 +113,13 @@ def forget_dead_workers() -> None:
             multiprocess.mark_process_dead(int(pid))
 
 
-class AfterAnswers:
-    """A thread of the worker that runs what responses left for after their answers (the
-    host's deletion of a removed container, operations/dispatch.py AfterResponse), in order."""
-
-    def __init__(self):
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, call) -> None:
-        """Run `call` soon, on this process's thread (started at the first call: after the
-        fork, in the worker)."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="berth-after-answers", daemon=True
-                )
-                self._thread.start()
-        self._queue.put(call)
-
-    def _run(self) -> None:
-        while True:
-            call = self._queue.get()
-            try:
-                call()
-            except Exception:  # one failed send never stops the ones after it
-                log.exception("work after an answer failed")
-
-
-AFTER_ANSWERS = AfterAnswers()
-
-
-def whole_bodies(app, after=AFTER_ANSWERS):
-    """`app`, answering with a one-item list whenever the body is already whole.
-
-    Granian sends a list's bytes at once from the request's own thread; any other iterable
-    (Django's HttpResponse is one) is iterated from its Rust side, which takes the GIL back
-    for every chunk and for close(): 0.5-1 ms on each request on this 2-core machine, more
-    than Django's own work for a page of 10 containers (issue 19, docs/benchmarks.md
-    "Session 20"). The response is closed here, as the server would close it after sending
-    (request_finished: database connections released); what it left for after its answer
-    goes to `after`'s thread, so it never holds the answer back. Streaming responses (files,
-    logs) stay iterables: their bodies are not in memory.
-    """
-    from django.http import HttpResponseBase
-
-    def application(environ, start_response):
-        response = app(environ, start_response)
-        if not isinstance(response, HttpResponseBase) or response.streaming:
-            return response
-        later = getattr(response, "berth_after_response", None)
-        if later is not None:
-            response._resource_closers.remove(later)
-        try:
-            return [response.content]
-        finally:
-            response.close()
-            if later is not None:
-                after.submit(later)
-
-    return application
-
-
 def load_in_worker(target: str):
     """Run by granian in each new worker (forked off the preloaded main process): returns the
     application granian calls."""
     forget_dead_workers()
     open_database_pool()
     module, _, name = target.partition(":")
-    return whole_bodies(getattr(sys.modules[module], name))
+    return getattr(sys.modules[module], name)
 
 
 def serve() -> None:

@@ -193,12 +193,9 @@ class AfterResponse:
             _later.reset(token)
 
     def attach(self, response):
-        """Send what was kept once `response` is closed; returns the response. The production
-        server takes the sends off the close (config/http_server.py, whole_bodies): it
-        closes a response before its body goes out."""
+        """Send what was kept once `response` is closed; returns the response."""
         if self.calls:
             response._resource_closers.append(self.run)
-            response.berth_after_response = self.run
         return response
 
     def run(self) -> None:

@@ -1,11 +1,9 @@
 """The production HTTP server's launcher (config/http_server.py): its settings refused with a
-clear message before anything starts, dead workers' live gauges removed, and whole bodies
-handed to granian as lists."""
+clear message before anything starts, and dead workers' live gauges removed."""
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -62,55 +60,3 @@ def test_dead_workers_live_gauges_are_removed(tmp_path, monkeypatch):
     http_server.forget_dead_workers()
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted([f"gauge_liveall_{os.getpid()}.db", f"counter_{gone.pid}.db"])
-
-
-def test_whole_bodies_answers_a_list_and_closes_the_response(db):
-    from django.core.signals import request_finished
-    from django.http import HttpResponse, StreamingHttpResponse
-
-    finished = []
-    plain = HttpResponse(b'{"count": 0}', content_type="application/json")
-    streaming = StreamingHttpResponse(iter([b"a", b"b"]))
-    answers = iter([plain, streaming])
-    app = http_server.whole_bodies(lambda environ, start_response: next(answers))
-
-    def note(**_kwargs):
-        finished.append(True)
-
-    request_finished.connect(note)
-    try:
-        # Granian sends a list from the request's thread, at once (granian/wsgi.py).
-        assert app({}, None) == [b'{"count": 0}']
-        assert finished == [True]  # closed, as the server would after sending it
-        assert app({}, None) is streaming  # a stream is the server's to iterate and close
-        assert finished == [True]
-    finally:
-        request_finished.disconnect(note)
-
-
-def test_whole_bodies_sends_after_work_off_the_answer(db):
-    """The host's deletion of a removed container (AfterResponse) never holds the answer back:
-    it runs on the worker's own thread once the list is returned."""
-    import threading
-
-    from django.http import HttpResponse
-
-    from operations.dispatch import AfterResponse
-
-    answered, ran = threading.Event(), []
-
-    def send():
-        ran.append((answered.wait(10), threading.current_thread().name))
-
-    def view(environ, start_response):
-        later = AfterResponse()
-        later.calls.append(send)
-        return later.attach(HttpResponse(b"{}"))
-
-    app = http_server.whole_bodies(view, after=http_server.AfterAnswers())
-    assert app({}, None) == [b"{}"]
-    answered.set()
-    deadline = time.monotonic() + 10
-    while not ran and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ran == [(True, "berth-after-answers")]
