@@ -98,11 +98,15 @@ class StopVerbs:
                         os.kill(obs["pid"], parse_signal(spec.stop_signal))
                     self._wait_stopped(cid, grace)
                 self._kill_and_wait(cid, obs)
-            elif restart_due.clear(self.config, cid):
-                # Stopped, waiting for a restart its policy owes (a failed start after its
-                # monitor was lost): a user's stop cancels it, as Docker's does a restarting one.
+            else:
+                # Not running. A restart its policy still owes (a failed start after its monitor
+                # was lost) is cancelled, as Docker's stop cancels a restarting one; and the
+                # stop is kept, so that unless-stopped stays down after a boot: the agent keeps
+                # back a lost monitor's restart while a stop is on its way (agent/boot.py).
+                restart_due.clear(self.config, cid)
                 state = self.store.read_state(cid)
-                self.store.write_state(cid, dict(state, user_stopped=True))
+                if not state.get("user_stopped"):
+                    self.store.write_state(cid, dict(state, user_stopped=True))
             self._detach_network(cid)
             # Read under the lock: a --rm container's post-exit hook removes it right after.
             return self.state(cid)

@@ -43,14 +43,14 @@ def _row(host, team, user, name, desired):
     )
 
 
-def _run(rt, name, label):
+def _run(rt, name, label, policy="always"):
     return rt.run(
         {
             "image": "busybox",
             "name": name,
             "command": ["sleep", "1000"],
             "network": {"mode": "none"},
-            "restart": {"name": "always"},
+            "restart": {"name": policy},
             "labels": {lookup.LABEL: label} if label else {},
         }
     )["id"]
@@ -114,7 +114,7 @@ def test_a_lost_monitor_whose_row_wants_it_stopped_stays_stopped(nrt):
     team = Team.objects.create(name="lostteam")
     user = User.objects.create_user("lostadmin", password="x")
     row = _row(host, team, user, "loststop", Container.Desired.RUNNING)
-    cid = _run(nrt, "loststop", lookup.label_value(row))
+    cid = _run(nrt, "loststop", lookup.label_value(row), policy="unless-stopped")
     _stop_asked(row)  # the stop is asked; its operation has not reached the host yet
     kill_monitor(nrt, cid)
 
@@ -124,3 +124,11 @@ def test_a_lost_monitor_whose_row_wants_it_stopped_stays_stopped(nrt):
     assert nrt.state(cid)["status"] == "stopped"
     row.refresh_from_db()
     assert (row.desired_state, row.observed_state) == ("stopped", "stopped")
+    # The stop's operation reaches the host, which then boots: unless-stopped stays down.
+    nrt.stop(cid)
+    reboot(nrt)
+    counts = boot.recover(host.name, nrt, startup=True)
+    assert counts["boot"] and counts["restarted"] == 0
+    assert nrt.state(cid)["status"] == "stopped"
+    row.refresh_from_db()
+    assert row.desired_state == "stopped"
