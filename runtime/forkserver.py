@@ -205,11 +205,7 @@ class LeanRuntime:
         unless_user_stopped: bool = False,
     ) -> dict:
         """As Runtime.start (from a checkpoint when named), in the fork server."""
-        if unless_user_stopped:
-            return self._client.call("start", ref, checkpoint, restart_count, True)
-        if restart_count:
-            return self._client.call("start", ref, checkpoint, restart_count)
-        return self._client.call("start", ref, checkpoint)
+        return self._client.call("start", ref, checkpoint, restart_count, unless_user_stopped)
 
     def restart(self, ref: str, timeout: int | None = None, *, run_pid: int | None = None) -> dict:
         """As Runtime.restart, in the fork server."""

@@ -299,7 +299,9 @@ def start_all(rt, items: list[dict]) -> list[dict]:
                 unless_user_stopped=item["trigger"] != "boot",
             )
             started = state.get("status") == "running"
-            error = "" if started else "a user stopped it meanwhile"
+            # Left stopped by the check above, not a start that failed (that raises).
+            stopped = not started and rt.store.read_state(item["id"]).get("user_stopped")
+            error = "a user stopped it meanwhile" if stopped else ""
             item.update(started=started, error=error, state=state)
         except Exception as err:  # one container's failure never keeps the others down
             message = str(err) if isinstance(err, BerthError) else f"{type(err).__name__}: {err}"
