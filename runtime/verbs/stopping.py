@@ -148,11 +148,24 @@ class StopVerbs:
             armed = grace_mod.deadline(paths)
             if not armed:
                 return  # a signal (kill -s TERM) it may ignore, not a stop with a deadline
-            left = max(0.0, armed - time.monotonic())
-            if self._wait_stopped(cid, left + STOP_DEADLINE_SLACK_SECONDS):
-                with self.store.locked(cid):
-                    self._detach_network(cid)  # what the stop's caller would release
-                return
+            until = armed + STOP_DEADLINE_SLACK_SECONDS
+            while True:
+                # In short steps: a shim that dies during the wait (the faults test kills one
+                # there) will never kill at the deadline, and the old run must not be taken
+                # for the new one. Its container is then reaped as below.
+                step = min(0.5, max(0.0, until - time.monotonic()))
+                if self._wait_stopped(cid, step):
+                    with self.store.locked(cid):
+                        self._detach_network(cid)  # what the stop's caller would release
+                    return
+                if not sm.observe(paths, lambda: False)["monitored"]:
+                    break
+                if time.monotonic() >= until:
+                    # Its shim lives but missed the deadline: kill it as the stop would.
+                    with self.store.locked(cid):
+                        self._kill_and_wait(cid, sm.observe(paths, lambda: False))
+                        self._detach_network(cid)
+                    return
         from runtime.container import boot  # boot needs the launch module; most verbs do not
 
         boot.reap(self, cid)

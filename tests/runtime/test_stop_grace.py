@@ -82,6 +82,39 @@ def test_a_start_during_the_grace_of_a_container_whose_shim_died_reaps_it_first(
     assert rt._observe(state["id"])[1]["monitored"]  # a new shim watches the new run
 
 
+def test_a_start_waiting_out_the_grace_reaps_when_the_shim_dies_meanwhile(rt, base_spec):
+    # The faults e2e test's order: the start began to wait for the stop's kill at its deadline,
+    # then the shim that would have killed died. The start must not take the old run, still
+    # alive, for its own: a stop's kill would end it later with the start reported done.
+    import threading
+
+    from tests.runtime.reboot_sim import kill_monitor
+
+    state = rt.run(ContainerSpec.from_dict(dict(base_spec, name="grace-shim-dies")))
+    cid, old = state["id"], state["pid"]
+    rt.signal_stop(cid, timeout=600)
+    started = {}
+    starter = threading.Thread(target=lambda: started.update(rt.start(cid)), daemon=True)
+    starter.start()
+    starter.join(1.0)
+    assert starter.is_alive()  # waiting for the stop's deadline, as it should
+    kill_monitor(rt, cid)
+    starter.join(60)
+    assert not starter.is_alive()
+    assert started["status"] == "running" and started["pid"] not in (None, old)
+    assert not _runs(old)  # killed (a zombie until whoever inherited it reaps it)
+    assert rt._observe(cid)[1]["monitored"]
+
+
+def _runs(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_stop_or_kill_for_an_ended_run_leaves_the_run_started_since(rt, base_spec):
     # The agent's Waiter finishes a parked stop after the grace. When the shim had died, a
     # start asked meanwhile reaps the old run and begins a new one: the Waiter's kill, stop or
