@@ -21,6 +21,7 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 
 from accounts.models import TOKEN_PREFIX
+from api import object_lookup
 from api.metadata import GatedMetadata
 from rbac import gate
 
@@ -82,12 +83,21 @@ class GatedViewSet(viewsets.GenericViewSet):
     def get_object(self):
         """The object named in the URL if the user may view it; otherwise an audited 404."""
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        visible = gate.restrict(self.base_queryset(), self.request.user, self.view_permission)
+        user, code = self.request.user, self.view_permission
+
+        def visible():
+            return gate.restrict(self.base_queryset(), user, code)
+
         obj = None
+        if self.lookup_field != "pk":
+            obj = visible().filter(**{self.lookup_field: lookup}).first()
         # ASCII digits only: "²" and "١٢" pass str.isdigit() but are not ids; nor is a number
         # past the 64-bit columns (SQLite refuses it rather than matching nothing).
-        if self.lookup_field != "pk" or is_id(str(lookup)):
-            obj = visible.filter(**{self.lookup_field: lookup}).first()
+        elif is_id(str(lookup)):
+            model = self.queryset.model
+            key = gate.restrict_key(user, code, model)
+            shape = None if key is None else (type(self), key)
+            obj = object_lookup.visible_by_pk(visible, model, shape, int(lookup))
         if obj is None:
             gate.not_visible(self.request.user, self.permission_code, self.resource, lookup)
         return obj
