@@ -403,6 +403,40 @@ def test_a_parked_stop_whose_container_runs_again_ends_without_stopping_the_new_
     assert Container.objects.get(id=world["container"].id).observed_state == "running"
 
 
+class GraceRuntime(FakeRuntime):
+    """A stop sits out its grace: the container stays running, its old run, until the runtime's
+    start waits the stop out and begins a new run (as StopVerbs._finish_pending_stop)."""
+
+    def signal_stop(self, ref, timeout=None, keep=False):
+        self._get(ref)["stopping"] = True
+        return self.state(ref)
+
+    def start(self, ref):
+        state = self._get(ref)
+        if state.pop("stopping", False):
+            state.update(status="running", pid=state["pid"] + 1)  # the stop's end, a new run
+        elif state["status"] != "running":
+            state.update(status="running", pid=4242)
+        return self.state(ref)
+
+
+def test_a_start_during_a_stops_grace_goes_through_the_runtimes_start(world):
+    # The faults e2e test: a start run while a stop was parked found the container running
+    # (the old run, until the shim's kill) and answered it as started; the stop's kill then
+    # left it stopped while its row wants it running.
+    rt = world["rt"] = GraceRuntime()
+    _run(world, _op(world, "container.create", start=True))
+    [state] = rt.list()
+    rt.signal_stop(state["id"], timeout=600)
+    out = _run(world, _op(world, "container.start"))
+    assert out["state"] == "succeeded", out
+    assert rt.state(state["id"]) == dict(state, pid=4243)  # a new run, not the old one
+    assert Container.objects.get(id=world["container"].id).pid == 4243
+    # A running container with no stop pending stays as it is.
+    assert _run(world, _op(world, "container.start"))["state"] == "succeeded"
+    assert rt.state(state["id"])["pid"] == 4243
+
+
 class StaleRead(FakeRuntime):
     """The Waiter reads the old run's state; a start then begins a new run before it acts."""
 

@@ -196,3 +196,37 @@ def test_health_check_goes_unhealthy_then_healthy_and_is_shown(web):
     well = web.wait_until(health_is("healthy"), 30, "the passing check to make it healthy")
     assert well["failing_streak"] == 0 and well["log"][-1]["output"] == "fine\n"
     web.api("DELETE", f"containers/{cid}/?force=true&wait=60", expect=200)
+
+
+def test_a_start_during_a_stops_grace_runs_it_again(web):
+    """busybox sleep as PID 1 ignores SIGTERM: the stop is parked until the shim's kill at its
+    deadline. A start asked meanwhile comes after the stop (a new run), and the stop's kill
+    does not end it: the row and the host agree on running (seen in the faults e2e test)."""
+    status, body = create(web, "graced", ["sleep", "1000"])
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    cid = body["container"]["id"]
+    old = runtime_copies(web, cid)[0]["pid"]
+    status, body = web.api("POST", f"containers/{cid}/stop/", {"timeout": 2})
+    assert status == 202, body
+    stop_op = body["operation"]["id"]
+
+    def parked():
+        _, op = web.api("GET", f"operations/{stop_op}/", expect=200)
+        return op["state"] == "running" and (op.get("result") or {}).get("waiting") == "exit"
+
+    web.wait_until(parked, 30, "the stop to be parked")
+    status, body = web.api("POST", f"containers/{cid}/start/?wait=60", {})
+    assert status == 200 and body["operation"]["state"] == "succeeded", body
+    [copy] = runtime_copies(web, cid)
+    assert copy["status"] == "running" and copy["pid"] not in (None, old), copy
+
+    def stop_done():
+        _, op = web.api("GET", f"operations/{stop_op}/", expect=200)
+        return op["state"] not in ("pending", "running") and op
+
+    op = web.wait_until(stop_done, 30, "the stop's end")
+    assert op["state"] == "succeeded", op
+    _, row = web.api("GET", f"containers/{cid}/", expect=200)
+    assert row["desired_state"] == row["observed_state"] == "running", row
+    assert runtime_copies(web, cid)[0]["pid"] == copy["pid"]
+    web.api("DELETE", f"containers/{cid}/?wait=60&force=true", expect=200)
