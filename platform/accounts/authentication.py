@@ -2,7 +2,7 @@
 
 from django.db.models.base import ModelState
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
 
 from accounts.models import ApiToken, hash_token
 from rbac import generation
@@ -38,13 +38,21 @@ def _copy(instance):
     return clone
 
 
+def _authorization(request) -> bytes:
+    """The Authorization header as bytes, as DRF's get_authorization_header gives it, read from
+    META: DRF reads request.headers, which builds a map of every header (under granian, of
+    the whole process environment too) on each request (issue 19)."""
+    value = request.META.get("HTTP_AUTHORIZATION", b"")
+    return value.encode(HTTP_HEADER_ENCODING) if isinstance(value, str) else value
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """Authenticate with a hashed, expiring, revocable API token; `request.auth` is the token."""
 
     keyword = "bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
+        header = _authorization(request).split()
         if not header or header[0].lower() != self.keyword.encode():
             return None
         if len(header) != 2:

@@ -5,7 +5,7 @@ The request middleware fills it; a Celery task or a management command may set i
 
 import contextlib
 import contextvars
-import uuid
+import os
 from dataclasses import dataclass
 
 
@@ -25,6 +25,12 @@ _current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar(
 )
 
 
+def new_request_id() -> str:
+    """A fresh request id: 32 random hex digits, as uuid4().hex writes them (without building a
+    UUID object, which cost about 2 % of an API list request, issue 19)."""
+    return os.urandom(16).hex()
+
+
 def current() -> AuditContext:
     """The context of the running request or task (empty outside one)."""
     return _current.get() or _EMPTY
@@ -33,7 +39,8 @@ def current() -> AuditContext:
 @contextlib.contextmanager
 def bind(**values):
     """Run a block with an audit context (a request id is made up when none is given)."""
-    values.setdefault("request_id", uuid.uuid4().hex)
+    if "request_id" not in values:  # (setdefault would make one for every request)
+        values["request_id"] = new_request_id()
     token = _current.set(AuditContext(**values))
     try:
         yield _current.get()

@@ -58,12 +58,18 @@ MIDDLEWARE = [
     "metrics.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit.middleware.RequestIdMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # (cookies, not sessions: CSRF_USE_SESSIONS off)
+    # BERTH_DASHBOARD_MIDDLEWARE, skipped for an API request without a session cookie.
+    "config.dashboard_middleware.DashboardMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# The dashboard's middleware, in this order, inside config.dashboard_middleware: none may have
+# process_view, process_exception or process_template_response (Django would not call them).
+BERTH_DASHBOARD_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -199,6 +205,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.FastJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.QuickContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
