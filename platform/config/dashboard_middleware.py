@@ -3,19 +3,23 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from dockerapi.sync_answer import is_docker_path
 
 # An API request without a session cookie authenticates with a token (or not at all): it has
-# no session to load, no logged-in user for the session to name, no messages to show.
+# no session to load, no logged-in user for the session to name, no messages to show. The
+# Docker Engine API's paths take tokens only.
 API_PREFIX = "/api/"
 # Django calls these hooks only on the middleware it builds itself (settings.MIDDLEWARE).
 _HANDLER_HOOKS = ("process_view", "process_exception", "process_template_response")
 
 
 def needs_dashboard(request) -> bool:
-    """Whether the request goes through the dashboard's middleware: anything outside the API,
-    and an API request that carries a session cookie (the dashboard's own calls)."""
+    """Whether the request goes through the dashboard's middleware: anything outside the REST
+    and Docker APIs, and an API request that carries a session cookie (the dashboard's own
+    calls)."""
+    path = request.path_info
     return (
-        not request.path_info.startswith(API_PREFIX)
+        not (path.startswith(API_PREFIX) or is_docker_path(path))
         or settings.SESSION_COOKIE_NAME in request.COOKIES
     )
 

@@ -36,6 +36,9 @@ def _bearer(user):
 def test_only_api_requests_without_a_session_cookie_skip_the_dashboards_middleware(settings):
     factory = RequestFactory()
     assert not needs_dashboard(factory.get("/api/v1/containers/"))
+    assert not needs_dashboard(factory.get("/v1.43/containers/json"))
+    assert not needs_dashboard(factory.get("/_ping"))
+    assert needs_dashboard(factory.get("/v1/containers/json"))  # not a Docker API path
     assert needs_dashboard(factory.get("/containers/"))
     assert needs_dashboard(factory.get("/login/"))
     with_cookie = factory.get("/api/v1/containers/")
