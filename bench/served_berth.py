@@ -159,7 +159,7 @@ class ServedBerth:
         """Stop web and agent, delete the runtime's containers, stop Redis, sweep the host."""
         try:
             for name in [n for n in self.procs if n not in ("agent", "redis")]:
-                _stop(self.procs[name])
+                _stop(self.procs[name], workers=True)
             if "agent" in self.procs:
                 _stop_agent(self.procs["agent"])
             self._delete_containers()
@@ -195,7 +195,22 @@ def _listens(port: int) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _children(pid: int) -> dict[int, bytes]:
+    """The process's children now, with their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in map(int, (task / "children").read_text().split()):
+                with contextlib.suppress(OSError):
+                    found[child] = Path(f"/proc/{child}/cmdline").read_bytes()
+    return found
+
+
+def _stop(proc: subprocess.Popen, *, workers: bool = False) -> None:
+    """Stop a process by its pid; with `workers`, then its children left behind (a web server's
+    workers: granian stopped while a worker was still starting left that worker running, seen
+    in session 23). Never for the agent, whose children may be containers' shims."""
+    children = _children(proc.pid) if workers else {}
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -203,6 +218,10 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+    for pid, cmdline in children.items():
+        with contextlib.suppress(OSError):  # gone, as it should be
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:  # still that process
+                os.kill(pid, signal.SIGKILL)
 
 
 def _pool_pids(pid: int) -> list[int]:
