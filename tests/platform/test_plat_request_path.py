@@ -2,11 +2,15 @@
 middleware skipped for token requests, the quick content negotiation, the audit row's
 parameters, request ids, and the Authorization header read from META."""
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.http import Http404
 from django.test import RequestFactory, override_settings
+from django.utils import timezone
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer, TemplateHTMLRenderer
@@ -147,12 +151,18 @@ def test_the_quick_negotiation_chooses_what_drf_chooses(accept, renderers, query
         {"actor_id": "42", "operation_id": True, "object_id": 5},
     ],
 )
-def test_the_audit_rows_parameters_are_what_the_fields_prepare(values):
-    from django.utils import timezone
-
-    event = AuditEvent(
-        seq=1, time=timezone.now(), action="container.list", outcome="allowed", **values
-    )
+@pytest.mark.parametrize(
+    "when",
+    [
+        lambda: timezone.now(),  # what record_event writes
+        lambda: timezone.now().astimezone(ZoneInfo("Europe/Paris")),
+        lambda: timezone.now().replace(microsecond=0),
+        lambda: datetime(2026, 12, 7, 3, 0, tzinfo=UTC),
+    ],
+    ids=["utc-now", "paris", "whole-second", "fixed"],
+)
+def test_the_audit_rows_parameters_are_what_the_fields_prepare(values, when):
+    event = AuditEvent(seq=1, time=when(), action="container.list", outcome="allowed", **values)
     expected = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in _FIELDS]
     assert _parameters(event, connection) == expected
 
