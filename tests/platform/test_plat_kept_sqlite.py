@@ -97,3 +97,40 @@ def test_at_most_a_few_are_kept(handler):
         db.inc_thread_sharing()  # closed from this thread, as a server's cleanup may
         db.close()
     assert sum(len(conns) for conns in kept._idle.values()) == kept.KEPT_PER_PROCESS
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT %s",
+        "SELECT x FROM t WHERE x = %s AND y LIKE '%%a%%'",
+        "SELECT '100%%', %s, %s",
+        "UPDATE t SET x = %s WHERE id IN (" + ", ".join(["%s"] * 2000) + ")",  # past the limit
+    ],
+)
+def test_a_kept_conversion_is_djangos(sql):
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+
+    raw = sqlite3.connect(":memory:")
+    try:
+        ours, djangos = raw.cursor(kept.CursorWrapper), raw.cursor(SQLiteCursorWrapper)
+        for _ in range(2):  # converted, then kept
+            assert ours.convert_query(sql) == djangos.convert_query(sql)
+        assert (sql in kept._qmark) == (len(sql) <= kept.QMARK_LONGEST)
+        named = "SELECT %(a)s, %(b)s"
+        assert ours.convert_query(named, param_names=["a", "b"]) == "SELECT :a, :b"
+    finally:
+        raw.close()
+
+
+def test_the_kept_conversions_are_bounded(monkeypatch):
+    monkeypatch.setattr(kept, "_qmark", {})
+    raw = sqlite3.connect(":memory:")
+    try:
+        cursor = raw.cursor(kept.CursorWrapper)
+        for i in range(kept.QMARK_KEPT + 10):
+            cursor.convert_query(f"SELECT %s, {i}")
+        assert len(kept._qmark) <= kept.QMARK_KEPT
+        assert cursor.execute("SELECT %s, %s", (1, 2)).fetchone() == (1, 2)
+    finally:
+        raw.close()
