@@ -27,7 +27,7 @@ def needs_dashboard(request) -> bool:
 class DashboardMiddleware:
     """settings.BERTH_DASHBOARD_MIDDLEWARE around the rest of the chain, skipped when
     `needs_dashboard` says no: building a session, a lazy user and a message store for a
-    token's request, and passing through three more layers, cost about 6 % of an API list
+    token's request, and passing through three more layers, cost about 7 % of an API list
     request (issue 19). DRF's SessionAuthentication finds no user on a request that skipped
     them, as on one without a cookie, and leaves it to the token."""
 

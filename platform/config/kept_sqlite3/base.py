@@ -24,7 +24,7 @@ _idle: dict[tuple, list] = {}
 
 # Each SQL text's conversion from Django's "format" style to the qmark style sqlite3 takes,
 # kept per process: the same texts come again and again (the ORM's, the container list's
-# compiled page), and the regular expression over a long SELECT cost about 2 % of an API list
+# compiled page), and the regular expression over a long SELECT cost about 4 % of an API list
 # request (issue 19). Bounded: at most QMARK_KEPT texts (cleared when full), none longer than
 # QMARK_LONGEST (an IN list of ids makes a new text each time).
 QMARK_KEPT = 512
