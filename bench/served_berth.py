@@ -226,14 +226,7 @@ def _stop(proc: subprocess.Popen, *, workers: bool = False) -> None:
 
 def _pool_pids(pid: int) -> list[int]:
     """The worker's pool processes (children running celery; never container shims)."""
-    pids = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in map(int, (task / "children").read_text().split()):
-                with contextlib.suppress(OSError):
-                    if b"celery" in Path(f"/proc/{child}/cmdline").read_bytes():
-                        pids.append(child)
-    return pids
+    return [child for child, cmdline in _children(pid).items() if b"celery" in cmdline]
 
 
 def _stop_agent(proc: subprocess.Popen) -> None:
