@@ -29,7 +29,6 @@ or connection failure); then prod/dev ratios.
 import argparse
 import asyncio
 import contextlib
-import glob
 import json
 import os
 import random
@@ -52,6 +51,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.prod.prod_server import PY, ProdServer, free_port  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from served_berth import Postgres  # noqa: E402
 
 REQUEST_TIMEOUT = 10.0
 WARM_UP = 5.0  # seconds at the start of a run left out of "p99_after_warm_up_ms"
@@ -367,43 +369,6 @@ def start_dev(served: ProdServer, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the development server did not start")
-
-
-class Postgres:
-    """A private PostgreSQL cluster (as the postgres user) on a free loopback port."""
-
-    def __init__(self, directory: Path):
-        self.dir = directory
-        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not initdb:
-            raise SystemExit("--database postgres: PostgreSQL is not installed")
-        self.bin = Path(initdb[-1]).parent
-        self.port = free_port()
-
-    def _as_postgres(self, *argv: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True)
-
-    def start(self) -> str:
-        subprocess.run(["install", "-d", "-o", "postgres", "-m", "700", str(self.dir)], check=True)
-        self._as_postgres(
-            str(self.bin / "initdb"), "-D", str(self.dir), "--auth=trust", "-U", "postgres"
-        )
-        self._as_postgres(
-            str(self.bin / "pg_ctl"), "-D", str(self.dir), "-l", str(self.dir / "server.log"), "-w",
-            "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=300",
-            "start",
-        )  # fmt: skip
-        self._as_postgres(
-            str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "berth"
-        )
-        return f"postgres://postgres@127.0.0.1:{self.port}/berth"
-
-    def pid(self) -> int:
-        """The postmaster's pid (its backends are its children)."""
-        return int((self.dir / "postmaster.pid").read_text().split()[0])
-
-    def stop(self) -> None:
-        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
 
 
 def log_problems(path: Path, limit: int = 8) -> dict:

@@ -14,7 +14,10 @@ SQLite, 10 idle containers made through the API) is measured two ways:
   served           the same page of 10 and 404 through the production server, alternating,
                    with a keep-alive http.client connection
 
-    .venv/bin/python bench/request_cost.py [--requests 1000] [--removes 400]
+    .venv/bin/python bench/request_cost.py [--requests 1000] [--removes 400] [--database postgres]
+
+(--database postgres: the served Berth's database is a private PostgreSQL cluster, as in
+production, instead of its SQLite file.)
 
 (as root: the served Berth runs containers).
 """
@@ -29,14 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import Berth, _prod_conn, clean_up, fill  # noqa: E402
-from served_berth import PROD_HEADERS, PY, REPO, SERVER_ENV, ServedBerth  # noqa: E402
+from served_berth import PROD_HEADERS, PY, REPO, SERVER_ENV, Postgres, ServedBerth  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # the runtime, for the bench's own Runtime and the image
 
 INNER = r"""
-import gc, io, os, resource, statistics, sys, time
+import gc, io, logging, os, resource, statistics, sys, time
 import django
 django.setup()
+logging.getLogger("django.request").setLevel(logging.ERROR)  # not a line per 404
 import config.wsgi
 from containers.models import Container
 
@@ -134,11 +138,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--removes", type=int, default=400)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-reqcost-"))
+    base.chmod(0o755)  # the postgres user reaches its cluster below it
     (base / "berth").mkdir()
-    berth_served = ServedBerth(base / "berth", "config.settings.dev")
+    pg = Postgres(base / "pg") if args.database == "postgres" else None
+    berth_served = None
     try:
+        url = pg.start() if pg is not None else ""
+        berth_served = ServedBerth(base / "berth", "config.settings.dev", database_url=url)
         berth_served.start(["runserver", "prod"])
         berth = Berth(berth_served)
         fill(berth.conn, berth.api_create, [f"rc{i}" for i in range(10)], 4)
@@ -150,7 +159,7 @@ def main() -> int:
             cwd=REPO / "platform", env=env, check=True,
         )  # fmt: skip
     finally:
-        clean_up(base, None, berth_served)
+        clean_up(base, None, berth_served, database=pg)
     return 0
 
 

@@ -405,17 +405,24 @@ def start_dockerd(folder: Path) -> Dockerd:
     return dockerd
 
 
-def clean_up(base: Path, dockerd: Dockerd | None, *served: ServedBerth | None) -> None:
-    """Whatever failed: dockerd's containers and dockerd, each served Berth, then `base`."""
+def clean_up(
+    base: Path, dockerd: Dockerd | None, *served: ServedBerth | None, database=None
+) -> None:
+    """Whatever failed: dockerd's containers and dockerd, each served Berth, its database (a
+    served_berth.Postgres) when given, then `base`."""
     try:
         if dockerd is not None:
             remove_all(dockerd)
             dockerd.stop()
     finally:
-        for berth in served:
-            if berth is not None:
-                berth.stop()
-        subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+        try:
+            for berth in served:
+                if berth is not None:
+                    berth.stop()
+        finally:
+            if database is not None:
+                database.stop()
+            subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
 
 
 def remove_all(dockerd: Dockerd) -> None:

@@ -6,6 +6,7 @@ links, nft tables) is swept by prefix, also when a step fails.
 """
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -61,10 +62,49 @@ def wait_until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+class Postgres:
+    """A private PostgreSQL cluster (as the postgres user) on a free loopback port."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdb:
+            raise SystemExit("--database postgres: PostgreSQL is not installed")
+        self.bin = Path(initdb[-1]).parent
+        self.port = free_port()
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True)
+
+    def start(self) -> str:
+        subprocess.run(["install", "-d", "-o", "postgres", "-m", "700", str(self.dir)], check=True)
+        self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(self.dir), "--auth=trust", "-U", "postgres"
+        )
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.dir), "-l", str(self.dir / "server.log"), "-w",
+            "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=300",
+            "start",
+        )  # fmt: skip
+        self._as_postgres(
+            str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "berth"
+        )
+        return f"postgres://postgres@127.0.0.1:{self.port}/berth"
+
+    def pid(self) -> int:
+        """The postmaster's pid (its backends are its children)."""
+        return int((self.dir / "postmaster.pid").read_text().split()[0])
+
+    def stop(self) -> None:
+        if not (self.dir / "postmaster.pid").exists():
+            return  # never started, or already stopped
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
+
+
 class ServedBerth:
     """Redis, database, admin token, busybox image, agent and web servers of one Berth."""
 
-    def __init__(self, base: Path, settings: str):
+    def __init__(self, base: Path, settings: str, database_url: str = ""):
         self.base = base
         self.host = "bh" + secrets.token_hex(3)
         self.prefix = "bq" + secrets.token_hex(2)
@@ -87,6 +127,8 @@ class ServedBerth:
             PYTHONPATH=f"{REPO / 'platform'}:{REPO}",
             PYTHONUNBUFFERED="1",
         )
+        if database_url:  # else SQLite under BERTH_DATA_DIR
+            self.env["DATABASE_URL"] = database_url
         self.password = password
 
     def _spawn(self, name: str, args: list[str], **env) -> subprocess.Popen:

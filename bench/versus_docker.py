@@ -17,6 +17,10 @@ them sample by sample, so both see the same machine:
   ps                       scripts/berth-runtime ps against docker ps
 
     .venv/bin/python bench/versus_docker.py [--count 10] [--requests 300] [--lifecycles 100]
+        [--database postgres]
+
+(--database postgres: Berth's database is a private PostgreSQL cluster, as in production,
+instead of its SQLite file.)
 
 (as root). Prints the medians, the lower quartiles and Berth / Docker for each.
 """
@@ -39,7 +43,7 @@ from scale import (  # noqa: E402
     ms_of,
     start_dockerd,
 )
-from served_berth import PROD_HEADERS, REPO, ServedBerth  # noqa: E402
+from served_berth import PROD_HEADERS, REPO, Postgres, ServedBerth  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # the runtime, for the bench's own Runtime and the image
 
@@ -103,13 +107,17 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--lifecycles", type=int, default=100)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-versus-"))
+    base.chmod(0o755)  # the postgres user reaches its cluster below it
     (base / "berth").mkdir()
-    served = ServedBerth(base / "berth", "config.settings.dev")
-    dockerd = None
+    pg = Postgres(base / "pg") if args.database == "postgres" else None
+    dockerd = served = None
     tag = str(int(time.time()) % 100000)
     try:
+        url = pg.start() if pg is not None else ""
+        served = ServedBerth(base / "berth", "config.settings.dev", database_url=url)
         served.start(["runserver", "prod"])
         berth = Berth(served)
         dockerd = start_dockerd(base / "docker")
@@ -137,7 +145,7 @@ def main() -> int:
         alternate(samples, "ps", lambda: ms_of(berth.ps_script), lambda: ms_of(docker.ps), 50)
         print(report(samples, args.count))
     finally:
-        clean_up(base, dockerd, served)
+        clean_up(base, dockerd, served, database=pg)
     return 0
 
 
