@@ -40,8 +40,8 @@ INNER = r"""
 import gc, io, logging, os, resource, statistics, sys, time
 import django
 django.setup()
-logging.getLogger("django.request").setLevel(logging.ERROR)  # not a line per 404
 import config.wsgi
+logging.getLogger("django.request").setLevel(logging.ERROR)  # not a line per 404 (after setup)
 from containers.models import Container
 
 token, requests, removes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -75,7 +75,8 @@ def call(method, path, query, expect):
 def report(name, samples):
     walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
     print(f"{name}: wall median {statistics.median(walls):.3f} ms, "
-          f"p25 {statistics.quantiles(walls, n=4)[0]:.3f} ms; "
+          f"p25 {statistics.quantiles(walls, n=4)[0]:.3f} ms, "
+          f"p99 {statistics.quantiles(walls, n=100)[98]:.3f} ms, mean {statistics.mean(walls):.3f} ms; "
           f"CPU {statistics.mean(cpus):.3f} ms per request ({len(samples)})", flush=True)
 
 
@@ -131,7 +132,9 @@ def served(berth: Berth, requests: int) -> None:
             samples[name].append(ms)
     for name, ms in samples.items():
         print(f"{name}: median {statistics.median(ms):.3f} ms, "
-              f"p25 {statistics.quantiles(ms, n=4)[0]:.3f} ms ({len(ms)})")  # fmt: skip
+              f"p25 {statistics.quantiles(ms, n=4)[0]:.3f} ms, "
+              f"p99 {statistics.quantiles(ms, n=100)[98]:.3f} ms, "
+              f"mean {statistics.mean(ms):.3f} ms ({len(ms)})")  # fmt: skip
 
 
 def main() -> int:

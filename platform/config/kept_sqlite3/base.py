@@ -1,5 +1,6 @@
 """Django's SQLite backend, with a process's idle connections kept for its next thread (and
-each SQL text's placeholder conversion kept, see CursorWrapper).
+each SQL text's placeholder conversion kept, see CursorWrapper; the WAL checkpointed by a
+thread of the process, see checkpoint.py).
 
 The web servers and the Docker API listener run each request on a thread of its own, and
 Django's connections are per thread, so every request opened the database file again; a new
@@ -16,7 +17,10 @@ pragmas and SQL functions set on the raw connection stay as they were set.
 import os
 import threading
 
+from django.conf import settings
 from django.db.backends.sqlite3 import base
+
+from config.kept_sqlite3 import checkpoint
 
 KEPT_PER_PROCESS = 8
 _lock = threading.Lock()
@@ -63,7 +67,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
             conn = idle.pop() if idle else None
         if conn is not None:
             return conn
-        return super().get_new_connection(conn_params)
+        conn = super().get_new_connection(conn_params)
+        if self._checkpoints_in_background(conn):
+            # The process's thread checkpoints (config/kept_sqlite3/checkpoint.py); no commit
+            # of this connection does it any more.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def _checkpoints_in_background(self, conn) -> bool:
+        """Whether a thread of this process checkpoints this file's WAL (started here if need
+        be): a file database in WAL mode, unless BERTH_SQLITE_CHECKPOINT_THREAD is off."""
+        if not getattr(settings, "BERTH_SQLITE_CHECKPOINT_THREAD", False) or self.is_in_memory_db():
+            return False
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            return False
+        return checkpoint.ensure_running(self.settings_dict["NAME"])
 
     def _close(self):
         conn = self.connection

@@ -97,6 +97,9 @@ DATABASES = {
     if _database_url
     else sqlite_database(DATA_DIR / "berth.sqlite3")
 }
+# SQLite's WAL is checkpointed by a thread of each process, not inside a request's commit
+# (config/kept_sqlite3/checkpoint.py); 0 gives the checkpoints back to the commits.
+BERTH_SQLITE_CHECKPOINT_THREAD = flag("BERTH_SQLITE_CHECKPOINT_THREAD", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
