@@ -69,9 +69,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return conn
         conn = super().get_new_connection(conn_params)
         if self._checkpoints_in_background(conn):
-            # The process's thread checkpoints (config/kept_sqlite3/checkpoint.py); no commit
-            # of this connection does it any more.
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            # The process's thread checkpoints (config/kept_sqlite3/checkpoint.py); a commit
+            # of this connection does it only past SAFETY_PAGES (a WAL that keeps growing).
+            conn.execute(f"PRAGMA wal_autocheckpoint={checkpoint.SAFETY_PAGES}")
         return conn
 
     def _checkpoints_in_background(self, conn) -> bool:
