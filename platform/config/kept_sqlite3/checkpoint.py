@@ -82,6 +82,9 @@ class WalCheckpointer:
             self._limit = self.pages * page_size
         if size <= self._limit:
             return False
+        # SQLite keeps the WAL file's size when it starts the WAL again from its beginning, so
+        # once the file has grown every round checkpoints: with nothing left to copy, that is
+        # a look at the WAL's index and no write.
         self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return True
 
