@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import Berth, _prod_conn, clean_up, fill  # noqa: E402
-from served_berth import PROD_HEADERS, PY, REPO, SERVER_ENV, Postgres, ServedBerth  # noqa: E402
+from served_berth import PROD_HEADERS, PY, REPO, SERVER_ENV, ServedBerth, private_database  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # the runtime, for the bench's own Runtime and the image
 
@@ -144,9 +144,8 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-reqcost-"))
-    base.chmod(0o755)  # the postgres user reaches its cluster below it
     (base / "berth").mkdir()
-    pg = Postgres(base / "pg") if args.database == "postgres" else None
+    pg = private_database(base, args.database)
     berth_served = None
     try:
         url = pg.start() if pg is not None else ""

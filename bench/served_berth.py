@@ -101,6 +101,15 @@ class Postgres:
         self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", "fast", "-w", "stop")
 
 
+def private_database(base: Path, kind: str) -> Postgres | None:
+    """--database: a private PostgreSQL cluster under `base` for "postgres" (started by the
+    caller, stopped by scale.clean_up), None for "sqlite" (the served Berth's own file)."""
+    if kind != "postgres":
+        return None
+    base.chmod(0o755)  # the postgres user reaches its cluster below it
+    return Postgres(base / "pg")
+
+
 class ServedBerth:
     """Redis, database, admin token, busybox image, agent and web servers of one Berth."""
 

@@ -43,7 +43,7 @@ from scale import (  # noqa: E402
     ms_of,
     start_dockerd,
 )
-from served_berth import PROD_HEADERS, REPO, Postgres, ServedBerth  # noqa: E402
+from served_berth import PROD_HEADERS, REPO, ServedBerth, private_database  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # the runtime, for the bench's own Runtime and the image
 
@@ -110,9 +110,8 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="berth-versus-"))
-    base.chmod(0o755)  # the postgres user reaches its cluster below it
     (base / "berth").mkdir()
-    pg = Postgres(base / "pg") if args.database == "postgres" else None
+    pg = private_database(base, args.database)
     dockerd = served = None
     tag = str(int(time.time()) % 100000)
     try:
