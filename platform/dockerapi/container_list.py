@@ -9,6 +9,7 @@ from django.db.models.functions import Cast
 from django.http import JsonResponse
 
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dockerapi import render
 from dockerapi.refs import docker_id
 from rbac import gate
@@ -87,7 +88,7 @@ def list_(call):
     """GET /containers/json?all=&filters=&limit=."""
     gate.authorize(call.user, "container.view", resource="container", summary=call.summary())
     rows = gate.restrict(
-        Container.objects.exclude(observed_state=Container.Observed.REMOVED),
+        Container.objects.filter(NOT_REMOVED),
         call.user,
         "container.view",
     ).order_by("-created_at", "-id")

@@ -100,6 +100,7 @@ class BerthCollector:
 
     def _containers(self):
         from containers.models import Container
+        from containers.not_removed import NOT_REMOVED
 
         family = GaugeMetricFamily(
             "berth_containers",
@@ -107,7 +108,7 @@ class BerthCollector:
             labels=["team", "host", "state"],
         )
         rows = (
-            Container.objects.exclude(observed_state=Container.Observed.REMOVED)
+            Container.objects.filter(NOT_REMOVED)
             .values_list("team__name", "host__name", "observed_state")
             .annotate(n=Count("id"))
             .order_by()

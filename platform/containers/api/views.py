@@ -26,6 +26,7 @@ from containers.api.serializers import (
     StopSerializer,
 )
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts import migrate as migrating
 from hosts import placement
 from hosts.steps import StepFailed
@@ -98,7 +99,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
             return queryset
         if not self.request.query_params.get("state"):
             # Removed containers are history (the audit log has it): shown when asked for.
-            queryset = queryset.exclude(observed_state=Container.Observed.REMOVED)
+            queryset = queryset.filter(NOT_REMOVED)
         return queryset.defer("spec")  # rows are summaries; the spec is in the detail view
 
     def get_serializer_class(self):

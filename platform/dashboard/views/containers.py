@@ -20,6 +20,7 @@ from config.errors import InvalidRequest, PlatformError
 from config.ids import as_id, is_id
 from containers import services
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dashboard.decorators import back_url, gated
 from dashboard.permissions import may, visible
 from dashboard.templatetags.berth import ports_text
@@ -75,7 +76,7 @@ def filtered_by(params, user):
     }
     base = Container.objects.all()
     if filters["state"] != "removed":
-        base = base.exclude(observed_state="removed")
+        base = base.filter(NOT_REMOVED)
     qs = visible(base, user, "container.view")
     if filters["state"] == "removed":
         qs = qs.filter(observed_state="removed")

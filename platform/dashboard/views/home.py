@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dashboard.decorators import SIGNED_IN, gated
 from dashboard.permissions import may, visible
 from hosts.models import Host
@@ -30,9 +31,7 @@ STATE_GROUPS = {
 
 def container_counts(user) -> dict[str, int]:
     """Counts per state group of the containers the user may view, in one query."""
-    containers = visible(
-        Container.objects.exclude(observed_state="removed"), user, "container.view"
-    )
+    containers = visible(Container.objects.filter(NOT_REMOVED), user, "container.view")
     aggregates = {
         name: Count("id", filter=Q(observed_state__in=states))
         for name, states in STATE_GROUPS.items()
@@ -61,7 +60,7 @@ def activity(user) -> dict:
     out = {"days": days, "containers": [0] * DAYS, "images": [0] * DAYS}
     if may(user, "container.view"):
         # Removed rows stay for the audit trail; they are not containers the user has.
-        live = Container.objects.exclude(observed_state="removed")
+        live = Container.objects.filter(NOT_REMOVED)
         counts = per_day(visible(live, user, "container.view"), since)
         out["containers"] = [counts.get(d, 0) for d in days]
     if may(user, "image.view"):

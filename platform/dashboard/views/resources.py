@@ -6,6 +6,7 @@ from django.shortcuts import render
 from accounts.models import Team
 from config.errors import NotFound
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dashboard.decorators import gated
 from dashboard.permissions import get_visible, may, visible
 from hosts import counting
@@ -146,7 +147,7 @@ def _attached(user, host_filter, test) -> list:
     """Live containers the user may view (on the hosts `host_filter` keeps) whose network
     spec passes `test`; the JSON test runs in Python (SQLite has no JSON list contains)."""
     rows = (
-        visible(Container.objects.exclude(observed_state="removed"), user, "container.view")
+        visible(Container.objects.filter(NOT_REMOVED), user, "container.view")
         .filter(**host_filter)
         .select_related("host", "team")
         .only("id", "name", "spec", "network_info", "observed_state", "host__name", "team__name")

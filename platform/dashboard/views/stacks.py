@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from config.errors import InvalidRequest, PlatformError
 from containers import services
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dashboard.decorators import gated
 from dashboard.permissions import may, visible
 from dashboard.views.containers import MAX_BULK, natural_key
@@ -22,7 +23,7 @@ STACK_VERBS = {"start": "start", "stop": "stop", "remove": "remove"}
 
 def _stack_containers(user, project: str | None = None):
     """The containers of compose projects the user may view (removed rows left out)."""
-    qs = Container.objects.exclude(observed_state="removed").filter(labels__has_key=PROJECT_LABEL)
+    qs = Container.objects.filter(NOT_REMOVED).filter(labels__has_key=PROJECT_LABEL)
     if project is not None:
         qs = qs.filter(**{f"labels__{PROJECT_LABEL}": project})
     return visible(qs.select_related("team", "host"), user, "container.view")
