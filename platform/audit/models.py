@@ -129,3 +129,14 @@ class ChainHead(models.Model):
 
     def __str__(self):
         return f"audit head #{self.seq}"
+
+
+class JournalMark(models.Model):
+    """How much of one process's audit journal file the chain holds (audit/journal.py): moved
+    in the transaction that appends the file's events, so each line is appended once."""
+
+    name = models.CharField(max_length=100, unique=True)  # the file's name in the journal folder
+    committed_bytes = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name}: {self.committed_bytes} bytes in the chain"

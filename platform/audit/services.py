@@ -8,8 +8,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transac
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from audit import context
-from audit.models import GENESIS_HASH, AuditEvent, ChainHead, chain_link
+from audit import context, journal
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead, JournalMark, chain_link
 from audit.sql import CONTENT_COLUMNS
 
 MAX_REASON = 500
@@ -52,9 +52,13 @@ def record_event(
     summary: dict | None = None,
     operation_id: int | None = None,
     task_id: str = "",
+    journaled: bool = False,
 ) -> AuditEvent:
     """Append one event to the chain (inside the caller's transaction, if any); returns once
-    the event is in the database (committed, outside a transaction)."""
+    the event is in the database (committed, outside a transaction). `journaled` (an allowed
+    read, rbac.gate.record): outside a transaction, where this process keeps an audit
+    journal (audit/journal.py), returns once the journal holds it; the chain takes it within
+    journal.FLUSH_SECONDS."""
     ctx = context.current()
     event = AuditEvent(
         actor_id=getattr(actor, "pk", None),
@@ -77,21 +81,38 @@ def record_event(
         # Part of the caller's transaction (with the Operation it creates): written now, and
         # committed or rolled back with it.
         _append([event])
+    elif journaled and (book := journal.current(_append_journaled)) and book.take(event):
+        _announce([event])
     else:
         _GROUP.append(event)
     return event
 
 
-def _append(events: list[AuditEvent]) -> None:
+def _append(events: list[AuditEvent], *, mark: tuple[str, int] | None = None) -> None:
     """Chain `events` after the head and insert them: one head lock, one INSERT, one head
-    update however many there are."""
+    update however many there are. `mark`: (journal file, bytes of it in the chain after
+    these events), moved in the same transaction (SQLite only: audit/journal.py)."""
     now = timezone.now()
     for event in events:
         event.time = event.time or now  # record_event stamps its own; a test's may not
     if connection.vendor == "postgresql":
+        if mark is not None:
+            raise ValueError("audit journals are for SQLite")
         _append_in_database(events)
     else:
-        _append_here(events)
+        _append_here(events, mark)
+    if mark is None:
+        _announce(events)
+
+
+def _append_journaled(events: list[AuditEvent], name: str, committed_bytes: int) -> None:
+    """A journal's batch (audit/journal.py): its events chained and its file's mark moved, in
+    one transaction; announced when journaled already."""
+    _append(events, mark=(name, committed_bytes))
+
+
+def _announce(events: list[AuditEvent]) -> None:
+    """post_save for each event, as save() would send it."""
     for event in events:
         # What save() would send (the metrics count gate decisions from it).
         post_save.send(
@@ -158,6 +179,11 @@ class _SqliteSql:
         self.insert = f'INSERT INTO "{AuditEvent._meta.db_table}" ({columns}) VALUES ({marks})'  # noqa: S608
         self.move = f'UPDATE "{head}" SET seq = ?, last_hash = ? WHERE id = 1'  # noqa: S608
         self.start = f'INSERT INTO "{head}" (id, seq, last_hash) VALUES (1, 0, ?)'  # noqa: S608
+        marks = JournalMark._meta.db_table
+        self.mark = (
+            f'INSERT INTO "{marks}" (name, committed_bytes) VALUES (?, ?) '  # noqa: S608
+            "ON CONFLICT (name) DO UPDATE SET committed_bytes = excluded.committed_bytes"
+        )
         # Where the chain's own columns go among the INSERT's parameters.
         self.place = [_FIELDS.index(AuditEvent._meta.get_field(name))
                       for name in ("seq", "prev_hash", "hash")]  # fmt: skip
@@ -166,7 +192,7 @@ class _SqliteSql:
 _SQLITE_SQL = None
 
 
-def _append_here(events: list[AuditEvent]) -> None:
+def _append_here(events: list[AuditEvent], mark: tuple[str, int] | None = None) -> None:
     """SQLite: the head read, one INSERT per event and the head moved, by this process,
     through the driver's own connection. Django's cursor and atomic() around each statement
     cost more than SQLite's own work (0.26 -> 0.14 ms an append, issue 19). Outside a
@@ -206,6 +232,8 @@ def _append_here(events: list[AuditEvent]) -> None:
                 placed.append((raw.execute(sql.insert, params).lastrowid, seq, prev, link))
                 prev = link
             raw.execute(sql.move, [seq, prev])
+            if mark is not None:
+                raw.execute(sql.mark, list(mark))
             raw.execute(end)
         except BaseException:
             if raw.in_transaction:  # (SQLite rolls back by itself after a few errors)
@@ -283,6 +311,9 @@ def verify_chain() -> list[str]:
     """Recompute every hash and link; return the problems found (empty when intact). Events
     appended before the link format (audit.models.chain_link) carry the first format's hash;
     it is accepted only until the first event in the link format."""
+    # This process's waiting journaled events, and what dead processes' journals hold, first.
+    journal.flush_pending()
+    journal.recover_dead(_append_journaled)
     problems = []
     prev_hash, prev_seq, linked = GENESIS_HASH, 0, False
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):

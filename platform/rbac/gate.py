@@ -218,15 +218,19 @@ def record(
     outcome: str | None = None,
     reason: str | None = None,
 ):
-    """Write the audit event of a decision (in the caller's transaction)."""
+    """Write the audit event of a decision (in the caller's transaction). An allowed read
+    outside a transaction may go through the process's audit journal (audit/journal.py):
+    refusals and changes are in the chain before the caller goes on."""
+    outcome = outcome or (ALLOWED if decision.allowed else DENIED)
     return record_event(
         actor=decision.user if getattr(decision.user, "is_authenticated", False) else None,
         action=decision.action,
-        outcome=outcome or (ALLOWED if decision.allowed else DENIED),
+        outcome=outcome,
         reason=reason if reason is not None else decision.reason,
         summary=summary,
         operation_id=getattr(operation, "pk", None),
         task_id=task_id or getattr(operation, "task_id", "") or "",
+        journaled=outcome == ALLOWED and operation is None and catalog.is_read(decision.action),
         **_object_fields(decision),
     )
 

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 
 from api.base import GatedListMixin, GatedRetrieveMixin, GatedViewSet
+from audit import journal
 from audit.filtering import EXPORT_FIELDS, FILTERS, csv_lines, event_dict, filter_events
 from audit.models import AuditEvent
 from config.errors import InvalidRequest
@@ -47,6 +48,11 @@ class AuditEventViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
     search_fields = ["actor", "action", "object_repr", "reason"]
     ordering_fields = ["seq", "time"]
     ordering = ["-seq"]
+
+    def get_queryset(self):
+        # This process's journaled events first (audit/journal.py).
+        journal.flush_pending()
+        return super().get_queryset()
 
     def filter_queryset(self, queryset):
         """?actor=&action=&action_prefix=&outcome=&object_type=&object_id=&since=&until=..."""

@@ -100,6 +100,9 @@ DATABASES = {
 # SQLite's WAL is checkpointed by a thread of each process, not inside a request's commit
 # (config/kept_sqlite3/checkpoint.py); 0 gives the checkpoints back to the commits.
 BERTH_SQLITE_CHECKPOINT_THREAD = flag("BERTH_SQLITE_CHECKPOINT_THREAD", default=True)
+# On SQLite, allowed reads' audit events go through a journal file of each process and reach
+# the chain in batches (audit/journal.py); 0 appends each before its answer.
+BERTH_AUDIT_JOURNAL = flag("BERTH_AUDIT_JOURNAL", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

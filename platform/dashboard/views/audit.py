@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 
+from audit import journal
 from audit.filtering import OUTCOMES, csv_lines, event_dict, filter_events
 from audit.models import AuditEvent
 from dashboard.decorators import gated
@@ -16,6 +17,7 @@ PAGE_SIZE = 100
 
 def filtered(request):
     """Events the user may read, narrowed by audit.filtering (the API's filters), newest first."""
+    journal.flush_pending()  # this process's journaled events first (audit/journal.py)
     qs = visible(AuditEvent.objects.all(), request.user, "audit.read")
     qs, filters = filter_events(qs, request.GET)
     return qs.order_by("-seq"), filters
