@@ -60,9 +60,33 @@ def _may_read(cursor) -> bool:
     return _readable[key]
 
 
+def _select() -> str:
+    global _SELECT
+    if _SELECT is None:
+        _SELECT = f'SELECT value FROM "{_table()}" WHERE id = 1'  # noqa: S608
+    return _SELECT
+
+
+_SELECT: str | None = None
+
+
 def current() -> str | None:
     """The generation now; None when it cannot be read (then cache nothing)."""
-    sql = f"SELECT value FROM {connection.ops.quote_name(_table())} WHERE id = 1"  # noqa: S608
+    sql = _select()
+    if connection.vendor == "sqlite":
+        # Every API request reads it first: through the driver's connection, without
+        # Django's cursor around one statement (two thirds of the read here, issue 19).
+        try:
+            with connection.wrap_database_errors:
+                connection.validate_no_broken_transaction()
+                if not _may_read(None):  # (asks PostgreSQL only; a test's answer counts)
+                    return None
+                connection.ensure_connection()
+                row = connection.connection.execute(sql).fetchone()
+        except DatabaseError as err:  # a database without the table: not migrated yet
+            log.warning("authorization cache off: the generation cannot be read (%s)", err)
+            return None
+        return _read(row)
     try:
         with connection.cursor() as cursor:
             if not _may_read(cursor):
@@ -72,6 +96,10 @@ def current() -> str | None:
     except DatabaseError as err:  # (SQLite) a database without the table: not migrated yet
         log.warning("authorization cache off: the generation cannot be read (%s)", err)
         return None
+    return _read(row)
+
+
+def _read(row) -> str | None:
     if row is None:  # an emptied table: start a generation nobody cached under
         with contextlib.suppress(DatabaseError):
             bump()

@@ -262,7 +262,7 @@ class OneQueryPagination(Pagination):
                 connection.vendor,
                 connection.timezone_name,
                 settings.TIME_ZONE,
-                timezone.get_current_timezone_name(),
+                timezone.get_current_timezone(),  # (its name costs a lookup per request)
                 api_settings.DATETIME_FORMAT,
             )
             raw_rows = [row[:-1] for row in rows]
