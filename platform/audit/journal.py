@@ -54,7 +54,7 @@ ROTATE_BYTES = 8 << 20  # a file this long, all in the chain, is replaced by a n
 SUFFIX = ".journal"
 
 # write(events, file name, bytes of that file in the chain after them): appends the events
-# and moves the file's mark in one transaction (audit.services._append_journaled).
+# and moves the file's mark in one transaction (audit.services.append_journaled).
 Write = Callable[[list, str, int], None]
 
 
@@ -228,6 +228,7 @@ class Journal:
         with self._lock:
             if self._queue:
                 return
+            self.broken = True  # a late take() must not write to a closed (reused) descriptor
             os.unlink(self.folder / self.name)
             os.close(self.fd)
         _forget_mark(self.name)

@@ -81,7 +81,7 @@ def record_event(
         # Part of the caller's transaction (with the Operation it creates): written now, and
         # committed or rolled back with it.
         _append([event])
-    elif journaled and (book := journal.current(_append_journaled)) and book.take(event):
+    elif journaled and (book := journal.current(append_journaled)) and book.take(event):
         _announce([event])
     else:
         _GROUP.append(event)
@@ -105,7 +105,7 @@ def _append(events: list[AuditEvent], *, mark: tuple[str, int] | None = None) ->
         _announce(events)
 
 
-def _append_journaled(events: list[AuditEvent], name: str, committed_bytes: int) -> None:
+def append_journaled(events: list[AuditEvent], name: str, committed_bytes: int) -> None:
     """A journal's batch (audit/journal.py): its events chained and its file's mark moved, in
     one transaction; announced when journaled already."""
     _append(events, mark=(name, committed_bytes))
@@ -313,7 +313,7 @@ def verify_chain() -> list[str]:
     it is accepted only until the first event in the link format."""
     # This process's waiting journaled events, and what dead processes' journals hold, first.
     journal.flush_pending()
-    journal.recover_dead(_append_journaled)
+    journal.recover_dead(append_journaled)
     problems = []
     prev_hash, prev_seq, linked = GENESIS_HASH, 0, False
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):

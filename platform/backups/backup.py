@@ -17,8 +17,9 @@ import django
 from django.utils import timezone
 from registries import crypto
 
+from audit import journal
 from audit.models import ChainHead
-from audit.services import record_event
+from audit.services import append_journaled, record_event
 from backups import conf, dbdump, hostwork, manifest, repo
 from backups.models import BackupRun
 from config.errors import InvalidRequest, PlatformError, Unavailable
@@ -160,6 +161,10 @@ def _write_set(target, partial, set_id, volumes, images, user) -> dict:
     partial.mkdir(parents=True)
     location = conf.repository_for(target)
     repo.ensure(location)
+    # The events waiting in this process's audit journal, and those dead processes left, in
+    # the chain the set keeps (audit/journal.py; live processes' last 20 ms are not).
+    journal.flush_pending()
+    journal.recover_dead(append_journaled)
     head = ChainHead.objects.filter(pk=1).first()
     dump = dbdump.dump(partial)
     dumped_head = dbdump.read_head(dump)

@@ -205,7 +205,7 @@ def test_a_live_process_journal_is_left_alone_until_it_dies(stack):
         assert name, live.stderr.read()[-2000:] if live.poll() is not None else "no name"
         # Another process's thread and verify_audit_chain both pass over a file in use.
         stack.shell(
-            "assert journal.recover(journal.folder_for(str(DB)), services._append_journaled) == 0"
+            "assert journal.recover(journal.folder_for(str(DB)), services.append_journaled) == 0"
         )
         stack.manage("verify_audit_chain")
         assert (stack.folder() / name).exists()
