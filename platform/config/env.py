@@ -67,6 +67,16 @@ def database_from_url(url: str) -> dict:
     }
 
 
+def _sqlite_conn_max_age() -> int:
+    """Seconds a thread keeps its SQLite connection between requests (Django's CONN_MAX_AGE):
+    0, closed after each (kept for the process's next thread by config.kept_sqlite3), unless
+    BERTH_SQLITE_CONN_MAX_AGE says otherwise (config/http_server.py does: its threads live)."""
+    value = os.environ.get("BERTH_SQLITE_CONN_MAX_AGE", "0").strip()
+    if not value.isascii() or not value.isdigit() or int(value) > 86400:
+        raise ImproperlyConfigured("BERTH_SQLITE_CONN_MAX_AGE must be seconds, 0 to 86400")
+    return int(value)
+
+
 def _sqlite_sync() -> str:
     value = os.environ.get("BERTH_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
     if value not in ("NORMAL", "FULL", "EXTRA"):
@@ -81,6 +91,7 @@ def sqlite_database(path: Path) -> dict:
         # Django's SQLite backend, keeping closed connections for the process's next thread.
         "ENGINE": "config.kept_sqlite3",
         "NAME": str(path),
+        "CONN_MAX_AGE": _sqlite_conn_max_age(),
         # IMMEDIATE takes the write lock when a transaction starts, so the audit chain head
         # is read and advanced by one writer at a time.
         # WAL: readers never wait for the writer, and a commit costs a quarter of what the
