@@ -105,12 +105,11 @@ class Journal:
     """One process's journal file, the events in it that the chain does not hold yet (in file
     order), and the daemon thread that appends them."""
 
-    def __init__(
-        self,
-        folder: Path,
-        write: Write,
-    ):
+    def __init__(self, folder: Path, write: Write, *, owner: tuple[int, int] | None = None):
         self.folder = folder
+        # (uid, gid) given to the folder and files a root process makes (an agent's): the
+        # database file's, so that the web's processes may write and recover there too.
+        self.owner = owner
         # The module's values when the journal starts (a test sets them first).
         self.flush_seconds, self.recover_seconds = FLUSH_SECONDS, RECOVER_SECONDS
         self.rotate_bytes = ROTATE_BYTES
@@ -125,10 +124,15 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="berth-audit-journal", daemon=True)
 
     def _new_file(self) -> tuple[str, int, int]:
-        self.folder.mkdir(mode=0o700, exist_ok=True)
+        if not self.folder.is_dir():
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            if self.owner is not None:
+                os.chown(self.folder, *self.owner)
         name = f"{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = os.open(self.folder / name, flags, 0o600)
+        if self.owner is not None:
+            os.fchown(fd, *self.owner)
         # Held while this process lives: recovery takes only the files whose lock it can take.
         fcntl.flock(fd, fcntl.LOCK_EX)
         return name, fd, 0
@@ -259,6 +263,8 @@ def _recover_file(path: Path, write: Write) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return 0
+    except PermissionError:  # another user's (a process of the database file's owner takes it)
+        return 0
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -315,6 +321,14 @@ def _database_file() -> str | None:
     return str(database.settings_dict["NAME"])
 
 
+def _owner(database: str) -> tuple[int, int] | None:
+    """The database file's (uid, gid) when this process is root and another user owns it."""
+    if os.geteuid() != 0:
+        return None
+    info = os.stat(database)
+    return None if info.st_uid == 0 else (info.st_uid, info.st_gid)
+
+
 def current(write: Write) -> Journal | None:
     """This process's journal, started on first use; None when decisions go to the chain
     before their answers (the setting off, PostgreSQL, a database in memory)."""
@@ -332,7 +346,7 @@ def current(write: Write) -> Journal | None:
             if database is None:
                 return None
             try:
-                _journal = Journal(folder_for(database), write).start()
+                _journal = Journal(folder_for(database), write, owner=_owner(database)).start()
             except OSError:
                 log.exception("audit journal: none for %s; decisions go to the chain", database)
                 _decided = (pid, False)

@@ -323,3 +323,20 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def test_a_root_process_gives_its_journal_to_the_database_owner(stack):
+    """An agent (root) journaling on the web's database: the folder and file are the database
+    file's owner's, so that the web's processes may write and recover there too."""
+    os.chown(stack.db, 65534, 65534)
+    stack.shell(r"""
+read(0)
+book = journal._journal
+folder = journal.folder_for(str(DB))
+for path in (folder, folder / book.name):
+    info = os.stat(path)
+    assert (info.st_uid, info.st_gid) == (65534, 65534), (path, info)
+assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+assert oct(os.stat(folder / book.name).st_mode & 0o777) == "0o600"
+journal.flush_pending()
+""")
