@@ -42,7 +42,7 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, DataError, IntegrityError, connections
 
 log = logging.getLogger("berth.audit")
 
@@ -56,6 +56,40 @@ SUFFIX = ".journal"
 # write(events, file name, bytes of that file in the chain after them): appends the events
 # and moves the file's mark in one transaction (audit.services.append_journaled).
 Write = Callable[[list, str, int], None]
+
+
+# What one event can make the chain refuse (as opposed to the database being locked or down,
+# which a later try may get past).
+REFUSED = (IntegrityError, DataError, ValueError, TypeError)
+
+
+def _write_all(write: Write, name: str, events: list, ends: list[int]) -> None:
+    """Append `events` (their lines ending at `ends` in the file `name`) in one transaction.
+    When the chain refuses that, one at a time: those it refuses while it takes others are
+    left out (and logged), so that one bad event never holds back the rest; when it refuses
+    every one (a single event included), the fault is the chain's or the database's, and the
+    error goes up: they wait and are tried again."""
+    try:
+        write(events, name, ends[-1])
+        return
+    except REFUSED:
+        if len(events) == 1:
+            raise
+    refused = []
+    for event, end in zip(events, ends, strict=True):
+        try:
+            write([event], name, end)
+        except REFUSED as err:
+            refused.append((event, err))
+    if len(refused) == len(events):
+        raise refused[-1][1]
+    for event, err in refused:
+        log.error(
+            "audit journal %s: the chain refuses one event (%s by %s: %s), left out",
+            name, getattr(event, "action", "?"), getattr(event, "actor", "?"), err,
+        )  # fmt: skip
+    if refused and refused[-1][0] is events[-1]:
+        write([], name, ends[-1])  # the mark past the last one: it is never tried again
 
 
 def folder_for(database: str) -> Path:
@@ -186,7 +220,7 @@ class Journal:
                     batch = self._queue[:MAX_BATCH]
                 if not batch:
                     break
-                self._write([event for event, _ in batch], self.name, batch[-1][1])
+                _write_all(self._write, self.name, [e for e, _ in batch], [end for _, end in batch])
                 with self._lock:
                     del self._queue[: len(batch)]
             self._rotate_if_due()
@@ -302,7 +336,7 @@ def _replay(name: str, fd: int, write: Write) -> int:
             continue
         ends.append(offset)
     for at in range(0, len(events), MAX_BATCH):
-        write(events[at : at + MAX_BATCH], name, ends[min(at + MAX_BATCH, len(ends)) - 1])
+        _write_all(write, name, events[at : at + MAX_BATCH], ends[at : at + MAX_BATCH])
     if events:
         log.warning("audit journal %s: %d event(s) of a dead process appended", name, len(events))
     return len(events)

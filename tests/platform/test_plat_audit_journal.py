@@ -340,3 +340,42 @@ assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
 assert oct(os.stat(folder / book.name).st_mode & 0o777) == "0o600"
 journal.flush_pending()
 """)
+
+
+def test_an_event_the_chain_refuses_is_left_out_and_holds_back_no_other(stack):
+    stack.shell(r"""
+from django.db import IntegrityError
+from django.utils import timezone
+
+def bad(name):  # NOT NULL: the chain refuses it
+    return AuditEvent(action=None, outcome="allowed", object_id=name, time=timezone.now())
+
+read(0)
+book = journal._journal
+assert book.take(bad("bad"))
+journal.flush_pending()  # refused as a batch, then one at a time: r0 taken, "bad" left out
+assert [o for o in chained() if o.startswith(("r", "bad"))] == ["r0"], chained()
+assert book.pending() == 0
+read(1)
+assert book.take(bad("bad2"))
+read(2)
+journal.flush_pending()
+assert [o for o in chained() if o.startswith(("r", "bad"))] == ["r0", "r1", "r2"], chained()
+size = os.path.getsize(journal.folder_for(str(DB)) / book.name)
+assert JournalMark.objects.get(name=book.name).committed_bytes == size
+# Alone, a refused event is not left out (the chain's fault or the event's, nothing tells
+# yet): it waits to be tried again, as when the database is locked.
+assert book.take(bad("bad3"))
+try:
+    journal.flush_pending()
+except IntegrityError:
+    pass
+else:
+    raise AssertionError("a lone refused event was left out")
+assert book.pending() == 1
+read(3)
+journal.flush_pending()  # with another event beside it, it is the event's fault
+assert [o for o in chained() if o.startswith(("r", "bad"))] == ["r0", "r1", "r2", "r3"]
+assert book.pending() == 0
+assert verify_chain() == []
+""")
