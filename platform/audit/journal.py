@@ -117,7 +117,7 @@ def decode(line: bytes):
     row = orjson.loads(line)
     if not isinstance(row, dict) or set(row) != set(_columns()):
         raise ValueError("not an audit journal line")
-    row["time"] = datetime.fromisoformat(row["time"])
+    row["time"] = datetime.fromisoformat(row["time"])  # (TypeError: not a text)
     return AuditEvent(**row)
 
 
@@ -331,7 +331,7 @@ def _replay(name: str, fd: int, write: Write) -> int:
         offset += len(line) + 1
         try:
             events.append(decode(line))
-        except ValueError:  # orjson's errors are ValueErrors too
+        except (ValueError, TypeError):  # (orjson's errors are ValueErrors too)
             log.error("audit journal %s: unreadable line at byte %d left out", name, offset)
             continue
         ends.append(offset)

@@ -230,9 +230,18 @@ def record(
         summary=summary,
         operation_id=getattr(operation, "pk", None),
         task_id=task_id or getattr(operation, "task_id", "") or "",
-        journaled=outcome == ALLOWED and operation is None and catalog.is_read(decision.action),
+        journaled=outcome == ALLOWED and operation is None and _is_read_code(decision.action),
         **_object_fields(decision),
     )
+
+
+def _is_read_code(action: str) -> bool:
+    """Whether `action` is a declared permission that changes nothing (anything else is
+    appended before the answer)."""
+    try:
+        return catalog.is_read(action)
+    except ValueError:
+        return False
 
 
 def require(user, action: str, obj=None, *, resource=None, options=None, summary=None) -> Decision:

@@ -6,6 +6,7 @@ one, each line once, and a live one's is left alone.
 Each test runs `manage.py shell` on a migrated database file of its own (the suite's database
 is in memory, where there is no journal)."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -177,8 +178,10 @@ def test_a_dead_process_journal_is_appended_once_by_the_next(stack):
         r[0] for r in stack.sql("SELECT object_id FROM audit_auditevent WHERE object_id LIKE 'r%'")
     ] == ["r0", "r1"]
     # Half a line at its end (it died writing it) and an unreadable line are left out.
+    # Every column, but a time that is not a text.
+    bad_time = json.dumps({**json.loads(dead.read_bytes().splitlines()[-1]), "time": 5}).encode()
     with dead.open("ab") as f:
-        f.write(b'{"not": "an event"}\n{"action": "container.vi')
+        f.write(b'{"not": "an event"}\n' + bad_time + b'\n{"action": "container.vi')
     verify = stack.manage("verify_audit_chain")
     assert "audit chain intact" in verify.stdout
     rows = stack.sql(
@@ -289,6 +292,7 @@ def test_gate_journals_only_allowed_reads_without_an_operation(monkeypatch):
     assert journaled(gate.Decision(True, "granted", "container.start")) is False
     assert journaled(view, outcome=gate.FAILED) is False
     assert journaled(view, operation=type("Op", (), {"pk": 3, "task_id": "t"})()) is False
+    assert journaled(gate.Decision(True, "granted", "nothing.view")) is False  # not declared
 
 
 @pytest.mark.django_db
