@@ -42,21 +42,15 @@ ensure_packages() {
 }
 
 pick_python() {
-  # Python >= 3.11 with tarfile's extraction filters (PEP 706: 3.11.4 and later; image builds
-  # and transfers unpack archives through them): the distribution's first, then the one on
-  # PATH. A distribution's build has profile-guided and link-time optimisation; a self-built
-  # one (pyenv's default) has neither and ran Berth's Python 1.2-1.6x slower here
-  # (docs/benchmarks.md, session 13). Debian 12's 3.11.2 lacks the filters.
-  local check='import sys, tarfile; sys.exit(sys.version_info < (3, 11) or not hasattr(tarfile, "data_filter"))'
+  # Python >= 3.11: the distribution's first, then the one on PATH. A distribution's build has
+  # profile-guided and link-time optimisation and apt's security updates; a self-built one
+  # (pyenv's default) has neither and ran Berth's Python 1.2-1.6x slower here
+  # (docs/benchmarks.md, sessions 13 and 26). Where its tarfile lacks the extraction filters
+  # (PEP 706; Debian 12's 3.11.2), the backports.tarfile dependency brings them
+  # (runtime/tar_filters.py).
   local cand
   for cand in /usr/bin/python3 python3 python3.13 python3.12 python3.11; do
-    if command -v "$cand" >/dev/null && "$cand" -c "$check" 2>/dev/null; then
-      command -v "$cand"; return 0
-    fi
-  done
-  for cand in python3 python3.13 python3.12 python3.11; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      log "warning: $cand has no tarfile extraction filters (Python 3.11.4+): image builds and transfers will refuse to unpack"
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       command -v "$cand"; return 0
     fi
   done

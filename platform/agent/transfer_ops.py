@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agent import control_client
 from runtime.errors import Conflict, InvalidSpec
+from runtime.tar_filters import with_filters
 from volumes.models import Volume
 
 CHUNK = 1024 * 1024
@@ -63,8 +64,12 @@ def volume_export(rt, op):
 def volume_import(rt, op):
     """Fetch a volume's archive, check it against the recorded checksum, unpack it in place."""
     vol = _volume(op)
-    if not hasattr(tarfile, "tar_filter"):  # PEP 706 (3.11.4): never unpack without it
-        raise InvalidSpec("unpacking a volume needs Python 3.11.4 or newer (tarfile filters)")
+    filtering = with_filters()
+    if filtering is None:  # PEP 706: never unpack without the filters
+        raise InvalidSpec(
+            "unpacking a volume needs tarfile's extraction filters "
+            "(Python 3.11.4 or newer, or the backports.tarfile package)"
+        )
     wanted = str(op.params.get("sha256") or "")
     data = _data_dir(rt, vol.name)
     if data.exists() and any(data.iterdir()):
@@ -74,7 +79,7 @@ def volume_import(rt, op):
         if not wanted or got != wanted:
             raise InvalidSpec(f"the archive of volume {vol.name} does not match its checksum")
         data.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(tmp.name, mode="r:gz") as tar:
+        with filtering.open(tmp.name, mode="r:gz") as tar:
             # 'tar' keeps owners and modes but refuses paths and links out of the volume.
             tar.extractall(data, filter="tar")
     Volume.objects.filter(id=vol.id).update(state="ready")

@@ -5,11 +5,11 @@ import hashlib
 import os
 import posixpath
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
 from runtime.build.errors import ContextError
+from runtime.tar_filters import with_filters
 
 CHUNK = 1 << 20
 
@@ -48,10 +48,12 @@ class BuildContext:
         self._ignore = _ignore_patterns(self.root)
 
     def _unpack(self, archive: Path) -> None:
-        if not hasattr(tarfile, "data_filter"):  # PEP 706 (3.11.4): never unpack without it
+        tarfile = with_filters()
+        if tarfile is None:  # PEP 706: never unpack without the filters
             self.close()
             raise ContextError(
-                "unpacking a build context needs Python 3.11.4 or newer (tarfile filters)"
+                "unpacking a build context needs tarfile's extraction filters "
+                "(Python 3.11.4 or newer, or the backports.tarfile package)"
             )
         try:
             with tarfile.open(archive) as tar:
