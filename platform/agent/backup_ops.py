@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from agent import containers_ops, lookup
 from backups import conf, joins
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from runtime.backup import hostdata
 from runtime.backup.restic import BackupError, Repository
 from runtime.errors import BerthError, InvalidSpec
@@ -29,7 +30,7 @@ def _repository(op) -> Repository:
 
 
 def _live_containers(op):
-    return Container.objects.filter(host_id=op.host_id).exclude(observed_state="removed")
+    return Container.objects.filter(host_id=op.host_id).filter(NOT_REMOVED)
 
 
 def backup_host(rt, op):

@@ -9,6 +9,7 @@ their stored image id, never by a name from the message.
 from agent import lookup
 from compliance import inventories
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from images.models import Image
 from runtime.errors import BerthError, NotFound
 
@@ -87,7 +88,7 @@ def rollout_images(rt, op):
     live = (
         Container.objects.filter(host_id=op.host_id)
         .exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
     )
     images = {}
     for container in live:

@@ -24,6 +24,7 @@ from backups import conf, dbdump, hostwork, manifest, repo
 from backups.models import BackupRun
 from config.errors import InvalidRequest, PlatformError, Unavailable
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts.models import Host
 from images.models import Image
 from volumes.models import Volume
@@ -83,7 +84,7 @@ def _site(images: str) -> dict:
             "observed_state": c.observed_state,
             "spec": c.spec,
         }
-        for c in Container.objects.select_related("team", "host").exclude(observed_state="removed")
+        for c in Container.objects.select_related("team", "host").filter(NOT_REMOVED)
     ]
     hosts = [
         {"name": h.name, "address": h.address, "state": h.state, "removed": bool(h.revoked_at)}
@@ -97,7 +98,7 @@ def _site(images: str) -> dict:
 
 
 def _hosts_with_data(volumes, images="refs") -> list[Host]:
-    live = Container.objects.exclude(observed_state="removed").exclude(runtime_id="")
+    live = Container.objects.filter(NOT_REMOVED).exclude(runtime_id="")
     ids = set(live.values_list("host_id", flat=True))
     if images == "blobs":
         ids |= set(Image.objects.values_list("host_id", flat=True))

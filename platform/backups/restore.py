@@ -25,6 +25,7 @@ from backups.backup import KEY_CHECK
 from backups.models import BackupRun
 from config.errors import Conflict, InvalidRequest, PlatformError
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts.models import Host
 from operations.models import Operation
 from rbac.models import Role
@@ -220,7 +221,7 @@ def _after_load(the_plan: Plan, fresh: dict, others: list) -> tuple[list[str], d
         BackupRun.objects.filter(set_id=m["set"], state="running").update(
             state="succeeded", finished_at=timezone.now(), error=""
         )
-        live = Container.objects.exclude(observed_state="removed")
+        live = Container.objects.filter(NOT_REMOVED)
         old_ids = {str(pk): rid for pk, rid in live.values_list("pk", "runtime_id") if rid}
         # "pending": the reconciler leaves rows to their create; the restore makes them.
         live.update(observed_state="pending", runtime_id="", pid=None, exit_code=None)
@@ -240,7 +241,7 @@ def _restore_hosts(the_plan: Plan, old_ids: dict) -> dict[str, str]:
     for old, new in sorted(the_plan.host_map.items()):
         part = m["hosts"].get(old, {})
         host = Host.objects.get(name=new)
-        has_containers = Container.objects.filter(host=host).exclude(observed_state="removed")
+        has_containers = Container.objects.filter(host=host).filter(NOT_REMOVED)
         if not part and not has_containers.exists():
             continue
         params = {

@@ -25,6 +25,7 @@ from compliance import lookups
 from compliance.models import Rollout
 from config.errors import Conflict, InvalidRequest
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from containers.services import audit_summary_of_spec
 from hosts import steps
 from images.models import Image
@@ -43,7 +44,7 @@ def _live(host_id):
     return (
         Container.objects.filter(host_id=host_id)
         .exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
         .select_related("team", "host", "created_by")
         .order_by("name")
     )

@@ -29,6 +29,7 @@ from compliance.engine import normalize_ref
 from compliance.models import Rollout, RolloutSchedule
 from config.errors import PlatformError
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts import steps
 from images.models import Image
 from rbac import gate
@@ -75,7 +76,7 @@ def _team_containers(team):
     return (
         Container.objects.filter(team=team, host__revoked_at__isnull=True)
         .exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
         .select_related("host")
     )
 

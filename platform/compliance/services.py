@@ -25,6 +25,7 @@ from compliance.models import (
 )
 from config.errors import InvalidRequest, NotFound
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts.models import Host
 from images.models import Image
 from rbac import gate
@@ -50,7 +51,7 @@ def load_rows():
     """(containers, images) as plain dicts: every live container, every image."""
     containers = list(
         Container.objects.exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
         .values("pk", "name", "team_id", "host_id", "spec", "image")
     )
     images = list(

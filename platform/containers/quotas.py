@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 
 from containers import maxima
+from containers.not_removed import NOT_REMOVED
 from rbac import gate
 from rbac.errors import AccessDenied
 
@@ -57,7 +58,7 @@ def usage(team) -> dict:
     live = (
         Container.objects.filter(team=team)
         .exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
     )
     running = Q(desired_state__in=(Container.Desired.RUNNING, Container.Desired.PAUSED))
     containers = live.aggregate(

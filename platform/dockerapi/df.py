@@ -9,6 +9,7 @@ from django.http import JsonResponse
 
 from containers import references
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dockerapi import render
 from images.models import Image
 from rbac import gate
@@ -27,9 +28,7 @@ def df(call):
     gate.authorize(call.user, "container.view", resource="container", summary=summary)
     containers = list(
         gate.restrict(
-            Container.objects.select_related("team", "host").exclude(
-                observed_state=Container.Observed.REMOVED
-            ),
+            Container.objects.select_related("team", "host").filter(NOT_REMOVED),
             call.user,
             "container.view",
         )

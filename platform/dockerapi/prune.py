@@ -14,6 +14,7 @@ from registries import services as registry_services
 
 from containers import references, services
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from dockerapi import containers as docker_containers
 from dockerapi import hostres, images_manage, render
 from dockerapi.errors import bad_request, not_supported
@@ -100,9 +101,7 @@ def containers(call):
     until = _until(filters)
     gate.authorize(call.user, "container.delete", resource="container", summary=summary)
     rows = gate.restrict(
-        Container.objects.select_related("team", "host").exclude(
-            observed_state=Container.Observed.REMOVED
-        ),
+        Container.objects.select_related("team", "host").filter(NOT_REMOVED),
         call.user,
         "container.delete",
     )

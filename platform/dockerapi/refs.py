@@ -6,6 +6,7 @@ created it, `berth-<pk>` before. The gate then decides the action on the row fou
 """
 
 from config.ids import is_id
+from containers.not_removed import NOT_REMOVED
 from dockerapi.errors import DockerError
 from rbac import gate
 
@@ -22,9 +23,7 @@ def find_container(call, ref: str, action: str):
     from containers.models import Container
 
     visible = gate.restrict(
-        Container.objects.select_related("team", "host", "health").exclude(
-            observed_state=Container.Observed.REMOVED
-        ),
+        Container.objects.select_related("team", "host", "health").filter(NOT_REMOVED),
         call.user,
         "container.view",
     )

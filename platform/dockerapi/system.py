@@ -6,6 +6,7 @@ import platform as stdlib_platform
 from django.http import HttpResponse, JsonResponse
 
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from images.models import Image
 from rbac import gate
 
@@ -57,9 +58,7 @@ def _arch(machine: str) -> str:
 def info(call):
     """What the caller may see: their containers' counts, images; the web host's basics."""
     gate.authorize(call.user, "container.view", resource="container", summary=call.summary())
-    mine = gate.restrict(Container.objects.all(), call.user, "container.view").exclude(
-        observed_state=Container.Observed.REMOVED
-    )
+    mine = gate.restrict(Container.objects.all(), call.user, "container.view").filter(NOT_REMOVED)
     states = list(mine.values_list("observed_state", flat=True))
     images = gate.restrict(Image.objects.all(), call.user, "image.view").count()
     uname = os.uname()

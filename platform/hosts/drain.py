@@ -18,6 +18,7 @@ from django.db import transaction
 
 from containers import references
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from containers.services import audit_summary_of_spec
 from hosts import placement, services, steps
 from hosts.models import Host
@@ -45,7 +46,7 @@ def drain(decision, host: Host, *, acting_user, summary=None) -> Report:
     live = (
         Container.objects.filter(host=host)
         .exclude(desired_state=Container.Desired.REMOVED)
-        .exclude(observed_state=Container.Observed.REMOVED)
+        .filter(NOT_REMOVED)
         .select_related("team", "host", "created_by")
         .order_by("name")
     )

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from config.errors import Conflict
 from containers.models import Container
+from containers.not_removed import NOT_REMOVED
 from hosts.models import Host, JoinToken
 from operations.models import Operation
 from rbac import gate
@@ -31,7 +32,7 @@ def set_cordoned(decision, host: Host, cordoned: bool, *, summary=None) -> Host:
 
 def live_containers(host: Host):
     """Containers of `host` that run or are meant to (not removed)."""
-    return Container.objects.filter(host=host).exclude(observed_state="removed").filter(LIVE)
+    return Container.objects.filter(host=host).filter(NOT_REMOVED).filter(LIVE)
 
 
 def remove(decision, host: Host, *, force: bool = False, summary=None) -> Host:
@@ -53,7 +54,7 @@ def remove(decision, host: Host, *, force: bool = False, summary=None) -> Host:
         Host.objects.filter(pk=host.pk).update(revoked_at=now, state=Host.State.DOWN)
         JoinToken.objects.filter(host=host, used_at__isnull=True).update(expires_at=now)
         # The rows stay for the audit trail; nothing will ever report on them again.
-        Container.objects.filter(host=host).exclude(observed_state="removed").update(
+        Container.objects.filter(host=host).filter(NOT_REMOVED).update(
             observed_state="removed", desired_state="removed", error=reason, observed_at=now
         )
         Operation.objects.filter(host=host, state__in=("pending", "running")).update(
