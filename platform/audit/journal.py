@@ -103,11 +103,20 @@ def _columns() -> tuple[str, ...]:
     return CONTENT_COLUMNS
 
 
-def encode(event) -> bytes:
-    """One line: the event's own columns (time as ISO 8601 text)."""
-    row = {column: getattr(event, column) for column in _columns()}
-    row["time"] = event.time.isoformat()
-    return orjson.dumps(row, default=str) + b"\n"
+def row_of(event) -> dict:
+    """An event's own columns, as record_event hands them to take()."""
+    return {column: getattr(event, column) for column in _columns()}
+
+
+def encode(row: dict) -> bytes:
+    """One line: an event's own columns (time as ISO 8601 text)."""
+    return orjson.dumps({**row, "time": row["time"].isoformat()}, default=str) + b"\n"
+
+
+def _event(row: dict):
+    from audit.models import AuditEvent
+
+    return AuditEvent(**row)
 
 
 def decode(line: bytes):
@@ -151,7 +160,8 @@ class Journal:
         self._write = write
         self._lock = threading.Lock()  # the file and the queue
         self._flush_lock = threading.Lock()  # one append to the chain at a time
-        self._queue: list[tuple[object, int]] = []  # (event, the file's length after its line)
+        # (an event's row, the file's length after its line)
+        self._queue: list[tuple[dict, int]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.name, self.fd, self.size = self._new_file()
@@ -175,13 +185,14 @@ class Journal:
         self._thread.start()
         return self
 
-    def take(self, event) -> bool:
-        """Write the event's line: True once the file holds it (the chain takes it later);
-        False when this journal cannot, and the caller appends the event itself."""
+    def take(self, row: dict) -> bool:
+        """Write the line of an event's row (row_of()'s columns): True once the file holds it
+        (the chain takes it later); False when this journal cannot, and the caller appends
+        the event itself."""
         if self.broken:
             return False
         try:
-            line = encode(event)
+            line = encode(row)
         except (TypeError, ValueError):  # a value orjson refuses: the chain's own way takes it
             return False
         with self._lock:
@@ -202,7 +213,7 @@ class Journal:
                 )
                 return False
             self.size += len(line)
-            self._queue.append((event, self.size))
+            self._queue.append((row, self.size))
             if len(self._queue) >= MAX_BATCH:
                 self._wake.set()
         return True
@@ -220,7 +231,8 @@ class Journal:
                     batch = self._queue[:MAX_BATCH]
                 if not batch:
                     break
-                _write_all(self._write, self.name, [e for e, _ in batch], [end for _, end in batch])
+                events = [_event(row) for row, _ in batch]  # models made here, not in requests
+                _write_all(self._write, self.name, events, [end for _, end in batch])
                 with self._lock:
                     del self._queue[: len(batch)]
             self._rotate_if_due()

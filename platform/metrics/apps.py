@@ -10,12 +10,11 @@ class MetricsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from django.db.models.signals import post_save
-
         from audit.models import AuditEvent
+        from audit.signals import recorded
         from metrics import instruments
 
-        # Every gate decision is written as one audit event: count them as they are saved.
-        post_save.connect(
+        # Every gate decision is written as one audit event: count them as they are recorded.
+        recorded.connect(
             instruments.count_audit_event, sender=AuditEvent, dispatch_uid="metrics-gate"
         )

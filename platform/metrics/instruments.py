@@ -37,7 +37,6 @@ def method_label(method: str) -> str:
     return method if method in _METHODS else "OTHER"
 
 
-def count_audit_event(sender, instance, created, **kwargs):
-    """post_save of an AuditEvent: one gate decision (allowed, denied or failed)."""
-    if created:
-        GATE_DECISIONS.labels(instance.outcome or "unknown", instance.action or "unknown").inc()
+def count_audit_event(sender, action, outcome, **kwargs):
+    """audit.signals.recorded: one gate decision (allowed, denied or failed)."""
+    GATE_DECISIONS.labels(outcome or "unknown", action or "unknown").inc()
