@@ -22,10 +22,11 @@ import contextlib
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,16 @@ _SELECT: str | None = None
 def current() -> str | None:
     """The generation now; None when it cannot be read (then cache nothing)."""
     sql = _select()
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of `connection` is a lookup
+    if db.vendor == "sqlite" and db.connection is not None and not db.needs_rollback:
+        # Every API request reads it first: straight through the driver's open connection
+        # (Django's checks and wrapping around the one statement were half of the read, issue
+        # 19). Any error goes the general way below, which reports it as Django does.
+        try:
+            if _may_read(None):  # (asks PostgreSQL only; a test's answer counts)
+                return _read(db.connection.execute(sql).fetchone())
+        except sqlite3.Error:
+            pass
     if connection.vendor == "sqlite":
         # Every API request reads it first: through the driver's connection, without
         # Django's cursor around one statement (two thirds of the read here, issue 19).
