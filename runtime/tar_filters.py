@@ -8,6 +8,7 @@ distribution's interpreter, built with profile-guided and link-time optimisation
 to date by apt, where a self-built one ran Berth's Python 1.2-1.6x slower (docs/benchmarks.md).
 """
 
+import importlib
 import tarfile
 from types import ModuleType
 
@@ -18,7 +19,7 @@ def with_filters() -> ModuleType | None:
     if hasattr(tarfile, "data_filter"):
         return tarfile
     try:
-        from backports import tarfile as backport
+        backport = importlib.import_module("backports.tarfile")
     except ImportError:
         return None
     return backport if hasattr(backport, "data_filter") else None
