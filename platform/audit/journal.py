@@ -114,6 +114,7 @@ def encode(row: dict) -> bytes:
 
 
 def _event(row: dict):
+    """The unsaved AuditEvent of a row (made by the thread that appends it)."""
     from audit.models import AuditEvent
 
     return AuditEvent(**row)
