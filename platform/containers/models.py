@@ -83,3 +83,11 @@ class Container(models.Model):
         if fields is not None and "name" in fields and "sort_name" not in fields:
             kwargs["update_fields"] = [*fields, "sort_name"]
         super().save(*args, **kwargs)
+
+
+class ListVersion(models.Model):
+    """One row whose token database triggers replace (SQLite) on every write to what the
+    container list shows: containers, their health, their teams' and hosts' names
+    (containers/list_version.py, issue 19)."""
+
+    token = models.CharField(max_length=32, default="")

@@ -52,6 +52,8 @@ class _Total:
 MAX_SHAPES = 256
 # Rendered rows kept per process (RowCache).
 MAX_ROWS = 4096
+# Rendered pages kept per process (PageCache).
+MAX_PAGES = 512
 
 
 class RowCache:
@@ -87,6 +89,41 @@ class RowCache:
 
 
 ROW_CACHE = RowCache()
+
+
+class PageCache:
+    """Rendered pages (their total and rows, read-only) keyed by the database, the page's
+    shape, size and number, the list's version token and the rows' namespace: a token that
+    changed is another key, so a page is never answered from rows older than its token."""
+
+    def __init__(self, size: int = MAX_PAGES):
+        self.size = size
+        self.pages: dict = {}
+
+    def get(self, key):
+        return self.pages.get(key)
+
+    def put(self, key, page) -> None:
+        if len(self.pages) >= self.size:
+            self.pages.clear()  # old tokens' pages are never asked for again
+        self.pages[key] = page
+
+
+PAGES = PageCache()
+
+
+def _namespace(render, connection) -> tuple:
+    """Everything besides the row a rendered row depends on (date-times' zones, format)."""
+    return (
+        render,
+        connection.vendor,
+        connection.timezone_name,
+        settings.TIME_ZONE,
+        timezone.get_current_timezone(),  # (its name costs a lookup per request)
+        api_settings.DATETIME_FORMAT,
+    )
+
+
 TIMESTAMPTZ_OID = 1184  # PostgreSQL's timestamp with time zone
 
 
@@ -180,7 +217,9 @@ class OneQueryPagination(Pagination):
         self.request = request
         return list(self.page.object_list)
 
-    def paginate_compiled(self, build, model, shape, request, render=None, count=None):
+    def paginate_compiled(
+        self, build, model, shape, request, render=None, count=None, version=None
+    ):
         """The asked page's rows as paginate_queryset(build()) gives them (each passed through
         `render`, when given, by way of ROW_CACHE: `render` must depend on nothing but the
         row's values and the settings), from SQL compiled
@@ -193,7 +232,12 @@ class OneQueryPagination(Pagination):
 
         `shape` must hold everything the SQL depends on besides the page: the gate's
         restrict_key for the user. The compiled SQL, parameters and row converters are kept on
-        the database connection (a thread's own; the converters belong to it)."""
+        the database connection (a thread's own; the converters belong to it).
+
+        `version(connection)`, when given with `render`, reads a token that changes with every
+        write to anything the rows show (containers/list_version.py): while it stays the same,
+        the page is answered from the rows this process rendered for it (PAGES), without its
+        SQL. None from it: read the rows."""
         page_size = self.get_page_size(request)
         number = request.query_params.get(self.page_query_param) or "1"
         if shape is None or not page_size or not number.isascii() or not number.isdigit():
@@ -204,6 +248,16 @@ class OneQueryPagination(Pagination):
         connection = connections[router.db_for_read(model)]
         compiled = connection.__dict__.setdefault("_berth_list_pages", {})
         key = (shape, page_size, number)
+        kept_as = None
+        if render is not None:
+            namespace = _namespace(render, connection)
+            token = version(connection) if version is not None else None
+            if token is not None:
+                # Read before the rows: rows read after it are never older than it.
+                kept_as = (connection.settings_dict["NAME"], key, token, namespace)
+                kept = PAGES.get(kept_as)
+                if kept is not None:
+                    return self._page_of(*kept, number, page_size, request)
         entry = compiled.get(key)
         if entry is None:
             start = (number - 1) * page_size
@@ -256,17 +310,10 @@ class OneQueryPagination(Pagination):
 
             width = len(rows[0]) - 1  # the total's column is taken off first
             wanted = {pos: c for pos, c in (converters or {}).items() if pos < width}
-            # Everything besides the row a rendered row depends on (date-times' zones, format).
-            namespace = (
-                render,
-                connection.vendor,
-                connection.timezone_name,
-                settings.TIME_ZONE,
-                timezone.get_current_timezone(),  # (its name costs a lookup per request)
-                api_settings.DATETIME_FORMAT,
-            )
             raw_rows = [row[:-1] for row in rows]
             out = ROW_CACHE.render(raw_rows, namespace, convert, render)
+            if kept_as is not None:
+                PAGES.put(kept_as, (total, out))
             return self._page_of(total, out, number, page_size, request)
         if converters:
             rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]

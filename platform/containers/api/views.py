@@ -12,7 +12,7 @@ from api.fields import StrictCharField, StrictSerializer
 from api.lookups import pick_host, pick_team
 from api.waiting import operation_response, wait_seconds
 from config.errors import Conflict, InvalidRequest
-from containers import maxima, services
+from containers import list_version, maxima, services
 from containers.api.filters import ContainerFilter
 from containers.api.listing import OneQueryPagination
 from containers.api.serializers import (
@@ -124,6 +124,7 @@ class ContainerViewSet(GatedListMixin, GatedRetrieveMixin, GatedViewSet):
                 request,
                 render=ContainerListSerializer.list_row,
                 count=self.get_queryset,
+                version=list_version.current,
             )
             if page is not None:
                 return self.get_paginated_response(page)

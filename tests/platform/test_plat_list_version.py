@@ -1,0 +1,119 @@
+"""The container list's version token (containers/list_version.py): database triggers replace
+it on every write to what the list shows, and the API list answers a page again from its
+rendered rows only while the token stays the same, so no write is ever missed."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from containers import list_version
+from containers.api import listing
+from containers.models import Container
+from health.models import ContainerHealth
+from tests.platform.factories import make_container
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/containers/?page_size=10"
+
+
+def _token():
+    connection.ensure_connection()
+    return list_version.current(connection)
+
+
+def _page(client):
+    """(names and states of the page, whether its rows were read from the database)."""
+    with CaptureQueriesContext(connection) as ctx:
+        answer = client.get(URL)
+    assert answer.status_code == 200, answer.content
+    read = any('FROM "containers_container"' in q["sql"] for q in ctx.captured_queries)
+    rows = [(r["name"], r["observed_state"], r["host_name"]) for r in answer.json()["results"]]
+    return rows, read
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_pages():
+    listing.PAGES.pages.clear()
+    yield
+    listing.PAGES.pages.clear()
+
+
+def test_every_watched_write_replaces_the_token(teams, host):
+    if connection.vendor != "sqlite":
+        pytest.skip("the triggers are SQLite's")
+    seen = [_token()]
+    assert seen[0]
+
+    def changed():
+        seen.append(_token())
+        return seen[-1] not in seen[:-1]
+
+    c = make_container(teams["alpha"], host, "tv-a")
+    assert changed()
+    Container.objects.filter(pk=c.pk).update(observed_state="running")
+    assert changed()
+    ContainerHealth.objects.create(container=c, status="healthy")
+    assert changed()
+    ContainerHealth.objects.filter(container=c).update(failing_streak=2)
+    assert changed()
+    teams["alpha"].name = "tv-renamed"
+    teams["alpha"].save(update_fields=["name"])
+    assert changed()
+    host.name = "tv-host-renamed"
+    host.save(update_fields=["name"])
+    assert changed()
+    with connection.cursor() as cursor:  # a write behind the ORM's back too
+        cursor.execute('UPDATE "containers_container" SET "error" = %s WHERE id = %s', ["x", c.pk])
+    assert changed()
+    Container.objects.filter(pk=c.pk).delete()
+    assert changed()
+    # What the list does not show of a host (its heartbeat) leaves the token as it is.
+    before = _token()
+    type(host).objects.filter(pk=host.pk).update(state=host.State.UP)
+    assert _token() == before
+
+
+def test_the_list_is_answered_again_only_while_nothing_changed(api, teams, host):
+    if connection.vendor != "sqlite":
+        pytest.skip("the page cache is SQLite's")
+    c = make_container(teams["alpha"], host, "tv-a", observed_state="created")
+    client = api("admin")
+    first, read = _page(client)
+    assert read and first == [("tv-a", "created", host.name)]
+    again, read = _page(client)
+    assert again == first and not read, "an unchanged page read its rows again"
+    Container.objects.filter(pk=c.pk).update(observed_state="running")
+    rows, read = _page(client)
+    assert read and rows == [("tv-a", "running", host.name)]
+    type(host).objects.filter(pk=host.pk).update(name="tv-h2")
+    rows, read = _page(client)
+    assert read and rows == [("tv-a", "running", "tv-h2")]
+    make_container(teams["beta"], host, "tv-b")
+    rows, _ = _page(client)
+    assert [r[0] for r in rows] == ["tv-a", "tv-b"]
+
+
+def test_each_user_gets_the_page_they_may_see(api, teams, host, users):
+    if connection.vendor != "sqlite":
+        pytest.skip("the page cache is SQLite's")
+    make_container(teams["alpha"], host, "tv-a")
+    make_container(teams["beta"], host, "tv-b")
+    admin, developer = api("admin"), api("developer")
+    for _ in range(2):
+        assert [r[0] for r in _page(admin)[0]] == ["tv-a", "tv-b"]
+        assert [r[0] for r in _page(developer)[0]] == ["tv-a"]  # alpha's only
+
+
+def test_without_every_trigger_there_is_no_token_and_no_kept_page(api, teams, host):
+    if connection.vendor != "sqlite":
+        pytest.skip("the triggers are SQLite's")
+    make_container(teams["alpha"], host, "tv-a")
+    client = api("admin")
+    with connection.cursor() as cursor:
+        cursor.execute(list_version.drop_statements()[0])
+    assert _token() is None
+    for _ in range(2):
+        rows, read = _page(client)
+        assert read and [r[0] for r in rows] == ["tv-a"]
+    assert listing.PAGES.pages == {}
