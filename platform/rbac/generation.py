@@ -75,29 +75,16 @@ def current() -> str | None:
     """The generation now; None when it cannot be read (then cache nothing)."""
     sql = _select()
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of `connection` is a lookup
-    if db.vendor == "sqlite" and db.connection is not None and not db.needs_rollback:
-        # Every API request reads it first: straight through the driver's open connection
-        # (Django's checks and wrapping around the one statement were half of the read, issue
+    if db.vendor == "sqlite" and not db.needs_rollback and _may_read(None):
+        # Every API request reads it first: straight through the driver's connection (Django's
+        # cursor, checks and wrapping around the one statement were most of the read, issue
         # 19). Any error goes the general way below, which reports it as Django does.
         try:
-            if _may_read(None):  # (asks PostgreSQL only; a test's answer counts)
-                return _read(db.connection.execute(sql).fetchone())
-        except sqlite3.Error:
+            if db.connection is None:
+                db.ensure_connection()
+            return _read(db.connection.execute(sql).fetchone())
+        except (sqlite3.Error, DatabaseError):
             pass
-    if connection.vendor == "sqlite":
-        # Every API request reads it first: through the driver's connection, without
-        # Django's cursor around one statement (two thirds of the read here, issue 19).
-        try:
-            with connection.wrap_database_errors:
-                connection.validate_no_broken_transaction()
-                if not _may_read(None):  # (asks PostgreSQL only; a test's answer counts)
-                    return None
-                connection.ensure_connection()
-                row = connection.connection.execute(sql).fetchone()
-        except DatabaseError as err:  # a database without the table: not migrated yet
-            log.warning("authorization cache off: the generation cannot be read (%s)", err)
-            return None
-        return _read(row)
     try:
         with connection.cursor() as cursor:
             if not _may_read(cursor):
