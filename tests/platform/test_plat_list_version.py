@@ -134,3 +134,19 @@ def test_a_schema_change_rolled_back_does_not_vouch_for_the_next(teams, host):
     with connection.cursor() as cursor:
         cursor.execute(list_version.drop_statements()[0])
     assert _token() is None
+
+
+def test_hostile_page_numbers_are_invalid_pages_not_errors(api, teams, host):
+    """A page number whose row offset no SQL integer holds (or too long to be a number at all)
+    is answered as a page past the end, never by asking the database for that offset."""
+    make_container(teams["alpha"], host, "tv-a")
+    client = api("admin")
+    for query in (
+        "page=" + "9" * 40,
+        "page=" + "9" * 5000,
+        "page=99999999999999999&page_size=1000",
+    ):
+        answer = client.get(f"/api/v1/containers/?{query}")
+        assert answer.status_code == 404, (query[:40], answer.status_code, answer.content[:200])
+        assert answer.json()["error"]["message"] == "Invalid page."
+    assert client.get("/api/v1/containers/?page=1").status_code == 200

@@ -54,6 +54,8 @@ MAX_SHAPES = 256
 MAX_ROWS = 4096
 # Rendered pages kept per process (PageCache).
 MAX_PAGES = 512
+# The largest row offset asked of the database (SQL integers are 64-bit).
+MAX_OFFSET = 2**62
 
 
 class RowCache:
@@ -195,15 +197,27 @@ class OneQueryPagination(Pagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         page_size = self.get_page_size(request)
-        number = request.query_params.get(self.page_query_param) or "1"
-        if not page_size or not number.isascii() or not number.isdigit() or int(number) < 1:
+        number = self._plain_number(request, page_size)
+        if number is None:
             return super().paginate_queryset(queryset, request, view)
-        number = int(number)
         start = (number - 1) * page_size
         rows = list(_with_total(queryset)[start : start + page_size])
         if not rows:
             return super().paginate_queryset(queryset, request, view)
         return self._page(rows, number, page_size, request)
+
+    def _plain_number(self, request, page_size) -> int | None:
+        """The asked page's number when it is a plain positive number whose rows the database
+        can be asked for; None for anything else (no page size, `last`, a hostile number whose
+        offset no SQL integer holds), which Django's paginator answers (404 "Invalid page.")
+        without an offset."""
+        number = request.query_params.get(self.page_query_param) or "1"
+        if not page_size or not number.isascii() or not number.isdigit() or len(number) > 18:
+            return None
+        number = int(number)
+        if number < 1 or (number - 1) * page_size > MAX_OFFSET:
+            return None
+        return number
 
     def _page(self, rows, number, page_size, request):
         return self._page_of(rows[0][-1], [row[:-1] for row in rows], number, page_size, request)
@@ -239,11 +253,8 @@ class OneQueryPagination(Pagination):
         the page is answered from the rows this process rendered for it (PAGES), without its
         SQL. None from it: read the rows."""
         page_size = self.get_page_size(request)
-        number = request.query_params.get(self.page_query_param) or "1"
-        if shape is None or not page_size or not number.isascii() or not number.isdigit():
-            return None
-        number = int(number)
-        if number < 1:
+        number = self._plain_number(request, page_size)
+        if shape is None or number is None:
             return None
         connection = connections[router.db_for_read(model)]
         compiled = connection.__dict__.setdefault("_berth_list_pages", {})
